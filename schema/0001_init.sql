@@ -1,0 +1,213 @@
+-- Decimail schema, version 1. See DESIGN.md "Data model".
+--
+-- Invariants kept by server/store (all in one transaction per operation):
+--  * a mailbox's UIDs are strictly ascending and never reused: they come from
+--    mailboxes.uidnext, which only grows; a message entering a query mailbox
+--    late gets a fresh UID;
+--  * every change a session must see bumps a modseq from modseq_seq: membership
+--    rows carry the modseq of their last change, removals leave a tombstone in
+--    mailbox_expunges; sessions catch up with "modseq > my cursor";
+--  * triggers pg_notify('decimail', '<mailbox id>') for every membership
+--    change, delivered at COMMIT (a notification is only a hint).
+
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE SEQUENCE modseq_seq;
+-- UIDVALIDITY values: unique across all mailboxes and all time, 32-bit.
+CREATE SEQUENCE uidvalidity_seq MINVALUE 1 MAXVALUE 4294967295;
+SELECT setval('uidvalidity_seq', extract(epoch FROM now())::bigint);
+
+CREATE TABLE users (
+    id            bigserial PRIMARY KEY,
+    name          text NOT NULL UNIQUE,
+    password_hash text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Exact addresses ("alice@example.com") and per-domain catch-alls ("@example.com").
+CREATE TABLE addresses (
+    address text PRIMARY KEY CHECK (address = lower(address) AND address LIKE '%@%'),
+    user_id bigint NOT NULL REFERENCES users ON DELETE CASCADE
+);
+CREATE INDEX addresses_user ON addresses (user_id);
+
+CREATE TABLE messages (
+    id            bigserial PRIMARY KEY,
+    user_id       bigint NOT NULL REFERENCES users ON DELETE CASCADE,
+    internal_date timestamptz NOT NULL,
+    internal_tz   integer NOT NULL DEFAULT 0,      -- zone offset (seconds east) the date was given in
+    internal_day  date NOT NULL,                   -- date part in that zone (SEARCH SINCE/BEFORE/ON)
+    size          integer NOT NULL,
+    header        bytea NOT NULL,                  -- header section incl. the blank line
+    body          bytea NOT NULL,                  -- everything after it
+    envelope      bytea NOT NULL,                  -- precomputed IMAP ENVELOPE
+    bodystructure bytea NOT NULL,                  -- precomputed extended BODYSTRUCTURE
+    body_simple   bytea NOT NULL,                  -- precomputed non-extended BODY
+    sent_date     timestamptz,
+    sent_day      date,                            -- date of Date: in its own zone (SENT*)
+    subject       text NOT NULL DEFAULT '',
+    from_addr     text NOT NULL DEFAULT '',
+    to_addr       text NOT NULL DEFAULT '',
+    cc_addr       text NOT NULL DEFAULT '',
+    bcc_addr      text NOT NULL DEFAULT '',
+    reply_to      text NOT NULL DEFAULT '',
+    from_key      text NOT NULL DEFAULT '',        -- first From addr-spec, lowercased
+    message_id    text NOT NULL DEFAULT '',
+    in_reply_to   text NOT NULL DEFAULT '',
+    refs          text[] NOT NULL DEFAULT '{}',
+    thread_id     bigint NOT NULL,
+    header_text   text NOT NULL DEFAULT '',        -- decoded, unfolded, one field a line
+    body_text     text NOT NULL DEFAULT '',        -- decoded text parts
+    seen          boolean NOT NULL DEFAULT false,
+    answered      boolean NOT NULL DEFAULT false,
+    flagged       boolean NOT NULL DEFAULT false,
+    deleted       boolean NOT NULL DEFAULT false,
+    draft         boolean NOT NULL DEFAULT false,
+    keywords      text[] NOT NULL DEFAULT '{}',
+    modseq        bigint NOT NULL,
+    broken        boolean NOT NULL DEFAULT false,  -- stored byte-exact although malformed
+    delivered_to  text NOT NULL DEFAULT '',        -- envelope recipient at delivery
+    spool_path    text NOT NULL DEFAULT ''
+);
+CREATE INDEX messages_user_internal ON messages (user_id, internal_day);
+CREATE INDEX messages_user_sent ON messages (user_id, sent_day);
+CREATE INDEX messages_user_size ON messages (user_id, size);
+CREATE INDEX messages_user_msgid ON messages (user_id, message_id);
+CREATE INDEX messages_subject_trgm ON messages USING gin (subject gin_trgm_ops);
+CREATE INDEX messages_from_trgm ON messages USING gin (from_addr gin_trgm_ops);
+CREATE INDEX messages_to_trgm ON messages USING gin (to_addr gin_trgm_ops);
+CREATE INDEX messages_cc_trgm ON messages USING gin (cc_addr gin_trgm_ops);
+CREATE INDEX messages_header_trgm ON messages USING gin (header_text gin_trgm_ops);
+CREATE INDEX messages_body_trgm ON messages USING gin (body_text gin_trgm_ops);
+
+CREATE TABLE mailboxes (
+    id          bigserial PRIMARY KEY,
+    user_id     bigint NOT NULL REFERENCES users ON DELETE CASCADE,
+    name        text NOT NULL,                     -- UTF-8, hierarchy delimiter '/'
+    definition  text,                              -- NULL: folder; else a SEARCH program
+    uses_flags  boolean NOT NULL DEFAULT false,    -- definition depends on flags
+    uidvalidity bigint NOT NULL DEFAULT nextval('uidvalidity_seq'),
+    uidnext     bigint NOT NULL DEFAULT 1,
+    special_use text,                              -- RFC 6154 attribute, e.g. '\Sent'
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (user_id, name)
+);
+
+-- Subscriptions are by name (RFC 3501 §6.3.6: a name may be subscribed whether
+-- or not a mailbox of that name exists), hence not a mailboxes column.
+CREATE TABLE subscriptions (
+    user_id bigint NOT NULL REFERENCES users ON DELETE CASCADE,
+    name    text NOT NULL,
+    PRIMARY KEY (user_id, name)
+);
+
+CREATE TABLE mailbox_messages (
+    mailbox_id bigint NOT NULL REFERENCES mailboxes ON DELETE CASCADE,
+    uid        bigint NOT NULL,
+    message_id bigint NOT NULL REFERENCES messages ON DELETE CASCADE,
+    modseq     bigint NOT NULL,
+    recent     boolean NOT NULL DEFAULT true,     -- not yet claimed by a session (\Recent)
+    PRIMARY KEY (mailbox_id, uid),
+    UNIQUE (mailbox_id, message_id)
+);
+CREATE INDEX mailbox_messages_message ON mailbox_messages (message_id);
+CREATE INDEX mailbox_messages_modseq ON mailbox_messages (mailbox_id, modseq);
+
+-- Tombstones of removed memberships, so sessions learn of EXPUNGEs by modseq.
+CREATE TABLE mailbox_expunges (
+    mailbox_id bigint NOT NULL REFERENCES mailboxes ON DELETE CASCADE,
+    uid        bigint NOT NULL,
+    modseq     bigint NOT NULL,
+    PRIMARY KEY (mailbox_id, uid)
+);
+CREATE INDEX mailbox_expunges_modseq ON mailbox_expunges (mailbox_id, modseq);
+
+CREATE TABLE configuration (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+
+-- Written when a message row is deleted; the delete daemon removes its spool file.
+CREATE TABLE delete_log (
+    id         bigserial PRIMARY KEY,
+    message_id bigint NOT NULL,
+    user_id    bigint NOT NULL,
+    spool_path text NOT NULL,
+    deleted_at timestamptz NOT NULL DEFAULT now(),
+    done_at    timestamptz
+);
+CREATE INDEX delete_log_pending ON delete_log (deleted_at) WHERE done_at IS NULL;
+
+-- Outgoing per-correspondent addresses (the original's auto@domain feature).
+CREATE TABLE auto_users (
+    address  text PRIMARY KEY CHECK (address = lower(address)),  -- e.g. auto@example.com
+    user_id  bigint NOT NULL REFERENCES users ON DELETE CASCADE,
+    template text NOT NULL                                         -- e.g. '%s@example.com', %s = random token
+);
+CREATE TABLE explicit_addrs (
+    auto_address  text NOT NULL REFERENCES auto_users ON DELETE CASCADE,
+    correspondent text NOT NULL CHECK (correspondent = lower(correspondent)),
+    address       text NOT NULL,
+    PRIMARY KEY (auto_address, correspondent)
+);
+CREATE TABLE random_addrs (
+    auto_address  text NOT NULL REFERENCES auto_users ON DELETE CASCADE,
+    correspondent text NOT NULL CHECK (correspondent = lower(correspondent)),
+    address       text NOT NULL UNIQUE,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (auto_address, correspondent)
+);
+CREATE VIEW custom_addrs AS
+    SELECT auto_address, correspondent, address, true AS explicit FROM explicit_addrs
+    UNION ALL
+    SELECT r.auto_address, r.correspondent, r.address, false FROM random_addrs r
+    WHERE NOT EXISTS (SELECT 1 FROM explicit_addrs e
+                      WHERE e.auto_address = r.auto_address AND e.correspondent = r.correspondent);
+
+CREATE TABLE outbound_queue (
+    id           bigserial PRIMARY KEY,
+    user_id      bigint REFERENCES users ON DELETE SET NULL,
+    mail_from    text NOT NULL,
+    rcpt_to      text[] NOT NULL,
+    data         bytea NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    next_attempt timestamptz NOT NULL DEFAULT now(),
+    attempts     integer NOT NULL DEFAULT 0,
+    last_error   text NOT NULL DEFAULT ''
+);
+CREATE INDEX outbound_queue_next ON outbound_queue (next_attempt);
+
+-- Notification and tombstone triggers (statement level: one pass per statement).
+CREATE FUNCTION mm_notify_new() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('decimail', d.mailbox_id::text) FROM (SELECT DISTINCT mailbox_id FROM newrows) d;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION mm_expunged() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO mailbox_expunges (mailbox_id, uid, modseq)
+        SELECT o.mailbox_id, o.uid, nextval('modseq_seq') FROM oldrows o
+        WHERE EXISTS (SELECT 1 FROM mailboxes b WHERE b.id = o.mailbox_id)
+        ORDER BY o.mailbox_id, o.uid
+        ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq;
+    PERFORM pg_notify('decimail', d.mailbox_id::text) FROM (SELECT DISTINCT mailbox_id FROM oldrows) d;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER mm_insert AFTER INSERT ON mailbox_messages
+    REFERENCING NEW TABLE AS newrows FOR EACH STATEMENT EXECUTE FUNCTION mm_notify_new();
+CREATE TRIGGER mm_update AFTER UPDATE ON mailbox_messages
+    REFERENCING NEW TABLE AS newrows FOR EACH STATEMENT EXECUTE FUNCTION mm_notify_new();
+CREATE TRIGGER mm_delete AFTER DELETE ON mailbox_messages
+    REFERENCING OLD TABLE AS oldrows FOR EACH STATEMENT EXECUTE FUNCTION mm_expunged();
+
+CREATE FUNCTION messages_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO delete_log (message_id, user_id, spool_path)
+        SELECT id, user_id, spool_path FROM oldrows;
+    PERFORM pg_notify('decimail_delete', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER messages_delete AFTER DELETE ON messages
+    REFERENCING OLD TABLE AS oldrows FOR EACH STATEMENT EXECUTE FUNCTION messages_deleted();
