@@ -1,0 +1,107 @@
+package message
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Section returns the bytes of FETCH BODY[<section>] (rfc3501.txt:3045-3125).
+// part is the part path (empty = whole message); spec is "", "HEADER",
+// "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT" or "MIME" (case-insensitive);
+// fields are the names for HEADER.FIELDS(.NOT). A part that does not exist,
+// or HEADER/TEXT on a part that is not message/rfc822, yields (nil, nil).
+// The error is only for an invalid spec.
+func Section(raw []byte, part []int, spec string, fields []string) ([]byte, error) {
+	spec = strings.ToUpper(spec)
+	switch spec {
+	case "", "HEADER", "TEXT":
+	case "MIME":
+		if len(part) == 0 { // rfc3501.txt:3071
+			return nil, fmt.Errorf("message: MIME needs a part number")
+		}
+	case "HEADER.FIELDS", "HEADER.FIELDS.NOT":
+		if len(fields) == 0 { // rfc3501.txt header-list = "(" header-fld-name *(SP header-fld-name) ")"
+			return nil, fmt.Errorf("message: %s needs field names", spec)
+		}
+	default:
+		return nil, fmt.Errorf("message: invalid section spec %q", spec)
+	}
+	if len(part) == 0 && spec == "" {
+		return raw, nil
+	}
+	t := parseTree(raw)
+	en := t.find(part)
+	if en == nil {
+		return nil, nil
+	}
+	switch spec {
+	case "":
+		return raw[en.hdrEnd:en.end], nil
+	case "MIME":
+		return raw[en.start:en.hdrEnd], nil
+	}
+	// HEADER, HEADER.FIELDS[.NOT], TEXT: of the message or of an
+	// encapsulated message/rfc822 (rfc3501.txt:3067).
+	m := en
+	if len(part) > 0 {
+		if m = en.msg; m == nil {
+			return nil, nil
+		}
+	}
+	switch spec {
+	case "HEADER":
+		return raw[m.start:m.hdrEnd], nil
+	case "TEXT":
+		return raw[m.hdrEnd:m.end], nil
+	}
+	not := spec == "HEADER.FIELDS.NOT"
+	var out []byte
+	for _, f := range m.fields {
+		match := false
+		for _, n := range fields {
+			if strings.EqualFold(f.name, n) { // rfc3501.txt:3092 case-insensitive but otherwise exact
+				match = true
+				break
+			}
+		}
+		if match != not {
+			out = append(out, raw[f.start:f.end]...)
+			if raw[f.end-1] != '\n' {
+				out = append(out, "\r\n"...)
+			}
+		}
+	}
+	// The blank line is included except for a message with no body and no
+	// blank line (rfc3501.txt:3093).
+	if m.blank {
+		out = append(out, "\r\n"...)
+	}
+	if out == nil {
+		out = []byte{}
+	}
+	return out, nil
+}
+
+// find walks a part path (rfc3501.txt:3054-3065): a non-multipart message
+// has only part 1 (its body); a message/rfc822 part's numbers refer to the
+// parts of the encapsulated message.
+func (t *tree) find(path []int) *entity {
+	cur, top := t.root, true // top: cur is the top entity of a message
+	for _, n := range path {
+		if !top && cur.msg != nil {
+			cur, top = cur.msg, true
+		}
+		switch {
+		case cur.multipart():
+			if n < 1 || n > len(cur.children) {
+				return nil
+			}
+			cur = cur.children[n-1]
+		case top && n == 1:
+		default:
+			return nil
+		}
+		top = false
+	}
+	return cur
+}
