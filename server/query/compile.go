@@ -1,0 +1,370 @@
+package query
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+)
+
+// Env is the compilation environment.
+type Env struct {
+	Msg    string // SQL alias of messages, e.g. "m"
+	Member string // SQL alias of mailbox_messages for UID keys; "" in a mailbox definition
+	// Args are the bind parameters; Compile appends and writes $N with N = len(Args) after append.
+	Args     []any
+	SeqToUID func(imap.SeqSet) (imap.UIDSet, error) // resolves sequence sets (with *); nil in definitions
+	MaxUID   uint32                                 // value of "*" in UID sets
+	Recent   []uint32                               // UIDs \Recent in this session
+}
+
+// NotAllowedError reports a key that needs session state (UID, sequence set,
+// RECENT/NEW/OLD) where none is available, e.g. in a mailbox definition.
+type NotAllowedError struct{ Key string }
+
+func (e *NotAllowedError) Error() string {
+	return "search: " + e.Key + " not allowed here (needs a selected mailbox)"
+}
+
+// uidRangesInline is the number of UID ranges written as BETWEEN; more use unnest.
+const uidRangesInline = 4
+
+type compiler struct {
+	env *Env
+	b   strings.Builder
+}
+
+// Compile returns one SQL boolean expression for n. Values are appended to
+// env.Args and referenced as $N; on error env.Args is left unchanged.
+func Compile(n Node, env *Env) (string, error) {
+	for _, alias := range []string{env.Msg, env.Member} {
+		if !isIdent(alias) {
+			return "", fmt.Errorf("query: bad SQL alias %q", alias)
+		}
+	}
+	saved := env.Args
+	c := &compiler{env: env}
+	if err := c.node(n); err != nil {
+		env.Args = saved
+		return "", err
+	}
+	return c.b.String(), nil
+}
+
+func isIdent(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *compiler) param(v any) string {
+	c.env.Args = append(c.env.Args, v)
+	return "$" + strconv.Itoa(len(c.env.Args))
+}
+
+func (c *compiler) col(name string) string {
+	if c.env.Msg == "" {
+		return name
+	}
+	return c.env.Msg + "." + name
+}
+
+func (c *compiler) w(s ...string) {
+	for _, x := range s {
+		c.b.WriteString(x)
+	}
+}
+
+func (c *compiler) node(n Node) error {
+	switch n := n.(type) {
+	case All:
+		c.w("TRUE") // rfc3501.txt:2788
+	case Flag: // rfc3501.txt:2792-2829, 2935-2950
+		col := flagKeys[n.Key]
+		if col == "" {
+			return fmt.Errorf("query: bad flag key %q", n.Key)
+		}
+		if !n.Set {
+			c.w("NOT ")
+		}
+		c.w(c.col(col))
+	case Keyword: // rfc3501.txt:2844, 2947
+		if !n.Set {
+			c.w("NOT ")
+		}
+		if col := systemFlagColumn(n.Flag); col != "" {
+			c.w(c.col(col))
+		} else {
+			c.w("EXISTS (SELECT 1 FROM unnest(", c.col("keywords"), ") AS kw(k) WHERE lower(kw.k) = lower(",
+				c.param(n.Flag), "::text))")
+		}
+	case Recent:
+		if c.env.Member == "" {
+			return &NotAllowedError{Key: n.Key}
+		}
+		switch n.Key {
+		case "RECENT": // rfc3501.txt:2878
+			c.recent()
+		case "NEW": // rfc3501.txt:2851: (RECENT UNSEEN)
+			c.w("(")
+			c.recent()
+			c.w(" AND NOT ", c.col("seen"), ")")
+		case "OLD": // rfc3501.txt:2866: NOT RECENT
+			c.w("NOT (")
+			c.recent()
+			c.w(")")
+		default:
+			return fmt.Errorf("query: bad key %q", n.Key)
+		}
+	case Text: // substring, case-insensitive: rfc3501.txt:2776-2778
+		switch n.Key {
+		case "TEXT": // rfc3501.txt:2923: header or body
+			p := c.param(likePattern(n.Value))
+			c.w("(", c.col("header_text"), " ILIKE ", p, " OR ", c.col("body_text"), " ILIKE ", p, ")")
+		case "HEADER": // rfc3501.txt:2836
+			c.w(c.col("header_text"), " ~* ", c.param(headerRegexp(n.Field, n.Value)))
+		default:
+			col := textCols[n.Key]
+			if col == "" {
+				return fmt.Errorf("query: bad text key %q", n.Key)
+			}
+			c.w(c.col(col), " ILIKE ", c.param(likePattern(n.Value)))
+		}
+	case Date: // rfc3501.txt:2811, 2871, 2884-2896: disregarding time and timezone
+		col, op := "internal_day", ""
+		key := n.Key
+		if strings.HasPrefix(key, "SENT") {
+			col, key = "sent_day", key[4:]
+		}
+		switch key {
+		case "BEFORE":
+			op = " < "
+		case "ON":
+			op = " = "
+		case "SINCE":
+			op = " >= "
+		default:
+			return fmt.Errorf("query: bad date key %q", n.Key)
+		}
+		cmp := c.col(col) + op + c.param(n.Day) + "::date"
+		if col == "sent_day" { // NULL when there is no Date: header; never NULL as a result
+			c.w("(", c.col(col), " IS NOT NULL AND ", cmp, ")")
+		} else {
+			c.w(cmp)
+		}
+	case Size: // rfc3501.txt:2847, 2900
+		op := " < "
+		if n.Larger {
+			op = " > "
+		}
+		c.w(c.col("size"), op, c.param(int64(n.N)), "::bigint")
+	case UID: // rfc3501.txt:2931
+		if c.env.Member == "" {
+			return &NotAllowedError{Key: "UID"}
+		}
+		c.uidSet(n.Set)
+	case Seq: // rfc3501.txt:2784
+		if c.env.Member == "" || c.env.SeqToUID == nil {
+			return &NotAllowedError{Key: "sequence set"}
+		}
+		set, err := c.env.SeqToUID(n.Set)
+		if err != nil {
+			return err
+		}
+		c.uidSet(set)
+	case Not: // rfc3501.txt:2863
+		c.w("NOT (")
+		if err := c.node(n.X); err != nil {
+			return err
+		}
+		c.w(")")
+	case Or: // rfc3501.txt:2875
+		c.w("(")
+		if err := c.node(n.A); err != nil {
+			return err
+		}
+		c.w(" OR ")
+		if err := c.node(n.B); err != nil {
+			return err
+		}
+		c.w(")")
+	case And:
+		if len(n) == 0 {
+			c.w("TRUE")
+			return nil
+		}
+		c.w("(")
+		for i, x := range n {
+			if i > 0 {
+				c.w(" AND ")
+			}
+			if err := c.node(x); err != nil {
+				return err
+			}
+		}
+		c.w(")")
+	default:
+		return fmt.Errorf("query: unknown node %T", n)
+	}
+	return nil
+}
+
+func (c *compiler) recent() {
+	if len(c.env.Recent) == 0 {
+		c.w("FALSE")
+		return
+	}
+	uids := make([]int64, len(c.env.Recent))
+	for i, u := range c.env.Recent {
+		uids[i] = int64(u)
+	}
+	c.w(c.env.Member, ".uid = ANY(", c.param(uids), "::bigint[])")
+}
+
+// uidSet compiles a UID set; "*" (0) is MaxUID, so n:* with n > MaxUID still
+// contains MaxUID (rfc3501.txt, §6.4.8 UID command).
+func (c *compiler) uidSet(set imap.UIDSet) {
+	uid := c.env.Member + ".uid"
+	var singles, los, his []int64
+	for _, r := range set {
+		lo, hi := resolveRange(uint32(r.Start), uint32(r.Stop), c.env.MaxUID)
+		if lo == hi {
+			singles = append(singles, int64(lo))
+		} else {
+			los, his = append(los, int64(lo)), append(his, int64(hi))
+		}
+	}
+	var parts []string
+	switch len(singles) {
+	case 0:
+	case 1:
+		parts = append(parts, uid+" = "+c.param(singles[0]))
+	default:
+		parts = append(parts, uid+" = ANY("+c.param(singles)+"::bigint[])")
+	}
+	if len(los) > uidRangesInline {
+		parts = append(parts, "EXISTS (SELECT 1 FROM unnest("+c.param(los)+"::bigint[], "+c.param(his)+
+			"::bigint[]) AS r(lo, hi) WHERE "+uid+" BETWEEN r.lo AND r.hi)")
+	} else {
+		for i := range los {
+			parts = append(parts, uid+" BETWEEN "+c.param(los[i])+" AND "+c.param(his[i]))
+		}
+	}
+	switch len(parts) {
+	case 0:
+		c.w("FALSE")
+	case 1:
+		c.w(parts[0])
+	default:
+		c.w("(", strings.Join(parts, " OR "), ")")
+	}
+}
+
+// resolveRange maps "*" (0) to max and orders the bounds.
+func resolveRange(a, b, max uint32) (lo, hi uint32) {
+	if a == 0 {
+		a = max
+	}
+	if b == 0 {
+		b = max
+	}
+	if a > b {
+		a, b = b, a
+	}
+	return a, b
+}
+
+// systemFlagColumn maps a system flag given to KEYWORD (e.g. \Seen, any case)
+// to its column; "" for keywords (including \Recent, which is never stored).
+func systemFlagColumn(f string) string {
+	if len(f) < 2 || f[0] != '\\' {
+		return ""
+	}
+	return flagKeys[asciiUpper(f[1:])]
+}
+
+// likePattern builds the ILIKE pattern %s% with \ % _ escaped by backslash.
+func likePattern(s string) string {
+	var b strings.Builder
+	b.WriteByte('%')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\\' || c == '%' || c == '_' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('%')
+	return b.String()
+}
+
+// headerRegexp builds the ARE (^|\n)<name>:[^\n]*<value>, used with ~*
+// (case-insensitive). Every ASCII non-alphanumeric character is escaped with a
+// backslash (an ARE "\" + non-alphanumeric is that literal character);
+// non-ASCII characters are not special and stay as they are (escaping them
+// would be an error in locales where they count as alphanumeric).
+func headerRegexp(name, value string) string {
+	return `(^|\n)` + areQuote(name) + `:[^\n]*` + areQuote(value)
+}
+
+func areQuote(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x80 && !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// UsesFlags reports whether the program depends on flags or keywords, so
+// flag changes must re-evaluate a query mailbox.
+func UsesFlags(n Node) bool {
+	return walk(n, func(n Node) bool {
+		switch n := n.(type) {
+		case Flag, Keyword:
+			return true
+		case Recent:
+			return n.Key == "NEW" // NEW = RECENT UNSEEN
+		}
+		return false
+	})
+}
+
+// UsesSession reports whether the program needs session state (UID,
+// sequence sets, RECENT/NEW/OLD); such programs are not valid definitions.
+func UsesSession(n Node) bool {
+	return walk(n, func(n Node) bool {
+		switch n.(type) {
+		case UID, Seq, Recent:
+			return true
+		}
+		return false
+	})
+}
+
+// walk reports whether f holds for any node in the tree.
+func walk(n Node, f func(Node) bool) bool {
+	if f(n) {
+		return true
+	}
+	switch n := n.(type) {
+	case Not:
+		return walk(n.X, f)
+	case Or:
+		return walk(n.A, f) || walk(n.B, f)
+	case And:
+		for _, x := range n {
+			if walk(x, f) {
+				return true
+			}
+		}
+	}
+	return false
+}

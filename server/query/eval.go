@@ -1,0 +1,182 @@
+package query
+
+import (
+	"strings"
+	"time"
+)
+
+// Msg is one message as seen by the reference evaluator. Fields mirror the
+// columns Compile uses; InternalDay and SentDay are dates (only Y-M-D is
+// used, in the Time's own location), zero SentDay = NULL.
+type Msg struct {
+	UID, Seq                                         uint32
+	InternalDay, SentDay                             time.Time
+	Size                                             int
+	Subject, From, To, Cc, Bcc, HeaderText, BodyText string
+	Seen, Answered, Flagged, Deleted, Draft, Recent  bool
+	Keywords                                         []string
+}
+
+// Eval is the plain-Go reference semantics of n; it agrees with Compile on a
+// Postgres database in the C locale (ASCII-only case folding, see package doc).
+// maxUID and maxSeq are the values of "*".
+func Eval(n Node, m *Msg, maxUID, maxSeq uint32) bool {
+	switch n := n.(type) {
+	case All:
+		return true
+	case Flag:
+		return flagValue(m, n.Key) == n.Set
+	case Keyword:
+		if col := systemFlagColumn(n.Flag); col != "" {
+			return flagValue(m, asciiUpper(n.Flag[1:])) == n.Set
+		}
+		has := false
+		for _, k := range m.Keywords {
+			if asciiLower(k) == asciiLower(n.Flag) {
+				has = true
+				break
+			}
+		}
+		return has == n.Set
+	case Recent:
+		switch n.Key {
+		case "RECENT":
+			return m.Recent
+		case "NEW":
+			return m.Recent && !m.Seen
+		case "OLD":
+			return !m.Recent
+		}
+		return false
+	case Text:
+		switch n.Key {
+		case "TEXT":
+			return contains(m.HeaderText, n.Value) || contains(m.BodyText, n.Value)
+		case "HEADER":
+			return headerMatch(m.HeaderText, n.Field, n.Value)
+		case "BCC":
+			return contains(m.Bcc, n.Value)
+		case "BODY":
+			return contains(m.BodyText, n.Value)
+		case "CC":
+			return contains(m.Cc, n.Value)
+		case "FROM":
+			return contains(m.From, n.Value)
+		case "SUBJECT":
+			return contains(m.Subject, n.Value)
+		case "TO":
+			return contains(m.To, n.Value)
+		}
+		return false
+	case Date:
+		day, key := m.InternalDay, n.Key
+		if strings.HasPrefix(key, "SENT") {
+			day, key = m.SentDay, key[4:]
+			if day.IsZero() {
+				return false // NULL sent_day never matches
+			}
+		}
+		a, b := dayNum(day), dayNum(n.Day)
+		switch key {
+		case "BEFORE":
+			return a < b
+		case "ON":
+			return a == b
+		case "SINCE":
+			return a >= b
+		}
+		return false
+	case Size:
+		if n.Larger {
+			return int64(m.Size) > int64(n.N)
+		}
+		return int64(m.Size) < int64(n.N)
+	case UID:
+		for _, r := range n.Set {
+			lo, hi := resolveRange(uint32(r.Start), uint32(r.Stop), maxUID)
+			if lo <= m.UID && m.UID <= hi {
+				return true
+			}
+		}
+		return false
+	case Seq:
+		for _, r := range n.Set {
+			lo, hi := resolveRange(r.Start, r.Stop, maxSeq)
+			if lo <= m.Seq && m.Seq <= hi {
+				return true
+			}
+		}
+		return false
+	case Not:
+		return !Eval(n.X, m, maxUID, maxSeq)
+	case Or:
+		return Eval(n.A, m, maxUID, maxSeq) || Eval(n.B, m, maxUID, maxSeq)
+	case And:
+		for _, x := range n {
+			if !Eval(x, m, maxUID, maxSeq) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func flagValue(m *Msg, key string) bool {
+	switch key {
+	case "ANSWERED":
+		return m.Answered
+	case "DELETED":
+		return m.Deleted
+	case "DRAFT":
+		return m.Draft
+	case "FLAGGED":
+		return m.Flagged
+	case "SEEN":
+		return m.Seen
+	}
+	return false
+}
+
+func dayNum(t time.Time) int {
+	y, mo, d := t.Date()
+	return y*10000 + int(mo)*100 + d
+}
+
+// asciiLower folds A-Z only, like lower() in Postgres' C locale.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+// contains is the ILIKE '%v%' substring match with ASCII-only folding.
+func contains(field, v string) bool {
+	return strings.Contains(asciiLower(field), asciiLower(v))
+}
+
+// headerMatch mirrors header_text ~* '(^|\n)<name>:[^\n]*<value>': at the
+// start of some line, name and ':' follow, then value occurs before (or
+// starting at) the next newline.
+func headerMatch(hdr, name, value string) bool {
+	h, prefix, v := asciiLower(hdr), asciiLower(name)+":", asciiLower(value)
+	for p := 0; p <= len(h); {
+		if rest, ok := strings.CutPrefix(h[p:], prefix); ok {
+			i := strings.Index(rest, v)
+			nl := strings.IndexByte(rest, '\n')
+			if i >= 0 && (nl < 0 || i <= nl) {
+				return true
+			}
+		}
+		nl := strings.IndexByte(h[p:], '\n')
+		if nl < 0 {
+			break
+		}
+		p += nl + 1
+	}
+	return false
+}
