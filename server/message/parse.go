@@ -268,7 +268,7 @@ func (t *tree) multipart(en *entity, depth int) {
 
 // parseContentType parses "type/subtype *(; param)" leniently, keeping the
 // parameter order. RFC 2231 continuations (rfc2231.txt section 3) are joined;
-// an extended value keeps its "*" name and charset''percent-encoding, as
+// an extended value keeps its "*" name and charset”percent-encoding, as
 // Dovecot passes it through.
 func parseContentType(v string) (typ, sub string, params []param, ok bool) {
 	mt, rest, _ := strings.Cut(v, ";")
