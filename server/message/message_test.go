@@ -468,7 +468,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(m)
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		p := Parse(raw)
+		p := parse(raw) // without Parse's recover
 		if p.HeaderLen > p.Size || p.Size != len(raw) {
 			t.Fatalf("HeaderLen %d Size %d len %d", p.HeaderLen, p.Size, len(raw))
 		}

@@ -227,31 +227,37 @@ func (t *tree) multipart(en *entity, depth int) {
 	partStart := -1
 	closed := false
 	for pos := en.hdrEnd; pos < e; {
+		i := bytes.Index(raw[pos:e], []byte(delim))
+		if i < 0 {
+			break
+		}
+		pos += i
+		if pos > en.hdrEnd && raw[pos-1] != '\n' { // not at a line start
+			pos += len(delim)
+			continue
+		}
 		lineEnd := e
 		if i := bytes.IndexByte(raw[pos:e], '\n'); i >= 0 {
 			lineEnd = pos + i + 1
 		}
-		line := raw[pos:lineEnd]
-		if len(line) >= len(delim) && string(line[:len(delim)]) == delim {
-			rest := line[len(delim):]
-			isClose := bytes.HasPrefix(rest, []byte("--"))
-			if isClose || len(bytes.Trim(rest, " \t\r\n")) == 0 {
-				if partStart >= 0 {
-					pe := pos
-					if pe > partStart && raw[pe-1] == '\n' {
+		rest := raw[pos+len(delim) : lineEnd]
+		isClose := bytes.HasPrefix(rest, []byte("--"))
+		if isClose || len(bytes.Trim(rest, " \t\r\n")) == 0 {
+			if partStart >= 0 {
+				pe := pos
+				if pe > partStart && raw[pe-1] == '\n' {
+					pe--
+					if pe > partStart && raw[pe-1] == '\r' {
 						pe--
-						if pe > partStart && raw[pe-1] == '\r' {
-							pe--
-						}
 					}
-					en.children = append(en.children, t.entity(partStart, pe, digest, depth+1))
 				}
-				if isClose {
-					closed = true
-					break
-				}
-				partStart = lineEnd
+				en.children = append(en.children, t.entity(partStart, pe, digest, depth+1))
 			}
+			if isClose {
+				closed = true
+				break
+			}
+			partStart = lineEnd
 		}
 		pos = lineEnd
 	}
@@ -400,21 +406,27 @@ func countLines(b []byte) int {
 // best-effort fields and Broken=true.
 func Parse(raw []byte) (p *Parsed) {
 	defer func() {
-		if r := recover(); r != nil { // last resort; fuzzing keeps this unreachable
+		if r := recover(); r != nil { // last resort; FuzzParse calls parse to keep this unreachable
 			p = &Parsed{HeaderLen: len(raw), Size: len(raw), Broken: true,
 				Envelope:      []byte("(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"),
 				BodyStructure: []byte(emptyBody + " NIL NIL NIL NIL)"),
 				Body:          []byte(emptyBody + ")")}
 		}
 	}()
+	return parse(raw)
+}
+
+// parse is Parse without the recover, so that fuzzing sees panics.
+func parse(raw []byte) *Parsed {
 	t := parseTree(raw)
 	r := t.root
-	p = &Parsed{HeaderLen: r.hdrEnd, Size: len(raw), Lines: countLines(raw[r.hdrEnd:])}
+	p := &Parsed{HeaderLen: r.hdrEnd, Size: len(raw), Lines: countLines(raw[r.hdrEnd:])}
 	t.fillHeaderFields(p, r)
-	p.Envelope = t.envelope(nil, r)
-	p.BodyStructure = t.bodyStructure(nil, r, true)
-	p.Body = t.bodyStructure(nil, r, false)
+	p.Envelope = t.envelope(make([]byte, 0, 512), r)
+	p.BodyStructure = t.bodyStructure(make([]byte, 0, 256), r, true)
+	p.Body = t.bodyStructure(make([]byte, 0, 256), r, false)
 	var bt bodyText
+	bt.b.Grow(min(len(raw)-r.hdrEnd, MaxBodyText))
 	t.collectText(&bt, r)
 	p.BodyText = bt.String()
 	p.Broken = t.broken
