@@ -138,7 +138,7 @@ func (p *addrParser) peek() (tokKind, string) {
 	return k, v
 }
 
-// domain reads a domain after '@'.
+// domain reads a domain after '@': atoms joined by dots, or a literal.
 func (p *addrParser) domain() string {
 	var b strings.Builder
 	for {
@@ -146,12 +146,15 @@ func (p *addrParser) domain() string {
 		if k != tAtom && k != tLiteral {
 			return b.String()
 		}
+		if s := b.String(); s != "" && !strings.HasSuffix(s, ".") && !strings.HasPrefix(v, ".") {
+			return s // a new word: the next address is missing its comma
+		}
 		p.next()
 		b.WriteString(v)
 	}
 }
 
-// localPart reads words up to '@' or a stop token, joining with '.' rules kept.
+// angleAddr reads [route ':'] local-part '@' domain up to '>'.
 func (p *addrParser) angleAddr() address {
 	var a address
 	if k, v := p.peek(); k == tSpecial && v == "@" { // obs-route
@@ -253,9 +256,12 @@ func parseAddressList(s string) []address {
 			}
 			out = append(out, a)
 		}
-		if k, v := p.next(); k == tSpecial && v == ";" && inGroup {
-			out = append(out, address{groupEnd: true})
-			inGroup = false
+		if k, v := p.peek(); k == tSpecial && (v == "," || v == ";") {
+			p.next()
+			if v == ";" && inGroup {
+				out = append(out, address{groupEnd: true})
+				inGroup = false
+			}
 		}
 	}
 	if inGroup {
@@ -476,22 +482,26 @@ func joinList(a, b string) string {
 	return a + ", " + b
 }
 
+// obsZones are the obsolete zone names of rfc5322.txt section 4.3.
+var obsZones = map[string]int{"UT": 0, "GMT": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7}
+
 // parseDate parses an RFC 5322 date (net/mail also takes the obsolete forms),
 // with a few fallbacks for common malformations.
 func parseDate(v string) time.Time {
-	if t, err := mail.ParseDate(v); err == nil {
-		return t
-	}
-	// "Tue, 3 Jun 2025 10:00:00 +0000 (UTC) extra" and similar: cut at '('.
-	if i := strings.IndexByte(v, '('); i > 0 {
-		if t, err := mail.ParseDate(strings.TrimSpace(v[:i])); err == nil {
-			return t
+	t, err := mail.ParseDate(v)
+	if err != nil {
+		// "Tue, 3 Jun 2025 10:00:00 +0000 (UTC) extra" and similar: cut at '('.
+		if i := strings.IndexByte(v, '('); i > 0 {
+			t, err = mail.ParseDate(strings.TrimSpace(v[:i]))
 		}
 	}
-	for _, layout := range []string{time.RFC1123Z, time.RFC1123, time.ANSIC, time.RFC3339} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t
+	if err != nil {
+		return time.Time{}
+	}
+	if name, off := t.Zone(); off == 0 {
+		if h, ok := obsZones[name]; ok && h != 0 { // net/mail leaves these at +0000
+			t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.FixedZone(name, h*3600))
 		}
 	}
-	return time.Time{}
+	return t
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -500,5 +501,42 @@ func BenchmarkParse(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		Parse(raw)
+	}
+}
+
+func TestParseDate(t *testing.T) {
+	for in, want := range map[string]string{
+		"Mon, 7 Feb 1994 21:52:25 -0800 (PST)":   "1994-02-07T21:52:25-08:00",
+		"4 Jun 2025 13:45 +0200":                 "2025-06-04T13:45:00+02:00",
+		"Wed, 4 Jun 2025 13:45:00 EST":           "2025-06-04T13:45:00-05:00",
+		"Wed,  4 Jun 2025 13:45:00 GMT":          "2025-06-04T13:45:00Z",
+		"Wed, 4 Jun 2025 13:45:00 +0000 (UTC) x": "2025-06-04T13:45:00Z",
+		"garbage":                                "0001-01-01T00:00:00Z",
+	} {
+		if got := parseDate(in).Format(time.RFC3339); got != want {
+			t.Errorf("parseDate(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestFormatAddrs(t *testing.T) {
+	for in, want := range map[string]string{
+		`a@b.test c@d.test`:                          "a@b.test, c@d.test",
+		`=?utf-8?q?A?= =?utf-8?q?B?= <ab@x.test>`:    "AB <ab@x.test>",
+		`G: a@b.test, "x" <y@z.test>; , last@x.test`: "a@b.test, x <y@z.test>, last@x.test",
+		`(only comment)`:                             "(only comment)",
+		`=?iso-8859-1?q?Ren=E9e?= <r@x.test>`:        "Renée <r@x.test>",
+	} {
+		if got := formatAddrs(in); got != want {
+			t.Errorf("formatAddrs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestBodyTextCap(t *testing.T) {
+	raw := append([]byte("Content-Type: text/plain; charset=utf-8\r\n\r\n"), bytes.Repeat([]byte("é"), MaxBodyText)...)
+	p := Parse(raw)
+	if len(p.BodyText) > MaxBodyText || len(p.BodyText) < MaxBodyText-1 || !utf8.ValidString(p.BodyText) {
+		t.Errorf("BodyText len %d valid %v", len(p.BodyText), utf8.ValidString(p.BodyText))
 	}
 }
