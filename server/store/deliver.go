@@ -1,0 +1,318 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"decimail/server/message"
+)
+
+// Flags are a message's system flags and keywords (shared by every mailbox
+// that shows the message).
+type Flags struct {
+	Seen, Answered, Flagged, Deleted, Draft bool
+	Keywords                                []string
+}
+
+// DeliverOptions says where and how a message is stored.
+type DeliverOptions struct {
+	Mailbox      string    // folder name; "" = INBOX
+	Flags        Flags     // initial flags (APPEND)
+	InternalDate time.Time // zero = now
+	DeliveredTo  string    // envelope recipient (SMTP), for address rewriting
+}
+
+// Delivered is the result of storing a message.
+type Delivered struct {
+	MessageID   int64
+	MailboxID   int64
+	UIDValidity uint32
+	UID         uint32
+}
+
+// Deliver stores raw for a user: parse once, write and fsync the spool file,
+// insert the message, add it to the target folder and to every query mailbox
+// it matches, all in one transaction; notifications go out at COMMIT.
+// A malformed message is stored byte-exact (messages.broken).
+func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o DeliverOptions) (Delivered, error) {
+	p := message.Parse(raw)
+	date := o.InternalDate
+	if date.IsZero() {
+		date = time.Now()
+	}
+	target := NormName(o.Mailbox)
+	if target == "" {
+		target = "INBOX"
+	}
+	var d Delivered
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		mb, err := scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2 FOR UPDATE`, userID, target))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		if mb.IsQuery() {
+			return ErrCannot
+		}
+		if err := tx.QueryRow(ctx, `SELECT nextval('messages_id_seq')`).Scan(&d.MessageID); err != nil {
+			return err
+		}
+		spool, err := s.writeSpool(userID, d.MessageID, raw)
+		if err != nil {
+			return err
+		}
+		if err := insertMessage(ctx, tx, userID, d.MessageID, raw, p, date, o, spool); err != nil {
+			return err
+		}
+		d.MailboxID, d.UIDValidity, d.UID = mb.ID, mb.UIDValidity, mb.UIDNext
+		if _, err := tx.Exec(ctx, `INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+			VALUES ($1, $2, $3, nextval('modseq_seq'))`, mb.ID, mb.UIDNext, d.MessageID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = $1`, mb.ID); err != nil {
+			return err
+		}
+		return addToViews(ctx, tx, userID, []int64{d.MessageID}, false)
+	})
+	return d, wrap("deliver", err)
+}
+
+func insertMessage(ctx context.Context, tx pgx.Tx, userID, id int64, raw []byte, p *message.Parsed, date time.Time,
+	o DeliverOptions, spool string) error {
+	_, off := date.Zone()
+	day := time.Date(date.Year(), date.Month(), date.Day(), 0, 0, 0, 0, time.UTC)
+	var sent, sentDay any
+	if !p.SentDate.IsZero() {
+		sd := p.SentDate
+		sent, sentDay = sd, time.Date(sd.Year(), sd.Month(), sd.Day(), 0, 0, 0, 0, time.UTC)
+	}
+	// Thread: the thread of any message this one refers to, else its own id.
+	refs := append([]string{}, p.References...)
+	if p.InReplyTo != "" {
+		refs = append(refs, p.InReplyTo)
+	}
+	var thread int64
+	if len(refs) > 0 {
+		err := tx.QueryRow(ctx, `SELECT thread_id FROM messages WHERE user_id = $1 AND message_id = ANY($2) ORDER BY id LIMIT 1`,
+			userID, refs).Scan(&thread)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+	}
+	if thread == 0 {
+		thread = id
+	}
+	kw := o.Flags.Keywords
+	if kw == nil {
+		kw = []string{}
+	}
+	refsCol := p.References
+	if refsCol == nil {
+		refsCol = []string{}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO messages (id, user_id, internal_date, internal_tz, internal_day, size, header, body,
+			envelope, bodystructure, body_simple, sent_date, sent_day, subject, from_addr, to_addr, cc_addr, bcc_addr, reply_to,
+			from_key, message_id, in_reply_to, refs, thread_id, header_text, body_text,
+			seen, answered, flagged, deleted, draft, keywords, modseq, broken, delivered_to, spool_path)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
+			$25, $26, $27, $28, $29, $30, $31, $32, nextval('modseq_seq'), $33, $34, $35)`,
+		id, userID, date, off, day, len(raw), raw[:p.HeaderLen], raw[p.HeaderLen:],
+		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, clean(p.Subject), clean(p.From), clean(p.To), clean(p.Cc), clean(p.Bcc), clean(p.ReplyTo),
+		clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refsCol), thread, clean(p.HeaderText), clean(p.BodyText),
+		o.Flags.Seen, o.Flags.Answered, o.Flags.Flagged, o.Flags.Deleted, o.Flags.Draft, cleanAll(kw), p.Broken, o.DeliveredTo, spool)
+	return err
+}
+
+// clean makes s storable as Postgres text (no NUL, valid UTF-8).
+func clean(s string) string {
+	ok := true
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			ok = false
+			break
+		}
+	}
+	if ok && utf8.ValidString(s) {
+		return s
+	}
+	b := make([]rune, 0, len(s))
+	for _, r := range s {
+		if r != 0 {
+			b = append(b, r) // invalid bytes decode as U+FFFD
+		}
+	}
+	return string(b)
+}
+
+func cleanAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = clean(s)
+	}
+	return out
+}
+
+// writeSpool writes the backup copy <spool>/<user>/<id>.eml and fsyncs it and
+// its directory, so an acknowledged message survives a crash.
+func (s *Store) writeSpool(userID, id int64, raw []byte) (string, error) {
+	if s.spool == "" {
+		return "", nil
+	}
+	dir := filepath.Join(s.spool, strconv.FormatInt(userID, 10))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, strconv.FormatInt(id, 10)+".eml")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.Write(raw); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return path, nil
+}
+
+// viewDef is a query mailbox with its compiled predicate.
+type viewDef struct {
+	id   int64
+	sql  string
+	args []any
+}
+
+// userViews returns the user's query mailboxes (only the flag-dependent ones
+// if flagsOnly), locked, in id order.
+func userViews(ctx context.Context, tx pgx.Tx, userID int64, flagsOnly bool) ([]viewDef, error) {
+	rows, err := tx.Query(ctx, `SELECT id, definition FROM mailboxes WHERE user_id = $1 AND definition IS NOT NULL
+		AND (uses_flags OR NOT $2) ORDER BY id FOR UPDATE`, userID, flagsOnly)
+	if err != nil {
+		return nil, err
+	}
+	type raw struct {
+		id  int64
+		def string
+	}
+	defs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (raw, error) {
+		var d raw
+		return d, r.Scan(&d.id, &d.def)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []viewDef
+	for _, d := range defs {
+		sql, args, _, err := compileDefinition(d.def)
+		if err != nil {
+			return nil, fmt.Errorf("mailbox %d definition %q: %w", d.id, d.def, err)
+		}
+		out = append(out, viewDef{d.id, sql, args})
+	}
+	return out, nil
+}
+
+// addToViews adds the given messages to every query mailbox they match and are
+// not yet in, with fresh UIDs. With flagsOnly, only flag-dependent views.
+func addToViews(ctx context.Context, tx pgx.Tx, userID int64, ids []int64, flagsOnly bool) error {
+	views, err := userViews(ctx, tx, userID, flagsOnly)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		if err := addMatchingView(ctx, tx, v, userID, ids); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addMatching (re)fills one query mailbox: ids nil means all the user's messages.
+func addMatching(ctx context.Context, tx pgx.Tx, mailboxID, userID int64, ids []int64) error {
+	var def string
+	if err := tx.QueryRow(ctx, `SELECT definition FROM mailboxes WHERE id = $1 FOR UPDATE`, mailboxID).Scan(&def); err != nil {
+		return err
+	}
+	sql, args, _, err := compileDefinition(def)
+	if err != nil {
+		return err
+	}
+	return addMatchingView(ctx, tx, viewDef{mailboxID, sql, args}, userID, ids)
+}
+
+// addMatchingView inserts the matching messages in message-id order with UIDs
+// from uidnext, and advances uidnext past them. The caller holds the mailbox row.
+func addMatchingView(ctx context.Context, tx pgx.Tx, v viewDef, userID int64, ids []int64) error {
+	n := len(v.args)
+	filter := ""
+	args := append(append([]any{}, v.args...), v.id, userID)
+	if ids != nil {
+		filter = fmt.Sprintf(" AND m.id = ANY($%d)", n+3)
+		args = append(args, ids)
+	}
+	q := fmt.Sprintf(`WITH b AS (SELECT uidnext FROM mailboxes WHERE id = $%[1]d),
+		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+			SELECT $%[1]d, b.uidnext + row_number() OVER (ORDER BY m.id) - 1, m.id, nextval('modseq_seq')
+			FROM messages m, b
+			WHERE m.user_id = $%[2]d%[3]s
+			  AND NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $%[1]d AND x.message_id = m.id)
+			  AND (%[4]s)
+			ORDER BY m.id
+			RETURNING 1)
+		UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $%[1]d`,
+		n+1, n+2, filter, v.sql)
+	_, err := tx.Exec(ctx, q, args...)
+	return err
+}
+
+// removeFromViews removes the given messages from flag-dependent query
+// mailboxes they no longer match (tombstones tell the sessions).
+func removeFromViews(ctx context.Context, tx pgx.Tx, userID int64, ids []int64) error {
+	views, err := userViews(ctx, tx, userID, true)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		n := len(v.args)
+		q := fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m
+			WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
+			n+1, n+2, v.sql)
+		if _, err := tx.Exec(ctx, q, append(append([]any{}, v.args...), v.id, ids)...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteOrphans deletes those of ids that no folder holds any more.
+func deleteOrphans(ctx context.Context, tx pgx.Tx, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM messages m WHERE m.id = ANY($1) AND NOT EXISTS (
+		SELECT 1 FROM mailbox_messages mm JOIN mailboxes b ON b.id = mm.mailbox_id
+		WHERE mm.message_id = m.id AND b.definition IS NULL)`, ids)
+	return err
+}

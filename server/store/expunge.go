@@ -1,0 +1,186 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Expunge removes the messages flagged \Deleted (restricted to uids when not
+// nil: UID EXPUNGE) from a mailbox and returns their UIDs ascending. In a
+// folder this removes membership and deletes messages no folder holds any
+// more; in a query mailbox it deletes the messages themselves (DESIGN "Data
+// model"). Deleted messages are logged in delete_log for the delete daemon.
+func (s *Store) Expunge(ctx context.Context, userID, mailboxID int64, uids []uint32) ([]uint32, error) {
+	var out []uint32
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		out = out[:0]
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		var isQuery bool
+		err := tx.QueryRow(ctx, `SELECT definition IS NOT NULL FROM mailboxes WHERE id = $1 AND user_id = $2`, mailboxID, userID).Scan(&isQuery)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT mm.uid, m.id FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+			WHERE mm.mailbox_id = $1 AND m.deleted AND ($2::bigint[] IS NULL OR mm.uid = ANY($2)) ORDER BY mm.uid`,
+			mailboxID, nilOrInt64s(uids))
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var uid, id int64
+			if err := rows.Scan(&uid, &id); err != nil {
+				return err
+			}
+			out = append(out, uint32(uid))
+			ids = append(ids, id)
+		}
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		if isQuery {
+			_, err = tx.Exec(ctx, `DELETE FROM messages WHERE id = ANY($1)`, ids)
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND message_id = ANY($2)`, mailboxID, ids); err != nil {
+			return err
+		}
+		return deleteOrphans(ctx, tx, ids)
+	})
+	return out, wrap("expunge", err)
+}
+
+func nilOrInt64s(u []uint32) []int64 {
+	if u == nil {
+		return nil
+	}
+	return toInt64s(u)
+}
+
+// Copied maps source UIDs to destination UIDs (UIDPLUS COPYUID).
+type Copied struct {
+	UIDValidity uint32
+	Src, Dst    []uint32
+}
+
+// Copy adds the messages to a folder (membership, no byte copy; flags are the
+// message's and so shared). A message already in the destination keeps its
+// UID there. A query mailbox destination gives ErrCannot.
+func (s *Store) Copy(ctx context.Context, userID, srcID int64, uids []uint32, dst string) (Copied, error) {
+	var c Copied
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		var err error
+		c, err = copyTx(ctx, tx, userID, srcID, uids, dst, false)
+		return err
+	})
+	return c, wrap("copy", err)
+}
+
+// Move is Copy, then removal from the source (RFC 6851). Moving out of a query
+// mailbox takes the message out of the view and out of every other folder, so
+// it ends up only in the destination (what "delete to Trash" from a view means).
+func (s *Store) Move(ctx context.Context, userID, srcID int64, uids []uint32, dst string) (Copied, error) {
+	var c Copied
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		var err error
+		if c, err = copyTx(ctx, tx, userID, srcID, uids, dst, true); err != nil || len(c.Src) == 0 {
+			return err
+		}
+		var srcQuery bool
+		var dstID int64
+		if err := tx.QueryRow(ctx, `SELECT (SELECT definition IS NOT NULL FROM mailboxes WHERE id = $1),
+			(SELECT id FROM mailboxes WHERE user_id = $2 AND name = $3)`, srcID, userID, NormName(dst)).Scan(&srcQuery, &dstID); err != nil {
+			return err
+		}
+		if dstID == srcID {
+			return nil // handled by copyTx: the messages got new UIDs in place
+		}
+		if srcQuery {
+			_, err = tx.Exec(ctx, `DELETE FROM mailbox_messages mm USING mailboxes b
+				WHERE b.id = mm.mailbox_id AND mm.message_id IN (SELECT message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2))
+				AND (b.id = $1 OR (b.definition IS NULL AND b.id <> $3))`, srcID, toInt64s(c.Src), dstID)
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2)`, srcID, toInt64s(c.Src))
+		return err
+	})
+	return c, wrap("move", err)
+}
+
+func copyTx(ctx context.Context, tx pgx.Tx, userID, srcID int64, uids []uint32, dst string, move bool) (Copied, error) {
+	var c Copied
+	d, err := scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2 FOR UPDATE`, userID, NormName(dst)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, ErrNotFound
+	} else if err != nil {
+		return c, err
+	}
+	if d.IsQuery() {
+		return c, ErrCannot
+	}
+	c.UIDValidity = d.UIDValidity
+	if move && d.ID == srcID {
+		// MOVE into the same mailbox: the messages get new UIDs (expunge + append).
+		rows, err := tx.Query(ctx, `WITH old AS (DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2) RETURNING uid, message_id),
+			ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+				SELECT $1, $3 + row_number() OVER (ORDER BY uid) - 1, message_id, nextval('modseq_seq') FROM old ORDER BY uid
+				RETURNING uid, message_id)
+			SELECT old.uid, ins.uid FROM old JOIN ins ON ins.message_id = old.message_id ORDER BY old.uid`,
+			srcID, toInt64s(uids), int64(d.UIDNext))
+		if err != nil {
+			return c, err
+		}
+		if err := scanPairs(rows, &c); err != nil {
+			return c, err
+		}
+		return c, bumpUIDNext(ctx, tx, d.ID)
+	}
+	rows, err := tx.Query(ctx, `WITH src AS (
+			SELECT uid, message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2)),
+		new AS (SELECT s.uid AS suid, s.message_id FROM src s
+			WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $3 AND x.message_id = s.message_id)),
+		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+			SELECT $3, $4 + row_number() OVER (ORDER BY suid) - 1, message_id, nextval('modseq_seq') FROM new ORDER BY suid
+			RETURNING uid, message_id)
+		SELECT s.uid, coalesce(i.uid, x.uid) FROM src s
+			LEFT JOIN ins i ON i.message_id = s.message_id
+			LEFT JOIN mailbox_messages x ON x.mailbox_id = $3 AND x.message_id = s.message_id
+		ORDER BY s.uid`, srcID, toInt64s(uids), d.ID, int64(d.UIDNext))
+	if err != nil {
+		return c, err
+	}
+	if err := scanPairs(rows, &c); err != nil {
+		return c, err
+	}
+	return c, bumpUIDNext(ctx, tx, d.ID)
+}
+
+func scanPairs(rows pgx.Rows, c *Copied) error {
+	for rows.Next() {
+		var su, du int64
+		if err := rows.Scan(&su, &du); err != nil {
+			return err
+		}
+		c.Src, c.Dst = append(c.Src, uint32(su)), append(c.Dst, uint32(du))
+	}
+	return rows.Err()
+}
+
+// bumpUIDNext moves uidnext past the highest UID in use (it never decreases).
+func bumpUIDNext(ctx context.Context, tx pgx.Tx, id int64) error {
+	_, err := tx.Exec(ctx, `UPDATE mailboxes SET uidnext = greatest(uidnext,
+		1 + coalesce((SELECT max(uid) FROM mailbox_messages WHERE mailbox_id = $1), 0)) WHERE id = $1`, id)
+	return err
+}

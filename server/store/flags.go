@@ -1,0 +1,254 @@
+package store
+
+import (
+	"context"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// FlagOp is how STORE combines flags (RFC 3501 §6.4.6).
+type FlagOp int
+
+const (
+	FlagsSet FlagOp = iota
+	FlagsAdd
+	FlagsDel
+)
+
+// ParseFlags splits IMAP flag names into system flags and keywords. \Recent
+// cannot be stored and is ignored (RFC 3501 §2.3.2). Unknown backslash flags
+// are reported as ok=false.
+func ParseFlags(names []string) (f Flags, ok bool) {
+	ok = true
+	seen := map[string]bool{}
+	for _, n := range names {
+		switch strings.ToLower(n) {
+		case `\seen`:
+			f.Seen = true
+		case `\answered`:
+			f.Answered = true
+		case `\flagged`:
+			f.Flagged = true
+		case `\deleted`:
+			f.Deleted = true
+		case `\draft`:
+			f.Draft = true
+		case `\recent`:
+		default:
+			if strings.HasPrefix(n, `\`) {
+				ok = false
+				continue
+			}
+			if !seen[strings.ToLower(n)] {
+				seen[strings.ToLower(n)] = true
+				f.Keywords = append(f.Keywords, n)
+			}
+		}
+	}
+	return f, ok
+}
+
+// Names renders flags as IMAP flag names, system flags first.
+func (f Flags) Names() []string {
+	var out []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{f.Answered, `\Answered`}, {f.Flagged, `\Flagged`}, {f.Deleted, `\Deleted`}, {f.Seen, `\Seen`}, {f.Draft, `\Draft`}} {
+		if x.on {
+			out = append(out, x.name)
+		}
+	}
+	return append(out, f.Keywords...)
+}
+
+func (f Flags) apply(op FlagOp, g Flags) Flags {
+	switch op {
+	case FlagsSet:
+		return Flags{g.Seen, g.Answered, g.Flagged, g.Deleted, g.Draft, append([]string{}, g.Keywords...)}
+	case FlagsAdd:
+		r := Flags{f.Seen || g.Seen, f.Answered || g.Answered, f.Flagged || g.Flagged, f.Deleted || g.Deleted, f.Draft || g.Draft, append([]string{}, f.Keywords...)}
+		for _, k := range g.Keywords {
+			if !hasKeyword(r.Keywords, k) {
+				r.Keywords = append(r.Keywords, k)
+			}
+		}
+		return r
+	default:
+		r := Flags{f.Seen && !g.Seen, f.Answered && !g.Answered, f.Flagged && !g.Flagged, f.Deleted && !g.Deleted, f.Draft && !g.Draft, nil}
+		for _, k := range f.Keywords {
+			if !hasKeyword(g.Keywords, k) {
+				r.Keywords = append(r.Keywords, k)
+			}
+		}
+		return r
+	}
+}
+
+func hasKeyword(ks []string, k string) bool {
+	for _, x := range ks {
+		if strings.EqualFold(x, k) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f Flags) equal(g Flags) bool {
+	if f.Seen != g.Seen || f.Answered != g.Answered || f.Flagged != g.Flagged || f.Deleted != g.Deleted || f.Draft != g.Draft || len(f.Keywords) != len(g.Keywords) {
+		return false
+	}
+	for _, k := range f.Keywords {
+		if !hasKeyword(g.Keywords, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// FlagChange is a message whose flags a STORE changed (or matched).
+type FlagChange struct {
+	UID    uint32
+	Flags  Flags
+	ModSeq int64
+}
+
+// StoreFlags changes the flags of the messages with the given UIDs in a
+// mailbox and returns every targeted message still present with its flags
+// (changed or not, for the FETCH responses of a non-silent STORE). Query
+// mailboxes that depend on flags are re-evaluated in the same transaction:
+// a message that stops matching leaves, one that starts matching enters with
+// a new UID.
+func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []uint32, op FlagOp, f Flags) ([]FlagChange, error) {
+	var out []FlagChange
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		out = out[:0]
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT mm.uid, m.id, m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords, m.modseq
+			FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+			WHERE mm.mailbox_id = $1 AND mm.uid = ANY($2) ORDER BY mm.uid`, mailboxID, toInt64s(uids))
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		var changed []int64
+		var seen, ans, flg, del, dra []bool
+		var kws [][]string
+		for rows.Next() {
+			var c FlagChange
+			var id int64
+			var uid int64
+			var cur Flags
+			if err := rows.Scan(&uid, &id, &cur.Seen, &cur.Answered, &cur.Flagged, &cur.Deleted, &cur.Draft, &cur.Keywords, &c.ModSeq); err != nil {
+				return err
+			}
+			c.UID = uint32(uid)
+			c.Flags = cur.apply(op, f)
+			if !c.Flags.equal(cur) {
+				changed = append(changed, id)
+				seen, ans, flg, del, dra = append(seen, c.Flags.Seen), append(ans, c.Flags.Answered), append(flg, c.Flags.Flagged),
+					append(del, c.Flags.Deleted), append(dra, c.Flags.Draft)
+				kw := c.Flags.Keywords
+				if kw == nil {
+					kw = []string{}
+				}
+				kws = append(kws, kw)
+				c.ModSeq = -int64(len(changed)) // patched below
+			}
+			ids = append(ids, id)
+			out = append(out, c)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(changed) == 0 {
+			return nil
+		}
+		// A text[][] cannot be unnested row by row, so each message's keywords
+		// travel as one JSON array.
+		rows, err = tx.Query(ctx, `WITH v AS (
+				SELECT * FROM unnest($1::bigint[], $2::bool[], $3::bool[], $4::bool[], $5::bool[], $6::bool[], $7::text[])
+					AS v(id, seen, answered, flagged, deleted, draft, kw))
+			UPDATE messages m SET seen = v.seen, answered = v.answered, flagged = v.flagged, deleted = v.deleted,
+				draft = v.draft, keywords = ARRAY(SELECT jsonb_array_elements_text(v.kw::jsonb)), modseq = nextval('modseq_seq')
+			FROM v WHERE m.id = v.id RETURNING m.id, m.modseq`,
+			changed, seen, ans, flg, del, dra, jsonArrays(kws))
+		if err != nil {
+			return err
+		}
+		mods := map[int64]int64{}
+		for rows.Next() {
+			var id, ms int64
+			if err := rows.Scan(&id, &ms); err != nil {
+				return err
+			}
+			mods[id] = ms
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for i := range out {
+			if out[i].ModSeq < 0 {
+				out[i].ModSeq = mods[changed[-out[i].ModSeq-1]]
+			}
+		}
+		// Every mailbox showing a changed message sees the change.
+		if _, err := tx.Exec(ctx, `UPDATE mailbox_messages mm SET modseq = m.modseq FROM messages m
+			WHERE m.id = ANY($1) AND mm.message_id = m.id`, changed); err != nil {
+			return err
+		}
+		if err := removeFromViews(ctx, tx, userID, changed); err != nil {
+			return err
+		}
+		return addToViews(ctx, tx, userID, changed, true)
+	})
+	return out, wrap("store flags", err)
+}
+
+func jsonArrays(kws [][]string) []string {
+	out := make([]string, len(kws))
+	for i, k := range kws {
+		var b strings.Builder
+		b.WriteByte('[')
+		for j, s := range k {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(jsonString(s))
+		}
+		b.WriteByte(']')
+		out[i] = b.String()
+	}
+	return out
+}
+
+func jsonString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20:
+			b.WriteString(`\u00`)
+			b.WriteByte("0123456789abcdef"[r>>4])
+			b.WriteByte("0123456789abcdef"[r&15])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func toInt64s(u []uint32) []int64 {
+	out := make([]int64, len(u))
+	for i, x := range u {
+		out[i] = int64(x)
+	}
+	return out
+}

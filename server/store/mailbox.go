@@ -1,0 +1,390 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"decimail/server/query"
+)
+
+// Delim is the hierarchy delimiter of mailbox names.
+const Delim = "/"
+
+// Mailbox is a folder (explicit membership) or a query mailbox (Definition set).
+type Mailbox struct {
+	ID          int64
+	UserID      int64
+	Name        string
+	Definition  string // "" for a folder
+	UIDValidity uint32
+	UIDNext     uint32
+	SpecialUse  string
+}
+
+// IsQuery reports whether the mailbox is a saved query.
+func (m *Mailbox) IsQuery() bool { return m.Definition != "" }
+
+// MailboxStatus is a mailbox with the counts STATUS and LIST-STATUS report.
+type MailboxStatus struct {
+	Mailbox
+	Subscribed    bool
+	Messages      int
+	Recent        int
+	Unseen        int
+	Size          int64
+	HighestModSeq int64
+}
+
+// NormName canonicalises a mailbox name: INBOX is case-insensitive (RFC 3501
+// §5.1), including as the first level of a hierarchy.
+func NormName(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	if len(name) > 6 && strings.EqualFold(name[:6], "INBOX/") {
+		return "INBOX" + name[5:]
+	}
+	return name
+}
+
+func validName(name string) bool {
+	if name == "" || strings.HasPrefix(name, Delim) || strings.HasSuffix(name, Delim) || strings.Contains(name, Delim+Delim) {
+		return false
+	}
+	return !strings.ContainsAny(name, "\r\n\x00*%")
+}
+
+const mailboxCols = `id, user_id, name, coalesce(definition, ''), uidvalidity, uidnext, coalesce(special_use, '')`
+
+func scanMailbox(r pgx.Row) (Mailbox, error) {
+	var m Mailbox
+	var uv, un int64
+	err := r.Scan(&m.ID, &m.UserID, &m.Name, &m.Definition, &uv, &un, &m.SpecialUse)
+	m.UIDValidity, m.UIDNext = uint32(uv), uint32(un)
+	return m, err
+}
+
+// compileDefinition parses and compiles a query mailbox definition for the
+// messages alias m.
+func compileDefinition(def string) (sql string, args []any, usesFlags bool, err error) {
+	n, err := query.ParseDefinition(def)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if query.UsesSession(n) {
+		return "", nil, false, fmt.Errorf("%w: a definition cannot use UID, sequence numbers or RECENT", ErrInvalid)
+	}
+	env := &query.Env{Msg: "m"}
+	sql, err = query.Compile(n, env)
+	if err != nil {
+		return "", nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return sql, env.Args, query.UsesFlags(n), nil
+}
+
+func createMailbox(ctx context.Context, tx pgx.Tx, userID int64, name, def, specialUse string) (Mailbox, error) {
+	name = NormName(name)
+	if !validName(name) {
+		return Mailbox{}, ErrInvalid
+	}
+	usesFlags := false
+	if def != "" {
+		var err error
+		if _, _, usesFlags, err = compileDefinition(def); err != nil {
+			return Mailbox{}, err
+		}
+	}
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE user_id = $1 AND name = $2)`, userID, name).Scan(&exists); err != nil {
+		return Mailbox{}, err
+	}
+	if exists {
+		return Mailbox{}, ErrExists
+	}
+	m, err := scanMailbox(tx.QueryRow(ctx, `INSERT INTO mailboxes (user_id, name, definition, uses_flags, special_use)
+		VALUES ($1, $2, nullif($3, ''), $4, nullif($5, '')) RETURNING `+mailboxCols, userID, name, def, usesFlags, specialUse))
+	if err != nil {
+		return Mailbox{}, err
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, userID, name); err != nil {
+		return Mailbox{}, err
+	}
+	if def != "" {
+		if err := addMatching(ctx, tx, m.ID, userID, nil); err != nil {
+			return Mailbox{}, err
+		}
+	}
+	return m, nil
+}
+
+// CreateMailbox creates a folder (def == "") or a query mailbox. Missing
+// parents of a hierarchical name are created as folders (RFC 3501 §6.3.3).
+func (s *Store) CreateMailbox(ctx context.Context, userID int64, name, def, specialUse string) (Mailbox, error) {
+	name = NormName(name)
+	var m Mailbox
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		parts := strings.Split(name, Delim)
+		for i := 1; i < len(parts); i++ {
+			parent := strings.Join(parts[:i], Delim)
+			if _, err := createMailbox(ctx, tx, userID, parent, "", ""); err != nil && !errors.Is(err, ErrExists) {
+				return err
+			}
+		}
+		var err error
+		m, err = createMailbox(ctx, tx, userID, name, def, specialUse)
+		return err
+	})
+	return m, err
+}
+
+// Mailbox returns a user's mailbox by name.
+func (s *Store) Mailbox(ctx context.Context, userID int64, name string) (Mailbox, error) {
+	m, err := scanMailbox(s.pool.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, NormName(name)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Mailbox{}, ErrNotFound
+	}
+	return m, err
+}
+
+// MailboxByID returns a mailbox by id (ErrNotFound when it was deleted).
+func (s *Store) MailboxByID(ctx context.Context, id int64) (Mailbox, error) {
+	m, err := scanMailbox(s.pool.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Mailbox{}, ErrNotFound
+	}
+	return m, err
+}
+
+// Mailboxes lists a user's mailboxes by name. With counts, every mailbox's
+// STATUS numbers come from the same single query (no per-mailbox round trip).
+func (s *Store) Mailboxes(ctx context.Context, userID int64, counts bool) ([]MailboxStatus, error) {
+	q := `SELECT b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext, coalesce(b.special_use, ''),
+		EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name),
+		0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint
+		FROM mailboxes b WHERE b.user_id = $1 ORDER BY b.name`
+	if counts {
+		q = `WITH c AS (
+			SELECT mm.mailbox_id, count(*) AS n, count(*) FILTER (WHERE mm.recent) AS r,
+			       count(*) FILTER (WHERE NOT m.seen) AS u, coalesce(sum(m.size), 0)::bigint AS sz, max(mm.modseq) AS hm
+			FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+			WHERE m.user_id = $1 GROUP BY mm.mailbox_id),
+		x AS (SELECT e.mailbox_id, max(e.modseq) AS hm FROM mailbox_expunges e
+			JOIN mailboxes b ON b.id = e.mailbox_id WHERE b.user_id = $1 GROUP BY e.mailbox_id)
+		SELECT b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext, coalesce(b.special_use, ''),
+			EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name),
+			coalesce(c.n, 0), coalesce(c.r, 0), coalesce(c.u, 0), coalesce(c.sz, 0),
+			greatest(coalesce(c.hm, 0), coalesce(x.hm, 0))
+		FROM mailboxes b LEFT JOIN c ON c.mailbox_id = b.id LEFT JOIN x ON x.mailbox_id = b.id
+		WHERE b.user_id = $1 ORDER BY b.name`
+	}
+	rows, err := s.pool.Query(ctx, q, userID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (MailboxStatus, error) {
+		var m MailboxStatus
+		var uv, un, n, rc, u int64
+		err := r.Scan(&m.ID, &m.UserID, &m.Name, &m.Definition, &uv, &un, &m.SpecialUse, &m.Subscribed,
+			&n, &rc, &u, &m.Size, &m.HighestModSeq)
+		m.UIDValidity, m.UIDNext = uint32(uv), uint32(un)
+		m.Messages, m.Recent, m.Unseen = int(n), int(rc), int(u)
+		return m, err
+	})
+}
+
+// Status returns one mailbox's counts.
+func (s *Store) Status(ctx context.Context, userID int64, name string) (MailboxStatus, error) {
+	m, err := s.Mailbox(ctx, userID, name)
+	if err != nil {
+		return MailboxStatus{}, err
+	}
+	st := MailboxStatus{Mailbox: m}
+	var n, r, u int64
+	err = s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE mm.recent), count(*) FILTER (WHERE NOT m.seen),
+			coalesce(sum(m.size), 0)::bigint,
+			greatest(coalesce(max(mm.modseq), 0), (SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = $1)),
+			EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = $2 AND s.name = $3)
+		FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1`,
+		m.ID, userID, m.Name).Scan(&n, &r, &u, &st.Size, &st.HighestModSeq, &st.Subscribed)
+	st.Messages, st.Recent, st.Unseen = int(n), int(r), int(u)
+	return st, err
+}
+
+// DeleteMailbox deletes a mailbox. Messages that no folder holds any more are
+// deleted (delete_log). A mailbox with inferiors cannot be deleted (we do not
+// keep \Noselect placeholders; RFC 3501 §6.3.4 allows refusing).
+func (s *Store) DeleteMailbox(ctx context.Context, userID int64, name string) error {
+	name = NormName(name)
+	if name == "INBOX" {
+		return ErrSpecialFolder
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		m, err := scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, name))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		var kids bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE user_id = $1 AND starts_with(name, $2))`,
+			userID, name+Delim).Scan(&kids); err != nil {
+			return err
+		}
+		if kids {
+			return ErrHasChildren
+		}
+		var ids []int64
+		if !m.IsQuery() {
+			rows, err := tx.Query(ctx, `SELECT message_id FROM mailbox_messages WHERE mailbox_id = $1`, m.ID)
+			if err != nil {
+				return err
+			}
+			if ids, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM mailboxes WHERE id = $1`, m.ID); err != nil {
+			return err
+		}
+		return deleteOrphans(ctx, tx, ids)
+	})
+}
+
+// RenameMailbox renames a mailbox and its inferiors. Renaming INBOX moves its
+// messages to a new folder and leaves INBOX empty (RFC 3501 §6.3.5).
+func (s *Store) RenameMailbox(ctx context.Context, userID int64, from, to string) error {
+	from, to = NormName(from), NormName(to)
+	if !validName(to) {
+		return ErrInvalid
+	}
+	return s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		src, err := scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, from))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE user_id = $1 AND (name = $2 OR starts_with(name, $3)))`,
+			userID, to, to+Delim).Scan(&exists); err != nil {
+			return err
+		}
+		if exists || from == to {
+			return ErrExists
+		}
+		if strings.HasPrefix(to, from+Delim) {
+			return ErrInvalid
+		}
+		parts := strings.Split(to, Delim)
+		for i := 1; i < len(parts); i++ {
+			if _, err := createMailbox(ctx, tx, userID, strings.Join(parts[:i], Delim), "", ""); err != nil && !errors.Is(err, ErrExists) {
+				return err
+			}
+		}
+		if from == "INBOX" {
+			dst, err := createMailbox(ctx, tx, userID, to, "", "")
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `WITH moved AS (DELETE FROM mailbox_messages WHERE mailbox_id = $1 RETURNING uid, message_id)
+				INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+				SELECT $2, row_number() OVER (ORDER BY uid), message_id, nextval('modseq_seq') FROM moved`, src.ID, dst.ID)
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `UPDATE mailboxes SET uidnext = 1 + (SELECT count(*) FROM mailbox_messages WHERE mailbox_id = $1) WHERE id = $1`, dst.ID)
+			return err
+		}
+		// The mailbox keeps its id (MAILBOXID is stable across RENAME, RFC 8474)
+		// and its UIDVALIDITY (its UIDs did not change).
+		_, err = tx.Exec(ctx, `UPDATE mailboxes SET name = $3 || substr(name, length($2) + 1)
+			WHERE user_id = $1 AND (name = $2 OR starts_with(name, $2 || '/'))`, userID, from, to)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE subscriptions SET name = $3 || substr(name, length($2) + 1)
+			WHERE user_id = $1 AND (name = $2 OR starts_with(name, $2 || '/'))
+			AND NOT EXISTS (SELECT 1 FROM subscriptions s2 WHERE s2.user_id = $1 AND s2.name = $3 || substr(subscriptions.name, length($2) + 1))`,
+			userID, from, to)
+		return err
+	})
+}
+
+// DefineMailbox sets (or changes) a query mailbox's definition: membership is
+// recomputed and UIDVALIDITY changes (RFC 3501 §2.3.1.1), UIDs restart at 1.
+func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def string) (Mailbox, error) {
+	if _, _, _, err := compileDefinition(def); err != nil {
+		return Mailbox{}, err
+	}
+	var m Mailbox
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		var err error
+		m, err = scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2 FOR UPDATE`, userID, NormName(name)))
+		if errors.Is(err, pgx.ErrNoRows) {
+			m, err = createMailbox(ctx, tx, userID, name, def, "")
+			return err
+		} else if err != nil {
+			return err
+		}
+		if !m.IsQuery() {
+			return fmt.Errorf("%w: %s is a folder", ErrInvalid, m.Name)
+		}
+		_, _, usesFlags, _ := compileDefinition(def)
+		if _, err := tx.Exec(ctx, `DELETE FROM mailbox_messages WHERE mailbox_id = $1`, m.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM mailbox_expunges WHERE mailbox_id = $1`, m.ID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE mailboxes SET definition = $2, uses_flags = $3, uidnext = 1,
+			uidvalidity = nextval('uidvalidity_seq') WHERE id = $1`, m.ID, def, usesFlags); err != nil {
+			return err
+		}
+		if err := addMatching(ctx, tx, m.ID, userID, nil); err != nil {
+			return err
+		}
+		m, err = scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = $1`, m.ID))
+		return err
+	})
+	return m, err
+}
+
+// Subscribe adds a name to the user's subscriptions.
+func (s *Store) Subscribe(ctx context.Context, userID int64, name string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO subscriptions (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, userID, NormName(name))
+	return wrap("subscribe", err)
+}
+
+// Unsubscribe removes a name from the user's subscriptions.
+func (s *Store) Unsubscribe(ctx context.Context, userID int64, name string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM subscriptions WHERE user_id = $1 AND name = $2`, userID, NormName(name))
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return wrap("unsubscribe", err)
+}
+
+// Subscriptions lists subscribed names (whether or not the mailboxes exist).
+func (s *Store) Subscriptions(ctx context.Context, userID int64) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name FROM subscriptions WHERE user_id = $1 ORDER BY name`, userID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

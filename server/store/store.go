@@ -1,0 +1,154 @@
+// Package store is Decimail's data layer over PostgreSQL (pgx, no ORM). It
+// knows no protocol: the IMAP and SMTP daemons meet here.
+//
+// Invariants (see also schema/0001_init.sql):
+//
+//   - Every operation that changes a user's mail runs in ONE transaction that
+//     first takes the user's write lock (lockUser). Modseqs come from one global
+//     sequence, so under that lock a user's changes commit in modseq order and a
+//     session that has seen modseq X has seen every change of that user <= X.
+//   - UIDs of a mailbox come from mailboxes.uidnext, which only grows; a message
+//     entering a query mailbox (late, or again) gets a fresh, higher UID.
+//   - Query mailboxes' membership is kept current in the same transaction as the
+//     change that affects it (delivery, flag change, definition change).
+//   - Notifications (pg_notify from triggers) are delivered by Postgres at
+//     COMMIT, never before; they are hints, sessions re-read by modseq.
+//   - A delivered message's spool file is written and fsynced before COMMIT.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"decimail/schema"
+)
+
+// Errors callers map to protocol replies.
+var (
+	ErrAuthFailed    = errors.New("store: authentication failed")
+	ErrNotFound      = errors.New("store: no such mailbox")
+	ErrExists        = errors.New("store: mailbox already exists")
+	ErrCannot        = errors.New("store: not possible on a query mailbox")
+	ErrNoUser        = errors.New("store: no such user")
+	ErrInvalid       = errors.New("store: invalid argument")
+	ErrHasChildren   = errors.New("store: mailbox has inferiors")
+	ErrSpecialFolder = errors.New("store: INBOX cannot be deleted")
+)
+
+// Options configures a Store.
+type Options struct {
+	// SpoolDir receives a backup copy of every delivered message, written and
+	// fsynced before the transaction commits. Empty disables the spool.
+	SpoolDir string
+	// PasswordCost is the bcrypt cost for new passwords (0 = bcrypt.DefaultCost;
+	// tests use bcrypt.MinCost).
+	PasswordCost int
+	Log          *slog.Logger
+}
+
+// Store is safe for concurrent use.
+type Store struct {
+	pool  *pgxpool.Pool
+	spool string
+	cost  int
+	log   *slog.Logger
+	notif *Notifier
+}
+
+// Open connects to dsn, applies pending migrations and returns a Store.
+func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxConns < 20 {
+		cfg.MaxConns = 20
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg.ConnConfig.Copy())
+	if err != nil {
+		return nil, err
+	}
+	_, err = schema.Migrate(ctx, c)
+	c.Close(ctx)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log}
+	s.notif = newNotifier(pool, log)
+	return s, nil
+}
+
+// Close stops the notifier and closes the pool.
+func (s *Store) Close() {
+	s.notif.close()
+	s.pool.Close()
+}
+
+// Pool exposes the pool for tests and tools that need raw SQL.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// tx runs fn in a transaction, retrying serialization failures and deadlocks.
+func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := pgx.BeginFunc(ctx, s.pool, fn)
+		if isRetryable(err) && attempt < 8 {
+			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+			continue
+		}
+		return err
+	}
+}
+
+// lockUser takes the per-user write lock for the rest of the transaction.
+func lockUser(ctx context.Context, tx pgx.Tx, userID int64) error {
+	var id int64
+	err := tx.QueryRow(ctx, `SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`, userID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ErrNoUser
+	}
+	return err
+}
+
+// Config returns a configuration value, or def when the key is absent.
+func (s *Store) Config(ctx context.Context, key, def string) (string, error) {
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT value FROM configuration WHERE key = $1`, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return def, nil
+	}
+	return v, err
+}
+
+// SetConfig sets a configuration value.
+func (s *Store) SetConfig(ctx context.Context, key, value string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO configuration (key, value) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
+	return err
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+func isRetryable(err error) bool {
+	var pe *pgconn.PgError
+	return err != nil && errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}

@@ -1,0 +1,559 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"decimail/server/pgrun"
+	"decimail/server/store"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgrun.RunTests(m)) }
+
+// newStore opens a Store on a fresh database with one user "u".
+func newStore(t testing.TB) (*store.Store, store.User) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := store.Open(ctx, pgrun.TestDB(t), store.Options{SpoolDir: t.TempDir(), PasswordCost: bcrypt.MinCost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	u, err := s.CreateUser(ctx, "u", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, u
+}
+
+func msg(subject, body string) []byte {
+	return []byte("From: Alice <alice@example.com>\r\nTo: u@example.test\r\nSubject: " + subject +
+		"\r\nMessage-ID: <" + subject + "@example.com>\r\nDate: Mon, 2 Nov 2026 10:00:00 +0100\r\n\r\n" + body + "\r\n")
+}
+
+func deliver(t testing.TB, s *store.Store, u store.User, raw []byte, o store.DeliverOptions) store.Delivered {
+	t.Helper()
+	d, err := s.Deliver(context.Background(), u.ID, raw, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// uids returns a mailbox's UIDs in order.
+func uids(t testing.TB, s *store.Store, u store.User, name string) []uint32 {
+	t.Helper()
+	snap, err := s.Select(context.Background(), u.ID, name, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap.UIDs
+}
+
+func mailbox(t testing.TB, s *store.Store, u store.User, name string) store.Mailbox {
+	t.Helper()
+	m, err := s.Mailbox(context.Background(), u.ID, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestNewUserHasDefaultFoldersAndViews(t *testing.T) {
+	s, u := newStore(t)
+	ms, err := s.Mailboxes(context.Background(), u.ID, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, m := range ms {
+		got[m.Name] = m.SpecialUse + "|" + m.Definition
+		if !m.Subscribed {
+			t.Errorf("%s not subscribed", m.Name)
+		}
+	}
+	want := map[string]string{"INBOX": "|", "Sent": `\Sent|`, "Drafts": `\Drafts|`, "Trash": `\Trash|`, "Junk": `\Junk|`,
+		"Archive": `\Archive|`, "All Mail": `\All|ALL`, "Flagged": `\Flagged|FLAGGED`, "Unread": "|UNSEEN"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("mailboxes = %v\nwant %v", got, want)
+	}
+}
+
+func TestAuthenticate(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	if got, err := s.Authenticate(ctx, "u", "pw"); err != nil || got.ID != u.ID {
+		t.Fatalf("good password: %v %v", got, err)
+	}
+	for _, c := range [][2]string{{"u", "bad"}, {"nobody", "pw"}, {"u", ""}} {
+		if _, err := s.Authenticate(ctx, c[0], c[1]); !errors.Is(err, store.ErrAuthFailed) {
+			t.Errorf("Authenticate(%q, %q) = %v, want ErrAuthFailed", c[0], c[1], err)
+		}
+	}
+	if err := s.SetPassword(ctx, "u", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, "u", "pw"); !errors.Is(err, store.ErrAuthFailed) {
+		t.Fatal("old password still works")
+	}
+}
+
+func TestAddressLookupExactThenCatchAll(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	v, err := s.CreateUser(ctx, "v", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, s.AddAddress(ctx, "Boss@Example.com", "u"))
+	must(t, s.AddAddress(ctx, "@example.com", "v"))
+	for addr, want := range map[string]int64{"boss@example.com": u.ID, "BOSS@example.COM": u.ID, "anyone@example.com": v.ID} {
+		got, err := s.LookupAddress(ctx, addr)
+		if err != nil || got.ID != want {
+			t.Errorf("LookupAddress(%q) = %v, %v; want user %d", addr, got, err, want)
+		}
+	}
+	if _, err := s.LookupAddress(ctx, "x@elsewhere.org"); !errors.Is(err, store.ErrNoUser) {
+		t.Errorf("unknown domain: %v", err)
+	}
+	if err := s.AddAddress(ctx, "boss@example.com", "v"); !errors.Is(err, store.ErrExists) {
+		t.Errorf("duplicate address: %v", err)
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDeliverGoesToInboxAndMatchingViews(t *testing.T) {
+	s, u := newStore(t)
+	d := deliver(t, s, u, msg("hello", "body"), store.DeliverOptions{})
+	if d.UID != 1 {
+		t.Fatalf("first UID = %d", d.UID)
+	}
+	for name, want := range map[string]int{"INBOX": 1, "All Mail": 1, "Unread": 1, "Flagged": 0, "Sent": 0} {
+		if got := len(uids(t, s, u, name)); got != want {
+			t.Errorf("%s has %d messages, want %d", name, got, want)
+		}
+	}
+	// The spool copy is byte-exact.
+	var path string
+	must(t, s.Pool().QueryRow(context.Background(), `SELECT spool_path FROM messages WHERE id = $1`, d.MessageID).Scan(&path))
+	b, err := os.ReadFile(path)
+	if err != nil || !bytes.Equal(b, msg("hello", "body")) {
+		t.Fatalf("spool file %s: %v", path, err)
+	}
+}
+
+// UIDs are strictly ascending and never reused, including for a message that
+// enters a query mailbox late (RFC 3501 §2.3.1.1).
+func TestUIDsAscendingNeverReused(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	_, err := s.CreateMailbox(ctx, u.ID, "Important", "OR FLAGGED OR SUBJECT urgent SUBJECT important", "")
+	must(t, err)
+	a := deliver(t, s, u, msg("a", "x"), store.DeliverOptions{})
+	b := deliver(t, s, u, msg("urgent-b", "x"), store.DeliverOptions{})
+	if got := uids(t, s, u, "Important"); !slices.Equal(got, []uint32{1}) {
+		t.Fatalf("Important = %v, want [1] (only b)", got)
+	}
+	// a enters late, when flagged: it gets a UID above b's.
+	ib := mailbox(t, s, u, "INBOX")
+	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{a.UID}, store.FlagsAdd, store.Flags{Flagged: true})
+	must(t, err)
+	if got := uids(t, s, u, "Important"); !slices.Equal(got, []uint32{1, 2}) {
+		t.Fatalf("Important after flagging a = %v, want [1 2]", got)
+	}
+	// a leaves when unflagged, and re-enters with a new UID 3 (2 is never reused).
+	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{a.UID}, store.FlagsDel, store.Flags{Flagged: true})
+	must(t, err)
+	if got := uids(t, s, u, "Important"); !slices.Equal(got, []uint32{1}) {
+		t.Fatalf("Important after unflagging = %v, want [1]", got)
+	}
+	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{a.UID}, store.FlagsSet, store.Flags{Flagged: true, Seen: true})
+	must(t, err)
+	if got := uids(t, s, u, "Important"); !slices.Equal(got, []uint32{1, 3}) {
+		t.Fatalf("Important after re-flagging = %v, want [1 3]", got)
+	}
+	// Expunged UIDs in INBOX are not reused either.
+	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{b.UID}, store.FlagsAdd, store.Flags{Deleted: true})
+	must(t, err)
+	gone, err := s.Expunge(ctx, u.ID, ib.ID, nil)
+	must(t, err)
+	if !slices.Equal(gone, []uint32{b.UID}) {
+		t.Fatalf("expunged %v, want [%d]", gone, b.UID)
+	}
+	c := deliver(t, s, u, msg("c", "x"), store.DeliverOptions{})
+	if c.UID != 3 {
+		t.Fatalf("next INBOX UID = %d, want 3", c.UID)
+	}
+}
+
+// Flag changes move messages in and out of a flag-based view, and every
+// session can learn it by modseq: tombstones for leaving, new rows for entering.
+func TestFlagChangesMoveMessagesThroughViews(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	var ds []store.Delivered
+	for i := range 4 {
+		ds = append(ds, deliver(t, s, u, msg(fmt.Sprint("m", i), "x"), store.DeliverOptions{}))
+	}
+	unread := mailbox(t, s, u, "Unread")
+	snap, err := s.Select(ctx, u.ID, "Unread", false)
+	must(t, err)
+	if !slices.Equal(snap.UIDs, []uint32{1, 2, 3, 4}) || !slices.Equal(snap.Recent, []uint32{1, 2, 3, 4}) {
+		t.Fatalf("Unread snapshot %v recent %v", snap.UIDs, snap.Recent)
+	}
+	ib := mailbox(t, s, u, "INBOX")
+	ch, err := s.StoreFlags(ctx, u.ID, ib.ID, []uint32{ds[1].UID, ds[2].UID}, store.FlagsAdd, store.Flags{Seen: true})
+	must(t, err)
+	if len(ch) != 2 || !ch[0].Flags.Seen || ch[0].ModSeq <= snap.ModSeq {
+		t.Fatalf("StoreFlags returned %+v", ch)
+	}
+	got, err := s.ChangesSince(ctx, unread.ID, snap.ModSeq, true)
+	must(t, err)
+	if !slices.Equal(got.Expunged, []uint32{2, 3}) || len(got.Changed) != 0 {
+		t.Fatalf("Unread changes: %+v", got)
+	}
+	// Marking one unread again: it re-enters with UID 5.
+	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{ds[2].UID}, store.FlagsDel, store.Flags{Seen: true})
+	must(t, err)
+	got2, err := s.ChangesSince(ctx, unread.ID, got.ModSeq, true)
+	must(t, err)
+	if len(got2.Changed) != 1 || got2.Changed[0].UID != 5 || !got2.Changed[0].Recent || len(got2.Expunged) != 0 {
+		t.Fatalf("Unread changes after re-entry: %+v", got2)
+	}
+	// INBOX sessions see the flag changes as changed rows, not expunges.
+	ibch, err := s.ChangesSince(ctx, ib.ID, snap.ModSeq, false)
+	must(t, err)
+	if len(ibch.Changed) != 2 || len(ibch.Expunged) != 0 {
+		t.Fatalf("INBOX changes: %+v", ibch)
+	}
+	// A no-op STORE changes no modseq.
+	before := ibch.ModSeq
+	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{ds[1].UID}, store.FlagsAdd, store.Flags{Seen: true})
+	must(t, err)
+	if c, _ := s.ChangesSince(ctx, ib.ID, before, false); len(c.Changed) != 0 {
+		t.Fatalf("no-op STORE produced changes %+v", c)
+	}
+}
+
+func TestKeywordsCaseInsensitive(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	d := deliver(t, s, u, msg("k", "x"), store.DeliverOptions{Flags: store.Flags{Keywords: []string{"$Forwarded"}}})
+	ib := mailbox(t, s, u, "INBOX")
+	ch, err := s.StoreFlags(ctx, u.ID, ib.ID, []uint32{d.UID}, store.FlagsAdd, store.Flags{Keywords: []string{"$forwarded", "Work"}})
+	must(t, err)
+	if !slices.Equal(ch[0].Flags.Keywords, []string{"$Forwarded", "Work"}) {
+		t.Fatalf("keywords %v", ch[0].Flags.Keywords)
+	}
+	ch, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{d.UID}, store.FlagsDel, store.Flags{Keywords: []string{"WORK"}})
+	must(t, err)
+	if !slices.Equal(ch[0].Flags.Keywords, []string{"$Forwarded"}) {
+		t.Fatalf("keywords after removal %v", ch[0].Flags.Keywords)
+	}
+}
+
+// Eight goroutines deliver to one user at once: nothing lost, nothing doubled,
+// UIDs dense and unique in INBOX and in the view.
+func TestConcurrentDeliveries(t *testing.T) {
+	s, u := newStore(t)
+	const workers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := s.Deliver(context.Background(), u.ID, msg(fmt.Sprintf("w%d-%d", w, i), "x"), store.DeliverOptions{}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"INBOX", "All Mail", "Unread"} {
+		got := uids(t, s, u, name)
+		if len(got) != workers*each {
+			t.Fatalf("%s has %d messages, want %d", name, len(got), workers*each)
+		}
+		for i, uid := range got {
+			if uid != uint32(i+1) {
+				t.Fatalf("%s UIDs not dense and ascending at %d: %d", name, i, uid)
+			}
+		}
+	}
+	var subjects int
+	must(t, s.Pool().QueryRow(context.Background(), `SELECT count(DISTINCT subject) FROM messages`).Scan(&subjects))
+	if subjects != workers*each {
+		t.Fatalf("%d distinct messages stored", subjects)
+	}
+}
+
+// A corrupt or truncated message is stored byte-exact and still listable.
+func TestCorruptMessageStoredExactly(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	raws := [][]byte{
+		[]byte("Content-Type: multipart/mixed; boundary=zz\r\nSubject: cut\r\n\r\n--zz\r\nContent-Type: text/plain\r\n\r\nhalf a mess"),
+		[]byte("no header colon at all\x00\xff\xfe binary"),
+		[]byte(""),
+		[]byte("Subject: =?utf-8?B?broken\r\n"),
+	}
+	ib := mailbox(t, s, u, "INBOX")
+	for _, raw := range raws {
+		d := deliver(t, s, u, raw, store.DeliverOptions{})
+		var got []byte
+		err := s.Fetch(ctx, ib.ID, []uint32{d.UID}, store.FetchCols{Header: true, Body: true, Envelope: true, BodyStructure: true, Size: true},
+			func(r *store.FetchRow) error {
+				got = append(append([]byte{}, r.Header...), r.Body...)
+				if r.Size != len(raw) || len(r.Envelope) == 0 || len(r.BodyStructure) == 0 {
+					return fmt.Errorf("row %+v", r)
+				}
+				return nil
+			})
+		must(t, err)
+		if !bytes.Equal(got, raw) {
+			t.Errorf("stored %q, want %q", got, raw)
+		}
+	}
+	if n := len(uids(t, s, u, "INBOX")); n != len(raws) {
+		t.Fatalf("INBOX lists %d of %d", n, len(raws))
+	}
+}
+
+// EXPUNGE in a folder removes membership; the message is deleted (delete_log)
+// only when no folder holds it. EXPUNGE in a view deletes the message.
+func TestExpungeSemantics(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	a := deliver(t, s, u, msg("a", "x"), store.DeliverOptions{})
+	b := deliver(t, s, u, msg("b", "x"), store.DeliverOptions{})
+	ib := mailbox(t, s, u, "INBOX")
+	c, err := s.Copy(ctx, u.ID, ib.ID, []uint32{a.UID, b.UID}, "Archive")
+	must(t, err)
+	if !slices.Equal(c.Src, []uint32{1, 2}) || !slices.Equal(c.Dst, []uint32{1, 2}) {
+		t.Fatalf("copy %+v", c)
+	}
+	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{a.UID}, store.FlagsAdd, store.Flags{Deleted: true})
+	must(t, err)
+	_, err = s.Expunge(ctx, u.ID, ib.ID, nil)
+	must(t, err)
+	if got := uids(t, s, u, "Archive"); len(got) != 2 {
+		t.Fatalf("Archive lost a message held there: %v", got)
+	}
+	if got := uids(t, s, u, "All Mail"); len(got) != 2 {
+		t.Fatalf("All Mail = %v", got)
+	}
+	var logged int
+	must(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM delete_log`).Scan(&logged))
+	if logged != 0 {
+		t.Fatalf("delete_log has %d rows, want 0", logged)
+	}
+	// Expunge from the view deletes the message everywhere.
+	all := mailbox(t, s, u, "All Mail")
+	_, err = s.Expunge(ctx, u.ID, all.ID, nil) // a still \Deleted
+	must(t, err)
+	if got := uids(t, s, u, "Archive"); len(got) != 1 {
+		t.Fatalf("Archive after view expunge: %v", got)
+	}
+	must(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM delete_log WHERE message_id = $1`, a.MessageID).Scan(&logged))
+	if logged != 1 {
+		t.Fatalf("delete_log rows for a: %d", logged)
+	}
+	// UID EXPUNGE only touches the given UIDs.
+	arch := mailbox(t, s, u, "Archive")
+	_, err = s.StoreFlags(ctx, u.ID, arch.ID, []uint32{2}, store.FlagsAdd, store.Flags{Deleted: true})
+	must(t, err)
+	gone, err := s.Expunge(ctx, u.ID, arch.ID, []uint32{1})
+	must(t, err)
+	if len(gone) != 0 {
+		t.Fatalf("UID EXPUNGE 1 removed %v", gone)
+	}
+}
+
+func TestCopyMoveIntoViewRefused(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	a := deliver(t, s, u, msg("a", "x"), store.DeliverOptions{})
+	ib := mailbox(t, s, u, "INBOX")
+	if _, err := s.Copy(ctx, u.ID, ib.ID, []uint32{a.UID}, "Flagged"); !errors.Is(err, store.ErrCannot) {
+		t.Fatalf("copy into view: %v", err)
+	}
+	if _, err := s.Deliver(ctx, u.ID, msg("b", "x"), store.DeliverOptions{Mailbox: "Unread"}); !errors.Is(err, store.ErrCannot) {
+		t.Fatalf("append into view: %v", err)
+	}
+	if _, err := s.Copy(ctx, u.ID, ib.ID, []uint32{a.UID}, "Nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("copy into missing: %v", err)
+	}
+	m, err := s.Move(ctx, u.ID, ib.ID, []uint32{a.UID}, "Trash")
+	must(t, err)
+	if !slices.Equal(m.Dst, []uint32{1}) || len(uids(t, s, u, "INBOX")) != 0 || len(uids(t, s, u, "Trash")) != 1 {
+		t.Fatalf("move: %+v", m)
+	}
+	// Moving from a view takes the message out of its folders into the target.
+	unread := mailbox(t, s, u, "Unread")
+	m, err = s.Move(ctx, u.ID, unread.ID, []uint32{1}, "Archive")
+	must(t, err)
+	if len(uids(t, s, u, "Trash")) != 0 || len(uids(t, s, u, "Archive")) != 1 || len(uids(t, s, u, "Unread")) != 0 {
+		t.Fatalf("move from view: %+v", m)
+	}
+}
+
+func TestMailboxHierarchyRenameDelete(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	_, err := s.CreateMailbox(ctx, u.ID, "Lists/golang/nuts", "", "")
+	must(t, err)
+	for _, n := range []string{"Lists", "Lists/golang", "Lists/golang/nuts"} {
+		mailbox(t, s, u, n)
+	}
+	if _, err := s.CreateMailbox(ctx, u.ID, "lists/golang", "", ""); err != nil {
+		t.Fatalf("names are case-sensitive except INBOX: %v", err)
+	}
+	if _, err := s.CreateMailbox(ctx, u.ID, "inbox", "", ""); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("create inbox: %v", err)
+	}
+	before := mailbox(t, s, u, "Lists/golang")
+	must(t, s.RenameMailbox(ctx, u.ID, "Lists", "Mail/Lists"))
+	after := mailbox(t, s, u, "Mail/Lists/golang")
+	if after.ID != before.ID || after.UIDValidity != before.UIDValidity {
+		t.Fatal("rename changed id or UIDVALIDITY")
+	}
+	mailbox(t, s, u, "Mail/Lists/golang/nuts")
+	if err := s.DeleteMailbox(ctx, u.ID, "Mail/Lists"); !errors.Is(err, store.ErrHasChildren) {
+		t.Fatalf("delete with children: %v", err)
+	}
+	must(t, s.DeleteMailbox(ctx, u.ID, "Mail/Lists/golang/nuts"))
+	if err := s.DeleteMailbox(ctx, u.ID, "INBOX"); !errors.Is(err, store.ErrSpecialFolder) {
+		t.Fatalf("delete INBOX: %v", err)
+	}
+	// Renaming INBOX moves its messages and leaves it empty (RFC 3501 §6.3.5).
+	deliver(t, s, u, msg("a", "x"), store.DeliverOptions{})
+	deliver(t, s, u, msg("b", "x"), store.DeliverOptions{})
+	must(t, s.RenameMailbox(ctx, u.ID, "inbox", "Old"))
+	if n := len(uids(t, s, u, "INBOX")); n != 0 {
+		t.Fatalf("INBOX has %d after rename", n)
+	}
+	if got := uids(t, s, u, "Old"); !slices.Equal(got, []uint32{1, 2}) {
+		t.Fatalf("Old = %v", got)
+	}
+	if n := len(uids(t, s, u, "All Mail")); n != 2 {
+		t.Fatalf("All Mail = %d", n)
+	}
+}
+
+// Changing a definition recomputes membership under a new UIDVALIDITY.
+func TestDefineMailboxNewUIDValidity(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	deliver(t, s, u, msg("golang news", "x"), store.DeliverOptions{})
+	deliver(t, s, u, msg("rust news", "x"), store.DeliverOptions{})
+	m1, err := s.DefineMailbox(ctx, u.ID, "Go", "SUBJECT golang")
+	must(t, err)
+	if got := uids(t, s, u, "Go"); !slices.Equal(got, []uint32{1}) {
+		t.Fatalf("Go = %v", got)
+	}
+	m2, err := s.DefineMailbox(ctx, u.ID, "Go", "OR SUBJECT golang SUBJECT rust")
+	must(t, err)
+	if m2.UIDValidity <= m1.UIDValidity || m2.ID != m1.ID {
+		t.Fatalf("UIDVALIDITY %d -> %d", m1.UIDValidity, m2.UIDValidity)
+	}
+	if got := uids(t, s, u, "Go"); !slices.Equal(got, []uint32{1, 2}) {
+		t.Fatalf("Go after redefinition = %v", got)
+	}
+	for _, bad := range []string{"UID 1:5", "SUBJECT", "NOSUCHKEY x", "RECENT"} {
+		if _, err := s.DefineMailbox(ctx, u.ID, "Bad", bad); !errors.Is(err, store.ErrInvalid) {
+			t.Errorf("definition %q: %v", bad, err)
+		}
+	}
+	if _, err := s.DefineMailbox(ctx, u.ID, "INBOX", "ALL"); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("defining a folder: %v", err)
+	}
+}
+
+// A change commits, then the notifier signals subscribers of that mailbox only.
+func TestNotifierSignalsAfterCommit(t *testing.T) {
+	s, u := newStore(t)
+	ib := mailbox(t, s, u, "INBOX")
+	tr := mailbox(t, s, u, "Trash")
+	sub := s.Notifier().Subscribe(ib.ID)
+	defer sub.Close()
+	other := s.Notifier().Subscribe(tr.ID)
+	defer other.Close()
+	deliver(t, s, u, msg("n", "x"), store.DeliverOptions{})
+	select {
+	case <-sub.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification for INBOX")
+	}
+	select {
+	case <-other.C:
+		t.Fatal("Trash subscriber signalled for an INBOX delivery")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+func TestRecentClaimedOnce(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	deliver(t, s, u, msg("r", "x"), store.DeliverOptions{})
+	ro, err := s.Select(ctx, u.ID, "INBOX", true)
+	must(t, err)
+	rw, err := s.Select(ctx, u.ID, "INBOX", false)
+	must(t, err)
+	rw2, err := s.Select(ctx, u.ID, "INBOX", false)
+	must(t, err)
+	if len(ro.Recent) != 1 || len(rw.Recent) != 1 || len(rw2.Recent) != 0 {
+		t.Fatalf("recent: examine %v, first select %v, second select %v", ro.Recent, rw.Recent, rw2.Recent)
+	}
+}
+
+func TestSpoolDirIsPerUser(t *testing.T) {
+	s, u := newStore(t)
+	d := deliver(t, s, u, msg("s", "x"), store.DeliverOptions{})
+	var path string
+	must(t, s.Pool().QueryRow(context.Background(), `SELECT spool_path FROM messages WHERE id = $1`, d.MessageID).Scan(&path))
+	if filepath.Base(filepath.Dir(path)) != fmt.Sprint(u.ID) || filepath.Base(path) != fmt.Sprint(d.MessageID, ".eml") {
+		t.Fatalf("spool path %s", path)
+	}
+}
+
+// BenchmarkDeliver measures delivery throughput with 8 concurrent deliverers
+// to one user (b.N messages in all); see msgs/s.
+func BenchmarkDeliver(b *testing.B) {
+	s, u := newStore(b)
+	raw := bytes.Repeat([]byte("a line of body text for the benchmark message\r\n"), 180) // ~8.8 KB
+	body := msg("bench", string(raw))
+	b.SetParallelism(4) // 2 cores x 4 = 8 goroutines
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := s.Deliver(context.Background(), u.ID, body, store.DeliverOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}

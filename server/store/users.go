@@ -1,0 +1,203 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// User is an account.
+type User struct {
+	ID   int64
+	Name string
+}
+
+// DefaultFolders every new user gets, with their RFC 6154 attributes.
+var DefaultFolders = []struct{ Name, SpecialUse string }{
+	{"INBOX", ""}, {"Sent", `\Sent`}, {"Drafts", `\Drafts`}, {"Trash", `\Trash`},
+	{"Junk", `\Junk`}, {"Archive", `\Archive`},
+}
+
+// DefaultViews are the query mailboxes every new user gets (DESIGN "Views users expect").
+var DefaultViews = []struct{ Name, Definition, SpecialUse string }{
+	{"All Mail", "ALL", `\All`},
+	{"Flagged", "FLAGGED", `\Flagged`},
+	{"Unread", "UNSEEN", ""},
+}
+
+func (s *Store) hash(password string) (string, error) {
+	cost := s.cost
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	return string(h), err
+}
+
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("decimail"), bcrypt.DefaultCost)
+	return h
+})
+
+// CreateUser adds a user with the default folders and views, all subscribed.
+func (s *Store) CreateUser(ctx context.Context, name, password string) (User, error) {
+	name = strings.TrimSpace(name)
+	if name == "" || strings.ContainsAny(name, " \t\r\n\"") {
+		return User{}, ErrInvalid
+	}
+	h, err := s.hash(password)
+	if err != nil {
+		return User{}, err
+	}
+	u := User{Name: name}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO users (name, password_hash) VALUES ($1, $2) RETURNING id`,
+			name, h).Scan(&u.ID); err != nil {
+			return err
+		}
+		for _, f := range DefaultFolders {
+			if _, err := createMailbox(ctx, tx, u.ID, f.Name, "", f.SpecialUse); err != nil {
+				return err
+			}
+		}
+		for _, v := range DefaultViews {
+			if _, err := createMailbox(ctx, tx, u.ID, v.Name, v.Definition, v.SpecialUse); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && strings.Contains(err.Error(), "users_name_key") {
+		return User{}, ErrExists
+	}
+	return u, wrap("create user", err)
+}
+
+// Authenticate checks a password.
+func (s *Store) Authenticate(ctx context.Context, name, password string) (User, error) {
+	var u User
+	var h string
+	err := s.pool.QueryRow(ctx, `SELECT id, name, password_hash FROM users WHERE name = $1`, name).Scan(&u.ID, &u.Name, &h)
+	if errors.Is(err, pgx.ErrNoRows) {
+		// Spend the time of a hash check anyway: no user enumeration by timing.
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		return User{}, ErrAuthFailed
+	}
+	if err != nil {
+		return User{}, wrap("authenticate", err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(h), []byte(password)) != nil {
+		return User{}, ErrAuthFailed
+	}
+	return u, nil
+}
+
+// UserByName looks a user up.
+func (s *Store) UserByName(ctx context.Context, name string) (User, error) {
+	u := User{Name: name}
+	err := s.pool.QueryRow(ctx, `SELECT id FROM users WHERE name = $1`, name).Scan(&u.ID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, ErrNoUser
+	}
+	return u, wrap("user", err)
+}
+
+// SetPassword changes a user's password.
+func (s *Store) SetPassword(ctx context.Context, name, password string) error {
+	h, err := s.hash(password)
+	if err != nil {
+		return err
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE name = $1`, name, h)
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNoUser
+	}
+	return wrap("set password", err)
+}
+
+// Users lists all users by name.
+func (s *Store) Users(ctx context.Context) ([]User, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, name FROM users ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) {
+		var u User
+		return u, r.Scan(&u.ID, &u.Name)
+	})
+}
+
+// DeleteUser removes a user and all their mail (the messages' spool files are
+// left to the delete daemon through delete_log).
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM users WHERE name = $1`, name)
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNoUser
+	}
+	return wrap("delete user", err)
+}
+
+// Address is a mapping from an address (or "@domain" catch-all) to a user.
+type Address struct {
+	Address string
+	User    string
+}
+
+// AddAddress maps an address, or a catch-all "@domain", to a user.
+func (s *Store) AddAddress(ctx context.Context, address, user string) error {
+	address = strings.ToLower(strings.TrimSpace(address))
+	if !strings.Contains(address, "@") || strings.Count(address, "@") != 1 || strings.HasSuffix(address, "@") {
+		return ErrInvalid
+	}
+	tag, err := s.pool.Exec(ctx, `INSERT INTO addresses (address, user_id) SELECT $1, id FROM users WHERE name = $2`, address, user)
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNoUser
+	}
+	if err != nil && strings.Contains(err.Error(), "addresses_pkey") {
+		return ErrExists
+	}
+	return wrap("add address", err)
+}
+
+// DeleteAddress removes an address mapping.
+func (s *Store) DeleteAddress(ctx context.Context, address string) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM addresses WHERE address = lower($1)`, address)
+	if err == nil && tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return wrap("delete address", err)
+}
+
+// Addresses lists all address mappings.
+func (s *Store) Addresses(ctx context.Context) ([]Address, error) {
+	rows, err := s.pool.Query(ctx, `SELECT a.address, u.name FROM addresses a JOIN users u ON u.id = a.user_id ORDER BY u.name, a.address`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Address, error) {
+		var a Address
+		return a, r.Scan(&a.Address, &a.User)
+	})
+}
+
+// LookupAddress finds the user an address is delivered to: the exact address
+// first, then the domain's catch-all.
+func (s *Store) LookupAddress(ctx context.Context, address string) (User, error) {
+	address = strings.ToLower(strings.TrimSpace(address))
+	at := strings.LastIndexByte(address, '@')
+	if at < 0 {
+		return User{}, ErrNoUser
+	}
+	var u User
+	err := s.pool.QueryRow(ctx, `SELECT u.id, u.name FROM addresses a JOIN users u ON u.id = a.user_id
+		WHERE a.address = $1 OR a.address = $2 ORDER BY a.address = $1 DESC LIMIT 1`,
+		address, address[at:]).Scan(&u.ID, &u.Name)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, ErrNoUser
+	}
+	return u, wrap("lookup address", err)
+}

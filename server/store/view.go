@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Snapshot is what SELECT needs: the mailbox's UIDs in order, which of them are
+// \Recent for this session, and the modseq cursor the session continues from.
+type Snapshot struct {
+	Mailbox  Mailbox
+	UIDs     []uint32
+	Unseen   []uint32 // UIDs without \Seen
+	Recent   []uint32 // \Recent for this session (claimed unless read-only)
+	Keywords []string // keywords in use in the mailbox
+	ModSeq   int64
+}
+
+// readTx runs fn in a REPEATABLE READ transaction (one consistent snapshot),
+// retrying serialization failures.
+func (s *Store) readTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+		if err != nil {
+			return err
+		}
+		err = fn(tx)
+		if err == nil {
+			err = tx.Commit(ctx)
+		} else {
+			tx.Rollback(ctx)
+		}
+		if isRetryable(err) && attempt < 8 {
+			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+			continue
+		}
+		return err
+	}
+}
+
+// Select snapshots a mailbox for a session. Unless readOnly, the session
+// claims the mailbox's \Recent messages (RFC 3501 §2.3.2: only one session
+// sees a message as recent).
+func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly bool) (*Snapshot, error) {
+	snap := &Snapshot{}
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		*snap = Snapshot{}
+		var err error
+		snap.Mailbox, err = scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, NormName(name)))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		id := snap.Mailbox.ID
+		claimed := map[int64]bool{}
+		if !readOnly {
+			rows, err := tx.Query(ctx, `UPDATE mailbox_messages SET recent = false WHERE mailbox_id = $1 AND recent RETURNING uid`, id)
+			if err != nil {
+				return err
+			}
+			us, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return err
+			}
+			for _, u := range us {
+				claimed[u] = true
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT mm.uid, mm.recent, m.seen FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+			WHERE mm.mailbox_id = $1 ORDER BY mm.uid`, id)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var uid int64
+			var recent, seen bool
+			if err := rows.Scan(&uid, &recent, &seen); err != nil {
+				return err
+			}
+			snap.UIDs = append(snap.UIDs, uint32(uid))
+			if (readOnly && recent) || claimed[uid] {
+				snap.Recent = append(snap.Recent, uint32(uid))
+			}
+			if !seen {
+				snap.Unseen = append(snap.Unseen, uint32(uid))
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT greatest(
+				(SELECT coalesce(max(modseq), 0) FROM mailbox_messages WHERE mailbox_id = $1),
+				(SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = $1))`, id).Scan(&snap.ModSeq); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT DISTINCT k FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id,
+			unnest(m.keywords) k WHERE mm.mailbox_id = $1 ORDER BY k`, id)
+		if err != nil {
+			return err
+		}
+		snap.Keywords, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return snap, nil
+}
+
+// Change is a message added or changed since a cursor.
+type Change struct {
+	UID    uint32
+	Flags  Flags
+	ModSeq int64
+	Recent bool // claimed as \Recent by this session
+}
+
+// Changes is what happened in a mailbox after a modseq cursor.
+type Changes struct {
+	UIDValidity uint32
+	Changed     []Change // new or changed memberships, by UID
+	Expunged    []uint32 // removed UIDs, ascending
+	ModSeq      int64    // the new cursor
+}
+
+// ChangesSince reads everything that changed in a mailbox after modseq since.
+// claimRecent claims new \Recent messages for this (read-write) session.
+// A deleted mailbox gives ErrNotFound.
+func (s *Store) ChangesSince(ctx context.Context, mailboxID, since int64, claimRecent bool) (*Changes, error) {
+	ch := &Changes{}
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		*ch = Changes{ModSeq: since}
+		var uv int64
+		err := tx.QueryRow(ctx, `SELECT uidvalidity FROM mailboxes WHERE id = $1`, mailboxID).Scan(&uv)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		ch.UIDValidity = uint32(uv)
+		claimed := map[int64]bool{}
+		if claimRecent {
+			rows, err := tx.Query(ctx, `UPDATE mailbox_messages SET recent = false
+				WHERE mailbox_id = $1 AND recent AND modseq > $2 RETURNING uid`, mailboxID, since)
+			if err != nil {
+				return err
+			}
+			us, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return err
+			}
+			for _, u := range us {
+				claimed[u] = true
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT mm.uid, mm.modseq, m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords
+			FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+			WHERE mm.mailbox_id = $1 AND mm.modseq > $2 ORDER BY mm.uid`, mailboxID, since)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var c Change
+			var uid int64
+			if err := rows.Scan(&uid, &c.ModSeq, &c.Flags.Seen, &c.Flags.Answered, &c.Flags.Flagged, &c.Flags.Deleted,
+				&c.Flags.Draft, &c.Flags.Keywords); err != nil {
+				return err
+			}
+			c.UID, c.Recent = uint32(uid), claimed[uid]
+			ch.Changed = append(ch.Changed, c)
+			ch.ModSeq = max(ch.ModSeq, c.ModSeq)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT uid, modseq FROM mailbox_expunges WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mailboxID, since)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var uid, ms int64
+			if err := rows.Scan(&uid, &ms); err != nil {
+				return err
+			}
+			ch.Expunged = append(ch.Expunged, uint32(uid))
+			ch.ModSeq = max(ch.ModSeq, ms)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
