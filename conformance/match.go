@@ -336,6 +336,10 @@ func MatchResp(exp, got *Resp, b Bindings) (Bindings, bool) {
 		}
 		return b, glob(exp.Text, got.Text)
 	}
+	if len(exp.Data) > 0 && len(got.Data) > 0 && strings.EqualFold(exp.Data[0].S, "SEARCH") && strings.EqualFold(got.Data[0].S, "SEARCH") {
+		// RFC 3501 §7.2.5 does not order the numbers of a SEARCH response.
+		return matchSet(exp.Data[1:], got.Data[1:], b)
+	}
 	return matchSeq(exp.Data, got.Data, b.clone(), ctxData)
 }
 

@@ -62,7 +62,8 @@ func TestMatchResp(t *testing.T) {
 		{`* 1 FETCH (BODYSTRUCTURE ("TEXT" *))`, "* 1 FETCH (BODYSTRUCTURE (\"text\" NIL))\r\n", false},
 		{`* STATUS INBOX (UIDNEXT 6 MESSAGES 5)`, "* STATUS \"INBOX\" (MESSAGES 5 UIDNEXT 6)\r\n", true},
 		{`* SEARCH 1 2 3`, "* SEARCH 1 2 3\r\n", true},
-		{`* SEARCH 1 2 3`, "* SEARCH 1 3 2\r\n", false},
+		{`* SEARCH 1 2 3`, "* SEARCH 1 3 2\r\n", true},
+		{`* SEARCH 1 2`, "* SEARCH 1 3 2\r\n", false},
 		{`* SEARCH 1 *`, "* SEARCH 1 3 2\r\n", true},
 		{`* SEARCH`, "* SEARCH\r\n", true},
 		{`* 1 FETCH (FLAGS ($$Forwarded))`, "* 1 FETCH (FLAGS ($Forwarded))\r\n", true},
@@ -247,5 +248,21 @@ func writeFile(t *testing.T, path, s string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLaxBlock(t *testing.T) {
+	sc, err := Parse("b.scn", []byte("rfc: x\nc1> a1 SELECT INBOX\nc1< a1 OK *\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := sc.Steps[1]
+	got := []*Resp{wire(t, "* 3 EXISTS\r\n"), wire(t, "a1 OK done\r\n")}
+	if _, err := matchBlock(st, got, Bindings{}); err != nil {
+		t.Errorf("tagged-only block rejected untagged data: %v", err)
+	}
+	st.Only = true
+	if _, err := matchBlock(st, got, Bindings{}); err == nil {
+		t.Error("!only tagged-only block accepted untagged data")
 	}
 }

@@ -175,9 +175,11 @@ func Run(t *testing.T, sc *Scenario, tg Target, fixtureDir string) {
 		conns[name] = c
 	}
 	vars := Bindings{
-		"user":  user,
-		"pass":  pass,
-		"plain": base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass)),
+		"user":    user,
+		"pass":    pass,
+		"userlen": strconv.Itoa(len(user)),
+		"passlen": strconv.Itoa(len(pass)),
+		"plain":   base64.StdEncoding.EncodeToString([]byte("\x00" + user + "\x00" + pass)),
 	}
 	for _, st := range sc.Steps {
 		c := conns[st.Conn]
@@ -272,6 +274,10 @@ func tolerated(r *Resp, only bool) bool {
 
 // matchBlock matches received responses against an expect block.
 func matchBlock(st *Step, got []*Resp, vars Bindings) (Bindings, error) {
+	// A block that expects no untagged response only checks the result:
+	// untagged responses are then ignored (unless !only).
+	lax := !st.Only && !slices.ContainsFunc(st.Exp, func(e *ExpLine) bool { return e.Resp.Tag == "*" })
+	tolerated := func(r *Resp, only bool) bool { return tolerated(r, only) || lax && r.Tag == "*" }
 	b := vars
 	if st.Ordered {
 		i := 0
