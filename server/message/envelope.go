@@ -128,6 +128,10 @@ func (p *addrParser) next() (tokKind, string) {
 	for p.i < len(p.s) && strings.IndexByte("<>@,;:\\\"()[] \t\r\n", p.s[p.i]) < 0 {
 		p.i++
 	}
+	if p.i == start { // a stray ']': always make progress
+		p.i++
+		return tSpecial, p.s[start:p.i]
+	}
 	return tAtom, p.s[start:p.i]
 }
 
