@@ -266,3 +266,25 @@ func TestLaxBlock(t *testing.T) {
 		t.Error("!only tagged-only block accepted untagged data")
 	}
 }
+
+func TestOptionalLine(t *testing.T) {
+	sc, err := Parse("b.scn", []byte("rfc: x\nc1> a1 EXPUNGE\nc1< !ordered\nc1< * 1 EXPUNGE\nc1< ~ * 4 RECENT\nc1< a1 OK *\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := sc.Steps[1]
+	for _, got := range [][]*Resp{
+		{wire(t, "* 1 EXPUNGE\r\n"), wire(t, "a1 OK done\r\n")},
+		{wire(t, "* 1 EXPUNGE\r\n"), wire(t, "* 4 RECENT\r\n"), wire(t, "a1 OK done\r\n")},
+	} {
+		for _, ordered := range []bool{true, false} {
+			st.Ordered = ordered
+			if _, err := matchBlock(st, got, Bindings{}); err != nil {
+				t.Errorf("ordered=%v %d responses: %v", ordered, len(got), err)
+			}
+		}
+	}
+	if _, err := matchBlock(st, []*Resp{wire(t, "* 4 RECENT\r\n"), wire(t, "a1 OK done\r\n")}, Bindings{}); err == nil {
+		t.Error("missing required EXPUNGE accepted")
+	}
+}

@@ -61,9 +61,10 @@ type SendPart struct {
 
 // ExpLine is one expected response with the line it was written on.
 type ExpLine struct {
-	Line int
-	Src  string
-	Resp *Resp
+	Line     int
+	Src      string
+	Resp     *Resp
+	Optional bool // "~ " prefix: may be absent
 }
 
 var (
@@ -116,6 +117,10 @@ func Parse(name string, data []byte, msgDir string) (*Scenario, error) {
 	finishExp := func(conn string, line int) error {
 		frags := expFrags[conn]
 		delete(expFrags, conn)
+		opt := strings.HasPrefix(frags[0].Text, "~ ")
+		if opt {
+			frags[0].Text = frags[0].Text[2:]
+		}
 		for i := 0; i+1 < len(frags); i++ {
 			if frags[i+1].IsLit {
 				frags[i].Text = expLitRe.ReplaceAllString(frags[i].Text, fmt.Sprintf("{%d}", len(frags[i+1].Lit)))
@@ -126,7 +131,7 @@ func Parse(name string, data []byte, msgDir string) (*Scenario, error) {
 			return errf(expStart[conn], "bad expected response: %v", err)
 		}
 		b := block(conn, expStart[conn])
-		b.Exp = append(b.Exp, &ExpLine{Line: expStart[conn], Src: r.Raw, Resp: r})
+		b.Exp = append(b.Exp, &ExpLine{Line: expStart[conn], Src: r.Raw, Resp: r, Optional: opt})
 		return nil
 	}
 

@@ -236,7 +236,7 @@ func substitute(s string, vars Bindings) string {
 func collect(c *Conn, st *Step, d time.Duration, vars Bindings) (got []*Resp, ok bool) {
 	tags := map[string]int{}
 	for _, e := range st.Exp {
-		if e.Resp.Tag != "*" {
+		if e.Resp.Tag != "*" && !e.Optional {
 			tags[e.Resp.Tag]++
 		}
 	}
@@ -281,19 +281,25 @@ func matchBlock(st *Step, got []*Resp, vars Bindings) (Bindings, error) {
 	b := vars
 	if st.Ordered {
 		i := 0
+	next:
 		for _, g := range got {
-			if i < len(st.Exp) {
-				if nb, ok := MatchResp(st.Exp[i].Resp, g, b); ok {
-					b, i = nb, i+1
-					continue
+			for k := i; k < len(st.Exp); k++ {
+				if nb, ok := MatchResp(st.Exp[k].Resp, g, b); ok {
+					b, i = nb, k+1
+					continue next
+				}
+				if !st.Exp[k].Optional {
+					break
 				}
 			}
 			if !tolerated(g, st.Only) {
 				return nil, fmt.Errorf("unexpected response %q", g.String())
 			}
 		}
-		if i < len(st.Exp) {
-			return nil, fmt.Errorf("line %d not matched", st.Exp[i].Line)
+		for ; i < len(st.Exp); i++ {
+			if !st.Exp[i].Optional {
+				return nil, fmt.Errorf("line %d not matched", st.Exp[i].Line)
+			}
 		}
 		return b, nil
 	}
@@ -310,7 +316,7 @@ func matchBlock(st *Step, got []*Resp, vars Bindings) (Bindings, error) {
 				break
 			}
 		}
-		if !found {
+		if !found && !e.Optional {
 			missing = append(missing, strconv.Itoa(e.Line))
 		}
 	}
