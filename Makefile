@@ -1,0 +1,39 @@
+# Decimail. The two commands a fresh machine needs: `make run` and `make test`.
+GO      ?= go
+PKGS    := ./...
+# -race where time allows: the race detector runs on every package.
+TESTFLAGS ?= -race -timeout 20m
+
+.PHONY: run test vet bench property fuzz coverage build clean
+
+## run: private Postgres under ./var, demo account (demo/demo), daemons on loopback
+run:
+	$(GO) run ./server/cmd/decimail dev
+
+## test: every test on real Postgres (started privately when no DSN is set)
+test: vet
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+build:
+	$(GO) build -o bin/decimail ./server/cmd/decimail
+
+## bench: the benchmarks in bench/ and the packages (go test -bench)
+bench:
+	$(GO) test -run XXX -bench . -benchtime 3x ./bench/... ./server/...
+
+## property: the rapid properties with many more checks
+property:
+	$(GO) test -run 'Property|Model|StateMachine' -rapid.checks=10000 -timeout 60m ./...
+
+## fuzz: each fuzz target for FUZZTIME
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run XXX -fuzz FuzzReadCommand -fuzztime $(FUZZTIME) ./server/imapd/
+	$(GO) test -run XXX -fuzz FuzzParse -fuzztime $(FUZZTIME) ./server/message/
+	$(GO) test -run XXX -fuzz FuzzParseDefinition -fuzztime $(FUZZTIME) ./server/query/
+
+clean:
+	rm -rf bin
