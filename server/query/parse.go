@@ -610,3 +610,30 @@ func astring(s string, flag bool) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 	return `"` + r.Replace(s) + `"`
 }
+
+// ParseSeqSet parses an IMAP sequence-set (rfc3501.txt:5024); "*" is 0 as in
+// go-imap's types (whose own parser is internal).
+func ParseSeqSet(s string) (imap.SeqSet, bool) {
+	rs, ok := parseSet(s)
+	if !ok {
+		return nil, false
+	}
+	set := make(imap.SeqSet, len(rs))
+	for i, r := range rs {
+		set[i] = imap.SeqRange{Start: r[0], Stop: r[1]}
+	}
+	return set, true
+}
+
+// ParseUIDSet parses a UID set (the same syntax as a sequence set).
+func ParseUIDSet(s string) (imap.UIDSet, bool) {
+	rs, ok := parseSet(s)
+	if !ok {
+		return nil, false
+	}
+	set := make(imap.UIDSet, len(rs))
+	for i, r := range rs {
+		set[i] = imap.UIDRange{Start: imap.UID(r[0]), Stop: imap.UID(r[1])}
+	}
+	return set, true
+}
