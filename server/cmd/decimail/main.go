@@ -1,0 +1,136 @@
+// Command decimail is Decimail's one binary: the daemons (serve, dev) and the
+// administration commands. Run `decimail -h` or `decimail <command> -h`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"decimail/server/store"
+)
+
+type command struct {
+	name, args, help string
+	run              func(ctx context.Context, fs *flag.FlagSet, args []string) error
+	flags            func(fs *flag.FlagSet)
+}
+
+var commands []*command
+
+func register(c *command) { commands = append(commands, c) }
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: decimail <command> [flags] [args]\n\ncommands:")
+	sort.Slice(commands, func(i, j int) bool { return commands[i].name < commands[j].name })
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.help)
+	}
+	fmt.Fprintln(w, "\nThe database is $DECIMAIL_DATABASE_URL, else the dev cluster under ./var (see `decimail dev`).")
+	fmt.Fprintln(w, "Run `decimail <command> -h` for a command's flags.")
+}
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
+	slog.SetDefault(log)
+	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+		usage(os.Stdout)
+		return
+	}
+	name := os.Args[1]
+	args := os.Args[2:]
+	// Two-word commands: "user add", "mailbox define", ...
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		if c := find(name + " " + args[0]); c != nil {
+			name, args = c.name, args[1:]
+		}
+	}
+	c := find(name)
+	if c == nil {
+		fmt.Fprintf(os.Stderr, "decimail: unknown command %q\n\n", name)
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet("decimail "+c.name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: decimail %s [flags] %s\n\n%s\n", c.name, c.args, c.help)
+		fs.PrintDefaults()
+	}
+	if c.flags != nil {
+		c.flags(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := c.run(ctx, fs, fs.Args()); err != nil {
+		fmt.Fprintf(os.Stderr, "decimail %s: %v\n", c.name, err)
+		os.Exit(1)
+	}
+}
+
+func find(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func logLevel() slog.Level {
+	if os.Getenv("DECIMAIL_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
+
+// dsnFile is where `decimail dev` leaves the DSN of its cluster, so that the
+// other commands reach it while it runs.
+const dsnFile = "var/dsn"
+
+func databaseURL() (string, error) {
+	if dsn := os.Getenv("DECIMAIL_DATABASE_URL"); dsn != "" {
+		return dsn, nil
+	}
+	if b, err := os.ReadFile(dsnFile); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	return "", errors.New("no database: set DECIMAIL_DATABASE_URL, or start `make run` (decimail dev) in this directory")
+}
+
+func openStore(ctx context.Context) (*store.Store, error) {
+	dsn, err := databaseURL()
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, dsn, store.Options{SpoolDir: spoolDir(), Log: slog.Default()})
+}
+
+func spoolDir() string {
+	if d := os.Getenv("DECIMAIL_SPOOL"); d != "" {
+		return d
+	}
+	d, _ := filepath.Abs("var/spool")
+	return d
+}
+
+func needArgs(args []string, n int, what string) error {
+	if len(args) != n {
+		return fmt.Errorf("want %s (see -h)", what)
+	}
+	return nil
+}

@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"decimail/fixtures"
+	"decimail/server/imapd"
+	"decimail/server/pgrun"
+	"decimail/server/store"
+)
+
+// listenFlags are the daemon addresses; "" disables a listener.
+type listenFlags struct {
+	imap, imaps                 string
+	smtp, submission            string
+	certFile, keyFile, hostname string
+}
+
+func (l *listenFlags) register(fs *flag.FlagSet, imap, imaps, smtp, sub string) {
+	fs.StringVar(&l.imap, "imap", imap, "IMAP listen address (STARTTLS when a certificate is set); empty disables")
+	fs.StringVar(&l.imaps, "imaps", imaps, "IMAP over implicit TLS listen address; empty disables")
+	fs.StringVar(&l.smtp, "smtp", smtp, "SMTP (MX) listen address; empty disables")
+	fs.StringVar(&l.submission, "submission", sub, "SMTP submission listen address; empty disables")
+	fs.StringVar(&l.certFile, "tls-cert", "", "TLS certificate (PEM)")
+	fs.StringVar(&l.keyFile, "tls-key", "", "TLS key (PEM)")
+	host, _ := os.Hostname()
+	fs.StringVar(&l.hostname, "hostname", host, "host name for greetings and Received: lines")
+}
+
+func init() {
+	var lf listenFlags
+	register(&command{name: "serve", help: "run the daemons on $DECIMAIL_DATABASE_URL",
+		flags: func(fs *flag.FlagSet) { lf.register(fs, ":143", "", ":25", ":587") },
+		run: func(ctx context.Context, _ *flag.FlagSet, _ []string) error {
+			s, err := openStore(ctx)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var tlsCfg *tls.Config
+			if lf.certFile != "" {
+				cert, err := tls.LoadX509KeyPair(lf.certFile, lf.keyFile)
+				if err != nil {
+					return err
+				}
+				tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}}
+			}
+			return runDaemons(ctx, s, lf, tlsCfg, nil)
+		}})
+
+	var dlf listenFlags
+	var dataDir string
+	register(&command{name: "dev", help: "private Postgres under ./var, demo account, daemons on loopback (make run)",
+		flags: func(fs *flag.FlagSet) {
+			dlf.register(fs, "127.0.0.1:1143", "127.0.0.1:1993", "127.0.0.1:2525", "127.0.0.1:2587")
+			fs.StringVar(&dataDir, "var", "var", "directory for the dev cluster, spool and certificate")
+		},
+		run: func(ctx context.Context, _ *flag.FlagSet, _ []string) error { return runDev(ctx, dlf, dataDir) }})
+}
+
+// runDev starts (or reuses) the private cluster under ./var, provisions the
+// demo account once, and serves until interrupted.
+func runDev(ctx context.Context, lf listenFlags, dir string) error {
+	log := slog.Default()
+	dsn := os.Getenv("DECIMAIL_DATABASE_URL")
+	if dsn == "" {
+		inst, err := pgrun.Start(ctx, pgrun.Options{Dir: filepath.Join(dir, "pg"), NoContainers: true, Durable: true, Log: log})
+		if err != nil {
+			return err
+		}
+		defer inst.Stop()
+		dsn = inst.DSN
+		if err := os.WriteFile(filepath.Join(dir, "dsn"), []byte(dsn+"\n"), 0o600); err != nil {
+			return err
+		}
+		defer os.Remove(filepath.Join(dir, "dsn"))
+	}
+	spool, _ := filepath.Abs(filepath.Join(dir, "spool"))
+	s, err := store.Open(ctx, dsn, store.Options{SpoolDir: spool, Log: log})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := provisionDemo(ctx, s); err != nil {
+		return err
+	}
+	tlsCfg, err := devCertificate(dir)
+	if err != nil {
+		return err
+	}
+	banner := func() {
+		fmt.Printf(`
+Decimail is running (Ctrl-C stops it). Demo account: user "demo", password "demo", address demo@example.test
+
+  IMAP        %s  (plain or STARTTLS; self-signed certificate)
+  IMAPS       %s
+  SMTP (MX)   %s
+  Submission  %s  (AUTH PLAIN as demo/demo)
+
+  mutt:         mutt -f imap://demo:demo@%s/INBOX
+  Thunderbird:  Account Settings > Add Mail Account > "Configure manually":
+                incoming IMAP, server %s, port %s, connection security None,
+                authentication "Normal password", user name demo (password demo);
+                outgoing SMTP, server %s, port %s, None, "Normal password", demo
+  curl:         curl -u demo:demo imap://%s/INBOX -X 'UID SEARCH ALL'
+  send a mail:  swaks --server %s --to demo@example.test
+  admin:        go run ./server/cmd/decimail -h   (e.g. mailbox list demo)
+
+`, lf.imap, lf.imaps, lf.smtp, lf.submission, lf.imap, host(lf.imap), port(lf.imap),
+			host(lf.submission), port(lf.submission), lf.imap, lf.smtp)
+	}
+	return runDaemons(ctx, s, lf, tlsCfg, banner)
+}
+
+func host(addr string) string { h, _, _ := net.SplitHostPort(addr); return h }
+func port(addr string) string { _, p, _ := net.SplitHostPort(addr); return p }
+
+// provisionDemo creates the demo account with the sample corpus once.
+func provisionDemo(ctx context.Context, s *store.Store) error {
+	u, err := s.CreateUser(ctx, "demo", "demo")
+	if errors.Is(err, store.ErrExists) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := s.AddAddress(ctx, "demo@example.test", "demo"); err != nil {
+		return err
+	}
+	for _, v := range []struct{ name, def string }{
+		{"Views/Go list", `HEADER List-Id golang-nuts`},
+		{"Views/From alice", `FROM alice`},
+		{"Views/Large", `LARGER 50000`},
+		{"Views/Unread and flagged", `UNSEEN FLAGGED`},
+	} {
+		if _, err := s.DefineMailbox(ctx, u.ID, v.name, v.def); err != nil {
+			return fmt.Errorf("view %s: %w", v.name, err)
+		}
+	}
+	if err := fixtures.LoadSeed(ctx, s, u.ID); err != nil {
+		return err
+	}
+	slog.Info("created demo account with the sample corpus", "user", "demo")
+	return nil
+}
+
+// runDaemons starts every configured listener and blocks until ctx ends.
+func runDaemons(ctx context.Context, s *store.Store, lf listenFlags, tlsCfg *tls.Config, ready func()) error {
+	log := slog.Default()
+	cfg, err := imapConfig(ctx, s, lf.hostname, tlsCfg)
+	if err != nil {
+		return err
+	}
+	srv := imapd.New(cfg, s, log.With("daemon", "imap"))
+	errc := make(chan error, 8)
+	serve := func(addr string, fn func(net.Listener) error, what string) error {
+		if addr == "" {
+			return nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		log.Info("listening", "daemon", what, "addr", ln.Addr().String())
+		go func() { errc <- fn(ln) }()
+		return nil
+	}
+	if err := serve(lf.imap, srv.Serve, "imap"); err != nil {
+		return err
+	}
+	if tlsCfg != nil {
+		if err := serve(lf.imaps, srv.ServeTLS, "imaps"); err != nil {
+			return err
+		}
+	}
+	stopSMTP, err := startSMTP(ctx, s, lf, tlsCfg, serve)
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready()
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, imapd.ErrServerClosed) {
+			log.Error("listener failed", "err", err)
+		}
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx)
+	stopSMTP()
+	return nil
+}
+
+// imapConfig builds the IMAP configuration from flags and the configuration
+// table: imapd_log_imap (true/false), imapd_disable (comma-separated
+// capabilities), imapd_disable:<user> (per user), imapd_allow_plaintext.
+func imapConfig(ctx context.Context, s *store.Store, hostname string, tlsCfg *tls.Config) (imapd.Config, error) {
+	get := func(k string) string { v, _ := s.Config(ctx, k, ""); return v }
+	cfg := imapd.Config{Hostname: hostname, TLS: tlsCfg, Version: "0.1",
+		LogIMAP: get("imapd_log_imap") == "true", AllowPlaintext: get("imapd_allow_plaintext") == "true",
+		Disabled: capSet(get("imapd_disable"))}
+	cfg.PerUserDisabled = func(user string) map[string]bool {
+		v, _ := s.Config(context.Background(), "imapd_disable:"+user, "")
+		return capSet(v)
+	}
+	return cfg, nil
+}
+
+func capSet(list string) map[string]bool {
+	m := map[string]bool{}
+	for _, c := range strings.Split(list, ",") {
+		if c = strings.ToUpper(strings.TrimSpace(c)); c != "" {
+			m[c] = true
+		}
+	}
+	return m
+}
+
+// devCertificate returns a self-signed certificate for localhost kept in dir.
+func devCertificate(dir string) (*tls.Config, error) {
+	certFile, keyFile := filepath.Join(dir, "dev-cert.pem"), filepath.Join(dir, "dev-key.pem")
+	if cert, err := tls.LoadX509KeyPair(certFile, keyFile); err == nil {
+		return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "localhost"},
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(5, 0, 0),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	os.MkdirAll(dir, 0o700)
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		return nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, nil
+}

@@ -1,0 +1,74 @@
+package imapd
+
+import (
+	"strings"
+	"time"
+)
+
+func init() {
+	register("IDLE", cmdSpec{states: authenticated, ext: "IDLE", fn: cmdIdle})
+}
+
+// idlePoll is how often an idling session reads the store without a
+// notification, so a lost notification only delays (DESIGN "Notifications").
+var idlePoll = 30 * time.Second
+
+// cmdIdle implements IDLE (RFC 2177): updates are sent as they happen until
+// the client sends DONE (rfc2177.txt:77). The session holds no database
+// connection while it waits: it sleeps on its notifier subscription.
+func cmdIdle(c *Conn, cmd *Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	if err := c.Continue("idling"); err != nil {
+		return err
+	}
+	type line struct {
+		s   string
+		err error
+	}
+	done := make(chan line, 1)
+	go func() {
+		s, err := c.ReadLine()
+		done <- line{s, err}
+	}()
+	tick := time.NewTicker(idlePoll)
+	defer tick.Stop()
+	var notify <-chan struct{}
+	if c.sel != nil {
+		notify = c.sel.sub.C
+		// Anything that happened between the last poll and now.
+		if err := c.idleUpdate(); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case l := <-done:
+			if l.err != nil {
+				return l.err
+			}
+			if !strings.EqualFold(strings.TrimSpace(l.s), "DONE") {
+				return Bad("", "expected DONE")
+			}
+			return nil
+		case <-notify:
+			if err := c.idleUpdate(); err != nil {
+				return err
+			}
+		case <-tick.C:
+			if c.sel != nil {
+				if err := c.idleUpdate(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (c *Conn) idleUpdate() error {
+	if err := c.pollSelected(true, true); err != nil {
+		return err
+	}
+	return c.Flush()
+}

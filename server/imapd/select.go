@@ -1,0 +1,223 @@
+package imapd
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+
+	"decimail/server/query"
+	"decimail/server/store"
+)
+
+func init() {
+	register("SELECT", cmdSpec{states: authenticated, fn: func(c *Conn, cmd *Command) error { return cmdSelect(c, cmd, false) }})
+	register("EXAMINE", cmdSpec{states: authenticated, fn: func(c *Conn, cmd *Command) error { return cmdSelect(c, cmd, true) }})
+	register("CLOSE", cmdSpec{states: selected, fn: cmdClose})
+	register("UNSELECT", cmdSpec{states: selected, ext: "UNSELECT", fn: cmdUnselect})
+	register("CHECK", cmdSpec{states: selected, fn: cmdCheck})
+}
+
+// selection is the selected-state part of a session.
+type selection struct {
+	mb       store.Mailbox
+	readOnly bool
+	view     *View
+	sub      *store.Subscription
+	dirty    bool      // this session changed the mailbox: poll the store
+	polled   time.Time // last store poll (a fallback for lost notifications)
+}
+
+// systemFlags are the flags every mailbox supports (rfc3501.txt:1180).
+var systemFlags = []string{`\Answered`, `\Flagged`, `\Deleted`, `\Seen`, `\Draft`}
+
+// cmdSelect implements SELECT and EXAMINE (RFC 3501 §6.3.1, §6.3.2).
+func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
+	if len(cmd.Args) < 1 {
+		return Syntax("mailbox name expected")
+	}
+	name, err := mailboxArg(cmd.Args[0])
+	if err != nil {
+		return err
+	}
+	// A failed SELECT leaves no mailbox selected (rfc3501.txt:1656).
+	c.Unselect()
+	snap, err := c.Store().Select(c.Ctx(), c.User().ID, name, readOnly)
+	if errors.Is(err, store.ErrNotFound) {
+		return No(CodeNonExistent, "no such mailbox")
+	} else if err != nil {
+		return err
+	}
+	s := &selection{mb: snap.Mailbox, readOnly: readOnly, view: NewView(snap.UIDs, snap.Recent, snap.ModSeq), polled: time.Now()}
+	s.sub = c.Store().Notifier().Subscribe(s.mb.ID)
+	c.sel = s
+	c.poll = func(allowExpunge bool) error { return c.pollSelected(allowExpunge, false) }
+	c.onUnselect = func() {
+		s.sub.Close()
+		c.sel = nil
+	}
+	c.SetState(Selected)
+
+	flags := append(append([]string{}, systemFlags...), snap.Keywords...)
+	w := c.Writer()
+	w.Lock()
+	w.Line("FLAGS (%s)", strings.Join(flags, " "))
+	w.Line("%d EXISTS", len(snap.UIDs))
+	w.Line("%d RECENT", len(snap.Recent))
+	if len(snap.Unseen) > 0 {
+		w.Line("OK [UNSEEN %d] first unseen message", s.view.Seq(snap.Unseen[0]))
+	}
+	if readOnly {
+		w.Line("OK [PERMANENTFLAGS ()] read-only mailbox")
+	} else {
+		w.Line(`OK [PERMANENTFLAGS (%s \*)] flags permitted`, strings.Join(flags, " "))
+	}
+	w.Line("OK [UIDVALIDITY %d] UIDs valid", snap.Mailbox.UIDValidity)
+	w.Line("OK [UIDNEXT %d] predicted next UID", snap.Mailbox.UIDNext)
+	if c.capable("OBJECTID") {
+		w.Line("OK [MAILBOXID (M%d)] mailbox id", snap.Mailbox.ID) // rfc8474.txt:178
+	}
+	w.Unlock()
+	if readOnly {
+		return c.OK("READ-ONLY", cmd.Name+" completed")
+	}
+	return c.OK("READ-WRITE", cmd.Name+" completed")
+}
+
+// pollSelected sends the updates other sessions (or this one) caused. It
+// reads the store when a notification arrived, when this session changed
+// the mailbox, when force is set (NOOP, CHECK, IDLE timer), or when the last
+// read is old (a lost notification only delays).
+func (c *Conn) pollSelected(allowExpunge, force bool) error {
+	s := c.sel
+	if s == nil {
+		return nil
+	}
+	signalled := false
+	select {
+	case <-s.sub.C:
+		signalled = true
+	default:
+	}
+	if signalled || force || s.dirty || time.Since(s.polled) > 30*time.Second {
+		s.dirty = false
+		s.polled = time.Now()
+		ch, err := c.Store().ChangesSince(c.Ctx(), s.mb.ID, s.view.ModSeq(), !s.readOnly)
+		if errors.Is(err, store.ErrNotFound) {
+			return Bye("", "selected mailbox was deleted")
+		} else if err != nil {
+			return err
+		}
+		if ch.UIDValidity != s.mb.UIDValidity {
+			// The mailbox was redefined: our UIDs mean nothing any more
+			// (rfc3501.txt:478); the client must reselect.
+			return Bye("", "mailbox UIDVALIDITY changed, please reselect")
+		}
+		s.view.Apply(ch)
+	}
+	c.writeUpdates(s.view.Flush(allowExpunge))
+	return nil
+}
+
+func (c *Conn) writeUpdates(ups []Update) {
+	if len(ups) == 0 {
+		return
+	}
+	w := c.Writer()
+	w.Lock()
+	defer w.Unlock()
+	for _, u := range ups {
+		switch u.Kind {
+		case UpdExpunge:
+			w.Line("%d EXPUNGE", u.N)
+		case UpdExists:
+			w.Line("%d EXISTS", u.N)
+		case UpdRecent:
+			w.Line("%d RECENT", u.N)
+		case UpdFlags:
+			w.Line("%d FETCH (FLAGS (%s))", u.N, strings.Join(c.flagNames(u.UID, u.Flags), " "))
+		}
+	}
+}
+
+// flagNames renders a message's flags, with \Recent when it is recent for
+// this session (rfc3501.txt:1193).
+func (c *Conn) flagNames(uid uint32, f store.Flags) []string {
+	names := f.Names()
+	if c.sel != nil && c.sel.view.IsRecent(uid) {
+		names = append(names, `\Recent`)
+	}
+	return names
+}
+
+// cmdClose expunges silently (unless read-only) and unselects (RFC 3501 §6.4.2).
+func cmdClose(c *Conn, cmd *Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	s := c.sel
+	if !s.readOnly {
+		if _, err := c.Store().Expunge(c.Ctx(), c.User().ID, s.mb.ID, nil); err != nil {
+			return err
+		}
+	}
+	c.Unselect()
+	return nil
+}
+
+// cmdUnselect unselects without expunging (RFC 3691).
+func cmdUnselect(c *Conn, cmd *Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	c.Unselect()
+	return nil
+}
+
+// cmdCheck is a checkpoint (RFC 3501 §6.4.1): our writes are already
+// durable, so it only reports pending updates, like NOOP.
+func cmdCheck(c *Conn, cmd *Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	return c.pollSelected(true, true)
+}
+
+// mailboxArg decodes a mailbox name argument: an astring, modified UTF-7
+// decoded (RFC 3501 §5.1.3), INBOX case-insensitive.
+func mailboxArg(v Value) (string, error) {
+	s, ok := v.AString()
+	if !ok {
+		return "", Syntax("mailbox name expected")
+	}
+	name, err := decodeMUTF7(s)
+	if err != nil {
+		return "", Bad("", "invalid modified UTF-7 in mailbox name")
+	}
+	return store.NormName(name), nil
+}
+
+// resolveSet parses a sequence set (uid=false) or UID set argument and
+// returns the UIDs of the view it names.
+func (c *Conn) resolveSet(v Value, uid bool) ([]uint32, error) {
+	if v.Kind != Atom {
+		return nil, Syntax("sequence set expected")
+	}
+	var set imap.NumSet
+	var ok bool
+	if uid {
+		set, ok = query.ParseUIDSet(v.S)
+	} else {
+		set, ok = query.ParseSeqSet(v.S)
+	}
+	if !ok {
+		return nil, Syntax(fmt.Sprintf("invalid sequence set %q", v.S))
+	}
+	uids, err := c.sel.view.Resolve(set)
+	if err != nil {
+		return nil, Bad("", err.Error())
+	}
+	return uids, nil
+}

@@ -1,0 +1,261 @@
+package imapd
+
+import (
+	"errors"
+	"slices"
+	"sort"
+
+	"github.com/emersion/go-imap/v2"
+
+	"decimail/server/store"
+)
+
+// View is one session's picture of its selected mailbox: the UIDs the client
+// knows, in order (sequence number n is uids[n-1]), plus what changed in the
+// store and was not yet announced. It is touched only by the session's own
+// goroutine (and IDLE's, never both at once) and does no I/O: the session
+// feeds it store.Changes (Apply) and asks for the responses to send (Flush).
+//
+// Rules it keeps (RFC 3501):
+//   - EXPUNGE is announced only when allowed (not during FETCH, STORE,
+//     SEARCH: rfc3501.txt:4053); until then the client's sequence numbers
+//     stay valid and the expunged message keeps its number.
+//   - Each EXPUNGE names a sequence number valid in the client's view at that
+//     moment, and the view shrinks as it is sent (rfc3501.txt:3969).
+//   - EXISTS never decreases except through EXPUNGE, and comes before any
+//     data about the new messages.
+type View struct {
+	uids      []uint32
+	recent    map[uint32]bool
+	pendExp   map[uint32]bool // in the client's view, gone from the store
+	pendNew   []uint32        // in the store, not yet announced (ascending)
+	pendFlags map[uint32]store.Flags
+	told      map[uint32]int64 // flags this session already reported, by modseq
+	modseq    int64
+	sentRec   int // last RECENT count announced
+}
+
+// UpdateKind is the kind of an unilateral response.
+type UpdateKind int
+
+const (
+	UpdExpunge UpdateKind = iota // * seq EXPUNGE
+	UpdExists                    // * n EXISTS
+	UpdRecent                    // * n RECENT
+	UpdFlags                     // * seq FETCH (FLAGS (...))
+)
+
+// Update is one unilateral response to send.
+type Update struct {
+	Kind  UpdateKind
+	N     uint32 // sequence number, or the count for EXISTS/RECENT
+	UID   uint32
+	Flags store.Flags
+}
+
+// NewView starts a view from a SELECT snapshot.
+func NewView(uids, recent []uint32, modseq int64) *View {
+	v := &View{uids: slices.Clone(uids), recent: map[uint32]bool{}, pendExp: map[uint32]bool{},
+		pendFlags: map[uint32]store.Flags{}, told: map[uint32]int64{}, modseq: modseq}
+	for _, u := range recent {
+		v.recent[u] = true
+	}
+	v.sentRec = len(v.recent)
+	return v
+}
+
+// ModSeq is the cursor for the next store.ChangesSince.
+func (v *View) ModSeq() int64 { return v.modseq }
+
+// Len is the number of messages the client knows (the last EXISTS minus
+// EXPUNGEs sent since).
+func (v *View) Len() int { return len(v.uids) }
+
+// UIDs returns the client's view (not to be modified).
+func (v *View) UIDs() []uint32 { return v.uids }
+
+// Seq returns the sequence number of uid, or 0 if the client does not know it.
+func (v *View) Seq(uid uint32) uint32 {
+	i, ok := slices.BinarySearch(v.uids, uid)
+	if !ok {
+		return 0
+	}
+	return uint32(i + 1)
+}
+
+// UID returns the UID at sequence number seq (1-based), or 0.
+func (v *View) UID(seq uint32) uint32 {
+	if seq == 0 || int(seq) > len(v.uids) {
+		return 0
+	}
+	return v.uids[seq-1]
+}
+
+// IsRecent reports whether uid is \Recent for this session.
+func (v *View) IsRecent(uid uint32) bool { return v.recent[uid] }
+
+// Recent lists this session's \Recent UIDs in the view.
+func (v *View) Recent() []uint32 {
+	var out []uint32
+	for _, u := range v.uids {
+		if v.recent[u] {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// Expunged reports whether uid is in the view but already gone from the store.
+func (v *View) Expunged(uid uint32) bool { return v.pendExp[uid] }
+
+// Told records that this session reported uid's flags at modseq (a STORE's
+// own FETCH response), so the same change is not announced again.
+func (v *View) Told(uid uint32, modseq int64) {
+	if modseq > v.told[uid] {
+		v.told[uid] = modseq
+	}
+	delete(v.pendFlags, uid)
+}
+
+// Apply merges store changes after the view's cursor into the pending state.
+func (v *View) Apply(ch *store.Changes) {
+	isNew := func(u uint32) bool { _, ok := slices.BinarySearch(v.pendNew, u); return ok }
+	for _, u := range ch.Expunged {
+		switch {
+		case v.Seq(u) != 0:
+			v.pendExp[u] = true
+			delete(v.pendFlags, u)
+		case isNew(u):
+			i, _ := slices.BinarySearch(v.pendNew, u)
+			v.pendNew = slices.Delete(v.pendNew, i, i+1)
+		}
+	}
+	for _, c := range ch.Changed {
+		if c.Recent {
+			v.recent[c.UID] = true
+		}
+		switch {
+		case v.Seq(c.UID) != 0:
+			if v.pendExp[c.UID] || c.ModSeq <= v.told[c.UID] {
+				continue
+			}
+			v.pendFlags[c.UID] = c.Flags
+		case !isNew(c.UID):
+			i, _ := slices.BinarySearch(v.pendNew, c.UID)
+			v.pendNew = slices.Insert(v.pendNew, i, c.UID)
+		}
+	}
+	if ch.ModSeq > v.modseq {
+		v.modseq = ch.ModSeq
+	}
+}
+
+// Flush returns the updates to send now, in order, and applies them to the
+// view: EXPUNGEs (if allowed), then EXISTS and RECENT for new messages, then
+// FETCH FLAGS for changed ones.
+func (v *View) Flush(allowExpunge bool) []Update {
+	var out []Update
+	if allowExpunge && len(v.pendExp) > 0 {
+		var gone []uint32
+		for u := range v.pendExp {
+			gone = append(gone, u)
+		}
+		sort.Slice(gone, func(i, j int) bool { return gone[i] < gone[j] })
+		for _, u := range gone {
+			seq := v.Seq(u)
+			out = append(out, Update{Kind: UpdExpunge, N: seq, UID: u})
+			v.uids = slices.Delete(v.uids, int(seq-1), int(seq))
+			delete(v.recent, u)
+			delete(v.told, u)
+		}
+		clear(v.pendExp)
+	}
+	if len(v.pendNew) > 0 {
+		// New UIDs are above every UID the mailbox ever had (never reused).
+		v.uids = append(v.uids, v.pendNew...)
+		v.pendNew = v.pendNew[:0]
+		out = append(out, Update{Kind: UpdExists, N: uint32(len(v.uids))})
+		if n := len(v.Recent()); n != v.sentRec {
+			out = append(out, Update{Kind: UpdRecent, N: uint32(n)})
+		}
+	}
+	v.sentRec = len(v.Recent())
+	if len(v.pendFlags) > 0 {
+		var us []uint32
+		for u := range v.pendFlags {
+			us = append(us, u)
+		}
+		sort.Slice(us, func(i, j int) bool { return us[i] < us[j] })
+		for _, u := range us {
+			if seq := v.Seq(u); seq != 0 {
+				out = append(out, Update{Kind: UpdFlags, N: seq, UID: u, Flags: v.pendFlags[u]})
+			}
+		}
+		clear(v.pendFlags)
+	}
+	return out
+}
+
+// errBadSet is a sequence set naming messages the client cannot know of.
+var errBadSet = errors.New("invalid message sequence number")
+
+// Resolve turns a sequence set or UID set (as sent by the client) into the
+// UIDs of the view it names, ascending. "*" is the last message of the view
+// (rfc3501.txt:4818; for UIDs: the largest UID in the view, and n:* includes
+// it even if n is larger, rfc3501.txt:3493). A UID set may name UIDs that do
+// not exist (they are ignored); a sequence number beyond the view is an error.
+func (v *View) Resolve(set imap.NumSet) ([]uint32, error) {
+	switch s := set.(type) {
+	case imap.SeqSet:
+		n := uint32(len(v.uids))
+		var out []uint32
+		for _, r := range s {
+			lo, hi := r.Start, r.Stop
+			if lo == 0 {
+				lo = n
+			}
+			if hi == 0 {
+				hi = n
+			}
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			if lo == 0 || hi > n {
+				return nil, errBadSet
+			}
+			for i := lo; i <= hi; i++ {
+				out = append(out, v.uids[i-1])
+			}
+		}
+		return dedupSorted(out), nil
+	case imap.UIDSet:
+		if len(v.uids) == 0 {
+			return nil, nil
+		}
+		max := v.uids[len(v.uids)-1]
+		var out []uint32
+		for _, r := range s {
+			lo, hi := uint32(r.Start), uint32(r.Stop)
+			if lo == 0 {
+				lo = max
+			}
+			if hi == 0 {
+				hi = max
+			}
+			if lo > hi {
+				lo, hi = hi, lo
+			}
+			i, _ := slices.BinarySearch(v.uids, lo)
+			for ; i < len(v.uids) && v.uids[i] <= hi; i++ {
+				out = append(out, v.uids[i])
+			}
+		}
+		return dedupSorted(out), nil
+	}
+	return nil, errBadSet
+}
+
+func dedupSorted(u []uint32) []uint32 {
+	slices.Sort(u)
+	return slices.Compact(u)
+}
