@@ -37,3 +37,7 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+## conformance-dovecot: every IMAP scenario against a private Dovecot (installs dovecot-imapd if missing)
+conformance-dovecot:
+	GO=$(GO) sh conformance/dovecot.sh

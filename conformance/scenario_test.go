@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bufio"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -75,13 +76,40 @@ func TestScenarios(t *testing.T) {
 			"set DECIMAIL_CONFORMANCE_TARGET=dovecot or DECIMAIL_CONFORMANCE_ADDR", len(scs))
 	}
 	t.Logf("running %d scenarios against %s", len(scs), tg.Name())
+	known := map[string]bool{}
+	if tg.Name() == "dovecot" && os.Getenv("DECIMAIL_CONFORMANCE_ALL") == "" {
+		known = knownDeviations(t, "DOVECOT.md")
+	}
 	for _, sc := range scs {
 		name := strings.TrimSuffix(strings.TrimPrefix(sc.File, "scenarios/"), ".scn")
 		t.Run(name, func(t *testing.T) {
+			if known[name] {
+				t.Skip("known Dovecot deviation, see conformance/DOVECOT.md")
+			}
 			if parallel {
 				t.Parallel()
 			}
 			Run(t, sc, tg, fixtureDir)
 		})
 	}
+}
+
+// knownDeviations reads the scenario names (first column, in backquotes) of
+// the table in a deviations file such as DOVECOT.md.
+func knownDeviations(t *testing.T, file string) map[string]bool {
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]bool{}
+	sn := bufio.NewScanner(f)
+	for sn.Scan() {
+		if rest, ok := strings.CutPrefix(sn.Text(), "| `"); ok {
+			if name, _, ok := strings.Cut(rest, "`"); ok {
+				out[name] = true
+			}
+		}
+	}
+	return out
 }
