@@ -1,0 +1,127 @@
+package imapd
+
+import (
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"decimail/server/store"
+)
+
+// STATUS (RFC 3501 §6.3.10, rfc3501.txt:2424) and the status items shared
+// with LIST-STATUS (RFC 5819).
+
+func init() {
+	register("STATUS", cmdSpec{states: authenticated, fn: cmdStatus})
+}
+
+// cmdStatus: STATUS mailbox (items). STATUS of the selected mailbox is
+// allowed (rfc3501.txt:2436 only warns about it).
+func cmdStatus(c *Conn, cmd *Command) error {
+	if len(cmd.Args) != 2 {
+		return Syntax("STATUS mailbox (items)")
+	}
+	name, err := mailboxArg(cmd.Args[0])
+	if err != nil {
+		return err
+	}
+	items, err := c.statusItems(cmd.Args[1])
+	if err != nil {
+		return err
+	}
+	st, err := c.Store().Status(c.Ctx(), c.User().ID, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return No(CodeNonExistent, "no such mailbox") // rfc5530.txt:295
+	} else if err != nil {
+		return err
+	}
+	w := c.Writer()
+	w.Lock()
+	c.writeMailboxStatus(items, &st)
+	w.Unlock()
+	return nil
+}
+
+// statusItems parses a parenthesised list of status-att (rfc3501.txt:5047),
+// upper-cased, duplicates dropped, in the order given. Unknown or
+// unadvertised items are BAD (rfc3501.txt:2436: "BAD - command unknown or
+// arguments invalid").
+func (c *Conn) statusItems(v Value) ([]string, error) {
+	if v.Kind != List || len(v.List) == 0 {
+		return nil, Syntax("parenthesised list of status items expected")
+	}
+	var items []string
+	for _, it := range v.List {
+		if it.Kind != Atom {
+			return nil, Syntax("status item expected")
+		}
+		name := strings.ToUpper(it.S)
+		switch name {
+		case "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN":
+		case "MAILBOXID": // rfc8474.txt:231
+			if !c.capAdvertised("OBJECTID") {
+				return nil, Bad("", "unknown status item "+it.S)
+			}
+		case "SIZE": // rfc8438.txt
+			if !c.capAdvertised("STATUS=SIZE") {
+				return nil, Bad("", "unknown status item "+it.S)
+			}
+		case "HIGHESTMODSEQ": // rfc7162.txt
+			if !c.capAdvertised("CONDSTORE") {
+				return nil, Bad("", "unknown status item "+it.S)
+			}
+		default:
+			return nil, Bad("", "unknown status item "+it.S)
+		}
+		if !slices.Contains(items, name) {
+			items = append(items, name)
+		}
+	}
+	return items, nil
+}
+
+// capAdvertised reports whether ext is in this connection's CAPABILITY list.
+func (c *Conn) capAdvertised(ext string) bool {
+	return slices.Contains(c.capabilities(), ext)
+}
+
+// writeMailboxStatus writes "* STATUS name (ITEM n ...)" in the order requested
+// (rfc3501.txt:3858ff, status response). The caller holds the writer lock.
+func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
+	w := c.Writer()
+	w.Untagged()
+	w.Raw("STATUS ")
+	w.String(encodeMUTF7(st.Name))
+	w.Raw(" (")
+	for i, it := range items {
+		if i > 0 {
+			w.SP()
+		}
+		w.Raw(it + " ")
+		switch it {
+		case "MESSAGES":
+			w.Number(uint64(st.Messages))
+		case "RECENT":
+			w.Number(uint64(st.Recent))
+		case "UIDNEXT":
+			w.Number(uint64(st.UIDNext))
+		case "UIDVALIDITY":
+			w.Number(uint64(st.UIDValidity))
+		case "UNSEEN":
+			w.Number(uint64(st.Unseen))
+		case "SIZE":
+			w.Number(uint64(st.Size))
+		case "HIGHESTMODSEQ":
+			w.Number(uint64(st.HighestModSeq))
+		case "MAILBOXID":
+			w.Raw("(" + objectMailboxID(st.ID) + ")") // rfc8474.txt:245
+		}
+	}
+	w.Raw(")")
+	w.CRLF()
+}
+
+// objectMailboxID renders a mailbox's OBJECTID (RFC 8474 §4): "M" + its id,
+// which survives RENAME.
+func objectMailboxID(id int64) string { return "M" + strconv.FormatInt(id, 10) }
