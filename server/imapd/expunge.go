@@ -1,0 +1,41 @@
+package imapd
+
+func init() {
+	register("EXPUNGE", cmdSpec{states: selected, fn: func(c *Conn, cmd *Command) error { return cmdExpunge(c, cmd, false) }})
+	register("UID EXPUNGE", cmdSpec{states: selected, ext: "UIDPLUS", fn: func(c *Conn, cmd *Command) error { return cmdExpunge(c, cmd, true) }})
+}
+
+// cmdExpunge implements EXPUNGE (RFC 3501 §6.4.3) and UID EXPUNGE (RFC 4315
+// §2.1). The store removes the messages; the post-command poll then sends
+// "* n EXPUNGE" for each, with the sequence number valid at the moment it
+// is sent (rfc3501.txt:3969-3976), before the tagged OK (rfc3501.txt:2707).
+func cmdExpunge(c *Conn, cmd *Command, uid bool) error {
+	var uids []uint32 // nil: every \Deleted message
+	if uid {
+		if len(cmd.Args) != 1 {
+			return Syntax("UID EXPUNGE sequence-set")
+		}
+		var err error
+		if uids, err = c.resolveSet(cmd.Args[0], true); err != nil {
+			return err
+		}
+	} else if err := noArgs(cmd); err != nil {
+		return err
+	}
+	s := c.sel
+	if s.readOnly {
+		// rfc3501.txt:2702: "NO - expunge failure: can't expunge (e.g.,
+		// permission denied)"; EXAMINE permits no change (rfc3501.txt:1869).
+		return No("", "mailbox is read-only")
+	}
+	if uid && len(uids) == 0 {
+		// No known UID in the set: nothing to remove (rfc4315.txt:85-90).
+		// (nil would mean "all \Deleted" to the store.)
+		return nil
+	}
+	if _, err := c.Store().Expunge(c.Ctx(), c.User().ID, s.mb.ID, uids); err != nil {
+		return err
+	}
+	s.dirty = true
+	return nil
+}

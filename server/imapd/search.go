@@ -1,0 +1,134 @@
+package imapd
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/emersion/go-imap/v2"
+
+	"decimail/server/query"
+)
+
+func init() {
+	register("SEARCH", cmdSpec{states: selected, fn: func(c *Conn, cmd *Command) error { return cmdSearch(c, cmd, false) }})
+	register("UID SEARCH", cmdSpec{states: selected, fn: func(c *Conn, cmd *Command) error { return cmdSearch(c, cmd, true) }})
+}
+
+// searchCharsets are the charsets SEARCH accepts (rfc3501.txt:2757-2764:
+// US-ASCII MUST be supported). Both are searched as UTF-8: US-ASCII is a
+// subset, and text columns are decoded to UTF-8 at delivery.
+var searchCharsets = map[string]bool{"US-ASCII": true, "UTF-8": true}
+
+// badSeqError is a sequence-set key naming a message beyond the client's view.
+type badSeqError struct{ err error }
+
+func (e *badSeqError) Error() string { return e.err.Error() }
+
+// cmdSearch implements SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8):
+// parse → ONE store query → filter to the client's view → "* SEARCH".
+func cmdSearch(c *Conn, cmd *Command, uid bool) error {
+	args := cmd.Args
+	// search = "SEARCH" [SP "CHARSET" SP astring] 1*(SP search-key), rfc3501.txt:4954
+	if len(args) > 0 && args[0].Kind == Atom && strings.EqualFold(args[0].S, "CHARSET") {
+		if len(args) < 2 {
+			return Syntax("charset name expected")
+		}
+		cs, ok := args[1].AString()
+		if !ok {
+			return Syntax("charset name expected")
+		}
+		if !searchCharsets[strings.ToUpper(cs)] {
+			// rfc3501.txt:2771-2774: NO (not BAD), SHOULD carry BADCHARSET
+			// with the supported list (rfc3501.txt:3543, 4945).
+			return No("BADCHARSET (US-ASCII UTF-8)", "unsupported charset "+cs)
+		}
+		args = args[2:]
+	}
+	node, err := query.Parse(searchArgs(args))
+	if err != nil {
+		return Bad("", err.Error())
+	}
+	s := c.sel
+	view := s.view
+	env := &query.Env{
+		// A sequence number beyond the client's view (or "*" in an empty
+		// mailbox) is BAD, as for every other command taking a sequence set:
+		// rfc3501.txt:5005-5010 ("respond with a tagged BAD response to a
+		// command that uses a message sequence number greater than the
+		// number of messages in the selected mailbox").
+		SeqToUID: func(set imap.SeqSet) (imap.UIDSet, error) {
+			uids, err := view.Resolve(set)
+			if err != nil {
+				return nil, &badSeqError{err}
+			}
+			return uidSetOf(uids), nil
+		},
+		Recent: view.Recent(), // rfc3501.txt:2878
+	}
+	if n := view.Len(); n > 0 {
+		// "*" in a UID set is the largest UID the client knows (rfc3501.txt:4999).
+		env.MaxUID = view.UID(uint32(n))
+	}
+	found, err := c.Store().Search(c.Ctx(), s.mb.ID, node, env)
+	var bs *badSeqError
+	var na *query.NotAllowedError
+	switch {
+	case errors.As(err, &bs):
+		return Bad("", bs.Error())
+	case errors.As(err, &na):
+		return Bad("", na.Error())
+	case err != nil:
+		return err
+	}
+
+	w := c.Writer()
+	w.Lock()
+	defer w.Unlock()
+	w.Untagged()
+	w.Raw("SEARCH") // rfc3501.txt:3927: "* SEARCH" even when nothing matched
+	for _, u := range found {
+		// The store may hold messages the client was not told about yet
+		// (no EXISTS sent): they are not in its view and must not appear.
+		seq := view.Seq(u)
+		if seq == 0 {
+			continue
+		}
+		w.SP()
+		if uid {
+			w.Number(uint64(u))
+		} else {
+			w.Number(uint64(seq))
+		}
+	}
+	w.CRLF()
+	return nil
+}
+
+// searchArgs converts command arguments to the query package's form.
+func searchArgs(vs []Value) []query.Arg {
+	out := make([]query.Arg, len(vs))
+	for i, v := range vs {
+		switch v.Kind {
+		case Atom:
+			out[i] = query.Arg{Kind: query.Atom, S: v.S}
+		case List:
+			out[i] = query.Arg{Kind: query.List, List: searchArgs(v.List)}
+		default: // String, Literal, Literal8
+			out[i] = query.Arg{Kind: query.Str, S: v.S}
+		}
+	}
+	return out
+}
+
+// uidSetOf turns ascending UIDs into a UID set of ranges.
+func uidSetOf(uids []uint32) imap.UIDSet {
+	var set imap.UIDSet
+	for _, u := range uids {
+		if n := len(set); n > 0 && uint32(set[n-1].Stop)+1 == u {
+			set[n-1].Stop = imap.UID(u)
+			continue
+		}
+		set = append(set, imap.UIDRange{Start: imap.UID(u), Stop: imap.UID(u)})
+	}
+	return set
+}

@@ -1,0 +1,158 @@
+package imapd
+
+import (
+	"strings"
+
+	"decimail/server/store"
+)
+
+func init() {
+	register("STORE", cmdSpec{states: selected, fn: func(c *Conn, cmd *Command) error { return cmdStore(c, cmd, false) }})
+	register("UID STORE", cmdSpec{states: selected, fn: func(c *Conn, cmd *Command) error { return cmdStore(c, cmd, true) }})
+}
+
+// storeItem is a parsed store-att-flags item name (rfc3501.txt:5054).
+type storeItem struct {
+	op     store.FlagOp
+	silent bool
+}
+
+// parseStoreItem parses ["+" / "-"] "FLAGS" [".SILENT"], case-insensitively
+// (rfc3501.txt:4524: atoms are case-insensitive).
+func parseStoreItem(v Value) (storeItem, bool) {
+	if v.Kind != Atom {
+		return storeItem{}, false
+	}
+	s := strings.ToUpper(v.S)
+	var it storeItem
+	switch {
+	case strings.HasPrefix(s, "+"):
+		it.op, s = store.FlagsAdd, s[1:]
+	case strings.HasPrefix(s, "-"):
+		it.op, s = store.FlagsDel, s[1:]
+	default:
+		it.op = store.FlagsSet
+	}
+	if rest, ok := strings.CutSuffix(s, ".SILENT"); ok {
+		it.silent, s = true, rest
+	}
+	return it, s == "FLAGS"
+}
+
+// storeFlagArgs reads the value of a STORE: a flag list, or flags without
+// parentheses (rfc3501.txt:5054-5055: flag-list / (flag *(SP flag))).
+func storeFlagArgs(args []Value) (store.Flags, error) {
+	items := args
+	if len(args) == 1 && args[0].Kind == List {
+		items = args[0].List
+	}
+	names := make([]string, 0, len(items))
+	for _, v := range items {
+		if v.Kind != Atom || !validFlagName(v.S) {
+			return store.Flags{}, Syntax("invalid flag " + formatValue(v))
+		}
+		names = append(names, v.S)
+	}
+	// \Recent cannot be stored and is ignored (rfc3501.txt:1193-1198,
+	// 5591); an unknown system flag ("\" atom other than the defined ones,
+	// or "\*") cannot be stored: BAD.
+	f, ok := store.ParseFlags(names)
+	if !ok {
+		return store.Flags{}, Bad("", "unknown system flag")
+	}
+	return f, nil
+}
+
+// validFlagName: "\" atom or atom (rfc3501.txt:4767-4781); an atom has no
+// atom-specials (rfc3501.txt:4548-4556): ( ) { SP CTL % * " \ ].
+func validFlagName(s string) bool {
+	s = strings.TrimPrefix(s, `\`)
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func formatValue(v Value) string { return string(appendValue(nil, v, true)) }
+
+// cmdStore implements STORE and UID STORE (RFC 3501 §6.4.6, §6.4.8):
+// parse → ONE store call → a FETCH FLAGS per message unless .SILENT.
+func cmdStore(c *Conn, cmd *Command, uid bool) error {
+	if len(cmd.Args) < 3 {
+		return Syntax("STORE sequence-set item flags")
+	}
+	it, ok := parseStoreItem(cmd.Args[1])
+	if !ok {
+		return Syntax("unknown STORE item " + formatValue(cmd.Args[1]))
+	}
+	flags, err := storeFlagArgs(cmd.Args[2:])
+	if err != nil {
+		return err
+	}
+	uids, err := c.resolveSet(cmd.Args[0], uid)
+	if err != nil {
+		return err
+	}
+	s := c.sel
+	if s.readOnly {
+		// EXAMINE: "No changes to the permanent state of the mailbox,
+		// including per-user state, are permitted" (rfc3501.txt:1869-1871);
+		// STORE's "NO - store error: can't store that data" (rfc3501.txt:3222).
+		return No("", "mailbox is read-only")
+	}
+	if len(uids) == 0 {
+		return nil // rfc3501.txt:3349-3353: a UID STORE of no messages is OK
+	}
+	if it.silent && it.op != store.FlagsSet {
+		// .SILENT means the client knows the new flags (rfc3501.txt:3229),
+		// which for +FLAGS/-FLAGS holds only if it knew the old ones: report
+		// external changes made before this STORE first, so that marking our
+		// own change as told below cannot hide them (rfc3501.txt:3232-3237).
+		if err := c.pollSelected(!noExpunge[cmd.Name], true); err != nil {
+			return err
+		}
+	}
+	changes, err := c.Store().StoreFlags(c.Ctx(), c.User().ID, s.mb.ID, uids, it.op, flags)
+	if err != nil {
+		return err
+	}
+	// Flag-defined views (Flagged, Unread, ...) and other sessions' flags
+	// change: the post-command poll reads the store.
+	s.dirty = true
+
+	w := c.Writer()
+	w.Lock()
+	defer w.Unlock()
+	for _, ch := range changes {
+		seq := s.view.Seq(ch.UID)
+		if seq == 0 {
+			continue
+		}
+		// Either the client was just told (FETCH below) or it knows what
+		// it set (.SILENT, rfc3501.txt:3229): the poll must not repeat it.
+		s.view.Told(ch.UID, ch.ModSeq)
+		if it.silent {
+			continue
+		}
+		w.Untagged()
+		w.Number(uint64(seq))
+		w.Raw(" FETCH (")
+		if uid {
+			// rfc3501.txt:3392-3397: UID commands' FETCH responses carry UID.
+			w.Raw("UID ")
+			w.Number(uint64(ch.UID))
+			w.SP()
+		}
+		w.Raw("FLAGS ")
+		w.Flags(c.flagNames(ch.UID, ch.Flags))
+		w.Raw(")")
+		w.CRLF()
+	}
+	return nil
+}
