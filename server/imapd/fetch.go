@@ -1,0 +1,258 @@
+package imapd
+
+// FETCH and UID FETCH (RFC 3501 §6.4.5, §6.4.8, responses §7.4.2; OBJECTID
+// items RFC 8474 §5). One store.Fetch per command reading only the columns
+// the items need; responses are written straight into the buffered Writer.
+
+import (
+	"slices"
+	"strconv"
+
+	"decimail/server/message"
+	"decimail/server/store"
+)
+
+func init() {
+	register("FETCH", cmdSpec{states: selected, fn: func(c *Conn, cmd *Command) error { return cmdFetch(c, cmd, false) }})
+	register("UID FETCH", cmdSpec{states: selected, fn: func(c *Conn, cmd *Command) error { return cmdFetch(c, cmd, true) }})
+}
+
+// cmdFetch implements FETCH (rfc3501.txt:2992) and UID FETCH (rfc3501.txt:3332).
+//
+// Implicit \Seen (rfc3501.txt:3047): the messages are fetched first (with
+// their flags), the responses carry the flags with \Seen added, and then ONE
+// StoreFlags sets \Seen on those that lacked it. Setting it before the fetch
+// would make a message leave a view defined by UNSEEN (the "Unread" query
+// mailbox) inside the StoreFlags transaction, so FETCH BODY[] there would
+// return nothing. If StoreFlags fails the command ends NO [SERVERBUG].
+func cmdFetch(c *Conn, cmd *Command, uid bool) error {
+	if len(cmd.Args) != 2 {
+		return Syntax("FETCH needs a sequence set and fetch items")
+	}
+	req, err := c.parseFetchItems(cmd.Args[1])
+	if err != nil {
+		return err
+	}
+	uids, err := c.resolveSet(cmd.Args[0], uid)
+	if err != nil {
+		return err
+	}
+	s := c.sel
+	// Messages already expunged in the store but still in the client's view
+	// are skipped (rfc2180.txt §4.1.2); missing rows are skipped alike.
+	uids = slices.DeleteFunc(uids, s.view.Expunged)
+	if len(uids) == 0 {
+		return nil
+	}
+	setSeen := req.seen && !s.readOnly // EXAMINE never changes flags (rfc3501.txt:1723)
+	f := fetcher{c: c, w: c.Writer(), req: req, uid: uid, setSeen: setSeen}
+	f.w.Lock()
+	err = c.Store().Fetch(c.Ctx(), s.mb.ID, uids, req.cols(setSeen), f.row)
+	f.w.Unlock()
+	if err != nil {
+		return err
+	}
+	if len(f.newSeen) == 0 {
+		return nil
+	}
+	return f.storeSeen()
+}
+
+// fetcher writes the FETCH responses of one command.
+type fetcher struct {
+	c       *Conn
+	w       *Writer
+	req     *fetchRequest
+	uid     bool
+	setSeen bool
+	num     []byte // scratch for numbers and dates
+	raw     []byte // scratch for header+body of part sections
+
+	newSeen []uint32               // messages whose \Seen this command sets
+	shown   map[uint32]store.Flags // the flags sent for them
+}
+
+// row writes "* <seq> FETCH (...)" for one message (rfc3501.txt:4071).
+func (f *fetcher) row(r *store.FetchRow) error {
+	seq := f.c.sel.view.Seq(r.UID)
+	if seq == 0 {
+		return nil
+	}
+	seeing := f.setSeen && !r.Flags.Seen
+	if seeing {
+		r.Flags.Seen = true
+		f.newSeen = append(f.newSeen, r.UID)
+		if f.shown == nil {
+			f.shown = map[uint32]store.Flags{}
+		}
+		f.shown[r.UID] = r.Flags
+	}
+	w := f.w
+	w.Untagged()
+	f.number(uint64(seq))
+	w.Raw(" FETCH (")
+	sp := false
+	if f.uid && !f.req.hasUID { // UID FETCH always reports the UID (rfc3501.txt:3397)
+		w.Raw("UID ")
+		f.number(uint64(r.UID))
+		sp = true
+	}
+	raw := f.raw[:0]
+	for i := range f.req.items {
+		if sp {
+			w.SP()
+		}
+		sp = true
+		it := &f.req.items[i]
+		switch it.kind {
+		case itemUID:
+			w.Raw("UID ")
+			f.number(uint64(r.UID))
+		case itemFlags:
+			f.flags(r)
+		case itemInternalDate: // date-time, rfc3501.txt:4712
+			w.Raw("INTERNALDATE ")
+			f.num = r.InternalDate.AppendFormat(f.num[:0], `"02-Jan-2006 15:04:05 -0700"`)
+			f.bytes(f.num)
+		case itemSize:
+			w.Raw("RFC822.SIZE ")
+			f.number(uint64(r.Size))
+		case itemEnvelope:
+			w.Raw("ENVELOPE ")
+			f.bytes(r.Envelope)
+		case itemBody:
+			w.Raw("BODY ")
+			f.bytes(r.BodySimple)
+		case itemBodyStructure:
+			w.Raw("BODYSTRUCTURE ")
+			f.bytes(r.BodyStructure)
+		case itemEmailID: // rfc8474.txt:289
+			w.Raw("EMAILID (E")
+			f.number(uint64(r.MessageID))
+			w.Raw(")")
+		case itemThreadID: // rfc8474.txt:343: NIL when there is no thread
+			if r.ThreadID == 0 {
+				w.Raw("THREADID NIL")
+				break
+			}
+			w.Raw("THREADID (T")
+			f.number(uint64(r.ThreadID))
+			w.Raw(")")
+		case itemSection:
+			raw = f.section(it, r, raw)
+		}
+	}
+	f.raw = raw
+	if seeing && !f.req.hasFlags { // rfc3501.txt:3049: changed flags SHOULD be included
+		w.SP()
+		f.flags(r)
+	}
+	w.Raw(")")
+	w.CRLF()
+	return nil
+}
+
+func (f *fetcher) flags(r *store.FetchRow) {
+	f.w.Raw("FLAGS ")
+	f.w.Flags(f.c.flagNames(r.UID, r.Flags))
+}
+
+// section writes one BODY[...] / RFC822* item. raw is the reassembled
+// message of this row (built on first need) and is returned for reuse.
+func (f *fetcher) section(it *fetchItem, r *store.FetchRow, raw []byte) []byte {
+	f.w.Raw(it.name)
+	f.w.SP()
+	var a, b []byte // the data is a followed by b
+	switch {
+	case it.part == nil && it.spec == "":
+		a, b = r.Header, r.Body
+	case it.part == nil && it.spec == "HEADER":
+		a = r.Header
+	case it.part == nil && it.spec == "TEXT":
+		a = r.Body
+	default:
+		src := r.Header // top-level HEADER.FIELDS[.NOT] needs only the header
+		if it.part != nil {
+			if len(raw) == 0 {
+				raw = append(append(raw, r.Header...), r.Body...)
+			}
+			src = raw
+		}
+		data, err := message.Section(src, it.part, it.spec, it.fields)
+		if err != nil || data == nil { // a part that does not exist (rfc9051.txt nstring)
+			f.w.Raw("NIL")
+			return raw
+		}
+		a = data
+	}
+	if it.partial { // rfc3501.txt:3077-3093
+		a, b = cut(a, b, uint64(it.origin), uint64(it.count))
+	}
+	f.literal(a, b)
+	return raw
+}
+
+// cut returns the octets [origin, origin+count) of a followed by b, clamped
+// to the end.
+func cut(a, b []byte, origin, count uint64) ([]byte, []byte) {
+	if la := uint64(len(a)); origin >= la {
+		origin -= la
+		if origin >= uint64(len(b)) {
+			return nil, nil
+		}
+		b = b[origin:]
+		return nil, b[:min(count, uint64(len(b)))]
+	}
+	a = a[origin:]
+	if count <= uint64(len(a)) {
+		return a[:count], nil
+	}
+	return a, b[:min(count-uint64(len(a)), uint64(len(b)))]
+}
+
+// literal writes a followed by b as one literal, or "" when both are empty
+// (a partial beyond the end, rfc3501.txt:3089).
+func (f *fetcher) literal(a, b []byte) {
+	n := len(a) + len(b)
+	if n == 0 {
+		f.w.Raw(`""`)
+		return
+	}
+	f.w.literalHeader(int64(n))
+	f.w.bw.Write(a)
+	f.w.bw.Write(b)
+}
+
+func (f *fetcher) number(n uint64) {
+	f.num = strconv.AppendUint(f.num[:0], n, 10)
+	f.bytes(f.num)
+}
+
+// bytes writes b raw, without converting it to a string (Writer.Raw takes a
+// string; ENVELOPE and BODYSTRUCTURE are stored wire bytes).
+func (f *fetcher) bytes(b []byte) {
+	w := f.w
+	w.bw.Write(b)
+	if w.logf != nil && len(w.logb) < maxLogLineLen {
+		w.logb = append(w.logb, b...)
+	}
+}
+
+// storeSeen sets \Seen on the messages this FETCH showed as newly seen, in
+// ONE StoreFlags. The session already reported their flags: Told keeps the
+// post-command poll from repeating them, unless the store's flags differ
+// from what was sent (another session changed them meanwhile).
+func (f *fetcher) storeSeen() error {
+	s := f.c.sel
+	chs, err := f.c.Store().StoreFlags(f.c.Ctx(), f.c.User().ID, s.mb.ID, f.newSeen, store.FlagsAdd, store.Flags{Seen: true})
+	if err != nil {
+		return err
+	}
+	s.dirty = true
+	for _, ch := range chs {
+		if sent, ok := f.shown[ch.UID]; ok && slices.Equal(sent.Names(), ch.Flags.Names()) {
+			s.view.Told(ch.UID, ch.ModSeq)
+		}
+	}
+	return nil
+}
