@@ -1,0 +1,364 @@
+package imapd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"decimail/server/store"
+)
+
+// mixedHeader and mixedBody make a multipart/mixed message: a text part, an
+// encapsulated message/rfc822 (itself multipart/alternative) and a base64
+// attachment.
+var (
+	mixedHeader = fcrlf(`From: Alice <alice@example.com>
+To: Bob <bob@example.com>
+Subject: Nested
+Date: Mon, 2 Nov 2026 10:00:00 +0100
+Message-ID: <nested@example.com>
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="outer"
+
+`)
+	innerHeader = fcrlf(`From: Carol <carol@example.com>
+Subject: Inner
+Content-Type: multipart/alternative; boundary="inner"
+
+`)
+	innerBody = fcrlf(`--inner
+Content-Type: text/plain
+
+inner text
+--inner
+Content-Type: text/html
+
+<p>inner</p>
+--inner--`)
+	mixedBody = fcrlf(`preamble
+--outer
+Content-Type: text/plain; charset=us-ascii
+
+Hello Bob.
+--outer
+Content-Type: message/rfc822
+
+`) + innerHeader + innerBody + fcrlf(`
+--outer
+Content-Type: application/octet-stream; name="a.bin"
+Content-Transfer-Encoding: base64
+Content-Disposition: attachment; filename="a.bin"
+
+AAEC
+--outer--
+`)
+	mixedMsg = mixedHeader + mixedBody
+)
+
+const (
+	mixedEnvelope = `("Mon, 2 Nov 2026 10:00:00 +0100" "Nested" (("Alice" NIL "alice" "example.com")) (("Alice" NIL "alice" "example.com")) (("Alice" NIL "alice" "example.com")) (("Bob" NIL "bob" "example.com")) NIL NIL NIL "<nested@example.com>")`
+	innerEnvelope = `(NIL "Inner" (("Carol" NIL "carol" "example.com")) (("Carol" NIL "carol" "example.com")) (("Carol" NIL "carol" "example.com")) NIL NIL NIL NIL NIL)`
+	// rfc3501.txt:4625ff body-type-mpart, body-type-msg (envelope, body, lines).
+	mixedBodyStructure = `(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1 NIL NIL NIL NIL)` +
+		`("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 214 ` + innerEnvelope +
+		` (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1 NIL NIL NIL NIL)("TEXT" "HTML" ("CHARSET" "us-ascii") NIL NIL "7BIT" 12 1 NIL NIL NIL NIL) "ALTERNATIVE" ("BOUNDARY" "inner") NIL NIL NIL)` +
+		` 13 NIL NIL NIL NIL)` +
+		`("APPLICATION" "OCTET-STREAM" ("NAME" "a.bin") NIL NIL "BASE64" 4 NIL ("ATTACHMENT" ("FILENAME" "a.bin")) NIL NIL)` +
+		` "MIXED" ("BOUNDARY" "outer") NIL NIL NIL)`
+	mixedBodySimple = `(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1)` +
+		`("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 214 ` + innerEnvelope +
+		` (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1)("TEXT" "HTML" ("CHARSET" "us-ascii") NIL NIL "7BIT" 12 1) "ALTERNATIVE") 13)` +
+		`("APPLICATION" "OCTET-STREAM" ("NAME" "a.bin") NIL NIL "BASE64" 4) "MIXED")`
+	internalDate = `"02-Nov-2026 10:00:00 +0000"`
+)
+
+func fcrlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+
+// lit is a literal as the test client inlines it.
+func flit(s string) string { return fmt.Sprintf("{%d}\r\n%s", len(s), s) }
+
+// fetchEnv delivers mixedMsg (UID 1) and two plain messages (UIDs 2, 3) to
+// INBOX and selects it.
+func fetchEnv(t *testing.T) (*testEnv, *client) {
+	e := newEnv(t)
+	e.deliver("INBOX", mixedMsg, store.Flags{})
+	e.deliver("INBOX", testMsg("two"), store.Flags{Flagged: true})
+	e.deliver("INBOX", testMsg("three"), store.Flags{Seen: true, Keywords: []string{"$Forwarded"}})
+	c := e.dial()
+	c.ok("SELECT INBOX")
+	return e, c
+}
+
+func TestFetchAttributes(t *testing.T) {
+	e, c := fetchEnv(t)
+	expect(t, c.ok("FETCH 1:3 (FLAGS UID RFC822.SIZE INTERNALDATE)"),
+		fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) UID 1 RFC822.SIZE %d INTERNALDATE %s)`, len(mixedMsg), internalDate),
+		fmt.Sprintf(`* 2 FETCH (FLAGS (\Flagged \Recent) UID 2 RFC822.SIZE %d INTERNALDATE %s)`, len(testMsg("two")), internalDate),
+		fmt.Sprintf(`* 3 FETCH (FLAGS (\Seen $Forwarded \Recent) UID 3 RFC822.SIZE %d INTERNALDATE %s)`, len(testMsg("three")), internalDate))
+	expect(t, c.ok("FETCH 1 (ENVELOPE BODY BODYSTRUCTURE)"),
+		"* 1 FETCH (ENVELOPE "+mixedEnvelope+" BODY "+mixedBodySimple+" BODYSTRUCTURE "+mixedBodyStructure+")")
+	// Item names are case-insensitive; order is the client's.
+	expect(t, c.ok("fetch 1 (rfc822.size uid)"), fmt.Sprintf("* 1 FETCH (RFC822.SIZE %d UID 1)", len(mixedMsg)))
+	// INTERNALDATE keeps the zone it was stored with (rfc3501.txt:4712).
+	_, err := e.st.Deliver(context.Background(), e.user.ID, []byte(testMsg("zoned")), store.DeliverOptions{Mailbox: "INBOX",
+		InternalDate: time.Date(2026, 1, 5, 8, 4, 5, 0, time.FixedZone("", -(7*3600+30*60)))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c.ok("NOOP"), "* 4 EXISTS", "* 4 RECENT")
+	expect(t, c.ok("FETCH 4 INTERNALDATE"), `* 4 FETCH (INTERNALDATE "05-Jan-2026 08:04:05 -0730")`)
+}
+
+func TestFetchMacros(t *testing.T) {
+	_, c := fetchEnv(t)
+	size := len(mixedMsg)
+	expect(t, c.ok("FETCH 1 FAST"), fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) INTERNALDATE %s RFC822.SIZE %d)`, internalDate, size))
+	expect(t, c.ok("FETCH 1 all"), fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) INTERNALDATE %s RFC822.SIZE %d ENVELOPE %s)`, internalDate, size, mixedEnvelope))
+	expect(t, c.ok("FETCH 1 FULL"), fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) INTERNALDATE %s RFC822.SIZE %d ENVELOPE %s BODY %s)`,
+		internalDate, size, mixedEnvelope, mixedBodySimple))
+}
+
+// Every section form on the nested message (rfc3501.txt:3045-3125). All
+// PEEK, so nothing changes \Seen.
+func TestFetchSections(t *testing.T) {
+	_, c := fetchEnv(t)
+	textPart := "Hello Bob."
+	for _, tc := range []struct{ item, want string }{
+		{"BODY.PEEK[]", "BODY[] " + flit(mixedMsg)},
+		{"BODY.PEEK[HEADER]", "BODY[HEADER] " + flit(mixedHeader)},
+		{"BODY.PEEK[TEXT]", "BODY[TEXT] " + flit(mixedBody)},
+		{"BODY.PEEK[1]", "BODY[1] " + flit(textPart)},
+		{"BODY.PEEK[1.MIME]", "BODY[1.MIME] " + flit("Content-Type: text/plain; charset=us-ascii\r\n\r\n")},
+		{"BODY.PEEK[2]", "BODY[2] " + flit(innerHeader+innerBody)},
+		{"BODY.PEEK[2.MIME]", "BODY[2.MIME] " + flit("Content-Type: message/rfc822\r\n\r\n")},
+		{"BODY.PEEK[2.HEADER]", "BODY[2.HEADER] " + flit(innerHeader)},
+		{"BODY.PEEK[2.TEXT]", "BODY[2.TEXT] " + flit(innerBody)},
+		{"BODY.PEEK[2.1]", "BODY[2.1] " + flit("inner text")},
+		{"BODY.PEEK[2.2]", "BODY[2.2] " + flit("<p>inner</p>")},
+		{"BODY.PEEK[2.2.MIME]", "BODY[2.2.MIME] " + flit("Content-Type: text/html\r\n\r\n")},
+		{"BODY.PEEK[2.HEADER.FIELDS (Subject)]", "BODY[2.HEADER.FIELDS (Subject)] " + flit("Subject: Inner\r\n\r\n")},
+		{"BODY.PEEK[2.HEADER.FIELDS.NOT (Subject Content-Type)]", "BODY[2.HEADER.FIELDS.NOT (Subject Content-Type)] " + flit("From: Carol <carol@example.com>\r\n\r\n")},
+		{"BODY.PEEK[3]", "BODY[3] " + flit("AAEC")},
+		{"BODY.PEEK[3.MIME]", "BODY[3.MIME] " + flit("Content-Type: application/octet-stream; name=\"a.bin\"\r\nContent-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=\"a.bin\"\r\n\r\n")},
+		// Field names keep the client's spelling; matching is case-insensitive.
+		{"BODY.PEEK[HEADER.FIELDS (subject TO)]", "BODY[HEADER.FIELDS (subject TO)] " + flit("To: Bob <bob@example.com>\r\nSubject: Nested\r\n\r\n")},
+		{`body.peek[header.fields ("Subject" X-Missing)]`, "BODY[HEADER.FIELDS (Subject X-Missing)] " + flit("Subject: Nested\r\n\r\n")},
+		{"BODY.PEEK[HEADER.FIELDS (X-Missing)]", "BODY[HEADER.FIELDS (X-Missing)] " + flit("\r\n")},
+		{"BODY.PEEK[HEADER.FIELDS.NOT (From To Date Message-ID MIME-Version Content-Type)]",
+			"BODY[HEADER.FIELDS.NOT (From To Date Message-ID MIME-Version Content-Type)] " + flit("Subject: Nested\r\n\r\n")},
+		// Parts that do not exist, HEADER of a part that is not a message.
+		{"BODY.PEEK[4]", "BODY[4] NIL"},
+		{"BODY.PEEK[2.3]", "BODY[2.3] NIL"},
+		{"BODY.PEEK[1.HEADER]", "BODY[1.HEADER] NIL"},
+		// RFC822.* (rfc3501.txt:3119-3140).
+		{"RFC822.HEADER", "RFC822.HEADER " + flit(mixedHeader)},
+	} {
+		expect(t, c.ok("FETCH 1 "+tc.item), "* 1 FETCH ("+tc.want+")")
+	}
+	// Several sections in one command, one line.
+	expect(t, c.ok("FETCH 1 (BODY.PEEK[1] UID BODY.PEEK[2.1])"), "* 1 FETCH (BODY[1] "+flit(textPart)+" UID 1 BODY[2.1] "+flit("inner text")+")")
+	// Part 1 of a non-multipart message is its body (rfc3501.txt:3057).
+	expect(t, c.ok("FETCH 2 BODY.PEEK[1]"), "* 2 FETCH (BODY[1] "+flit("Hello two\r\n")+")")
+	expect(t, c.ok("FETCH 1:3 FLAGS"), `* 1 FETCH (FLAGS (\Recent))`, `* 2 FETCH (FLAGS (\Flagged \Recent))`, `* 3 FETCH (FLAGS (\Seen $Forwarded \Recent))`)
+}
+
+// Partial fetches name only the origin in the response (rfc3501.txt:3077-3093).
+func TestFetchPartial(t *testing.T) {
+	_, c := fetchEnv(t)
+	h := len(mixedHeader)
+	for _, tc := range []struct{ item, want string }{
+		{"BODY.PEEK[]<0.10>", "BODY[]<0> " + flit(mixedMsg[:10])},
+		// Across the header/body boundary.
+		{fmt.Sprintf("BODY.PEEK[]<%d.12>", h-4), fmt.Sprintf("BODY[]<%d> ", h-4) + flit(mixedMsg[h-4:h+8])},
+		// Starting in the body.
+		{fmt.Sprintf("BODY.PEEK[]<%d.8>", h+2), fmt.Sprintf("BODY[]<%d> ", h+2) + flit(mixedMsg[h+2:h+10])},
+		// Truncated at the end.
+		{fmt.Sprintf("BODY.PEEK[]<%d.100>", len(mixedMsg)-5), fmt.Sprintf("BODY[]<%d> ", len(mixedMsg)-5) + flit(mixedMsg[len(mixedMsg)-5:])},
+		// Beyond the end: empty string.
+		{"BODY.PEEK[]<100000.10>", `BODY[]<100000> ""`},
+		{fmt.Sprintf("BODY.PEEK[]<%d.1>", len(mixedMsg)), fmt.Sprintf(`BODY[]<%d> ""`, len(mixedMsg))},
+		{"BODY.PEEK[TEXT]<0.8>", "BODY[TEXT]<0> " + flit("preamble")},
+		{"BODY.PEEK[1]<6.100>", "BODY[1]<6> " + flit("Bob.")},
+		{"BODY.PEEK[HEADER.FIELDS (Subject)]<2.5>", "BODY[HEADER.FIELDS (Subject)]<2> " + flit("bject")},
+		{"BODY.PEEK[2.1]<4294967295.1>", `BODY[2.1]<4294967295> ""`},
+		{"BODY.PEEK[9]<0.5>", "BODY[9]<0> NIL"},
+	} {
+		expect(t, c.ok("FETCH 1 "+tc.item), "* 1 FETCH ("+tc.want+")")
+	}
+}
+
+// BODY[...], RFC822 and RFC822.TEXT set \Seen and report the new flags
+// (rfc3501.txt:3047, 3049); PEEK and RFC822.HEADER do not; EXAMINE never does.
+func TestFetchImplicitSeen(t *testing.T) {
+	e, c := fetchEnv(t)
+	e.deliver("INBOX", testMsg("four"), store.Flags{})
+	e.deliver("INBOX", testMsg("five"), store.Flags{})
+	c.ok("NOOP")
+	text := "Hello two\r\n"
+	// Another session looks read-only first: nothing changes.
+	c2 := e.dial()
+	c2.ok("EXAMINE INBOX")
+	expect(t, c2.ok("FETCH 2 BODY[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+")")
+	expect(t, c2.ok("FETCH 2 (RFC822.TEXT FLAGS)"), "* 2 FETCH (RFC822.TEXT "+flit(text)+` FLAGS (\Flagged))`)
+
+	expect(t, c.ok("FETCH 2 BODY.PEEK[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+")")
+	expect(t, c.ok("FETCH 2 RFC822.HEADER"), "* 2 FETCH (RFC822.HEADER "+flit(testMsg("two")[:len(testMsg("two"))-len(text)])+")")
+	expect(t, c.ok("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS (\Flagged \Recent))`)
+	// Newly \Seen: FLAGS comes along; the poll does not repeat it.
+	expect(t, c.ok("FETCH 2 BODY[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+` FLAGS (\Flagged \Seen \Recent))`)
+	expect(t, c.ok("FETCH 2 BODY[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+")")
+	expect(t, c.ok("NOOP"))
+	// FLAGS requested: it is current, and not repeated.
+	expect(t, c.ok("FETCH 4 (FLAGS RFC822)"), `* 4 FETCH (FLAGS (\Seen \Recent) RFC822 `+flit(testMsg("four"))+")")
+	expect(t, c.ok("UID FETCH 5 RFC822.TEXT"), "* 5 FETCH (UID 5 RFC822.TEXT "+flit("Hello five\r\n")+` FLAGS (\Seen \Recent))`)
+	// Already \Seen: no FLAGS.
+	expect(t, c.ok("FETCH 3 BODY[1]"), "* 3 FETCH (BODY[1] "+flit("Hello three\r\n")+")")
+	expect(t, c.ok("NOOP"))
+	// The other session learns the changes at its next poll.
+	expect(t, c2.ok("NOOP"), `* 2 FETCH (FLAGS (\Flagged \Seen))`, `* 4 FETCH (FLAGS (\Seen))`, `* 5 FETCH (FLAGS (\Seen))`)
+	// One command over several messages sets all of them at once.
+	c.ok("STORE 1:5 -FLAGS.SILENT (\\Seen)")
+	expect(t, c.ok("FETCH 1:3 BODY[HEADER.FIELDS (Subject)]"),
+		"* 1 FETCH (BODY[HEADER.FIELDS (Subject)] "+flit("Subject: Nested\r\n\r\n")+` FLAGS (\Seen \Recent))`,
+		"* 2 FETCH (BODY[HEADER.FIELDS (Subject)] "+flit("Subject: two\r\n\r\n")+` FLAGS (\Flagged \Seen \Recent))`,
+		"* 3 FETCH (BODY[HEADER.FIELDS (Subject)] "+flit("Subject: three\r\n\r\n")+` FLAGS (\Seen $Forwarded \Recent))`)
+	expect(t, c.ok("NOOP"))
+}
+
+// In the "Unread" view (UNSEEN) reading a message makes it leave the view:
+// the body still comes, with its new flags, and the EXPUNGE follows at the
+// next command that may send it.
+func TestFetchSeenInUnreadView(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("one"), store.Flags{})
+	c := e.dial()
+	c.ok("SELECT Unread")
+	expect(t, c.ok("FETCH 1 BODY[TEXT]"), "* 1 FETCH (BODY[TEXT] "+flit("Hello one\r\n")+` FLAGS (\Seen \Recent))`)
+	expect(t, c.ok("NOOP"), "* 1 EXPUNGE")
+}
+
+// UID FETCH always reports UID (rfc3501.txt:3397); n:* includes the last
+// message even when n is above it (rfc3501.txt:4818); missing UIDs are ignored.
+func TestFetchUID(t *testing.T) {
+	_, c := fetchEnv(t)
+	expect(t, c.ok("UID FETCH 2 FLAGS"), `* 2 FETCH (UID 2 FLAGS (\Flagged \Recent))`)
+	expect(t, c.ok("UID FETCH 2 (FLAGS UID)"), `* 2 FETCH (FLAGS (\Flagged \Recent) UID 2)`)
+	expect(t, c.ok("UID FETCH 10:* UID"), `* 3 FETCH (UID 3)`)
+	expect(t, c.ok("UID FETCH 2:* RFC822.SIZE"), fmt.Sprintf(`* 2 FETCH (UID 2 RFC822.SIZE %d)`, len(testMsg("two"))),
+		fmt.Sprintf(`* 3 FETCH (UID 3 RFC822.SIZE %d)`, len(testMsg("three"))))
+	expect(t, c.ok("UID FETCH 7,9 UID"))
+	expect(t, c.ok("FETCH 3:* UID"), `* 3 FETCH (UID 3)`)
+	if _, st := c.do("FETCH 4 UID"); !strings.HasPrefix(st, "BAD") {
+		t.Fatalf("FETCH beyond the view: %q", st)
+	}
+}
+
+// EMAILID is the message's global id: the same through INBOX and the
+// "All Mail" view (rfc8474.txt:289ff).
+func TestFetchObjectID(t *testing.T) {
+	e, c := fetchEnv(t)
+	d := e.deliver("Archive", testMsg("archived"), store.Flags{})
+	_ = d
+	in := c.ok("FETCH 1:3 (EMAILID THREADID)")
+	c.ok("EXAMINE \"All Mail\"")
+	all := c.ok("FETCH 1:3 (EMAILID THREADID)")
+	expect(t, all, in...)
+	ids := map[string]bool{}
+	for _, l := range in {
+		var seq int
+		var eid, tid string
+		if _, err := fmt.Sscanf(l, "* %d FETCH (EMAILID (%s THREADID (%s", &seq, &eid, &tid); err != nil || !strings.HasPrefix(eid, "E") || !strings.HasPrefix(tid, "T") {
+			t.Fatalf("bad OBJECTID response %q", l)
+		}
+		ids[eid] = true
+	}
+	if len(ids) != 3 {
+		t.Fatalf("EMAILIDs not distinct: %q", in)
+	}
+	if u := c.ok("FETCH 4 EMAILID"); len(u) != 1 || u[0] == strings.Replace(in[0], "* 1", "* 4", 1) {
+		t.Fatalf("archived message: %q", u)
+	}
+}
+
+// Messages expunged by another session are skipped, the sequence numbers
+// stay valid, and FETCH sends no EXPUNGE (rfc3501.txt:4053, rfc2180 §4.1.2).
+func TestFetchSkipsExpunged(t *testing.T) {
+	e, c := fetchEnv(t)
+	c2 := e.dial()
+	c2.ok("SELECT INBOX")
+	c2.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+	c2.ok("EXPUNGE")
+	expect(t, c.ok("FETCH 1:2 UID"), `* 2 FETCH (UID 2)`)
+	expect(t, c.ok("FETCH 1 BODY[]"))
+	expect(t, c.ok("NOOP"), "* 1 EXPUNGE")
+	expect(t, c.ok("FETCH 1 UID"), `* 1 FETCH (UID 2)`)
+}
+
+func TestFetchBad(t *testing.T) {
+	_, c := fetchEnv(t)
+	for _, cmd := range []string{
+		"FETCH 1 FROBS",
+		"FETCH 1 BODY[FROBS]",
+		"FETCH 1 BODY[]<5.0>",
+		"FETCH 1 BODY[]<5>",
+		"FETCH 1 BODY[]<x.1>",
+		"FETCH 1 BODY[]<0.4294967296>",
+		"FETCH 1 BODY[1.]",
+		"FETCH 1 BODY[0]",
+		"FETCH 1 BODY[01]",
+		"FETCH 1 BODY[1..2]",
+		"FETCH 1 BODY[MIME]",
+		"FETCH 1 BODY[1.FROBS]",
+		"FETCH 1 BODY[HEADER.FIELDS]",
+		"FETCH 1 BODY[HEADER.FIELDS ()]",
+		"FETCH 1 BODY[HEADER.FIELDS (From  To)]",
+		"FETCH 1 BODY[HEADER.FIELDS From]",
+		"FETCH 1 BODY[TEXT]x",
+		"FETCH 1 BODYX[]",
+		"FETCH 1 BINARY[1]",
+		"FETCH 1 RFC822.FROBS",
+		"FETCH 1 (ALL)",
+		"FETCH 1 (FLAGS FROBS)",
+		"FETCH 1 ()",
+		"FETCH 1 \"FLAGS\"",
+		"FETCH 1",
+		"FETCH 1 FLAGS UID",
+		"FETCH x FLAGS",
+		"FETCH 9 FLAGS",
+		"UID FETCH x FLAGS",
+	} {
+		if u, st := c.do(cmd); !strings.HasPrefix(st, "BAD") || len(u) != 0 {
+			t.Errorf("%s: %q %q, want BAD", cmd, u, st)
+		}
+	}
+	c.ok("CLOSE")
+	if _, st := c.do("FETCH 1 FLAGS"); !strings.HasPrefix(st, "BAD") {
+		t.Fatalf("FETCH unselected: %q", st)
+	}
+}
+
+// BenchmarkFetchHeaders: what a client does when it opens a mailbox
+// (compare Dovecot: ~190 ms for 10k messages).
+func BenchmarkFetchHeaders(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	for i := range 1000 {
+		raw := mixedMsg
+		if i%2 == 0 {
+			raw = testMsg(fmt.Sprint("message ", i))
+		}
+		if _, err := e.st.Deliver(ctx, e.user.ID, []byte(raw), store.DeliverOptions{Mailbox: "INBOX"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c := e.dial()
+	c.ok("EXAMINE INBOX")
+	b.ResetTimer()
+	for b.Loop() {
+		if u := c.ok("UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)"); len(u) != 1000 {
+			b.Fatalf("%d responses", len(u))
+		}
+	}
+}
