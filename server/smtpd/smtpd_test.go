@@ -163,6 +163,7 @@ func messages(t testing.TB, st *store.Store, u store.User, mailbox string) []str
 }
 
 func TestInboundDelivery(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, smtpd.Config{})
 	c := dial(t, e.mx)
 	must(t, send(c, "alice@remote.example", []string{"u@example.test", "Someone@U.example.test"}, testMsg("hi")))
@@ -183,6 +184,7 @@ func TestInboundDelivery(t *testing.T) {
 }
 
 func TestInboundBareLFConverted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, smtpd.Config{})
 	c := dial(t, e.mx)
 	must(t, send(c, "alice@remote.example", []string{"u@example.test"}, "Subject: lf\nFrom: a@b.example\n\nline1\nline2\n"))
@@ -193,6 +195,7 @@ func TestInboundBareLFConverted(t *testing.T) {
 }
 
 func TestInboundRefusals(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, smtpd.Config{MaxMessageBytes: 1000})
 	c := dial(t, e.mx)
 	// RFC 5321 §3.3: unknown mailbox in a local domain.
@@ -221,6 +224,7 @@ func TestInboundRefusals(t *testing.T) {
 // TestNoOpenRelay: with no trusted network, an unauthenticated client may only
 // reach local recipients (DESIGN "Security").
 func TestNoOpenRelay(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, smtpd.Config{TrustedNets: []netip.Prefix{}})
 	c := dial(t, e.mx)
 	must(t, c.Mail("alice@remote.example", nil))
@@ -237,6 +241,7 @@ func TestNoOpenRelay(t *testing.T) {
 }
 
 func TestDatabaseFailureAnswers451(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, smtpd.Config{})
 	ctx := context.Background()
 	c := dial(t, e.mx)
@@ -264,6 +269,7 @@ func TestDatabaseFailureAnswers451(t *testing.T) {
 }
 
 func TestConnectionsPerIP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, smtpd.Config{MaxConnsPerIP: 2})
 	dial(t, e.mx)
 	dial(t, e.mx)
@@ -278,6 +284,7 @@ func TestConnectionsPerIP(t *testing.T) {
 }
 
 func TestSubmissionAuth(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, smtpd.Config{LogConversation: true})
 	c := dial(t, e.sub)
 	wantCode(t, c.Mail("u@example.test", nil), 530)

@@ -1,0 +1,388 @@
+package smtpd_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"decimail/server/smtpd"
+	"decimail/server/store"
+)
+
+// smartHost is an in-process go-smtp server standing in for the relay host.
+type smartHost struct {
+	addr string
+	mu   sync.Mutex
+	// rcptErr / dataErr decide the replies (nil: 250); n counts DATA commands.
+	rcptErr func(rcpt string) error
+	dataErr func(n int) error
+	n       int
+	got     []hostMsg
+}
+
+type hostMsg struct {
+	from string
+	to   []string
+	data string
+}
+
+func newSmartHost(t testing.TB) *smartHost {
+	h := &smartHost{}
+	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &hostSession{h: h}, nil }))
+	s.Domain = "smarthost.test"
+	s.ErrorLog = nopLog{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	h.addr = ln.Addr().String()
+	go s.Serve(ln)
+	t.Cleanup(func() { s.Close() })
+	return h
+}
+
+type nopLog struct{}
+
+func (nopLog) Printf(string, ...any) {}
+func (nopLog) Println(...any)        {}
+
+type hostSession struct {
+	h    *smartHost
+	from string
+	to   []string
+}
+
+func (s *hostSession) Reset()        { s.from, s.to = "", nil }
+func (s *hostSession) Logout() error { return nil }
+func (s *hostSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.from = from
+	return nil
+}
+func (s *hostSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if s.h.rcptErr != nil {
+		if err := s.h.rcptErr(to); err != nil {
+			return err
+		}
+	}
+	s.to = append(s.to, to)
+	return nil
+}
+func (s *hostSession) Data(r io.Reader) error {
+	b, _ := io.ReadAll(r)
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	s.h.n++
+	if s.h.dataErr != nil {
+		if err := s.h.dataErr(s.h.n); err != nil {
+			return err
+		}
+	}
+	s.h.got = append(s.h.got, hostMsg{s.from, s.to, string(b)})
+	return nil
+}
+
+func (h *smartHost) received() []hostMsg {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hostMsg{}, h.got...)
+}
+
+// clock is an injectable clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func newRelay(e *env, host string, clk *clock) *smtpd.Relay {
+	return smtpd.NewRelay(e.st, smtpd.RelayConfig{Host: host, Hostname: "mx.example.test", Now: clk.Now,
+		RetryBase: time.Minute, GiveUp: time.Hour, Timeout: 5 * time.Second}, nil)
+}
+
+func runOnce(t testing.TB, r *smtpd.Relay) int {
+	t.Helper()
+	n, err := r.RunOnce(context.Background())
+	must(t, err)
+	return n
+}
+
+func queue(t testing.TB, st *store.Store) []store.OutboundMessage {
+	t.Helper()
+	q, err := st.OutboundQueue(context.Background())
+	must(t, err)
+	return q
+}
+
+// submit sends msg through the submission listener as user u.
+func submit(t testing.TB, e *env, from string, to []string, msg string) {
+	t.Helper()
+	c := dial(t, e.sub)
+	must(t, c.Auth(sasl.NewPlainClient("", "u", "pw")))
+	must(t, send(c, from, to, msg))
+	c.Quit()
+}
+
+func TestRelayRetryThenSend(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t)
+	h.dataErr = func(n int) error {
+		if n == 1 {
+			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}
+		}
+		return nil
+	}
+	clk := &clock{t: time.Now().Add(time.Second)}
+	r := newRelay(e, h.addr, clk)
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("retry"))
+	if n := runOnce(t, r); n != 1 {
+		t.Fatalf("handled %d", n)
+	}
+	q := queue(t, e.st)
+	if len(q) != 1 || q[0].Attempts != 1 || !strings.Contains(q[0].LastError, "451") {
+		t.Fatalf("queue after 451: %+v", q)
+	}
+	if runOnce(t, r) != 0 { // not due yet: backoff
+		t.Fatal("retried before next_attempt")
+	}
+	clk.Add(2 * time.Minute)
+	runOnce(t, r)
+	if q := queue(t, e.st); len(q) != 0 {
+		t.Fatalf("still queued: %+v", q)
+	}
+	got := h.received()
+	if len(got) != 1 || got[0].from != "u@example.test" || got[0].to[0] != "bob@elsewhere.example" ||
+		!strings.Contains(got[0].data, "Subject: retry") {
+		t.Fatalf("smart host got %+v", got)
+	}
+}
+
+func TestRelayBouncesOn550(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t)
+	h.rcptErr = func(rcpt string) error {
+		if strings.HasPrefix(rcpt, "gone@") {
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+		}
+		return nil
+	}
+	r := newRelay(e, h.addr, &clock{t: time.Now().Add(time.Second)})
+	submit(t, e, "u@example.test", []string{"gone@elsewhere.example", "bob@elsewhere.example"}, testMsg("bounce"))
+	runOnce(t, r)
+	if q := queue(t, e.st); len(q) != 0 {
+		t.Fatalf("still queued: %+v", q)
+	}
+	if got := h.received(); len(got) != 1 || len(got[0].to) != 1 || got[0].to[0] != "bob@elsewhere.example" {
+		t.Fatalf("smart host got %+v", got)
+	}
+	inbox := messages(t, e.st, e.u, "INBOX")
+	if len(inbox) != 1 || !strings.Contains(inbox[0], "Final-Recipient: rfc822; gone@elsewhere.example") ||
+		!strings.Contains(inbox[0], "Status: 5.1.1") || !strings.Contains(inbox[0], "In-Reply-To: <bounce@remote.example>") ||
+		strings.Contains(inbox[0], "bob@elsewhere.example\r\nAction") {
+		t.Fatalf("bounce: %q", inbox)
+	}
+}
+
+func TestRelayGivesUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t)
+	h.dataErr = func(int) error {
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}
+	}
+	clk := &clock{t: time.Now().Add(time.Second)}
+	r := newRelay(e, h.addr, clk)
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("giveup"))
+	runOnce(t, r)
+	if len(queue(t, e.st)) != 1 || len(messages(t, e.st, e.u, "INBOX")) != 0 {
+		t.Fatal("4xx must defer, not bounce")
+	}
+	clk.Add(2 * time.Hour) // past GiveUp
+	runOnce(t, r)
+	if q := queue(t, e.st); len(q) != 0 {
+		t.Fatalf("still queued: %+v", q)
+	}
+	inbox := messages(t, e.st, e.u, "INBOX")
+	if len(inbox) != 1 || !strings.Contains(inbox[0], "gave up after 1h0m0s") || !strings.Contains(inbox[0], "452") {
+		t.Fatalf("bounce: %q", inbox)
+	}
+}
+
+func TestRelayHostDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	addr := ln.Addr().String()
+	ln.Close() // connection refused from now on
+	clk := &clock{t: time.Now().Add(time.Second)}
+	r := newRelay(e, addr, clk)
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("down"))
+	runOnce(t, r)
+	q := queue(t, e.st)
+	if len(q) != 1 || q[0].Attempts != 1 || !q[0].NextAttempt.After(clk.Now()) || !strings.Contains(q[0].LastError, "refused") {
+		t.Fatalf("queue: %+v", q)
+	}
+	// Exponential backoff: the second failure waits twice as long.
+	clk.Add(time.Minute)
+	runOnce(t, r)
+	q2 := queue(t, e.st)
+	if wait := q2[0].NextAttempt.Sub(clk.Now()); q2[0].Attempts != 2 || wait < 2*time.Minute-time.Millisecond || wait > 2*time.Minute {
+		t.Fatalf("backoff: attempts %d, wait %v", q2[0].Attempts, wait)
+	}
+}
+
+func TestRelayRunWakesOnNotify(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t)
+	r := smtpd.NewRelay(e.st, smtpd.RelayConfig{Host: h.addr, PollInterval: time.Hour}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(200 * time.Millisecond) // let it LISTEN
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("wake"))
+	deadline := time.Now().Add(5 * time.Second)
+	for len(h.received()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("relay did not wake up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRewriteCases(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	ctx := context.Background()
+	must(t, e.st.AddAutoUser(ctx, "auto@u.example.test", "u", "%s@u.example.test"))
+	must(t, e.st.SetExplicitAddr(ctx, "auto@u.example.test", "carol@elsewhere.example", "for-carol@u.example.test"))
+	// A message dave sent to a per-correspondent address of u.
+	c := dial(t, e.mx)
+	must(t, send(c, "dave@elsewhere.example", []string{"dave-only@u.example.test"},
+		"From: dave@elsewhere.example\r\nTo: dave-only@u.example.test\r\nMessage-ID: <orig@dave>\r\nSubject: q\r\n\r\nhi\r\n"))
+
+	out := func(to, extra string) string {
+		return "From: U Ser <auto@u.example.test>\r\nTo: " + to + "\r\nSubject: s\r\nMessage-ID: <" + token() + "@u>\r\n" + extra + "\r\nbody\r\n"
+	}
+	h := newSmartHost(t)
+	r := newRelay(e, h.addr, &clock{t: time.Now().Add(time.Second)})
+	// Reply: the address the original was delivered to.
+	submit(t, e, "auto@u.example.test", []string{"dave@elsewhere.example"}, out("dave@elsewhere.example", "In-Reply-To: <orig@dave>\r\nReferences: <orig@dave>\r\n"))
+	// Custom (explicit) address.
+	submit(t, e, "auto@u.example.test", []string{"carol@elsewhere.example"}, out("Carol <carol@elsewhere.example>", ""))
+	// Random, twice: the same address both times.
+	submit(t, e, "auto@u.example.test", []string{"erin@elsewhere.example"}, out("erin@elsewhere.example", ""))
+	submit(t, e, "auto@u.example.test", []string{"erin@elsewhere.example"}, out("erin@elsewhere.example", ""))
+	for runOnce(t, r) > 0 {
+	}
+	got := h.received()
+	if len(got) != 4 {
+		t.Fatalf("smart host got %d messages", len(got))
+	}
+	byTo := map[string][]hostMsg{}
+	for _, m := range got {
+		byTo[m.to[0]] = append(byTo[m.to[0]], m)
+	}
+	check := func(to, from string) {
+		t.Helper()
+		for _, m := range byTo[to] {
+			if m.from != from || !strings.Contains(m.data, "\r\nFrom: \"U Ser\" <"+from+">\r\n") {
+				t.Errorf("to %s: MAIL FROM %s, data:\n%s", to, m.from, m.data)
+			}
+		}
+	}
+	check("dave@elsewhere.example", "dave-only@u.example.test")
+	check("carol@elsewhere.example", "for-carol@u.example.test")
+	random := byTo["erin@elsewhere.example"][0].from
+	if len(random) != len("12345678@u.example.test") || random == "auto@u.example.test" {
+		t.Fatalf("random address %q", random)
+	}
+	check("erin@elsewhere.example", random)
+	// A reply to the random address reaches u through the catch-all.
+	if u, err := e.st.LookupAddress(ctx, random); err != nil || u.ID != e.u.ID {
+		t.Fatalf("random address not deliverable: %v", err)
+	}
+	// The Sent copies carry the rewritten From.
+	for _, m := range messages(t, e.st, e.u, "Sent") {
+		if strings.Contains(m, "auto@u.example.test") {
+			t.Errorf("Sent copy not rewritten:\n%s", m)
+		}
+	}
+}
+
+var tokens struct {
+	sync.Mutex
+	n int
+}
+
+func token() string {
+	tokens.Lock()
+	defer tokens.Unlock()
+	tokens.n++
+	return strings.Repeat("x", tokens.n)
+}
+
+func TestDeleteDaemon(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	ctx := context.Background()
+	c := dial(t, e.mx)
+	must(t, send(c, "alice@remote.example", []string{"u@example.test"}, testMsg("del")))
+	var path string
+	must(t, e.st.Pool().QueryRow(ctx, `SELECT spool_path FROM messages`).Scan(&path))
+	if _, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := e.st.Select(ctx, e.u.ID, "INBOX", false)
+	must(t, err)
+	_, err = e.st.StoreFlags(ctx, e.u.ID, snap.Mailbox.ID, snap.UIDs, store.FlagsAdd, store.Flags{Deleted: true})
+	must(t, err)
+	_, err = e.st.Expunge(ctx, e.u.ID, snap.Mailbox.ID, nil)
+	must(t, err)
+
+	clk := &clock{t: time.Now().Add(time.Second)}
+	d := smtpd.NewDeleteDaemon(e.st, smtpd.DeleteConfig{Retention: time.Hour, Now: clk.Now}, nil)
+	n, err := d.RunOnce(ctx)
+	must(t, err)
+	if _, serr := os.Stat(path); n != 0 || serr != nil {
+		t.Fatalf("removed within retention (n=%d)", n)
+	}
+	clk.Add(2 * time.Hour)
+	n, err = d.RunOnce(ctx)
+	must(t, err)
+	if _, serr := os.Stat(path); n != 1 || !errors.Is(serr, os.ErrNotExist) {
+		t.Fatalf("n=%d stat=%v", n, serr)
+	}
+	var done int
+	must(t, e.st.Pool().QueryRow(ctx, `SELECT count(*) FROM delete_log WHERE done_at IS NOT NULL`).Scan(&done))
+	if done != 1 {
+		t.Fatalf("done rows %d", done)
+	}
+	// Idempotent: nothing left; a re-opened row with a missing file is fine.
+	if n, err = d.RunOnce(ctx); err != nil || n != 0 {
+		t.Fatalf("second run: %d %v", n, err)
+	}
+	_, err = e.st.Pool().Exec(ctx, `UPDATE delete_log SET done_at = NULL`)
+	must(t, err)
+	if n, err = d.RunOnce(ctx); err != nil || n != 1 {
+		t.Fatalf("missing file: %d %v", n, err)
+	}
+}
