@@ -45,6 +45,16 @@ var dummyHash = sync.OnceValue(func() []byte {
 
 // CreateUser adds a user with the default folders and views, all subscribed.
 func (s *Store) CreateUser(ctx context.Context, name, password string) (User, error) {
+	return s.createUser(ctx, name, password, true)
+}
+
+// CreateBareUser adds a user with only INBOX (unsubscribed), the empty
+// account the RFC scenarios start from on any server.
+func (s *Store) CreateBareUser(ctx context.Context, name, password string) (User, error) {
+	return s.createUser(ctx, name, password, false)
+}
+
+func (s *Store) createUser(ctx context.Context, name, password string, defaults bool) (User, error) {
 	name = strings.TrimSpace(name)
 	if name == "" || strings.ContainsAny(name, " \t\r\n\"") {
 		return User{}, ErrInvalid
@@ -57,6 +67,13 @@ func (s *Store) CreateUser(ctx context.Context, name, password string) (User, er
 	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `INSERT INTO users (name, password_hash) VALUES ($1, $2) RETURNING id`,
 			name, h).Scan(&u.ID); err != nil {
+			return err
+		}
+		if !defaults {
+			_, err := createMailbox(ctx, tx, u.ID, "INBOX", "", "")
+			if err == nil {
+				_, err = tx.Exec(ctx, `DELETE FROM subscriptions WHERE user_id = $1`, u.ID)
+			}
 			return err
 		}
 		for _, f := range DefaultFolders {
