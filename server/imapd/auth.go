@@ -1,0 +1,134 @@
+package imapd
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"decimail/server/store"
+)
+
+func init() {
+	register("LOGIN", cmdSpec{states: notAuthenticated, fn: cmdLogin})
+	register("AUTHENTICATE", cmdSpec{states: notAuthenticated, fn: cmdAuthenticate})
+}
+
+const maxAuthFailures = 5 // then BYE (DESIGN.md: limits on failed logins)
+
+// LOGIN, rfc3501.txt:1692: "LOGIN" SP userid SP password (astrings).
+func cmdLogin(c *Conn, cmd *Command) error {
+	if len(cmd.Args) != 2 {
+		return Syntax("LOGIN takes a user name and a password")
+	}
+	user, ok1 := cmd.Args[0].AString()
+	pass, ok2 := cmd.Args[1].AString()
+	if !ok1 || !ok2 {
+		return Syntax("LOGIN takes two astrings")
+	}
+	if !c.plaintextOK() {
+		// rfc3501.txt:1704, code from rfc5530.txt:152.
+		return No(CodePrivacyRequired, "LOGIN is disabled without TLS; use STARTTLS")
+	}
+	return c.login(user, pass)
+}
+
+// AUTHENTICATE PLAIN (rfc3501.txt:1520, rfc4616.txt), with an optional
+// initial response (SASL-IR, rfc4959.txt) or one continuation round.
+func cmdAuthenticate(c *Conn, cmd *Command) error {
+	if len(cmd.Args) < 1 || len(cmd.Args) > 2 || cmd.Args[0].Kind != Atom {
+		return Syntax("AUTHENTICATE takes a mechanism and an optional initial response")
+	}
+	if !strings.EqualFold(cmd.Args[0].S, "PLAIN") || c.disabled["AUTH=PLAIN"] {
+		return No("", "unsupported authentication mechanism")
+	}
+	if !c.plaintextOK() {
+		return No(CodePrivacyRequired, "PLAIN is disabled without TLS; use STARTTLS")
+	}
+	var resp string
+	if len(cmd.Args) == 2 {
+		if !c.capable("SASL-IR") || cmd.Args[1].Kind != Atom {
+			return Syntax("unexpected initial response")
+		}
+		resp = cmd.Args[1].S
+		if resp == "=" { // empty initial response, rfc4959.txt §3
+			resp = ""
+		}
+	} else {
+		if err := c.Continue(""); err != nil { // "+ " with empty challenge
+			return err
+		}
+		line, err := c.ReadLine()
+		if err != nil {
+			return err
+		}
+		if line == "*" {
+			return Bad("", "AUTHENTICATE cancelled") // rfc3501.txt:1553
+		}
+		resp = line
+	}
+	data, err := base64.StdEncoding.DecodeString(resp)
+	if err != nil {
+		return Bad("", "invalid base64")
+	}
+	authz, user, pass, ok := parsePlain(data)
+	if !ok {
+		return Bad("", "malformed PLAIN response")
+	}
+	if authz != "" && authz != user {
+		// rfc4616.txt:159: we do not let one user act as another.
+		return No("AUTHORIZATIONFAILED", "authorization identity must equal the user name")
+	}
+	return c.login(user, pass)
+}
+
+// parsePlain splits message = [authzid] NUL authcid NUL passwd
+// (rfc4616.txt:122).
+func parsePlain(b []byte) (authz, user, pass string, ok bool) {
+	parts := bytes.Split(b, []byte{0})
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		return "", "", "", false
+	}
+	return string(parts[0]), string(parts[1]), string(parts[2]), true
+}
+
+// login checks the credentials and moves to the authenticated state.
+func (c *Conn) login(name, pass string) error {
+	if c.srv.auth == nil {
+		return errors.New("no authenticator configured")
+	}
+	u, err := c.srv.auth.Authenticate(c.ctx, name, pass)
+	if errors.Is(err, store.ErrAuthFailed) {
+		return c.authFailed(name)
+	}
+	if err != nil {
+		return err
+	}
+	c.user = u
+	c.state = Authenticated
+	c.log = c.log.With("user", u.Name)
+	if f := c.srv.cfg.PerUserDisabled; f != nil {
+		for k, v := range f(u.Name) {
+			c.disabled[strings.ToUpper(k)] = v
+		}
+	}
+	c.log.Info("authenticated")
+	// rfc3501.txt:1716: a CAPABILITY response code in the OK is allowed.
+	return c.OK("CAPABILITY "+c.capabilityString(), "Logged in")
+}
+
+func (c *Conn) authFailed(name string) error {
+	c.authFail++
+	c.log.Info("authentication failed", "user", name, "failures", c.authFail)
+	t := time.NewTimer(c.srv.cfg.AuthFailDelay)
+	select {
+	case <-t.C:
+	case <-c.ctx.Done():
+		t.Stop()
+	}
+	if c.authFail >= maxAuthFailures {
+		return Bye("", "Too many failed authentication attempts")
+	}
+	return No(CodeAuthFailed, "Invalid credentials") // rfc5530.txt:104
+}

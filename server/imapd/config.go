@@ -1,0 +1,76 @@
+package imapd
+
+import (
+	"crypto/tls"
+	"time"
+)
+
+// Config is one server instance's configuration; there is no package-level
+// mutable state (STYLE.md rule 8). Zero values get the defaults below.
+type Config struct {
+	// Hostname appears in the greeting and in logs.
+	Hostname string
+	// Version is reported by ID (rfc2971).
+	Version string
+	// TLS enables STARTTLS (Serve) and is required by ServeTLS.
+	TLS *tls.Config
+	// AllowPlaintext permits LOGIN / AUTHENTICATE PLAIN without TLS from
+	// non-loopback peers. Loopback peers may always log in in plaintext.
+	AllowPlaintext bool
+	// LogIMAP logs the conversation at debug level (configuration key
+	// imapd_log_imap); LOGIN/AUTHENTICATE credentials are redacted.
+	LogIMAP bool
+
+	MaxLine          int   // command text outside literals, default 64 KiB
+	MaxLiteral       int64 // literal of a non-APPEND command, default 1 MiB
+	MaxAppendLiteral int64 // APPEND message, default 64 MiB
+
+	// IdleTimeout is the autologout timer once authenticated; RFC 3501
+	// requires at least 30 minutes (rfc3501.txt:1185), the default; smaller
+	// values are for tests only. PreAuthTimeout applies
+	// before authentication. IDLE handlers use IdleTimeout as well.
+	IdleTimeout    time.Duration
+	PreAuthTimeout time.Duration
+	WriteTimeout   time.Duration // per write, default 2 min
+	// AuthFailDelay slows down failed logins, default 1s.
+	AuthFailDelay time.Duration
+
+	// Disabled switches capabilities off by name, e.g. {"IDLE": true};
+	// commands of a disabled extension answer BAD like unknown commands.
+	Disabled map[string]bool
+	// PerUserDisabled, when set, adds capabilities to switch off for a
+	// user after login (workarounds for particular clients/accounts).
+	PerUserDisabled func(user string) map[string]bool
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.Hostname == "" {
+		c.Hostname = "localhost"
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.MaxLine == 0 {
+		c.MaxLine = 64 << 10
+	}
+	if c.MaxLiteral == 0 {
+		c.MaxLiteral = 1 << 20
+	}
+	if c.MaxAppendLiteral == 0 {
+		c.MaxAppendLiteral = 64 << 20
+	}
+	def(&c.IdleTimeout, 30*time.Minute)
+	def(&c.PreAuthTimeout, 2*time.Minute)
+	def(&c.WriteTimeout, 2*time.Minute)
+	def(&c.AuthFailDelay, time.Second)
+	return c
+}
+
+func (c Config) limits() Limits {
+	return Limits{MaxLine: c.MaxLine, MaxLiteral: c.MaxLiteral, MaxAppend: c.MaxAppendLiteral}
+}

@@ -1,0 +1,312 @@
+package imapd
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"decimail/server/store"
+)
+
+// State is the connection state of RFC 3501 §3 (rfc3501.txt:590).
+type State int
+
+const (
+	NotAuthenticated State = iota
+	Authenticated
+	Selected
+	Logout
+)
+
+func (s State) String() string {
+	return [...]string{"not authenticated", "authenticated", "selected", "logout"}[s]
+}
+
+// Conn is one client connection. Its fields are owned by the connection
+// goroutine; only w (under its lock) is shared with IDLE's notifier.
+type Conn struct {
+	srv   *Server
+	nc    net.Conn // raw or TLS
+	isTLS bool
+	br    *bufio.Reader
+	r     *reader
+	w     *Writer
+	id    uint64
+	log   *slog.Logger
+	ctx   context.Context
+
+	state    State
+	user     store.User
+	disabled map[string]bool // capabilities switched off (config + per user)
+	enabled  map[string]bool // ENABLEd extensions (rfc5161)
+	authFail int             // failed LOGIN/AUTHENTICATE attempts
+
+	// Hooks set by the selection code (select.go). poll is called after
+	// every command while it is set, before the tagged reply, to send
+	// unilateral updates (rfc3501.txt:3697); allowExpunge is false during
+	// FETCH, STORE and SEARCH (rfc3501.txt:4053). onUnselect is called
+	// when the selection ends (SELECT of another mailbox, CLOSE, UNSELECT,
+	// LOGOUT, disconnect): it must release the session view. Conn.Unselect
+	// clears both.
+	poll       func(allowExpunge bool) error
+	onUnselect func()
+	sel        *selection // the selected mailbox (select.go); nil unless Selected
+
+	// afterReply, when set by a handler, runs after its tagged reply has
+	// been flushed (STARTTLS starts the handshake there).
+	afterReply func() error
+}
+
+func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
+	c := &Conn{srv: s, nc: nc, isTLS: isTLS, ctx: s.ctx, enabled: map[string]bool{}}
+	c.id = s.sessions.Add(1)
+	c.log = s.log.With("session", c.id)
+	c.disabled = map[string]bool{}
+	for k, v := range s.cfg.Disabled {
+		c.disabled[strings.ToUpper(k)] = v
+	}
+	c.setStream(nc)
+	return c
+}
+
+// setStream (re)builds the buffered reader and writer on nc; after
+// STARTTLS the old read buffer is thrown away (rfc3501.txt:5117ff).
+func (c *Conn) setStream(nc net.Conn) {
+	c.nc = nc
+	c.br = bufio.NewReaderSize(nc, 16<<10)
+	var logf func(string)
+	if c.srv.cfg.LogIMAP {
+		logf = func(line string) { c.log.Debug("S: " + line) }
+	}
+	dw := deadlineWriter{nc, c.srv.cfg.WriteTimeout}
+	if c.w == nil {
+		c.w = newWriter(dw, logf)
+	} else {
+		c.w.bw.Reset(dw)
+	}
+	c.r = newReader(c.br, c.srv.cfg.limits(), c.continueLiteral)
+}
+
+type deadlineWriter struct {
+	nc net.Conn
+	d  time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	w.nc.SetWriteDeadline(time.Now().Add(w.d))
+	return w.nc.Write(p)
+}
+
+// User returns the logged-in user (zero before authentication).
+func (c *Conn) User() store.User { return c.user }
+
+// State returns the connection state.
+func (c *Conn) State() State { return c.state }
+
+// SetState changes the state (select.go sets Selected).
+func (c *Conn) SetState(s State) { c.state = s }
+
+// Log returns the session logger (attrs session, and user once known).
+func (c *Conn) Log() *slog.Logger { return c.log }
+
+// Ctx is the context for store calls; cancelled when the server closes.
+func (c *Conn) Ctx() context.Context { return c.ctx }
+
+// Store returns the server's store.
+func (c *Conn) Store() *store.Store { return c.srv.st }
+
+// Config returns the server configuration.
+func (c *Conn) Config() *Config { return &c.srv.cfg }
+
+// Writer returns the response writer; lock it around a response.
+func (c *Conn) Writer() *Writer { return c.w }
+
+// Enabled reports whether the client ENABLEd ext (rfc5161).
+func (c *Conn) Enabled(ext string) bool { return c.enabled[ext] }
+
+// OK makes a handler's tagged OK carry a response code and text, e.g.
+// return c.OK("READ-WRITE", "SELECT completed").
+func (c *Conn) OK(code, text string) error { return &Status{Kind: "OK", Code: code, Text: text} }
+
+// Untagged writes one whole untagged line under the write lock:
+// c.Untagged("%d EXISTS", n). The core flushes at the end of the command.
+func (c *Conn) Untagged(format string, args ...any) {
+	c.w.Lock()
+	c.w.Line(format, args...)
+	c.w.Unlock()
+}
+
+// Continue sends a continuation request "+ text" and flushes.
+func (c *Conn) Continue(text string) error {
+	c.w.Lock()
+	defer c.w.Unlock()
+	c.w.Continue(text)
+	return c.w.Flush()
+}
+
+// Flush sends what is buffered (IDLE's notifier after its updates).
+func (c *Conn) Flush() error {
+	c.w.Lock()
+	defer c.w.Unlock()
+	return c.w.Flush()
+}
+
+// ReadLine reads one raw client line (SASL responses, IDLE's "DONE"),
+// under the autologout timer. It is never logged.
+func (c *Conn) ReadLine() (string, error) {
+	if err := c.setReadDeadline(); err != nil {
+		return "", err
+	}
+	return c.r.ReadLine()
+}
+
+// Unselect ends the selected state: calls onUnselect, clears the hooks.
+func (c *Conn) Unselect() {
+	if c.onUnselect != nil {
+		c.onUnselect()
+	}
+	c.onUnselect, c.poll = nil, nil
+	if c.state == Selected {
+		c.state = Authenticated
+	}
+}
+
+func (c *Conn) continueLiteral() error { return c.Continue("Ready for literal data") }
+
+// errShutdown is returned by setReadDeadline when the server is closing.
+var errShutdown = errors.New("server shutting down")
+
+// setReadDeadline arms the autologout timer (rfc3501.txt:1185) or reports
+// a shutdown. Shutdown sets closing before waking conns, so either we see
+// the flag here or its wake deadline lands after ours.
+func (c *Conn) setReadDeadline() error {
+	d := c.srv.cfg.IdleTimeout
+	if c.state == NotAuthenticated {
+		d = c.srv.cfg.PreAuthTimeout
+	}
+	c.nc.SetReadDeadline(time.Now().Add(d))
+	if c.srv.closing.Load() {
+		return errShutdown
+	}
+	return nil
+}
+
+// wake interrupts a blocked read so the session notices the shutdown.
+func (c *Conn) wake() { c.nc.SetReadDeadline(time.Now()) }
+
+// serve is the connection loop.
+func (c *Conn) serve() {
+	defer c.srv.removeConn(c)
+	defer c.nc.Close()
+	defer c.Unselect()
+	c.log.Info("connected", "remote", c.nc.RemoteAddr().String(), "tls", c.isTLS)
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		tc.SetDeadline(time.Now().Add(c.srv.cfg.PreAuthTimeout))
+		if err := tc.HandshakeContext(c.ctx); err != nil {
+			c.log.Info("TLS handshake failed", "err", err)
+			return
+		}
+	}
+	c.w.Lock()
+	c.w.Line("OK [CAPABILITY %s] Decimail ready", c.capabilityString()) // rfc3501.txt:3713
+	err := c.w.Flush()
+	c.w.Unlock()
+	for err == nil && c.state != Logout {
+		err = c.step()
+	}
+	if err != nil && !errors.Is(err, errLogout) {
+		c.log.Info("disconnected", "err", err)
+	} else {
+		c.log.Info("logged out")
+	}
+}
+
+var errLogout = errors.New("logout")
+
+// step reads and executes one command; an error ends the session.
+func (c *Conn) step() error {
+	if err := c.setReadDeadline(); err != nil {
+		return c.bye(Bye(CodeUnavailable, "Server shutting down"))
+	}
+	cmd, err := c.r.ReadCommand()
+	if err != nil {
+		return c.readFailed(err)
+	}
+	c.logCommand(cmd)
+	c.execute(cmd)
+	c.w.Lock()
+	err = c.w.Flush()
+	c.w.Unlock()
+	if err == nil && c.afterReply != nil {
+		f := c.afterReply
+		c.afterReply = nil
+		err = f()
+	}
+	return err
+}
+
+func (c *Conn) readFailed(err error) error {
+	var pe *ParseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe) && pe.Status.Kind == "BYE":
+		return c.bye(pe.Status)
+	case errors.As(err, &pe):
+		c.w.Lock()
+		defer c.w.Unlock()
+		if pe.Tag != "" {
+			c.w.Tagged(pe.Tag, pe.Status)
+		} else {
+			c.w.Untagged() // rfc3501.txt:3687: untagged BAD, command unknown
+			c.w.status(pe.Status)
+			c.w.CRLF()
+		}
+		return c.w.Flush()
+	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
+		if c.srv.closing.Load() {
+			return c.bye(Bye(CodeUnavailable, "Server shutting down"))
+		}
+		return c.bye(Bye("", "Autologout; idle for too long")) // rfc3501.txt:3767
+	}
+	return err
+}
+
+// bye sends "* BYE" and ends the session (rfc3501.txt:3735).
+func (c *Conn) bye(st *Status) error {
+	c.w.Lock()
+	c.w.Bye(st)
+	c.w.Flush()
+	c.w.Unlock()
+	c.state = Logout
+	return errLogout
+}
+
+func (c *Conn) logCommand(cmd *Command) {
+	if !c.srv.cfg.LogIMAP {
+		return
+	}
+	c.log.Debug("C: " + formatCommand(cmd, true))
+}
+
+// isLoopback reports whether the peer is on this machine.
+func (c *Conn) isLoopback() bool {
+	switch a := c.nc.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.IP.IsLoopback()
+	case *net.UnixAddr:
+		return true
+	}
+	return false
+}
+
+// plaintextOK: passwords may be sent in the clear on TLS, loopback, or
+// when configured (rfc3501.txt:1704).
+func (c *Conn) plaintextOK() bool {
+	return c.isTLS || c.srv.cfg.AllowPlaintext || c.isLoopback()
+}

@@ -1,0 +1,183 @@
+package imapd
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"strings"
+)
+
+// stateSet is the set of states a command is valid in.
+type stateSet uint8
+
+const (
+	notAuthenticated  stateSet = 1 << NotAuthenticated
+	authenticatedOnly stateSet = 1 << Authenticated // e.g. ENABLE, rfc5161
+	selected          stateSet = 1 << Selected
+	// authenticated: commands of the authenticated state are valid in the
+	// selected state too (rfc3501.txt:1563).
+	authenticated = authenticatedOnly | selected
+	anyState      = notAuthenticated | authenticated
+)
+
+// cmdSpec describes a command. A handler returns nil (tagged OK with
+// default text), c.OK(code, text), a *Status (tagged NO/BAD, or BYE), or
+// any other error (logged, answered "NO [SERVERBUG]").
+type cmdSpec struct {
+	states stateSet
+	ext    string // capability that must be enabled, e.g. "MOVE"; "" for base
+	fn     func(c *Conn, cmd *Command) error
+}
+
+// commands is filled by init functions only and read-only afterwards.
+var commands = map[string]cmdSpec{}
+
+// register adds a command; name is upper case, "UID MOVE" for UID forms.
+func register(name string, spec cmdSpec) {
+	if _, dup := commands[name]; dup {
+		panic("imapd: command registered twice: " + name)
+	}
+	commands[name] = spec
+}
+
+// noExpunge lists the commands during which EXPUNGE must not be sent;
+// their UID forms may (rfc3501.txt:4053-4062).
+var noExpunge = map[string]bool{"FETCH": true, "STORE": true, "SEARCH": true}
+
+// lookup finds the command and checks capability and state: the single
+// place where per-state allow-lists are enforced. A command in the wrong
+// state is a protocol-level error in the client's command, so BAD
+// (rfc3501.txt:3685; each command's "BAD - command unknown or arguments
+// invalid", e.g. rfc3501.txt:1307).
+func (c *Conn) lookup(name string) (cmdSpec, *Status) {
+	spec, ok := commands[name]
+	if !ok || spec.ext != "" && !c.capable(spec.ext) {
+		return spec, Bad("", "unknown command "+name)
+	}
+	if spec.states&(1<<c.state) == 0 {
+		return spec, Bad("", fmt.Sprintf("%s not allowed in %s state", name, c.state))
+	}
+	return spec, nil
+}
+
+// execute runs one command and writes its tagged reply.
+func (c *Conn) execute(cmd *Command) {
+	spec, st := c.lookup(cmd.Name)
+	if st != nil {
+		c.reply(cmd, st)
+		return
+	}
+	st = c.status(cmd, c.call(spec, cmd))
+	if st.Kind == "BYE" {
+		c.bye(st)
+		return
+	}
+	if c.poll != nil && c.state == Selected {
+		if perr := c.poll(!noExpunge[cmd.Name]); perr != nil {
+			var ps *Status
+			if errors.As(perr, &ps) && ps.Kind == "BYE" {
+				c.bye(ps)
+				return
+			}
+			c.log.Error("poll failed", "cmd", cmd.Name, "err", perr)
+		}
+	}
+	c.reply(cmd, st)
+}
+
+// call runs the handler; a panic is logged and answered like an error.
+func (c *Conn) call(spec cmdSpec, cmd *Command) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("handler panic", "cmd", cmd.Name, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return spec.fn(c, cmd)
+}
+
+// status turns a handler result into the reply status.
+func (c *Conn) status(cmd *Command, err error) *Status {
+	var st *Status
+	switch {
+	case err == nil:
+		return &Status{Kind: "OK", Text: cmd.Name + " completed"}
+	case errors.As(err, &st):
+		return st
+	}
+	c.log.Error("command failed", "cmd", cmd.Name, "line", cmd.Line, "err", err)
+	return No(CodeServerBug, "internal error") // rfc5530.txt:231
+}
+
+func (c *Conn) reply(cmd *Command, st *Status) {
+	c.w.Lock()
+	c.w.Tagged(cmd.Tag, st)
+	c.w.Unlock()
+}
+
+// formatCommand re-encodes a command for the conversation log. With
+// redact, LOGIN and AUTHENTICATE arguments are replaced (DESIGN.md
+// Security: passwords never logged) and literals show only their size.
+func formatCommand(cmd *Command, redact bool) string {
+	b := []byte(cmd.Tag + " " + cmd.Name)
+	args := cmd.Args
+	if redact {
+		switch cmd.Name {
+		case "LOGIN":
+			args = redactArgs(args, 0)
+		case "AUTHENTICATE":
+			args = redactArgs(args, 1)
+		}
+	}
+	for _, v := range args {
+		b = append(b, ' ')
+		b = appendValue(b, v, redact)
+	}
+	return string(b)
+}
+
+var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+func redactArgs(args []Value, keep int) []Value {
+	out := append([]Value(nil), args[:min(keep, len(args))]...)
+	for range args[len(out):] {
+		out = append(out, Value{Kind: Atom, S: "***"})
+	}
+	return out
+}
+
+// appendValue encodes v as the client could have sent it. With short,
+// literal contents are elided (logs); otherwise they are written as
+// non-synchronising literals (fuzz round trip).
+func appendValue(b []byte, v Value, short bool) []byte {
+	switch v.Kind {
+	case Atom:
+		return append(b, v.S...)
+	case String:
+		b = append(b, '"')
+		b = append(b, quoteEscaper.Replace(v.S)...)
+		return append(b, '"')
+	case Literal, Literal8:
+		if v.Kind == Literal8 {
+			b = append(b, '~')
+		}
+		b = append(b, '{')
+		b = strconv.AppendInt(b, int64(len(v.S)), 10)
+		if short {
+			return append(b, "}..."...)
+		}
+		b = append(b, "+}\r\n"...)
+		return append(b, v.S...)
+	case List:
+		b = append(b, '(')
+		for i, item := range v.List {
+			if i > 0 {
+				b = append(b, ' ')
+			}
+			b = appendValue(b, item, short)
+		}
+		return append(b, ')')
+	}
+	return b
+}

@@ -1,0 +1,205 @@
+package imapd
+
+import (
+	"crypto/tls"
+	"strings"
+	"time"
+)
+
+func init() {
+	register("CAPABILITY", cmdSpec{states: anyState, fn: cmdCapability})
+	register("NOOP", cmdSpec{states: anyState, fn: cmdNoop})
+	register("LOGOUT", cmdSpec{states: anyState, fn: cmdLogout})
+	register("ID", cmdSpec{states: anyState, ext: "ID", fn: cmdID})
+	register("ENABLE", cmdSpec{states: authenticatedOnly, ext: "ENABLE", fn: cmdEnable})
+	register("NAMESPACE", cmdSpec{states: authenticated, ext: "NAMESPACE", fn: cmdNamespace})
+	register("STARTTLS", cmdSpec{states: notAuthenticated, ext: "STARTTLS", fn: cmdStartTLS})
+}
+
+// extensions are advertised in this order unless disabled. Those that
+// come with a command of their own are advertised only once that command
+// is registered, so the list never promises an unimplemented command.
+var extensions = []struct{ name, command string }{
+	{"LITERAL+", ""}, {"SASL-IR", ""}, {"IDLE", "IDLE"}, {"UIDPLUS", ""},
+	{"MOVE", "MOVE"}, {"ENABLE", "ENABLE"}, {"UNSELECT", "UNSELECT"},
+	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""},
+	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
+}
+
+// enableable lists extensions ENABLE can turn on (rfc5161.txt); command
+// files add theirs from init (e.g. "CONDSTORE"). Read-only after init.
+var enableable = map[string]bool{}
+
+// capabilities is the one place that decides what this connection
+// advertises (rfc3501.txt:3776ff).
+func (c *Conn) capabilities() []string {
+	caps := []string{"IMAP4rev1"}
+	for _, e := range extensions {
+		if c.disabled[e.name] {
+			continue
+		}
+		if _, ok := commands[e.command]; e.command != "" && !ok {
+			continue
+		}
+		caps = append(caps, e.name)
+	}
+	if c.state != NotAuthenticated {
+		return caps
+	}
+	if c.capable("STARTTLS") {
+		caps = append(caps, "STARTTLS")
+	}
+	if !c.plaintextOK() {
+		return append(caps, "LOGINDISABLED") // rfc3501.txt:3792
+	}
+	if !c.disabled["AUTH=PLAIN"] {
+		caps = append(caps, "AUTH=PLAIN")
+	}
+	return caps
+}
+
+// capable reports whether ext is enabled for this connection now.
+func (c *Conn) capable(ext string) bool {
+	if c.disabled[ext] {
+		return false
+	}
+	switch ext {
+	case "STARTTLS":
+		return !c.isTLS && c.srv.cfg.TLS != nil && c.state == NotAuthenticated
+	}
+	return true
+}
+
+func (c *Conn) capabilityString() string { return strings.Join(c.capabilities(), " ") }
+
+func noArgs(cmd *Command) error {
+	if len(cmd.Args) != 0 {
+		return Syntax(cmd.Name + " takes no arguments")
+	}
+	return nil
+}
+
+// CAPABILITY, rfc3501.txt:1296.
+func cmdCapability(c *Conn, cmd *Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	c.Untagged("CAPABILITY %s", c.capabilityString())
+	return nil
+}
+
+// NOOP, rfc3501.txt:1363: updates come from the core's poll.
+// NOOP always reads the store, so updates from other sessions are reported
+// even when their notification has not arrived yet (rfc3501.txt:1370).
+func cmdNoop(c *Conn, cmd *Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	return c.pollSelected(true, true)
+}
+
+// LOGOUT, rfc3501.txt:1402: BYE, then the tagged OK, then close.
+func cmdLogout(c *Conn, cmd *Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	c.Untagged("BYE Decimail logging out")
+	c.Unselect()
+	c.state = Logout
+	return nil
+}
+
+// ID, rfc2971.txt §3.1: "ID" SP ("(" field-value pairs ")" / NIL).
+func cmdID(c *Conn, cmd *Command) error {
+	if len(cmd.Args) != 1 {
+		return Syntax("ID takes one argument")
+	}
+	arg := cmd.Args[0]
+	if !arg.IsNIL() {
+		if arg.Kind != List || len(arg.List)%2 != 0 || len(arg.List) > 60 {
+			return Syntax("ID takes NIL or a list of up to 30 field-value pairs")
+		}
+		var kv []any
+		for i := 0; i < len(arg.List); i += 2 {
+			k, v := arg.List[i], arg.List[i+1]
+			if !k.IsString() || len(k.S) > 30 || !(v.IsString() || v.IsNIL()) || len(v.S) > 1024 {
+				return Syntax("bad ID field") // rfc2971.txt: fields <= 30 octets, values <= 1024
+			}
+			val := v.S
+			if v.IsNIL() {
+				val = ""
+			}
+			kv = append(kv, "id_"+strings.ToLower(k.S), val)
+		}
+		c.log.Info("client id", kv...)
+	}
+	w := c.w
+	w.Lock()
+	w.Untagged()
+	w.Raw("ID (")
+	w.String("name")
+	w.SP()
+	w.String("Decimail")
+	w.SP()
+	w.String("version")
+	w.SP()
+	w.String(c.srv.cfg.Version)
+	w.Raw(")")
+	w.CRLF()
+	w.Unlock()
+	return nil
+}
+
+// ENABLE, rfc5161.txt §3.1: unknown capabilities are ignored; the ENABLED
+// response lists only what this command newly enabled.
+func cmdEnable(c *Conn, cmd *Command) error {
+	if len(cmd.Args) == 0 {
+		return Syntax("ENABLE needs a capability")
+	}
+	var done []string
+	for _, a := range cmd.Args {
+		if a.Kind != Atom {
+			return Syntax("ENABLE takes atoms")
+		}
+		name := strings.ToUpper(a.S)
+		if enableable[name] && c.capable(name) && !c.enabled[name] {
+			c.enabled[name] = true
+			done = append(done, name)
+		}
+	}
+	c.Untagged("%s", strings.TrimSpace("ENABLED "+strings.Join(done, " ")))
+	return nil
+}
+
+// NAMESPACE, rfc2342.txt §5: one personal namespace, "/" hierarchy.
+func cmdNamespace(c *Conn, cmd *Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	c.Untagged(`NAMESPACE (("" "/")) NIL NIL`)
+	return nil
+}
+
+// STARTTLS, rfc3501.txt:1468. The handshake starts after the tagged OK
+// has been flushed; anything the client pipelined after STARTTLS is
+// discarded (rfc3501.txt:1479 forbids it; plaintext command injection).
+func cmdStartTLS(c *Conn, cmd *Command) error {
+	if err := noArgs(cmd); err != nil {
+		return err
+	}
+	c.afterReply = func() error {
+		if n := c.br.Buffered(); n > 0 {
+			c.log.Warn("discarding data pipelined after STARTTLS", "bytes", n)
+		}
+		tc := tls.Server(c.nc, c.srv.cfg.TLS)
+		tc.SetDeadline(time.Now().Add(c.srv.cfg.PreAuthTimeout))
+		if err := tc.HandshakeContext(c.ctx); err != nil {
+			return err
+		}
+		tc.SetDeadline(time.Time{})
+		c.isTLS = true
+		c.setStream(tc)
+		return nil
+	}
+	return c.OK("", "Begin TLS negotiation now")
+}

@@ -1,0 +1,198 @@
+// Package imapd is Decimail's IMAP server: its own command reader and
+// response writer (wire_*.go), the connection loop and dispatcher
+// (conn.go, dispatch.go), and one file per command family.
+//
+// Invariants:
+//   - One goroutine per connection reads and executes commands in order
+//     (pipelined commands are simply read one after the other).
+//   - Everything written to a connection goes through its Writer while
+//     holding the Writer's lock (w.Lock); the command goroutine and IDLE's
+//     notifier goroutine are the only writers. The core flushes once per
+//     command, after the tagged reply.
+//   - Per-state allow-lists are checked in one place, dispatch.execute.
+//   - Credentials never reach a log line: the conversation log redacts
+//     LOGIN and AUTHENTICATE arguments and never logs SASL responses.
+package imapd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"decimail/server/store"
+)
+
+// ErrServerClosed is returned by Serve after Close or Shutdown.
+var ErrServerClosed = errors.New("imapd: server closed")
+
+// authenticator is the part of the store LOGIN/AUTHENTICATE need; tests of
+// the wire layer substitute a fake, everything else uses *store.Store.
+type authenticator interface {
+	Authenticate(ctx context.Context, name, password string) (store.User, error)
+}
+
+// Server is one IMAP server instance.
+type Server struct {
+	cfg  Config
+	st   *store.Store
+	auth authenticator
+	log  *slog.Logger
+
+	ctx    context.Context // cancelled by Close: aborts store calls
+	cancel context.CancelFunc
+
+	sessions atomic.Uint64
+	closing  atomic.Bool
+	mu       sync.Mutex
+	lns      map[net.Listener]struct{}
+	conns    map[*Conn]struct{}
+	wg       sync.WaitGroup
+}
+
+// New creates a server; st may be nil only in wire-level tests.
+func New(cfg Config, st *store.Store, log *slog.Logger) *Server {
+	s := newServer(cfg, nil, log)
+	s.st = st
+	if st != nil {
+		s.auth = st
+	}
+	return s
+}
+
+func newServer(cfg Config, auth authenticator, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg: cfg.withDefaults(), auth: auth, log: log,
+		ctx: ctx, cancel: cancel,
+		lns: map[net.Listener]struct{}{}, conns: map[*Conn]struct{}{},
+	}
+}
+
+// Serve accepts plain connections (STARTTLS-capable when cfg.TLS is set).
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServeTLS accepts implicit-TLS connections (port 993); cfg.TLS is required.
+func (s *Server) ServeTLS(ln net.Listener) error {
+	if s.cfg.TLS == nil {
+		return errors.New("imapd: ServeTLS without a TLS config")
+	}
+	return s.serve(tls.NewListener(ln, s.cfg.TLS), true)
+}
+
+func (s *Server) serve(ln net.Listener, isTLS bool) error {
+	if !s.track(ln) {
+		ln.Close()
+		return ErrServerClosed
+	}
+	defer s.untrack(ln)
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// EMFILE and friends: back off and retry, like net/http.
+			backoff = min(max(5*time.Millisecond, 2*backoff), time.Second)
+			s.log.Warn("accept failed", "err", err, "retry", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		c := newConn(s, nc, isTLS)
+		if !s.addConn(c) {
+			nc.Close()
+			continue
+		}
+		go c.serve()
+	}
+}
+
+func (s *Server) track(ln net.Listener) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.lns[ln] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(ln net.Listener) {
+	s.mu.Lock()
+	delete(s.lns, ln)
+	s.mu.Unlock()
+}
+
+func (s *Server) addConn(c *Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) removeConn(c *Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// stopAccepting marks the server closing and closes its listeners.
+func (s *Server) stopAccepting() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing.Store(true)
+	for ln := range s.lns {
+		ln.Close()
+	}
+}
+
+// Shutdown stops accepting, tells idle sessions "* BYE" at their next read
+// and waits for the sessions to end or ctx to expire (then Close).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopAccepting()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.wake()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting and closes every connection at once.
+func (s *Server) Close() error {
+	s.stopAccepting()
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}

@@ -1,0 +1,216 @@
+package imapd
+
+// The response writer. One Writer per connection; it embeds the write lock:
+// whoever writes (the command goroutine, IDLE's notifier) holds w.Lock()
+// for a whole response, so responses never interleave. Output is buffered
+// (64 KiB) and flushed by the core once per command (after the tagged
+// reply), before a continuation request, and by bufio when the buffer
+// fills — never per line. Write errors are sticky (bufio keeps the first)
+// and surface from Flush.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+)
+
+const (
+	writeBufSize  = 64 << 10
+	maxQuotedLen  = 1024 // longer strings go out as literals
+	maxLogLineLen = 1000
+)
+
+// Writer builds responses. All methods except Lock/Unlock require the lock.
+type Writer struct {
+	sync.Mutex
+	bw   *bufio.Writer
+	logf func(line string) // conversation log, nil when off
+	logb []byte            // current line for the log
+}
+
+func newWriter(w io.Writer, logf func(string)) *Writer {
+	return &Writer{bw: bufio.NewWriterSize(w, writeBufSize), logf: logf}
+}
+
+func (w *Writer) ws(s string) {
+	w.bw.WriteString(s)
+	if w.logf != nil && len(w.logb) < maxLogLineLen {
+		w.logb = append(w.logb, s...)
+	}
+}
+
+// Raw writes s as is (keywords, numbers, pre-formatted response parts).
+func (w *Writer) Raw(s string) { w.ws(s) }
+
+// Untagged starts an untagged response line: "* ".
+func (w *Writer) Untagged() { w.ws("* ") }
+
+// SP writes one space.
+func (w *Writer) SP() { w.ws(" ") }
+
+// Number writes a decimal number.
+func (w *Writer) Number(n uint64) { w.ws(strconv.FormatUint(n, 10)) }
+
+// CRLF ends the current response line.
+func (w *Writer) CRLF() {
+	w.bw.WriteString("\r\n")
+	if w.logf != nil {
+		w.logf(string(w.logb))
+		w.logb = w.logb[:0]
+	}
+}
+
+// Line writes a whole untagged line: "* " + text + CRLF. text is raw.
+func (w *Writer) Line(format string, args ...any) {
+	w.Untagged()
+	if len(args) > 0 {
+		format = fmt.Sprintf(format, args...)
+	}
+	w.ws(format)
+	w.CRLF()
+}
+
+// Tagged writes the tagged completion "tag KIND [CODE] text".
+func (w *Writer) Tagged(tag string, st *Status) {
+	w.ws(tag + " ")
+	w.status(st)
+	w.CRLF()
+}
+
+// Bye writes an untagged BYE (rfc3501.txt:3735) from st's code and text.
+func (w *Writer) Bye(st *Status) {
+	w.Untagged()
+	w.status(&Status{Kind: "BYE", Code: st.Code, Text: st.Text})
+	w.CRLF()
+}
+
+func (w *Writer) status(st *Status) {
+	w.ws(st.Kind)
+	if st.Code != "" {
+		w.ws(" [" + st.Code + "]")
+	}
+	text := st.Text
+	if text == "" {
+		text = "done" // resp-text needs text, rfc3501.txt:4935
+	}
+	w.ws(" " + text)
+}
+
+// Continue writes a continuation request "+ text" (rfc3501.txt:3858).
+// The caller flushes.
+func (w *Writer) Continue(text string) {
+	w.ws("+ " + text)
+	w.CRLF()
+}
+
+// String writes s as a quoted string when that is safe, else as a literal
+// (CR, LF, NUL, 8-bit octets, or long) — rfc3501.txt:4901, 4801.
+func (w *Writer) String(s string) {
+	if !quotable(s) {
+		w.Literal([]byte(s))
+		return
+	}
+	w.bw.WriteByte('"')
+	if w.logf != nil {
+		w.logb = append(w.logb, '"')
+	}
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			w.ws(s[start:i])
+			w.ws("\\")
+			start = i
+		}
+	}
+	w.ws(s[start:])
+	w.ws(`"`)
+}
+
+// AString writes s as an atom when it is one (and not NIL), else as a
+// string (rfc3501.txt:4550).
+func (w *Writer) AString(s string) {
+	if isAtomString(s) {
+		w.ws(s)
+		return
+	}
+	w.String(s)
+}
+
+// NString writes s, or NIL when !ok (rfc3501.txt:4893).
+func (w *Writer) NString(s string, ok bool) {
+	if !ok {
+		w.ws("NIL")
+		return
+	}
+	w.String(s)
+}
+
+// Flags writes a parenthesised flag list.
+func (w *Writer) Flags(flags []string) {
+	w.ws("(")
+	for i, f := range flags {
+		if i > 0 {
+			w.ws(" ")
+		}
+		w.ws(f)
+	}
+	w.ws(")")
+}
+
+// Literal writes b as a literal "{n}" CRLF b.
+func (w *Writer) Literal(b []byte) {
+	w.literalHeader(int64(len(b)))
+	w.bw.Write(b)
+}
+
+// LiteralFrom streams a literal of known size from r (FETCH bodies) without
+// holding it in memory. It fails if r yields fewer than size bytes; the
+// connection is then unusable and must be closed.
+func (w *Writer) LiteralFrom(size int64, r io.Reader) error {
+	w.literalHeader(size)
+	n, err := io.CopyN(w.bw, r, size)
+	if err == nil && n != size {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+func (w *Writer) literalHeader(n int64) {
+	w.bw.WriteString("{" + strconv.FormatInt(n, 10) + "}\r\n")
+	if w.logf != nil {
+		w.logb = append(w.logb, "{"+strconv.FormatInt(n, 10)+"}<literal>"...)
+	}
+}
+
+// Flush sends buffered output and returns the first write error.
+func (w *Writer) Flush() error { return w.bw.Flush() }
+
+// Buffered returns the number of bytes not yet flushed (tests).
+func (w *Writer) Buffered() int { return w.bw.Buffered() }
+
+func quotable(s string) bool {
+	if len(s) > maxQuotedLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == 0 || c == '\r' || c == '\n' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func isAtomString(s string) bool {
+	if s == "" || len(s) > maxQuotedLen || (len(s) == 3 && (s[0]|0x20) == 'n' && (s[1]|0x20) == 'i' && (s[2]|0x20) == 'l') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || !isAtomChar(c) || c == '%' || c == '*' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
