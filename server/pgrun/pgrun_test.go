@@ -55,8 +55,8 @@ func TestContainerPathFallsBack(t *testing.T) {
 func TestWithDatabase(t *testing.T) {
 	for in, want := range map[string]string{
 		"postgres://u:p@h:5/postgres?sslmode=disable": "postgres://u:p@h:5/x?sslmode=disable",
-		"postgres://u@h/":                              "postgres://u@h/x",
-		"host=/tmp port=5 dbname=postgres":             "host=/tmp port=5 dbname=postgres dbname=x",
+		"postgres://u@h/":                  "postgres://u@h/x",
+		"host=/tmp port=5 dbname=postgres": "host=/tmp port=5 dbname=postgres dbname=x",
 	} {
 		got, err := WithDatabase(in, "x")
 		if err != nil || got != want {
