@@ -1,0 +1,104 @@
+package imapd
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"decimail/server/store"
+)
+
+func appendCmd(mailbox, extra, msg string) string {
+	if extra != "" {
+		extra += " "
+	}
+	return fmt.Sprintf("APPEND %s %s{%d+}\r\n%s", mailbox, extra, len(msg), msg)
+}
+
+func TestAppendFlagsDateAndUID(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial()
+	dr, _ := e.st.Mailbox(t.Context(), e.user.ID, "Drafts")
+	msg := testMsg("draft")
+	_, st := c.do(appendCmd("Drafts", `(\Draft \Seen $Work \Recent) " 2-Nov-2026 10:00:00 +0100"`, msg))
+	if want := fmt.Sprintf("OK [APPENDUID %d 1] APPEND completed", dr.UIDValidity); st != want {
+		t.Fatalf("got %q want %q", st, want)
+	}
+	_, st = c.do(appendCmd("Drafts", "", msg))
+	if want := fmt.Sprintf("OK [APPENDUID %d 2] APPEND completed", dr.UIDValidity); st != want {
+		t.Fatalf("got %q want %q", st, want)
+	}
+	var got []store.FetchRow
+	err := e.st.Fetch(t.Context(), dr.ID, []uint32{1, 2}, store.FetchCols{Flags: true, InternalDate: true, Body: true}, func(r *store.FetchRow) error {
+		got = append(got, *r)
+		return nil
+	})
+	if err != nil || len(got) != 2 {
+		t.Fatal(err, len(got))
+	}
+	f := got[0].Flags
+	if !f.Draft || !f.Seen || f.Flagged || len(f.Keywords) != 1 || f.Keywords[0] != "$Work" {
+		t.Errorf("flags %+v", f)
+	}
+	if want := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC); !got[0].InternalDate.Equal(want) {
+		t.Errorf("internal date %v", got[0].InternalDate)
+	}
+	if d := time.Since(got[1].InternalDate); d < 0 || d > time.Minute {
+		t.Errorf("default internal date %v", got[1].InternalDate)
+	}
+	expect(t, c.ok("STATUS Drafts (MESSAGES UNSEEN UIDNEXT)"), `* STATUS "Drafts" (MESSAGES 2 UNSEEN 1 UIDNEXT 3)`)
+}
+
+func TestAppendErrors(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial()
+	msg := testMsg("x")
+	for _, tc := range []struct{ cmd, want string }{
+		{appendCmd("Nosuch", "", msg), "NO [TRYCREATE] no such mailbox"},
+		{appendCmd("Flagged", "", msg), "NO [CANNOT] cannot append to a query mailbox"},
+		{appendCmd("INBOX", "", ""), "NO can't save a zero byte message"},
+		{appendCmd("INBOX", `(\Bogus)`, msg), "BAD unknown system flag"},
+		{appendCmd("INBOX", `"2-Nov-2026 10:00:00 +0100"`, msg), `BAD invalid date-time "2-Nov-2026 10:00:00 +0100"`},
+		{appendCmd("INBOX", `"02-Nov-2026 10:00:00 0100"`, msg), `BAD invalid date-time "02-Nov-2026 10:00:00 0100"`},
+		{appendCmd("INBOX", `"31-Feb-2026 10:00:00 +0100"`, msg), `BAD invalid date-time "31-Feb-2026 10:00:00 +0100"`},
+		{appendCmd("INBOX", `() ()`, msg), "BAD syntax error: APPEND mailbox [(flags)] [date-time] literal"},
+		{`APPEND INBOX "just a string"`, "BAD syntax error: the message must be a literal"},
+	} {
+		if _, st := c.do(tc.cmd); st != tc.want {
+			t.Errorf("%.40q: got %q, want %q", tc.cmd, st, tc.want)
+		}
+	}
+	// Accepted date forms: two digits, lower-case month, negative zone.
+	for _, d := range []string{`"02-Nov-2026 10:00:00 +0100"`, `"02-nov-2026 10:00:00 -0930"`} {
+		c.ok(appendCmd("INBOX", "() "+d, msg))
+	}
+	expect(t, c.ok("STATUS INBOX (MESSAGES)"), `* STATUS "INBOX" (MESSAGES 2)`)
+}
+
+// APPEND to the selected mailbox: EXISTS before the tagged OK
+// (rfc3501.txt:2583); a synchronising literal gets "+" first.
+func TestAppendSelectedMailbox(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("old"), store.Flags{})
+	c := e.dial()
+	c.ok("SELECT INBOX")
+	msg := testMsg("new")
+	c.send(fmt.Sprintf("a1 APPEND INBOX (\\Seen) {%d}", len(msg)))
+	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("continuation: %q", l)
+	}
+	c.send(msg)
+	var got []string
+	for l := c.line(); ; l = c.line() {
+		got = append(got, l)
+		if strings.HasPrefix(l, "a1 ") {
+			break
+		}
+	}
+	ib, _ := e.st.Mailbox(t.Context(), e.user.ID, "INBOX")
+	expect(t, got, "* 2 EXISTS", "* 2 RECENT", fmt.Sprintf("a1 OK [APPENDUID %d 2] APPEND completed", ib.UIDValidity))
+	// The query mailbox "Unread" does not see a \Seen message; "All Mail" does.
+	expect(t, c.ok(`STATUS "All Mail" (MESSAGES)`), `* STATUS "All Mail" (MESSAGES 2)`)
+	expect(t, c.ok(`STATUS "Unread" (MESSAGES)`), `* STATUS "Unread" (MESSAGES 1)`)
+}
