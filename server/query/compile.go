@@ -11,6 +11,7 @@ import (
 // Env is the compilation environment.
 type Env struct {
 	Msg    string // SQL alias of messages, e.g. "m"
+	Flags  string // SQL alias of message_flags (seen..draft, keywords); "" = Msg
 	Member string // SQL alias of mailbox_messages for UID keys; "" in a mailbox definition
 	// Args are the bind parameters; Compile appends and writes $N with N = len(Args) after append.
 	Args     []any
@@ -74,6 +75,14 @@ func (c *compiler) col(name string) string {
 	return c.env.Msg + "." + name
 }
 
+// flagCol qualifies a flag column (seen, answered, ..., keywords).
+func (c *compiler) flagCol(name string) string {
+	if c.env.Flags == "" {
+		return c.col(name)
+	}
+	return c.env.Flags + "." + name
+}
+
 func (c *compiler) w(s ...string) {
 	for _, x := range s {
 		c.b.WriteString(x)
@@ -92,15 +101,15 @@ func (c *compiler) node(n Node) error {
 		if !n.Set {
 			c.w("NOT ")
 		}
-		c.w(c.col(col))
+		c.w(c.flagCol(col))
 	case Keyword: // rfc3501.txt:2844, 2947
 		if !n.Set {
 			c.w("NOT ")
 		}
 		if col := systemFlagColumn(n.Flag); col != "" {
-			c.w(c.col(col))
+			c.w(c.flagCol(col))
 		} else {
-			c.w("EXISTS (SELECT 1 FROM unnest(", c.col("keywords"), ") AS kw(k) WHERE lower(kw.k) = lower(",
+			c.w("EXISTS (SELECT 1 FROM unnest(", c.flagCol("keywords"), ") AS kw(k) WHERE lower(kw.k) = lower(",
 				c.param(n.Flag), "::text))")
 		}
 	case Recent:
@@ -113,7 +122,7 @@ func (c *compiler) node(n Node) error {
 		case "NEW": // rfc3501.txt:2851: (RECENT UNSEEN)
 			c.w("(")
 			c.recent()
-			c.w(" AND NOT ", c.col("seen"), ")")
+			c.w(" AND NOT ", c.flagCol("seen"), ")")
 		case "OLD": // rfc3501.txt:2866: NOT RECENT
 			c.w("NOT (")
 			c.recent()

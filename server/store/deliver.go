@@ -53,7 +53,17 @@ func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o Deliver
 		target = "INBOX"
 	}
 	var d Delivered
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	// Outside the user's lock: allocate the id, write and fsync the spool
+	// file (the slow part), so concurrent deliveries overlap their fsyncs.
+	// A crash before COMMIT leaves an orphan spool file, never a lost message.
+	if err := s.pool.QueryRow(ctx, `SELECT nextval('messages_id_seq')`).Scan(&d.MessageID); err != nil {
+		return d, wrap("deliver", err)
+	}
+	spool, err := s.writeSpool(userID, d.MessageID, raw)
+	if err != nil {
+		return d, wrap("deliver: spool", err)
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if err := lockUser(ctx, tx, userID); err != nil {
 			return err
 		}
@@ -66,26 +76,20 @@ func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o Deliver
 		if mb.IsQuery() {
 			return ErrCannot
 		}
-		if err := tx.QueryRow(ctx, `SELECT nextval('messages_id_seq')`).Scan(&d.MessageID); err != nil {
-			return err
-		}
-		spool, err := s.writeSpool(userID, d.MessageID, raw)
-		if err != nil {
-			return err
-		}
 		if err := insertMessage(ctx, tx, userID, d.MessageID, raw, p, date, o, spool); err != nil {
 			return err
 		}
 		d.MailboxID, d.UIDValidity, d.UID = mb.ID, mb.UIDValidity, mb.UIDNext
-		if _, err := tx.Exec(ctx, `INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-			VALUES ($1, $2, $3, nextval('modseq_seq'))`, mb.ID, mb.UIDNext, d.MessageID); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = $1`, mb.ID); err != nil {
+		if _, err := tx.Exec(ctx, `WITH ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+				VALUES ($1, $2, $3, nextval('modseq_seq')))
+			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = $1`, mb.ID, mb.UIDNext, d.MessageID); err != nil {
 			return err
 		}
 		return addToViews(ctx, tx, userID, []int64{d.MessageID}, false)
 	})
+	if err != nil && spool != "" {
+		os.Remove(spool) // nothing refers to it
+	}
 	return d, wrap("deliver", err)
 }
 
@@ -122,12 +126,13 @@ func insertMessage(ctx context.Context, tx pgx.Tx, userID, id int64, raw []byte,
 	if refsCol == nil {
 		refsCol = []string{}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO messages (id, user_id, internal_date, internal_tz, internal_day, size, header, body,
+	_, err := tx.Exec(ctx, `WITH ins AS (INSERT INTO messages (id, user_id, internal_date, internal_tz, internal_day, size, header, body,
 			envelope, bodystructure, body_simple, sent_date, sent_day, subject, from_addr, to_addr, cc_addr, bcc_addr, reply_to,
-			from_key, message_id, in_reply_to, refs, thread_id, header_text, body_text,
-			seen, answered, flagged, deleted, draft, keywords, modseq, broken, delivered_to, spool_path)
+			from_key, message_id, in_reply_to, refs, thread_id, header_text, body_text, broken, delivered_to, spool_path)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
-			$25, $26, $27, $28, $29, $30, $31, $32, nextval('modseq_seq'), $33, $34, $35)`,
+			$25, $26, $33, $34, $35) RETURNING id)
+		INSERT INTO message_flags (message_id, seen, answered, flagged, deleted, draft, keywords, modseq)
+		SELECT id, $27, $28, $29, $30, $31, $32, nextval('modseq_seq') FROM ins`,
 		id, userID, date, off, day, len(raw), raw[:p.HeaderLen], raw[p.HeaderLen:],
 		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, clean(p.Subject), clean(p.From), clean(p.To), clean(p.Cc), clean(p.Bcc), clean(p.ReplyTo),
 		clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refsCol), thread, clean(p.HeaderText), clean(p.BodyText),
@@ -235,18 +240,19 @@ func userViews(ctx context.Context, tx pgx.Tx, userID int64, flagsOnly bool) ([]
 }
 
 // addToViews adds the given messages to every query mailbox they match and are
-// not yet in, with fresh UIDs. With flagsOnly, only flag-dependent views.
+// not yet in, with fresh UIDs. With flagsOnly, only flag-dependent views. All
+// views go to the server in one batch (one round trip).
 func addToViews(ctx context.Context, tx pgx.Tx, userID int64, ids []int64, flagsOnly bool) error {
 	views, err := userViews(ctx, tx, userID, flagsOnly)
-	if err != nil {
+	if err != nil || len(views) == 0 {
 		return err
 	}
+	b := &pgx.Batch{}
 	for _, v := range views {
-		if err := addMatchingView(ctx, tx, v, userID, ids); err != nil {
-			return err
-		}
+		q, args := addMatchingSQL(v, userID, ids)
+		b.Queue(q, args...)
 	}
-	return nil
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // addMatching (re)fills one query mailbox: ids nil means all the user's messages.
@@ -265,6 +271,12 @@ func addMatching(ctx context.Context, tx pgx.Tx, mailboxID, userID int64, ids []
 // addMatchingView inserts the matching messages in message-id order with UIDs
 // from uidnext, and advances uidnext past them. The caller holds the mailbox row.
 func addMatchingView(ctx context.Context, tx pgx.Tx, v viewDef, userID int64, ids []int64) error {
+	q, args := addMatchingSQL(v, userID, ids)
+	_, err := tx.Exec(ctx, q, args...)
+	return err
+}
+
+func addMatchingSQL(v viewDef, userID int64, ids []int64) (string, []any) {
 	n := len(v.args)
 	filter := ""
 	args := append(append([]any{}, v.args...), v.id, userID)
@@ -275,7 +287,7 @@ func addMatchingView(ctx context.Context, tx pgx.Tx, v viewDef, userID int64, id
 	q := fmt.Sprintf(`WITH b AS (SELECT uidnext FROM mailboxes WHERE id = $%[1]d),
 		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
 			SELECT $%[1]d, b.uidnext + row_number() OVER (ORDER BY m.id) - 1, m.id, nextval('modseq_seq')
-			FROM messages m, b
+			FROM messages m JOIN message_flags f ON f.message_id = m.id, b
 			WHERE m.user_id = $%[2]d%[3]s
 			  AND NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $%[1]d AND x.message_id = m.id)
 			  AND (%[4]s)
@@ -283,8 +295,7 @@ func addMatchingView(ctx context.Context, tx pgx.Tx, v viewDef, userID int64, id
 			RETURNING 1)
 		UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $%[1]d`,
 		n+1, n+2, filter, v.sql)
-	_, err := tx.Exec(ctx, q, args...)
-	return err
+	return q, args
 }
 
 // removeFromViews removes the given messages from flag-dependent query
@@ -294,16 +305,17 @@ func removeFromViews(ctx context.Context, tx pgx.Tx, userID int64, ids []int64) 
 	if err != nil {
 		return err
 	}
+	if len(views) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
 	for _, v := range views {
 		n := len(v.args)
-		q := fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m
+		b.Queue(fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m JOIN message_flags f ON f.message_id = m.id
 			WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
-			n+1, n+2, v.sql)
-		if _, err := tx.Exec(ctx, q, append(append([]any{}, v.args...), v.id, ids)...); err != nil {
-			return err
-		}
+			n+1, n+2, v.sql), append(append([]any{}, v.args...), v.id, ids)...)
 	}
-	return nil
+	return tx.SendBatch(ctx, b).Close()
 }
 
 // deleteOrphans deletes those of ids that no folder holds any more.

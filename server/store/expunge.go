@@ -26,8 +26,8 @@ func (s *Store) Expunge(ctx context.Context, userID, mailboxID int64, uids []uin
 		} else if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT mm.uid, m.id FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-			WHERE mm.mailbox_id = $1 AND m.deleted AND ($2::bigint[] IS NULL OR mm.uid = ANY($2)) ORDER BY mm.uid`,
+		rows, err := tx.Query(ctx, `SELECT mm.uid, f.message_id FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
+			WHERE mm.mailbox_id = $1 AND f.deleted AND ($2::bigint[] IS NULL OR mm.uid = ANY($2)) ORDER BY mm.uid`,
 			mailboxID, nilOrInt64s(uids))
 		if err != nil {
 			return err

@@ -46,7 +46,7 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 	var date time.Time
 	cs := []col{
 		{cols.IDs, "m.id, m.thread_id", func(r *FetchRow) []any { return []any{&r.MessageID, &r.ThreadID} }},
-		{cols.Flags, "m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords", func(r *FetchRow) []any {
+		{cols.Flags, "f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords", func(r *FetchRow) []any {
 			return []any{&r.Flags.Seen, &r.Flags.Answered, &r.Flags.Flagged, &r.Flags.Deleted, &r.Flags.Draft, &r.Flags.Keywords}
 		}},
 		{cols.InternalDate, "m.internal_date, m.internal_tz", func(r *FetchRow) []any { return []any{&date, &tz} }},
@@ -72,7 +72,11 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 		}
 		return out
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+	from := "mailbox_messages mm JOIN messages m ON m.id = mm.message_id"
+	if cols.Flags {
+		from += " JOIN message_flags f ON f.message_id = mm.message_id"
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
 		WHERE mm.mailbox_id = $1 AND mm.uid = ANY($2) ORDER BY mm.uid`, mailboxID, toInt64s(uids))
 	if err != nil {
 		return wrap("fetch", err)
@@ -98,14 +102,14 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 // Search returns the UIDs in a mailbox matching a compiled SEARCH program, in
 // ONE query. env.Msg and env.Member are set here.
 func (s *Store) Search(ctx context.Context, mailboxID int64, n query.Node, env *query.Env) ([]uint32, error) {
-	env.Msg, env.Member = "m", "mm"
+	env.Msg, env.Member, env.Flags = "m", "mm", "f"
 	env.Args = append(env.Args[:0], mailboxID)
 	pred, err := query.Compile(n, env)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT mm.uid FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-		WHERE mm.mailbox_id = $1 AND (`+pred+`) ORDER BY mm.uid`, env.Args...)
+		JOIN message_flags f ON f.message_id = mm.message_id WHERE mm.mailbox_id = $1 AND (`+pred+`) ORDER BY mm.uid`, env.Args...)
 	if err != nil {
 		return nil, wrap("search", err)
 	}

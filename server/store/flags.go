@@ -127,8 +127,8 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 		if err := lockUser(ctx, tx, userID); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT mm.uid, m.id, m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords, m.modseq
-			FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+		rows, err := tx.Query(ctx, `SELECT mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords, f.modseq
+			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 			WHERE mm.mailbox_id = $1 AND mm.uid = ANY($2) ORDER BY mm.uid`, mailboxID, toInt64s(uids))
 		if err != nil {
 			return err
@@ -172,9 +172,9 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 		rows, err = tx.Query(ctx, `WITH v AS (
 				SELECT * FROM unnest($1::bigint[], $2::bool[], $3::bool[], $4::bool[], $5::bool[], $6::bool[], $7::text[])
 					AS v(id, seen, answered, flagged, deleted, draft, kw))
-			UPDATE messages m SET seen = v.seen, answered = v.answered, flagged = v.flagged, deleted = v.deleted,
+			UPDATE message_flags f SET seen = v.seen, answered = v.answered, flagged = v.flagged, deleted = v.deleted,
 				draft = v.draft, keywords = ARRAY(SELECT jsonb_array_elements_text(v.kw::jsonb)), modseq = nextval('modseq_seq')
-			FROM v WHERE m.id = v.id RETURNING m.id, m.modseq`,
+			FROM v WHERE f.message_id = v.id RETURNING f.message_id, f.modseq`,
 			changed, seen, ans, flg, del, dra, jsonArrays(kws))
 		if err != nil {
 			return err
@@ -196,8 +196,8 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 			}
 		}
 		// Every mailbox showing a changed message sees the change.
-		if _, err := tx.Exec(ctx, `UPDATE mailbox_messages mm SET modseq = m.modseq FROM messages m
-			WHERE m.id = ANY($1) AND mm.message_id = m.id`, changed); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE mailbox_messages mm SET modseq = f.modseq FROM message_flags f
+			WHERE f.message_id = ANY($1) AND mm.message_id = f.message_id`, changed); err != nil {
 			return err
 		}
 		if err := removeFromViews(ctx, tx, userID, changed); err != nil {

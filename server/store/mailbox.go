@@ -78,7 +78,7 @@ func compileDefinition(def string) (sql string, args []any, usesFlags bool, err 
 	if query.UsesSession(n) {
 		return "", nil, false, fmt.Errorf("%w: a definition cannot use UID, sequence numbers or RECENT", ErrInvalid)
 	}
-	env := &query.Env{Msg: "m"}
+	env := &query.Env{Msg: "m", Flags: "f"}
 	sql, err = query.Compile(n, env)
 	if err != nil {
 		return "", nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -172,8 +172,8 @@ func (s *Store) Mailboxes(ctx context.Context, userID int64, counts bool) ([]Mai
 	if counts {
 		q = `WITH c AS (
 			SELECT mm.mailbox_id, count(*) AS n, count(*) FILTER (WHERE mm.recent) AS r,
-			       count(*) FILTER (WHERE NOT m.seen) AS u, coalesce(sum(m.size), 0)::bigint AS sz, max(mm.modseq) AS hm
-			FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+			       count(*) FILTER (WHERE NOT f.seen) AS u, coalesce(sum(m.size), 0)::bigint AS sz, max(mm.modseq) AS hm
+			FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id JOIN message_flags f ON f.message_id = mm.message_id
 			WHERE m.user_id = $1 GROUP BY mm.mailbox_id),
 		x AS (SELECT e.mailbox_id, max(e.modseq) AS hm FROM mailbox_expunges e
 			JOIN mailboxes b ON b.id = e.mailbox_id WHERE b.user_id = $1 GROUP BY e.mailbox_id)
@@ -207,11 +207,12 @@ func (s *Store) Status(ctx context.Context, userID int64, name string) (MailboxS
 	}
 	st := MailboxStatus{Mailbox: m}
 	var n, r, u int64
-	err = s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE mm.recent), count(*) FILTER (WHERE NOT m.seen),
+	err = s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE mm.recent), count(*) FILTER (WHERE NOT f.seen),
 			coalesce(sum(m.size), 0)::bigint,
 			greatest(coalesce(max(mm.modseq), 0), (SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = $1)),
 			EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = $2 AND s.name = $3)
-		FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id WHERE mm.mailbox_id = $1`,
+		FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id JOIN message_flags f ON f.message_id = mm.message_id
+		WHERE mm.mailbox_id = $1`,
 		m.ID, userID, m.Name).Scan(&n, &r, &u, &st.Size, &st.HighestModSeq, &st.Subscribed)
 	st.Messages, st.Recent, st.Unseen = int(n), int(r), int(u)
 	return st, err

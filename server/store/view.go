@@ -70,7 +70,7 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 				claimed[u] = true
 			}
 		}
-		rows, err := tx.Query(ctx, `SELECT mm.uid, mm.recent, m.seen FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+		rows, err := tx.Query(ctx, `SELECT mm.uid, mm.recent, f.seen FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 			WHERE mm.mailbox_id = $1 ORDER BY mm.uid`, id)
 		if err != nil {
 			return err
@@ -97,8 +97,8 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 				(SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = $1))`, id).Scan(&snap.ModSeq); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT DISTINCT k FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id,
-			unnest(m.keywords) k WHERE mm.mailbox_id = $1 ORDER BY k`, id)
+		rows, err = tx.Query(ctx, `SELECT DISTINCT k FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id,
+			unnest(f.keywords) k WHERE mm.mailbox_id = $1 ORDER BY k`, id)
 		if err != nil {
 			return err
 		}
@@ -157,8 +157,8 @@ func (s *Store) ChangesSince(ctx context.Context, mailboxID, since int64, claimR
 				claimed[u] = true
 			}
 		}
-		rows, err := tx.Query(ctx, `SELECT mm.uid, mm.modseq, m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords
-			FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+		rows, err := tx.Query(ctx, `SELECT mm.uid, mm.modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
+			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 			WHERE mm.mailbox_id = $1 AND mm.modseq > $2 ORDER BY mm.uid`, mailboxID, since)
 		if err != nil {
 			return err
