@@ -234,6 +234,7 @@ func (c *Conn) step() error {
 	if err := c.setReadDeadline(); err != nil {
 		return c.bye(Bye(CodeUnavailable, "Server shutting down"))
 	}
+	c.r.preAuth = c.state == NotAuthenticated
 	cmd, err := c.r.ReadCommand()
 	if err != nil {
 		return c.readFailed(err)

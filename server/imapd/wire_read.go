@@ -99,6 +99,7 @@ type reader struct {
 	lineLen  int    // bytes of command text read for the current command
 	litTotal int64  // literal bytes read for the current command
 	name     string // current command name, decides the literal limit
+	preAuth  bool   // not authenticated: MaxLiteral for every command
 }
 
 func newReader(br *bufio.Reader, lim Limits, cont func() error) *reader {
@@ -413,7 +414,7 @@ func (r *reader) readLiteral(kind ValueKind) (Value, error) {
 
 func (r *reader) checkLiteral(size int64, sync bool) error {
 	limit := r.lim.MaxLiteral
-	if r.name == "APPEND" {
+	if r.name == "APPEND" && !r.preAuth { // no big uploads before login
 		limit = r.lim.MaxAppend
 	}
 	if size <= limit && r.litTotal+size <= r.lim.MaxAppend {
@@ -422,7 +423,7 @@ func (r *reader) checkLiteral(size int64, sync bool) error {
 	switch {
 	case !sync && size > r.lim.MaxAppend:
 		return perr(Bye(CodeTooBig, "literal too big")) // rfc7888.txt:250
-	case sync && r.name == "APPEND":
+	case sync && r.name == "APPEND" && !r.preAuth:
 		return perr(No(CodeTooBig, "message too big")) // rfc4469.txt:231
 	default: // non-synchronising ones are discarded by skipLine
 		return perr(Bad(CodeTooBig, "literal too big")) // rfc7888.txt:290
