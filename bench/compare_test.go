@@ -1,0 +1,62 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var compareFlag = flag.Bool("compare", false, "run TestCompare: Decimail vs a private Dovecot, rewrite RESULTS.md")
+
+// benchSizes are the corpus sizes: DECIMAIL_BENCH_SIZES=1000,10000,100000,
+// else def.
+func benchSizes(def ...int) []int {
+	s := os.Getenv("DECIMAIL_BENCH_SIZES")
+	if s == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// TestCompare is `make bench-compare`: the side-by-side run (10,000
+// messages unless DECIMAIL_BENCH_SIZES says otherwise). It prints the table
+// and rewrites RESULTS.md (DECIMAIL_BENCH_RESULTS names another file).
+func TestCompare(t *testing.T) {
+	if !*compareFlag {
+		t.Skip("side-by-side comparison: go test ./bench -run TestCompare -compare -timeout 60m (make bench-compare)")
+	}
+	ctx := context.Background()
+	var reps []*Report
+	for _, n := range benchSizes(10000) {
+		rep, err := Compare(ctx, CompareConfig{N: n, Seed: 1, SMTPTotal: 400, IdleConns: 2000, DovecotIdleConns: 300,
+			Log: func(f string, a ...any) { t.Logf(f, a...) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		rep.WriteTable(&b)
+		t.Log(b.String())
+		os.Stdout.Write(b.Bytes())
+		reps = append(reps, rep)
+	}
+	var md bytes.Buffer
+	WriteMarkdown(&md, reps)
+	out := os.Getenv("DECIMAIL_BENCH_RESULTS")
+	if out == "" {
+		out = "RESULTS.md"
+	}
+	if err := os.WriteFile(out, md.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s", out)
+}

@@ -1,0 +1,241 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"decimail/server/smtpd"
+	"decimail/server/store"
+)
+
+// SMTPThroughput delivers total messages to u@bench.test through Decimail's
+// MX listener (smtpd on st) with senders concurrent connections, one
+// transaction per message, and returns messages per second.
+func SMTPThroughput(st *store.Store, msgs []Message, senders, total int) (float64, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	srv := smtpd.New(smtpd.Config{Hostname: "bench.test"}, st, nil)
+	go srv.ServeMX(ln)
+	defer srv.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, senders)
+	t0 := time.Now()
+	for s := range senders {
+		wg.Go(func() {
+			c, err := smtp.Dial(ln.Addr().String())
+			if err != nil {
+				errs[s] = err
+				return
+			}
+			defer c.Close()
+			if err := c.Hello("sender.example"); err != nil {
+				errs[s] = err
+				return
+			}
+			for i := s; i < total; i += senders {
+				m := msgs[i%len(msgs)]
+				if err := c.Mail("sender@example.com", nil); err != nil {
+					errs[s] = err
+					return
+				}
+				if err := c.Rcpt("u@bench.test", nil); err != nil {
+					errs[s] = err
+					return
+				}
+				w, err := c.Data()
+				if err != nil {
+					errs[s] = err
+					return
+				}
+				if _, err := w.Write(m.Raw); err != nil {
+					errs[s] = err
+					return
+				}
+				if err := w.Close(); err != nil {
+					errs[s] = err
+					return
+				}
+			}
+			errs[s] = c.Quit()
+		})
+	}
+	wg.Wait()
+	d := time.Since(t0)
+	if err := errors.Join(errs...); err != nil {
+		return 0, err
+	}
+	return float64(total) / d.Seconds(), nil
+}
+
+// Process is a server running as its own OS process (for memory).
+type Process struct {
+	Target
+	cmd *exec.Cmd
+	dir string
+}
+
+// PIDs are the process and its children.
+func (p *Process) PIDs() []int { return descendants(p.cmd.Process.Pid) }
+
+// Close stops the process.
+func (p *Process) Close() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+	os.RemoveAll(p.dir)
+}
+
+// moduleRoot finds the directory of go.mod.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("not inside the decimail module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// StartServe builds ./server/cmd/decimail and runs `decimail serve` (IMAP
+// only) on dsn as a separate process.
+func StartServe(ctx context.Context, dsn string) (*Process, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "decimail-bench-serve-")
+	if err != nil {
+		return nil, err
+	}
+	bin := filepath.Join(dir, "decimail")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./server/cmd/decimail")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "serve", "-imap", addr, "-smtp", "", "-submission", "")
+	cmd.Env = append(os.Environ(), "DECIMAIL_DATABASE_URL="+dsn, "DECIMAIL_SPOOL="+filepath.Join(dir, "spool"))
+	logf, err := os.Create(filepath.Join(dir, "serve.log"))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	p := &Process{cmd: cmd, dir: dir}
+	p.Addr, p.NotifyAddr, p.Name, p.User, p.Pass = addr, addr, "decimail serve", "u", "pw"
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(logf.Name())
+			p.Close()
+			return nil, fmt.Errorf("decimail serve did not listen on %s:\n%s", addr, out)
+		}
+	}
+}
+
+// MemoryPerIdle opens conns connections to t (LOGIN, SELECT IdleBox, IDLE)
+// and returns the growth of the server processes' memory per connection
+// in KiB: PSS summed over pids() (for one Go process PSS ≈ RSS; for a
+// forking server it splits shared pages fairly).
+func MemoryPerIdle(t *Target, pids func() []int, conns int) (float64, error) {
+	open := func() (*Client, error) {
+		c, err := Login(t.Addr, t.User, t.Pass)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Cmd("SELECT IdleBox", nil); err != nil {
+			c.Close()
+			return nil, err
+		}
+		if _, err := c.Send("IDLE"); err != nil {
+			c.Close()
+			return nil, err
+		}
+		r, err := c.ReadResponse()
+		if err != nil || len(r) == 0 || r[0] != '+' {
+			c.Close()
+			return nil, fmt.Errorf("IDLE: %q %v", r, err)
+		}
+		return c, nil
+	}
+	// Warm up: pools, caches, the first session's one-off allocations.
+	var held []*Client
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 20 {
+		c, err := open()
+		if err != nil {
+			return 0, err
+		}
+		held = append(held, c)
+	}
+	time.Sleep(time.Second)
+	before := PSS(pids())
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	var firstErr error
+	for range conns {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := open()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			held = append(held, c)
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	time.Sleep(2 * time.Second)
+	after := PSS(pids())
+	return float64(after-before) / float64(conns), nil
+}

@@ -1,0 +1,482 @@
+package bench
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Env is a loaded target: INBOX holds the corpus (sequence number i+1 is
+// corpus message i), plus Folders folders with 50 messages each, the
+// mailboxes of Views (query mailboxes on ours, folders holding the same
+// messages on a server without them) and an empty "IdleBox".
+type Env struct {
+	*Target
+	Msgs      []Message
+	Mailboxes []string // every mailbox LIST returns
+	unseen    string   // UID set of the initially unseen INBOX messages
+	seen      string
+	sample    []int // 200 random sequence numbers
+}
+
+// Folders and Views are the extra mailboxes every Env gets (200 in total,
+// plus the defaults: start-up LIST + STATUS sees ~200 mailboxes).
+const (
+	Folders = 100
+	Views   = 100
+)
+
+// ViewDefinition is the SEARCH program of view i (a FROM one correspondent,
+// a list, an unread-in-a-list: what people define).
+func ViewDefinition(msgs []Message, i int) string {
+	switch i % 4 {
+	case 0, 1:
+		// One correspondent: the From address of some message.
+		m := msgs[(i*7919)%len(msgs)].Raw
+		j := bytes.Index(m, []byte("\r\nFrom: "))
+		line := m[j+8:]
+		line = line[:bytes.Index(line, []byte("\r\n"))]
+		a := bytes.IndexByte(line, '<')
+		return "FROM " + strconv.Quote(string(line[a+1:len(line)-1]))
+	case 2:
+		return "HEADER List-Id " + strconv.Quote([]string{"golang-nuts", "postgres-hackers", "dovecot", "debian-devel", "ietf-imap", "bike-club"}[i%6])
+	default:
+		return "UNSEEN HEADER List-Id " + strconv.Quote([]string{"golang-nuts", "postgres-hackers", "dovecot"}[i%3])
+	}
+}
+
+// Prepare creates the folders (IMAP CREATE + UID COPY), the views (define
+// is nil for a server without query mailboxes: then each becomes a folder
+// filled by UID COPY of what SEARCH finds for the definition) and IdleBox;
+// INBOX must already hold msgs.
+func Prepare(t *Target, msgs []Message, define func(name, def string) error) (*Env, error) {
+	e := &Env{Target: t, Msgs: msgs}
+	c, err := Login(t.Addr, t.User, t.Pass)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Logout()
+	c.Conn().SetDeadline(time.Now().Add(30 * time.Minute))
+	if err := c.Cmd("SELECT INBOX", nil); err != nil {
+		return nil, err
+	}
+	n := len(msgs)
+	for i := range Folders {
+		name := fmt.Sprintf("f%03d", i)
+		if err := c.Cmd("CREATE "+name, nil); err != nil {
+			return nil, err
+		}
+		lo := (i*50)%max(1, n-50) + 1
+		if err := c.Cmd(fmt.Sprintf("COPY %d:%d %s", lo, min(n, lo+49), name), nil); err != nil {
+			return nil, err
+		}
+	}
+	for i := range Views {
+		name, def := fmt.Sprintf("v%03d", i), ViewDefinition(msgs, i)
+		if define != nil {
+			if err := define(name, def); err != nil {
+				return nil, fmt.Errorf("define %s %s: %w", name, def, err)
+			}
+			continue
+		}
+		if err := c.Cmd("CREATE "+name, nil); err != nil {
+			return nil, err
+		}
+		set, err := searchSet(c, "UID SEARCH "+def)
+		if err != nil {
+			return nil, err
+		}
+		if set != "" {
+			if err := c.Cmd("UID COPY "+set+" "+name, nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := c.Cmd("CREATE IdleBox", nil); err != nil {
+		return nil, err
+	}
+	if e.unseen, err = searchSet(c, "UID SEARCH UNSEEN"); err != nil {
+		return nil, err
+	}
+	if e.seen, err = searchSet(c, "UID SEARCH SEEN"); err != nil {
+		return nil, err
+	}
+	err = c.Cmd(`LIST "" "*"`, func(r []byte) {
+		if name, ok := listName(r); ok {
+			e.Mailboxes = append(e.Mailboxes, name)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := rand.New(rand.NewPCG(42, 42))
+	for range 200 {
+		e.sample = append(e.sample, 1+r.IntN(n))
+	}
+	return e, nil
+}
+
+// listName extracts the mailbox name of a LIST response (quoted or atom;
+// the names we create need nothing else).
+func listName(r []byte) (string, bool) {
+	if !bytes.HasPrefix(r, []byte("* LIST ")) {
+		return "", false
+	}
+	s := strings.TrimRight(string(r), "\r\n")
+	if strings.HasSuffix(s, `"`) {
+		i := strings.LastIndex(s[:len(s)-1], `"`)
+		return `"` + s[i+1:len(s)-1] + `"`, true
+	}
+	return s[strings.LastIndexByte(s, ' ')+1:], true
+}
+
+func searchSet(c *Client, cmd string) (string, error) {
+	var uids []int
+	err := c.Cmd(cmd, func(r []byte) {
+		if bytes.HasPrefix(r, []byte("* SEARCH")) {
+			for _, f := range bytes.Fields(r)[2:] {
+				if u, err := strconv.Atoi(string(f)); err == nil {
+					uids = append(uids, u)
+				}
+			}
+		}
+	})
+	return compress(uids), err
+}
+
+// compress turns UIDs into an IMAP set with ranges ("" for none).
+func compress(uids []int) string {
+	sort.Ints(uids)
+	var b strings.Builder
+	for i := 0; i < len(uids); {
+		j := i
+		for j+1 < len(uids) && uids[j+1] == uids[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(uids[i]))
+		if j > i {
+			b.WriteString(":" + strconv.Itoa(uids[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// Line is one measurement: Run returns one sample (or several, for
+// percentiles) in Unit; Runs is how many times Run is repeated.
+type Line struct {
+	Name  string
+	Unit  string // "ms", "msg/s", "KiB/conn"
+	Runs  int
+	Stats []string // "median" (default) or percentiles "p50", "p99"
+	// Run measures once on a fresh logged-in session with INBOX selected
+	// (c), or makes its own connections.
+	Run func(e *Env, c *Client) ([]float64, error)
+	// Goal is the issue's target for this line ("ratio ≤ 1.0", "p99 ≤ 20 ms").
+	Goal string
+}
+
+func ms(d time.Duration) []float64 { return []float64{float64(d) / float64(time.Millisecond)} }
+
+// timed runs cmd on c and checks that it produced want untagged responses
+// containing word (want < 0: any number).
+func timed(c *Client, cmd, word string, want int) ([]float64, error) {
+	t0 := time.Now()
+	n, err := c.Count(cmd, word)
+	d := time.Since(t0)
+	if err != nil {
+		return nil, err
+	}
+	if want >= 0 && n != want {
+		return nil, fmt.Errorf("%s: %d %s responses, want %d", cmd, n, word, want)
+	}
+	return ms(d), nil
+}
+
+func timedSearch(c *Client, cmd string) ([]float64, error) {
+	t0 := time.Now()
+	n, err := c.SearchCount(cmd)
+	d := time.Since(t0)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 && !strings.Contains(cmd, "NOTHING") {
+		return nil, fmt.Errorf("%s: no hits", cmd)
+	}
+	return ms(d), nil
+}
+
+// SearchDate is the SINCE date of the combined search (the last ~6 months).
+const SearchDate = "1-May-2026"
+
+// IMAPLines are the measurements both servers go through, in order
+// (STORE restores the flags it changes; IDLE appends to IdleBox only).
+func IMAPLines() []Line {
+	n := func(e *Env) int { return len(e.Msgs) }
+	return []Line{
+		{Name: "header listing: UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)", Runs: 5, Goal: "ratio ≤ 1.0",
+			Run: func(e *Env, c *Client) ([]float64, error) {
+				return timed(c, "UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)", "FETCH", n(e))
+			}},
+		{Name: "FETCH 1:* (UID FLAGS)", Runs: 7, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *Client) ([]float64, error) {
+			return timed(c, "FETCH 1:* (UID FLAGS)", "FETCH", n(e))
+		}},
+		{Name: "BODY.PEEK[] of 200 random messages, one command each", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+			t0 := time.Now()
+			for _, s := range e.sample {
+				if k, err := c.Count(fmt.Sprintf("FETCH %d BODY.PEEK[]", s), "FETCH"); err != nil || k != 1 {
+					return nil, fmt.Errorf("FETCH %d BODY.PEEK[]: %d responses, %v", s, k, err)
+				}
+			}
+			return ms(time.Since(t0)), nil
+		}},
+		{Name: "BODY.PEEK[] of the same 200 in one FETCH", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+			set := make([]string, len(e.sample))
+			for i, s := range e.sample {
+				set[i] = strconv.Itoa(s)
+			}
+			return timed(c, "FETCH "+strings.Join(set, ",")+" BODY.PEEK[]", "FETCH", -1)
+		}},
+		{Name: "UID SEARCH SUBJECT " + MarkerWords[1], Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+			return timedSearch(c, "UID SEARCH SUBJECT "+MarkerWords[1])
+		}},
+		{Name: "UID SEARCH FROM nakamura", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+			return timedSearch(c, "UID SEARCH FROM nakamura")
+		}},
+		{Name: "UID SEARCH TEXT " + MarkerWords[2], Runs: 3, Goal: "ratio ≤ 0.1", Run: func(e *Env, c *Client) ([]float64, error) {
+			return timedSearch(c, "UID SEARCH TEXT "+MarkerWords[2])
+		}},
+		{Name: "UID SEARCH TEXT uokk (substring)", Runs: 3, Run: func(e *Env, c *Client) ([]float64, error) {
+			return timedSearch(c, "UID SEARCH TEXT uokk")
+		}},
+		{Name: "UID SEARCH TEXT " + MarkerWords[4] + " UNDELETED", Runs: 3, Run: func(e *Env, c *Client) ([]float64, error) {
+			return timedSearch(c, "UID SEARCH TEXT "+MarkerWords[4]+" UNDELETED")
+		}},
+		{Name: "UID SEARCH UNSEEN SINCE " + SearchDate + " LARGER 20000", Runs: 7, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *Client) ([]float64, error) {
+			return timedSearch(c, "UID SEARCH UNSEEN SINCE "+SearchDate+" LARGER 20000")
+		}},
+		{Name: `UID STORE 1:* +FLAGS (\Seen)`, Runs: 5, Goal: "ratio ≤ 1.5", Run: func(e *Env, c *Client) ([]float64, error) {
+			d, err := timed(c, `UID STORE 1:* +FLAGS (\Seen)`, "FETCH", -1)
+			return d, restore(c, err, "UID STORE "+e.unseen+` -FLAGS.SILENT (\Seen)`, e.unseen)
+		}},
+		{Name: `UID STORE 1:* +FLAGS.SILENT (\Seen)`, Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+			d, err := timed(c, `UID STORE 1:* +FLAGS.SILENT (\Seen)`, "FETCH", -1)
+			return d, restore(c, err, "UID STORE "+e.unseen+` -FLAGS.SILENT (\Seen)`, e.unseen)
+		}},
+		{Name: `UID STORE 1:* -FLAGS.SILENT (\Seen)`, Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+			d, err := timed(c, `UID STORE 1:* -FLAGS.SILENT (\Seen)`, "FETCH", -1)
+			return d, restore(c, err, "UID STORE "+e.seen+` +FLAGS.SILENT (\Seen)`, e.seen)
+		}},
+		{Name: "SELECT INBOX", Runs: 7, Run: func(e *Env, c *Client) ([]float64, error) {
+			if err := c.Cmd("UNSELECT", nil); err != nil {
+				return nil, err
+			}
+			t0 := time.Now()
+			err := c.Cmd("SELECT INBOX", nil)
+			return ms(time.Since(t0)), err
+		}},
+		{Name: "start-up: connect + LOGIN + LIST + STATUS of every mailbox (pipelined)", Runs: 5, Goal: "ratio ≤ 1.0", Run: startup},
+		{Name: "start-up: connect + LOGIN + LIST RETURN (STATUS) (LIST-STATUS)", Runs: 5, Run: startupListStatus},
+		{Name: "50 concurrent clients: connect + LOGIN + SELECT INBOX (wall time)", Runs: 3, Run: concurrentOpen},
+		{Name: "IDLE: APPEND on another connection/process → * EXISTS at the idler", Runs: 30, Stats: []string{"p50", "p99"}, Goal: "p99 ≤ 20 ms", Run: idleLatency},
+	}
+}
+
+// restore undoes a STORE (untimed); set "" means nothing to undo.
+func restore(c *Client, err error, cmd, set string) error {
+	if err != nil || set == "" {
+		return err
+	}
+	return c.Cmd(cmd, nil)
+}
+
+func startup(e *Env, _ *Client) ([]float64, error) {
+	t0 := time.Now()
+	c, err := Login(e.Addr, e.User, e.Pass)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var names []string
+	if err := c.Cmd(`LIST "" "*"`, func(r []byte) {
+		if name, ok := listName(r); ok {
+			names = append(names, name)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	var tags []string
+	for _, name := range names {
+		c.tag++
+		tag := "s" + strconv.Itoa(c.tag)
+		c.w.WriteString(tag + " STATUS " + name + " (MESSAGES UIDNEXT UNSEEN)\r\n")
+		tags = append(tags, tag)
+	}
+	if err := c.w.Flush(); err != nil {
+		return nil, err
+	}
+	for _, t := range tags {
+		if err := c.Wait(t, nil); err != nil {
+			return nil, err
+		}
+	}
+	d := time.Since(t0)
+	if len(names) < Folders+Views {
+		return nil, fmt.Errorf("LIST returned %d mailboxes", len(names))
+	}
+	return ms(d), nil
+}
+
+func startupListStatus(e *Env, _ *Client) ([]float64, error) {
+	t0 := time.Now()
+	c, err := Login(e.Addr, e.User, e.Pass)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	if !c.Caps["LIST-STATUS"] {
+		return nil, errors.New("no LIST-STATUS")
+	}
+	k, err := c.Count(`LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT UNSEEN))`, "STATUS")
+	d := time.Since(t0)
+	if err == nil && k < Folders+Views {
+		err = fmt.Errorf("LIST-STATUS returned %d STATUS responses", k)
+	}
+	return ms(d), err
+}
+
+func concurrentOpen(e *Env, _ *Client) ([]float64, error) {
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	clients := make([]*Client, n)
+	t0 := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			c, err := Login(e.Addr, e.User, e.Pass)
+			if err == nil {
+				clients[i] = c
+				err = c.Cmd("SELECT INBOX", nil)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	d := time.Since(t0)
+	for _, c := range clients {
+		if c != nil {
+			c.Close()
+		}
+	}
+	return ms(d), errors.Join(errs...)
+}
+
+var idleMsg = []byte("From: Idle Test <idle@example.com>\r\nTo: u@bench.test\r\nSubject: idle\r\nDate: Mon, 2 Nov 2026 10:00:00 +0000\r\n\r\nping\r\n")
+
+// idleLatency: one idler on IdleBox (on Addr), one appender on NotifyAddr
+// (ours: a second server process-alike with its own store and notifier;
+// Dovecot: the same server, another imap process). The sample is the time
+// from sending APPEND to receiving "* n EXISTS" at the idler.
+func idleLatency(e *Env, _ *Client) ([]float64, error) {
+	idler, err := Login(e.Addr, e.User, e.Pass)
+	if err != nil {
+		return nil, err
+	}
+	defer idler.Close()
+	app, err := Login(e.NotifyAddr, e.User, e.Pass)
+	if err != nil {
+		return nil, err
+	}
+	defer app.Close()
+	if err := idler.Cmd("SELECT IdleBox", nil); err != nil {
+		return nil, err
+	}
+	var t0 time.Time
+	var appErr error
+	done := make(chan struct{})
+	at, err := idler.IdleUntil(" EXISTS", func() {
+		go func() {
+			defer close(done)
+			time.Sleep(20 * time.Millisecond) // let the idler settle
+			t0 = time.Now()
+			appErr = app.Cmd(fmt.Sprintf(`APPEND IdleBox {%d+}`+"\r\n%s", len(idleMsg), idleMsg), nil)
+		}()
+	}, time.Now().Add(30*time.Second))
+	<-done
+	if err != nil {
+		return nil, err
+	}
+	if appErr != nil {
+		return nil, appErr
+	}
+	return ms(at.Sub(t0)), nil
+}
+
+// Result is one measured line for one target.
+type Result struct {
+	Values map[string]float64 // stat -> value
+	Err    error
+}
+
+// Measure runs a line l.Runs times (after one untimed warm-up for
+// median lines) and aggregates.
+func Measure(e *Env, l Line) Result {
+	var samples []float64
+	runs := l.Runs
+	if runs < 1 {
+		runs = 1
+	}
+	c, err := Login(e.Addr, e.User, e.Pass)
+	if err != nil {
+		return Result{Err: err}
+	}
+	defer c.Close()
+	if err := c.Cmd("SELECT INBOX", nil); err != nil {
+		return Result{Err: err}
+	}
+	c.Conn().SetDeadline(time.Now().Add(20 * time.Minute))
+	stats := l.Stats
+	if len(stats) == 0 {
+		stats = []string{"median"}
+		if _, err := l.Run(e, c); err != nil { // warm-up: caches on both sides
+			return Result{Err: err}
+		}
+	}
+	for range runs {
+		v, err := l.Run(e, c)
+		if err != nil {
+			return Result{Err: err}
+		}
+		samples = append(samples, v...)
+	}
+	slices.Sort(samples)
+	r := Result{Values: map[string]float64{}}
+	for _, s := range stats {
+		switch s {
+		case "median", "p50":
+			r.Values[s] = percentile(samples, 50)
+		case "p99":
+			r.Values[s] = percentile(samples, 99)
+		}
+	}
+	return r
+}
+
+// percentile of sorted samples (nearest rank).
+func percentile(s []float64, p float64) float64 {
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(float64(len(s))*p/100+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
