@@ -223,15 +223,20 @@ func wrap76(s string) string {
 	return strings.Join(append(lines, s), "\r\n")
 }
 
-// searchGen draws SEARCH programs for a mailbox of n messages with UIDs up to maxUID.
+// searchGen draws SEARCH programs for a mailbox of n messages with UIDs up
+// to maxUID; with def, only keys a mailbox definition may use.
 type searchGen struct {
 	n      int
 	maxUID uint32
+	def    bool
 }
 
 func (g searchGen) node(t *rapid.T, depth int) query.Node {
 	kinds := []string{"ALL", "flag", "keyword", "recent", "text", "header", "date", "size", "uid", "seq"}
-	if g.n == 0 {
+	switch {
+	case g.def:
+		kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == "recent" || k == "uid" || k == "seq" })
+	case g.n == 0:
 		kinds = kinds[:len(kinds)-1] // a sequence set needs a message ("*" in an empty mailbox is BAD)
 	}
 	if depth < 3 {
