@@ -176,6 +176,7 @@ func compress(uids []int) string {
 // percentiles) in Unit; Runs is how many times Run is repeated.
 type Line struct {
 	Name  string
+	Key   string // sub-benchmark name
 	Unit  string // "ms", "msg/s", "KiB/conn"
 	Runs  int
 	Stats []string // "median" (default) or percentiles "p50", "p99"
@@ -224,14 +225,14 @@ const SearchDate = "1-May-2026"
 func IMAPLines() []Line {
 	n := func(e *Env) int { return len(e.Msgs) }
 	return []Line{
-		{Name: "header listing: UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)", Runs: 5, Goal: "ratio ≤ 1.0",
+		{Name: "header listing: UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)", Key: "HeaderListing", Runs: 5, Goal: "ratio ≤ 1.0",
 			Run: func(e *Env, c *Client) ([]float64, error) {
 				return timed(c, "UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)", "FETCH", n(e))
 			}},
-		{Name: "FETCH 1:* (UID FLAGS)", Runs: 7, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "FETCH 1:* (UID FLAGS)", Key: "FetchUIDFlags", Runs: 7, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *Client) ([]float64, error) {
 			return timed(c, "FETCH 1:* (UID FLAGS)", "FETCH", n(e))
 		}},
-		{Name: "BODY.PEEK[] of 200 random messages, one command each", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "BODY.PEEK[] of 200 random messages, one command each", Key: "BodyPeek200OneByOne", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
 			t0 := time.Now()
 			for _, s := range e.sample {
 				if k, err := c.Count(fmt.Sprintf("FETCH %d BODY.PEEK[]", s), "FETCH"); err != nil || k != 1 {
@@ -240,44 +241,44 @@ func IMAPLines() []Line {
 			}
 			return ms(time.Since(t0)), nil
 		}},
-		{Name: "BODY.PEEK[] of the same 200 in one FETCH", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "BODY.PEEK[] of the same 200 in one FETCH", Key: "BodyPeek200Batched", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
 			set := make([]string, len(e.sample))
 			for i, s := range e.sample {
 				set[i] = strconv.Itoa(s)
 			}
 			return timed(c, "FETCH "+strings.Join(set, ",")+" BODY.PEEK[]", "FETCH", -1)
 		}},
-		{Name: "UID SEARCH SUBJECT " + MarkerWords[1], Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH SUBJECT " + MarkerWords[1], Key: "SearchSubject", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH SUBJECT "+MarkerWords[1])
 		}},
-		{Name: "UID SEARCH FROM nakamura", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH FROM nakamura", Key: "SearchFrom", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH FROM nakamura")
 		}},
-		{Name: "UID SEARCH TEXT " + MarkerWords[2], Runs: 3, Goal: "ratio ≤ 0.1", Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH TEXT " + MarkerWords[2], Key: "SearchTextWord", Runs: 3, Goal: "ratio ≤ 0.1", Run: func(e *Env, c *Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH TEXT "+MarkerWords[2])
 		}},
-		{Name: "UID SEARCH TEXT uokk (substring)", Runs: 3, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH TEXT uokk (substring)", Key: "SearchTextSubstring", Runs: 3, Run: func(e *Env, c *Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH TEXT uokk")
 		}},
-		{Name: "UID SEARCH TEXT " + MarkerWords[4] + " UNDELETED", Runs: 3, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH TEXT " + MarkerWords[4] + " UNDELETED", Key: "SearchTextUndeleted", Runs: 3, Run: func(e *Env, c *Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH TEXT "+MarkerWords[4]+" UNDELETED")
 		}},
-		{Name: "UID SEARCH UNSEEN SINCE " + SearchDate + " LARGER 20000", Runs: 7, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH UNSEEN SINCE " + SearchDate + " LARGER 20000", Key: "SearchUnseenSinceLarger", Runs: 7, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH UNSEEN SINCE "+SearchDate+" LARGER 20000")
 		}},
-		{Name: `UID STORE 1:* +FLAGS (\Seen)`, Runs: 5, Goal: "ratio ≤ 1.5", Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: `UID STORE 1:* +FLAGS (\Seen)`, Key: "StoreSeen", Runs: 5, Goal: "ratio ≤ 1.5", Run: func(e *Env, c *Client) ([]float64, error) {
 			d, err := timed(c, `UID STORE 1:* +FLAGS (\Seen)`, "FETCH", -1)
 			return d, restore(c, err, "UID STORE "+e.unseen+` -FLAGS.SILENT (\Seen)`, e.unseen)
 		}},
-		{Name: `UID STORE 1:* +FLAGS.SILENT (\Seen)`, Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: `UID STORE 1:* +FLAGS.SILENT (\Seen)`, Key: "StoreSeenSilent", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
 			d, err := timed(c, `UID STORE 1:* +FLAGS.SILENT (\Seen)`, "FETCH", -1)
 			return d, restore(c, err, "UID STORE "+e.unseen+` -FLAGS.SILENT (\Seen)`, e.unseen)
 		}},
-		{Name: `UID STORE 1:* -FLAGS.SILENT (\Seen)`, Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: `UID STORE 1:* -FLAGS.SILENT (\Seen)`, Key: "StoreUnseenSilent", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
 			d, err := timed(c, `UID STORE 1:* -FLAGS.SILENT (\Seen)`, "FETCH", -1)
 			return d, restore(c, err, "UID STORE "+e.seen+` +FLAGS.SILENT (\Seen)`, e.seen)
 		}},
-		{Name: "SELECT INBOX", Runs: 7, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "SELECT INBOX", Key: "SelectInbox", Runs: 7, Run: func(e *Env, c *Client) ([]float64, error) {
 			if err := c.Cmd("UNSELECT", nil); err != nil {
 				return nil, err
 			}
@@ -285,10 +286,10 @@ func IMAPLines() []Line {
 			err := c.Cmd("SELECT INBOX", nil)
 			return ms(time.Since(t0)), err
 		}},
-		{Name: "start-up: connect + LOGIN + LIST + STATUS of every mailbox (pipelined)", Runs: 5, Goal: "ratio ≤ 1.0", Run: startup},
-		{Name: "start-up: connect + LOGIN + LIST RETURN (STATUS) (LIST-STATUS)", Runs: 5, Run: startupListStatus},
-		{Name: "50 concurrent clients: connect + LOGIN + SELECT INBOX (wall time)", Runs: 3, Run: concurrentOpen},
-		{Name: "IDLE: APPEND on another connection/process → * EXISTS at the idler", Runs: 30, Stats: []string{"p50", "p99"}, Goal: "p99 ≤ 20 ms", Run: idleLatency},
+		{Name: "start-up: connect + LOGIN + LIST + STATUS of every mailbox (pipelined)", Key: "StartupStatus", Runs: 5, Goal: "ratio ≤ 1.0", Run: startup},
+		{Name: "start-up: connect + LOGIN + LIST RETURN (STATUS) (LIST-STATUS)", Key: "StartupListStatus", Runs: 5, Run: startupListStatus},
+		{Name: "50 concurrent clients: connect + LOGIN + SELECT INBOX (wall time)", Key: "Concurrent50Open", Runs: 3, Run: concurrentOpen},
+		{Name: "IDLE: APPEND on another connection/process → * EXISTS at the idler", Key: "IdleNotify", Runs: 30, Stats: []string{"p50", "p99"}, Goal: "p99 ≤ 20 ms", Run: idleLatency},
 	}
 }
 
