@@ -3,6 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -108,10 +112,24 @@ func (s *Store) Move(ctx context.Context, userID, srcID int64, uids []uint32, ds
 			return nil // handled by copyTx: the messages got new UIDs in place
 		}
 		if srcQuery {
+			rows, err := tx.Query(ctx, `SELECT message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2)`, srcID, toInt64s(c.Src))
+			if err != nil {
+				return err
+			}
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				return err
+			}
 			_, err = tx.Exec(ctx, `DELETE FROM mailbox_messages mm USING mailboxes b
-				WHERE b.id = mm.mailbox_id AND mm.message_id IN (SELECT message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2))
-				AND (b.id = $1 OR (b.definition IS NULL AND b.id <> $3))`, srcID, toInt64s(c.Src), dstID)
-			return err
+				WHERE b.id = mm.mailbox_id AND mm.message_id = ANY($2)
+				AND (b.id = $1 OR (b.definition IS NULL AND b.id <> $3))`, srcID, ids, dstID)
+			if err != nil {
+				return err
+			}
+			// The source view lost the messages (RFC 6851 expunges them there);
+			// where they still match it (e.g. All Mail) they come back with new
+			// UIDs, so membership always equals the definition.
+			return addToViews(ctx, tx, userID, ids, false)
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2)`, srcID, toInt64s(c.Src))
 		return err
@@ -147,24 +165,137 @@ func copyTx(ctx context.Context, tx pgx.Tx, userID, srcID int64, uids []uint32, 
 		}
 		return c, bumpUIDNext(ctx, tx, d.ID)
 	}
-	rows, err := tx.Query(ctx, `WITH src AS (
-			SELECT uid, message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2)),
-		new AS (SELECT s.uid AS suid, s.message_id FROM src s
-			WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $3 AND x.message_id = s.message_id)),
-		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-			SELECT $3, $4 + row_number() OVER (ORDER BY suid) - 1, message_id, nextval('modseq_seq') FROM new ORDER BY suid
-			RETURNING uid, message_id)
-		SELECT s.uid, coalesce(i.uid, x.uid) FROM src s
-			LEFT JOIN ins i ON i.message_id = s.message_id
-			LEFT JOIN mailbox_messages x ON x.mailbox_id = $3 AND x.message_id = s.message_id
-		ORDER BY s.uid`, srcID, toInt64s(uids), d.ID, int64(d.UIDNext))
+	rows, err := tx.Query(ctx, `SELECT uid, message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid`,
+		srcID, toInt64s(uids))
 	if err != nil {
 		return c, err
 	}
-	if err := scanPairs(rows, &c); err != nil {
+	var src []uint32
+	var ids []int64
+	for rows.Next() {
+		var uid, id int64
+		if err := rows.Scan(&uid, &id); err != nil {
+			return c, err
+		}
+		src, ids = append(src, uint32(uid)), append(ids, id)
+	}
+	if err := rows.Err(); err != nil || len(ids) == 0 {
 		return c, err
 	}
+	// A message the destination already holds is really copied (RFC 3501
+	// §6.4.7: COPY appends copies), since a folder holds a message once. A
+	// MOVE of such a message just leaves it where it already is.
+	existing := map[int64]int64{}
+	if move {
+		rows, err := tx.Query(ctx, `SELECT message_id, uid FROM mailbox_messages WHERE mailbox_id = $1 AND message_id = ANY($2)`, d.ID, ids)
+		if err != nil {
+			return c, err
+		}
+		for rows.Next() {
+			var id, uid int64
+			if err := rows.Scan(&id, &uid); err != nil {
+				return c, err
+			}
+			existing[id] = uid
+		}
+		if err := rows.Err(); err != nil {
+			return c, err
+		}
+	}
+	dup := map[int64]int64{}
+	if !move {
+		if dup, err = duplicateMessages(ctx, tx, d.ID, ids); err != nil {
+			return c, err
+		}
+	}
+	var fresh, insert []int64
+	for i, id := range ids {
+		if n, ok := dup[id]; ok {
+			ids[i] = n
+			fresh = append(fresh, n)
+		}
+		if _, ok := existing[id]; !ok {
+			insert = append(insert, ids[i])
+		}
+	}
+	rows, err = tx.Query(ctx, `INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+		SELECT $1, $2 + t.ord - 1, t.id, nextval('modseq_seq') FROM unnest($3::bigint[]) WITH ORDINALITY AS t(id, ord)
+		ORDER BY t.ord RETURNING message_id, uid`, d.ID, int64(d.UIDNext), insert)
+	if err != nil {
+		return c, err
+	}
+	for rows.Next() {
+		var id, uid int64
+		if err := rows.Scan(&id, &uid); err != nil {
+			return c, err
+		}
+		existing[id] = uid
+	}
+	if err := rows.Err(); err != nil {
+		return c, err
+	}
+	c.Src = src
+	for _, id := range ids {
+		c.Dst = append(c.Dst, uint32(existing[id]))
+	}
+	if len(fresh) > 0 {
+		if err := addToViews(ctx, tx, userID, fresh, false); err != nil {
+			return c, err
+		}
+	}
 	return c, bumpUIDNext(ctx, tx, d.ID)
+}
+
+// duplicateMessages makes a new message (row, flags, hard-linked spool file)
+// for each of ids that mailbox already holds; it returns old id -> new id.
+func duplicateMessages(ctx context.Context, tx pgx.Tx, mailboxID int64, ids []int64) (map[int64]int64, error) {
+	rows, err := tx.Query(ctx, `WITH d AS (
+			SELECT message_id AS old, nextval('messages_id_seq') AS new FROM mailbox_messages
+			WHERE mailbox_id = $1 AND message_id = ANY($2)),
+		ins AS (INSERT INTO messages (id, user_id, internal_date, internal_tz, internal_day, size, header, body,
+				envelope, bodystructure, body_simple, sent_date, sent_day, subject, from_addr, to_addr, cc_addr, bcc_addr,
+				reply_to, from_key, message_id, in_reply_to, refs, thread_id, header_text, body_text, broken, delivered_to, spool_path)
+			SELECT d.new, m.user_id, m.internal_date, m.internal_tz, m.internal_day, m.size, m.header, m.body,
+				m.envelope, m.bodystructure, m.body_simple, m.sent_date, m.sent_day, m.subject, m.from_addr, m.to_addr, m.cc_addr, m.bcc_addr,
+				m.reply_to, m.from_key, m.message_id, m.in_reply_to, m.refs, m.thread_id, m.header_text, m.body_text, m.broken, m.delivered_to, ''
+			FROM d JOIN messages m ON m.id = d.old RETURNING id),
+		fl AS (INSERT INTO message_flags (message_id, seen, answered, flagged, deleted, draft, keywords, modseq)
+			SELECT d.new, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords, nextval('modseq_seq')
+			FROM d JOIN message_flags f ON f.message_id = d.old)
+		SELECT d.old, d.new, m.spool_path, (SELECT count(*) FROM ins) FROM d JOIN messages m ON m.id = d.old`, mailboxID, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64]int64{}
+	type link struct {
+		id   int64
+		path string
+	}
+	var links []link
+	for rows.Next() {
+		var old, nw, n int64
+		var path string
+		if err := rows.Scan(&old, &nw, &path, &n); err != nil {
+			return nil, err
+		}
+		out[old] = nw
+		if path != "" {
+			links = append(links, link{nw, path})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		np := filepath.Join(filepath.Dir(l.path), strconv.FormatInt(l.id, 10)+".eml")
+		if err := os.Link(l.path, np); err != nil && !os.IsExist(err) {
+			return nil, fmt.Errorf("spool copy: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE messages SET spool_path = $2 WHERE id = $1`, l.id, np); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func scanPairs(rows pgx.Rows, c *Copied) error {

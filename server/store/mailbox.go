@@ -110,9 +110,6 @@ func createMailbox(ctx context.Context, tx pgx.Tx, userID int64, name, def, spec
 	if err != nil {
 		return Mailbox{}, err
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO subscriptions (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, userID, name); err != nil {
-		return Mailbox{}, err
-	}
 	if def != "" {
 		if err := addMatching(ctx, tx, m.ID, userID, nil); err != nil {
 			return Mailbox{}, err
@@ -286,7 +283,7 @@ func (s *Store) RenameMailbox(ctx context.Context, userID int64, from, to string
 		if exists || from == to {
 			return ErrExists
 		}
-		if strings.HasPrefix(to, from+Delim) {
+		if from != "INBOX" && strings.HasPrefix(to, from+Delim) {
 			return ErrInvalid
 		}
 		parts := strings.Split(to, Delim)
@@ -339,6 +336,9 @@ func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def strin
 		m, err = scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2 FOR UPDATE`, userID, NormName(name)))
 		if errors.Is(err, pgx.ErrNoRows) {
 			m, err = createMailbox(ctx, tx, userID, name, def, "")
+			if err == nil {
+				err = subscribe(ctx, tx, userID, m.Name) // a view made for the user is meant to be seen
+			}
 			return err
 		} else if err != nil {
 			return err
@@ -364,6 +364,11 @@ func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def strin
 		return err
 	})
 	return m, err
+}
+
+func subscribe(ctx context.Context, tx pgx.Tx, userID int64, name string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO subscriptions (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, userID, name)
+	return err
 }
 
 // Subscribe adds a name to the user's subscriptions.

@@ -414,7 +414,7 @@ func TestCopyMoveIntoViewRefused(t *testing.T) {
 	unread := mailbox(t, s, u, "Unread")
 	m, err = s.Move(ctx, u.ID, unread.ID, []uint32{1}, "Archive")
 	must(t, err)
-	if len(uids(t, s, u, "Trash")) != 0 || len(uids(t, s, u, "Archive")) != 1 || len(uids(t, s, u, "Unread")) != 0 {
+	if len(uids(t, s, u, "Trash")) != 0 || len(uids(t, s, u, "Archive")) != 1 || !slices.Equal(uids(t, s, u, "Unread"), []uint32{2}) {
 		t.Fatalf("move from view: %+v", m)
 	}
 }
@@ -556,4 +556,67 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+}
+
+// COPY into a folder that already holds the message makes a real copy with
+// its own flags and spool file (RFC 3501 §6.4.7); MOVE does not duplicate.
+func TestCopyIntoHolderMakesRealCopy(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	a := deliver(t, s, u, msg("a", "x"), store.DeliverOptions{})
+	ib := mailbox(t, s, u, "INBOX")
+	c, err := s.Copy(ctx, u.ID, ib.ID, []uint32{a.UID}, "INBOX")
+	must(t, err)
+	if !slices.Equal(c.Src, []uint32{1}) || !slices.Equal(c.Dst, []uint32{2}) {
+		t.Fatalf("copy to self: %+v", c)
+	}
+	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{2}, store.FlagsAdd, store.Flags{Flagged: true})
+	must(t, err)
+	ch, err := s.StoreFlags(ctx, u.ID, ib.ID, []uint32{1, 2}, store.FlagsAdd, store.Flags{})
+	must(t, err)
+	if ch[0].Flags.Flagged || !ch[1].Flags.Flagged {
+		t.Fatalf("copy shares flags with the original: %+v", ch)
+	}
+	if n := len(uids(t, s, u, "All Mail")); n != 2 {
+		t.Fatalf("All Mail has %d, want the original and the copy", n)
+	}
+	var paths []string
+	rows, _ := s.Pool().Query(ctx, `SELECT spool_path FROM messages ORDER BY id`)
+	for rows.Next() {
+		var p string
+		rows.Scan(&p)
+		paths = append(paths, p)
+	}
+	if len(paths) != 2 || paths[0] == paths[1] || paths[1] == "" {
+		t.Fatalf("spool paths %q", paths)
+	}
+	if b, err := os.ReadFile(paths[1]); err != nil || !bytes.Equal(b, msg("a", "x")) {
+		t.Fatalf("copy's spool file: %v", err)
+	}
+	// MOVE of a message the destination holds leaves one copy there.
+	_, err = s.Copy(ctx, u.ID, ib.ID, []uint32{1}, "Archive")
+	must(t, err)
+	all := mailbox(t, s, u, "All Mail")
+	m, err := s.Move(ctx, u.ID, all.ID, []uint32{1}, "Archive")
+	must(t, err)
+	if !slices.Equal(m.Dst, []uint32{1}) || len(uids(t, s, u, "Archive")) != 1 {
+		t.Fatalf("move into holder: %+v, Archive %v", m, uids(t, s, u, "Archive"))
+	}
+}
+
+func TestCreateDoesNotSubscribeAndInboxRenamesIntoItself(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	_, err := s.CreateMailbox(ctx, u.ID, "Projects/x", "", "")
+	must(t, err)
+	subs, err := s.Subscriptions(ctx, u.ID)
+	must(t, err)
+	if slices.Contains(subs, "Projects") || slices.Contains(subs, "Projects/x") {
+		t.Fatalf("CREATE subscribed: %v", subs)
+	}
+	deliver(t, s, u, msg("a", "x"), store.DeliverOptions{})
+	must(t, s.RenameMailbox(ctx, u.ID, "INBOX", "INBOX/old"))
+	if got := uids(t, s, u, "INBOX/old"); len(got) != 1 || len(uids(t, s, u, "INBOX")) != 0 {
+		t.Fatalf("INBOX/old %v", got)
+	}
 }

@@ -71,18 +71,21 @@ func (s *Store) createUser(ctx context.Context, name, password string, defaults 
 		}
 		if !defaults {
 			_, err := createMailbox(ctx, tx, u.ID, "INBOX", "", "")
-			if err == nil {
-				_, err = tx.Exec(ctx, `DELETE FROM subscriptions WHERE user_id = $1`, u.ID)
-			}
 			return err
 		}
 		for _, f := range DefaultFolders {
 			if _, err := createMailbox(ctx, tx, u.ID, f.Name, "", f.SpecialUse); err != nil {
 				return err
 			}
+			if err := subscribe(ctx, tx, u.ID, f.Name); err != nil {
+				return err
+			}
 		}
 		for _, v := range DefaultViews {
 			if _, err := createMailbox(ctx, tx, u.ID, v.Name, v.Definition, v.SpecialUse); err != nil {
+				return err
+			}
+			if err := subscribe(ctx, tx, u.ID, v.Name); err != nil {
 				return err
 			}
 		}
