@@ -2,8 +2,11 @@ package conformance
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,24 +19,36 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgrun.RunTests(m)) }
 
-func init() { decimailTarget = func(t testing.TB) Target { return decimail{} } }
+func init() { decimailTarget = func(t testing.TB) Target { return &decimail{} } }
 
 // decimail runs each scenario on a fresh database (cloned from the migrated
 // template) with a fresh server on a loopback port and one bare account
-// (INBOX only, as the scenarios expect of any server).
-type decimail struct{}
+// (INBOX only, as the scenarios expect of any server). Each Reset uses a new
+// user name, so that Define can find the store and user of the scenario.
+type decimail struct {
+	n     atomic.Int64
+	users sync.Map // user name -> decimailAccount
+}
 
-func (decimail) Name() string { return "decimail" }
+type decimailAccount struct {
+	st *store.Store
+	id int64
+}
 
-func (decimail) Reset(t testing.TB) (string, string, string) {
+func (*decimail) Name() string { return "decimail" }
+
+func (d *decimail) Reset(t testing.TB) (string, string, string) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, pgrun.TestDB(t), store.Options{PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateBareUser(ctx, "u1", "pass"); err != nil {
+	name := fmt.Sprintf("u%d", d.n.Add(1))
+	u, err := st.CreateBareUser(ctx, name, "pass")
+	if err != nil {
 		t.Fatal(err)
 	}
+	d.users.Store(name, decimailAccount{st, u.ID})
 	srv := imapd.New(imapd.Config{AuthFailDelay: 10 * time.Millisecond}, st, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -41,8 +56,22 @@ func (decimail) Reset(t testing.TB) (string, string, string) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
+		d.users.Delete(name)
 		srv.Close()
 		st.Close()
 	})
-	return ln.Addr().String(), "u1", "pass"
+	return ln.Addr().String(), name, "pass"
+}
+
+// Define makes a query mailbox (fixture directive define), see Definer.
+func (d *decimail) Define(t testing.TB, user, name, definition string) {
+	t.Helper()
+	v, ok := d.users.Load(user)
+	if !ok {
+		t.Fatalf("define %s: unknown user %s", name, user)
+	}
+	a := v.(decimailAccount)
+	if _, err := a.st.DefineMailbox(context.Background(), a.id, name, definition); err != nil {
+		t.Fatalf("define %s %q: %v", name, definition, err)
+	}
 }

@@ -20,11 +20,29 @@ import (
 // append takes the mailbox, a file in fixtures/messages/ and the optional
 // flag list and date exactly as APPEND takes them. Lines starting with # are
 // comments. The loader uses only CREATE, SUBSCRIBE and APPEND, so it works
-// against any server.
+// against any server — except for
+//
+//	define "Flagged" FLAGGED
+//
+// which makes a query mailbox (a saved SEARCH program) and which only a
+// target implementing Definer understands (Decimail); use it only in fixtures
+// of applies: decimail scenarios.
+
+// Definer is implemented by targets that can create query mailboxes (fixture
+// directive define NAME DEFINITION) outside IMAP.
+type Definer interface {
+	Define(t testing.TB, user, name, definition string)
+}
 
 // LoadFixture logs in, applies the fixture (if name is not empty) and returns
 // the capabilities the server advertises after login.
 func LoadFixture(t testing.TB, addr, user, pass, dir, name string) []string {
+	t.Helper()
+	return loadFixture(t, nil, addr, user, pass, dir, name)
+}
+
+// loadFixture is LoadFixture with a target for define lines (may be nil).
+func loadFixture(t testing.TB, tg Target, addr, user, pass, dir, name string) []string {
 	t.Helper()
 	c, err := Dial("fixture", addr)
 	if err != nil {
@@ -47,7 +65,11 @@ func LoadFixture(t testing.TB, addr, user, pass, dir, name string) []string {
 		}
 	}
 	if name != "" {
-		if err := applyFixture(c, dir, name); err != nil {
+		var define func(name, def string) error
+		if d, ok := tg.(Definer); ok {
+			define = func(name, def string) error { d.Define(t, user, name, def); return nil }
+		}
+		if err := applyFixture(c, dir, name, define); err != nil {
 			t.Fatalf("fixture %s: %v", name, err)
 		}
 	}
@@ -55,7 +77,7 @@ func LoadFixture(t testing.TB, addr, user, pass, dir, name string) []string {
 	return caps
 }
 
-func applyFixture(c *Conn, dir, name string) error {
+func applyFixture(c *Conn, dir, name string, define func(name, def string) error) error {
 	data, err := os.ReadFile(filepath.Join(dir, name+".fix"))
 	if err != nil {
 		return err
@@ -88,6 +110,15 @@ func applyFixture(c *Conn, dir, name string) error {
 				cmd += rest + " "
 			}
 			_, _, err = c.Command(tag, cmd+"{"+strconv.Itoa(len(msg))+"}", msg)
+		case "define":
+			mbox, def, ok := splitDefine(args)
+			if !ok {
+				return fmt.Errorf("line %d: define \"NAME\" DEFINITION", i+1)
+			}
+			if define == nil {
+				return fmt.Errorf("line %d: define needs a target that implements Definer (applies: decimail)", i+1)
+			}
+			err = define(mbox, def)
 		default:
 			return fmt.Errorf("line %d: unknown operation %q", i+1, op)
 		}
@@ -96,6 +127,18 @@ func applyFixture(c *Conn, dir, name string) error {
 		}
 	}
 	return nil
+}
+
+// splitDefine splits `"Name with space" DEFINITION` or `Name DEFINITION`.
+func splitDefine(args string) (name, def string, ok bool) {
+	args = strings.TrimSpace(args)
+	if rest, found := strings.CutPrefix(args, `"`); found {
+		name, def, ok = strings.Cut(rest, `"`)
+	} else {
+		name, def, ok = strings.Cut(args, " ")
+	}
+	def = strings.TrimSpace(def)
+	return name, def, ok && name != "" && def != ""
 }
 
 // CleanAccount empties an account over IMAP: it deletes every mailbox but

@@ -154,7 +154,7 @@ func Run(t *testing.T, sc *Scenario, tg Target, fixtureDir string) {
 		t.Skipf("decimail-only scenario, target is %s", tg.Name())
 	}
 	addr, user, pass := tg.Reset(t)
-	caps := LoadFixture(t, addr, user, pass, fixtureDir, sc.Fixture)
+	caps := loadFixture(t, tg, addr, user, pass, fixtureDir, sc.Fixture)
 	for _, r := range sc.Requires {
 		if !slices.ContainsFunc(caps, func(c string) bool { return strings.EqualFold(c, r) }) {
 			t.Skipf("target %s does not advertise %s", tg.Name(), r)
