@@ -193,12 +193,18 @@ func maildirFolder(rel string) string {
 		return "INBOX"
 	}
 	var parts []string
-	for _, p := range strings.Split(rel, "/") {
+	for i, p := range strings.Split(rel, "/") {
+		if i == 0 && strings.EqualFold(p, "Maildir") {
+			continue // ~/Maildir is the INBOX root of a Maildir++ tree
+		}
 		if strings.HasPrefix(p, ".") {
 			parts = append(parts, strings.Split(strings.TrimPrefix(p, "."), ".")...)
 		} else {
 			parts = append(parts, p)
 		}
+	}
+	if len(parts) == 0 {
+		return "INBOX"
 	}
 	return store.NormName(strings.Join(parts, store.Delim))
 }

@@ -68,7 +68,8 @@ func main() {
 	if c.flags != nil {
 		c.flags(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
@@ -76,9 +77,28 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := c.run(ctx, fs, fs.Args()); err != nil {
+	if err := c.run(ctx, fs, pos); err != nil {
 		fmt.Fprintf(os.Stderr, "decimail %s: %v\n", c.name, err)
 		os.Exit(1)
+	}
+}
+
+// parseInterspersed allows flags after positional arguments
+// ("user add alice -password x"); "--" ends flag parsing.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos, args = append(pos, args[0]), args[1:]
 	}
 }
 
