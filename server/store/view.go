@@ -127,72 +127,56 @@ type Changes struct {
 	ModSeq      int64    // the new cursor
 }
 
-// ChangesSince reads everything that changed in a mailbox after modseq since.
+// ChangesSince reads everything that changed in a mailbox after modseq since,
+// in ONE statement (one snapshot, one round trip: it runs at every poll).
 // claimRecent claims new \Recent messages for this (read-write) session.
 // A deleted mailbox gives ErrNotFound.
 func (s *Store) ChangesSince(ctx context.Context, mailboxID, since int64, claimRecent bool) (*Changes, error) {
-	ch := &Changes{}
-	err := s.readTx(ctx, func(tx pgx.Tx) error {
-		*ch = Changes{ModSeq: since}
-		var uv int64
-		err := tx.QueryRow(ctx, `SELECT uidvalidity FROM mailboxes WHERE id = $1`, mailboxID).Scan(&uv)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNotFound
-		} else if err != nil {
-			return err
-		}
-		ch.UIDValidity = uint32(uv)
-		claimed := map[int64]bool{}
-		if claimRecent {
-			rows, err := tx.Query(ctx, `UPDATE mailbox_messages SET recent = false
-				WHERE mailbox_id = $1 AND recent AND modseq > $2 RETURNING uid`, mailboxID, since)
-			if err != nil {
-				return err
-			}
-			us, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-			if err != nil {
-				return err
-			}
-			for _, u := range us {
-				claimed[u] = true
-			}
-		}
-		rows, err := tx.Query(ctx, `SELECT mm.uid, mm.modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
+	rows, err := s.pool.Query(ctx, `WITH
+		claim AS (UPDATE mailbox_messages SET recent = false
+			WHERE $3 AND mailbox_id = $1 AND recent AND modseq > $2 RETURNING uid),
+		ch AS (SELECT mm.uid, mm.modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
 			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
-			WHERE mm.mailbox_id = $1 AND mm.modseq > $2 ORDER BY mm.uid`, mailboxID, since)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var c Change
-			var uid int64
-			if err := rows.Scan(&uid, &c.ModSeq, &c.Flags.Seen, &c.Flags.Answered, &c.Flags.Flagged, &c.Flags.Deleted,
-				&c.Flags.Draft, &c.Flags.Keywords); err != nil {
-				return err
-			}
-			c.UID, c.Recent = uint32(uid), claimed[uid]
-			ch.Changed = append(ch.Changed, c)
-			ch.ModSeq = max(ch.ModSeq, c.ModSeq)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, `SELECT uid, modseq FROM mailbox_expunges WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, mailboxID, since)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var uid, ms int64
-			if err := rows.Scan(&uid, &ms); err != nil {
-				return err
-			}
-			ch.Expunged = append(ch.Expunged, uint32(uid))
-			ch.ModSeq = max(ch.ModSeq, ms)
-		}
-		return rows.Err()
-	})
+			WHERE mm.mailbox_id = $1 AND mm.modseq > $2)
+		SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[], false
+			FROM mailboxes WHERE id = $1
+		UNION ALL
+		SELECT 1, ch.uid, ch.modseq, ch.seen, ch.answered, ch.flagged, ch.deleted, ch.draft, ch.keywords, claim.uid IS NOT NULL
+			FROM ch LEFT JOIN claim ON claim.uid = ch.uid
+		UNION ALL
+		SELECT 2, uid, modseq, false, false, false, false, false, '{}'::text[], false
+			FROM mailbox_expunges WHERE mailbox_id = $1 AND modseq > $2
+		ORDER BY 1, 2`, mailboxID, since, claimRecent)
 	if err != nil {
-		return nil, err
+		return nil, wrap("changes", err)
+	}
+	defer rows.Close()
+	ch := &Changes{ModSeq: since}
+	found := false
+	for rows.Next() {
+		var kind int32
+		var uid, ms int64
+		var c Change
+		if err := rows.Scan(&kind, &uid, &ms, &c.Flags.Seen, &c.Flags.Answered, &c.Flags.Flagged, &c.Flags.Deleted,
+			&c.Flags.Draft, &c.Flags.Keywords, &c.Recent); err != nil {
+			return nil, wrap("changes", err)
+		}
+		switch kind {
+		case 0:
+			found, ch.UIDValidity = true, uint32(uid)
+		case 1:
+			c.UID, c.ModSeq = uint32(uid), ms
+			ch.Changed = append(ch.Changed, c)
+		case 2:
+			ch.Expunged = append(ch.Expunged, uint32(uid))
+		}
+		ch.ModSeq = max(ch.ModSeq, ms)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("changes", err)
+	}
+	if !found {
+		return nil, ErrNotFound
 	}
 	return ch, nil
 }
