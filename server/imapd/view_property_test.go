@@ -234,6 +234,23 @@ func (m *viewMachine) poll(t *rapid.T, allowExpunge bool) {
 	m.flush(t, allowExpunge, true)
 }
 
+func fmtUpdates(ups []Update) string {
+	var out []string
+	for _, up := range ups {
+		switch up.Kind {
+		case UpdExpunge:
+			out = append(out, fmt.Sprintf("* %d EXPUNGE (uid %d)", up.N, up.UID))
+		case UpdExists:
+			out = append(out, fmt.Sprintf("* %d EXISTS", up.N))
+		case UpdRecent:
+			out = append(out, fmt.Sprintf("* %d RECENT", up.N))
+		case UpdFlags:
+			out = append(out, fmt.Sprintf("* %d FETCH (FLAGS (%s)) (uid %d)", up.N, strings.Join(up.Flags.Names(), " "), up.UID))
+		}
+	}
+	return "[" + strings.Join(out, "; ") + "]"
+}
+
 // flush sends the View's pending updates to the model client and checks them.
 // complete says the View has just read the store, so nothing may stay pending.
 func (m *viewMachine) flush(t *rapid.T, allowExpunge, complete bool) {
@@ -246,10 +263,10 @@ func (m *viewMachine) flush(t *rapid.T, allowExpunge, complete bool) {
 		case UpdExpunge:
 			log = append(log, fmt.Sprintf("* %d EXPUNGE (uid %d)", up.N, up.UID))
 			if !allowExpunge {
-				t.Fatalf("EXPUNGE %d sent while EXPUNGE is not allowed (rfc3501.txt:4053); updates %v", up.N, ups)
+				t.Fatalf("EXPUNGE %d sent while EXPUNGE is not allowed (rfc3501.txt:4053); updates %s", up.N, fmtUpdates(ups))
 			}
 			if up.N < 1 || int(up.N) > len(m.client) {
-				t.Fatalf("EXPUNGE %d outside the client's view of %d messages (rfc3501.txt:3969); updates %v", up.N, len(m.client), ups)
+				t.Fatalf("EXPUNGE %d outside the client's view of %d messages (rfc3501.txt:3969); updates %s", up.N, len(m.client), fmtUpdates(ups))
 			}
 			u := m.client[up.N-1]
 			if u != up.UID {
@@ -308,7 +325,7 @@ func (m *viewMachine) flush(t *rapid.T, allowExpunge, complete bool) {
 				t.Fatalf("FETCH FLAGS for uid %d, which is not in the store", u)
 			}
 			if fetched[u] {
-				t.Fatalf("FETCH FLAGS for uid %d twice in one flush: %v", u, ups)
+				t.Fatalf("FETCH FLAGS for uid %d twice in one flush: %s", u, fmtUpdates(ups))
 			}
 			fetched[u] = true
 			if !sameFlags(up.Flags, msg.flags) {
