@@ -36,6 +36,7 @@ func listEnv(t *testing.T) (*testEnv, *client) {
 		c.ok("UNSUBSCRIBE " + n)
 	}
 	c.ok("SUBSCRIBE Gone")
+	c.ok("SUBSCRIBE Archive")
 	c.ok("SUBSCRIBE Archive/2025")
 	c.ok("SUBSCRIBE Work/Projects")
 	return e, c
