@@ -23,12 +23,15 @@ func TestStatusItems(t *testing.T) {
 	c.ok("SELECT INBOX")
 	expect(t, c.ok("STATUS INBOX (MESSAGES RECENT)"), `* STATUS "INBOX" (MESSAGES 3 RECENT 0)`)
 	expect(t, c.ok(`STATUS "All Mail" (MESSAGES)`), `* STATUS "All Mail" (MESSAGES 3)`)
+	// STATUS=SIZE (RFC 8438) is advertised and answered; switched off, SIZE is BAD.
+	if u := c.ok("STATUS INBOX (SIZE)"); len(u) != 1 || !strings.HasPrefix(u[0], `* STATUS "INBOX" (SIZE `) {
+		t.Fatalf("STATUS SIZE: %q", u)
+	}
 	for cmd, want := range map[string]string{
 		"STATUS NoSuch (MESSAGES)": "NO [NONEXISTENT]",
 		"STATUS INBOX (FROBS)":     "BAD",
 		"STATUS INBOX MESSAGES":    "BAD",
 		"STATUS INBOX ()":          "BAD",
-		"STATUS INBOX (SIZE)":      "BAD", // STATUS=SIZE is not advertised
 		"STATUS INBOX":             "BAD",
 	} {
 		if _, st := c.do(cmd); !strings.HasPrefix(st, want) {

@@ -22,7 +22,7 @@ func init() {
 var extensions = []struct{ name, command string }{
 	{"LITERAL+", ""}, {"SASL-IR", ""}, {"IDLE", "IDLE"}, {"UIDPLUS", ""},
 	{"MOVE", "MOVE"}, {"ENABLE", "ENABLE"}, {"UNSELECT", "UNSELECT"},
-	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""},
+	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""}, {"CREATE-SPECIAL-USE", ""}, {"STATUS=SIZE", ""},
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
 }
 
