@@ -33,29 +33,14 @@ type seedEnv struct {
 	addr string
 }
 
+// startSeedServer starts our server on a fresh database with the seed
+// account.
 func startSeedServer(t testing.TB) *seedEnv {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, pgrun.TestDB(t), store.Options{PasswordCost: bcrypt.MinCost})
 	if err != nil {
 		t.Fatal(err)
-	}
-	u, err := st.CreateBareUser(ctx, "testuser", "pass")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range []struct{ name, use string }{{"Sent", `\Sent`}, {"Drafts", `\Drafts`}, {"Trash", `\Trash`}} {
-		if _, err := st.CreateMailbox(ctx, u.ID, m.name, "", m.use); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := fixtures.LoadSeed(ctx, st, u.ID); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"Sent", "Drafts", "Trash", "Archive", "Archive/2025", "Lists/golang"} {
-		if err := st.Subscribe(ctx, u.ID, name); err != nil {
-			t.Fatal(err)
-		}
 	}
 	srv := imapd.New(imapd.Config{AuthFailDelay: 10 * time.Millisecond}, st, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -67,7 +52,39 @@ func startSeedServer(t testing.TB) *seedEnv {
 		srv.Close()
 		st.Close()
 	})
-	return &seedEnv{st: st, user: u.ID, addr: ln.Addr().String()}
+	e := &seedEnv{st: st, addr: ln.Addr().String()}
+	e.reset(t)
+	return e
+}
+
+// reset (re)creates the seed account: a fresh restore of the seed, as
+// before each capture (cheaper than a new database).
+func (e *seedEnv) reset(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	if e.user != 0 {
+		if err := e.st.DeleteUser(ctx, "testuser"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := e.st.CreateBareUser(ctx, "testuser", "pass")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.user = u.ID
+	for _, m := range []struct{ name, use string }{{"Sent", `\Sent`}, {"Drafts", `\Drafts`}, {"Trash", `\Trash`}} {
+		if _, err := e.st.CreateMailbox(ctx, u.ID, m.name, "", m.use); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fixtures.LoadSeed(ctx, e.st, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"Sent", "Drafts", "Trash", "Archive", "Archive/2025", "Lists/golang"} {
+		if err := e.st.Subscribe(ctx, u.ID, name); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func readExtra(t testing.TB, file string) []byte {
@@ -172,8 +189,10 @@ func TestTranscripts(t *testing.T) {
 			for _, capt := range byClient[client] {
 				chain, chained := transcriptChains[capt.name]
 				switch {
-				case !chained:
+				case !chained && env == nil:
 					env = startSeedServer(t)
+				case !chained:
+					env.reset(t)
 				case env == nil:
 					t.Fatalf("%s continues %s, which did not run", capt.name, chain.after)
 				case chain.deliver != "":
