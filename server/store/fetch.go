@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -76,8 +77,28 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 	if cols.Flags {
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
-		WHERE mm.mailbox_id = $1 AND mm.uid = ANY($2) ORDER BY mm.uid`, mailboxID, toInt64s(uids))
+	// A large set (a client's 1:*) is read as a UID range, one index range
+	// scan instead of one probe per UID; rows outside the set are skipped.
+	var rows pgx.Rows
+	var err error
+	var want map[uint32]bool
+	if len(uids) > 64 {
+		lo, hi := uids[0], uids[0]
+		for _, u := range uids {
+			lo, hi = min(lo, u), max(hi, u)
+		}
+		if int(hi-lo)+1 > len(uids) {
+			want = make(map[uint32]bool, len(uids))
+			for _, u := range uids {
+				want[u] = true
+			}
+		}
+		rows, err = s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
+			WHERE mm.mailbox_id = $1 AND mm.uid BETWEEN $2 AND $3 ORDER BY mm.uid`, mailboxID, int64(lo), int64(hi))
+	} else {
+		rows, err = s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
+			WHERE mm.mailbox_id = $1 AND mm.uid = ANY($2) ORDER BY mm.uid`, mailboxID, toInt64s(uids))
+	}
 	if err != nil {
 		return wrap("fetch", err)
 	}
@@ -89,14 +110,29 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 			return wrap("fetch", err)
 		}
 		r.UID = uint32(*d[0].(*int64))
+		if want != nil && !want[r.UID] {
+			continue
+		}
 		if cols.InternalDate {
-			r.InternalDate = date.In(time.FixedZone("", int(tz)))
+			r.InternalDate = date.In(zone(int(tz)))
 		}
 		if err := fn(&r); err != nil {
 			return err
 		}
 	}
 	return wrap("fetch", rows.Err())
+}
+
+var zones sync.Map // offset -> *time.Location
+
+// zone returns a shared fixed zone for an offset (one allocation per offset,
+// not per row).
+func zone(offset int) *time.Location {
+	if z, ok := zones.Load(offset); ok {
+		return z.(*time.Location)
+	}
+	z, _ := zones.LoadOrStore(offset, time.FixedZone("", offset))
+	return z.(*time.Location)
 }
 
 // Search returns the UIDs in a mailbox matching a compiled SEARCH program, in
