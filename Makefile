@@ -41,3 +41,7 @@ clean:
 ## conformance-dovecot: every IMAP scenario against a private Dovecot (installs dovecot-imapd if missing)
 conformance-dovecot:
 	GO=$(GO) sh conformance/dovecot.sh
+
+## coverage: regenerate scenarios/COVERAGE.md (the scenario coverage matrix)
+coverage:
+	$(GO) run ./conformance/coverage
