@@ -614,7 +614,14 @@ func CompareBatch(cmds []*TCmd, exs []*Exchange) []Problem {
 	}
 	e, g := classify(eU, eDone), classify(gU, gDone)
 	selects := names["SELECT"] || names["EXAMINE"]
-	isStore := names["STORE"] || names["UID STORE"]
+	// STORE without .SILENT: Dovecot omits FETCH for messages whose flags
+	// did not change, we may not (RFC 3501 6.4.6 asks for the new flags).
+	isStore := false
+	for _, c := range cmds {
+		if (c.Name == "STORE" || c.Name == "UID STORE") && !strings.Contains(strings.ToUpper(c.Line), ".SILENT") {
+			isStore = true
+		}
+	}
 
 	if e.exists >= 0 && e.exists != g.exists {
 		st.bad("EXISTS %d, Dovecot %d", g.exists, e.exists)

@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -254,4 +256,146 @@ func replayTranscript(t *testing.T, env *seedEnv, file string) {
 		}
 	}
 	t.Logf("%s: %d commands in %d batches; allowed differences: %v", file, len(tr.Cmds), len(batches), allowed)
+}
+
+// TestTranscriptParse checks the transcript parser on the fixtures: every
+// file parses, every command has Dovecot's tagged response (or the client
+// closed during it), literals are re-framed (BODY[] equals the seed file),
+// pipelining and continuations are recognised.
+func TestTranscriptParse(t *testing.T) {
+	load := func(file string) *Transcript {
+		data, err := os.ReadFile(filepath.Join(transcriptDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := ParseTranscript(file, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	for _, cs := range loadCaptures(t) {
+		for _, c := range cs {
+			for _, f := range c.files {
+				tr := load(f)
+				for i, cmd := range tr.Cmds {
+					if cmd.Done == nil && !(i == len(tr.Cmds)-1 && tr.ClientClosed) {
+						t.Errorf("%s: %s has no tagged response", f, cmd.Line)
+					}
+				}
+			}
+		}
+	}
+	mb := load("mbsync/01-full-sync-conn1.txt")
+	seed, err := fixtures.Seed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []byte
+	for _, c := range mb.Cmds {
+		if c.Line == "23 UID FETCH 18 (BODY.PEEK[])" {
+			// Pipelined: Dovecot's data may sit with a neighbour; search the batch.
+			for _, b := range mb.Batches() {
+				if slices.Contains(b, c) {
+					for _, x := range b {
+						if v, ok := mapFetch(x.Untagged)["UID 18"]; ok {
+							body = []byte(v.items["BODY[]"].S)
+						}
+					}
+				}
+			}
+			if !c.Pipelined {
+				t.Errorf("mbsync UID FETCH 18 not recognised as pipelined")
+			}
+		}
+	}
+	if want := seed[17].Raw; !bytes.Equal(body, want) {
+		t.Errorf("mbsync BODY[] of UID 18: %d octets, seed file %d", len(body), len(want))
+	}
+	tb := load("thunderbird/01-first-sync-conn2.txt")
+	if c := tb.Cmds[0]; c.Name != "AUTHENTICATE" || len(c.Conts) != 1 || c.Plus != 1 {
+		t.Errorf("thunderbird AUTHENTICATE: %+v", c)
+	}
+	if c := tb.Cmds[len(tb.Cmds)-1]; c.Name != "IDLE" || c.Done != nil || len(c.Conts) != 0 {
+		t.Errorf("thunderbird final IDLE: %+v", c)
+	}
+	mutt := load("mutt/01-session-conn1.txt")
+	if n := len(mutt.Batches()); n >= len(mutt.Cmds) {
+		t.Errorf("mutt: %d batches for %d commands, pipelining not recognised", n, len(mutt.Cmds))
+	}
+}
+
+func mapFetch(rs []*Resp) map[string]*fetchRec {
+	_, m := mergeFetch(classify(rs, nil).fetch)
+	return m
+}
+
+// TestTranscriptCompare checks that CompareBatch finds differences: Dovecot's
+// own answers compare clean, altered ones do not.
+func TestTranscriptCompare(t *testing.T) {
+	file := "thunderbird/02-restart-read-flag-delete-conn2.txt"
+	data, err := os.ReadFile(filepath.Join(transcriptDir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := ParseTranscript(file, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(b []*TCmd) []*Exchange {
+		var exs []*Exchange
+		for _, c := range b {
+			exs = append(exs, &Exchange{Untagged: c.Untagged, Done: c.Done, Plus: c.Plus})
+		}
+		return exs
+	}
+	for _, b := range tr.Batches() {
+		for _, p := range CompareBatch(b, same(b)) {
+			if p.Allowed == "" {
+				t.Errorf("%s: identical answers differ: %s", b[0].Line, p.Msg)
+			}
+		}
+	}
+	mutate := func(line, from, to string) []Problem {
+		for _, b := range tr.Batches() {
+			if b[0].Line != line {
+				continue
+			}
+			exs := same(b)
+			var us []*Resp
+			for _, r := range exs[0].Untagged {
+				if strings.Contains(r.Raw, from) {
+					nr, err := ReadResp(bufio.NewReader(strings.NewReader(strings.Replace(r.Raw, from, to, 1) + "\r\n")))
+					if err != nil {
+						t.Fatal(err)
+					}
+					r = nr
+				}
+				us = append(us, r)
+			}
+			exs[0].Untagged = us
+			var bad []Problem
+			for _, p := range CompareBatch(b, exs) {
+				if p.Allowed == "" {
+					bad = append(bad, p)
+				}
+			}
+			return bad
+		}
+		t.Fatalf("no command %q", line)
+		return nil
+	}
+	for _, m := range []struct{ line, from, to string }{
+		{"10 UID fetch 1:* (FLAGS)", `(UID 12 FLAGS (\Flagged \Seen))`, `(UID 12 FLAGS (\Seen))`},
+		{"10 UID fetch 1:* (FLAGS)", `* 30 FETCH (UID 30 FLAGS ())`, `* 30 FETCH (UID 29 FLAGS ())`},
+		{"10 UID fetch 1:* (FLAGS)", `* 31 FETCH (UID 31 FLAGS ())`, `* 31 NOTHING`},
+		{"9 select \"INBOX\"", `* 31 EXISTS`, `* 30 EXISTS`},
+		{"9 select \"INBOX\"", `* OK [UIDNEXT 32]`, `* OK [UIDNEXT 33]`},
+		{"21 uid move 31 \"Trash\"", `* 31 EXPUNGE`, `* 30 EXPUNGE`},
+		{"21 uid move 31 \"Trash\"", ` 31 3]`, ` 31 4]`},
+	} {
+		if len(mutate(m.line, m.from, m.to)) == 0 {
+			t.Errorf("%s: %q -> %q not detected", m.line, m.from, m.to)
+		}
+	}
 }
