@@ -412,7 +412,9 @@ const (
 	AllowClosed       Allowed = "closed"        // [CLOSED] (RFC 7162 QRESYNC) on SELECT while selected
 	AllowListAttrs    Allowed = "list-attrs"    // optional LIST attributes on one side only (\HasChildren..., \Marked...)
 	AllowNewKeyword   Allowed = "new-keyword"   // FLAGS/PERMANENTFLAGS update when STORE creates a keyword
-	AllowRecent       Allowed = "recent"        // \Recent / RECENT (see TRANSCRIPTS.md)
+	AllowRecent       Allowed = "recent"        // \Recent in FETCH FLAGS only (see TRANSCRIPTS.md)
+	AllowEnabled      Allowed = "enabled"       // empty "* ENABLED" that Dovecot omits
+	AllowExtraCode    Allowed = "extra-code"    // a response code only we sent (e.g. [HIGHESTMODSEQ], [MAILBOXID])
 )
 
 // Problem is one difference found by CompareBatch.
@@ -445,6 +447,8 @@ type respSet struct {
 	codes          map[string][]Tok // response codes of untagged status responses and the tagged ones
 	bye            bool
 	namespace      string
+	kinds          map[string]int // other untagged data by kind: CAPABILITY, ID, ENABLED, ...
+	enabled        []string
 }
 
 type fetchRec struct {
@@ -462,7 +466,7 @@ func (f *fetchRec) key() string {
 }
 
 func classify(rs []*Resp, dones []*Resp) *respSet {
-	s := &respSet{exists: -1, recent: -1, list: map[string][]string{}, status: map[string]map[string]string{}, codes: map[string][]Tok{}}
+	s := &respSet{exists: -1, recent: -1, list: map[string][]string{}, status: map[string]map[string]string{}, codes: map[string][]Tok{}, kinds: map[string]int{}}
 	addCode := func(r *Resp) {
 		if r != nil && r.HasCode && len(r.Code) > 0 {
 			s.codes[strings.ToUpper(r.Code[0].S)] = r.Code[1:]
@@ -543,8 +547,16 @@ func classify(rs []*Resp, dones []*Resp) *respSet {
 			}
 		case "NAMESPACE":
 			s.namespace = tokString(r.Data[1:])
+		case "ENABLED":
+			for _, t := range r.Data[1:] {
+				s.enabled = append(s.enabled, strings.ToUpper(t.S))
+			}
+			sort.Strings(s.enabled)
+			s.kinds["ENABLED"]++
+		default:
+			// CAPABILITY, ID: presence only (TRANSCRIPTS.md).
+			s.kinds[strings.ToUpper(r.Data[0].S)]++
 		}
-		// CAPABILITY, ID, ENABLED: not compared (TRANSCRIPTS.md).
 	}
 	return s
 }
@@ -647,6 +659,27 @@ func CompareBatch(cmds []*TCmd, exs []*Exchange) []Problem {
 			st.bad("SEARCH %v, Dovecot %v", gs, es)
 		}
 	}
+	for k := range e.kinds {
+		switch {
+		case g.kinds[k] > 0:
+		case k == "CAPABILITY" && g.codes["CAPABILITY"] != nil:
+			st.allow(AllowCapability, "[CAPABILITY] code instead of an untagged CAPABILITY (RFC 3501 7.1, either is fine)")
+		default:
+			st.bad("no untagged %s", k)
+		}
+	}
+	for k := range g.kinds {
+		switch {
+		case e.kinds[k] > 0:
+		case k == "ENABLED" && len(g.enabled) == 0:
+			st.allow(AllowEnabled, "empty ENABLED (RFC 5161 3.1: MUST send one); Dovecot sent none")
+		default:
+			st.bad("unexpected untagged %s (Dovecot sent none)", k)
+		}
+	}
+	if !slices.Equal(e.enabled, g.enabled) {
+		st.bad("ENABLED %v, Dovecot %v", g.enabled, e.enabled)
+	}
 	compareFetch(st, isStore, e, g)
 	compareList(st, e, g)
 	for mb, em := range e.status {
@@ -668,7 +701,9 @@ func CompareBatch(cmds []*TCmd, exs []*Exchange) []Problem {
 	if len(g.status) > len(e.status) {
 		st.bad("%d STATUS responses, Dovecot %d", len(g.status), len(e.status))
 	}
-	if e.flags != nil && g.flags == nil && !selects {
+	if e.flags == nil && g.flags != nil && !selects {
+		st.bad("unexpected FLAGS %v (Dovecot sent none)", g.flags)
+	} else if e.flags != nil && g.flags == nil && !selects {
 		st.allow(AllowNewKeyword, "no FLAGS %v", e.flags)
 	} else if e.flags != nil && !slices.Equal(e.flags, g.flags) {
 		st.allow(AllowFlagsList, "FLAGS %v, Dovecot %v", g.flags, e.flags)
@@ -688,6 +723,11 @@ func sortedNums(ss []string) []int {
 }
 
 func compareCodes(st *cmpState, selects bool, e, g *respSet) {
+	for code, gv := range g.codes {
+		if _, ok := e.codes[code]; !ok {
+			st.allow(AllowExtraCode, "[%s %s] (Dovecot sent no %s)", code, tokString(gv), code)
+		}
+	}
 	for code, ev := range e.codes {
 		gv, ok := g.codes[code]
 		switch code {
