@@ -131,8 +131,8 @@ func insertMessage(ctx context.Context, tx pgx.Tx, userID, id int64, raw []byte,
 			from_key, message_id, in_reply_to, refs, thread_id, header_text, body_text, broken, delivered_to, spool_path)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
 			$25, $26, $33, $34, $35) RETURNING id)
-		INSERT INTO message_flags (message_id, seen, answered, flagged, deleted, draft, keywords, modseq)
-		SELECT id, $27, $28, $29, $30, $31, $32, nextval('modseq_seq') FROM ins`,
+		INSERT INTO message_flags (message_id, user_id, size, seen, answered, flagged, deleted, draft, keywords, modseq)
+		SELECT id, $2, $6, $27, $28, $29, $30, $31, $32, nextval('modseq_seq') FROM ins`,
 		id, userID, date, off, day, len(raw), raw[:p.HeaderLen], raw[p.HeaderLen:],
 		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, clean(p.Subject), clean(p.From), clean(p.To), clean(p.Cc), clean(p.Bcc), clean(p.ReplyTo),
 		clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refsCol), thread, clean(p.HeaderText), clean(p.BodyText),

@@ -52,7 +52,7 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 		}},
 		{cols.InternalDate, "m.internal_date, m.internal_tz", func(r *FetchRow) []any { return []any{&date, &tz} }},
 		{cols.Size, "m.size", func(r *FetchRow) []any { return []any{&r.Size} }},
-		{cols.ModSeq, "mm.modseq", func(r *FetchRow) []any { return []any{&r.ModSeq} }},
+		{cols.ModSeq, "greatest(mm.modseq, f.modseq)", func(r *FetchRow) []any { return []any{&r.ModSeq} }},
 		{cols.Envelope, "m.envelope", func(r *FetchRow) []any { return []any{&r.Envelope} }},
 		{cols.BodyStructure, "m.bodystructure", func(r *FetchRow) []any { return []any{&r.BodyStructure} }},
 		{cols.BodySimple, "m.body_simple", func(r *FetchRow) []any { return []any{&r.BodySimple} }},
@@ -74,7 +74,7 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 		return out
 	}
 	from := "mailbox_messages mm JOIN messages m ON m.id = mm.message_id"
-	if cols.Flags {
+	if cols.Flags || cols.ModSeq {
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
 	// A large set (a client's 1:*) is read as a UID range, one index range

@@ -195,11 +195,9 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 				out[i].ModSeq = mods[changed[-out[i].ModSeq-1]]
 			}
 		}
-		// Every mailbox showing a changed message sees the change.
-		if _, err := tx.Exec(ctx, `UPDATE mailbox_messages mm SET modseq = f.modseq FROM message_flags f
-			WHERE f.message_id = ANY($1) AND mm.message_id = f.message_id`, changed); err != nil {
-			return err
-		}
+		// Sessions of every mailbox showing a changed message find it by
+		// message_flags.modseq (ChangesSince); the flags_update trigger
+		// notifies them.
 		if err := removeFromViews(ctx, tx, userID, changed); err != nil {
 			return err
 		}

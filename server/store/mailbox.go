@@ -167,18 +167,19 @@ func (s *Store) Mailboxes(ctx context.Context, userID int64, counts bool) ([]Mai
 		0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint
 		FROM mailboxes b WHERE b.user_id = $1 ORDER BY b.name`
 	if counts {
+		// One pass over the user's memberships and narrow flag rows (never the
+		// wide message rows); HIGHESTMODSEQ includes flag changes and removals.
 		q = `WITH c AS (
 			SELECT mm.mailbox_id, count(*) AS n, count(*) FILTER (WHERE mm.recent) AS r,
-			       count(*) FILTER (WHERE NOT f.seen) AS u, coalesce(sum(m.size), 0)::bigint AS sz, max(mm.modseq) AS hm
-			FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id JOIN message_flags f ON f.message_id = mm.message_id
-			WHERE m.user_id = $1 GROUP BY mm.mailbox_id),
-		x AS (SELECT e.mailbox_id, max(e.modseq) AS hm FROM mailbox_expunges e
-			JOIN mailboxes b ON b.id = e.mailbox_id WHERE b.user_id = $1 GROUP BY e.mailbox_id)
+			       count(*) FILTER (WHERE NOT f.seen) AS u, coalesce(sum(f.size), 0)::bigint AS sz,
+			       max(greatest(mm.modseq, f.modseq)) AS hm
+			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
+			WHERE f.user_id = $1 GROUP BY mm.mailbox_id)
 		SELECT b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext, coalesce(b.special_use, ''),
 			EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name),
 			coalesce(c.n, 0), coalesce(c.r, 0), coalesce(c.u, 0), coalesce(c.sz, 0),
-			greatest(coalesce(c.hm, 0), coalesce(x.hm, 0))
-		FROM mailboxes b LEFT JOIN c ON c.mailbox_id = b.id LEFT JOIN x ON x.mailbox_id = b.id
+			greatest(coalesce(c.hm, 0), coalesce((SELECT max(e.modseq) FROM mailbox_expunges e WHERE e.mailbox_id = b.id), 0))
+		FROM mailboxes b LEFT JOIN c ON c.mailbox_id = b.id
 		WHERE b.user_id = $1 ORDER BY b.name`
 	}
 	rows, err := s.pool.Query(ctx, q, userID)
@@ -205,10 +206,10 @@ func (s *Store) Status(ctx context.Context, userID int64, name string) (MailboxS
 	st := MailboxStatus{Mailbox: m}
 	var n, r, u int64
 	err = s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE mm.recent), count(*) FILTER (WHERE NOT f.seen),
-			coalesce(sum(m.size), 0)::bigint,
-			greatest(coalesce(max(mm.modseq), 0), (SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = $1)),
+			coalesce(sum(f.size), 0)::bigint,
+			greatest(coalesce(max(greatest(mm.modseq, f.modseq)), 0), (SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = $1)),
 			EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = $2 AND s.name = $3)
-		FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id JOIN message_flags f ON f.message_id = mm.message_id
+		FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 		WHERE mm.mailbox_id = $1`,
 		m.ID, userID, m.Name).Scan(&n, &r, &u, &st.Size, &st.HighestModSeq, &st.Subscribed)
 	st.Messages, st.Recent, st.Unseen = int(n), int(r), int(u)

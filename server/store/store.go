@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -70,6 +71,9 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	}
 	if cfg.MaxConns < 20 {
 		cfg.MaxConns = 20
+	}
+	if os.Getenv("DECIMAIL_SQL_TRACE") != "" {
+		cfg.ConnConfig.Tracer = sqlTracer{}
 	}
 	c, err := pgx.ConnectConfig(ctx, cfg.ConnConfig.Copy())
 	if err != nil {

@@ -92,9 +92,12 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		// The cursor: every change of this mailbox so far, flag changes included
+		// (found by the user's flag modseq).
 		if err := tx.QueryRow(ctx, `SELECT greatest(
 				(SELECT coalesce(max(modseq), 0) FROM mailbox_messages WHERE mailbox_id = $1),
-				(SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = $1))`, id).Scan(&snap.ModSeq); err != nil {
+				(SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = $1),
+				(SELECT coalesce(max(modseq), 0) FROM message_flags WHERE user_id = $2))`, id, userID).Scan(&snap.ModSeq); err != nil {
 			return err
 		}
 		rows, err = tx.Query(ctx, `SELECT DISTINCT k FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id,
@@ -135,9 +138,13 @@ func (s *Store) ChangesSince(ctx context.Context, mailboxID, since int64, claimR
 	rows, err := s.pool.Query(ctx, `WITH
 		claim AS (UPDATE mailbox_messages SET recent = false
 			WHERE $3 AND mailbox_id = $1 AND recent AND modseq > $2 RETURNING uid),
-		ch AS (SELECT mm.uid, mm.modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
+		ch AS (SELECT mm.uid, greatest(mm.modseq, f.modseq) AS modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
 			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
-			WHERE mm.mailbox_id = $1 AND mm.modseq > $2)
+			WHERE mm.mailbox_id = $1 AND mm.modseq > $2
+			UNION
+			SELECT mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
+			FROM message_flags f JOIN mailbox_messages mm ON mm.message_id = f.message_id AND mm.mailbox_id = $1
+			WHERE f.user_id = (SELECT user_id FROM mailboxes WHERE id = $1) AND f.modseq > $2)
 		SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[], false
 			FROM mailboxes WHERE id = $1
 		UNION ALL

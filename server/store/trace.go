@@ -1,0 +1,36 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// sqlTracer prints every statement with its duration to stderr when
+// DECIMAIL_SQL_TRACE is set: the quickest way to see where a command's time
+// goes (then EXPLAIN ANALYZE the slow statement).
+type sqlTracer struct{}
+
+type traceKey struct{}
+
+type traceStart struct {
+	sql   string
+	start time.Time
+}
+
+func (sqlTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	return context.WithValue(ctx, traceKey{}, traceStart{d.SQL, time.Now()})
+}
+
+func (sqlTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+	st, _ := ctx.Value(traceKey{}).(traceStart)
+	q := strings.Join(strings.Fields(st.sql), " ")
+	if len(q) > 160 {
+		q = q[:160] + "…"
+	}
+	fmt.Fprintf(os.Stderr, "sql %8.2fms %-6v %s\n", float64(time.Since(st.start).Microseconds())/1000, d.Err == nil, q)
+}
