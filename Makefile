@@ -24,9 +24,11 @@ build:
 bench:
 	$(GO) test -run XXX -bench . -benchtime 3x ./bench/... ./server/...
 
-## property: the rapid properties with many more checks
+## property: the rapid properties with many more checks (rapid reads RAPID_CHECKS;
+## a -rapid.checks flag would break packages without rapid tests)
+RAPID_CHECKS ?= 10000
 property:
-	$(GO) test -run 'Property|Model|StateMachine' -rapid.checks=10000 -timeout 60m ./...
+	RAPID_CHECKS=$(RAPID_CHECKS) $(GO) test -run 'Property|Model|StateMachine' -timeout 120m ./...
 
 ## fuzz: each fuzz target for FUZZTIME
 FUZZTIME ?= 30s
