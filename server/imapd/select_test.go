@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -67,8 +68,9 @@ func TestNoopReportsOtherSessionsChanges(t *testing.T) {
 }
 
 // IDLE across two server processes (two Server instances, each with its own
-// notifier connection): a delivery and a flag change made through the other
-// one reach the idling client within 100 ms.
+// store and notifier connection): flag changes and deliveries made through
+// the other one reach the idling client within 100 ms (median of 5 each, so
+// one scheduling hiccup on a loaded machine does not decide the result).
 func TestIdleAcrossServers(t *testing.T) {
 	e := newEnv(t)
 	e.deliver("INBOX", testMsg("first"), store.Flags{})
@@ -87,25 +89,36 @@ func TestIdleAcrossServers(t *testing.T) {
 	writer := (&testEnv{t: t, st: other, user: e.user}).dialAddr(addr2)
 	writer.ok("LOGIN u pw")
 	writer.ok("SELECT INBOX")
-	start := time.Now()
-	writer.ok("STORE 1 +FLAGS (\\Flagged)")
-	if l := idler.line(); l != `* 1 FETCH (FLAGS (\Flagged \Recent))` {
-		t.Fatalf("flag change during IDLE: %q", l)
+	var flagTimes, deliveryTimes []time.Duration
+	for i := range 5 {
+		op, want := "+FLAGS", `* 1 FETCH (FLAGS (\Flagged \Recent))`
+		if i%2 == 1 {
+			op, want = "-FLAGS", `* 1 FETCH (FLAGS (\Recent))`
+		}
+		start := time.Now()
+		writer.ok("STORE 1 " + op + " (\\Flagged)")
+		if l := idler.line(); l != want {
+			t.Fatalf("flag change during IDLE: %q, want %q", l, want)
+		}
+		flagTimes = append(flagTimes, time.Since(start))
 	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("flag change took %v to reach the idler", d)
+	for i := range 5 {
+		start := time.Now()
+		if _, err := other.Deliver(t.Context(), e.user.ID, []byte(testMsg(fmt.Sprint("new", i))), store.DeliverOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if l := idler.line(); l != fmt.Sprintf("* %d EXISTS", i+2) {
+			t.Fatalf("delivery during IDLE: %q", l)
+		}
+		deliveryTimes = append(deliveryTimes, time.Since(start))
+		idler.line() // * n RECENT
 	}
-	start = time.Now()
-	if _, err := other.Deliver(t.Context(), e.user.ID, []byte(testMsg("second")), store.DeliverOptions{}); err != nil {
-		t.Fatal(err)
+	for what, ds := range map[string][]time.Duration{"flag change": flagTimes, "delivery": deliveryTimes} {
+		slices.Sort(ds)
+		if ds[2] > 100*time.Millisecond {
+			t.Errorf("%s reached the idler after %v (median; all %v)", what, ds[2], ds)
+		}
 	}
-	if l := idler.line(); l != "* 2 EXISTS" {
-		t.Fatalf("delivery during IDLE: %q", l)
-	}
-	if d := time.Since(start); d > 100*time.Millisecond {
-		t.Errorf("delivery took %v to reach the idler", d)
-	}
-	idler.line() // * 1 RECENT
 	idler.send("DONE")
 	if l := idler.line(); !strings.HasPrefix(l, "i1 OK") {
 		t.Fatalf("after DONE: %q", l)
