@@ -100,10 +100,7 @@ func TestImportMboxAndMaildir(t *testing.T) {
 // The binary's admin commands work end to end on a database given by
 // DECIMAIL_DATABASE_URL, and every command answers -h.
 func TestCLI(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "decimail")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	env := append(os.Environ(), "DECIMAIL_DATABASE_URL="+pgrun.TestDB(t), "DECIMAIL_SPOOL="+t.TempDir())
 	run := func(stdin string, args ...string) string {
 		t.Helper()
