@@ -325,7 +325,10 @@ set delete = yes
 	sock := filepath.Join(dir, "tmux.sock")
 	tmux := func(args ...string) string {
 		cmd := exec.Command("tmux", append([]string{"-S", sock}, args...)...)
-		cmd.Env = append(os.Environ(), "HOME="+dir, "TERM=xterm")
+		// A private tmux server (own socket), also when the test itself
+		// runs inside tmux.
+		cmd.Env = slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, "TMUX=") })
+		cmd.Env = append(cmd.Env, "HOME="+dir, "TERM=xterm")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Logf("tmux %v: %v %s", args, err, out)
@@ -334,7 +337,7 @@ set delete = yes
 	}
 	mutt := fmt.Sprintf("mutt -n -F %s -f imap://testuser@127.0.0.1:%s/INBOX", rc, port)
 	tmux("new-session", "-d", "-x", "132", "-y", "40", "env HOME="+dir+" TERM=xterm "+mutt)
-	defer tmux("kill-server")
+	defer exec.Command("tmux", "-S", sock, "kill-server").Run() // already gone when mutt quit
 	screen := func() string { return tmux("capture-pane", "-p") }
 	// waitScreen polls the screen (mutt has no other observable state)
 	// until it shows want.
@@ -375,6 +378,16 @@ set delete = yes
 		time.Sleep(50 * time.Millisecond)
 	}
 	tmux("send-keys", "q")
+	// quit=yes: mutt exits, and with it the tmux session.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if err := exec.Command("tmux", "-S", sock, "has-session").Run(); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("mutt did not quit on q; screen:\n%s", screen())
+			break
+		}
+	}
 	// No other message was flagged or changed beyond the seed's flags.
 	for uid, want := range map[uint32][]string{1: {`\Seen`}, 3: {`\Seen`}, 6: {`\Flagged`}, 27: {`\Flagged`}, 28: nil} {
 		if got := uidFlags(t, env, "INBOX", uid); !slices.Equal(got, want) {
