@@ -64,10 +64,10 @@ func ensureClients() error {
 	install := append([]string{"install", "-y", "--no-install-recommends"}, missing...)
 	if out, err := run(install...); err != nil {
 		if out2, err2 := run("update"); err2 != nil {
-			return fmt.Errorf("apt-get install %v: %v\n%s\napt-get update: %v\n%s", missing, err, tail(out), err2, tail(out2))
+			return fmt.Errorf("apt-get install %v: %v\n%s\napt-get update: %v\n%s", missing, err, outputTail(out), err2, outputTail(out2))
 		}
 		if out, err = run(install...); err != nil {
-			return fmt.Errorf("apt-get install %v (after update): %v\n%s", missing, err, tail(out))
+			return fmt.Errorf("apt-get install %v (after update): %v\n%s", missing, err, outputTail(out))
 		}
 	}
 	for bin := range ClientPackages {
@@ -78,7 +78,7 @@ func ensureClients() error {
 	return nil
 }
 
-func tail(b []byte) string {
+func outputTail(b []byte) string {
 	if len(b) > 2000 {
 		b = b[len(b)-2000:]
 	}

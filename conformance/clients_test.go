@@ -57,7 +57,7 @@ func runClient(t *testing.T, d time.Duration, dir string, env []string, name str
 	if ctx.Err() != nil {
 		t.Errorf("%s %v: killed after %v\n%s", name, args, d, out)
 	} else if err != nil {
-		t.Logf("%s %v: %v (checking the outcome anyway)\n%s", name, args, err, tail(out))
+		t.Logf("%s %v: %v (checking the outcome anyway)\n%s", name, args, err, outputTail(out))
 	}
 	return out
 }
@@ -190,7 +190,7 @@ SyncState *
 	}
 	sync := func() {
 		out := runClient(t, 60*time.Second, dir, []string{"HOME=" + dir}, "mbsync", "-c", rc, "test")
-		t.Logf("mbsync: %s", tail(out))
+		t.Logf("mbsync: %s", outputTail(out))
 	}
 	want := seedFolders(seed)
 	check := func(t *testing.T, extra []byte) {
@@ -285,7 +285,7 @@ poll 127.0.0.1 protocol IMAP port %s auth password
 	}
 	inbox := seedFolders(seed)["INBOX"]
 	if len(ents) != len(inbox) {
-		t.Errorf("fetchmail delivered %d messages, INBOX has %d; fetchmail said:\n%s", len(ents), len(inbox), tail(o))
+		t.Errorf("fetchmail delivered %d messages, INBOX has %d; fetchmail said:\n%s", len(ents), len(inbox), outputTail(o))
 	}
 	for _, m := range inbox {
 		// fetchmail hands messages to the mda with LF line ends.
