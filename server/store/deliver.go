@@ -64,6 +64,12 @@ func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o Deliver
 		return d, wrap("deliver: spool", err)
 	}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
+		// The wide row (and its trigram index entries, the costliest part)
+		// goes in before the user's lock: it carries no modseq and nobody
+		// sees it before COMMIT. Only what orders changes runs under the lock.
+		if err := insertMessage(ctx, tx, userID, d.MessageID, raw, p, date, o, spool); err != nil {
+			return err
+		}
 		if err := lockUser(ctx, tx, userID); err != nil {
 			return err
 		}
@@ -76,13 +82,18 @@ func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o Deliver
 		if mb.IsQuery() {
 			return ErrCannot
 		}
-		if err := insertMessage(ctx, tx, userID, d.MessageID, raw, p, date, o, spool); err != nil {
-			return err
-		}
 		d.MailboxID, d.UIDValidity, d.UID = mb.ID, mb.UIDValidity, mb.UIDNext
-		if _, err := tx.Exec(ctx, `WITH ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+		f := o.Flags
+		kw := f.Keywords
+		if kw == nil {
+			kw = []string{}
+		}
+		if _, err := tx.Exec(ctx, `WITH fl AS (INSERT INTO message_flags (message_id, user_id, size, seen, answered, flagged, deleted, draft, keywords, modseq)
+				VALUES ($3, $4, $5, $6, $7, $8, $9, $10, $11, nextval('modseq_seq'))),
+			ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
 				VALUES ($1, $2, $3, nextval('modseq_seq')))
-			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = $1`, mb.ID, mb.UIDNext, d.MessageID); err != nil {
+			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = $1`, mb.ID, mb.UIDNext, d.MessageID, userID, len(raw),
+			f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw)); err != nil {
 			return err
 		}
 		return addToViews(ctx, tx, userID, []int64{d.MessageID}, false)
@@ -118,25 +129,19 @@ func insertMessage(ctx context.Context, tx pgx.Tx, userID, id int64, raw []byte,
 	if thread == 0 {
 		thread = id
 	}
-	kw := o.Flags.Keywords
-	if kw == nil {
-		kw = []string{}
-	}
 	refsCol := p.References
 	if refsCol == nil {
 		refsCol = []string{}
 	}
-	_, err := tx.Exec(ctx, `WITH ins AS (INSERT INTO messages (id, user_id, internal_date, internal_tz, internal_day, size, header, body,
+	_, err := tx.Exec(ctx, `INSERT INTO messages (id, user_id, internal_date, internal_tz, internal_day, size, header, body,
 			envelope, bodystructure, body_simple, sent_date, sent_day, subject, from_addr, to_addr, cc_addr, bcc_addr, reply_to,
 			from_key, message_id, in_reply_to, refs, thread_id, header_text, body_text, broken, delivered_to, spool_path)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
-			$25, $26, $33, $34, $35) RETURNING id)
-		INSERT INTO message_flags (message_id, user_id, size, seen, answered, flagged, deleted, draft, keywords, modseq)
-		SELECT id, $2, $6, $27, $28, $29, $30, $31, $32, nextval('modseq_seq') FROM ins`,
+			$25, $26, $27, $28, $29)`,
 		id, userID, date, off, day, len(raw), raw[:p.HeaderLen], raw[p.HeaderLen:],
 		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, clean(p.Subject), clean(p.From), clean(p.To), clean(p.Cc), clean(p.Bcc), clean(p.ReplyTo),
 		clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refsCol), thread, clean(p.HeaderText), clean(p.BodyText),
-		o.Flags.Seen, o.Flags.Answered, o.Flags.Flagged, o.Flags.Deleted, o.Flags.Draft, cleanAll(kw), p.Broken, o.DeliveredTo, spool)
+		p.Broken, o.DeliveredTo, spool)
 	return err
 }
 
