@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"slices"
 	"testing"
 	"time"
@@ -153,16 +155,22 @@ func BenchmarkSMTPDelivery(b *testing.B) {
 
 // BenchmarkIdleMemory holds 2,000 idle IDLE connections on a separate
 // `decimail serve` process and reports its memory growth (PSS ≈ RSS for one
-// process) per connection.
+// process) per connection. The account is empty but for IdleBox, or holds
+// DECIMAIL_BENCH_IDLE_LOAD corpus messages and the Prepare mailboxes.
 func BenchmarkIdleMemory(b *testing.B) {
 	ctx := context.Background()
-	o, err := StartOurs(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer o.Close()
-	if _, err := o.Store.CreateMailbox(ctx, o.UserID, "IdleBox", "", ""); err != nil {
-		b.Fatal(err)
+	var o *Ours
+	if n, _ := strconv.Atoi(os.Getenv("DECIMAIL_BENCH_IDLE_LOAD")); n > 0 {
+		o, _ = loadOurs(b, n)
+	} else {
+		var err error
+		if o, err = StartOurs(ctx); err != nil {
+			b.Fatal(err)
+		}
+		defer o.Close()
+		if _, err := o.Store.CreateMailbox(ctx, o.UserID, "IdleBox", "", ""); err != nil {
+			b.Fatal(err)
+		}
 	}
 	p, err := StartServe(ctx, o.DSN)
 	if err != nil {
@@ -172,7 +180,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 	for b.Loop() {
 		kib, err := MemoryPerIdle(&p.Target, p.PIDs, 2000)
 		if err != nil {
-			b.Fatal(err)
+			b.Fatalf("%v\nserver log:\n%s", err, p.Log())
 		}
 		b.ReportMetric(kib, "KiB/conn")
 	}

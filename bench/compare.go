@@ -153,6 +153,9 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 		p, err := StartServe(ctx, ours.DSN)
 		if err == nil {
 			row.Ours, err = MemoryPerIdle(&p.Target, p.PIDs, cfg.IdleConns)
+			if err != nil {
+				logf("decimail serve log:\n%s", p.Log())
+			}
 			p.Close()
 		}
 		row.OursErr = errString(err)

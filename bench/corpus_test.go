@@ -13,7 +13,7 @@ import (
 // median size near 8.8 KB, ~20% attachments, ~1% hits per marker word,
 // threads, list mail, flags, and every message parseable.
 func TestCorpusShape(t *testing.T) {
-	const n = 2000
+	const n = 1000
 	a, b := Corpus(n, 7), Corpus(n, 7)
 	for i := range a {
 		if !bytes.Equal(a[i].Raw, b[i].Raw) || !a[i].Date.Equal(b[i].Date) {

@@ -90,6 +90,15 @@ type Process struct {
 // PIDs are the process and its children.
 func (p *Process) PIDs() []int { return descendants(p.cmd.Process.Pid) }
 
+// Log returns the tail of the process's log.
+func (p *Process) Log() string {
+	b, _ := os.ReadFile(filepath.Join(p.dir, "serve.log"))
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
 // Close stops the process.
 func (p *Process) Close() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
@@ -233,7 +242,7 @@ func MemoryPerIdle(t *Target, pids func() []int, conns int) (float64, error) {
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return 0, firstErr
+		return 0, fmt.Errorf("%d connections open: %w", len(held), firstErr)
 	}
 	time.Sleep(2 * time.Second)
 	after := PSS(pids())

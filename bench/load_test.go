@@ -11,21 +11,21 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgrun.RunTests(m)) }
 
-// TestLoaders is the smoke test of both loaders: 50 messages through the
-// store and 50 over APPEND (into ours, and into Dovecot when installed), then
-// a header listing that sees all of them.
+// TestLoaders is the smoke test of both loaders: some messages through the
+// store and some over APPEND (into ours, and into Dovecot when installed), then
+// a header listing that sees all of them (20 + 20 messages).
 func TestLoaders(t *testing.T) {
 	ctx := context.Background()
-	msgs := Corpus(100, 3)
+	msgs := Corpus(40, 3)
 	o, err := StartOurs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer o.Close()
-	if err := LoadStore(ctx, o.Store, o.UserID, "INBOX", msgs[:50]); err != nil {
+	if err := LoadStore(ctx, o.Store, o.UserID, "INBOX", msgs[:20]); err != nil {
 		t.Fatal(err)
 	}
-	if err := LoadIMAP(o.Addr, o.User, o.Pass, "INBOX", msgs[50:]); err != nil {
+	if err := LoadIMAP(o.Addr, o.User, o.Pass, "INBOX", msgs[20:]); err != nil {
 		t.Fatal(err)
 	}
 	checkListing(t, &o.Target, len(msgs))
