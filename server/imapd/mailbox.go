@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"decimail/server/store"
@@ -63,14 +64,19 @@ func cmdCreate(c *Conn, cmd *Command) error {
 			return err
 		}
 	}
-	_, err = c.Store().CreateMailbox(c.Ctx(), c.User().ID, name, "", use)
+	mb, err := c.Store().CreateMailbox(c.Ctx(), c.User().ID, name, "", use)
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return No(CodeAlreadyExists, "mailbox already exists") // rfc5530.txt:287
 	case errors.Is(err, store.ErrInvalid):
 		return No(CodeCannot, "invalid mailbox name") // rfc5530.txt:249
+	case err != nil:
+		return err
 	}
-	return err
+	if c.capable("OBJECTID") {
+		return c.OK(fmt.Sprintf("MAILBOXID (M%d)", mb.ID), "CREATE completed") // rfc8474.txt:185
+	}
+	return nil
 }
 
 // createUse parses the optional create-param list; only USE is known

@@ -145,10 +145,12 @@ func (r *reader) readCommand(cmd *Command) error {
 	if tag == "" {
 		return perr(Syntax("invalid tag"))
 	}
+	// Once the tag is read the error is the command's: tagged BAD
+	// (rfc3501.txt:3680-3712 keeps untagged BAD for lines without a tag).
+	cmd.Tag = tag // rfc3501.txt:5061
 	if err := r.expectSP(); err != nil {
 		return err
 	}
-	cmd.Tag = tag // rfc3501.txt:5061
 	name, err := r.readName()
 	if err != nil {
 		return err

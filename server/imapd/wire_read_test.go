@@ -89,7 +89,7 @@ func TestReadCommandErrors(t *testing.T) {
 	}{
 		{"\r\n", "", "BAD", "", 0},
 		{"+ NOOP\r\n", "", "BAD", "", 0},
-		{"a\r\n", "", "BAD", "", 0},
+		{"a\r\n", "a", "BAD", "", 0}, // a tag alone: tagged BAD (rfc3501.txt:3680),
 		{"a \r\n", "a", "BAD", "", 0},
 		{"a NOOP \r\n", "a", "BAD", "", 0},
 		{"a UID\r\n", "a", "BAD", "", 0},
