@@ -4,7 +4,7 @@ PKGS    := ./...
 # -race where time allows: the race detector runs on every package.
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: run test vet bench property fuzz coverage build clean
+.PHONY: run test vet bench bench-compare property fuzz coverage build clean
 
 ## run: private Postgres under ./var, demo account (demo/demo), daemons on loopback
 run:
@@ -23,6 +23,10 @@ build:
 ## bench: the benchmarks in bench/ and the packages (go test -bench)
 bench:
 	$(GO) test -run XXX -bench . -benchtime 3x ./bench/... ./server/...
+
+## bench-compare: Decimail side by side with a private Dovecot (10k messages); rewrites bench/RESULTS.md
+bench-compare:
+	GO=$(GO) sh bench/compare.sh
 
 ## property: the rapid properties with many more checks (rapid reads RAPID_CHECKS;
 ## a -rapid.checks flag would break packages without rapid tests)

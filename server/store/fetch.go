@@ -51,7 +51,7 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 			return []any{&r.Flags.Seen, &r.Flags.Answered, &r.Flags.Flagged, &r.Flags.Deleted, &r.Flags.Draft, &r.Flags.Keywords}
 		}},
 		{cols.InternalDate, "m.internal_date, m.internal_tz", func(r *FetchRow) []any { return []any{&date, &tz} }},
-		{cols.Size, "m.size", func(r *FetchRow) []any { return []any{&r.Size} }},
+		{cols.Size, "f.size", func(r *FetchRow) []any { return []any{&r.Size} }},
 		{cols.ModSeq, "greatest(mm.modseq, f.modseq)", func(r *FetchRow) []any { return []any{&r.ModSeq} }},
 		{cols.Envelope, "m.envelope", func(r *FetchRow) []any { return []any{&r.Envelope} }},
 		{cols.BodyStructure, "m.bodystructure", func(r *FetchRow) []any { return []any{&r.BodyStructure} }},
@@ -73,8 +73,13 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 		}
 		return out
 	}
-	from := "mailbox_messages mm JOIN messages m ON m.id = mm.message_id"
-	if cols.Flags || cols.ModSeq {
+	// Join only what the items need: FETCH (UID FLAGS) or (UID RFC822.SIZE
+	// FLAGS) never touches the wide message rows.
+	from := "mailbox_messages mm"
+	if cols.IDs || cols.InternalDate || cols.Envelope || cols.BodyStructure || cols.BodySimple || cols.Header || cols.Body {
+		from += " JOIN messages m ON m.id = mm.message_id"
+	}
+	if cols.Flags || cols.ModSeq || cols.Size {
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
 	// A large set (a client's 1:*) is read as a UID range, one index range
