@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"decimail/server/message"
+	"decimail/server/query"
 )
 
 // Flags are a message's system flags and keywords (shared by every mailbox
@@ -96,7 +98,7 @@ func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o Deliver
 			f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw)); err != nil {
 			return err
 		}
-		return addToViews(ctx, tx, userID, []int64{d.MessageID}, false)
+		return addNewToViews(ctx, tx, userID, d.MessageID, evalMsg(raw, p, date, f))
 	})
 	if err != nil && spool != "" {
 		os.Remove(spool) // nothing refers to it
@@ -205,6 +207,68 @@ func (s *Store) writeSpool(userID, id int64, raw []byte) (string, error) {
 		d.Close()
 	}
 	return path, nil
+}
+
+// evalMsg is the new message as the query evaluator sees it: exactly the
+// values stored in the columns the compiled SQL reads (query.Eval agrees with
+// that SQL; a property test holds them to it).
+func evalMsg(raw []byte, p *message.Parsed, date time.Time, f Flags) *query.Msg {
+	m := &query.Msg{
+		InternalDay: time.Date(date.Year(), date.Month(), date.Day(), 0, 0, 0, 0, time.UTC),
+		Size:        len(raw), Subject: clean(p.Subject), From: clean(p.From), To: clean(p.To), Cc: clean(p.Cc),
+		Bcc: clean(p.Bcc), HeaderText: clean(p.HeaderText), BodyText: clean(p.BodyText),
+		Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft, Keywords: f.Keywords,
+	}
+	if sd := p.SentDate; !sd.IsZero() {
+		m.SentDay = time.Date(sd.Year(), sd.Month(), sd.Day(), 0, 0, 0, 0, time.UTC)
+	}
+	return m
+}
+
+var parsedDefs sync.Map // definition text -> query.Node
+
+func parseDefinition(def string) (query.Node, error) {
+	if n, ok := parsedDefs.Load(def); ok {
+		return n.(query.Node), nil
+	}
+	n, err := query.ParseDefinition(def)
+	if err != nil {
+		return nil, err
+	}
+	parsedDefs.Store(def, n)
+	return n, nil
+}
+
+// addNewToViews adds a just-inserted message to every query mailbox it
+// matches, evaluating the definitions in Go (no per-view SQL while the
+// user's lock is held) and inserting all memberships in one statement.
+func addNewToViews(ctx context.Context, tx pgx.Tx, userID, msgID int64, m *query.Msg) error {
+	rows, err := tx.Query(ctx, `SELECT id, definition FROM mailboxes WHERE user_id = $1 AND definition IS NOT NULL ORDER BY id FOR UPDATE`, userID)
+	if err != nil {
+		return err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		var def string
+		if err := rows.Scan(&id, &def); err != nil {
+			return err
+		}
+		n, err := parseDefinition(def)
+		if err != nil {
+			return fmt.Errorf("mailbox %d definition %q: %w", id, def, err)
+		}
+		if query.Eval(n, m, 0, 0) {
+			ids = append(ids, id)
+		}
+	}
+	if err := rows.Err(); err != nil || len(ids) == 0 {
+		return err
+	}
+	_, err = tx.Exec(ctx, `WITH ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+			SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b WHERE b.id = ANY($1) ORDER BY b.id)
+		UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1)`, ids, msgID)
+	return err
 }
 
 // viewDef is a query mailbox with its compiled predicate.
