@@ -478,11 +478,70 @@ func (m *smModel) checkNo(t *rapid.T, c *smConn, done *Resp) {
 
 func (m *smModel) actExpunge(t *rapid.T) {
 	c := m.drawConn(t)
+	// The messages this command removes: \Deleted in the store now (and,
+	// for UID EXPUNGE, in the set). Each must be announced by an EXPUNGE
+	// before the tagged OK (rfc3501.txt:2294, rfc4315.txt:140).
+	snap := m.snapshot(t, c.mailbox)
+	fl := m.storeFlags(t, snap)
+	line := "EXPUNGE"
+	var set []uint32
 	if rapid.Bool().Draw(t, "uid expunge") {
-		m.cmd(t, c, cmdMode{}, "UID EXPUNGE "+m.drawUIDSet(t, c))
+		s := m.drawUIDSet(t, c)
+		line = "UID EXPUNGE " + s
+		set = smExpandSet(s, snap.UIDs)
 	} else {
-		m.cmd(t, c, cmdMode{}, "EXPUNGE")
+		set = snap.UIDs
 	}
+	var gone []uint32
+	for _, u := range set {
+		if slices.Contains(fl[u], `\Deleted`) {
+			gone = append(gone, u)
+		}
+	}
+	m.cmd(t, c, cmdMode{}, line)
+	m.checkGone(t, c, line, gone)
+}
+
+// checkGone: none of the UIDs may still be in the client's view.
+func (m *smModel) checkGone(t *rapid.T, c *smConn, line string, gone []uint32) {
+	for i, e := range c.view {
+		if e.uid != 0 && slices.Contains(gone, e.uid) {
+			t.Fatalf("%s: %s removed UID %d but sent no EXPUNGE for it: it is still message %d for the client %s", c.name, line, e.uid, i+1, c.viewString())
+		}
+	}
+}
+
+// smExpandSet lists the UIDs of have that a UID set (as drawUIDSet makes
+// them, or a COPYUID set) names; "*" is the largest of have.
+func smExpandSet(set string, have []uint32) []uint32 {
+	var max uint32
+	if len(have) > 0 {
+		max = have[len(have)-1]
+	}
+	num := func(s string) uint32 {
+		if s == "*" {
+			return max
+		}
+		n, _ := smNum(s)
+		return n
+	}
+	var out []uint32
+	for _, r := range strings.Split(set, ",") {
+		lo, hi, ok := strings.Cut(r, ":")
+		a, b := num(lo), num(lo)
+		if ok {
+			b = num(hi)
+		}
+		if a > b {
+			a, b = b, a
+		}
+		for _, u := range have {
+			if u >= a && u <= b {
+				out = append(out, u)
+			}
+		}
+	}
+	return out
 }
 
 func (m *smModel) actCloseSelect(t *rapid.T) {
@@ -496,11 +555,27 @@ func (m *smModel) actCloseSelect(t *rapid.T) {
 
 func (m *smModel) actMove(t *rapid.T) {
 	c := m.drawConn(t)
+	var untagged []*Resp
+	var done *Resp
+	line := ""
 	if rapid.Bool().Draw(t, "by uid") {
-		m.cmd(t, c, cmdMode{}, fmt.Sprintf("UID MOVE %s Trash", m.drawUIDSet(t, c)))
+		line = fmt.Sprintf("UID MOVE %s Trash", m.drawUIDSet(t, c))
+		untagged, done = m.cmd(t, c, cmdMode{}, line)
 	} else {
-		_, done := m.cmd(t, c, cmdMode{mayNo: true}, fmt.Sprintf("MOVE %s Trash", smDrawSeqSet(t, len(c.view))))
+		line = fmt.Sprintf("MOVE %s Trash", smDrawSeqSet(t, len(c.view)))
+		untagged, done = m.cmd(t, c, cmdMode{mayNo: true}, line)
 		m.checkNo(t, c, done)
+	}
+	// The moved messages (COPYUID's source set) must have been announced
+	// as expunged before the tagged OK (rfc6851.txt:263).
+	for _, r := range append(untagged, done) {
+		if len(r.Code) == 4 && strings.EqualFold(r.Code[0].S, "COPYUID") {
+			var all []uint32
+			for u := uint32(1); u <= m.maxUID[c.mailbox]; u++ {
+				all = append(all, u)
+			}
+			m.checkGone(t, c, line, smExpandSet(r.Code[2].S, all))
+		}
 	}
 }
 
