@@ -72,13 +72,36 @@ func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o Deliver
 		if err := insertMessage(ctx, tx, userID, d.MessageID, raw, p, date, o, spool); err != nil {
 			return err
 		}
-		if err := lockUser(ctx, tx, userID); err != nil {
+		// Under the lock: ONE round trip reads the target and the views (it
+		// waits for the lock first), ONE statement writes flags, every
+		// membership and the UIDNEXTs, then COMMIT. The user's lock makes row
+		// locks on the mailboxes unnecessary: every writer takes it.
+		b := &pgx.Batch{}
+		b.Queue(`SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`, userID)
+		b.Queue(`SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, target)
+		b.Queue(`SELECT id, definition FROM mailboxes WHERE user_id = $1 AND definition IS NOT NULL ORDER BY id`, userID)
+		br := tx.SendBatch(ctx, b)
+		var uid int64
+		if err := br.QueryRow().Scan(&uid); errors.Is(err, pgx.ErrNoRows) {
+			br.Close()
+			return ErrNoUser
+		} else if err != nil {
+			br.Close()
 			return err
 		}
-		mb, err := scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2 FOR UPDATE`, userID, target))
+		mb, err := scanMailbox(br.QueryRow())
 		if errors.Is(err, pgx.ErrNoRows) {
+			br.Close()
 			return ErrNotFound
 		} else if err != nil {
+			br.Close()
+			return err
+		}
+		views, err := matchingViews(br, evalMsg(raw, p, date, o.Flags))
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return err
 		}
 		if mb.IsQuery() {
@@ -90,15 +113,14 @@ func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o Deliver
 		if kw == nil {
 			kw = []string{}
 		}
-		if _, err := tx.Exec(ctx, `WITH fl AS (INSERT INTO message_flags (message_id, user_id, size, seen, answered, flagged, deleted, draft, keywords, modseq)
-				VALUES ($3, $4, $5, $6, $7, $8, $9, $10, $11, nextval('modseq_seq'))),
+		_, err = tx.Exec(ctx, `WITH fl AS (INSERT INTO message_flags (message_id, user_id, size, seen, answered, flagged, deleted, draft, keywords, modseq)
+				VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, nextval('modseq_seq'))),
 			ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-				VALUES ($1, $2, $3, nextval('modseq_seq')))
-			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = $1`, mb.ID, mb.UIDNext, d.MessageID, userID, len(raw),
-			f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw)); err != nil {
-			return err
-		}
-		return addNewToViews(ctx, tx, userID, d.MessageID, evalMsg(raw, p, date, f))
+				SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b WHERE b.id = ANY($1) ORDER BY b.id)
+			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1)`,
+			append([]int64{mb.ID}, views...), d.MessageID, userID, len(raw),
+			f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw))
+		return err
 	})
 	if err != nil && spool != "" {
 		os.Remove(spool) // nothing refers to it
@@ -213,11 +235,12 @@ func (s *Store) writeSpool(userID, id int64, raw []byte) (string, error) {
 // values stored in the columns the compiled SQL reads (query.Eval agrees with
 // that SQL; a property test holds them to it).
 func evalMsg(raw []byte, p *message.Parsed, date time.Time, f Flags) *query.Msg {
+	kw := cleanAll(f.Keywords)
 	m := &query.Msg{
 		InternalDay: time.Date(date.Year(), date.Month(), date.Day(), 0, 0, 0, 0, time.UTC),
 		Size:        len(raw), Subject: clean(p.Subject), From: clean(p.From), To: clean(p.To), Cc: clean(p.Cc),
 		Bcc: clean(p.Bcc), HeaderText: clean(p.HeaderText), BodyText: clean(p.BodyText),
-		Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft, Keywords: f.Keywords,
+		Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft, Keywords: kw,
 	}
 	if sd := p.SentDate; !sd.IsZero() {
 		m.SentDay = time.Date(sd.Year(), sd.Month(), sd.Day(), 0, 0, 0, 0, time.UTC)
@@ -239,36 +262,32 @@ func parseDefinition(def string) (query.Node, error) {
 	return n, nil
 }
 
-// addNewToViews adds a just-inserted message to every query mailbox it
-// matches, evaluating the definitions in Go (no per-view SQL while the
-// user's lock is held) and inserting all memberships in one statement.
-func addNewToViews(ctx context.Context, tx pgx.Tx, userID, msgID int64, m *query.Msg) error {
-	rows, err := tx.Query(ctx, `SELECT id, definition FROM mailboxes WHERE user_id = $1 AND definition IS NOT NULL ORDER BY id FOR UPDATE`, userID)
+// matchingViews reads the user's query mailboxes (id, definition) from a
+// batch result and returns those whose definition matches m, evaluated in Go
+// (query.Eval agrees with the compiled SQL; a property test holds it to it),
+// so a delivery runs no per-view SQL while the user's lock is held.
+func matchingViews(br pgx.BatchResults, m *query.Msg) ([]int64, error) {
+	rows, err := br.Query()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	defer rows.Close()
 	var ids []int64
 	for rows.Next() {
 		var id int64
 		var def string
 		if err := rows.Scan(&id, &def); err != nil {
-			return err
+			return nil, err
 		}
 		n, err := parseDefinition(def)
 		if err != nil {
-			return fmt.Errorf("mailbox %d definition %q: %w", id, def, err)
+			return nil, fmt.Errorf("mailbox %d definition %q: %w", id, def, err)
 		}
 		if query.Eval(n, m, 0, 0) {
 			ids = append(ids, id)
 		}
 	}
-	if err := rows.Err(); err != nil || len(ids) == 0 {
-		return err
-	}
-	_, err = tx.Exec(ctx, `WITH ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-			SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b WHERE b.id = ANY($1) ORDER BY b.id)
-		UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1)`, ids, msgID)
-	return err
+	return ids, rows.Err()
 }
 
 // viewDef is a query mailbox with its compiled predicate.
