@@ -386,26 +386,6 @@ func addMatchingSQL(v viewDef, userID int64, ids []int64) (string, []any) {
 	return q, args
 }
 
-// removeFromViews removes the given messages from flag-dependent query
-// mailboxes they no longer match (tombstones tell the sessions).
-func removeFromViews(ctx context.Context, tx pgx.Tx, userID int64, ids []int64) error {
-	views, err := userViews(ctx, tx, userID, true)
-	if err != nil {
-		return err
-	}
-	if len(views) == 0 {
-		return nil
-	}
-	b := &pgx.Batch{}
-	for _, v := range views {
-		n := len(v.args)
-		b.Queue(fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m JOIN message_flags f ON f.message_id = m.id
-			WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
-			n+1, n+2, v.sql), append(append([]any{}, v.args...), v.id, ids)...)
-	}
-	return tx.SendBatch(ctx, b).Close()
-}
-
 // deleteOrphans deletes those of ids that no folder holds any more.
 func deleteOrphans(ctx context.Context, tx pgx.Tx, ids []int64) error {
 	if len(ids) == 0 {

@@ -133,8 +133,9 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 		if err != nil {
 			return err
 		}
-		var ids []int64
 		var changed []int64
+		newFlags := map[int64]Flags{}
+		which := map[string]bool{}
 		var seen, ans, flg, del, dra []bool
 		var kws [][]string
 		for rows.Next() {
@@ -149,6 +150,8 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 			c.Flags = cur.apply(op, f)
 			if !c.Flags.equal(cur) {
 				changed = append(changed, id)
+				newFlags[id] = c.Flags
+				changedFlags(cur, c.Flags, which)
 				seen, ans, flg, del, dra = append(seen, c.Flags.Seen), append(ans, c.Flags.Answered), append(flg, c.Flags.Flagged),
 					append(del, c.Flags.Deleted), append(dra, c.Flags.Draft)
 				kw := c.Flags.Keywords
@@ -158,7 +161,6 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 				kws = append(kws, kw)
 				c.ModSeq = -int64(len(changed)) // patched below
 			}
-			ids = append(ids, id)
 			out = append(out, c)
 		}
 		if err := rows.Err(); err != nil {
@@ -198,10 +200,7 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 		// Sessions of every mailbox showing a changed message find it by
 		// message_flags.modseq (ChangesSince); the flags_update trigger
 		// notifies them.
-		if err := removeFromViews(ctx, tx, userID, changed); err != nil {
-			return err
-		}
-		return addToViews(ctx, tx, userID, changed, true)
+		return reevalFlagViews(ctx, tx, userID, newFlags, which)
 	})
 	return out, wrap("store flags", err)
 }

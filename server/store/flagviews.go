@@ -1,0 +1,155 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"decimail/server/query"
+)
+
+// flagDeps returns the flags a definition reads ("seen", ..., "kw:<lower>")
+// and whether it reads nothing else (then flags alone decide membership).
+func flagDeps(n query.Node) (deps map[string]bool, pure bool) {
+	deps, pure = map[string]bool{}, true
+	var walk func(query.Node)
+	walk = func(n query.Node) {
+		switch n := n.(type) {
+		case query.All:
+		case query.Flag:
+			deps[strings.ToLower(n.Key)] = true
+		case query.Keyword:
+			if f := strings.ToLower(strings.TrimPrefix(n.Flag, `\`)); n.Flag != f && systemFlag(f) {
+				deps[f] = true
+			} else {
+				deps["kw:"+strings.ToLower(n.Flag)] = true
+			}
+		case query.Not:
+			walk(n.X)
+		case query.Or:
+			walk(n.A)
+			walk(n.B)
+		case query.And:
+			for _, x := range n {
+				walk(x)
+			}
+		default:
+			pure = false
+		}
+	}
+	walk(n)
+	return deps, pure
+}
+
+func systemFlag(f string) bool {
+	switch f {
+	case "seen", "answered", "flagged", "deleted", "draft":
+		return true
+	}
+	return false
+}
+
+// changedFlags names the flags that differ between a and b.
+func changedFlags(a, b Flags, into map[string]bool) {
+	for _, x := range []struct {
+		name string
+		a, b bool
+	}{{"seen", a.Seen, b.Seen}, {"answered", a.Answered, b.Answered}, {"flagged", a.Flagged, b.Flagged},
+		{"deleted", a.Deleted, b.Deleted}, {"draft", a.Draft, b.Draft}} {
+		if x.a != x.b {
+			into[x.name] = true
+		}
+	}
+	for _, k := range a.Keywords {
+		if !hasKeyword(b.Keywords, k) {
+			into["kw:"+strings.ToLower(k)] = true
+		}
+	}
+	for _, k := range b.Keywords {
+		if !hasKeyword(a.Keywords, k) {
+			into["kw:"+strings.ToLower(k)] = true
+		}
+	}
+}
+
+// reevalFlagViews brings the query mailboxes that depend on the changed flags
+// up to date for the changed messages: a message that stops matching leaves,
+// one that starts matching enters with a new UID. Views whose definition reads
+// only flags are decided in Go from the new flags; the others by their SQL
+// predicate, restricted to the changed messages. Views that do not read any
+// changed flag are skipped. All statements go in one batch.
+func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[int64]Flags, changed map[string]bool) error {
+	rows, err := tx.Query(ctx, `SELECT id, definition FROM mailboxes WHERE user_id = $1 AND uses_flags ORDER BY id`, userID)
+	if err != nil {
+		return err
+	}
+	type view struct {
+		id  int64
+		def string
+	}
+	views, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (view, error) {
+		var v view
+		return v, r.Scan(&v.id, &v.def)
+	})
+	if err != nil || len(views) == 0 {
+		return err
+	}
+	ids := make([]int64, 0, len(newFlags))
+	for id := range newFlags {
+		ids = append(ids, id)
+	}
+	b := &pgx.Batch{}
+	for _, v := range views {
+		n, err := parseDefinition(v.def)
+		if err != nil {
+			return fmt.Errorf("mailbox %d definition %q: %w", v.id, v.def, err)
+		}
+		deps, pure := flagDeps(n)
+		hit := false
+		for d := range deps {
+			hit = hit || changed[d]
+		}
+		if !hit {
+			continue
+		}
+		if !pure {
+			sql, args, _, err := compileDefinition(v.def)
+			if err != nil {
+				return err
+			}
+			k := len(args)
+			b.Queue(fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m JOIN message_flags f ON f.message_id = m.id
+				WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
+				k+1, k+2, sql), append(append([]any{}, args...), v.id, ids)...)
+			q, qargs := addMatchingSQL(viewDef{v.id, sql, args}, userID, ids)
+			b.Queue(q, qargs...)
+			continue
+		}
+		var in, out []int64
+		for id, f := range newFlags {
+			m := &query.Msg{Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft, Keywords: f.Keywords}
+			if query.Eval(n, m, 0, 0) {
+				in = append(in, id)
+			} else {
+				out = append(out, id)
+			}
+		}
+		if len(out) > 0 {
+			b.Queue(`DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND message_id = ANY($2)`, v.id, out)
+		}
+		if len(in) > 0 {
+			b.Queue(`WITH new AS (SELECT id FROM unnest($2::bigint[]) AS t(id)
+					WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $1 AND x.message_id = t.id)),
+				ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+					SELECT $1, b.uidnext + row_number() OVER (ORDER BY new.id) - 1, new.id, nextval('modseq_seq')
+					FROM new, mailboxes b WHERE b.id = $1 ORDER BY new.id RETURNING 1)
+				UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $1`, v.id, in)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
