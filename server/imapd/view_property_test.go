@@ -48,7 +48,7 @@ type viewMachine struct {
 	read map[uint32]simMsg
 
 	// the client: what it was told
-	client   []uint32              // sequence number n is client[n-1]
+	client   []uint32               // sequence number n is client[n-1]
 	known    map[uint32]store.Flags // flags the client believes
 	knownMod map[uint32]int64       // modseq of that knowledge
 	mine     map[uint32]bool        // \Recent claimed by this session

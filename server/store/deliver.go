@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
