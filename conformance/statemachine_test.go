@@ -14,6 +14,8 @@ package conformance
 //       RAPID_CHECKS=1000 go test ./conformance -run StateMachine
 // rapid prints the minimised action list of a failure, and each command with
 // its responses is logged (t.Logf), so the failing run reads as a transcript.
+// Every run talks to real servers, so minimisation is slow: give it time with
+// RAPID_SHRINKTIME=3m when a failure's action list is still long.
 
 import (
 	"context"
