@@ -416,12 +416,12 @@ func TestAddresses(t *testing.T) {
 }
 
 func TestSeedCorpus(t *testing.T) {
-	files, _ := filepath.Glob("/work/shared/transcripts/seed/*.eml")
+	files, _ := filepath.Glob("../../fixtures/transcripts/seed/*.eml")
 	local, _ := filepath.Glob("testdata/*.eml")
-	files = append(files, local...)
-	if len(local) == 0 {
-		t.Fatal("no testdata/*.eml")
+	if len(files) < 47 || len(local) == 0 {
+		t.Fatalf("seed corpus missing: %d fixtures/transcripts/seed, %d testdata", len(files), len(local))
 	}
+	files = append(files, local...)
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
