@@ -199,19 +199,23 @@ func (s *Store) Mailboxes(ctx context.Context, userID int64, counts bool) ([]Mai
 
 // Status returns one mailbox's counts.
 func (s *Store) Status(ctx context.Context, userID int64, name string) (MailboxStatus, error) {
-	m, err := s.Mailbox(ctx, userID, name)
-	if err != nil {
-		return MailboxStatus{}, err
+	// One round trip: the mailbox row and its counts.
+	var st MailboxStatus
+	var uv, un, n, r, u int64
+	err := s.pool.QueryRow(ctx, `SELECT b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext,
+			coalesce(b.special_use, ''), c.n, c.r, c.u, c.sz,
+			greatest(c.hm, (SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = b.id)),
+			EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name)
+		FROM mailboxes b, LATERAL (SELECT count(*) AS n, count(*) FILTER (WHERE mm.recent) AS r,
+				count(*) FILTER (WHERE NOT f.seen) AS u, coalesce(sum(f.size), 0)::bigint AS sz,
+				coalesce(max(greatest(mm.modseq, f.modseq)), 0) AS hm
+			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id WHERE mm.mailbox_id = b.id) c
+		WHERE b.user_id = $1 AND b.name = $2`, userID, NormName(name)).Scan(
+		&st.ID, &st.UserID, &st.Name, &st.Definition, &uv, &un, &st.SpecialUse, &n, &r, &u, &st.Size, &st.HighestModSeq, &st.Subscribed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return MailboxStatus{}, ErrNotFound
 	}
-	st := MailboxStatus{Mailbox: m}
-	var n, r, u int64
-	err = s.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE mm.recent), count(*) FILTER (WHERE NOT f.seen),
-			coalesce(sum(f.size), 0)::bigint,
-			greatest(coalesce(max(greatest(mm.modseq, f.modseq)), 0), (SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = $1)),
-			EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = $2 AND s.name = $3)
-		FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
-		WHERE mm.mailbox_id = $1`,
-		m.ID, userID, m.Name).Scan(&n, &r, &u, &st.Size, &st.HighestModSeq, &st.Subscribed)
+	st.UIDValidity, st.UIDNext = uint32(uv), uint32(un)
 	st.Messages, st.Recent, st.Unseen = int(n), int(r), int(u)
 	return st, err
 }
