@@ -10,10 +10,9 @@ import (
 	"decimail/server/query"
 )
 
-// flagDeps returns the flags a definition reads ("seen", ..., "kw:<lower>")
-// and whether it reads nothing else (then flags alone decide membership).
-func flagDeps(n query.Node) (deps map[string]bool, pure bool) {
-	deps, pure = map[string]bool{}, true
+// flagDeps returns the flags a definition reads ("seen", ..., "kw:<lower>").
+func flagDeps(n query.Node) map[string]bool {
+	deps := map[string]bool{}
 	var walk func(query.Node)
 	walk = func(n query.Node) {
 		switch n := n.(type) {
@@ -35,12 +34,10 @@ func flagDeps(n query.Node) (deps map[string]bool, pure bool) {
 			for _, x := range n {
 				walk(x)
 			}
-		default:
-			pure = false
 		}
 	}
 	walk(n)
-	return deps, pure
+	return deps
 }
 
 func systemFlag(f string) bool {
@@ -74,11 +71,45 @@ func changedFlags(a, b Flags, into map[string]bool) {
 	}
 }
 
+// evalFlags evaluates a definition knowing only a message's flags: known is
+// false when the result depends on something else (text, dates, size).
+func evalFlags(n query.Node, f Flags) (v, known bool) {
+	switch n := n.(type) {
+	case query.All:
+		return true, true
+	case query.Flag, query.Keyword:
+		m := &query.Msg{Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft, Keywords: f.Keywords}
+		return query.Eval(n, m, 0, 0), true
+	case query.Not:
+		v, known := evalFlags(n.X, f)
+		return !v, known
+	case query.Or:
+		a, ka := evalFlags(n.A, f)
+		b, kb := evalFlags(n.B, f)
+		if (ka && a) || (kb && b) {
+			return true, true
+		}
+		return false, ka && kb
+	case query.And:
+		all := true
+		for _, x := range n {
+			v, known := evalFlags(x, f)
+			if known && !v {
+				return false, true
+			}
+			all = all && known
+		}
+		return true, all
+	}
+	return false, false
+}
+
 // reevalFlagViews brings the query mailboxes that depend on the changed flags
 // up to date for the changed messages: a message that stops matching leaves,
 // one that starts matching enters with a new UID. Views whose definition reads
-// only flags are decided in Go from the new flags; the others by their SQL
-// predicate, restricted to the changed messages. Views that do not read any
+// only flags are decided in Go from the new flags, and so are messages whose
+// flags alone decide a mixed definition; the rest by the view's SQL
+// predicate, restricted to those messages. Views that do not read any
 // changed flag are skipped. All statements go in one batch.
 func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[int64]Flags, changed map[string]bool) error {
 	rows, err := tx.Query(ctx, `SELECT id, definition FROM mailboxes WHERE user_id = $1 AND uses_flags ORDER BY id`, userID)
@@ -96,17 +127,13 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 	if err != nil || len(views) == 0 {
 		return err
 	}
-	ids := make([]int64, 0, len(newFlags))
-	for id := range newFlags {
-		ids = append(ids, id)
-	}
 	b := &pgx.Batch{}
 	for _, v := range views {
 		n, err := parseDefinition(v.def)
 		if err != nil {
 			return fmt.Errorf("mailbox %d definition %q: %w", v.id, v.def, err)
 		}
-		deps, pure := flagDeps(n)
+		deps := flagDeps(n)
 		hit := false
 		for d := range deps {
 			hit = hit || changed[d]
@@ -114,25 +141,17 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 		if !hit {
 			continue
 		}
-		if !pure {
-			sql, args, _, err := compileDefinition(v.def)
-			if err != nil {
-				return err
-			}
-			k := len(args)
-			b.Queue(fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m JOIN message_flags f ON f.message_id = m.id
-				WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
-				k+1, k+2, sql), append(append([]any{}, args...), v.id, ids)...)
-			q, qargs := addMatchingSQL(viewDef{v.id, sql, args}, userID, ids)
-			b.Queue(q, qargs...)
-			continue
-		}
-		var in, out []int64
+		// Decide what the new flags alone decide (e.g. +\Seen takes every
+		// message out of "UNSEEN HEADER List-Id x" without a regex); only
+		// the rest goes through the view's SQL predicate.
+		var in, out, unknown []int64
 		for id, f := range newFlags {
-			m := &query.Msg{Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft, Keywords: f.Keywords}
-			if query.Eval(n, m, 0, 0) {
+			switch v, known := evalFlags(n, f); {
+			case !known:
+				unknown = append(unknown, id)
+			case v:
 				in = append(in, id)
-			} else {
+			default:
 				out = append(out, id)
 			}
 		}
@@ -146,6 +165,18 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 					SELECT $1, b.uidnext + row_number() OVER (ORDER BY new.id) - 1, new.id, nextval('modseq_seq')
 					FROM new, mailboxes b WHERE b.id = $1 ORDER BY new.id RETURNING 1)
 				UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $1`, v.id, in)
+		}
+		if len(unknown) > 0 {
+			sql, args, _, err := compileDefinition(v.def)
+			if err != nil {
+				return err
+			}
+			k := len(args)
+			b.Queue(fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m JOIN message_flags f ON f.message_id = m.id
+				WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
+				k+1, k+2, sql), append(append([]any{}, args...), v.id, unknown)...)
+			q, qargs := addMatchingSQL(viewDef{v.id, sql, args}, userID, unknown)
+			b.Queue(q, qargs...)
 		}
 	}
 	if b.Len() == 0 {
