@@ -32,6 +32,11 @@ type Config struct {
 	IdleTimeout    time.Duration
 	PreAuthTimeout time.Duration
 	WriteTimeout   time.Duration // per write, default 2 min
+	// MaxConnsPerIP bounds simultaneous connections from one remote address,
+	// default 100 (IMAP clients open several); negative means no limit.
+	// Loopback peers are exempt unless LimitLoopback is set.
+	MaxConnsPerIP int
+	LimitLoopback bool
 	// AuthFailDelay slows down failed logins, default 1s.
 	AuthFailDelay time.Duration
 
@@ -68,6 +73,9 @@ func (c Config) withDefaults() Config {
 	def(&c.PreAuthTimeout, 2*time.Minute)
 	def(&c.WriteTimeout, 2*time.Minute)
 	def(&c.AuthFailDelay, time.Second)
+	if c.MaxConnsPerIP == 0 {
+		c.MaxConnsPerIP = 100
+	}
 	return c
 }
 

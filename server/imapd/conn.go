@@ -33,6 +33,7 @@ func (s State) String() string {
 type Conn struct {
 	srv   *Server
 	nc    net.Conn // raw or TLS
+	peer  net.Conn // the accepted connection (per-address connection count)
 	isTLS bool
 	br    *bufio.Reader
 	r     *reader
@@ -64,7 +65,7 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
-	c := &Conn{srv: s, nc: nc, isTLS: isTLS, ctx: s.ctx, enabled: map[string]bool{}}
+	c := &Conn{srv: s, nc: nc, peer: nc, isTLS: isTLS, ctx: s.ctx, enabled: map[string]bool{}}
 	c.id = s.sessions.Add(1)
 	c.log = s.log.With("session", c.id)
 	c.disabled = map[string]bool{}

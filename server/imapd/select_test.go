@@ -1,7 +1,9 @@
 package imapd
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -122,5 +124,41 @@ func TestIdleAcrossServers(t *testing.T) {
 	idler.send("DONE")
 	if l := idler.line(); !strings.HasPrefix(l, "i1 OK") {
 		t.Fatalf("after DONE: %q", l)
+	}
+}
+
+// A connection over the per-address limit gets BYE [UNAVAILABLE]; closing one
+// frees its place.
+func TestConnectionsPerAddress(t *testing.T) {
+	e := newEnv(t)
+	_, addr := e.serve(Config{AuthFailDelay: time.Millisecond, MaxConnsPerIP: 2, LimitLoopback: true})
+	a := e.dialAddr(addr)
+	e.dialAddr(addr)
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	l, _ := bufio.NewReader(nc).ReadString('\n')
+	if !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
+		t.Fatalf("third connection: %q", l)
+	}
+	a.ok("LOGOUT")
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		l, _ := bufio.NewReader(nc).ReadString('\n')
+		nc.Close()
+		if strings.HasPrefix(l, "* OK") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the freed place was not given back: %q", l)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

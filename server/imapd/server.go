@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -51,6 +52,7 @@ type Server struct {
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
 	conns    map[*Conn]struct{}
+	perIP    map[string]int // open connections per peer address
 	wg       sync.WaitGroup
 }
 
@@ -72,7 +74,7 @@ func newServer(cfg Config, auth authenticator, log *slog.Logger) *Server {
 	return &Server{
 		cfg: cfg.withDefaults(), auth: auth, log: log,
 		ctx: ctx, cancel: cancel,
-		lns: map[net.Listener]struct{}{}, conns: map[*Conn]struct{}{},
+		lns: map[net.Listener]struct{}{}, conns: map[*Conn]struct{}{}, perIP: map[string]int{},
 	}
 }
 
@@ -110,8 +112,17 @@ func (s *Server) serve(ln net.Listener, isTLS bool) error {
 			continue
 		}
 		backoff = 0
+		if !s.admit(nc) {
+			// Over the per-address limit (DESIGN "Security": limits on
+			// connections): a BYE explains it (rfc3501.txt:3889).
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			io.WriteString(nc, "* BYE [UNAVAILABLE] too many connections from your address\r\n")
+			nc.Close()
+			continue
+		}
 		c := newConn(s, nc, isTLS)
 		if !s.addConn(c) {
+			s.release(nc)
 			nc.Close()
 			continue
 		}
@@ -150,7 +161,43 @@ func (s *Server) removeConn(c *Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	s.release(c.peer)
 	s.wg.Done()
+}
+
+// admit counts a connection against its address's limit.
+func (s *Server) admit(nc net.Conn) bool {
+	ip := peerIP(nc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok && a.IP.IsLoopback() && !s.cfg.LimitLoopback {
+		s.perIP[ip]++
+		return true
+	}
+	if s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) release(nc net.Conn) {
+	if nc == nil {
+		return
+	}
+	ip := peerIP(nc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+func peerIP(nc net.Conn) string {
+	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return nc.RemoteAddr().String()
 }
 
 // stopAccepting marks the server closing and closes its listeners.
