@@ -23,8 +23,10 @@ type Target interface {
 	Reset(t testing.TB) (addr string, user, pass string)
 }
 
-// DefaultTimeout bounds every wait for a response.
-const DefaultTimeout = 5 * time.Second
+// DefaultTimeout bounds every wait for a response. Blocks end as soon as
+// they match, so a generous bound costs nothing on a passing run and keeps a
+// loaded 2-core CI machine (-race, bcrypt) from failing a correct server.
+const DefaultTimeout = 15 * time.Second
 
 // Conn is a client connection that reads responses in the background.
 type Conn struct {

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,11 +57,13 @@ type Options struct {
 
 // Store is safe for concurrent use.
 type Store struct {
-	pool  *pgxpool.Pool
-	spool string
-	cost  int
-	log   *slog.Logger
-	notif *Notifier
+	pool      *pgxpool.Pool
+	spool     string
+	cost      int
+	dummyOnce sync.Once
+	dummy     []byte
+	log       *slog.Logger
+	notif     *Notifier
 }
 
 // Open connects to dsn, applies pending migrations and returns a Store.

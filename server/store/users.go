@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
@@ -29,6 +28,16 @@ var DefaultViews = []struct{ Name, Definition, SpecialUse string }{
 	{"Unread", "UNSEEN", ""},
 }
 
+// dummyHash is a hash of the store's cost, compared against for unknown
+// users so that their failure takes as long as a wrong password.
+func (s *Store) dummyHash() []byte {
+	s.dummyOnce.Do(func() {
+		h, _ := s.hash("decimail")
+		s.dummy = []byte(h)
+	})
+	return s.dummy
+}
+
 func (s *Store) hash(password string) (string, error) {
 	cost := s.cost
 	if cost == 0 {
@@ -37,11 +46,6 @@ func (s *Store) hash(password string) (string, error) {
 	h, err := bcrypt.GenerateFromPassword([]byte(password), cost)
 	return string(h), err
 }
-
-var dummyHash = sync.OnceValue(func() []byte {
-	h, _ := bcrypt.GenerateFromPassword([]byte("decimail"), bcrypt.DefaultCost)
-	return h
-})
 
 // CreateUser adds a user with the default folders and views, all subscribed.
 func (s *Store) CreateUser(ctx context.Context, name, password string) (User, error) {
@@ -104,7 +108,7 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 	err := s.pool.QueryRow(ctx, `SELECT id, name, password_hash FROM users WHERE name = $1`, name).Scan(&u.ID, &u.Name, &h)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Spend the time of a hash check anyway: no user enumeration by timing.
-		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
+		bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password))
 		return User{}, ErrAuthFailed
 	}
 	if err != nil {
