@@ -188,17 +188,7 @@ func copyTx(ctx context.Context, tx pgx.Tx, userID, srcID int64, uids []uint32, 
 	existing := map[int64]int64{}
 	if move {
 		rows, err := tx.Query(ctx, `SELECT message_id, uid FROM mailbox_messages WHERE mailbox_id = $1 AND message_id = ANY($2)`, d.ID, ids)
-		if err != nil {
-			return c, err
-		}
-		for rows.Next() {
-			var id, uid int64
-			if err := rows.Scan(&id, &uid); err != nil {
-				return c, err
-			}
-			existing[id] = uid
-		}
-		if err := rows.Err(); err != nil {
+		if err := scanIDMap(rows, err, existing); err != nil {
 			return c, err
 		}
 	}
@@ -221,17 +211,7 @@ func copyTx(ctx context.Context, tx pgx.Tx, userID, srcID int64, uids []uint32, 
 	rows, err = tx.Query(ctx, `INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
 		SELECT $1, $2 + t.ord - 1, t.id, nextval('modseq_seq') FROM unnest($3::bigint[]) WITH ORDINALITY AS t(id, ord)
 		ORDER BY t.ord RETURNING message_id, uid`, d.ID, int64(d.UIDNext), insert)
-	if err != nil {
-		return c, err
-	}
-	for rows.Next() {
-		var id, uid int64
-		if err := rows.Scan(&id, &uid); err != nil {
-			return c, err
-		}
-		existing[id] = uid
-	}
-	if err := rows.Err(); err != nil {
+	if err := scanIDMap(rows, err, existing); err != nil {
 		return c, err
 	}
 	c.Src = src
@@ -296,6 +276,22 @@ func duplicateMessages(ctx context.Context, tx pgx.Tx, mailboxID int64, ids []in
 		}
 	}
 	return out, nil
+}
+
+// scanIDMap reads (message id, uid) rows into m.
+func scanIDMap(rows pgx.Rows, err error, m map[int64]int64) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, uid int64
+		if err := rows.Scan(&id, &uid); err != nil {
+			return err
+		}
+		m[id] = uid
+	}
+	return rows.Err()
 }
 
 func scanPairs(rows pgx.Rows, c *Copied) error {
