@@ -102,11 +102,34 @@ func Prepare(t *Target, msgs []Message, define func(name, def string) error) (*E
 	if err := c.Cmd("CREATE IdleBox", nil); err != nil {
 		return nil, err
 	}
-	if e.unseen, err = searchSet(c, "UID SEARCH UNSEEN"); err != nil {
+	return e, e.scan(c)
+}
+
+// Reopen is the Env of a target Prepare already ran on (e.g. a database kept
+// between runs): it only reads what the lines need.
+func Reopen(t *Target, msgs []Message) (*Env, error) {
+	e := &Env{Target: t, Msgs: msgs}
+	c, err := Login(t.Addr, t.User, t.Pass)
+	if err != nil {
 		return nil, err
 	}
-	if e.seen, err = searchSet(c, "UID SEARCH SEEN"); err != nil {
+	defer c.Logout()
+	if err := c.Cmd("SELECT INBOX", nil); err != nil {
 		return nil, err
+	}
+	return e, e.scan(c)
+}
+
+// scan reads the seen/unseen sets and the mailbox list, and draws the sample
+// (c has INBOX selected).
+func (e *Env) scan(c *Client) error {
+	var err error
+	n := len(e.Msgs)
+	if e.unseen, err = searchSet(c, "UID SEARCH UNSEEN"); err != nil {
+		return err
+	}
+	if e.seen, err = searchSet(c, "UID SEARCH SEEN"); err != nil {
+		return err
 	}
 	err = c.Cmd(`LIST "" "*"`, func(r []byte) {
 		if name, ok := listName(r); ok {
@@ -114,13 +137,13 @@ func Prepare(t *Target, msgs []Message, define func(name, def string) error) (*E
 		}
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r := rand.New(rand.NewPCG(42, 42))
 	for range 200 {
 		e.sample = append(e.sample, 1+r.IntN(n))
 	}
-	return e, nil
+	return nil
 }
 
 // listName extracts the mailbox name of a LIST response (quoted or atom;

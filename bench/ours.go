@@ -50,21 +50,52 @@ func StartOurs(ctx context.Context) (*Ours, error) {
 	if o.DSN, err = pgrun.CloneDB(ctx, inst.DSN, tpl, o.dbName); err != nil {
 		return nil, err
 	}
-	fail := func(err error) (*Ours, error) { o.Close(); return nil, err }
-	if o.Store, err = store.Open(ctx, o.DSN, store.Options{PasswordCost: bcrypt.MinCost}); err != nil {
-		return fail(err)
-	}
-	if o.Store2, err = store.Open(ctx, o.DSN, store.Options{PasswordCost: bcrypt.MinCost}); err != nil {
-		return fail(err)
+	if err := o.serve(ctx); err != nil {
+		o.Close()
+		return nil, err
 	}
 	u, err := o.Store.CreateUser(ctx, "u", "pw")
 	if err != nil {
-		return fail(err)
+		o.Close()
+		return nil, err
 	}
 	if err := o.Store.AddAddress(ctx, "u@bench.test", "u"); err != nil {
-		return fail(err)
+		o.Close()
+		return nil, err
 	}
 	o.UserID = u.ID
+	return o, nil
+}
+
+// OpenOurs serves an existing database (one StartOurs made and kept) with
+// account u/pw; Close leaves the database in place.
+func OpenOurs(ctx context.Context, dsn string) (*Ours, error) {
+	o := &Ours{DSN: dsn}
+	if err := o.serve(ctx); err != nil {
+		o.Close()
+		return nil, err
+	}
+	u, err := o.Store.UserByName(ctx, "u")
+	if err != nil {
+		o.Close()
+		return nil, err
+	}
+	o.UserID = u.ID
+	return o, nil
+}
+
+// Keep makes Close leave the database in place.
+func (o *Ours) Keep() { o.dbName = "" }
+
+// serve opens the two stores on o.DSN and starts an imapd on each.
+func (o *Ours) serve(ctx context.Context) error {
+	var err error
+	if o.Store, err = store.Open(ctx, o.DSN, store.Options{PasswordCost: bcrypt.MinCost}); err != nil {
+		return err
+	}
+	if o.Store2, err = store.Open(ctx, o.DSN, store.Options{PasswordCost: bcrypt.MinCost}); err != nil {
+		return err
+	}
 	addr := func(st *store.Store) (string, error) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -76,14 +107,14 @@ func StartOurs(ctx context.Context) (*Ours, error) {
 		return ln.Addr().String(), nil
 	}
 	if o.Addr, err = addr(o.Store); err != nil {
-		return fail(err)
+		return err
 	}
 	if o.NotifyAddr, err = addr(o.Store2); err != nil {
-		return fail(err)
+		return err
 	}
 	o.Name, o.User, o.Pass = "decimail", "u", "pw"
 	o.Target.Stop = o.Close
-	return o, nil
+	return nil
 }
 
 // Close stops the servers and stores and drops the database.

@@ -105,6 +105,14 @@ CREATE TABLE mailboxes (
     uidnext     bigint NOT NULL DEFAULT 1,
     special_use text,                              -- RFC 6154 attribute, e.g. '\Sent'
     created_at  timestamptz NOT NULL DEFAULT now(),
+    -- STATUS counters, kept by the statement triggers below from the
+    -- transition tables (one grouped UPDATE per statement, never per row),
+    -- so STATUS and LIST-STATUS read one row instead of counting members.
+    messages       integer NOT NULL DEFAULT 0,
+    recent         integer NOT NULL DEFAULT 0,
+    unseen         integer NOT NULL DEFAULT 0,
+    size           bigint  NOT NULL DEFAULT 0,
+    highest_modseq bigint  NOT NULL DEFAULT 0,     -- memberships, their flags, tombstones
     UNIQUE (user_id, name)
 );
 
@@ -192,39 +200,106 @@ CREATE TABLE outbound_queue (
 );
 CREATE INDEX outbound_queue_next ON outbound_queue (next_attempt);
 
--- Notification and tombstone triggers (statement level: one pass per statement).
-CREATE FUNCTION mm_notify_new() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Notification, tombstone and counter triggers (statement level: one pass
+-- per statement over its transition table).
+--
+-- Counters need the flags row of each member. Our code removes memberships
+-- before the messages they point to; if a removal finds the flags row gone
+-- (an ON DELETE CASCADE from messages, where message_flags may go first), the
+-- mailbox is recounted from scratch instead.
+CREATE FUNCTION mailbox_recount(ids bigint[]) RETURNS void LANGUAGE sql AS $$
+    UPDATE mailboxes b SET messages = c.n, recent = c.r, unseen = c.u, size = c.sz,
+        highest_modseq = greatest(b.highest_modseq, c.hm)
+    FROM (SELECT x.id, count(mm.uid) AS n, count(*) FILTER (WHERE mm.recent) AS r,
+                 count(*) FILTER (WHERE NOT f.seen) AS u, coalesce(sum(f.size), 0) AS sz,
+                 coalesce(max(greatest(mm.modseq, f.modseq)), 0) AS hm
+          FROM unnest(ids) x(id)
+          LEFT JOIN mailbox_messages mm ON mm.mailbox_id = x.id
+          LEFT JOIN message_flags f ON f.message_id = mm.message_id
+          GROUP BY x.id) c
+    WHERE b.id = c.id
+$$;
+
+CREATE FUNCTION mm_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE miss bigint[];
 BEGIN
+    WITH d AS (SELECT n.mailbox_id, count(*) AS n, count(*) FILTER (WHERE n.recent) AS r,
+                      count(*) FILTER (WHERE NOT f.seen) AS u, coalesce(sum(f.size), 0) AS sz,
+                      max(greatest(n.modseq, f.modseq)) AS hm,
+                      count(*) FILTER (WHERE f.message_id IS NULL) AS missing
+               FROM newrows n LEFT JOIN message_flags f ON f.message_id = n.message_id
+               GROUP BY n.mailbox_id),
+         up AS (UPDATE mailboxes b SET messages = b.messages + d.n, recent = b.recent + d.r,
+                    unseen = b.unseen + d.u, size = b.size + d.sz, highest_modseq = greatest(b.highest_modseq, d.hm)
+                FROM d WHERE b.id = d.mailbox_id RETURNING b.id, d.missing)
+    SELECT array_agg(id) FILTER (WHERE missing > 0) INTO miss FROM up;
+    IF miss IS NOT NULL THEN PERFORM mailbox_recount(miss); END IF;
+    PERFORM pg_notify('decimail', d.mailbox_id::text) FROM (SELECT DISTINCT mailbox_id FROM newrows) d;
+    RETURN NULL;
+END $$;
+
+-- Only recent (and modseq) change in place.
+CREATE FUNCTION mm_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE mailboxes b SET recent = b.recent + d.dr, highest_modseq = greatest(b.highest_modseq, d.hm)
+    FROM (SELECT mailbox_id, sum(dr) AS dr, max(hm) AS hm FROM (
+              SELECT mailbox_id, recent::int AS dr, modseq AS hm FROM newrows
+              UNION ALL SELECT mailbox_id, -(recent::int), 0 FROM oldrows) x
+          GROUP BY mailbox_id) d
+    WHERE b.id = d.mailbox_id;
     PERFORM pg_notify('decimail', d.mailbox_id::text) FROM (SELECT DISTINCT mailbox_id FROM newrows) d;
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION mm_expunged() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE miss bigint[];
 BEGIN
-    INSERT INTO mailbox_expunges (mailbox_id, uid, modseq)
-        SELECT o.mailbox_id, o.uid, nextval('modseq_seq') FROM oldrows o
-        WHERE EXISTS (SELECT 1 FROM mailboxes b WHERE b.id = o.mailbox_id)
-        ORDER BY o.mailbox_id, o.uid
-        ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq;
+    WITH ts AS (INSERT INTO mailbox_expunges (mailbox_id, uid, modseq)
+                    SELECT o.mailbox_id, o.uid, nextval('modseq_seq') FROM oldrows o
+                    WHERE EXISTS (SELECT 1 FROM mailboxes b WHERE b.id = o.mailbox_id)
+                    ORDER BY o.mailbox_id, o.uid
+                    ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
+                    RETURNING mailbox_id, modseq),
+         tm AS (SELECT mailbox_id, max(modseq) AS hm FROM ts GROUP BY mailbox_id),
+         d AS (SELECT o.mailbox_id, count(*) AS n, count(*) FILTER (WHERE o.recent) AS r,
+                      count(*) FILTER (WHERE NOT f.seen) AS u, coalesce(sum(f.size), 0) AS sz,
+                      count(*) FILTER (WHERE f.message_id IS NULL) AS missing
+               FROM oldrows o LEFT JOIN message_flags f ON f.message_id = o.message_id
+               GROUP BY o.mailbox_id),
+         up AS (UPDATE mailboxes b SET messages = b.messages - d.n, recent = b.recent - d.r,
+                    unseen = b.unseen - d.u, size = b.size - d.sz,
+                    highest_modseq = greatest(b.highest_modseq, coalesce(tm.hm, 0))
+                FROM d LEFT JOIN tm ON tm.mailbox_id = d.mailbox_id
+                WHERE b.id = d.mailbox_id RETURNING b.id, d.missing)
+    SELECT array_agg(id) FILTER (WHERE missing > 0) INTO miss FROM up;
+    IF miss IS NOT NULL THEN PERFORM mailbox_recount(miss); END IF;
     PERFORM pg_notify('decimail', d.mailbox_id::text) FROM (SELECT DISTINCT mailbox_id FROM oldrows) d;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER mm_insert AFTER INSERT ON mailbox_messages
-    REFERENCING NEW TABLE AS newrows FOR EACH STATEMENT EXECUTE FUNCTION mm_notify_new();
+    REFERENCING NEW TABLE AS newrows FOR EACH STATEMENT EXECUTE FUNCTION mm_inserted();
 CREATE TRIGGER mm_update AFTER UPDATE ON mailbox_messages
-    REFERENCING NEW TABLE AS newrows FOR EACH STATEMENT EXECUTE FUNCTION mm_notify_new();
+    REFERENCING NEW TABLE AS newrows OLD TABLE AS oldrows FOR EACH STATEMENT EXECUTE FUNCTION mm_updated();
 CREATE TRIGGER mm_delete AFTER DELETE ON mailbox_messages
     REFERENCING OLD TABLE AS oldrows FOR EACH STATEMENT EXECUTE FUNCTION mm_expunged();
 
+-- A flag change: \Seen moves the unseen counter of every mailbox showing the
+-- message, the new modseq raises HIGHESTMODSEQ, and those mailboxes are notified.
 CREATE FUNCTION flags_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE k bigint;
 BEGIN
-    PERFORM pg_notify('decimail', d.mailbox_id::text) FROM (
-        SELECT DISTINCT mm.mailbox_id FROM mailbox_messages mm JOIN newrows n ON n.message_id = mm.message_id) d;
+    WITH d AS (SELECT mm.mailbox_id, sum(o.seen::int - n.seen::int) AS du, max(n.modseq) AS hm
+               FROM newrows n JOIN oldrows o ON o.message_id = n.message_id
+               JOIN mailbox_messages mm ON mm.message_id = n.message_id
+               GROUP BY mm.mailbox_id),
+         up AS (UPDATE mailboxes b SET unseen = b.unseen + d.du, highest_modseq = greatest(b.highest_modseq, d.hm)
+                FROM d WHERE b.id = d.mailbox_id RETURNING b.id)
+    SELECT count(pg_notify('decimail', id::text)) INTO k FROM up;
     RETURN NULL;
 END $$;
 CREATE TRIGGER flags_update AFTER UPDATE ON message_flags
-    REFERENCING NEW TABLE AS newrows FOR EACH STATEMENT EXECUTE FUNCTION flags_changed();
+    REFERENCING NEW TABLE AS newrows OLD TABLE AS oldrows FOR EACH STATEMENT EXECUTE FUNCTION flags_changed();
 
 CREATE FUNCTION messages_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

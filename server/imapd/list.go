@@ -57,7 +57,7 @@ func cmdList(c *Conn, cmd *Command, lsub bool) error {
 		w.Unlock()
 		return nil
 	}
-	mbs, err := c.Store().Mailboxes(c.Ctx(), c.User().ID, len(req.status) > 0)
+	mbs, err := c.Store().Mailboxes(c.Ctx(), c.User().ID)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ import (
 func listEnv(t *testing.T) (*testEnv, *client) {
 	e := newEnv(t)
 	ctx := context.Background()
-	mbs, err := e.st.Mailboxes(ctx, e.user.ID, false)
+	mbs, err := e.st.Mailboxes(ctx, e.user.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func BenchmarkListStatus200(b *testing.B) {
 	}
 	b.Run("store-mailboxes", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := e.st.Mailboxes(ctx, e.user.ID, true); err != nil {
+			if _, err := e.st.Mailboxes(ctx, e.user.ID); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -123,7 +123,7 @@ func (c *Conn) defaultSpecialUse(name string) (string, error) {
 	if use == "" {
 		return "", nil
 	}
-	mbs, err := c.Store().Mailboxes(c.Ctx(), c.User().ID, false)
+	mbs, err := c.Store().Mailboxes(c.Ctx(), c.User().ID)
 	if err != nil {
 		return "", err
 	}

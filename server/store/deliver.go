@@ -391,8 +391,26 @@ func deleteOrphans(ctx context.Context, tx pgx.Tx, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `DELETE FROM messages m WHERE m.id = ANY($1) AND NOT EXISTS (
+	rows, err := tx.Query(ctx, `SELECT x.id FROM unnest($1::bigint[]) AS x(id) WHERE NOT EXISTS (
 		SELECT 1 FROM mailbox_messages mm JOIN mailboxes b ON b.id = mm.mailbox_id
-		WHERE mm.message_id = m.id AND b.definition IS NULL)`, ids)
+		WHERE mm.message_id = x.id AND b.definition IS NULL)`, ids)
+	if err != nil {
+		return err
+	}
+	orphans, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil || len(orphans) == 0 {
+		return err
+	}
+	return deleteMessages(ctx, tx, orphans)
+}
+
+// deleteMessages deletes message rows, their memberships first, in one
+// statement, so that the counter trigger sees their flags (a cascade from
+// messages may delete the flags rows first).
+func deleteMessages(ctx context.Context, tx pgx.Tx, ids []int64) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM mailbox_messages WHERE message_id = ANY($1)`, ids); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `DELETE FROM messages WHERE id = ANY($1)`, ids)
 	return err
 }

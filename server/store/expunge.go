@@ -49,8 +49,7 @@ func (s *Store) Expunge(ctx context.Context, userID, mailboxID int64, uids []uin
 			return err
 		}
 		if isQuery {
-			_, err = tx.Exec(ctx, `DELETE FROM messages WHERE id = ANY($1)`, ids)
-			return err
+			return deleteMessages(ctx, tx, ids)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND message_id = ANY($2)`, mailboxID, ids); err != nil {
 			return err

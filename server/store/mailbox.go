@@ -159,29 +159,11 @@ func (s *Store) MailboxByID(ctx context.Context, id int64) (Mailbox, error) {
 	return m, err
 }
 
-// Mailboxes lists a user's mailboxes by name. With counts, every mailbox's
-// STATUS numbers come from the same single query (no per-mailbox round trip).
-func (s *Store) Mailboxes(ctx context.Context, userID int64, counts bool) ([]MailboxStatus, error) {
-	q := `SELECT b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext, coalesce(b.special_use, ''),
-		EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name),
-		0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint
-		FROM mailboxes b WHERE b.user_id = $1 ORDER BY b.name`
-	if counts {
-		// One pass over the user's memberships and narrow flag rows (never the
-		// wide message rows); HIGHESTMODSEQ includes flag changes and removals.
-		q = `WITH c AS (
-			SELECT mm.mailbox_id, count(*) AS n, count(*) FILTER (WHERE mm.recent) AS r,
-			       count(*) FILTER (WHERE NOT f.seen) AS u, coalesce(sum(f.size), 0)::bigint AS sz,
-			       max(greatest(mm.modseq, f.modseq)) AS hm
-			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
-			WHERE f.user_id = $1 GROUP BY mm.mailbox_id)
-		SELECT b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext, coalesce(b.special_use, ''),
-			EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name),
-			coalesce(c.n, 0), coalesce(c.r, 0), coalesce(c.u, 0), coalesce(c.sz, 0),
-			greatest(coalesce(c.hm, 0), coalesce((SELECT max(e.modseq) FROM mailbox_expunges e WHERE e.mailbox_id = b.id), 0))
-		FROM mailboxes b LEFT JOIN c ON c.mailbox_id = b.id
-		WHERE b.user_id = $1 ORDER BY b.name`
-	}
+// Mailboxes lists a user's mailboxes by name with their STATUS numbers
+// (counters on the mailbox rows: one query, no counting).
+func (s *Store) Mailboxes(ctx context.Context, userID int64) ([]MailboxStatus, error) {
+	// The counters are kept on the mailbox row by the schema's triggers.
+	q := `SELECT ` + statusCols + ` FROM mailboxes b WHERE b.user_id = $1 ORDER BY b.name`
 	rows, err := s.pool.Query(ctx, q, userID)
 	if err != nil {
 		return nil, err
@@ -197,21 +179,18 @@ func (s *Store) Mailboxes(ctx context.Context, userID int64, counts bool) ([]Mai
 	})
 }
 
+// statusCols are the columns Mailboxes and Status scan, in order.
+const statusCols = `b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext, coalesce(b.special_use, ''),
+	EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name),
+	b.messages, b.recent, b.unseen, b.size, b.highest_modseq`
+
 // Status returns one mailbox's counts.
 func (s *Store) Status(ctx context.Context, userID int64, name string) (MailboxStatus, error) {
-	// One round trip: the mailbox row and its counts.
+	// One row: the counters are kept on it by the schema's triggers.
 	var st MailboxStatus
 	var uv, un, n, r, u int64
-	err := s.pool.QueryRow(ctx, `SELECT b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext,
-			coalesce(b.special_use, ''), c.n, c.r, c.u, c.sz,
-			greatest(c.hm, (SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = b.id)),
-			EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name)
-		FROM mailboxes b, LATERAL (SELECT count(*) AS n, count(*) FILTER (WHERE mm.recent) AS r,
-				count(*) FILTER (WHERE NOT f.seen) AS u, coalesce(sum(f.size), 0)::bigint AS sz,
-				coalesce(max(greatest(mm.modseq, f.modseq)), 0) AS hm
-			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id WHERE mm.mailbox_id = b.id) c
-		WHERE b.user_id = $1 AND b.name = $2`, userID, NormName(name)).Scan(
-		&st.ID, &st.UserID, &st.Name, &st.Definition, &uv, &un, &st.SpecialUse, &n, &r, &u, &st.Size, &st.HighestModSeq, &st.Subscribed)
+	err := s.pool.QueryRow(ctx, `SELECT `+statusCols+` FROM mailboxes b WHERE b.user_id = $1 AND b.name = $2`, userID, NormName(name)).Scan(
+		&st.ID, &st.UserID, &st.Name, &st.Definition, &uv, &un, &st.SpecialUse, &st.Subscribed, &n, &r, &u, &st.Size, &st.HighestModSeq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return MailboxStatus{}, ErrNotFound
 	}

@@ -71,7 +71,7 @@ func mailbox(t testing.TB, s *store.Store, u store.User, name string) store.Mail
 
 func TestNewUserHasDefaultFoldersAndViews(t *testing.T) {
 	s, u := newStore(t)
-	ms, err := s.Mailboxes(context.Background(), u.ID, true)
+	ms, err := s.Mailboxes(context.Background(), u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,11 +119,33 @@ func (sm *viewStoreMachine) memberships(t *rapid.T) map[int64]map[int64]uint32 {
 }
 
 func (sm *viewStoreMachine) mailboxes(t *rapid.T) []store.MailboxStatus {
-	ms, err := sm.s.Mailboxes(sm.ctx, sm.u.ID, false)
+	ms, err := sm.s.Mailboxes(sm.ctx, sm.u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return ms
+}
+
+// checkCounters compares a mailbox's STATUS counters (kept by triggers)
+// with counting its members.
+func checkCounters(ctx context.Context, t interface {
+	Helper()
+	Fatalf(string, ...any)
+}, s *store.Store, mb store.MailboxStatus) {
+	t.Helper()
+	var n, r, u int
+	var sz, hm int64
+	err := s.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE mm.recent), count(*) FILTER (WHERE NOT f.seen),
+		coalesce(sum(f.size), 0), greatest(coalesce(max(greatest(mm.modseq, f.modseq)), 0),
+			(SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = $1))
+		FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id WHERE mm.mailbox_id = $1`, mb.ID).Scan(&n, &r, &u, &sz, &hm)
+	if err != nil {
+		t.Fatalf("recount %s: %v", mb.Name, err)
+	}
+	if mb.Messages != n || mb.Recent != r || mb.Unseen != u || mb.Size != sz || mb.HighestModSeq < hm {
+		t.Fatalf("%s: counters MESSAGES %d RECENT %d UNSEEN %d SIZE %d HIGHESTMODSEQ %d, counted %d %d %d %d, at least %d",
+			mb.Name, mb.Messages, mb.Recent, mb.Unseen, mb.Size, mb.HighestModSeq, n, r, u, sz, hm)
+	}
 }
 
 // check is the invariant, run after every action.
@@ -131,6 +153,7 @@ func (sm *viewStoreMachine) check(t *rapid.T) {
 	msgs := sm.userMsgs(t)
 	mem := sm.memberships(t)
 	for _, mb := range sm.mailboxes(t) {
+		checkCounters(sm.ctx, t, sm.s, mb)
 		cur := mem[mb.ID]
 		// Membership of a query mailbox = its definition over all the user's messages.
 		if mb.Definition != "" {

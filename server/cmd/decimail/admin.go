@@ -131,7 +131,7 @@ func init() {
 		})})
 	register(&command{name: "mailbox list", args: "USER", help: "list a user's mailboxes with counts",
 		run: withUser(func(ctx context.Context, s *store.Store, u store.User, _ []string) error {
-			ms, err := s.Mailboxes(ctx, u.ID, true)
+			ms, err := s.Mailboxes(ctx, u.ID)
 			for _, m := range ms {
 				kind := "folder"
 				if m.IsQuery() {

@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"decimail/server/pgrun"
+)
+
+// TestDevLines is the inner loop of performance work: our column of the
+// comparison, on a loaded database kept between runs, for the lines named in
+// DECIMAIL_DEV_LINES (Line.Key values, comma-separated; "all" = every line).
+//
+//	DECIMAIL_TEST_DATABASE_URL=postgres://…/postgres \
+//	DECIMAIL_DEV_LINES=StoreSeen,StartupStatus go test ./bench -run TestDevLines -v
+//
+// The first run loads the corpus (DECIMAIL_BENCH_SIZES, default 10000) into
+// database benchdev_<n>_<template> and prepares the mailboxes; later runs on
+// the same schema reuse it. DECIMAIL_DEV_PROFILE=file writes a CPU profile
+// of the measured lines (server and client share this process).
+func TestDevLines(t *testing.T) {
+	want := os.Getenv("DECIMAIL_DEV_LINES")
+	if want == "" {
+		t.Skip("set DECIMAIL_DEV_LINES (and a kept DECIMAIL_TEST_DATABASE_URL) to measure lines on a kept database")
+	}
+	ctx := context.Background()
+	n := benchSizes(10000)[0]
+	msgs := Corpus(n, 1)
+	inst, tpl, err := pgrun.Shared(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("benchdev_%d_%s", n, strings.TrimPrefix(tpl, "decimail_tpl_"))
+	admin, err := pgx.Connect(ctx, inst.DSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exists bool
+	admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists)
+	admin.Close(ctx)
+	var o *Ours
+	var e *Env
+	if exists {
+		dsn, err := pgrun.WithDatabase(inst.DSN, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o, err = OpenOurs(ctx, dsn); err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		if e, err = Reopen(&o.Target, msgs); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		if o, err = StartOurs(ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		t0 := time.Now()
+		if err := LoadStore(ctx, o.Store, o.UserID, "INBOX", msgs); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("loaded %d in %v", n, time.Since(t0))
+		if e, err = Prepare(&o.Target, msgs, func(name, def string) error {
+			_, err := o.Store.DefineMailbox(ctx, o.UserID, name, def)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// Keep it: rename the clone to the kept name.
+		tmp := o.dbName
+		o.Keep()
+		o.Close()
+		a, err := pgx.Connect(ctx, inst.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{tmp}.Sanitize()+" RENAME TO "+pgx.Identifier{name}.Sanitize()); err != nil {
+			t.Fatal(err)
+		}
+		a.Close(ctx)
+		dsn, _ := pgrun.WithDatabase(inst.DSN, name)
+		if o, err = OpenOurs(ctx, dsn); err != nil {
+			t.Fatal(err)
+		}
+		defer o.Close()
+		if e, err = Reopen(&o.Target, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f := os.Getenv("DECIMAIL_DEV_PROFILE"); f != "" {
+		pf, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pprof.StartCPUProfile(pf)
+		defer func() { pprof.StopCPUProfile(); pf.Close() }()
+	}
+	keys := strings.Split(want, ",")
+	for _, l := range IMAPLines() {
+		if want != "all" && !contains(keys, l.Key) {
+			continue
+		}
+		r := Measure(e, l)
+		t.Logf("%-24s %v %v", l.Key, r.Values, r.Err)
+	}
+	if contains(keys, "SMTP") {
+		rate, err := SMTPThroughput(o.Store, msgs, 8, 400)
+		t.Logf("SMTP: %.0f msg/s %v", rate, err)
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
