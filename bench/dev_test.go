@@ -38,6 +38,9 @@ func TestDevLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("benchdev_%d_%s", n, strings.TrimPrefix(tpl, "decimail_tpl_"))
+	if v := os.Getenv("DECIMAIL_DEV_DB"); v != "" {
+		name = v // a kept database migrated by hand
+	}
 	admin, err := pgx.Connect(ctx, inst.DSN)
 	if err != nil {
 		t.Fatal(err)

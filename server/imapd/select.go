@@ -51,6 +51,7 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 		return err
 	}
 	s := &selection{mb: snap.Mailbox, readOnly: readOnly, view: NewView(snap.UIDs, snap.Recent, snap.ModSeq), polled: time.Now()}
+	s.view.KeepFlags(snap.Flags)
 	s.sub = c.Store().Notifier().Subscribe(s.mb.ID)
 	c.sel = s
 	c.poll = func(allowExpunge bool) error { return c.pollSelected(allowExpunge, false) }

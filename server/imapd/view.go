@@ -33,7 +33,74 @@ type View struct {
 	told      map[uint32]int64 // flags this session already reported, by modseq
 	modseq    int64
 	sentRec   int // last RECENT count announced
+
+	// The store's flags of every message in uids (as of the cursor), when
+	// the snapshot carried them: FETCH (FLAGS) after a sync is answered from
+	// here. One byte per message (packFlags) plus the keywords of the few
+	// messages that have any.
+	fbits []uint8 // fbits[i] belongs to uids[i]; nil = flags not kept
+	kw    map[uint32][]string
+	newFl map[uint32]store.Flags // flags of pendNew messages
 }
+
+const (
+	fSeen uint8 = 1 << iota
+	fAnswered
+	fFlagged
+	fDeleted
+	fDraft
+)
+
+func packFlags(f store.Flags) uint8 {
+	var b uint8
+	for _, x := range []struct {
+		on  bool
+		bit uint8
+	}{{f.Seen, fSeen}, {f.Answered, fAnswered}, {f.Flagged, fFlagged}, {f.Deleted, fDeleted}, {f.Draft, fDraft}} {
+		if x.on {
+			b |= x.bit
+		}
+	}
+	return b
+}
+
+// KeepFlags makes the view keep the store's flags of its messages, starting
+// from fl (aligned with the snapshot's UIDs).
+func (v *View) KeepFlags(fl []store.Flags) {
+	v.fbits = make([]uint8, len(v.uids), max(len(v.uids), 1))
+	v.kw = map[uint32][]string{}
+	v.newFl = map[uint32]store.Flags{}
+	for i := range v.uids {
+		v.setFlags(i, fl[i])
+	}
+}
+
+func (v *View) setFlags(i int, f store.Flags) {
+	v.fbits[i] = packFlags(f)
+	if len(f.Keywords) > 0 {
+		v.kw[v.uids[i]] = f.Keywords
+	} else {
+		delete(v.kw, v.uids[i])
+	}
+}
+
+// Flags returns the store's flags of uid as of the view's cursor; ok is
+// false when the view does not keep flags or does not know uid.
+func (v *View) Flags(uid uint32) (f store.Flags, ok bool) {
+	if v.fbits == nil {
+		return f, false
+	}
+	i, found := slices.BinarySearch(v.uids, uid)
+	if !found {
+		return f, false
+	}
+	b := v.fbits[i]
+	return store.Flags{Seen: b&fSeen != 0, Answered: b&fAnswered != 0, Flagged: b&fFlagged != 0,
+		Deleted: b&fDeleted != 0, Draft: b&fDraft != 0, Keywords: v.kw[uid]}, true
+}
+
+// KeepsFlags reports whether Flags can answer.
+func (v *View) KeepsFlags() bool { return v.fbits != nil }
 
 // UpdateKind is the kind of an unilateral response.
 type UpdateKind int
@@ -128,21 +195,33 @@ func (v *View) Apply(ch *store.Changes) {
 		case isNew(u):
 			i, _ := slices.BinarySearch(v.pendNew, u)
 			v.pendNew = slices.Delete(v.pendNew, i, i+1)
+			delete(v.newFl, u)
 		}
 	}
 	for _, c := range ch.Changed {
 		if c.Recent {
 			v.recent[c.UID] = true
 		}
-		switch {
-		case v.Seq(c.UID) != 0:
-			if v.pendExp[c.UID] || c.ModSeq <= v.told[c.UID] {
+		switch seq := v.Seq(c.UID); {
+		case seq != 0:
+			if v.pendExp[c.UID] {
+				continue
+			}
+			if v.fbits != nil { // the store's flags, announced or not
+				v.setFlags(int(seq-1), c.Flags)
+			}
+			if c.ModSeq <= v.told[c.UID] {
 				continue
 			}
 			v.pendFlags[c.UID] = c.Flags
-		case !isNew(c.UID):
-			i, _ := slices.BinarySearch(v.pendNew, c.UID)
-			v.pendNew = slices.Insert(v.pendNew, i, c.UID)
+		default:
+			if !isNew(c.UID) {
+				i, _ := slices.BinarySearch(v.pendNew, c.UID)
+				v.pendNew = slices.Insert(v.pendNew, i, c.UID)
+			}
+			if v.fbits != nil {
+				v.newFl[c.UID] = c.Flags
+			}
 		}
 	}
 	if ch.ModSeq > v.modseq {
@@ -165,6 +244,10 @@ func (v *View) Flush(allowExpunge bool) []Update {
 			seq := v.Seq(u)
 			out = append(out, Update{Kind: UpdExpunge, N: seq, UID: u})
 			v.uids = slices.Delete(v.uids, int(seq-1), int(seq))
+			if v.fbits != nil {
+				v.fbits = slices.Delete(v.fbits, int(seq-1), int(seq))
+				delete(v.kw, u)
+			}
 			delete(v.recent, u)
 			delete(v.told, u)
 		}
@@ -172,7 +255,15 @@ func (v *View) Flush(allowExpunge bool) []Update {
 	}
 	if len(v.pendNew) > 0 {
 		// New UIDs are above every UID the mailbox ever had (never reused).
+		n := len(v.uids)
 		v.uids = append(v.uids, v.pendNew...)
+		if v.fbits != nil {
+			v.fbits = append(v.fbits, make([]uint8, len(v.pendNew))...)
+			for i, u := range v.pendNew {
+				v.setFlags(n+i, v.newFl[u])
+			}
+			clear(v.newFl)
+		}
 		v.pendNew = v.pendNew[:0]
 		out = append(out, Update{Kind: UpdExists, N: uint32(len(v.uids))})
 		if n := len(v.Recent()); n != v.sentRec {

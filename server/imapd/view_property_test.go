@@ -200,6 +200,11 @@ func (m *viewMachine) init(t *rapid.T) {
 		}
 	}
 	m.v = NewView(uids, recent, m.modseq)
+	var fl []store.Flags
+	for _, u := range uids {
+		fl = append(fl, m.present[u].flags)
+	}
+	m.v.KeepFlags(fl)
 	m.snapshotRead()
 	m.client = slices.Clone(uids)
 	m.known, m.knownMod, m.mine = map[uint32]store.Flags{}, map[uint32]int64{}, map[uint32]bool{}
@@ -232,6 +237,18 @@ func (m *viewMachine) poll(t *rapid.T, allowExpunge bool) {
 	m.v.Apply(ch)
 	m.snapshotRead()
 	m.flush(t, allowExpunge, true)
+	// Right after a read, the flags the view keeps (FETCH FLAGS answers
+	// from them) are the store's, for every message still in the store.
+	for _, u := range m.v.UIDs() {
+		p, ok := m.present[u]
+		if !ok {
+			continue
+		}
+		got, kept := m.v.Flags(u)
+		if !kept || !sameFlags(got, p.flags) {
+			t.Fatalf("uid %d: the view keeps flags %v (kept %v), the store has %v", u, got.Names(), kept, p.flags.Names())
+		}
+	}
 }
 
 func fmtUpdates(ups []Update) string {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -82,33 +83,9 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 	if cols.Flags || cols.ModSeq || cols.Size {
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
-	// A large set (a client's 1:*) is read as a UID range, one index range
-	// scan instead of one probe per UID; rows outside the set are skipped.
-	var rows pgx.Rows
-	var err error
-	var want map[uint32]bool
-	lo, hi := uint32(0), uint32(0)
-	if len(uids) > 0 {
-		lo, hi = uids[0], uids[0]
-		for _, u := range uids {
-			lo, hi = min(lo, u), max(hi, u)
-		}
-	}
-	// Only when the set is dense: a sparse set (200 random UIDs of 10,000)
-	// would read every row between them.
-	if len(uids) > 64 && int(hi-lo)+1 <= 2*len(uids) {
-		if int(hi-lo)+1 > len(uids) {
-			want = make(map[uint32]bool, len(uids))
-			for _, u := range uids {
-				want[u] = true
-			}
-		}
-		rows, err = s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
-			WHERE mm.mailbox_id = $1 AND mm.uid BETWEEN $2 AND $3 ORDER BY mm.uid`, mailboxID, int64(lo), int64(hi))
-	} else {
-		rows, err = s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
-			WHERE mm.mailbox_id = $1 AND mm.uid = ANY($2) ORDER BY mm.uid`, mailboxID, toInt64s(uids))
-	}
+	cond, args, want := uidCond(uids, 2)
+	rows, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
+		WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
 	if err != nil {
 		return wrap("fetch", err)
 	}
@@ -168,4 +145,28 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, n query.Node, env *
 		out[i] = uint32(u)
 	}
 	return out, nil
+}
+
+// uidCond is the condition on mm.uid selecting uids, its parameters numbered
+// from $n. A large dense set (a client's 1:*) is one index range scan
+// instead of one probe per UID; want, when not nil, holds the set, to skip
+// the rows of the range outside it. A sparse set (200 random UIDs of 10,000)
+// uses = ANY: a range would read every row between them.
+func uidCond(uids []uint32, n int) (cond string, args []any, want map[uint32]bool) {
+	if len(uids) > 64 {
+		lo, hi := uids[0], uids[0]
+		for _, u := range uids {
+			lo, hi = min(lo, u), max(hi, u)
+		}
+		if int(hi-lo)+1 <= 2*len(uids) {
+			if int(hi-lo)+1 > len(uids) {
+				want = make(map[uint32]bool, len(uids))
+				for _, u := range uids {
+					want[u] = true
+				}
+			}
+			return fmt.Sprintf("mm.uid BETWEEN $%d AND $%d", n, n+1), []any{int64(lo), int64(hi)}, want
+		}
+	}
+	return fmt.Sprintf("mm.uid = ANY($%d)", n), []any{toInt64s(uids)}, nil
 }

@@ -127,9 +127,10 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 		if err := lockUser(ctx, tx, userID); err != nil {
 			return err
 		}
+		cond, args, want := uidCond(uids, 2)
 		rows, err := tx.Query(ctx, `SELECT mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords, f.modseq
 			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
-			WHERE mm.mailbox_id = $1 AND mm.uid = ANY($2) ORDER BY mm.uid`, mailboxID, toInt64s(uids))
+			WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
 		if err != nil {
 			return err
 		}
@@ -147,6 +148,9 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 				return err
 			}
 			c.UID = uint32(uid)
+			if want != nil && !want[c.UID] {
+				continue
+			}
 			c.Flags = cur.apply(op, f)
 			if !c.Flags.equal(cur) {
 				changed = append(changed, id)
@@ -169,15 +173,29 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 		if len(changed) == 0 {
 			return nil
 		}
-		// A text[][] cannot be unnested row by row, so each message's keywords
-		// travel as one JSON array.
-		rows, err = tx.Query(ctx, `WITH v AS (
+		kwChanged := false
+		for k := range which {
+			kwChanged = kwChanged || strings.HasPrefix(k, "kw:")
+		}
+		if kwChanged {
+			// A text[][] cannot be unnested row by row, so each message's
+			// keywords travel as one JSON array.
+			rows, err = tx.Query(ctx, `WITH v AS (
 				SELECT * FROM unnest($1::bigint[], $2::bool[], $3::bool[], $4::bool[], $5::bool[], $6::bool[], $7::text[])
 					AS v(id, seen, answered, flagged, deleted, draft, kw))
 			UPDATE message_flags f SET seen = v.seen, answered = v.answered, flagged = v.flagged, deleted = v.deleted,
 				draft = v.draft, keywords = ARRAY(SELECT jsonb_array_elements_text(v.kw::jsonb)), modseq = nextval('modseq_seq')
 			FROM v WHERE f.message_id = v.id RETURNING f.message_id, f.modseq`,
-			changed, seen, ans, flg, del, dra, jsonArrays(kws))
+				changed, seen, ans, flg, del, dra, jsonArrays(kws))
+		} else {
+			rows, err = tx.Query(ctx, `WITH v AS (
+				SELECT * FROM unnest($1::bigint[], $2::bool[], $3::bool[], $4::bool[], $5::bool[], $6::bool[])
+					AS v(id, seen, answered, flagged, deleted, draft))
+			UPDATE message_flags f SET seen = v.seen, answered = v.answered, flagged = v.flagged, deleted = v.deleted,
+				draft = v.draft, modseq = nextval('modseq_seq')
+			FROM v WHERE f.message_id = v.id RETURNING f.message_id, f.modseq`,
+				changed, seen, ans, flg, del, dra)
+		}
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -127,57 +128,93 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 	if err != nil || len(views) == 0 {
 		return err
 	}
-	b := &pgx.Batch{}
+	// The views a changed flag can affect, and which changed messages each
+	// holds now (one probe per message through its memberships): removals
+	// and additions are then exact, not "every changed message × view".
+	type hitView struct {
+		view
+		n query.Node
+	}
+	var hits []hitView
+	var hitIDs []int64
 	for _, v := range views {
 		n, err := parseDefinition(v.def)
 		if err != nil {
 			return fmt.Errorf("mailbox %d definition %q: %w", v.id, v.def, err)
 		}
-		deps := flagDeps(n)
-		hit := false
-		for d := range deps {
-			hit = hit || changed[d]
+		for d := range flagDeps(n) {
+			if changed[d] {
+				hits = append(hits, hitView{v, n})
+				hitIDs = append(hitIDs, v.id)
+				break
+			}
 		}
-		if !hit {
-			continue
-		}
+	}
+	if len(hits) == 0 {
+		return nil
+	}
+	ids := make([]int64, 0, len(newFlags))
+	for id := range newFlags {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	rows, err = tx.Query(ctx, `SELECT mailbox_id, message_id FROM mailbox_messages
+		WHERE message_id = ANY($1) AND mailbox_id = ANY($2)`, ids, hitIDs)
+	if err != nil {
+		return err
+	}
+	member := map[[2]int64]bool{}
+	var mb, msg int64
+	if _, err := pgx.ForEachRow(rows, []any{&mb, &msg}, func() error { member[[2]int64{mb, msg}] = true; return nil }); err != nil {
+		return err
+	}
+	b := &pgx.Batch{}
+	var delViews, delMsgs []int64 // (view, message) pairs to remove, in one statement
+	for _, v := range hits {
 		// Decide what the new flags alone decide (e.g. +\Seen takes every
 		// message out of "UNSEEN HEADER List-Id x" without a regex); only
 		// the rest goes through the view's SQL predicate.
-		var in, out, unknown []int64
-		for id, f := range newFlags {
-			switch v, known := evalFlags(n, f); {
+		var in, unknownIn, unknownOut []int64
+		for _, id := range ids {
+			isMember := member[[2]int64{v.id, id}]
+			switch match, known := evalFlags(v.n, newFlags[id]); {
+			case !known && isMember:
+				unknownIn = append(unknownIn, id)
 			case !known:
-				unknown = append(unknown, id)
-			case v:
+				unknownOut = append(unknownOut, id)
+			case match && !isMember:
 				in = append(in, id)
-			default:
-				out = append(out, id)
+			case !match && isMember:
+				delViews, delMsgs = append(delViews, v.id), append(delMsgs, id)
 			}
 		}
-		if len(out) > 0 {
-			b.Queue(`DELETE FROM mailbox_messages WHERE mailbox_id = $1 AND message_id = ANY($2)`, v.id, out)
-		}
 		if len(in) > 0 {
-			b.Queue(`WITH new AS (SELECT id FROM unnest($2::bigint[]) AS t(id)
-					WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $1 AND x.message_id = t.id)),
-				ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-					SELECT $1, b.uidnext + row_number() OVER (ORDER BY new.id) - 1, new.id, nextval('modseq_seq')
-					FROM new, mailboxes b WHERE b.id = $1 ORDER BY new.id RETURNING 1)
+			b.Queue(`WITH ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+					SELECT $1, b.uidnext + t.i - 1, t.id, nextval('modseq_seq')
+					FROM unnest($2::bigint[]) WITH ORDINALITY AS t(id, i), mailboxes b WHERE b.id = $1 ORDER BY t.i
+					RETURNING 1)
 				UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $1`, v.id, in)
 		}
-		if len(unknown) > 0 {
+		if len(unknownIn) > 0 || len(unknownOut) > 0 {
 			sql, args, _, err := compileDefinition(v.def)
 			if err != nil {
 				return err
 			}
-			k := len(args)
-			b.Queue(fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m JOIN message_flags f ON f.message_id = m.id
-				WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
-				k+1, k+2, sql), append(append([]any{}, args...), v.id, unknown)...)
-			q, qargs := addMatchingSQL(viewDef{v.id, sql, args}, userID, unknown)
-			b.Queue(q, qargs...)
+			if len(unknownIn) > 0 {
+				k := len(args)
+				b.Queue(fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m JOIN message_flags f ON f.message_id = m.id
+					WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
+					k+1, k+2, sql), append(append([]any{}, args...), v.id, unknownIn)...)
+			}
+			if len(unknownOut) > 0 {
+				q, qargs := addMatchingSQL(viewDef{v.id, sql, args}, userID, unknownOut)
+				b.Queue(q, qargs...)
+			}
 		}
+	}
+	if len(delMsgs) > 0 {
+		b.Queue(`DELETE FROM mailbox_messages mm USING unnest($1::bigint[], $2::bigint[]) AS d(mailbox_id, message_id)
+			WHERE mm.mailbox_id = d.mailbox_id AND mm.message_id = d.message_id`, delViews, delMsgs)
 	}
 	if b.Len() == 0 {
 		return nil

@@ -620,3 +620,61 @@ func TestCreateDoesNotSubscribeAndInboxRenamesIntoItself(t *testing.T) {
 		t.Fatalf("INBOX/old %v", got)
 	}
 }
+
+// TestDeletesLeaveNothingBehind: memberships and tombstones have no foreign
+// keys (schema comment); the parents' delete triggers must remove what
+// pointed at a deleted message, mailbox or user, and the counters must stay
+// right on the way.
+func TestDeletesLeaveNothingBehind(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	dangling := func(when string) {
+		t.Helper()
+		var mm, ex, fl int
+		must(t, s.Pool().QueryRow(ctx, `SELECT
+			(SELECT count(*) FROM mailbox_messages mm WHERE NOT EXISTS (SELECT 1 FROM mailboxes b WHERE b.id = mm.mailbox_id)
+				OR NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = mm.message_id)),
+			(SELECT count(*) FROM mailbox_expunges e WHERE NOT EXISTS (SELECT 1 FROM mailboxes b WHERE b.id = e.mailbox_id)),
+			(SELECT count(*) FROM message_flags f WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = f.message_id))`).Scan(&mm, &ex, &fl))
+		if mm+ex+fl != 0 {
+			t.Fatalf("%s: %d memberships, %d tombstones, %d flag rows point at nothing", when, mm, ex, fl)
+		}
+		ms, err := s.Mailboxes(ctx, u.ID)
+		must(t, err)
+		for _, mb := range ms {
+			checkCounters(ctx, t, s, mb)
+		}
+	}
+	var ds []store.Delivered
+	for i := range 4 {
+		ds = append(ds, deliver(t, s, u, msg(fmt.Sprintf("golang %d", i), "body"), store.DeliverOptions{}))
+	}
+	_, err := s.DefineMailbox(ctx, u.ID, "Go", "SUBJECT golang")
+	must(t, err)
+	_, err = s.CreateMailbox(ctx, u.ID, "Keep", "", "")
+	must(t, err)
+	ib, err := s.Mailbox(ctx, u.ID, "INBOX")
+	must(t, err)
+	_, err = s.Copy(ctx, u.ID, ib.ID, []uint32{ds[0].UID, ds[1].UID}, "Keep")
+	must(t, err)
+	dangling("after copy")
+	// Expunge from a view deletes the message everywhere (messages trigger).
+	gomb, err := s.Mailbox(ctx, u.ID, "Go")
+	must(t, err)
+	goUIDs := uids(t, s, u, "Go")
+	_, err = s.StoreFlags(ctx, u.ID, gomb.ID, goUIDs[3:], store.FlagsAdd, store.Flags{Deleted: true})
+	must(t, err)
+	_, err = s.Expunge(ctx, u.ID, gomb.ID, nil)
+	must(t, err)
+	dangling("after expunge in a view")
+	// A message deleted behind the store's back (an admin's DELETE).
+	_, err = s.Pool().Exec(ctx, `DELETE FROM messages WHERE id = (SELECT message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = $2)`, ib.ID, ds[2].UID)
+	must(t, err)
+	dangling("after DELETE FROM messages")
+	must(t, s.DeleteMailbox(ctx, u.ID, "Keep"))
+	dangling("after DELETE of a folder")
+	must(t, s.DeleteMailbox(ctx, u.ID, "Go"))
+	dangling("after DELETE of a view")
+	must(t, s.DeleteUser(ctx, "u"))
+	dangling("after deleting the user")
+}

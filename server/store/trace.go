@@ -34,3 +34,20 @@ func (sqlTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQuer
 	}
 	fmt.Fprintf(os.Stderr, "sql %8.2fms %-6v %s\n", float64(time.Since(st.start).Microseconds())/1000, d.Err == nil, q)
 }
+
+func (sqlTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return context.WithValue(ctx, traceKey{}, traceStart{"batch", time.Now()})
+}
+
+// TraceBatchQuery prints each statement of a batch as its result is read
+// (durations are since the batch was sent: cumulative).
+func (sqlTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	st, _ := ctx.Value(traceKey{}).(traceStart)
+	q := strings.Join(strings.Fields(d.SQL), " ")
+	if len(q) > 160 {
+		q = q[:160] + "…"
+	}
+	fmt.Fprintf(os.Stderr, "sql %8.2fms %-6v batch: %s\n", float64(time.Since(st.start).Microseconds())/1000, d.Err == nil, q)
+}
+
+func (sqlTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}

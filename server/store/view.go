@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,6 +15,7 @@ import (
 type Snapshot struct {
 	Mailbox  Mailbox
 	UIDs     []uint32
+	Flags    []Flags  // Flags[i] are the flags of UIDs[i]
 	Unseen   []uint32 // UIDs without \Seen
 	Recent   []uint32 // \Recent for this session (claimed unless read-only)
 	Keywords []string // keywords in use in the mailbox
@@ -70,23 +73,34 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 				claimed[u] = true
 			}
 		}
-		rows, err := tx.Query(ctx, `SELECT mm.uid, mm.recent, f.seen FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
+		// Every member with its flags (the session keeps them: FETCH FLAGS
+		// is answered from memory); keywords are NULL when empty, which
+		// decodes without allocating.
+		rows, err := tx.Query(ctx, `SELECT mm.uid, mm.recent, f.seen, f.answered, f.flagged, f.deleted, f.draft,
+				CASE WHEN f.keywords = '{}' THEN NULL ELSE f.keywords END
+			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 			WHERE mm.mailbox_id = $1 ORDER BY mm.uid`, id)
 		if err != nil {
 			return err
 		}
+		kws := map[string]bool{}
 		for rows.Next() {
 			var uid int64
-			var recent, seen bool
-			if err := rows.Scan(&uid, &recent, &seen); err != nil {
+			var recent bool
+			var f Flags
+			if err := rows.Scan(&uid, &recent, &f.Seen, &f.Answered, &f.Flagged, &f.Deleted, &f.Draft, &f.Keywords); err != nil {
 				return err
 			}
 			snap.UIDs = append(snap.UIDs, uint32(uid))
+			snap.Flags = append(snap.Flags, f)
 			if (readOnly && recent) || claimed[uid] {
 				snap.Recent = append(snap.Recent, uint32(uid))
 			}
-			if !seen {
+			if !f.Seen {
 				snap.Unseen = append(snap.Unseen, uint32(uid))
+			}
+			for _, k := range f.Keywords {
+				kws[k] = true
 			}
 		}
 		if err := rows.Err(); err != nil {
@@ -100,13 +114,8 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 				(SELECT coalesce(max(modseq), 0) FROM message_flags WHERE user_id = $2))`, id, userID).Scan(&snap.ModSeq); err != nil {
 			return err
 		}
-		rows, err = tx.Query(ctx, `SELECT DISTINCT k FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id,
-			unnest(f.keywords) k WHERE mm.mailbox_id = $1 ORDER BY k`, id)
-		if err != nil {
-			return err
-		}
-		snap.Keywords, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
+		snap.Keywords = slices.Sorted(maps.Keys(kws))
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -151,8 +160,8 @@ func (s *Store) ChangesSince(ctx context.Context, mailboxID, since int64, claimR
 		SELECT 1, ch.uid, ch.modseq, ch.seen, ch.answered, ch.flagged, ch.deleted, ch.draft, ch.keywords, claim.uid IS NOT NULL
 			FROM ch LEFT JOIN claim ON claim.uid = ch.uid
 		UNION ALL
-		SELECT 2, uid, modseq, false, false, false, false, false, '{}'::text[], false
-			FROM mailbox_expunges WHERE mailbox_id = $1 AND modseq > $2
+		SELECT 2, u.uid, e.modseq, false, false, false, false, false, '{}'::text[], false
+			FROM mailbox_expunges e, unnest(e.uids) AS u(uid) WHERE e.mailbox_id = $1 AND e.modseq > $2
 		ORDER BY 1, 2`, mailboxID, since, claimRecent)
 	if err != nil {
 		return nil, wrap("changes", err)
