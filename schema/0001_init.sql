@@ -62,6 +62,13 @@ CREATE TABLE messages (
     delivered_to  text NOT NULL DEFAULT '',        -- envelope recipient at delivery
     spool_path    text NOT NULL DEFAULT ''
 );
+-- lz4 compresses the TOASTed text several times faster than the default
+-- pglz (delivery is CPU-bound); a server built without lz4 keeps pglz.
+DO $$ BEGIN
+    ALTER TABLE messages ALTER COLUMN header SET COMPRESSION lz4, ALTER COLUMN body SET COMPRESSION lz4,
+        ALTER COLUMN header_text SET COMPRESSION lz4, ALTER COLUMN body_text SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN NULL;
+END $$;
 CREATE INDEX messages_user_internal ON messages (user_id, internal_day);
 CREATE INDEX messages_user_sent ON messages (user_id, sent_day);
 CREATE INDEX messages_user_size ON messages (user_id, size);
@@ -70,8 +77,13 @@ CREATE INDEX messages_subject_trgm ON messages USING gin (subject gin_trgm_ops);
 CREATE INDEX messages_from_trgm ON messages USING gin (from_addr gin_trgm_ops);
 CREATE INDEX messages_to_trgm ON messages USING gin (to_addr gin_trgm_ops);
 CREATE INDEX messages_cc_trgm ON messages USING gin (cc_addr gin_trgm_ops);
-CREATE INDEX messages_header_trgm ON messages USING gin (header_text gin_trgm_ops);
-CREATE INDEX messages_body_trgm ON messages USING gin (body_text gin_trgm_ops);
+-- The two big trigram indexes take a delivery's trigrams into a larger
+-- pending list (default 4 MB): a burst of deliveries is not stalled by the
+-- list's merge into the tree, which autovacuum (or the inserter that
+-- overflows the list) does later; a search reads the pending list as well.
+-- Measured with 8 SMTP senders: 175 -> 215-227 msgs/s (bench/RESULTS.md).
+CREATE INDEX messages_header_trgm ON messages USING gin (header_text gin_trgm_ops) WITH (gin_pending_list_limit = 32768);
+CREATE INDEX messages_body_trgm ON messages USING gin (body_text gin_trgm_ops) WITH (gin_pending_list_limit = 32768);
 
 -- Flags live apart from the (wide, trigram-indexed) message row: a STORE
 -- updates only this narrow table, whose single index lets updates be HOT.
@@ -208,6 +220,17 @@ CREATE TABLE outbound_queue (
     last_error   text NOT NULL DEFAULT ''
 );
 CREATE INDEX outbound_queue_next ON outbound_queue (next_attempt);
+
+-- decimail_check(ok, msg) is true, or raises serialization_failure: a
+-- statement's precondition (checked under the user's lock) failed, and the
+-- caller starts over (server/store retries 40001).
+CREATE FUNCTION decimail_check(ok boolean, msg text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT ok THEN
+        RAISE EXCEPTION '%', msg USING ERRCODE = '40001';
+    END IF;
+    RETURN true;
+END $$;
 
 -- Notification, tombstone and counter triggers (statement level: one pass
 -- per statement over its transition table).

@@ -80,7 +80,7 @@ func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
 // STARTTLS the old read buffer is thrown away (rfc3501.txt:5117ff).
 func (c *Conn) setStream(nc net.Conn) {
 	c.nc = nc
-	c.br = bufio.NewReaderSize(nc, 16<<10)
+	c.br = bufio.NewReaderSize(flushReader{c, nc}, 16<<10)
 	var logf func(string)
 	if c.srv.cfg.LogIMAP {
 		logf = func(line string) { c.log.Debug("S: " + line) }
@@ -92,6 +92,28 @@ func (c *Conn) setStream(nc net.Conn) {
 		c.w.bw.Reset(dw)
 	}
 	c.r = newReader(c.br, c.srv.cfg.limits(), c.continueLiteral)
+}
+
+// flushReader sends the pending responses before every read from the
+// socket. bufio reads the socket only when its buffer is empty, i.e. when
+// the session would wait for the client: so responses to pipelined commands
+// (a client's 200 STATUS at start-up) leave in a few large writes instead of
+// one per command, and a client never waits for a response it is owed.
+type flushReader struct {
+	c  *Conn
+	nc net.Conn
+}
+
+func (f flushReader) Read(p []byte) (int, error) {
+	if w := f.c.w; w != nil {
+		w.Lock()
+		err := w.Flush()
+		w.Unlock()
+		if err != nil {
+			return 0, err
+		}
+	}
+	return f.nc.Read(p)
 }
 
 type deadlineWriter struct {
@@ -242,6 +264,9 @@ func (c *Conn) step() error {
 	}
 	c.logCommand(cmd)
 	c.execute(cmd)
+	if c.afterReply == nil && c.state != Logout {
+		return nil // flushed before the next read from the socket (flushReader)
+	}
 	c.w.Lock()
 	err = c.w.Flush()
 	c.w.Unlock()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -44,6 +45,10 @@ type Delivered struct {
 // insert the message, add it to the target folder and to every query mailbox
 // it matches, all in one transaction; notifications go out at COMMIT.
 // A malformed message is stored byte-exact (messages.broken).
+//
+// Concurrent deliveries to one user serialise on the user's lock, so what
+// runs under it is kept to one statement and the COMMIT, sent in the same
+// round trip as the rest (deliverTx).
 func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o DeliverOptions) (Delivered, error) {
 	p := message.Parse(raw)
 	date := o.InternalDate
@@ -54,82 +59,190 @@ func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o Deliver
 	if target == "" {
 		target = "INBOX"
 	}
+	refs := append([]string{}, p.References...)
+	if p.InReplyTo != "" {
+		refs = append(refs, p.InReplyTo)
+	}
 	var d Delivered
-	// Outside the user's lock: allocate the id, write and fsync the spool
-	// file (the slow part), so concurrent deliveries overlap their fsyncs.
-	// A crash before COMMIT leaves an orphan spool file, never a lost message.
-	if err := s.pool.QueryRow(ctx, `SELECT nextval('messages_id_seq')`).Scan(&d.MessageID); err != nil {
-		return d, wrap("deliver", err)
-	}
-	spool, err := s.writeSpool(userID, d.MessageID, raw)
-	if err != nil {
-		return d, wrap("deliver: spool", err)
-	}
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		// The wide row (and its trigram index entries, the costliest part)
-		// goes in before the user's lock: it carries no modseq and nobody
-		// sees it before COMMIT. Only what orders changes runs under the lock.
-		if err := insertMessage(ctx, tx, userID, d.MessageID, raw, p, date, o, spool); err != nil {
-			return err
+	var spool string
+	for attempt := 0; ; attempt++ {
+		// Before the lock, in one round trip: the message id, the target,
+		// the user's views (matched here, in Go) and the thread.
+		pre, err := s.deliverPrepare(ctx, userID, target, refs)
+		if err != nil {
+			return d, wrap("deliver", err)
 		}
-		// Under the lock: ONE round trip reads the target and the views (it
-		// waits for the lock first), ONE statement writes flags, every
-		// membership and the UIDNEXTs, then COMMIT. The user's lock makes row
-		// locks on the mailboxes unnecessary: every writer takes it.
-		b := &pgx.Batch{}
-		b.Queue(`SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`, userID)
-		b.Queue(`SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, target)
-		b.Queue(`SELECT id, definition FROM mailboxes WHERE user_id = $1 AND definition IS NOT NULL ORDER BY id`, userID)
-		br := tx.SendBatch(ctx, b)
-		var uid int64
-		if err := br.QueryRow().Scan(&uid); errors.Is(err, pgx.ErrNoRows) {
-			br.Close()
-			return ErrNoUser
-		} else if err != nil {
-			br.Close()
-			return err
+		if d.MessageID == 0 {
+			d.MessageID = pre.id
+			// Outside any lock: write and fsync the spool file (the slow
+			// part), so concurrent deliveries overlap their fsyncs. A crash
+			// before COMMIT leaves an orphan spool file, never a lost message.
+			if spool, err = s.writeSpool(userID, d.MessageID, raw); err != nil {
+				return d, wrap("deliver: spool", err)
+			}
 		}
-		mb, err := scanMailbox(br.QueryRow())
-		if errors.Is(err, pgx.ErrNoRows) {
-			br.Close()
-			return ErrNotFound
-		} else if err != nil {
-			br.Close()
-			return err
+		views, err := pre.match(evalMsg(raw, p, date, o.Flags))
+		if err == nil {
+			thread := pre.thread
+			if thread == 0 {
+				thread = d.MessageID
+			}
+			d.UID, err = s.deliverTx(ctx, userID, d.MessageID, thread, raw, p, date, o, spool, pre, views)
 		}
-		views, err := matchingViews(br, evalMsg(raw, p, date, o.Flags))
-		if cerr := br.Close(); err == nil {
-			err = cerr
+		if isRetryable(err) && attempt < 8 {
+			continue // the user's mailboxes changed between the reads and the lock
 		}
 		if err != nil {
-			return err
+			if spool != "" {
+				os.Remove(spool) // nothing refers to it
+			}
+			return d, wrap("deliver", err)
 		}
-		if mb.IsQuery() {
-			return ErrCannot
-		}
-		d.MailboxID, d.UIDValidity, d.UID = mb.ID, mb.UIDValidity, mb.UIDNext
-		f := o.Flags
-		kw := f.Keywords
-		if kw == nil {
-			kw = []string{}
-		}
-		_, err = tx.Exec(ctx, `WITH fl AS (INSERT INTO message_flags (message_id, user_id, size, seen, answered, flagged, deleted, draft, keywords, modseq)
-				VALUES ($2, $3, $4, $5, $6, $7, $8, $9, $10, nextval('modseq_seq'))),
-			ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-				SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b WHERE b.id = ANY($1) ORDER BY b.id)
-			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1)`,
-			append([]int64{mb.ID}, views...), d.MessageID, userID, len(raw),
-			f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw))
-		return err
-	})
-	if err != nil && spool != "" {
-		os.Remove(spool) // nothing refers to it
+		d.MailboxID, d.UIDValidity = pre.target.ID, pre.target.UIDValidity
+		return d, nil
 	}
-	return d, wrap("deliver", err)
 }
 
-func insertMessage(ctx context.Context, tx pgx.Tx, userID, id int64, raw []byte, p *message.Parsed, date time.Time,
-	o DeliverOptions, spool string) error {
+// deliverPre is what a delivery reads before taking the user's lock.
+type deliverPre struct {
+	id       int64   // new message id
+	target   Mailbox // the folder
+	thread   int64   // thread of a message this one refers to (0: none)
+	viewIDs  []int64
+	viewDefs []string
+}
+
+// viewsKey is how the delivery statement checks, under the lock, that the
+// views it matched against are still the user's views.
+func (p *deliverPre) viewsKey() string {
+	var b strings.Builder
+	for i, id := range p.viewIDs {
+		fmt.Fprintf(&b, "%d:%s\n", id, p.viewDefs[i])
+	}
+	return b.String()
+}
+
+func (p *deliverPre) match(m *query.Msg) ([]int64, error) {
+	var ids []int64
+	for i, def := range p.viewDefs {
+		n, err := parseDefinition(def)
+		if err != nil {
+			return nil, fmt.Errorf("mailbox %d definition %q: %w", p.viewIDs[i], def, err)
+		}
+		if query.Eval(n, m, 0, 0) {
+			ids = append(ids, p.viewIDs[i])
+		}
+	}
+	return ids, nil
+}
+
+func (s *Store) deliverPrepare(ctx context.Context, userID int64, target string, refs []string) (*deliverPre, error) {
+	pre := &deliverPre{}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT nextval('messages_id_seq')`).QueryRow(func(r pgx.Row) error { return r.Scan(&pre.id) })
+	b.Queue(`SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, target).QueryRow(func(r pgx.Row) error {
+		var err error
+		pre.target, err = scanMailbox(r)
+		if errors.Is(err, pgx.ErrNoRows) {
+			var exists bool
+			if s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, userID).Scan(&exists); !exists {
+				return ErrNoUser
+			}
+			return ErrNotFound
+		}
+		return err
+	})
+	b.Queue(`SELECT id, definition FROM mailboxes WHERE user_id = $1 AND definition IS NOT NULL ORDER BY id`, userID).Query(func(rows pgx.Rows) error {
+		var id int64
+		var def string
+		_, err := pgx.ForEachRow(rows, []any{&id, &def}, func() error {
+			pre.viewIDs, pre.viewDefs = append(pre.viewIDs, id), append(pre.viewDefs, def)
+			return nil
+		})
+		return err
+	})
+	if len(refs) > 0 {
+		b.Queue(`SELECT coalesce((SELECT thread_id FROM messages WHERE user_id = $1 AND message_id = ANY($2) ORDER BY id LIMIT 1), 0)`,
+			userID, refs).QueryRow(func(r pgx.Row) error { return r.Scan(&pre.thread) })
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, err
+	}
+	if pre.target.IsQuery() {
+		return nil, ErrCannot
+	}
+	return pre, nil
+}
+
+// deliverTx is the delivery's transaction in two round trips: BEGIN and
+// every statement in one batch, then COMMIT. (COMMIT is not in the batch: a
+// server killed before it must leave nothing stored, since it never said
+// 250; the backend rolls back when the connection drops.) The wide row (and its
+// trigram index entries, the costliest part) goes in first, before the
+// user's lock: it carries no modseq and nobody sees it before COMMIT. Then
+// the lock, then one statement that writes the flags, every membership and
+// the UIDNEXTs — after checking that the target and the views are what
+// deliverPrepare read (else it fails with 40001 and Deliver starts over).
+func (s *Store) deliverTx(ctx context.Context, userID, id, thread int64, raw []byte, p *message.Parsed, date time.Time,
+	o DeliverOptions, spool string, pre *deliverPre, views []int64) (uint32, error) {
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	queueInsertMessage(b, userID, id, thread, raw, p, date, o, spool)
+	b.Queue(`SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`, userID).QueryRow(func(r pgx.Row) error {
+		var x int64
+		err := r.Scan(&x)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNoUser
+		}
+		return err
+	})
+	f := o.Flags
+	kw := f.Keywords
+	if kw == nil {
+		kw = []string{}
+	}
+	var uid int64
+	b.Queue(`WITH ok AS (SELECT decimail_check(
+				EXISTS (SELECT 1 FROM mailboxes WHERE id = $11 AND user_id = $3 AND definition IS NULL)
+				AND coalesce((SELECT string_agg(id::text || ':' || definition || E'\n', '' ORDER BY id) FROM mailboxes
+				     WHERE user_id = $3 AND definition IS NOT NULL), '') = $12,
+				'the mailboxes changed during the delivery') AS ok),
+			fl AS (INSERT INTO message_flags (message_id, user_id, size, seen, answered, flagged, deleted, draft, keywords, modseq)
+				SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, nextval('modseq_seq') FROM ok WHERE ok.ok),
+			ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+				SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b, ok WHERE ok.ok AND b.id = ANY($1) ORDER BY b.id)
+			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1) AND (SELECT ok FROM ok)
+			RETURNING id, uidnext - 1`,
+		append([]int64{pre.target.ID}, views...), id, userID, len(raw),
+		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, pre.viewsKey()).Query(func(rows pgx.Rows) error {
+		var mb, u int64
+		_, err := pgx.ForEachRow(rows, []any{&mb, &u}, func() error {
+			if mb == pre.target.ID {
+				uid = u
+			}
+			return nil
+		})
+		return err
+	})
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	// A connection released inside a transaction (an error, a cancelled
+	// ctx) is closed by the pool, which rolls the transaction back.
+	defer conn.Release()
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		conn.Exec(ctx, `ROLLBACK`)
+		return 0, err
+	}
+	if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
+		return 0, err
+	}
+	return uint32(uid), nil
+}
+
+func queueInsertMessage(b *pgx.Batch, userID, id, thread int64, raw []byte, p *message.Parsed, date time.Time,
+	o DeliverOptions, spool string) {
 	_, off := date.Zone()
 	day := time.Date(date.Year(), date.Month(), date.Day(), 0, 0, 0, 0, time.UTC)
 	var sent, sentDay any
@@ -137,27 +250,11 @@ func insertMessage(ctx context.Context, tx pgx.Tx, userID, id int64, raw []byte,
 		sd := p.SentDate
 		sent, sentDay = sd, time.Date(sd.Year(), sd.Month(), sd.Day(), 0, 0, 0, 0, time.UTC)
 	}
-	// Thread: the thread of any message this one refers to, else its own id.
-	refs := append([]string{}, p.References...)
-	if p.InReplyTo != "" {
-		refs = append(refs, p.InReplyTo)
-	}
-	var thread int64
-	if len(refs) > 0 {
-		err := tx.QueryRow(ctx, `SELECT thread_id FROM messages WHERE user_id = $1 AND message_id = ANY($2) ORDER BY id LIMIT 1`,
-			userID, refs).Scan(&thread)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-	}
-	if thread == 0 {
-		thread = id
-	}
 	refsCol := p.References
 	if refsCol == nil {
 		refsCol = []string{}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO messages (id, user_id, internal_date, internal_tz, internal_day, size, header, body,
+	b.Queue(`INSERT INTO messages (id, user_id, internal_date, internal_tz, internal_day, size, header, body,
 			envelope, bodystructure, body_simple, sent_date, sent_day, subject, from_addr, to_addr, cc_addr, bcc_addr, reply_to,
 			from_key, message_id, in_reply_to, refs, thread_id, header_text, body_text, broken, delivered_to, spool_path)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
@@ -166,7 +263,6 @@ func insertMessage(ctx context.Context, tx pgx.Tx, userID, id int64, raw []byte,
 		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, clean(p.Subject), clean(p.From), clean(p.To), clean(p.Cc), clean(p.Bcc), clean(p.ReplyTo),
 		clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refsCol), thread, clean(p.HeaderText), clean(p.BodyText),
 		p.Broken, o.DeliveredTo, spool)
-	return err
 }
 
 // clean makes s storable as Postgres text (no NUL, valid UTF-8).
@@ -260,34 +356,6 @@ func parseDefinition(def string) (query.Node, error) {
 	}
 	parsedDefs.Store(def, n)
 	return n, nil
-}
-
-// matchingViews reads the user's query mailboxes (id, definition) from a
-// batch result and returns those whose definition matches m, evaluated in Go
-// (query.Eval agrees with the compiled SQL; a property test holds it to it),
-// so a delivery runs no per-view SQL while the user's lock is held.
-func matchingViews(br pgx.BatchResults, m *query.Msg) ([]int64, error) {
-	rows, err := br.Query()
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		var def string
-		if err := rows.Scan(&id, &def); err != nil {
-			return nil, err
-		}
-		n, err := parseDefinition(def)
-		if err != nil {
-			return nil, fmt.Errorf("mailbox %d definition %q: %w", id, def, err)
-		}
-		if query.Eval(n, m, 0, 0) {
-			ids = append(ids, id)
-		}
-	}
-	return ids, rows.Err()
 }
 
 // viewDef is a query mailbox with its compiled predicate.

@@ -678,3 +678,49 @@ func TestDeletesLeaveNothingBehind(t *testing.T) {
 	must(t, s.DeleteUser(ctx, "u"))
 	dangling("after deleting the user")
 }
+
+// TestDeliverWhileRedefining: Deliver matches views before taking the user's
+// lock and checks under it that they did not change (else it starts over).
+// Views redefined during concurrent deliveries must still hold exactly what
+// their final definition matches.
+func TestDeliverWhileRedefining(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	_, err := s.DefineMailbox(ctx, u.ID, "V", "SUBJECT golang")
+	must(t, err)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 15 {
+				subj := []string{"golang", "rust"}[(g+i)%2]
+				if _, err := s.Deliver(ctx, u.ID, msg(fmt.Sprintf("%s %d %d", subj, g, i), "x"), store.DeliverOptions{}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	final := ""
+	wg.Go(func() {
+		for i := range 12 {
+			final = []string{"SUBJECT rust", "SUBJECT golang"}[i%2]
+			if _, err := s.DefineMailbox(ctx, u.ID, "V", final); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	want := 30 // half of the 60 messages have each subject
+	if got := len(uids(t, s, u, "V")); got != want {
+		t.Fatalf("V (%s) holds %d messages, want %d", final, got, want)
+	}
+	if got := len(uids(t, s, u, "INBOX")); got != 60 {
+		t.Fatalf("INBOX holds %d messages, want 60", got)
+	}
+	ms, err := s.Mailboxes(ctx, u.ID)
+	must(t, err)
+	for _, mb := range ms {
+		checkCounters(ctx, t, s, mb)
+	}
+}
