@@ -142,7 +142,12 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 	// Delivery: ours over SMTP; Dovecot's own LDA/LMTP is not set up, so its
 	// column is the IMAP APPEND load above (a different path; not a ratio).
 	if cfg.SMTPTotal > 0 {
+		pg0, self0 := CPUOf("postgres"), SelfCPU()
 		rate, err := SMTPThroughput(ours.Store, msgs, 8, cfg.SMTPTotal)
+		n := float64(cfg.SMTPTotal)
+		rep.Notes = append(rep.Notes, fmt.Sprintf("SMTP delivery, CPU per message: Postgres backends %.2f ms, this process "+
+			"(smtpd, store, and the 8 sending clients) %.2f ms; the machine has %d CPUs.",
+			(CPUOf("postgres")-pg0)/n*1000, (SelfCPU()-self0)/n*1000, runtime.NumCPU()))
 		rep.Rows = append(rep.Rows, Row{Name: fmt.Sprintf("SMTP delivery, 8 senders, %d messages (with the user's %d views)", cfg.SMTPTotal, Views+3),
 			Stat: "rate", Unit: "msg/s", Goal: "≥ 300 msg/s", Ours: rate, OursErr: errString(err)})
 		logf("smtp: %.0f msg/s %v", rate, err)
@@ -361,5 +366,6 @@ func WriteMarkdown(w io.Writer, reps []*Report) {
 		for _, n := range r.Notes {
 			fmt.Fprintf(w, "\n%s\n", n)
 		}
+		fmt.Fprintf(w, "\nWhere the time goes on each line, and why the missed ones miss (profiles, SQL traces): [ANALYSIS.md](ANALYSIS.md), written by hand.\n")
 	}
 }

@@ -119,10 +119,10 @@ func TestDevLines(t *testing.T) {
 		// The 400 messages are deleted afterwards: the kept database stays as loaded.
 		var last int64
 		o.Store.Pool().QueryRow(ctx, "SELECT max(id) FROM messages").Scan(&last)
-		pg0, self0 := cpuOf("postgres"), cpuOf("bench.test")
+		pg0, self0 := CPUOf("postgres"), SelfCPU()
 		rate, err := SMTPThroughput(o.Store, msgs, 8, 400)
 		t.Logf("SMTP: %.0f msg/s %v; CPU per message: postgres %.2f ms, this process %.2f ms", rate, err,
-			(cpuOf("postgres")-pg0)/400*1000, (cpuOf("bench.test")-self0)/400*1000)
+			(CPUOf("postgres")-pg0)/400*1000, (SelfCPU()-self0)/400*1000)
 		if _, err := o.Store.Pool().Exec(ctx, "DELETE FROM messages WHERE id > $1", last); err != nil {
 			t.Fatal(err)
 		}
@@ -141,27 +141,4 @@ func contains(s []string, x string) bool {
 		}
 	}
 	return false
-}
-
-// cpuOf sums user+system CPU seconds of the live processes named comm.
-func cpuOf(comm string) float64 {
-	ds, _ := os.ReadDir("/proc")
-	var ticks float64
-	for _, d := range ds {
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if i < 0 || j < i || s[i+1:j] != comm {
-			continue
-		}
-		f := strings.Fields(s[j+2:])
-		var u, k float64
-		fmt.Sscan(f[11], &u)
-		fmt.Sscan(f[12], &k)
-		ticks += u + k
-	}
-	return ticks / 100
 }

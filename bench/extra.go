@@ -248,3 +248,34 @@ func MemoryPerIdle(t *Target, pids func() []int, conns int) (float64, error) {
 	after := PSS(pids())
 	return float64(after-before) / float64(conns), nil
 }
+
+// CPUOf sums the user+system CPU seconds of the live processes named comm
+// (e.g. every postgres backend: the pool's connections live through a run).
+func CPUOf(comm string) float64 {
+	ds, _ := os.ReadDir("/proc")
+	var ticks float64
+	for _, d := range ds {
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if i < 0 || j < i || s[i+1:j] != comm {
+			continue
+		}
+		f := strings.Fields(s[j+2:])
+		var u, k float64
+		fmt.Sscan(f[11], &u)
+		fmt.Sscan(f[12], &k)
+		ticks += u + k
+	}
+	return ticks / 100 // USER_HZ
+}
+
+// SelfCPU is this process's user+system CPU seconds.
+func SelfCPU() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}

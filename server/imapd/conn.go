@@ -62,6 +62,9 @@ type Conn struct {
 	// afterReply, when set by a handler, runs after its tagged reply has
 	// been flushed (STARTTLS starts the handshake there).
 	afterReply func() error
+	// statusAhead: STATUS answers read ahead for pipelined STATUS commands
+	// (mbstatus.go), by normalised name; any other command drops them.
+	statusAhead map[string]store.MailboxStatus
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {

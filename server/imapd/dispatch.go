@@ -63,6 +63,9 @@ func (c *Conn) lookup(name string) (cmdSpec, *Status) {
 
 // execute runs one command and writes its tagged reply.
 func (c *Conn) execute(cmd *Command) {
+	if cmd.Name != "STATUS" {
+		c.statusAhead = nil
+	}
 	spec, st := c.lookup(cmd.Name)
 	if st != nil {
 		c.reply(cmd, st)

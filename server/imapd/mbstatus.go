@@ -1,7 +1,10 @@
 package imapd
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,7 +33,7 @@ func cmdStatus(c *Conn, cmd *Command) error {
 	if err != nil {
 		return err
 	}
-	st, err := c.Store().Status(c.Ctx(), c.User().ID, name)
+	st, err := c.mailboxStatus(name)
 	if errors.Is(err, store.ErrNotFound) {
 		return No(CodeNonExistent, "no such mailbox") // rfc5530.txt:295
 	} else if err != nil {
@@ -41,6 +44,64 @@ func cmdStatus(c *Conn, cmd *Command) error {
 	c.writeMailboxStatus(items, &st)
 	w.Unlock()
 	return nil
+}
+
+// mailboxStatus reads a mailbox's STATUS numbers. A client starting up sends a
+// STATUS per mailbox, pipelined: when more STATUS commands are already in
+// the input buffer, all of them are read in one query (statusAhead) and
+// answered in turn. They were all received before that read, so answering
+// them from one snapshot is executing them concurrently, which RFC 3501 §5.5
+// allows (rfc3501.txt:1050); any other command drops what is left.
+func (c *Conn) mailboxStatus(name string) (store.MailboxStatus, error) {
+	key := store.NormName(name)
+	if st, ok := c.statusAhead[key]; ok {
+		delete(c.statusAhead, key)
+		return st, nil
+	}
+	ahead := c.pipelinedStatus()
+	if len(ahead) == 0 {
+		return c.Store().Status(c.Ctx(), c.User().ID, name)
+	}
+	all, err := c.Store().Statuses(c.Ctx(), c.User().ID, append(ahead, name))
+	if err != nil {
+		return store.MailboxStatus{}, err
+	}
+	st, ok := all[key]
+	delete(all, key)
+	c.statusAhead = all
+	if !ok {
+		return st, store.ErrNotFound
+	}
+	return st, nil
+}
+
+// pipelinedStatus returns the mailbox names of the STATUS commands that
+// follow in the input buffer, complete, up to the first other command. It
+// parses a copy with the session's own reader rules; a synchronising
+// literal (which needs a continuation) ends the run.
+func (c *Conn) pipelinedStatus() []string {
+	n := c.br.Buffered()
+	if n == 0 {
+		return nil
+	}
+	buf, err := c.br.Peek(n)
+	if err != nil {
+		return nil
+	}
+	r := newReader(bufio.NewReader(bytes.NewReader(buf)), c.srv.cfg.limits(), func() error { return io.EOF })
+	var names []string
+	for len(names) < 1000 {
+		cmd, err := r.ReadCommand()
+		if err != nil || cmd.Name != "STATUS" || len(cmd.Args) != 2 {
+			break
+		}
+		name, err := mailboxArg(cmd.Args[0])
+		if err != nil {
+			break
+		}
+		names = append(names, name)
+	}
+	return names
 }
 
 // statusItems parses a parenthesised list of status-att (rfc3501.txt:5047),

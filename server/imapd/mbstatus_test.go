@@ -39,3 +39,52 @@ func TestStatusItems(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusPipelined: STATUS commands pipelined in one write are answered
+// from one read of the store (mailboxStatus); the answers must be each
+// mailbox's own, a missing mailbox still NO, and a command in between (an
+// APPEND) must not let its effect be hidden by answers read before it.
+func TestStatusPipelined(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("a"), store.Flags{Seen: true})
+	e.deliver("INBOX", testMsg("b"), store.Flags{})
+	c := e.dial()
+	c.ok("CREATE Work")
+	msg := testMsg("c")
+	var b strings.Builder
+	for _, cmd := range []string{
+		`p1 STATUS INBOX (MESSAGES UNSEEN)`,
+		`p2 STATUS "Work" (MESSAGES)`,
+		`p3 STATUS NoSuch (MESSAGES)`,
+		`p4 STATUS Work (MESSAGES UNSEEN)`,
+		fmt.Sprintf("p5 APPEND Work {%d+}\r\n%s", len(msg), msg),
+		`p6 STATUS Work (MESSAGES UNSEEN)`,
+		`p7 STATUS inbox (MESSAGES)`,
+	} {
+		b.WriteString(cmd + "\r\n")
+	}
+	c.nc.Write([]byte(b.String()))
+	var got []string
+	for {
+		l := c.line()
+		if strings.HasPrefix(l, "p5 ") {
+			l = "p5 OK" // APPENDUID varies
+		}
+		got = append(got, l)
+		if strings.HasPrefix(l, "p7 ") {
+			break
+		}
+	}
+	want := []string{
+		`* STATUS "INBOX" (MESSAGES 2 UNSEEN 1)`, "p1 OK STATUS completed",
+		`* STATUS "Work" (MESSAGES 0)`, "p2 OK STATUS completed",
+		"p3 NO [NONEXISTENT] no such mailbox",
+		`* STATUS "Work" (MESSAGES 0 UNSEEN 0)`, "p4 OK STATUS completed",
+		"p5 OK",
+		`* STATUS "Work" (MESSAGES 1 UNSEEN 1)`, "p6 OK STATUS completed",
+		`* STATUS "INBOX" (MESSAGES 2)`, "p7 OK STATUS completed",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}

@@ -48,7 +48,7 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 	var date time.Time
 	cs := []col{
 		{cols.IDs, "m.id, m.thread_id", func(r *FetchRow) []any { return []any{&r.MessageID, &r.ThreadID} }},
-		{cols.Flags, "f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords", func(r *FetchRow) []any {
+		{cols.Flags, "f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}')", func(r *FetchRow) []any {
 			return []any{&r.Flags.Seen, &r.Flags.Answered, &r.Flags.Flagged, &r.Flags.Deleted, &r.Flags.Draft, &r.Flags.Keywords}
 		}},
 		{cols.InternalDate, "m.internal_date, m.internal_tz", func(r *FetchRow) []any { return []any{&date, &tz} }},

@@ -128,7 +128,7 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 			return err
 		}
 		cond, args, want := uidCond(uids, 2)
-		rows, err := tx.Query(ctx, `SELECT mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords, f.modseq
+		rows, err := tx.Query(ctx, `SELECT mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), f.modseq
 			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 			WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
 		if err != nil {

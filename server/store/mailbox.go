@@ -181,15 +181,45 @@ func (s *Store) Mailboxes(ctx context.Context, userID int64) ([]MailboxStatus, e
 
 // statusCols are the columns Mailboxes and Status scan, in order.
 const statusCols = `b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext, coalesce(b.special_use, ''),
-	EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name),
-	b.messages, b.recent, b.unseen, b.size, b.highest_modseq`
+	` + subscribedCol + `, b.messages, b.recent, b.unseen, b.size, b.highest_modseq`
+
+const subscribedCol = `EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name)`
+
+// Statuses is Status for several mailboxes in one query, by normalised
+// name (NormName); names that do not exist are absent.
+func (s *Store) Statuses(ctx context.Context, userID int64, names []string) (map[string]MailboxStatus, error) {
+	norm := make([]string, len(names))
+	for i, n := range names {
+		norm[i] = NormName(n)
+	}
+	cols := strings.Replace(statusCols, subscribedCol, "false", 1)
+	rows, err := s.pool.Query(ctx, `SELECT `+cols+` FROM mailboxes b WHERE b.user_id = $1 AND b.name = ANY($2)`, userID, norm)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]MailboxStatus{}
+	for rows.Next() {
+		var st MailboxStatus
+		var uv, un, n, r, u int64
+		if err := rows.Scan(&st.ID, &st.UserID, &st.Name, &st.Definition, &uv, &un, &st.SpecialUse, &st.Subscribed,
+			&n, &r, &u, &st.Size, &st.HighestModSeq); err != nil {
+			return nil, err
+		}
+		st.UIDValidity, st.UIDNext = uint32(uv), uint32(un)
+		st.Messages, st.Recent, st.Unseen = int(n), int(r), int(u)
+		out[st.Name] = st
+	}
+	return out, rows.Err()
+}
 
 // Status returns one mailbox's counts.
 func (s *Store) Status(ctx context.Context, userID int64, name string) (MailboxStatus, error) {
 	// One row: the counters are kept on it by the schema's triggers.
 	var st MailboxStatus
 	var uv, un, n, r, u int64
-	err := s.pool.QueryRow(ctx, `SELECT `+statusCols+` FROM mailboxes b WHERE b.user_id = $1 AND b.name = $2`, userID, NormName(name)).Scan(
+	// (Subscribed is not read: STATUS does not report it.)
+	cols := strings.Replace(statusCols, subscribedCol, "false", 1)
+	err := s.pool.QueryRow(ctx, `SELECT `+cols+` FROM mailboxes b WHERE b.user_id = $1 AND b.name = $2`, userID, NormName(name)).Scan(
 		&st.ID, &st.UserID, &st.Name, &st.Definition, &uv, &un, &st.SpecialUse, &st.Subscribed, &n, &r, &u, &st.Size, &st.HighestModSeq)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return MailboxStatus{}, ErrNotFound

@@ -77,7 +77,7 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 		// is answered from memory); keywords are NULL when empty, which
 		// decodes without allocating.
 		rows, err := tx.Query(ctx, `SELECT mm.uid, mm.recent, f.seen, f.answered, f.flagged, f.deleted, f.draft,
-				CASE WHEN f.keywords = '{}' THEN NULL ELSE f.keywords END
+				nullif(f.keywords, '{}')
 			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 			WHERE mm.mailbox_id = $1 ORDER BY mm.uid`, id)
 		if err != nil {
@@ -147,11 +147,11 @@ func (s *Store) ChangesSince(ctx context.Context, mailboxID, since int64, claimR
 	rows, err := s.pool.Query(ctx, `WITH
 		claim AS (UPDATE mailbox_messages SET recent = false
 			WHERE $3 AND mailbox_id = $1 AND recent AND modseq > $2 RETURNING uid),
-		ch AS (SELECT mm.uid, greatest(mm.modseq, f.modseq) AS modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
+		ch AS (SELECT mm.uid, greatest(mm.modseq, f.modseq) AS modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}') AS keywords
 			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 			WHERE mm.mailbox_id = $1 AND mm.modseq > $2
 			UNION
-			SELECT mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
+			SELECT mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}')
 			FROM message_flags f JOIN mailbox_messages mm ON mm.message_id = f.message_id AND mm.mailbox_id = $1
 			WHERE f.user_id = (SELECT user_id FROM mailboxes WHERE id = $1) AND f.modseq > $2)
 		SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[], false
