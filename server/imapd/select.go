@@ -27,6 +27,9 @@ type selection struct {
 	view     *View
 	sub      *store.Subscription
 	dirty    bool      // this session changed the mailbox: poll the store
+	// ownLo..ownHi: modseqs of this session's last StoreSystemFlags, whose
+	// flag changes the next poll leaves out (the view has them already).
+	ownLo, ownHi int64
 	polled   time.Time // last store poll (a fallback for lost notifications)
 }
 
@@ -105,7 +108,11 @@ func (c *Conn) pollSelected(allowExpunge, force bool) error {
 	if signalled || force || s.dirty || time.Since(s.polled) > 30*time.Second {
 		s.dirty = false
 		s.polled = time.Now()
-		ch, err := c.Store().ChangesSince(c.Ctx(), s.mb.ID, s.view.ModSeq(), !s.readOnly)
+		lo, hi := int64(0), int64(-1)
+		if s.ownHi > 0 && s.ownHi > s.view.ModSeq() {
+			lo, hi = s.ownLo, s.ownHi
+		}
+		ch, err := c.Store().ChangesSinceExcept(c.Ctx(), s.mb.ID, s.view.ModSeq(), !s.readOnly, lo, hi)
 		if errors.Is(err, store.ErrNotFound) {
 			return Bye("", "selected mailbox was deleted")
 		} else if err != nil {
@@ -117,6 +124,7 @@ func (c *Conn) pollSelected(allowExpunge, force bool) error {
 			return Bye("", "mailbox UIDVALIDITY changed, please reselect")
 		}
 		s.view.Apply(ch)
+		s.ownLo, s.ownHi = 0, 0
 	}
 	c.writeUpdates(s.view.Flush(allowExpunge))
 	return nil

@@ -109,6 +109,9 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 	if len(uids) == 0 {
 		return nil // rfc3501.txt:3349-3353: a UID STORE of no messages is OK
 	}
+	if it.op != store.FlagsSet && len(flags.Keywords) == 0 && s.view.KeepsFlags() {
+		return c.storeSystemFlags(cmd.Name, uid, it, flags, uids)
+	}
 	if it.silent && it.op != store.FlagsSet {
 		// .SILENT means the client knows the new flags (rfc3501.txt:3229),
 		// which for +FLAGS/-FLAGS holds only if it knew the old ones: report
@@ -151,6 +154,59 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 		}
 		w.Raw("FLAGS ")
 		w.Flags(c.flagNames(ch.UID, ch.Flags))
+		w.Raw(")")
+		w.CRLF()
+	}
+	return nil
+}
+
+// storeSystemFlags is STORE +FLAGS/-FLAGS of system flags (a client marking
+// messages read, flagged, deleted): one UPDATE of only the messages that
+// change (store.StoreSystemFlags). The FETCH responses of the others come
+// from the flags the view keeps, made current by a poll first, which also
+// reports other sessions' changes before this one (as for .SILENT above).
+func (c *Conn) storeSystemFlags(name string, uid bool, it storeItem, flags store.Flags, uids []uint32) error {
+	s := c.sel
+	if err := c.pollSelected(!noExpunge[name], true); err != nil {
+		return err
+	}
+	changed, lo, hi, err := c.Store().StoreSystemFlags(c.Ctx(), c.User().ID, s.mb.ID, uids, it.op == store.FlagsAdd, flags)
+	if err != nil {
+		return err
+	}
+	s.dirty = true
+	if len(changed) > 0 {
+		s.ownLo, s.ownHi = lo, hi
+	}
+	for _, ch := range changed {
+		s.view.Told(ch.UID, ch.ModSeq)
+		s.view.SetFlags(ch.UID, ch.Flags)
+	}
+	if it.silent {
+		return nil
+	}
+	w := c.Writer()
+	w.Lock()
+	defer w.Unlock()
+	for _, u := range uids {
+		if s.view.Expunged(u) {
+			continue
+		}
+		seq := s.view.Seq(u)
+		fl, ok := s.view.Flags(u)
+		if seq == 0 || !ok {
+			continue
+		}
+		w.Untagged()
+		w.Number(uint64(seq))
+		w.Raw(" FETCH (")
+		if uid {
+			w.Raw("UID ") // rfc3501.txt:3392-3397
+			w.Number(uint64(u))
+			w.SP()
+		}
+		w.Raw("FLAGS ")
+		w.Flags(c.flagNames(u, fl))
 		w.Raw(")")
 		w.CRLF()
 	}

@@ -99,6 +99,17 @@ func (v *View) Flags(uid uint32) (f store.Flags, ok bool) {
 		Deleted: b&fDeleted != 0, Draft: b&fDraft != 0, Keywords: v.kw[uid]}, true
 }
 
+// SetFlags records the store's new flags of uid (this session's own STORE,
+// which the next poll leaves out: ChangesSinceExcept).
+func (v *View) SetFlags(uid uint32, f store.Flags) {
+	if v.fbits == nil {
+		return
+	}
+	if i, ok := slices.BinarySearch(v.uids, uid); ok {
+		v.setFlags(i, f)
+	}
+}
+
 // KeepsFlags reports whether Flags can answer.
 func (v *View) KeepsFlags() bool { return v.fbits != nil }
 

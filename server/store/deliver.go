@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -110,16 +109,17 @@ type deliverPre struct {
 	thread   int64   // thread of a message this one refers to (0: none)
 	viewIDs  []int64
 	viewDefs []string
+	uvSum    int64 // sum of the views' UIDVALIDITYs
 }
 
-// viewsKey is how the delivery statement checks, under the lock, that the
-// views it matched against are still the user's views.
-func (p *deliverPre) viewsKey() string {
-	var b strings.Builder
-	for i, id := range p.viewIDs {
-		fmt.Fprintf(&b, "%d:%s\n", id, p.viewDefs[i])
-	}
-	return b.String()
+// The views' key is how the delivery statement checks, under the lock,
+// that the views it matched against are still the user's views: their
+// number and the sum of their UIDVALIDITYs. Creating or redefining a view
+// gives it a UIDVALIDITY above every earlier one (uidvalidity_seq), so any
+// mix of creations, redefinitions and deletions changes the pair (with as
+// many added as removed, the sum grows); renames do not matter (ids).
+func (p *deliverPre) viewsKey() (n int64, sum int64) {
+	return int64(len(p.viewIDs)), p.uvSum
 }
 
 func (p *deliverPre) match(m *query.Msg) ([]int64, error) {
@@ -152,11 +152,12 @@ func (s *Store) deliverPrepare(ctx context.Context, userID int64, target string,
 		}
 		return err
 	})
-	b.Queue(`SELECT id, definition FROM mailboxes WHERE user_id = $1 AND definition IS NOT NULL ORDER BY id`, userID).Query(func(rows pgx.Rows) error {
-		var id int64
+	b.Queue(`SELECT id, definition, uidvalidity FROM mailboxes WHERE user_id = $1 AND definition IS NOT NULL ORDER BY id`, userID).Query(func(rows pgx.Rows) error {
+		var id, uv int64
 		var def string
-		_, err := pgx.ForEachRow(rows, []any{&id, &def}, func() error {
+		_, err := pgx.ForEachRow(rows, []any{&id, &def, &uv}, func() error {
 			pre.viewIDs, pre.viewDefs = append(pre.viewIDs, id), append(pre.viewDefs, def)
+			pre.uvSum += uv
 			return nil
 		})
 		return err
@@ -202,10 +203,11 @@ func (s *Store) deliverTx(ctx context.Context, userID, id, thread int64, raw []b
 		kw = []string{}
 	}
 	var uid int64
+	nViews, uvSum := pre.viewsKey()
 	b.Queue(`WITH ok AS (SELECT decimail_check(
 				EXISTS (SELECT 1 FROM mailboxes WHERE id = $11 AND user_id = $3 AND definition IS NULL)
-				AND coalesce((SELECT string_agg(id::text || ':' || definition || E'\n', '' ORDER BY id) FROM mailboxes
-				     WHERE user_id = $3 AND definition IS NOT NULL), '') = $12,
+				AND (SELECT (count(*), coalesce(sum(uidvalidity), 0)) = ($12::bigint, $13::numeric) FROM mailboxes
+				     WHERE user_id = $3 AND definition IS NOT NULL),
 				'the mailboxes changed during the delivery') AS ok),
 			fl AS (INSERT INTO message_flags (message_id, user_id, size, seen, answered, flagged, deleted, draft, keywords, modseq)
 				SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, nextval('modseq_seq') FROM ok WHERE ok.ok),
@@ -214,7 +216,7 @@ func (s *Store) deliverTx(ctx context.Context, userID, id, thread int64, raw []b
 			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1) AND (SELECT ok FROM ok)
 			RETURNING id, uidnext - 1`,
 		append([]int64{pre.target.ID}, views...), id, userID, len(raw),
-		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, pre.viewsKey()).Query(func(rows pgx.Rows) error {
+		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, nViews, uvSum).Query(func(rows pgx.Rows) error {
 		var mb, u int64
 		_, err := pgx.ForEachRow(rows, []any{&mb, &u}, func() error {
 			if mb == pre.target.ID {

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -221,6 +224,63 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 		return reevalFlagViews(ctx, tx, userID, newFlags, which)
 	})
 	return out, wrap("store flags", err)
+}
+
+// StoreSystemFlags is StoreFlags for the commonest STORE, +FLAGS or -FLAGS
+// of system flags only, in one UPDATE that touches only the messages whose
+// flags change: it returns those alone (and lo..hi, the modseqs it used),
+// not every targeted message; the session has the others' flags.
+func (s *Store) StoreSystemFlags(ctx context.Context, userID, mailboxID int64, uids []uint32, add bool, f Flags) (changed []FlagChange, lo, hi int64, err error) {
+	if len(f.Keywords) > 0 {
+		return nil, 0, 0, fmt.Errorf("%w: StoreSystemFlags with keywords", ErrInvalid)
+	}
+	err = s.tx(ctx, func(tx pgx.Tx) error {
+		changed, lo, hi = changed[:0], 0, 0
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		cond, args, want := uidCond(uids, 8)
+		if want != nil { // a range with holes would reach messages outside the set
+			cond, args = "mm.uid = ANY($8)", []any{toInt64s(uids)}
+		}
+		rows, err := tx.Query(ctx, `UPDATE message_flags f SET
+				seen = CASE WHEN $3 THEN $2 ELSE f.seen END, answered = CASE WHEN $4 THEN $2 ELSE f.answered END,
+				flagged = CASE WHEN $5 THEN $2 ELSE f.flagged END, deleted = CASE WHEN $6 THEN $2 ELSE f.deleted END,
+				draft = CASE WHEN $7 THEN $2 ELSE f.draft END, modseq = nextval('modseq_seq')
+			FROM mailbox_messages mm
+			WHERE mm.mailbox_id = $1 AND `+cond+` AND f.message_id = mm.message_id
+				AND (($3 AND f.seen <> $2) OR ($4 AND f.answered <> $2) OR ($5 AND f.flagged <> $2)
+					OR ($6 AND f.deleted <> $2) OR ($7 AND f.draft <> $2))
+			RETURNING mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), f.modseq`,
+			append([]any{mailboxID, add, f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft}, args...)...)
+		if err != nil {
+			return err
+		}
+		newFlags := map[int64]Flags{}
+		for rows.Next() {
+			var c FlagChange
+			var uid, id int64
+			if err := rows.Scan(&uid, &id, &c.Flags.Seen, &c.Flags.Answered, &c.Flags.Flagged, &c.Flags.Deleted,
+				&c.Flags.Draft, &c.Flags.Keywords, &c.ModSeq); err != nil {
+				return err
+			}
+			c.UID = uint32(uid)
+			changed = append(changed, c)
+			newFlags[id] = c.Flags
+			if lo == 0 || c.ModSeq < lo {
+				lo = c.ModSeq
+			}
+			hi = max(hi, c.ModSeq)
+		}
+		if err := rows.Err(); err != nil || len(changed) == 0 {
+			return err
+		}
+		slices.SortFunc(changed, func(a, b FlagChange) int { return cmp.Compare(a.UID, b.UID) })
+		which := map[string]bool{}
+		changedFlags(Flags{}, Flags{Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft}, which)
+		return reevalFlagViews(ctx, tx, userID, newFlags, which)
+	})
+	return changed, lo, hi, wrap("store flags", err)
 }
 
 func jsonArrays(kws [][]string) []string {

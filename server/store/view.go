@@ -144,6 +144,14 @@ type Changes struct {
 // claimRecent claims new \Recent messages for this (read-write) session.
 // A deleted mailbox gives ErrNotFound.
 func (s *Store) ChangesSince(ctx context.Context, mailboxID, since int64, claimRecent bool) (*Changes, error) {
+	return s.ChangesSinceExcept(ctx, mailboxID, since, claimRecent, 0, -1)
+}
+
+// ChangesSinceExcept is ChangesSince leaving out the flag changes with
+// modseqs in [lo, hi]: a session's own STORE, whose results it already has
+// (StoreSystemFlags). Under the user's lock nobody else took a modseq of
+// this user in that range, so the new cursor is at least hi.
+func (s *Store) ChangesSinceExcept(ctx context.Context, mailboxID, since int64, claimRecent bool, lo, hi int64) (*Changes, error) {
 	rows, err := s.pool.Query(ctx, `WITH
 		claim AS (UPDATE mailbox_messages SET recent = false
 			WHERE $3 AND mailbox_id = $1 AND recent AND modseq > $2 RETURNING uid),
@@ -153,7 +161,8 @@ func (s *Store) ChangesSince(ctx context.Context, mailboxID, since int64, claimR
 			UNION
 			SELECT mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}')
 			FROM message_flags f JOIN mailbox_messages mm ON mm.message_id = f.message_id AND mm.mailbox_id = $1
-			WHERE f.user_id = (SELECT user_id FROM mailboxes WHERE id = $1) AND f.modseq > $2)
+			WHERE f.user_id = (SELECT user_id FROM mailboxes WHERE id = $1) AND f.modseq > $2
+				AND NOT f.modseq BETWEEN $4 AND $5)
 		SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[], false
 			FROM mailboxes WHERE id = $1
 		UNION ALL
@@ -162,12 +171,12 @@ func (s *Store) ChangesSince(ctx context.Context, mailboxID, since int64, claimR
 		UNION ALL
 		SELECT 2, u.uid, e.modseq, false, false, false, false, false, '{}'::text[], false
 			FROM mailbox_expunges e, unnest(e.uids) AS u(uid) WHERE e.mailbox_id = $1 AND e.modseq > $2
-		ORDER BY 1, 2`, mailboxID, since, claimRecent)
+		ORDER BY 1, 2`, mailboxID, since, claimRecent, lo, hi)
 	if err != nil {
 		return nil, wrap("changes", err)
 	}
 	defer rows.Close()
-	ch := &Changes{ModSeq: since}
+	ch := &Changes{ModSeq: max(since, hi)}
 	found := false
 	for rows.Next() {
 		var kind int32
