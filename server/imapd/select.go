@@ -26,11 +26,11 @@ type selection struct {
 	readOnly bool
 	view     *View
 	sub      *store.Subscription
-	dirty    bool      // this session changed the mailbox: poll the store
+	dirty    bool // this session changed the mailbox: poll the store
 	// ownLo..ownHi: modseqs of this session's last StoreSystemFlags, whose
 	// flag changes the next poll leaves out (the view has them already).
 	ownLo, ownHi int64
-	polled   time.Time // last store poll (a fallback for lost notifications)
+	polled       time.Time // last store poll (a fallback for lost notifications)
 }
 
 // systemFlags are the flags every mailbox supports (rfc3501.txt:1180).
