@@ -98,6 +98,7 @@ func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o Deliver
 			return d, wrap("deliver", err)
 		}
 		d.MailboxID, d.UIDValidity = pre.target.ID, pre.target.UIDValidity
+		s.delivered()
 		return d, nil
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -64,6 +65,11 @@ type Store struct {
 	dummy     []byte
 	log       *slog.Logger
 	notif     *Notifier
+
+	sinceClean atomic.Int64  // deliveries since the last pending-list clean (gin.go)
+	clean      chan struct{} // wakes ginCleaner
+	cleanDone  chan struct{}
+	stop       context.CancelFunc
 }
 
 // Open connects to dsn, applies pending migrations and returns a Store.
@@ -97,11 +103,16 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log}
 	s.notif = newNotifier(pool, log)
+	bg, stop := context.WithCancel(context.Background())
+	s.stop, s.clean, s.cleanDone = stop, make(chan struct{}, 1), make(chan struct{})
+	go s.ginCleaner(bg)
 	return s, nil
 }
 
 // Close stops the notifier and closes the pool.
 func (s *Store) Close() {
+	s.stop()
+	<-s.cleanDone
 	s.notif.close()
 	s.pool.Close()
 }

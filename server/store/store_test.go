@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -722,5 +723,31 @@ func TestDeliverWhileRedefining(t *testing.T) {
 	must(t, err)
 	for _, mb := range ms {
 		checkCounters(ctx, t, s, mb)
+	}
+}
+
+// TestPendingListsCleaned: after a burst of deliveries the background
+// cleaner (gin.go) merges the trigram indexes' pending lists, so no later
+// delivery stalls merging them and searches do not scan them.
+func TestPendingListsCleaned(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	if _, err := s.Pool().Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pgstattuple`); err != nil {
+		t.Fatalf("pgstattuple (PostgreSQL contrib) is needed to read the pending lists: %v", err)
+	}
+	for i := range 40 {
+		deliver(t, s, u, msg(fmt.Sprintf("burst %d", i), strings.Repeat("lorem ipsum dolor sit amet ", 40)), store.DeliverOptions{})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var pending int64
+		must(t, s.Pool().QueryRow(ctx, `SELECT pending_tuples FROM pgstatginindex('messages_body_trgm')`).Scan(&pending))
+		if pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("body trigram index still has %d pending tuples 10 s after 40 deliveries", pending)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
