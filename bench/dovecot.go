@@ -2,191 +2,71 @@ package bench
 
 import (
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"decimail/internal/dovecot"
 )
 
 // DovecotBinary is where Debian's dovecot-core installs the server.
-const DovecotBinary = "/usr/sbin/dovecot"
+const DovecotBinary = dovecot.Binary
 
-// dovecotConf is a private instance tuned like a default Debian install for
+// dovecotOptions is a private instance tuned like a default Debian install for
 // mail access: maildir, no SSL, plaintext auth on loopback,
 // mail_fsync=optimized, and no fts plugin (Dovecot's default: SEARCH TEXT
 // reads the messages; that is the comparison). Limits are raised so the
-// concurrency measurements are not refused.
-const dovecotConf = `# Private Dovecot for the Decimail benchmarks.
-base_dir = {{DIR}}/run
-state_dir = {{DIR}}/state
-instance_name = decimail-bench-{{PORT}}
-log_path = {{DIR}}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain
-auth_failure_delay = 0
-mail_location = maildir:{{DIR}}/mail/%u/Maildir
-mail_fsync = optimized
-first_valid_uid = 1
-mail_privileged_group =
-default_process_limit = 3000
-default_client_limit = 6000
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {{DIR}}/users
+// concurrency measurements are not refused. One account: u/pw.
+var dovecotOptions = dovecot.Options{
+	Name:                 "decimail-bench",
+	Accounts:             []dovecot.Account{{User: "u", Pass: "pw"}},
+	MailFsync:            "optimized",
+	ProcessLimit:         3000,
+	ClientLimit:          6000,
+	LoginMinAvail:        2,
+	MaxUserIPConnections: 5000,
+	StartTimeout:         15 * time.Second,
 }
-userdb {
-  driver = passwd-file
-  args = username_format=%u {{DIR}}/users
-}
-service imap-login {
-  inet_listener imap {
-    address = 127.0.0.1
-    port = {{PORT}}
-  }
-  inet_listener imaps {
-    port = 0
-  }
-  process_min_avail = 2
-}
-service imap {
-  process_limit = 3000
-}
-service stats {
-  inet_listener http {
-    port = 0
-  }
-}
-service doveadm {
-  inet_listener {
-    port = 0
-  }
-}
-namespace inbox {
-  inbox = yes
-  separator = /
-  prefix =
-}
-protocol imap {
-  mail_max_userip_connections = 5000
-}
-`
 
 // Dovecot is a private Dovecot on a free loopback port.
 type Dovecot struct {
 	Target
 	Dir string
-	cmd *exec.Cmd
+	srv *dovecot.Server
 }
 
 // DovecotVersion reports `dovecot --version`, or "" when not installed.
-func DovecotVersion() string {
-	out, err := exec.Command(DovecotBinary, "--version").Output()
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(out))
-}
+func DovecotVersion() string { return dovecot.Version() }
 
 // StartDovecot starts a private Dovecot with one account u/pw in a temporary
 // directory; Stop ends it and removes the directory.
 func StartDovecot() (*Dovecot, error) {
-	if _, err := os.Stat(DovecotBinary); err != nil {
-		return nil, fmt.Errorf("dovecot is not installed (%v): apt-get install -y dovecot-imapd", err)
-	}
-	dir, err := os.MkdirTemp("", "decimail-bench-dovecot-")
+	srv, err := dovecot.Start(dovecotOptions)
 	if err != nil {
 		return nil, err
 	}
-	d := &Dovecot{Dir: dir}
-	fail := func(err error) (*Dovecot, error) { os.RemoveAll(dir); return nil, err }
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fail(err)
-	}
-	port := fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-	// Mail processes run as nobody: Dovecot refuses uid 0 for mail access.
-	uid, gid := 65534, 65534
-	if os.Geteuid() != 0 {
-		uid, gid = os.Getuid(), os.Getgid()
-	}
-	mail := filepath.Join(dir, "mail")
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return fail(err)
-	}
-	if err := os.Mkdir(mail, 0o755); err != nil {
-		return fail(err)
-	}
-	if err := os.Chown(mail, uid, gid); err != nil && os.Geteuid() == 0 {
-		return fail(err)
-	}
-	users := fmt.Sprintf("u:{PLAIN}pw:%d:%d::%s/u::\n", uid, gid, mail)
-	if err := os.WriteFile(filepath.Join(dir, "users"), []byte(users), 0o644); err != nil {
-		return fail(err)
-	}
-	conf := strings.NewReplacer("{{DIR}}", dir, "{{PORT}}", port).Replace(dovecotConf)
-	if err := os.WriteFile(filepath.Join(dir, "dovecot.conf"), []byte(conf), 0o644); err != nil {
-		return fail(err)
-	}
-	d.cmd = exec.Command(DovecotBinary, "-F", "-c", filepath.Join(dir, "dovecot.conf"))
-	d.cmd.Env = append(os.Environ(), "TZ=UTC")
-	out, err := os.Create(filepath.Join(dir, "stdout.log"))
-	if err != nil {
-		return fail(err)
-	}
-	d.cmd.Stdout, d.cmd.Stderr = out, out
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := d.cmd.Start(); err != nil {
-		return fail(err)
-	}
-	d.Addr = "127.0.0.1:" + port
+	d := &Dovecot{Dir: srv.Dir, srv: srv}
+	d.Addr = srv.Addr
 	d.NotifyAddr, d.Name, d.User, d.Pass = d.Addr, "dovecot", "u", "pw"
 	d.Target.Stop = d.Close
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", d.Addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log1, _ := os.ReadFile(filepath.Join(dir, "stdout.log"))
-			log2, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
-			d.Close()
-			return nil, fmt.Errorf("dovecot did not start on %s:\n%s%s", d.Addr, log1, log2)
-		}
-	}
 	return d, nil
 }
 
 // Close stops Dovecot (SIGTERM, the master stops its children) and removes
 // its directory.
 func (d *Dovecot) Close() {
-	if d.cmd != nil && d.cmd.Process != nil {
-		d.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { d.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			d.cmd.Process.Kill()
-			<-done
-		}
-		d.cmd = nil
+	if d.srv != nil {
+		d.srv.Close()
 	}
-	os.RemoveAll(d.Dir)
 }
 
 // PIDs lists the Dovecot master and its children (for memory measurements).
 func (d *Dovecot) PIDs() []int {
-	if d.cmd == nil || d.cmd.Process == nil {
+	if d.srv == nil || d.srv.PID() == 0 {
 		return nil
 	}
-	return descendants(d.cmd.Process.Pid)
+	return descendants(d.srv.PID())
 }
 
 // descendants returns pid and every process below it, from /proc.
