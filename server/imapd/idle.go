@@ -27,10 +27,23 @@ func cmdIdle(c *Conn, cmd *Command) error {
 		s   string
 		err error
 	}
+	// The reader goroutine must be gone when IDLE returns, or it would read
+	// the connection (and the session's state) alongside the next command:
+	// an early return wakes it with a past deadline and waits for it.
+	if err := c.setReadDeadline(); err != nil {
+		return err
+	}
 	done := make(chan line, 1)
 	go func() {
-		s, err := c.ReadLine()
+		s, err := c.r.ReadLine()
 		done <- line{s, err}
+	}()
+	finished := false
+	defer func() {
+		if !finished {
+			c.nc.SetReadDeadline(time.Now())
+			<-done
+		}
 	}()
 	tick := time.NewTicker(idlePoll)
 	defer tick.Stop()
@@ -45,6 +58,7 @@ func cmdIdle(c *Conn, cmd *Command) error {
 	for {
 		select {
 		case l := <-done:
+			finished = true
 			if l.err != nil {
 				return l.err
 			}

@@ -88,8 +88,11 @@ func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o Deliver
 			}
 			d.UID, err = s.deliverTx(ctx, userID, d.MessageID, thread, raw, p, date, o, spool, pre, views)
 		}
-		if isRetryable(err) && attempt < 8 {
-			continue // the user's mailboxes changed between the reads and the lock
+		if isRetryable(err) && attempt < 50 {
+			// The user's mailboxes changed between the reads and the lock
+			// (a view defined meanwhile): read and match again.
+			time.Sleep(time.Duration(min(attempt, 5)) * time.Millisecond)
+			continue
 		}
 		if err != nil {
 			if spool != "" {
