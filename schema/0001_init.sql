@@ -106,6 +106,8 @@ CREATE TABLE message_flags (
     message_id bigint PRIMARY KEY REFERENCES messages ON DELETE CASCADE,
     user_id    bigint NOT NULL,
     size       integer NOT NULL,                  -- = messages.size, for STATUS without the wide rows
+    internal_day date NOT NULL,                   -- = messages.internal_day: SEARCH UNSEEN SINCE d LARGER n
+                                                  -- reads only this narrow table (measured 8.8 ms with the wide rows)
     seen       boolean NOT NULL DEFAULT false,
     answered   boolean NOT NULL DEFAULT false,
     flagged    boolean NOT NULL DEFAULT false,

@@ -160,7 +160,13 @@ func (c *compiler) node(n Node) error {
 		default:
 			return fmt.Errorf("query: bad date key %q", n.Key)
 		}
-		cmp := c.col(col) + op + c.param(n.Day) + "::date"
+		// INTERNALDATE's day and the size are also in the narrow flags
+		// table (schema): a search by date, size and flags reads only it.
+		qcol := c.col(col)
+		if col == "internal_day" {
+			qcol = c.flagCol(col)
+		}
+		cmp := qcol + op + c.param(n.Day) + "::date"
 		if col == "sent_day" { // NULL when there is no Date: header; never NULL as a result
 			c.w("(", c.col(col), " IS NOT NULL AND ", cmp, ")")
 		} else {
@@ -171,7 +177,7 @@ func (c *compiler) node(n Node) error {
 		if n.Larger {
 			op = " > "
 		}
-		c.w(c.col("size"), op, c.param(int64(n.N)), "::bigint")
+		c.w(c.flagCol("size"), op, c.param(int64(n.N)), "::bigint")
 	case UID: // rfc3501.txt:2931
 		if c.env.Member == "" {
 			return &NotAllowedError{Key: "UID"}

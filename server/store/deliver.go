@@ -213,14 +213,14 @@ func (s *Store) deliverTx(ctx context.Context, userID, id, thread int64, raw []b
 				AND (SELECT (count(*), coalesce(sum(uidvalidity), 0)) = ($12::bigint, $13::numeric) FROM mailboxes
 				     WHERE user_id = $3 AND definition IS NOT NULL),
 				'the mailboxes changed during the delivery') AS ok),
-			fl AS (INSERT INTO message_flags (message_id, user_id, size, seen, answered, flagged, deleted, draft, keywords, modseq)
-				SELECT $2, $3, $4, $5, $6, $7, $8, $9, $10, nextval('modseq_seq') FROM ok WHERE ok.ok),
+			fl AS (INSERT INTO message_flags (message_id, user_id, size, internal_day, seen, answered, flagged, deleted, draft, keywords, modseq)
+				SELECT $2, $3, $4, $14::date, $5, $6, $7, $8, $9, $10, nextval('modseq_seq') FROM ok WHERE ok.ok),
 			ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
 				SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b, ok WHERE ok.ok AND b.id = ANY($1) ORDER BY b.id)
 			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1) AND (SELECT ok FROM ok)
 			RETURNING id, uidnext - 1`,
 		append([]int64{pre.target.ID}, views...), id, userID, len(raw),
-		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, nViews, uvSum).Query(func(rows pgx.Rows) error {
+		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, nViews, uvSum, dayOf(date)).Query(func(rows pgx.Rows) error {
 		var mb, u int64
 		_, err := pgx.ForEachRow(rows, []any{&mb, &u}, func() error {
 			if mb == pre.target.ID {
@@ -250,7 +250,7 @@ func (s *Store) deliverTx(ctx context.Context, userID, id, thread int64, raw []b
 func queueInsertMessage(b *pgx.Batch, userID, id, thread int64, raw []byte, p *message.Parsed, date time.Time,
 	o DeliverOptions, spool string) {
 	_, off := date.Zone()
-	day := time.Date(date.Year(), date.Month(), date.Day(), 0, 0, 0, 0, time.UTC)
+	day := dayOf(date)
 	var sent, sentDay any
 	if !p.SentDate.IsZero() {
 		sd := p.SentDate
@@ -487,4 +487,9 @@ func deleteMessages(ctx context.Context, tx pgx.Tx, ids []int64) error {
 	}
 	_, err := tx.Exec(ctx, `DELETE FROM messages WHERE id = ANY($1)`, ids)
 	return err
+}
+
+// dayOf is the date part of t in its own zone (messages.internal_day).
+func dayOf(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }

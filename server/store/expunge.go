@@ -238,8 +238,8 @@ func duplicateMessages(ctx context.Context, tx pgx.Tx, mailboxID int64, ids []in
 				m.envelope, m.bodystructure, m.body_simple, m.sent_date, m.sent_day, m.subject, m.from_addr, m.to_addr, m.cc_addr, m.bcc_addr,
 				m.reply_to, m.from_key, m.message_id, m.in_reply_to, m.refs, m.thread_id, m.header_text, m.body_text, m.broken, m.delivered_to, ''
 			FROM d JOIN messages m ON m.id = d.old RETURNING id),
-		fl AS (INSERT INTO message_flags (message_id, user_id, size, seen, answered, flagged, deleted, draft, keywords, modseq)
-			SELECT d.new, f.user_id, f.size, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords, nextval('modseq_seq')
+		fl AS (INSERT INTO message_flags (message_id, user_id, size, internal_day, seen, answered, flagged, deleted, draft, keywords, modseq)
+			SELECT d.new, f.user_id, f.size, f.internal_day, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords, nextval('modseq_seq')
 			FROM d JOIN message_flags f ON f.message_id = d.old)
 		SELECT d.old, d.new, m.spool_path, (SELECT count(*) FROM ins) FROM d JOIN messages m ON m.id = d.old`, mailboxID, ids)
 	if err != nil {
