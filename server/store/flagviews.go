@@ -184,11 +184,7 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 			}
 		}
 		if len(in) > 0 {
-			b.Queue(`WITH ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-					SELECT $1, b.uidnext + t.i - 1, t.id, nextval('modseq_seq')
-					FROM unnest($2::bigint[]) WITH ORDINALITY AS t(id, i), mailboxes b WHERE b.id = $1 ORDER BY t.i
-					RETURNING 1)
-				UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $1`, v.id, in)
+			queueAddToView(b, v.id, in)
 		}
 		if len(unknownIn) > 0 || len(unknownOut) > 0 {
 			sql, args, _, err := compileDefinition(v.def)
@@ -259,12 +255,7 @@ func uniformFlagViews(ctx context.Context, tx pgx.Tx, hits []hitView, ids []int6
 		case !known:
 			return false, nil
 		case match:
-			b.Queue(`WITH new AS (SELECT t.id, row_number() OVER (ORDER BY t.id) AS i FROM unnest($2::bigint[]) AS t(id)
-					WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $1 AND x.message_id = t.id)),
-				ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-					SELECT $1, b.uidnext + new.i - 1, new.id, nextval('modseq_seq')
-					FROM new, mailboxes b WHERE b.id = $1 ORDER BY new.i RETURNING 1)
-				UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $1`, v.id, ids)
+			queueAddToView(b, v.id, ids)
 		default:
 			out = append(out, v.id)
 		}
@@ -275,4 +266,16 @@ func uniformFlagViews(ctx context.Context, tx pgx.Tx, hits []hitView, ids []int6
 		b.Queue(`DELETE FROM mailbox_messages WHERE message_id = ANY($1) AND mailbox_id + 0 = ANY($2)`, ids, out)
 	}
 	return true, tx.SendBatch(ctx, b).Close()
+}
+
+// queueAddToView queues the statement that adds the messages ids (ascending)
+// that view does not hold yet, with fresh UIDs in id order, and advances its
+// UIDNEXT.
+func queueAddToView(b *pgx.Batch, view int64, ids []int64) {
+	b.Queue(`WITH new AS (SELECT t.id, row_number() OVER (ORDER BY t.id) AS i FROM unnest($2::bigint[]) AS t(id)
+			WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $1 AND x.message_id = t.id)),
+		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+			SELECT $1, b.uidnext + new.i - 1, new.id, nextval('modseq_seq')
+			FROM new, mailboxes b WHERE b.id = $1 ORDER BY new.i RETURNING 1)
+		UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $1`, view, ids)
 }

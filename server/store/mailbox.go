@@ -162,31 +162,33 @@ func (s *Store) MailboxByID(ctx context.Context, id int64) (Mailbox, error) {
 // Mailboxes lists a user's mailboxes by name with their STATUS numbers
 // (counters on the mailbox rows: one query, no counting).
 func (s *Store) Mailboxes(ctx context.Context, userID int64) ([]MailboxStatus, error) {
-	// The counters are kept on the mailbox row by the schema's triggers.
-	q := `SELECT ` + statusCols + ` FROM mailboxes b WHERE b.user_id = $1 ORDER BY b.name`
-	rows, err := s.pool.Query(ctx, q, userID)
+	rows, err := s.pool.Query(ctx, `SELECT `+statusCols+` FROM mailboxes b WHERE b.user_id = $1 ORDER BY b.name`, userID)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (MailboxStatus, error) {
-		var m MailboxStatus
-		var uv, un, n, rc, u int64
-		err := r.Scan(&m.ID, &m.UserID, &m.Name, &m.Definition, &uv, &un, &m.SpecialUse, &m.Subscribed,
-			&n, &rc, &u, &m.Size, &m.HighestModSeq)
-		m.UIDValidity, m.UIDNext = uint32(uv), uint32(un)
-		m.Messages, m.Recent, m.Unseen = int(n), int(rc), int(u)
-		return m, err
-	})
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (MailboxStatus, error) { return scanStatus(r) })
 }
 
-// statusCols are the columns Mailboxes and Status scan, in order.
+// statusCols are the columns scanStatus reads, in order. The counters are
+// kept on the mailbox row by the schema's triggers.
 const statusCols = `b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext, coalesce(b.special_use, ''),
 	` + subscribedCol + `, b.messages, b.recent, b.unseen, b.size, b.highest_modseq`
 
 const subscribedCol = `EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name)`
 
+func scanStatus(r pgx.Row) (MailboxStatus, error) {
+	var st MailboxStatus
+	var uv, un, n, rc, u int64
+	err := r.Scan(&st.ID, &st.UserID, &st.Name, &st.Definition, &uv, &un, &st.SpecialUse, &st.Subscribed,
+		&n, &rc, &u, &st.Size, &st.HighestModSeq)
+	st.UIDValidity, st.UIDNext = uint32(uv), uint32(un)
+	st.Messages, st.Recent, st.Unseen = int(n), int(rc), int(u)
+	return st, err
+}
+
 // Statuses is Status for several mailboxes in one query, by normalised
-// name (NormName); names that do not exist are absent.
+// name (NormName); names that do not exist are absent. Subscribed is not
+// read: STATUS does not report it.
 func (s *Store) Statuses(ctx context.Context, userID int64, names []string) (map[string]MailboxStatus, error) {
 	norm := make([]string, len(names))
 	for i, n := range names {
@@ -197,16 +199,13 @@ func (s *Store) Statuses(ctx context.Context, userID int64, names []string) (map
 	if err != nil {
 		return nil, err
 	}
+	defer rows.Close()
 	out := map[string]MailboxStatus{}
 	for rows.Next() {
-		var st MailboxStatus
-		var uv, un, n, r, u int64
-		if err := rows.Scan(&st.ID, &st.UserID, &st.Name, &st.Definition, &uv, &un, &st.SpecialUse, &st.Subscribed,
-			&n, &r, &u, &st.Size, &st.HighestModSeq); err != nil {
+		st, err := scanStatus(rows)
+		if err != nil {
 			return nil, err
 		}
-		st.UIDValidity, st.UIDNext = uint32(uv), uint32(un)
-		st.Messages, st.Recent, st.Unseen = int(n), int(r), int(u)
 		out[st.Name] = st
 	}
 	return out, rows.Err()
@@ -214,19 +213,15 @@ func (s *Store) Statuses(ctx context.Context, userID int64, names []string) (map
 
 // Status returns one mailbox's counts.
 func (s *Store) Status(ctx context.Context, userID int64, name string) (MailboxStatus, error) {
-	// One row: the counters are kept on it by the schema's triggers.
-	var st MailboxStatus
-	var uv, un, n, r, u int64
-	// (Subscribed is not read: STATUS does not report it.)
-	cols := strings.Replace(statusCols, subscribedCol, "false", 1)
-	err := s.pool.QueryRow(ctx, `SELECT `+cols+` FROM mailboxes b WHERE b.user_id = $1 AND b.name = $2`, userID, NormName(name)).Scan(
-		&st.ID, &st.UserID, &st.Name, &st.Definition, &uv, &un, &st.SpecialUse, &st.Subscribed, &n, &r, &u, &st.Size, &st.HighestModSeq)
-	if errors.Is(err, pgx.ErrNoRows) {
+	all, err := s.Statuses(ctx, userID, []string{name})
+	if err != nil {
+		return MailboxStatus{}, err
+	}
+	st, ok := all[NormName(name)]
+	if !ok {
 		return MailboxStatus{}, ErrNotFound
 	}
-	st.UIDValidity, st.UIDNext = uint32(uv), uint32(un)
-	st.Messages, st.Recent, st.Unseen = int(n), int(r), int(u)
-	return st, err
+	return st, nil
 }
 
 // DeleteMailbox deletes a mailbox. Messages that no folder holds any more are

@@ -28,11 +28,17 @@ func (sqlTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQu
 
 func (sqlTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
 	st, _ := ctx.Value(traceKey{}).(traceStart)
-	q := strings.Join(strings.Fields(st.sql), " ")
+	traceLine(st.start, d.Err, "", st.sql)
+}
+
+// traceLine prints one statement: time since start, success, the SQL on one
+// line (shortened).
+func traceLine(start time.Time, err error, prefix, sql string) {
+	q := strings.Join(strings.Fields(sql), " ")
 	if len(q) > 160 {
 		q = q[:160] + "…"
 	}
-	fmt.Fprintf(os.Stderr, "sql %8.2fms %-6v %s\n", float64(time.Since(st.start).Microseconds())/1000, d.Err == nil, q)
+	fmt.Fprintf(os.Stderr, "sql %8.2fms %-6v %s%s\n", float64(time.Since(start).Microseconds())/1000, err == nil, prefix, q)
 }
 
 func (sqlTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
@@ -43,11 +49,7 @@ func (sqlTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBa
 // (durations are since the batch was sent: cumulative).
 func (sqlTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
 	st, _ := ctx.Value(traceKey{}).(traceStart)
-	q := strings.Join(strings.Fields(d.SQL), " ")
-	if len(q) > 160 {
-		q = q[:160] + "…"
-	}
-	fmt.Fprintf(os.Stderr, "sql %8.2fms %-6v batch: %s\n", float64(time.Since(st.start).Microseconds())/1000, d.Err == nil, q)
+	traceLine(st.start, d.Err, "batch: ", d.SQL)
 }
 
 func (sqlTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
