@@ -143,21 +143,27 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 		if it.silent {
 			continue
 		}
-		w.Untagged()
-		w.Number(uint64(seq))
-		w.Raw(" FETCH (")
-		if uid {
-			// rfc3501.txt:3392-3397: UID commands' FETCH responses carry UID.
-			w.Raw("UID ")
-			w.Number(uint64(ch.UID))
-			w.SP()
-		}
-		w.Raw("FLAGS ")
-		w.Flags(c.flagNames(ch.UID, ch.Flags))
-		w.Raw(")")
-		w.CRLF()
+		c.writeStoreFetch(seq, ch.UID, uid, ch.Flags)
 	}
 	return nil
+}
+
+// writeStoreFetch writes a STORE's "* seq FETCH (FLAGS (...))" (with the
+// UID for UID STORE, rfc3501.txt:3392-3397); the writer is locked.
+func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags) {
+	w := c.Writer()
+	w.Untagged()
+	w.Number(uint64(seq))
+	w.Raw(" FETCH (")
+	if withUID {
+		w.Raw("UID ")
+		w.Number(uint64(u))
+		w.SP()
+	}
+	w.Raw("FLAGS ")
+	w.Flags(c.flagNames(u, f))
+	w.Raw(")")
+	w.CRLF()
 }
 
 // storeSystemFlags is STORE +FLAGS/-FLAGS of system flags (a client marking
@@ -197,18 +203,7 @@ func (c *Conn) storeSystemFlags(name string, uid bool, it storeItem, flags store
 		if seq == 0 || !ok {
 			continue
 		}
-		w.Untagged()
-		w.Number(uint64(seq))
-		w.Raw(" FETCH (")
-		if uid {
-			w.Raw("UID ") // rfc3501.txt:3392-3397
-			w.Number(uint64(u))
-			w.SP()
-		}
-		w.Raw("FLAGS ")
-		w.Flags(c.flagNames(u, fl))
-		w.Raw(")")
-		w.CRLF()
+		c.writeStoreFetch(seq, u, uid, fl)
 	}
 	return nil
 }

@@ -53,13 +53,20 @@ const (
 
 func packFlags(f store.Flags) uint8 {
 	var b uint8
-	for _, x := range []struct {
-		on  bool
-		bit uint8
-	}{{f.Seen, fSeen}, {f.Answered, fAnswered}, {f.Flagged, fFlagged}, {f.Deleted, fDeleted}, {f.Draft, fDraft}} {
-		if x.on {
-			b |= x.bit
-		}
+	if f.Seen {
+		b |= fSeen
+	}
+	if f.Answered {
+		b |= fAnswered
+	}
+	if f.Flagged {
+		b |= fFlagged
+	}
+	if f.Deleted {
+		b |= fDeleted
+	}
+	if f.Draft {
+		b |= fDraft
 	}
 	return b
 }
