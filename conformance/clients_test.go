@@ -75,14 +75,7 @@ func seedFile(seed []fixtures.SeedMessage, folder string, uid int) []byte {
 // tag in a transcript.
 func dovecotFetch(t *testing.T, file, tag, item string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(transcriptDir, file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := ParseTranscript(file, data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := loadTranscript(t, file)
 	for _, c := range tr.Cmds {
 		if c.Tag != tag {
 			continue

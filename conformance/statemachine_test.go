@@ -384,26 +384,23 @@ func smDrawSeqSet(t *rapid.T, n int) string {
 	if n == 0 {
 		t.Skip("empty view")
 	}
-	lo := rapid.IntRange(1, n).Draw(t, "seq")
-	switch rapid.IntRange(0, 3).Draw(t, "seq form") {
-	case 0:
-		return strconv.Itoa(lo)
-	case 1:
-		return fmt.Sprintf("%d:%d", lo, rapid.IntRange(lo, n).Draw(t, "seq hi"))
-	case 2:
-		return fmt.Sprintf("%d:*", lo)
-	}
-	return "1:*"
+	return smDrawSet(t, n, "seq")
 }
 
+// drawUIDSet may name UIDs beyond the mailbox's (they match nothing).
 func (m *smModel) drawUIDSet(t *rapid.T, c *smConn) string {
-	max := int(m.maxUID[c.mailbox]) + 2
-	lo := rapid.IntRange(1, max).Draw(t, "uid")
-	switch rapid.IntRange(0, 3).Draw(t, "uid form") {
+	return smDrawSet(t, int(m.maxUID[c.mailbox])+2, "uid")
+}
+
+// smDrawSet draws a set of numbers in 1..hi in one of the forms clients
+// send: n, n:m, n:* or 1:*.
+func smDrawSet(t *rapid.T, hi int, label string) string {
+	lo := rapid.IntRange(1, hi).Draw(t, label)
+	switch rapid.IntRange(0, 3).Draw(t, label+" form") {
 	case 0:
 		return strconv.Itoa(lo)
 	case 1:
-		return fmt.Sprintf("%d:%d", lo, rapid.IntRange(lo, max).Draw(t, "uid hi"))
+		return fmt.Sprintf("%d:%d", lo, rapid.IntRange(lo, hi).Draw(t, label+" hi"))
 	case 2:
 		return fmt.Sprintf("%d:*", lo)
 	}

@@ -210,7 +210,9 @@ func TestTranscripts(t *testing.T) {
 	}
 }
 
-func replayTranscript(t *testing.T, env *seedEnv, file string) {
+// loadTranscript reads and parses a captured transcript (transcriptDir).
+func loadTranscript(t testing.TB, file string) *Transcript {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(transcriptDir, file))
 	if err != nil {
 		t.Fatal(err)
@@ -219,6 +221,11 @@ func replayTranscript(t *testing.T, env *seedEnv, file string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tr
+}
+
+func replayTranscript(t *testing.T, env *seedEnv, file string) {
+	tr := loadTranscript(t, file)
 	c, err := Dial(file, env.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -263,21 +270,10 @@ func replayTranscript(t *testing.T, env *seedEnv, file string) {
 // closed during it), literals are re-framed (BODY[] equals the seed file),
 // pipelining and continuations are recognised.
 func TestTranscriptParse(t *testing.T) {
-	load := func(file string) *Transcript {
-		data, err := os.ReadFile(filepath.Join(transcriptDir, file))
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := ParseTranscript(file, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tr
-	}
 	for _, cs := range loadCaptures(t) {
 		for _, c := range cs {
 			for _, f := range c.files {
-				tr := load(f)
+				tr := loadTranscript(t, f)
 				for i, cmd := range tr.Cmds {
 					if cmd.Done == nil && !(i == len(tr.Cmds)-1 && tr.ClientClosed) {
 						t.Errorf("%s: %s has no tagged response", f, cmd.Line)
@@ -286,7 +282,7 @@ func TestTranscriptParse(t *testing.T) {
 			}
 		}
 	}
-	mb := load("mbsync/01-full-sync-conn1.txt")
+	mb := loadTranscript(t, "mbsync/01-full-sync-conn1.txt")
 	seed, err := fixtures.Seed()
 	if err != nil {
 		t.Fatal(err)
@@ -312,14 +308,14 @@ func TestTranscriptParse(t *testing.T) {
 	if want := seed[17].Raw; !bytes.Equal(body, want) {
 		t.Errorf("mbsync BODY[] of UID 18: %d octets, seed file %d", len(body), len(want))
 	}
-	tb := load("thunderbird/01-first-sync-conn2.txt")
+	tb := loadTranscript(t, "thunderbird/01-first-sync-conn2.txt")
 	if c := tb.Cmds[0]; c.Name != "AUTHENTICATE" || len(c.Conts) != 1 || c.Plus != 1 {
 		t.Errorf("thunderbird AUTHENTICATE: %+v", c)
 	}
 	if c := tb.Cmds[len(tb.Cmds)-1]; c.Name != "IDLE" || c.Done != nil || len(c.Conts) != 0 {
 		t.Errorf("thunderbird final IDLE: %+v", c)
 	}
-	mutt := load("mutt/01-session-conn1.txt")
+	mutt := loadTranscript(t, "mutt/01-session-conn1.txt")
 	if n := len(mutt.Batches()); n >= len(mutt.Cmds) {
 		t.Errorf("mutt: %d batches for %d commands, pipelining not recognised", n, len(mutt.Cmds))
 	}
@@ -334,14 +330,7 @@ func mapFetch(rs []*Resp) map[string]*fetchRec {
 // own answers compare clean, altered ones do not.
 func TestTranscriptCompare(t *testing.T) {
 	file := "thunderbird/02-restart-read-flag-delete-conn2.txt"
-	data, err := os.ReadFile(filepath.Join(transcriptDir, file))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := ParseTranscript(file, data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := loadTranscript(t, file)
 	same := func(b []*TCmd) []*Exchange {
 		var exs []*Exchange
 		for _, c := range b {
