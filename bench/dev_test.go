@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,8 @@ import (
 // The first run loads the corpus (DECIMAIL_BENCH_SIZES, default 10000) into
 // database benchdev_<n>_<template> and prepares the mailboxes; later runs on
 // the same schema reuse it. DECIMAIL_DEV_PROFILE=file writes a CPU profile
-// of the measured lines (server and client share this process).
+// of the measured lines (server and client share this process), e.g.
+// DECIMAIL_DEV_LINES=HeaderListing,FetchUIDFlags for the prefetch.
 func TestDevLines(t *testing.T) {
 	want := os.Getenv("DECIMAIL_DEV_LINES")
 	if want == "" {
@@ -109,13 +111,13 @@ func TestDevLines(t *testing.T) {
 	}
 	keys := strings.Split(want, ",")
 	for _, l := range IMAPLines() {
-		if want != "all" && !contains(keys, l.Key) {
+		if want != "all" && !slices.Contains(keys, l.Key) {
 			continue
 		}
 		r := Measure(e, l)
 		t.Logf("%-24s %v %v", l.Key, r.Values, r.Err)
 	}
-	if contains(keys, "SMTP") {
+	if slices.Contains(keys, "SMTP") {
 		// The 400 messages are deleted afterwards: the kept database stays as loaded.
 		var last int64
 		o.Store.Pool().QueryRow(ctx, "SELECT max(id) FROM messages").Scan(&last)
@@ -132,13 +134,4 @@ func TestDevLines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
