@@ -15,6 +15,21 @@ type Msg struct {
 	Subject, From, To, Cc, Bcc, HeaderText, BodyText string
 	Seen, Answered, Flagged, Deleted, Draft, Recent  bool
 	Keywords                                         []string
+
+	low [2]lowered // HeaderText and BodyText folded, kept between Evals (lower)
+}
+
+type lowered struct{ src, low string }
+
+// lower returns s (m.HeaderText or m.BodyText, slot i) folded by asciiLower,
+// once per text: a delivery evaluates every view of the user (over a
+// hundred) against the same message.
+func (m *Msg) lower(i int, s string) string {
+	c := &m.low[i]
+	if c.src != s || c.low == "" { // same backing string: compared in O(1)
+		c.src, c.low = s, asciiLower(s)
+	}
+	return c.low
 }
 
 // Eval is the plain-Go reference semantics of n; it agrees with Compile on a
@@ -51,13 +66,13 @@ func Eval(n Node, m *Msg, maxUID, maxSeq uint32) bool {
 	case Text:
 		switch n.Key {
 		case "TEXT":
-			return contains(m.HeaderText, n.Value) || contains(m.BodyText, n.Value)
+			return containsLow(m.lower(0, m.HeaderText), n.Value) || containsLow(m.lower(1, m.BodyText), n.Value)
 		case "HEADER":
-			return headerMatch(m.HeaderText, n.Field, n.Value)
+			return headerMatchLow(m.lower(0, m.HeaderText), n.Field, n.Value)
 		case "BCC":
 			return contains(m.Bcc, n.Value)
 		case "BODY":
-			return contains(m.BodyText, n.Value)
+			return containsLow(m.lower(1, m.BodyText), n.Value)
 		case "CC":
 			return contains(m.Cc, n.Value)
 		case "FROM":
@@ -145,6 +160,9 @@ func dayNum(t time.Time) int {
 
 // asciiLower folds A-Z only, like lower() in Postgres' C locale.
 func asciiLower(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r >= 'A' && r <= 'Z' }) < 0 {
+		return s
+	}
 	b := []byte(s)
 	for i, c := range b {
 		if c >= 'A' && c <= 'Z' {
@@ -156,14 +174,19 @@ func asciiLower(s string) string {
 
 // contains is the ILIKE '%v%' substring match with ASCII-only folding.
 func contains(field, v string) bool {
-	return strings.Contains(asciiLower(field), asciiLower(v))
+	return containsLow(asciiLower(field), v)
 }
 
-// headerMatch mirrors header_text ~* '(^|\n)<name>:[^\n]*<value>': at the
-// start of some line, name and ':' follow, then value occurs before (or
-// starting at) the next newline.
-func headerMatch(hdr, name, value string) bool {
-	h, prefix, v := asciiLower(hdr), asciiLower(name)+":", asciiLower(value)
+// containsLow is contains of a field already folded.
+func containsLow(low, v string) bool {
+	return strings.Contains(low, asciiLower(v))
+}
+
+// headerMatchLow mirrors header_text ~* '(^|\n)<name>:[^\n]*<value>' on the
+// folded header text h: at the start of some line, name and ':' follow, then
+// value occurs before (or starting at) the next newline.
+func headerMatchLow(h, name, value string) bool {
+	prefix, v := asciiLower(name)+":", asciiLower(value)
 	for p := 0; p <= len(h); {
 		if rest, ok := strings.CutPrefix(h[p:], prefix); ok {
 			i := strings.Index(rest, v)

@@ -82,8 +82,22 @@ func TestHeaderMatch(t *testing.T) {
 		{"X-A", "two", true}, {"X-A", "three", false}, {"X-AB", "three", true}, {"From", "a", true},
 		{"rom", "a", false}, {"X-A", "one\nx-a", true}, {"X-A", "", true}, {"X-Z", "", false}, {"", "", false},
 	} {
-		if got := headerMatch(hdr, tt.name, tt.value); got != tt.want {
-			t.Errorf("headerMatch(%q, %q) = %v", tt.name, tt.value, got)
+		if got := headerMatchLow(asciiLower(hdr), tt.name, tt.value); got != tt.want {
+			t.Errorf("headerMatchLow(%q, %q) = %v", tt.name, tt.value, got)
 		}
+	}
+}
+
+// TestEvalFoldsOncePerText: Msg keeps its folded texts between Evals, and a
+// changed text is folded again.
+func TestEvalFoldsOncePerText(t *testing.T) {
+	m := &Msg{HeaderText: "Subject: Hello\n", BodyText: "Big NEWS"}
+	body := func(v string) bool { return Eval(Text{Key: "BODY", Value: v}, m, 0, 0) }
+	if !body("news") || !Eval(Text{Key: "HEADER", Field: "subject", Value: "HELLO"}, m, 0, 0) {
+		t.Fatal("folded match failed")
+	}
+	m.BodyText = "small print"
+	if body("news") || !body("PRINT") {
+		t.Fatal("Eval used the folded text of the old BodyText")
 	}
 }
