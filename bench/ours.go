@@ -148,7 +148,10 @@ func LoadStore(ctx context.Context, st *store.Store, userID int64, folder string
 			return fmt.Errorf("message %d: %w", i, err)
 		}
 	}
-	return nil
+	// Loaded means searchable through the trigram indexes too: the
+	// indexer's work (store/indexer.go) is part of loading.
+	_, err := st.IndexTexts(ctx)
+	return err
 }
 
 // LoadIMAP appends msgs to mailbox over IMAP (pipelined with LITERAL+).

@@ -83,6 +83,16 @@ func (c *compiler) flagCol(name string) string {
 	return c.env.Flags + "." + name
 }
 
+// text writes cond, a condition on message_texts (alias mt), for the
+// message. The text of a new message is indexed in the background (schema
+// 0002): the indexed rows are found through the partial trigram indexes,
+// the others through message_texts_unindexed. Each EXISTS stays one
+// subquery the planner can hash (run once for all rows) or probe per row.
+func (c *compiler) text(cond string) {
+	probe := "EXISTS (SELECT 1 FROM message_texts mt WHERE mt.message_id = " + c.col("id") + " AND "
+	c.w("(", probe, "mt.indexed AND ", cond, ") OR ", probe, "NOT mt.indexed AND ", cond, "))")
+}
+
 func (c *compiler) w(s ...string) {
 	for _, x := range s {
 		c.b.WriteString(x)
@@ -134,9 +144,11 @@ func (c *compiler) node(n Node) error {
 		switch n.Key {
 		case "TEXT": // rfc3501.txt:2923: header or body
 			p := c.param(likePattern(n.Value))
-			c.w("(", c.col("header_text"), " ILIKE ", p, " OR ", c.col("body_text"), " ILIKE ", p, ")")
+			c.text("(mt.header_text ILIKE " + p + " OR mt.body_text ILIKE " + p + ")")
 		case "HEADER": // rfc3501.txt:2836
-			c.w(c.col("header_text"), " ~* ", c.param(headerRegexp(n.Field, n.Value)))
+			c.text("mt.header_text ~* " + c.param(headerRegexp(n.Field, n.Value)))
+		case "BODY": // rfc3501.txt:2804
+			c.text("mt.body_text ILIKE " + c.param(likePattern(n.Value)))
 		default:
 			col := textCols[n.Key]
 			if col == "" {

@@ -8,7 +8,7 @@
 //
 // Case-insensitivity (rfc3501.txt:2776-2778). Substring keys compile to
 // `col ILIKE $n` and HEADER to `header_text ~* $n`, so the trigram indexes are
-// used. In a UTF-8 database initialised with --no-locale (C collation/ctype),
+// used; the decoded header and body text are in message_texts (compiler.text). In a UTF-8 database initialised with --no-locale (C collation/ctype),
 // ILIKE and ~* fold ASCII letters only. Eval therefore folds ASCII only too
 // (asciiLower), so both agree exactly: "Ä" does not match "ä". With an ICU or
 // builtin C.UTF-8 ctype Postgres would fold more than Eval; the schema must use
@@ -152,8 +152,8 @@ var flagKeys = map[string]string{ // key → column
 }
 
 var textCols = map[string]string{
-	"BCC": "bcc_addr", "BODY": "body_text", "CC": "cc_addr", "FROM": "from_addr",
-	"SUBJECT": "subject", "TO": "to_addr", "TEXT": "", "HEADER": "",
+	"BCC": "bcc_addr", "BODY": "mt.body_text", "CC": "cc_addr", "FROM": "from_addr",
+	"SUBJECT": "subject", "TO": "to_addr", "TEXT": "", "HEADER": "", // BODY, TEXT, HEADER: message_texts (compile.go)
 }
 
 var dateKeys = map[string]bool{

@@ -66,10 +66,12 @@ type Store struct {
 	log       *slog.Logger
 	notif     *Notifier
 
-	sinceClean atomic.Int64  // deliveries since the last pending-list clean (gin.go)
-	clean      chan struct{} // wakes ginCleaner
-	cleanDone  chan struct{}
-	stop       context.CancelFunc
+	views        sync.Map      // user id -> *viewsCache, the views deliveries match (deliver.go)
+	sinceIndex   atomic.Int64  // deliveries since the indexer's last complete pass (indexer.go)
+	lastDelivery atomic.Int64  // its time, Unix nanoseconds
+	wake         chan struct{} // wakes the indexer
+	indexerDone  chan struct{}
+	stop         context.CancelFunc
 }
 
 // Open connects to dsn, applies pending migrations and returns a Store.
@@ -104,15 +106,15 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log}
 	s.notif = newNotifier(pool, log)
 	bg, stop := context.WithCancel(context.Background())
-	s.stop, s.clean, s.cleanDone = stop, make(chan struct{}, 1), make(chan struct{})
-	go s.ginCleaner(bg)
+	s.stop, s.wake, s.indexerDone = stop, make(chan struct{}, 1), make(chan struct{})
+	go s.indexer(bg)
 	return s, nil
 }
 
 // Close stops the notifier and closes the pool.
 func (s *Store) Close() {
 	s.stop()
-	<-s.cleanDone
+	<-s.indexerDone
 	s.notif.close()
 	s.pool.Close()
 }

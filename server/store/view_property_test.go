@@ -67,8 +67,8 @@ func flagsJoin(ctx context.Context, t testing.TB, s *store.Store) string {
 // userMsgs reads every message of the user with what query.Eval needs.
 func (sm *viewStoreMachine) userMsgs(t *rapid.T) map[int64]*query.Msg {
 	rows, err := sm.s.Pool().Query(sm.ctx, `SELECT m.id, m.subject, m.from_addr, m.to_addr, m.cc_addr, m.bcc_addr,
-			m.header_text, m.body_text, m.internal_day, m.sent_day, m.size, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
-		FROM messages m `+sm.flagsJoin+` WHERE m.user_id = $1`, sm.u.ID)
+			t.header_text, t.body_text, m.internal_day, m.sent_day, m.size, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
+		FROM messages m JOIN message_texts t ON t.message_id = m.id `+sm.flagsJoin+` WHERE m.user_id = $1`, sm.u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,6 +347,15 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Logf("EXPUNGE %s (uids %v): %v", name, uids, gone)
+			},
+			"index texts": func(t *rapid.T) {
+				// Views defined later read the texts through the trigram
+				// indexes or without them (query: compiler.text).
+				n, err := s.IndexTexts(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("indexed %d texts", n)
 			},
 			"define": func(t *rapid.T) {
 				name := rapid.SampledFrom(append(sm.views, "Flagged", "Unread")).Draw(t, "view")

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// A delivery stores the message's searchable text unindexed (schema 0002):
+// extracting and merging the trigrams of header_text and body_text was half
+// of its Postgres CPU. The indexer indexes the text in batches, off the
+// delivery path:
+//   - once deliveries pause for indexQuiet, so a burst is stored at full speed;
+//   - at once when this process has delivered indexBacklog messages since its
+//     last pass, so during a long burst the unindexed rows, which a search
+//     reads without the trigram indexes, stay bounded;
+//   - at start-up, for what another process left behind.
+//
+// A search finds a message whether its text is indexed or not
+// (query.compiler.text), so the indexer changes how fast a search is, never
+// what it finds.
+//
+// After a pass it merges the trigram indexes' pending lists (GIN fastupdate).
+// Otherwise the insert that overflows a list (4 MB, about 100 messages)
+// merges it and stalls for 100 ms or more, and every search scans the list.
+const (
+	indexQuiet   = 300 * time.Millisecond
+	indexBacklog = 1000
+	indexBatch   = 50
+)
+
+var trigramIndexes = []string{"message_texts_body_trgm", "message_texts_header_trgm", "messages_subject_trgm",
+	"messages_from_trgm", "messages_to_trgm", "messages_cc_trgm"}
+
+// delivered counts a delivery and wakes the indexer.
+func (s *Store) delivered() {
+	s.lastDelivery.Store(time.Now().UnixNano())
+	s.sinceIndex.Add(1)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// indexWait is how much longer the indexer waits: 0 once deliveries have
+// paused for indexQuiet, or when the backlog is indexBacklog messages.
+func (s *Store) indexWait() time.Duration {
+	if s.sinceIndex.Load() >= indexBacklog {
+		return 0
+	}
+	return max(0, indexQuiet-time.Since(time.Unix(0, s.lastDelivery.Load())))
+}
+
+func (s *Store) indexer(ctx context.Context) {
+	defer close(s.indexerDone)
+	timer := time.NewTimer(indexQuiet) // the start-up pass
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-timer.C:
+		}
+		if wait := s.indexWait(); wait > 0 {
+			timer.Reset(wait)
+			continue
+		}
+		// A pass stops between batches when deliveries resume (below the
+		// backlog): they go first, and the timer brings the indexer back.
+		n, done, err := s.indexTexts(ctx, func() bool { return s.indexWait() == 0 })
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("indexing message texts", "err", err)
+			}
+			timer.Reset(indexQuiet)
+			continue
+		}
+		if !done {
+			timer.Reset(s.indexWait())
+		} else {
+			s.sinceIndex.Store(0)
+		}
+		if n == 0 {
+			continue
+		}
+		for _, ix := range trigramIndexes {
+			if _, err := s.pool.Exec(ctx, `SELECT gin_clean_pending_list($1::regclass)`, ix); err != nil && ctx.Err() == nil {
+				s.log.Warn("gin_clean_pending_list", "index", ix, "err", err)
+			}
+		}
+	}
+}
+
+// IndexTexts indexes every stored text not yet indexed and returns how many
+// it indexed.
+func (s *Store) IndexTexts(ctx context.Context) (int, error) {
+	n, _, err := s.indexTexts(ctx, func() bool { return true })
+	return n, err
+}
+
+// indexTexts indexes texts in batches of indexBatch, each its own short
+// transaction, while more() holds; done reports that none is left. Only the
+// narrow row is rewritten: its TOASTed text is kept by pointer. Concurrent
+// indexers (other processes) skip each other's rows.
+func (s *Store) indexTexts(ctx context.Context, more func() bool) (total int, done bool, err error) {
+	for more() {
+		tag, err := s.pool.Exec(ctx, `UPDATE message_texts SET indexed = true WHERE message_id IN (
+			SELECT message_id FROM message_texts WHERE NOT indexed ORDER BY message_id LIMIT $1 FOR UPDATE SKIP LOCKED)`, indexBatch)
+		if err != nil {
+			return total, false, err
+		}
+		n := int(tag.RowsAffected())
+		total += n
+		if n < indexBatch {
+			return total, true, nil
+		}
+	}
+	return total, false, nil
+}
