@@ -85,12 +85,15 @@ func (c *compiler) flagCol(name string) string {
 
 // text writes cond, a condition on message_texts (alias mt), for the
 // message. The text of a new message is indexed in the background (schema
-// 0002): the indexed rows are found through the partial trigram indexes,
-// the others through message_texts_unindexed. Each EXISTS stays one
-// subquery the planner can hash (run once for all rows) or probe per row.
+// 0002), so the set has two halves: the indexed texts, found through the
+// partial trigram indexes, and the few not indexed yet (message_texts_unindexed).
+// One IN over both: the planner makes it a semi-join or one hashed set.
+// (As EXISTS probes, the planner ran the indexed half once per message: it
+// costs a subquery's alternatives for one outer row when the test sits on an
+// inner index scan. SEARCH TEXT on 10,000 messages took 1.9 s.)
 func (c *compiler) text(cond string) {
-	probe := "EXISTS (SELECT 1 FROM message_texts mt WHERE mt.message_id = " + c.col("id") + " AND "
-	c.w("(", probe, "mt.indexed AND ", cond, ") OR ", probe, "NOT mt.indexed AND ", cond, "))")
+	c.w(c.col("id"), " IN (SELECT mt.message_id FROM message_texts mt WHERE mt.indexed AND ", cond,
+		" UNION ALL SELECT mt.message_id FROM message_texts mt WHERE NOT mt.indexed AND ", cond, ")")
 }
 
 func (c *compiler) w(s ...string) {

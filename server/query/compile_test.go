@@ -26,8 +26,8 @@ func sessionEnv() *Env {
 func TestCompileGolden(t *testing.T) {
 	// txt is a condition on message_texts, indexed or not (compiler.text).
 	txt := func(cond string) string {
-		probe := "EXISTS (SELECT 1 FROM message_texts mt WHERE mt.message_id = m.id AND "
-		return "(" + probe + "mt.indexed AND " + cond + ") OR " + probe + "NOT mt.indexed AND " + cond + "))"
+		return "m.id IN (SELECT mt.message_id FROM message_texts mt WHERE mt.indexed AND " + cond +
+			" UNION ALL SELECT mt.message_id FROM message_texts mt WHERE NOT mt.indexed AND " + cond + ")"
 	}
 	tests := []struct {
 		in   string

@@ -462,23 +462,27 @@ func addMatchingView(ctx context.Context, tx pgx.Tx, v viewDef, userID int64, id
 
 func addMatchingSQL(v viewDef, userID int64, ids []int64) (string, []any) {
 	n := len(v.args)
-	filter := ""
+	from := "messages m"
 	args := append(append([]any{}, v.args...), v.id, userID)
 	if ids != nil {
-		filter = fmt.Sprintf(" AND m.id = ANY($%d)", n+3)
+		// A join, not m.id = ANY($ids): when the planner starts from a text
+		// search (message_texts), each probe of messages with = ANY of
+		// 3,000 ids sorted the array again (0.65 ms a probe; the restore of
+		// \Seen into 25 List-Id views took 5.6 s instead of 0.6 s).
+		from = fmt.Sprintf("unnest($%d::bigint[]) AS sel(id) JOIN messages m ON m.id = sel.id", n+3)
 		args = append(args, ids)
 	}
 	q := fmt.Sprintf(`WITH b AS (SELECT uidnext FROM mailboxes WHERE id = $%[1]d),
 		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
 			SELECT $%[1]d, b.uidnext + row_number() OVER (ORDER BY m.id) - 1, m.id, nextval('modseq_seq')
-			FROM messages m JOIN message_flags f ON f.message_id = m.id, b
-			WHERE m.user_id = $%[2]d%[3]s
+			FROM %[3]s JOIN message_flags f ON f.message_id = m.id, b
+			WHERE m.user_id = $%[2]d
 			  AND NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $%[1]d AND x.message_id = m.id)
 			  AND (%[4]s)
 			ORDER BY m.id
 			RETURNING 1)
 		UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $%[1]d`,
-		n+1, n+2, filter, v.sql)
+		n+1, n+2, from, v.sql)
 	return q, args
 }
 
