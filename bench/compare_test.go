@@ -38,7 +38,7 @@ func TestCompare(t *testing.T) {
 	ctx := context.Background()
 	var reps []*Report
 	for _, n := range benchSizes(10000) {
-		rep, err := Compare(ctx, CompareConfig{N: n, Seed: 1, SMTPTotal: 400, IdleConns: 2000, DovecotIdleConns: 300,
+		rep, err := Compare(ctx, CompareConfig{N: n, Seed: 1, SMTPTotal: 400, SMTPSustained: 2500, IdleConns: 2000, DovecotIdleConns: 300,
 			Log: func(f string, a ...any) { t.Logf(f, a...) }})
 		if err != nil {
 			t.Fatal(err)

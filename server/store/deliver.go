@@ -203,12 +203,13 @@ func (s *Store) deliverPrepare(ctx context.Context, userID int64, target string,
 // deliverTx is the delivery's transaction in two round trips: BEGIN and
 // every statement in one batch, then COMMIT. (COMMIT is not in the batch: a
 // server killed before it must leave nothing stored, since it never said
-// 250; the backend rolls back when the connection drops.) The wide row (and its
-// trigram index entries, the costliest part) goes in first, before the
-// user's lock: it carries no modseq and nobody sees it before COMMIT. Then
-// the lock, then one statement that writes the flags, every membership and
-// the UIDNEXTs — after checking that the target and the views are what
-// deliverPrepare read (else it fails with 40001 and Deliver starts over).
+// 250; the backend rolls back when the connection drops.) The wide row and
+// its text (indexed later: indexer.go) go in first, before the user's lock:
+// they carry no modseq and nobody sees them before COMMIT. Then the lock,
+// then one statement that writes the flags, every membership and the
+// UIDNEXTs — after checking that the target is a folder and the views are
+// the version deliverPrepare read (else it fails with 40001 and Deliver
+// starts over).
 func (s *Store) deliverTx(ctx context.Context, userID, id, thread int64, raw []byte, p *message.Parsed, date time.Time,
 	o DeliverOptions, spool string, pre *deliverPre, views []int64) (uint32, error) {
 	b := &pgx.Batch{}
