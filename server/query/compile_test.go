@@ -2,6 +2,7 @@ package query
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -10,7 +11,7 @@ import (
 
 func sessionEnv() *Env {
 	return &Env{
-		Msg: "m", Member: "mm", MaxUID: 50, Recent: []uint32{7, 9},
+		Msg: "m", Member: "mm", Texts: "mt", MaxUID: 50, Recent: []uint32{7, 9},
 		SeqToUID: func(s imap.SeqSet) (imap.UIDSet, error) {
 			// Session view: seq i ↔ uid 10*i, 5 messages.
 			var out imap.UIDSet
@@ -25,9 +26,12 @@ func sessionEnv() *Env {
 
 func TestCompileGolden(t *testing.T) {
 	// txt is a condition on message_texts, indexed or not (compiler.text).
-	txt := func(cond string) string {
-		return "m.id IN (SELECT mt.message_id FROM message_texts mt WHERE mt.indexed AND " + cond +
-			" UNION ALL SELECT mt.message_id FROM message_texts mt WHERE NOT mt.indexed AND " + cond + ")"
+	txt := func(conds ...string) string {
+		s := "("
+		for _, c := range conds {
+			s += "(mt.indexed AND " + c + ") OR "
+		}
+		return s + "(NOT mt.indexed AND (" + strings.Join(conds, " OR ") + ")))"
 	}
 	tests := []struct {
 		in   string
@@ -41,7 +45,7 @@ func TestCompileGolden(t *testing.T) {
 		{"SUBJECT \"50% off_now\\\\\"", "m.subject ILIKE $1", []any{`%50\% off\_now\\%`}},
 		{"FROM a BCC b CC c TO d BODY e", "(m.from_addr ILIKE $1 AND m.bcc_addr ILIKE $2 AND m.cc_addr ILIKE $3 AND m.to_addr ILIKE $4 AND " + txt("mt.body_text ILIKE $5") + ")",
 			[]any{"%a%", "%b%", "%c%", "%d%", "%e%"}},
-		{"TEXT word UNDELETED", "(" + txt("(mt.header_text ILIKE $1 OR mt.body_text ILIKE $1)") + " AND NOT m.deleted)", []any{"%word%"}},
+		{"TEXT word UNDELETED", "(" + txt("mt.header_text ILIKE $1", "mt.body_text ILIKE $1") + " AND NOT m.deleted)", []any{"%word%"}},
 		{"HEADER List-Id golang.org", txt("mt.header_text ~* $1"), []any{`(^|\n)List\-Id:[^\n]*golang\.org`}},
 		{`HEADER X-Spam ""`, txt("mt.header_text ~* $1"), []any{`(^|\n)X\-Spam:[^\n]*`}},
 		{`HEADER Subject "ü (a|b)*"`, txt("mt.header_text ~* $1"), []any{`(^|\n)Subject:[^\n]*ü\ \(a\|b\)\*`}},
@@ -140,22 +144,30 @@ func TestCompileNotAllowed(t *testing.T) {
 	if _, err := Compile(All{}, &Env{Msg: "m; DROP"}); err == nil {
 		t.Error("bad alias accepted")
 	}
+	// A text key without the message_texts alias.
+	n, _ = ParseDefinition("OR SEEN BODY x")
+	if _, err := Compile(n, &Env{Msg: "m"}); err == nil {
+		t.Error("BODY without Env.Texts: no error")
+	}
 }
 
 func TestUses(t *testing.T) {
 	tests := []struct {
-		in             string
-		flags, session bool
+		in                   string
+		flags, session, text bool
 	}{
-		{"ALL", false, false},
-		{"SUBJECT x SINCE 1-Jan-2020 LARGER 5", false, false},
-		{"UNSEEN", true, false},
-		{"NOT OR FROM x KEYWORD $Junk", true, false},
-		{"OR ALL (ALL UNKEYWORD a)", true, false},
-		{"NEW", true, true},
-		{"OLD", false, true},
-		{"UID 1", false, true},
-		{"NOT (1:2 SEEN)", true, true},
+		{"ALL", false, false, false},
+		{"SUBJECT x SINCE 1-Jan-2020 LARGER 5", false, false, false},
+		{"UNSEEN", true, false, false},
+		{"NOT OR FROM x KEYWORD $Junk", true, false, false},
+		{"OR ALL (ALL UNKEYWORD a)", true, false, false},
+		{"NEW", true, true, false},
+		{"OLD", false, true, false},
+		{"UID 1", false, true, false},
+		{"NOT (1:2 SEEN)", true, true, false},
+		{"NOT (SEEN OR FROM x BODY y)", true, false, true},
+		{"TEXT x", false, false, true},
+		{"OR HEADER List-Id x TO y", false, false, true},
 	}
 	for _, tt := range tests {
 		n, err := ParseDefinition(tt.in)
@@ -167,6 +179,9 @@ func TestUses(t *testing.T) {
 		}
 		if got := UsesSession(n); got != tt.session {
 			t.Errorf("UsesSession(%q) = %v", tt.in, got)
+		}
+		if got := UsesText(n); got != tt.text {
+			t.Errorf("UsesText(%q) = %v", tt.in, got)
 		}
 	}
 }

@@ -152,8 +152,8 @@ var flagKeys = map[string]string{ // key → column
 }
 
 var textCols = map[string]string{
-	"BCC": "bcc_addr", "BODY": "mt.body_text", "CC": "cc_addr", "FROM": "from_addr",
-	"SUBJECT": "subject", "TO": "to_addr", "TEXT": "", "HEADER": "", // BODY, TEXT, HEADER: message_texts (compile.go)
+	"BCC": "bcc_addr", "BODY": "body_text", "CC": "cc_addr", "FROM": "from_addr",
+	"SUBJECT": "subject", "TO": "to_addr", "TEXT": "", "HEADER": "", // TEXT, HEADER, BODY: message_texts (compiler.text)
 }
 
 var dateKeys = map[string]bool{

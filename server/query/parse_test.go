@@ -321,7 +321,7 @@ func FuzzParseDefinition(f *testing.F) {
 		if d := cmp.Diff(n, n2); d != "" {
 			t.Fatalf("round trip %q → %q:\n%s", s, c, d)
 		}
-		env := &Env{Msg: "m", Member: "mm", MaxUID: 10, Recent: []uint32{3},
+		env := &Env{Msg: "m", Member: "mm", Texts: "mt", MaxUID: 10, Recent: []uint32{3},
 			SeqToUID: func(s imap.SeqSet) (imap.UIDSet, error) { return imap.UIDSet{ur(1, 2)}, nil }}
 		if _, err := Compile(n, env); err != nil {
 			t.Fatalf("Compile(%q): %v", c, err)

@@ -432,12 +432,24 @@ func addToViews(ctx context.Context, tx pgx.Tx, userID int64, ids []int64, flags
 	if err != nil || len(views) == 0 {
 		return err
 	}
-	b := &pgx.Batch{}
+	b := viewBatch()
 	for _, v := range views {
 		q, args := addMatchingSQL(v, userID, ids)
 		b.Queue(q, args...)
 	}
 	return tx.SendBatch(ctx, b).Close()
+}
+
+// viewBatch starts a batch of view refills (addMatchingSQL) in a
+// transaction. They run the same statement once per view: after five runs
+// Postgres switches a prepared statement to a generic plan, which does not
+// know how many ids the array holds (it assumes 10), so it tested a header
+// regex on each of 3,000 messages per view instead of one trigram index scan:
+// the restore of \Seen into 25 List-Id views took 4.7 s instead of 1.2 s.
+func viewBatch() *pgx.Batch {
+	b := &pgx.Batch{}
+	b.Queue(`SET LOCAL plan_cache_mode = force_custom_plan`)
+	return b
 }
 
 // addMatching (re)fills one query mailbox: ids nil means all the user's messages.
@@ -476,7 +488,7 @@ func addMatchingSQL(v viewDef, userID int64, ids []int64) (string, []any) {
 	q := fmt.Sprintf(`WITH b AS (SELECT uidnext FROM mailboxes WHERE id = $%[1]d),
 		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
 			SELECT $%[1]d, b.uidnext + row_number() OVER (ORDER BY m.id) - 1, m.id, nextval('modseq_seq')
-			FROM %[3]s JOIN message_flags f ON f.message_id = m.id, b
+			FROM %[3]s JOIN message_flags f ON f.message_id = m.id JOIN message_texts mt ON mt.message_id = m.id, b
 			WHERE m.user_id = $%[2]d
 			  AND NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $%[1]d AND x.message_id = m.id)
 			  AND (%[4]s)

@@ -125,14 +125,18 @@ func zone(offset int) *time.Location {
 // Search returns the UIDs in a mailbox matching a compiled SEARCH program, in
 // ONE query. env.Msg and env.Member are set here.
 func (s *Store) Search(ctx context.Context, mailboxID int64, n query.Node, env *query.Env) ([]uint32, error) {
-	env.Msg, env.Member, env.Flags = "m", "mm", "f"
+	env.Msg, env.Member, env.Flags, env.Texts = "m", "mm", "f", "mt"
 	env.Args = append(env.Args[:0], mailboxID)
 	pred, err := query.Compile(n, env)
 	if err != nil {
 		return nil, err
 	}
+	texts := ""
+	if query.UsesText(n) {
+		texts = " JOIN message_texts mt ON mt.message_id = mm.message_id"
+	}
 	rows, err := s.pool.Query(ctx, `SELECT mm.uid FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-		JOIN message_flags f ON f.message_id = mm.message_id WHERE mm.mailbox_id = $1 AND (`+pred+`) ORDER BY mm.uid`, env.Args...)
+		JOIN message_flags f ON f.message_id = mm.message_id`+texts+` WHERE mm.mailbox_id = $1 AND (`+pred+`) ORDER BY mm.uid`, env.Args...)
 	if err != nil {
 		return nil, wrap("search", err)
 	}

@@ -163,7 +163,7 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 	if _, err := pgx.ForEachRow(rows, []any{&mb, &msg}, func() error { member[[2]int64{mb, msg}] = true; return nil }); err != nil {
 		return err
 	}
-	b := &pgx.Batch{}
+	b := viewBatch()
 	var delViews, delMsgs []int64 // (view, message) pairs to remove, in one statement
 	for _, v := range hits {
 		// Decide what the new flags alone decide (e.g. +\Seen takes every
@@ -194,7 +194,7 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 			if len(unknownIn) > 0 {
 				k := len(args)
 				b.Queue(fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m JOIN message_flags f ON f.message_id = m.id
-					WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
+					JOIN message_texts mt ON mt.message_id = m.id WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
 					k+1, k+2, sql), append(append([]any{}, args...), v.id, unknownIn)...)
 			}
 			if len(unknownOut) > 0 {
@@ -207,7 +207,7 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 		b.Queue(`DELETE FROM mailbox_messages mm USING unnest($1::bigint[], $2::bigint[]) AS d(mailbox_id, message_id)
 			WHERE mm.mailbox_id = d.mailbox_id AND mm.message_id = d.message_id`, delViews, delMsgs)
 	}
-	if b.Len() == 0 {
+	if b.Len() == 1 { // only viewBatch's SET
 		return nil
 	}
 	return tx.SendBatch(ctx, b).Close()

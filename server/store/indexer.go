@@ -13,7 +13,8 @@ import (
 //   - at once when this process has delivered IndexBacklog messages since its
 //     last pass, so during a long burst the unindexed rows, which a search
 //     reads without the trigram indexes, stay bounded;
-//   - at start-up, for what another process left behind.
+//   - at start-up, and every indexPoll, for what other processes left
+//     behind (`decimail deliver` run by an MTA, an import).
 //
 // A search finds a message whether its text is indexed or not
 // (query.compiler.text), so the indexer changes how fast a search is, never
@@ -24,6 +25,7 @@ import (
 // merges it and stalls for 100 ms or more, and every search scans the list.
 const (
 	indexQuiet   = 300 * time.Millisecond
+	indexPoll    = 10 * time.Second
 	IndexBacklog = 1000 // exported for the benchmarks' report
 	indexBatch   = 50
 )
@@ -79,6 +81,7 @@ func (s *Store) indexer(ctx context.Context) {
 			timer.Reset(s.indexWait())
 		} else {
 			s.sinceIndex.Store(0)
+			timer.Reset(indexPoll)
 		}
 		if n == 0 {
 			continue

@@ -69,7 +69,7 @@ func scanMailbox(r pgx.Row) (Mailbox, error) {
 }
 
 // compileDefinition parses and compiles a query mailbox definition for the
-// messages alias m.
+// aliases m (messages), f (message_flags) and mt (message_texts).
 func compileDefinition(def string) (sql string, args []any, usesFlags bool, err error) {
 	n, err := query.ParseDefinition(def)
 	if err != nil {
@@ -78,7 +78,7 @@ func compileDefinition(def string) (sql string, args []any, usesFlags bool, err 
 	if query.UsesSession(n) {
 		return "", nil, false, fmt.Errorf("%w: a definition cannot use UID, sequence numbers or RECENT", ErrInvalid)
 	}
-	env := &query.Env{Msg: "m", Flags: "f"}
+	env := &query.Env{Msg: "m", Flags: "f", Texts: "mt"}
 	sql, err = query.Compile(n, env)
 	if err != nil {
 		return "", nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)

@@ -484,7 +484,7 @@ func TestPropertySearchCompilerMatchesEval(t *testing.T) {
 				partial++
 			}
 			if !slices.Equal(got, want) {
-				sql, _ := query.Compile(prog, &query.Env{Msg: "m", Member: "mm", SeqToUID: seqResolver(msgs), MaxUID: maxUID, Recent: recent})
+				sql, _ := query.Compile(prog, &query.Env{Msg: "m", Member: "mm", Flags: "f", Texts: "mt", SeqToUID: seqResolver(msgs), MaxUID: maxUID, Recent: recent})
 				var diff []string
 				for i := range msgs {
 					if slices.Contains(got, msgs[i].UID) != slices.Contains(want, msgs[i].UID) {

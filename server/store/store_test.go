@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
 
 	"decimail/server/pgrun"
@@ -779,5 +780,48 @@ func TestTextsIndexedInBackground(t *testing.T) {
 	}
 	if got := search(); !slices.Equal(got, []uint32{18}) {
 		t.Fatalf("BODY token017 after indexing: %v, want [18]", got)
+	}
+}
+
+// TestSearchPlanUsesTextIndexes pins that a compiled text condition can use
+// the partial trigram indexes and the index of unindexed texts
+// (query: compiler.text). Written as (indexed AND x) OR (NOT indexed AND
+// x), the planner factors x out and no index applies: SEARCH TEXT read
+// every text (775 ms on 10,000 messages instead of 11 ms).
+func TestSearchPlanUsesTextIndexes(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	for i := range 20 {
+		deliver(t, s, u, msg(fmt.Sprintf("plan %d", i), "some words xylophone"), store.DeliverOptions{})
+	}
+	conn, err := s.Pool().Acquire(ctx)
+	must(t, err)
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `ANALYZE message_texts`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SET enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET enable_seqscan`)
+	for prog, want := range map[string][]string{
+		"TEXT xylophone":          {"message_texts_header_trgm", "message_texts_body_trgm", "message_texts_unindexed"},
+		"BODY xylophone":          {"message_texts_body_trgm", "message_texts_unindexed"},
+		`HEADER Subject "plan 1"`: {"message_texts_header_trgm", "message_texts_unindexed"},
+	} {
+		n, err := query.ParseDefinition(prog)
+		must(t, err)
+		env := &query.Env{Msg: "m", Texts: "mt"}
+		pred, err := query.Compile(n, env)
+		must(t, err)
+		rows, _ := conn.Query(ctx, `EXPLAIN SELECT mt.message_id FROM message_texts mt WHERE `+pred, env.Args...)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		must(t, err)
+		plan := strings.Join(lines, "\n")
+		for _, ix := range want {
+			if !strings.Contains(plan, ix) {
+				t.Errorf("%s: the plan does not use %s:\n%s\n%s", prog, ix, pred, plan)
+			}
+		}
 	}
 }

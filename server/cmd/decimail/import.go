@@ -100,7 +100,10 @@ func importItems(ctx context.Context, s *store.Store, u store.User, items []impo
 		sum.folders[it.folder]++
 	}
 	progress(len(items), len(items))
-	return sum, nil
+	// Index the imported texts now (a server would, once this process has
+	// gone): the mail is searchable through the trigram indexes at once.
+	_, err := s.IndexTexts(ctx)
+	return sum, err
 }
 
 func progressBar(w io.Writer, quiet bool) func(done, total int) {

@@ -62,6 +62,14 @@ func TestImportMboxAndMaildir(t *testing.T) {
 	if sum.imported != 4 || len(sum.skipped) != 1 || !strings.Contains(sum.skipped[0], "empty message") {
 		t.Fatalf("summary %+v", sum)
 	}
+	// The import indexes what it stored before it returns (store/indexer.go).
+	var texts, unindexed int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE NOT indexed) FROM message_texts`).Scan(&texts, &unindexed); err != nil {
+		t.Fatal(err)
+	}
+	if texts != 4 || unindexed != 0 {
+		t.Fatalf("after the import: %d texts, %d of them unindexed; want 4, 0", texts, unindexed)
+	}
 	want := map[string]int{"Lists": 2, "INBOX": 1, "Work/Projects": 1}
 	for name, n := range want {
 		if sum.folders[name] != n {
