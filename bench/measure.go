@@ -452,8 +452,8 @@ type Result struct {
 	Err    error
 }
 
-// Measure runs a line l.Runs times (after one untimed warm-up for
-// median lines) and aggregates.
+// Measure runs a line l.Runs times, after one untimed warm-up, and
+// aggregates.
 func Measure(e *Env, l Line) Result {
 	var samples []float64
 	runs := l.Runs
@@ -472,9 +472,11 @@ func Measure(e *Env, l Line) Result {
 	stats := l.Stats
 	if len(stats) == 0 {
 		stats = []string{"median"}
-		if _, err := l.Run(e, c); err != nil { // warm-up: caches on both sides
-			return Result{Err: err}
-		}
+	}
+	// Warm-up: caches on both sides (for IDLE, the other process's first
+	// delivery prepares its statements on fresh database connections).
+	if _, err := l.Run(e, c); err != nil {
+		return Result{Err: err}
 	}
 	for range runs {
 		v, err := l.Run(e, c)
