@@ -825,3 +825,36 @@ func TestSearchPlanUsesTextIndexes(t *testing.T) {
 		}
 	}
 }
+
+// TestIndexerRefreshesStatistics: after a bulk load the planner's statistics
+// say most texts are unindexed, and a search plans a scan of every text; a
+// large indexing pass analyses message_texts.indexed again (indexer.go).
+func TestIndexerRefreshesStatistics(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	// Texts alone (message_texts has no foreign key): a bulk load's worth.
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO message_texts (message_id, header_text, body_text)
+		SELECT g, 'Subject: bulk', 'text ' || g FROM generate_series(1000001, 1000800) g`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `ANALYZE message_texts`); err != nil {
+		t.Fatal(err)
+	}
+	estimate := func() float64 {
+		t.Helper()
+		var plan []map[string]any
+		must(t, s.Pool().QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM message_texts WHERE NOT indexed`).Scan(&plan))
+		return plan[0]["Plan"].(map[string]any)["Plan Rows"].(float64)
+	}
+	if e := estimate(); e < 400 {
+		t.Fatalf("before indexing the planner estimates %v unindexed texts, want about 800", e)
+	}
+	n, err := s.IndexTexts(ctx)
+	must(t, err)
+	if n < 800 {
+		t.Fatalf("indexed %d texts, want 800", n)
+	}
+	if e := estimate(); e > 50 {
+		t.Fatalf("after indexing 800 texts the planner still estimates %v unindexed", e)
+	}
+}
