@@ -131,12 +131,8 @@ func (s *Store) Search(ctx context.Context, mailboxID int64, n query.Node, env *
 	if err != nil {
 		return nil, err
 	}
-	texts := ""
-	if query.UsesText(n) {
-		texts = " JOIN message_texts mt ON mt.message_id = mm.message_id"
-	}
-	rows, err := s.pool.Query(ctx, `SELECT mm.uid FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-		JOIN message_flags f ON f.message_id = mm.message_id`+texts+` WHERE mm.mailbox_id = $1 AND (`+pred+`) ORDER BY mm.uid`, env.Args...)
+	rows, err := s.pool.Query(ctx, `SELECT mm.uid FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id`+
+		msgJoins(query.UsesText(n))+` WHERE mm.mailbox_id = $1 AND (`+pred+`) ORDER BY mm.uid`, env.Args...)
 	if err != nil {
 		return nil, wrap("search", err)
 	}

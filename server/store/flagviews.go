@@ -187,18 +187,18 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 			queueAddToView(b, v.id, in)
 		}
 		if len(unknownIn) > 0 || len(unknownOut) > 0 {
-			sql, args, _, err := compileDefinition(v.def)
+			c, err := compileDefinition(v.def)
 			if err != nil {
 				return err
 			}
 			if len(unknownIn) > 0 {
-				k := len(args)
-				b.Queue(fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m JOIN message_flags f ON f.message_id = m.id
-					JOIN message_texts mt ON mt.message_id = m.id WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
-					k+1, k+2, sql), append(append([]any{}, args...), v.id, unknownIn)...)
+				k := len(c.args)
+				b.Queue(fmt.Sprintf(`DELETE FROM mailbox_messages mm USING messages m%s
+					WHERE mm.mailbox_id = $%d AND mm.message_id = m.id AND m.id = ANY($%d) AND NOT coalesce((%s), false)`,
+					msgJoins(c.usesText), k+1, k+2, c.sql), append(append([]any{}, c.args...), v.id, unknownIn)...)
 			}
 			if len(unknownOut) > 0 {
-				q, qargs := addMatchingSQL(viewDef{v.id, sql, args}, userID, unknownOut)
+				q, qargs := addMatchingSQL(viewDef{v.id, c}, userID, unknownOut)
 				b.Queue(q, qargs...)
 			}
 		}

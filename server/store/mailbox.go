@@ -68,22 +68,40 @@ func scanMailbox(r pgx.Row) (Mailbox, error) {
 	return m, err
 }
 
-// compileDefinition parses and compiles a query mailbox definition for the
-// aliases m (messages), f (message_flags) and mt (message_texts).
-func compileDefinition(def string) (sql string, args []any, usesFlags bool, err error) {
+// compiled is a query mailbox definition compiled for the aliases m
+// (messages), f (message_flags) and mt (message_texts), joined by msgJoins.
+type compiled struct {
+	sql       string
+	args      []any
+	usesFlags bool
+	usesText  bool
+}
+
+// compileDefinition parses and compiles a query mailbox definition.
+func compileDefinition(def string) (compiled, error) {
 	n, err := query.ParseDefinition(def)
 	if err != nil {
-		return "", nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return compiled{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if query.UsesSession(n) {
-		return "", nil, false, fmt.Errorf("%w: a definition cannot use UID, sequence numbers or RECENT", ErrInvalid)
+		return compiled{}, fmt.Errorf("%w: a definition cannot use UID, sequence numbers or RECENT", ErrInvalid)
 	}
 	env := &query.Env{Msg: "m", Flags: "f", Texts: "mt"}
-	sql, err = query.Compile(n, env)
+	sql, err := query.Compile(n, env)
 	if err != nil {
-		return "", nil, false, fmt.Errorf("%w: %v", ErrInvalid, err)
+		return compiled{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return sql, env.Args, query.UsesFlags(n), nil
+	return compiled{sql, env.Args, query.UsesFlags(n), query.UsesText(n)}, nil
+}
+
+// msgJoins joins a message m to what a compiled condition reads: its flags
+// (f) and, when it reads text, its message_texts row (mt).
+func msgJoins(usesText bool) string {
+	j := " JOIN message_flags f ON f.message_id = m.id"
+	if usesText {
+		j += " JOIN message_texts mt ON mt.message_id = m.id"
+	}
+	return j
 }
 
 func createMailbox(ctx context.Context, tx pgx.Tx, userID int64, name, def, specialUse string) (Mailbox, error) {
@@ -93,10 +111,11 @@ func createMailbox(ctx context.Context, tx pgx.Tx, userID int64, name, def, spec
 	}
 	usesFlags := false
 	if def != "" {
-		var err error
-		if _, _, usesFlags, err = compileDefinition(def); err != nil {
+		c, err := compileDefinition(def)
+		if err != nil {
 			return Mailbox{}, err
 		}
+		usesFlags = c.usesFlags
 	}
 	var exists bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE user_id = $1 AND name = $2)`, userID, name).Scan(&exists); err != nil {
@@ -333,11 +352,12 @@ func (s *Store) RenameMailbox(ctx context.Context, userID int64, from, to string
 // DefineMailbox sets (or changes) a query mailbox's definition: membership is
 // recomputed and UIDVALIDITY changes (RFC 3501 §2.3.1.1), UIDs restart at 1.
 func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def string) (Mailbox, error) {
-	if _, _, _, err := compileDefinition(def); err != nil {
+	c, err := compileDefinition(def)
+	if err != nil {
 		return Mailbox{}, err
 	}
 	var m Mailbox
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err = s.tx(ctx, func(tx pgx.Tx) error {
 		if err := lockUser(ctx, tx, userID); err != nil {
 			return err
 		}
@@ -355,7 +375,6 @@ func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def strin
 		if !m.IsQuery() {
 			return fmt.Errorf("%w: %s is a folder", ErrInvalid, m.Name)
 		}
-		_, _, usesFlags, _ := compileDefinition(def)
 		if _, err := tx.Exec(ctx, `DELETE FROM mailbox_messages WHERE mailbox_id = $1`, m.ID); err != nil {
 			return err
 		}
@@ -363,7 +382,7 @@ func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def strin
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE mailboxes SET definition = $2, uses_flags = $3, uidnext = 1,
-			uidvalidity = nextval('uidvalidity_seq') WHERE id = $1`, m.ID, def, usesFlags); err != nil {
+			uidvalidity = nextval('uidvalidity_seq') WHERE id = $1`, m.ID, def, c.usesFlags); err != nil {
 			return err
 		}
 		if err := addMatching(ctx, tx, m.ID, userID, nil); err != nil {
