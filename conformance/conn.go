@@ -99,6 +99,22 @@ func (c *Conn) Next(d time.Duration) *Resp {
 	}
 }
 
+// Pending returns the responses received and not yet read, without waiting.
+func (c *Conn) Pending() []*Resp {
+	var out []*Resp
+	for {
+		select {
+		case r, ok := <-c.resps:
+			if !ok {
+				return out
+			}
+			out = append(out, r)
+		default:
+			return out
+		}
+	}
+}
+
 func (c *Conn) Write(b []byte) error {
 	c.nc.SetWriteDeadline(time.Now().Add(DefaultTimeout))
 	_, err := c.nc.Write(b)

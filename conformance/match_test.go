@@ -2,7 +2,9 @@ package conformance
 
 import (
 	"bufio"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -120,7 +122,7 @@ c2> b1 LOGIN {4}
 c2< + *
 c2> fred {@small.eml+}
 c2> 
-c2< !only
+c2< !lax the sample says why
 c2< * 1 FETCH (BODY[] {*}
 c2| line 1
 c2< )
@@ -159,8 +161,8 @@ func TestParse(t *testing.T) {
 			for _, e := range s.Exp {
 				got = append(got, s.Conn+" expect "+e.Resp.String())
 			}
-			if s.Only {
-				got = append(got, s.Conn+" !only")
+			if s.Lax != "" {
+				got = append(got, s.Conn+" !lax "+s.Lax)
 			}
 		case StepWait:
 			got = append(got, s.Conn+" wait "+s.Wait.String())
@@ -179,7 +181,7 @@ func TestParse(t *testing.T) {
 		"c2 send 0123456789\r\n",
 		`c2 expect * 1 FETCH (BODY[] {8}<literal 8 octets: "line 1\r\n">)`,
 		"c2 expect b1 NO *",
-		"c2 !only",
+		"c2 !lax the sample says why",
 		"c1 wait 2s",
 		"c1 expect * 1 EXISTS",
 		"c1 closed",
@@ -217,14 +219,18 @@ func TestMatchBlock(t *testing.T) {
 	}
 	st := sc.Steps[1]
 	ok := []*Resp{wire(t, "* 1 RECENT\r\n"), wire(t, "* OK [HIGHESTMODSEQ 4] x\r\n"), wire(t, "* 2 EXISTS\r\n"), wire(t, "a1 OK done\r\n")}
-	if _, err := matchBlock(st, ok, Bindings{}); err != nil {
-		t.Errorf("unordered block with informational OK: %v", err)
-	}
-	st.Only = true
 	if _, err := matchBlock(st, ok, Bindings{}); err == nil {
-		t.Error("!only accepted an extra * OK")
+		t.Error("strict block accepted an * OK [HIGHESTMODSEQ] no line expects")
 	}
-	st.Only, st.Ordered = false, true
+	st.Lax = "test"
+	if _, err := matchBlock(st, ok, Bindings{}); err != nil {
+		t.Errorf("!lax block rejected an extra * OK: %v", err)
+	}
+	ok = slices.Delete(ok, 1, 2)
+	if _, err := matchBlock(st, ok, Bindings{}); err != nil {
+		t.Errorf("unordered block: %v", err)
+	}
+	st.Lax, st.Ordered = "", true
 	if _, err := matchBlock(st, ok, Bindings{}); err == nil {
 		t.Error("ordered block accepted RECENT before EXISTS")
 	}
@@ -239,7 +245,7 @@ func TestMatchBlock(t *testing.T) {
 		c.resps <- r
 	}
 	got, complete := collect(c, st, time.Second, Bindings{})
-	if !complete || len(got) != 4 || len(c.resps) != 1 {
+	if !complete || len(got) != 3 || len(c.resps) != 1 {
 		t.Errorf("collect: complete=%v got=%d left=%d", complete, len(got), len(c.resps))
 	}
 }
@@ -258,12 +264,49 @@ func TestLaxBlock(t *testing.T) {
 	}
 	st := sc.Steps[1]
 	got := []*Resp{wire(t, "* 3 EXISTS\r\n"), wire(t, "a1 OK done\r\n")}
-	if _, err := matchBlock(st, got, Bindings{}); err != nil {
-		t.Errorf("tagged-only block rejected untagged data: %v", err)
-	}
-	st.Only = true
 	if _, err := matchBlock(st, got, Bindings{}); err == nil {
-		t.Error("!only tagged-only block accepted untagged data")
+		t.Error("tagged-only block accepted untagged data")
+	}
+	st.Lax = "the SELECT data is not the point"
+	if _, err := matchBlock(st, got, Bindings{}); err != nil {
+		t.Errorf("!lax block rejected untagged data: %v", err)
+	}
+	if _, err := Parse("b.scn", []byte("rfc: x\nc1> a1 NOOP\nc1< !lax\nc1< a1 OK *\n"), t.TempDir()); err == nil {
+		t.Error("!lax without a reason accepted")
+	}
+	if _, err := Parse("b.scn", []byte("rfc: x\nc1> a1 NOOP\nc1< !only\nc1< a1 OK *\n"), t.TempDir()); err == nil {
+		t.Error("!only accepted")
+	}
+}
+
+func TestRepeatLine(t *testing.T) {
+	sc, err := Parse("b.scn", []byte("rfc: x\nc1> a1 STORE 1:* +FLAGS (x)\nc1< ~* * ? FETCH (FLAGS ?)\nc1< * 2 EXISTS\nc1< a1 OK *\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := sc.Steps[1]
+	for _, ordered := range []bool{false, true} {
+		st.Ordered = ordered
+		for n := range 4 {
+			var got []*Resp
+			for i := range n {
+				got = append(got, wire(t, fmt.Sprintf("* %d FETCH (FLAGS (x))\r\n", i+1)))
+			}
+			got = append(got, wire(t, "* 2 EXISTS\r\n"), wire(t, "a1 OK done\r\n"))
+			if _, err := matchBlock(st, got, Bindings{}); err != nil {
+				t.Errorf("ordered=%v, %d FETCH responses: %v", ordered, n, err)
+			}
+		}
+		bad := []*Resp{wire(t, "* 1 FETCH (UID 4)\r\n"), wire(t, "* 2 EXISTS\r\n"), wire(t, "a1 OK done\r\n")}
+		if _, err := matchBlock(st, bad, Bindings{}); err == nil {
+			t.Errorf("ordered=%v: a FETCH without FLAGS matched a ~* FLAGS line", ordered)
+		}
+		if _, err := matchBlock(st, []*Resp{wire(t, "a1 OK done\r\n")}, Bindings{}); err == nil {
+			t.Errorf("ordered=%v: missing EXISTS accepted", ordered)
+		}
+	}
+	if _, err := Parse("b.scn", []byte("rfc: x\nc1> a1 NOOP\nc1< ~* * $n EXISTS\nc1< a1 OK *\n"), t.TempDir()); err == nil {
+		t.Error("~* line with a variable accepted")
 	}
 }
 

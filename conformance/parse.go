@@ -49,7 +49,7 @@ type Step struct {
 	Send    []SendPart
 	Exp     []*ExpLine
 	Ordered bool
-	Only    bool
+	Lax     string // "!lax REASON": untagged responses no line expects are ignored
 	Wait    time.Duration
 }
 
@@ -64,7 +64,8 @@ type ExpLine struct {
 	Line     int
 	Src      string
 	Resp     *Resp
-	Optional bool // "~ " prefix: may be absent
+	Optional bool // "~ " prefix: may be absent (at most once)
+	Repeat   bool // "~* " prefix: any number of matching responses, none included
 }
 
 var (
@@ -118,8 +119,12 @@ func Parse(name string, data []byte, msgDir string) (*Scenario, error) {
 		frags := expFrags[conn]
 		delete(expFrags, conn)
 		opt := strings.HasPrefix(frags[0].Text, "~ ")
-		if opt {
+		rep := strings.HasPrefix(frags[0].Text, "~* ")
+		switch {
+		case opt:
 			frags[0].Text = frags[0].Text[2:]
+		case rep:
+			frags[0].Text = frags[0].Text[3:]
 		}
 		for i := 0; i+1 < len(frags); i++ {
 			if frags[i+1].IsLit {
@@ -130,8 +135,11 @@ func Parse(name string, data []byte, msgDir string) (*Scenario, error) {
 		if err != nil {
 			return errf(expStart[conn], "bad expected response: %v", err)
 		}
+		if rep && (r.Tag != "*" || hasVar(r)) {
+			return errf(expStart[conn], "a ~* line must be untagged and bind no $variable")
+		}
 		b := block(conn, expStart[conn])
-		b.Exp = append(b.Exp, &ExpLine{Line: expStart[conn], Src: r.Raw, Resp: r, Optional: opt})
+		b.Exp = append(b.Exp, &ExpLine{Line: expStart[conn], Src: r.Raw, Resp: r, Optional: opt || rep, Repeat: rep})
 		return nil
 	}
 
@@ -255,11 +263,18 @@ func Parse(name string, data []byte, msgDir string) (*Scenario, error) {
 					frags = append(frags, Frag{IsLit: true}) // empty literal
 				}
 				expFrags[conn] = append(frags, Frag{Text: text})
-			} else if text == "!only" || text == "!ordered" {
-				b := block(conn, ln)
-				b.Only = b.Only || text == "!only"
-				b.Ordered = b.Ordered || text == "!ordered"
+			} else if text == "!ordered" {
+				block(conn, ln).Ordered = true
 				continue
+			} else if text == "!lax" || strings.HasPrefix(text, "!lax ") {
+				reason := strings.TrimSpace(strings.TrimPrefix(text, "!lax"))
+				if reason == "" {
+					return nil, errf(ln, "!lax needs a reason: why may this block ignore untagged responses?")
+				}
+				block(conn, ln).Lax = reason
+				continue
+			} else if text == "!only" {
+				return nil, errf(ln, "!only is gone: every block is strict; remove it")
 			} else {
 				expFrags[conn], expStart[conn] = []Frag{{Text: text}}, ln
 			}
@@ -289,4 +304,18 @@ func Parse(name string, data []byte, msgDir string) (*Scenario, error) {
 		return nil, fmt.Errorf("%s: no steps", name)
 	}
 	return sc, nil
+}
+
+// hasVar reports whether an expected response binds or compares a $name.
+func hasVar(r *Resp) bool {
+	var in func(ts []Tok) bool
+	in = func(ts []Tok) bool {
+		for _, t := range ts {
+			if t.Kind == Var || t.Kind == List && in(t.L) {
+				return true
+			}
+		}
+		return false
+	}
+	return in(r.Code) || in(r.Data)
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -80,9 +81,29 @@ func TestScenarios(t *testing.T) {
 	if tg.Name() == "dovecot" && os.Getenv("DECIMAIL_CONFORMANCE_ALL") == "" {
 		known = knownDeviations(t, "DOVECOT.md")
 	}
+	// Skips happen only on other targets (Decimail fails what it cannot
+	// run); the summary lists them with a count, after every subtest.
+	var mu sync.Mutex
+	var skipped []string
+	t.Cleanup(func() {
+		if len(skipped) > 0 {
+			sort.Strings(skipped)
+			t.Logf("SKIPPED %d of %d scenarios on %s:\n  %s", len(skipped), len(scs), tg.Name(), strings.Join(skipped, "\n  "))
+		}
+		if tg.Name() == "decimail" && len(skipped) > 0 {
+			t.Errorf("%d scenarios skipped on Decimail", len(skipped))
+		}
+	})
 	for _, sc := range scs {
 		name := strings.TrimSuffix(strings.TrimPrefix(sc.File, "scenarios/"), ".scn")
 		t.Run(name, func(t *testing.T) {
+			t.Cleanup(func() {
+				if t.Skipped() {
+					mu.Lock()
+					skipped = append(skipped, name)
+					mu.Unlock()
+				}
+			})
 			if known[name] {
 				t.Skip("known Dovecot deviation, see conformance/DOVECOT.md")
 			}

@@ -45,7 +45,6 @@ type Conn struct {
 	state    State
 	user     store.User
 	disabled map[string]bool // capabilities switched off (config + per user)
-	enabled  map[string]bool // ENABLEd extensions (rfc5161)
 	authFail int             // failed LOGIN/AUTHENTICATE attempts
 
 	// Hooks set by the selection code (select.go). poll is called after
@@ -68,7 +67,7 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
-	c := &Conn{srv: s, nc: nc, peer: nc, isTLS: isTLS, ctx: s.ctx, enabled: map[string]bool{}}
+	c := &Conn{srv: s, nc: nc, peer: nc, isTLS: isTLS, ctx: s.ctx}
 	c.id = s.sessions.Add(1)
 	c.log = s.log.With("session", c.id)
 	c.disabled = map[string]bool{}
@@ -152,9 +151,6 @@ func (c *Conn) Config() *Config { return &c.srv.cfg }
 
 // Writer returns the response writer; lock it around a response.
 func (c *Conn) Writer() *Writer { return c.w }
-
-// Enabled reports whether the client ENABLEd ext (rfc5161).
-func (c *Conn) Enabled(ext string) bool { return c.enabled[ext] }
 
 // OK makes a handler's tagged OK carry a response code and text, e.g.
 // return c.OK("READ-WRITE", "SELECT completed").

@@ -128,10 +128,6 @@ func (c *Conn) statusItems(v Value) ([]string, error) {
 			if !c.capAdvertised("STATUS=SIZE") {
 				return nil, Bad("", "unknown status item "+it.S)
 			}
-		case "HIGHESTMODSEQ": // rfc7162.txt
-			if !c.capAdvertised("CONDSTORE") {
-				return nil, Bad("", "unknown status item "+it.S)
-			}
 		default:
 			return nil, Bad("", "unknown status item "+it.S)
 		}
@@ -173,8 +169,6 @@ func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
 			w.Number(uint64(st.Unseen))
 		case "SIZE":
 			w.Number(uint64(st.Size))
-		case "HIGHESTMODSEQ":
-			w.Number(uint64(st.HighestModSeq))
 		case "MAILBOXID":
 			w.Raw("(" + objectMailboxID(st.ID) + ")") // rfc8474.txt:245
 		}

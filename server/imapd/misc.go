@@ -26,10 +26,6 @@ var extensions = []struct{ name, command string }{
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
 }
 
-// enableable lists extensions ENABLE can turn on (rfc5161.txt); command
-// files add theirs from init (e.g. "CONDSTORE"). Read-only after init.
-var enableable = map[string]bool{}
-
 // capabilities is the one place that decides what this connection
 // advertises (rfc3501.txt:3776ff).
 func (c *Conn) capabilities() []string {
@@ -151,23 +147,19 @@ func cmdID(c *Conn, cmd *Command) error {
 }
 
 // ENABLE, rfc5161.txt §3.1: unknown capabilities are ignored; the ENABLED
-// response lists only what this command newly enabled.
+// response lists only what this command newly enabled. No extension this
+// server implements changes behaviour when enabled (CONDSTORE will), so the
+// list is empty.
 func cmdEnable(c *Conn, cmd *Command) error {
 	if len(cmd.Args) == 0 {
 		return Syntax("ENABLE needs a capability")
 	}
-	var done []string
 	for _, a := range cmd.Args {
 		if a.Kind != Atom {
 			return Syntax("ENABLE takes atoms")
 		}
-		name := strings.ToUpper(a.S)
-		if enableable[name] && c.capable(name) && !c.enabled[name] {
-			c.enabled[name] = true
-			done = append(done, name)
-		}
 	}
-	c.Untagged("%s", strings.TrimSpace("ENABLED "+strings.Join(done, " ")))
+	c.Untagged("ENABLED")
 	return nil
 }
 
