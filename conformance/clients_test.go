@@ -18,12 +18,13 @@ import (
 )
 
 // TestRealClients drives the real clients of the transcripts (curl, mbsync,
-// fetchmail, mutt; Debian packages, installed when missing) against our
-// server with the seed account and checks what they got. Each client
-// starts from a fresh seed. Outcomes are checked, not exit codes.
+// fetchmail, mutt; Debian packages that `make test-deps` installs) against
+// our server with the seed account and checks what they got. Each client
+// starts from a fresh seed. Outcomes are checked, not exit codes. A missing
+// client fails the test; it never skips.
 func TestRealClients(t *testing.T) {
-	if err := EnsureClients(); err != nil {
-		t.Fatalf("real clients unavailable (CI machines have apt and root): %v", err)
+	if err := MissingClients(); err != nil {
+		t.Fatal(err)
 	}
 	env := startSeedServer(t)
 	_, port, _ := strings.Cut(env.addr, ":")
