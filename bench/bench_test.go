@@ -103,9 +103,11 @@ func benchIdleStore(b *testing.B, o *Ours) {
 	for b.Loop() {
 		var t0, t1 time.Time
 		errc := make(chan error, 1)
+		// ready runs once the server has answered "+ idling": the session
+		// has been subscribed to IdleBox's notifications since SELECT, so the
+		// delivery can start at once.
 		at, err := c.IdleUntil(" EXISTS", func() {
 			go func() {
-				time.Sleep(5 * time.Millisecond)
 				t0 = time.Now()
 				_, err := o.Store2.Deliver(ctx, o.UserID, idleMsg, store.DeliverOptions{Mailbox: "IdleBox"})
 				t1 = time.Now()
