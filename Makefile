@@ -4,15 +4,20 @@ PKGS    := ./...
 # -race where time allows: the race detector runs on every package.
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: run test vet bench bench-compare property fuzz coverage build clean
+.PHONY: run test test-deps vet bench bench-compare property fuzz coverage build clean
 
 ## run: private Postgres under ./var, demo account (demo/demo), daemons on loopback
 run:
 	$(GO) run ./server/cmd/decimail dev
 
 ## test: every test on real Postgres (started privately when no DSN is set)
-test: vet
+test: vet test-deps
 	$(GO) test $(TESTFLAGS) $(PKGS)
+
+## test-deps: the Debian packages of the real clients the tests run
+## (conformance/clients.deps), installed when missing; go test installs nothing
+test-deps:
+	sh conformance/install-deps.sh $$(grep -v '^#' conformance/clients.deps)
 
 vet:
 	$(GO) vet $(PKGS)
@@ -44,7 +49,7 @@ fuzz:
 clean:
 	rm -rf bin
 
-## conformance-dovecot: every IMAP scenario against a private Dovecot (installs dovecot-imapd if missing)
+## conformance-dovecot: every IMAP scenario against a private Dovecot (installs dovecot-imapd first if missing)
 conformance-dovecot:
 	GO=$(GO) sh conformance/dovecot.sh
 

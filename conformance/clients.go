@@ -1,81 +1,60 @@
 package conformance
 
-// Helpers for the real-client tests (clients_test.go): installing the
-// clients from Debian packages and reading what they stored locally.
+// Helpers for the real-client tests (clients_test.go): checking the
+// clients are installed and reading what they stored locally.
 
 import (
 	"bytes"
-	"context"
+	_ "embed"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
-	"time"
 )
+
+// clientDeps lists each client binary with its Debian package; `make
+// test-deps` installs them (conformance/install-deps.sh).
+//
+//go:embed clients.deps
+var clientDeps string
 
 // ClientPackages maps each client binary to its Debian package.
-var ClientPackages = map[string]string{
-	"curl":      "curl",
-	"mbsync":    "isync",
-	"fetchmail": "fetchmail",
-	"mutt":      "mutt",
-	"tmux":      "tmux",
+var ClientPackages = parseDeps(clientDeps)
+
+// parseDeps reads BINARY=PACKAGE lines; # starts a comment.
+func parseDeps(s string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		bin, pkg, ok := strings.Cut(l, "=")
+		if !ok || bin == "" || pkg == "" {
+			panic(fmt.Sprintf("clients.deps: %q is not BINARY=PACKAGE", l))
+		}
+		m[bin] = pkg
+	}
+	return m
 }
 
-var (
-	installOnce sync.Once
-	installErr  error
-)
-
-// EnsureClients installs the missing client packages with apt-get, once
-// per process. apt-get update runs only when the first install fails. An
-// error means the clients are not available (no apt, no root, no mirror):
-// the caller must fail, not skip.
-func EnsureClients() error {
-	installOnce.Do(func() { installErr = ensureClients() })
-	return installErr
-}
-
-func ensureClients() error {
-	var missing []string
+// MissingClients says which clients are not installed, and how to install
+// them; nil when all are there. Installing is make's job, never go test's.
+func MissingClients() error {
+	var bins, pkgs []string
 	for bin, pkg := range ClientPackages {
 		if _, err := exec.LookPath(bin); err != nil {
-			missing = append(missing, pkg)
+			bins, pkgs = append(bins, bin), append(pkgs, pkg)
 		}
 	}
-	if len(missing) == 0 {
+	if len(bins) == 0 {
 		return nil
 	}
-	sort.Strings(missing)
-	apt, err := exec.LookPath("apt-get")
-	if err != nil {
-		return fmt.Errorf("clients %v missing and apt-get unavailable (%v): install them (Debian packages %s)", missing, err, strings.Join(missing, " "))
-	}
-	run := func(args ...string) ([]byte, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, apt, args...)
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return cmd.CombinedOutput()
-	}
-	install := append([]string{"install", "-y", "--no-install-recommends"}, missing...)
-	if out, err := run(install...); err != nil {
-		if out2, err2 := run("update"); err2 != nil {
-			return fmt.Errorf("apt-get install %v: %v\n%s\napt-get update: %v\n%s", missing, err, outputTail(out), err2, outputTail(out2))
-		}
-		if out, err = run(install...); err != nil {
-			return fmt.Errorf("apt-get install %v (after update): %v\n%s", missing, err, outputTail(out))
-		}
-	}
-	for bin := range ClientPackages {
-		if _, err := exec.LookPath(bin); err != nil {
-			return fmt.Errorf("%s still missing after apt-get install: %v", bin, err)
-		}
-	}
-	return nil
+	sort.Strings(bins)
+	sort.Strings(pkgs)
+	return fmt.Errorf("real clients %v not installed: run `make test-deps` (`make test` does), or install the Debian packages %s",
+		bins, strings.Join(pkgs, " "))
 }
 
 func outputTail(b []byte) string {

@@ -15,15 +15,17 @@ import (
 	"time"
 
 	"decimail/fixtures"
+	"decimail/internal/testwait"
 )
 
 // TestRealClients drives the real clients of the transcripts (curl, mbsync,
-// fetchmail, mutt; Debian packages, installed when missing) against our
-// server with the seed account and checks what they got. Each client
-// starts from a fresh seed. Outcomes are checked, not exit codes.
+// fetchmail, mutt; Debian packages that `make test-deps` installs) against
+// our server with the seed account and checks what they got. Each client
+// starts from a fresh seed. Outcomes are checked, not exit codes. A missing
+// client fails the test; it never skips.
 func TestRealClients(t *testing.T) {
-	if err := EnsureClients(); err != nil {
-		t.Fatalf("real clients unavailable (CI machines have apt and root): %v", err)
+	if err := MissingClients(); err != nil {
+		t.Fatal(err)
 	}
 	env := startSeedServer(t)
 	_, port, _ := strings.Cut(env.addr, ":")
@@ -332,55 +334,71 @@ set delete = yes
 	tmux("new-session", "-d", "-x", "132", "-y", "40", "env HOME="+dir+" TERM=xterm "+mutt)
 	defer exec.Command("tmux", "-S", sock, "kill-server").Run() // already gone when mutt quit
 	screen := func() string { return tmux("capture-pane", "-p") }
+	// mutt, pinned to wait for its exit: the pane's process (the shell
+	// running it, or mutt itself).
+	var panePid int
+	if _, err := fmt.Sscan(tmux("display-message", "-p", "#{pane_pid}"), &panePid); err != nil {
+		t.Fatalf("tmux pane_pid: %v", err)
+	}
+	muttProc, err := testwait.Pin(panePid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer muttProc.Close()
 	// waitScreen polls the screen (mutt has no other observable state)
 	// until it shows want.
-	waitScreen := func(want string) bool {
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
-			if strings.Contains(screen(), want) {
-				return true
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Errorf("mutt screen never showed %q; screen:\n%s", want, screen())
-		return false
+	waitScreen := func(want string) {
+		t.Helper()
+		testwait.For(t, 20*time.Second, fmt.Sprintf("mutt's screen to show %q", want), func() (bool, string) {
+			s := screen()
+			return strings.Contains(s, want), "\n" + s
+		})
 	}
-	if !waitScreen("Lunch on Friday?") {
-		return
+	waitScreen("Lunch on Friday?")
+	// An idler on INBOX sees mutt's flag change as it is stored.
+	idler, err := Dial("idler", env.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idler.Close()
+	if err := idler.Login("testuser", "pass"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := idler.Command("I1", "EXAMINE INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	if err := idler.Write([]byte("I2 IDLE\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if r := idler.Next(DefaultTimeout); r == nil || r.Tag != "+" {
+		t.Fatalf("IDLE: %v", r)
 	}
 	// Jump to message 2 (sort=date: "Lunch on Friday?", INBOX UID 2,
 	// unflagged), flag it, sync.
 	tmux("send-keys", "2")
-	if !waitScreen("Jump to message:") {
-		return
-	}
+	waitScreen("Jump to message:")
 	tmux("send-keys", "Enter")
 	tmux("send-keys", "F")
 	tmux("send-keys", "$")
-	// The outcome: \Flagged on INBOX UID 2, seen through the store.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	// The outcome: \Flagged on INBOX UID 2, seen through the store, checked
+	// after each update the idler gets.
+	for timeout := time.After(20 * time.Second); ; {
 		flags := uidFlags(t, env, "INBOX", 2)
 		if slices.Contains(flags, `\Flagged`) {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Errorf("INBOX UID 2 flags %v after mutt's F and $, want \\Flagged; screen:\n%s", flags, screen())
-			return
+		select {
+		case r, ok := <-idler.resps:
+			if !ok || r.EOF {
+				t.Fatalf("the idler's connection ended: %v", r)
+			}
+		case <-timeout:
+			t.Fatalf("INBOX UID 2 flags %v 20 s after mutt's F and $, want \\Flagged; screen:\n%s", flags, screen())
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	tmux("send-keys", "q")
 	// quit=yes: mutt exits, and with it the tmux session.
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if err := exec.Command("tmux", "-S", sock, "has-session").Run(); err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("mutt did not quit on q; screen:\n%s", screen())
-			break
-		}
-	}
+	testwait.Exited(t, 20*time.Second, "mutt to quit on q", muttProc)
 	// No other message was flagged or changed beyond the seed's flags.
 	for uid, want := range map[uint32][]string{1: {`\Seen`}, 3: {`\Seen`}, 6: {`\Flagged`}, 27: {`\Flagged`}, 28: nil} {
 		if got := uidFlags(t, env, "INBOX", uid); !slices.Equal(got, want) {

@@ -45,7 +45,7 @@ func dovecotOptions() dovecot.Options {
 func StartDovecot(t testing.TB) *Dovecot {
 	t.Helper()
 	if err := dovecot.Installed(); err != nil {
-		t.Fatalf("%v (or run `make conformance-dovecot`)", err)
+		t.Fatal(err)
 	}
 	srv, err := dovecot.Start(dovecotOptions())
 	if err != nil {

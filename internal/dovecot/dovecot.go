@@ -23,7 +23,7 @@ const Binary = "/usr/sbin/dovecot"
 // Installed reports why Dovecot cannot be started (nil when Binary exists).
 func Installed() error {
 	if _, err := os.Stat(Binary); err != nil {
-		return fmt.Errorf("dovecot is not installed (%v): apt-get install -y dovecot-imapd", err)
+		return fmt.Errorf("dovecot is not installed (%v): make conformance-dovecot installs it (Debian package dovecot-imapd)", err)
 	}
 	return nil
 }

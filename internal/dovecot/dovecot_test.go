@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"decimail/internal/testwait"
 )
 
 // TestStartLoginClose starts an instance, logs in over a raw connection,
@@ -58,6 +60,23 @@ func TestStartLoginClose(t *testing.T) {
 	if len(procs) < 2 {
 		t.Errorf("master %d has no children: %v", master, procs)
 	}
+	// Pin the children (not ours to wait for) before Close, so their exit
+	// can be waited for and a reused pid is not taken for one of them.
+	var pinned []*testwait.Process
+	for _, p := range procs {
+		if p.pid == master {
+			continue
+		}
+		pp, err := testwait.Pin(p.pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.alive() { // exited, its pid maybe reused, before the pin
+			pp.Close()
+			continue
+		}
+		pinned = append(pinned, pp)
+	}
 	s.Close()
 	s.Close() // idempotent
 
@@ -67,21 +86,8 @@ func TestStartLoginClose(t *testing.T) {
 	if err := syscall.Kill(master, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("master %d still there after Close (kill 0: %v)", master, err)
 	}
-	// The children exit once the master told them to; allow them a moment.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var left []proc
-		for _, p := range procs {
-			if p.alive() {
-				left = append(left, p)
-			}
-		}
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still running after Close: %v", left)
-		}
-	}
+	// The children exit once the master told them to.
+	testwait.Exited(t, 5*time.Second, fmt.Sprintf("the children of master %d to exit after Close (%v)", master, procs), pinned...)
 	if _, err := os.Stat(s.Dir); !os.IsNotExist(err) {
 		t.Errorf("directory %s left behind (%v)", s.Dir, err)
 	}

@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"decimail/internal/testwait"
 	"decimail/server/store"
 )
 
@@ -71,9 +71,14 @@ func TestNoopReportsOtherSessionsChanges(t *testing.T) {
 
 // IDLE across two server processes (two Server instances, each with its own
 // store and notifier connection): flag changes and deliveries made through
-// the other one reach the idling client within 100 ms (median of 5 each, so
-// one scheduling hiccup on a loaded machine does not decide the result).
+// the other one reach the idling client. Each must arrive within the read
+// deadline (10 s), well below idlePoll (30 s): by notification, not by the
+// idler's periodic re-read. How fast they arrive is measured in bench/
+// (BenchmarkIMAP/…/IdleFlagStore and IdleNotifyStore), not asserted here.
 func TestIdleAcrossServers(t *testing.T) {
+	if idlePoll <= 10*time.Second {
+		t.Fatalf("idlePoll %v: an update could come from the idler's periodic re-read", idlePoll)
+	}
 	e := newEnv(t)
 	e.deliver("INBOX", testMsg("first"), store.Flags{})
 	other, err := store.Open(t.Context(), e.st.Pool().Config().ConnString(), store.Options{})
@@ -91,34 +96,25 @@ func TestIdleAcrossServers(t *testing.T) {
 	writer := (&testEnv{t: t, st: other, user: e.user}).dialAddr(addr2)
 	writer.ok("LOGIN u pw")
 	writer.ok("SELECT INBOX")
-	var flagTimes, deliveryTimes []time.Duration
-	for i := range 5 {
+	for i := range 3 {
 		op, want := "+FLAGS", `* 1 FETCH (FLAGS (\Flagged \Recent))`
 		if i%2 == 1 {
 			op, want = "-FLAGS", `* 1 FETCH (FLAGS (\Recent))`
 		}
-		start := time.Now()
 		writer.ok("STORE 1 " + op + " (\\Flagged)")
 		if l := idler.line(); l != want {
 			t.Fatalf("flag change during IDLE: %q, want %q", l, want)
 		}
-		flagTimes = append(flagTimes, time.Since(start))
 	}
-	for i := range 5 {
-		start := time.Now()
+	for i := range 3 {
 		if _, err := other.Deliver(t.Context(), e.user.ID, []byte(testMsg(fmt.Sprint("new", i))), store.DeliverOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if l := idler.line(); l != fmt.Sprintf("* %d EXISTS", i+2) {
 			t.Fatalf("delivery during IDLE: %q", l)
 		}
-		deliveryTimes = append(deliveryTimes, time.Since(start))
-		idler.line() // * n RECENT
-	}
-	for what, ds := range map[string][]time.Duration{"flag change": flagTimes, "delivery": deliveryTimes} {
-		slices.Sort(ds)
-		if ds[2] > 100*time.Millisecond {
-			t.Errorf("%s reached the idler after %v (median; all %v)", what, ds[2], ds)
+		if l := idler.line(); l != fmt.Sprintf("* %d RECENT", i+2) {
+			t.Fatalf("delivery during IDLE: %q after EXISTS", l)
 		}
 	}
 	idler.send("DONE")
@@ -145,20 +141,16 @@ func TestConnectionsPerAddress(t *testing.T) {
 		t.Fatalf("third connection: %q", l)
 	}
 	a.ok("LOGOUT")
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	// The place is given back after the session has closed its socket; only
+	// a new connection's greeting shows it.
+	testwait.For(t, 5*time.Second, "the place freed by LOGOUT", func() (bool, string) {
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer nc.Close()
 		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		l, _ := bufio.NewReader(nc).ReadString('\n')
-		nc.Close()
-		if strings.HasPrefix(l, "* OK") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the freed place was not given back: %q", l)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		l, err := bufio.NewReader(nc).ReadString('\n')
+		return strings.HasPrefix(l, "* OK"), fmt.Sprintf("greeting %q (%v)", l, err)
+	})
 }

@@ -77,7 +77,7 @@ func NewDeleteDaemon(st *store.Store, cfg DeleteConfig, log *slog.Logger) *Delet
 // Run works until ctx ends, waking on store.DeleteChannel and every Sweep.
 func (d *DeleteDaemon) Run(ctx context.Context) error {
 	wake := make(chan struct{}, 1)
-	go listen(ctx, d.st, store.DeleteChannel, wake, d.log)
+	go listen(ctx, d.st, store.DeleteChannel, wake, wake, d.log)
 	for {
 		if _, err := d.RunOnce(ctx); err != nil && ctx.Err() == nil {
 			d.log.Error("delete daemon", "err", err)

@@ -111,6 +111,11 @@ type Relay struct {
 	st  *store.Store
 	cfg RelayConfig
 	log *slog.Logger
+	// idle, when set (tests: export_test.go), is called each time Run has
+	// sent what was due and waits; listened reports that LISTEN was in place
+	// before that pass began, so only a notification or PollInterval can
+	// start the next one.
+	idle func(listened bool)
 }
 
 // NewRelay returns a relay; see LoadRelayConfig.
@@ -128,15 +133,21 @@ func (r *Relay) Run(ctx context.Context) error {
 	if r.cfg.Host == "" {
 		r.log.Warn("relay: smtp_relay_host not set; outbound mail stays queued")
 	}
-	wake := make(chan struct{}, 1)
-	go listen(ctx, r.st, store.OutboundChannel, wake, r.log)
+	listening, wake := make(chan struct{}, 1), make(chan struct{}, 1)
+	go listen(ctx, r.st, store.OutboundChannel, listening, wake, r.log)
+	listened := false
 	for {
 		if _, err := r.RunOnce(ctx); err != nil && ctx.Err() == nil {
 			r.log.Error("relay", "err", err)
 		}
+		if r.idle != nil {
+			r.idle(listened)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-listening: // catch up on what was queued before LISTEN
+			listened = true
 		case <-wake:
 		case <-time.After(r.cfg.PollInterval):
 		}
@@ -336,8 +347,10 @@ func (r *Relay) dial(ctx context.Context) (*smtp.Client, error) {
 }
 
 // listen wakes wake on every notification of channel, on a dedicated
-// connection (never a pooled one), reconnecting after errors.
-func listen(ctx context.Context, st *store.Store, channel string, wake chan<- struct{}, log *slog.Logger) {
+// connection (never a pooled one), reconnecting after errors. After each
+// LISTEN it signals listening, for the caller to catch up on what was
+// missed while not listening (it may be wake).
+func listen(ctx context.Context, st *store.Store, channel string, listening, wake chan<- struct{}, log *slog.Logger) {
 	for ctx.Err() == nil {
 		err := func() error {
 			conn, err := pgxConnect(ctx, st)
@@ -348,8 +361,8 @@ func listen(ctx context.Context, st *store.Store, channel string, wake chan<- st
 			if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 				return err
 			}
-			select { // catch up on what was missed while not listening
-			case wake <- struct{}{}:
+			select {
+			case listening <- struct{}{}:
 			default:
 			}
 			for {

@@ -248,23 +248,43 @@ func TestRelayHostDown(t *testing.T) {
 	}
 }
 
+// TestRelayRunWakesOnNotify: a message queued while the relay worker waits
+// is sent because of the NOTIFY at commit (store.OutboundChannel). The
+// worker reports when it waits with LISTEN in place and the catch-up after
+// LISTEN done, and PollInterval is an hour: nothing else can start the
+// pass that sends it.
 func TestRelayRunWakesOnNotify(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, smtpd.Config{})
 	h := newSmartHost(t)
 	r := smtpd.NewRelay(e.st, smtpd.RelayConfig{Host: h.addr, PollInterval: time.Hour}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
+	idle := make(chan bool)
+	r.OnIdle(func(listened bool) {
+		select {
+		case idle <- listened:
+		case <-ctx.Done():
+		}
+	})
 	done := make(chan error)
 	go func() { done <- r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	time.Sleep(200 * time.Millisecond) // let it LISTEN
-	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("wake"))
-	deadline := time.Now().Add(5 * time.Second)
-	for len(h.received()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("relay did not wake up")
+	waitIdle := func(what string) bool {
+		t.Helper()
+		select {
+		case listened := <-idle:
+			return listened
+		case <-time.After(10 * time.Second):
+			t.Fatalf("relay worker: %s", what)
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	for !waitIdle("never waited with LISTEN in place") {
+	}
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("wake"))
+	waitIdle("no pass within 10 s of queueing a message: the NOTIFY did not wake it")
+	if got := h.received(); len(got) != 1 || !strings.Contains(got[0].data, "Subject: wake") {
+		t.Fatalf("smart host got %+v after the pass the NOTIFY started", got)
 	}
 }
 

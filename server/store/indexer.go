@@ -84,13 +84,15 @@ func (s *Store) indexer(ctx context.Context) {
 			s.sinceIndex.Store(0)
 			timer.Reset(indexPoll)
 		}
-		if n == 0 {
-			continue
-		}
-		for _, ix := range trigramIndexes {
-			if _, err := s.pool.Exec(ctx, `SELECT gin_clean_pending_list($1::regclass)`, ix); err != nil && ctx.Err() == nil {
-				s.log.Warn("gin_clean_pending_list", "index", ix, "err", err)
+		if n > 0 {
+			for _, ix := range trigramIndexes {
+				if _, err := s.pool.Exec(ctx, `SELECT gin_clean_pending_list($1::regclass)`, ix); err != nil && ctx.Err() == nil {
+					s.log.Warn("gin_clean_pending_list", "index", ix, "err", err)
+				}
 			}
+		}
+		if f := s.indexPassed.Load(); f != nil {
+			(*f)(n)
 		}
 	}
 }

@@ -71,6 +71,7 @@ type Store struct {
 	lastDelivery atomic.Int64  // its time, Unix nanoseconds
 	wake         chan struct{} // wakes the indexer
 	indexerDone  chan struct{}
+	indexPassed  atomic.Pointer[func(indexed int)] // tests: called after each indexer pass (export_test.go)
 	stop         context.CancelFunc
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,8 +16,10 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
 
+	"decimail/internal/testwait"
 	"decimail/server/pgrun"
 	"decimail/server/store"
 )
@@ -46,42 +49,68 @@ func binary(t *testing.T) string {
 	return binOnce.path
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // daemon is a `decimail serve` process.
 type daemon struct {
 	cmd              *exec.Cmd
 	imap, smtp, subm string
 }
 
+// listeningRe matches the line runDaemons logs once a listener is bound.
+var listeningRe = regexp.MustCompile(`msg=listening daemon=(\S+) addr=(\S+)`)
+
+// startDaemon starts `decimail serve` on ports the kernel picks and returns
+// once its log says all three listeners are bound. Its log goes on to
+// stderr.
 func startDaemon(t *testing.T, dsn, spool string) *daemon {
 	t.Helper()
-	d := &daemon{imap: freeAddr(t), smtp: freeAddr(t), subm: freeAddr(t)}
-	d.cmd = exec.Command(binary(t), "serve", "-imap", d.imap, "-smtp", d.smtp, "-submission", d.subm, "-hostname", "mx.test")
+	d := &daemon{}
+	d.cmd = exec.Command(binary(t), "serve", "-imap", "127.0.0.1:0", "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-hostname", "mx.test")
 	d.cmd.Env = append(os.Environ(), "DECIMAIL_DATABASE_URL="+dsn, "DECIMAIL_SPOOL="+spool)
-	d.cmd.Stdout, d.cmd.Stderr = os.Stderr, os.Stderr
-	if err := d.cmd.Start(); err != nil {
+	d.cmd.Stdout = os.Stderr
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.cmd.Stderr = pw
+	err = d.cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.cmd.Process.Kill(); d.cmd.Wait() })
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		c, err := net.Dial("tcp", d.smtp)
-		if err == nil {
-			c.Close()
-			break
+	// Copy the log to stderr until the process exits (EOF), reporting the
+	// listeners on the way.
+	listening := make(chan [2]string, 8)
+	go func() {
+		defer pr.Close()
+		defer close(listening)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			fmt.Fprintln(os.Stderr, sc.Text())
+			if m := listeningRe.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case listening <- [2]string{m[1], m[2]}:
+				default: // nobody is waiting any more
+				}
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("decimail serve did not listen: %v", err)
+	}()
+	addrs := map[string]*string{"imap": &d.imap, "smtp": &d.smtp, "submission": &d.subm}
+	timeout := time.After(30 * time.Second)
+	for left := len(addrs); left > 0; {
+		select {
+		case l, ok := <-listening:
+			if !ok {
+				t.Fatalf("decimail serve exited before listening (log above)")
+			}
+			if p := addrs[l[0]]; p != nil && *p == "" {
+				*p = l[1]
+				left--
+			}
+		case <-timeout:
+			t.Fatalf("decimail serve did not log its listeners within 30 s (imap %q, smtp %q, submission %q)", d.imap, d.smtp, d.subm)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	return d
 }
@@ -213,36 +242,51 @@ func TestServeEndToEnd(t *testing.T) {
 		CREATE TRIGGER slow BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION slow()`); err != nil {
 		t.Fatal(err)
 	}
+	var members int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM mailbox_messages`).Scan(&members); err != nil {
+		t.Fatal(err)
+	}
 	d = startDaemon(t, dsn, spool)
 	res := make(chan error, 1)
 	go func() { res <- sendMail(d.smtp, "never acknowledged") }()
-	// Wait until the delivery transaction is inside the INSERT (DATA was sent).
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var inside bool
-		st.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep')`).Scan(&inside)
-		if inside {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the delivery never reached the database")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// Wait until the delivery transaction is inside the INSERT (DATA was
+	// sent): only pg_stat_activity shows it.
+	var orphan int
+	testwait.For(t, 10*time.Second, "the delivery to reach the trigger's pg_sleep", func() (bool, string) {
+		err := st.Pool().QueryRow(ctx, `SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep'`).Scan(&orphan)
+		return err == nil, fmt.Sprint(err)
+	})
 	d.kill9()
 	if err := <-res; err == nil {
 		t.Fatal("the client got 250 from a server killed before commit")
 	}
-	time.Sleep(2500 * time.Millisecond) // the orphaned backend finishes its sleep and rolls back
+	// The orphaned backend finishes its sleep, finds its client gone and
+	// rolls back. Its INSERT holds ROW EXCLUSIVE on messages until then, so
+	// a SHARE lock is granted once its transaction has ended (committed
+	// or not), and the counts are read in the same snapshot.
+	var n, after, inboxMembers int
+	err = pgx.BeginFunc(ctx, st.Pool(), func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL lock_timeout = '15s'`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `LOCK TABLE messages IN SHARE MODE`); err != nil {
+			return fmt.Errorf("waiting for the orphaned backend %d to end its transaction: %w", orphan, err)
+		}
+		return tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM mailbox_messages),
+			(SELECT count(*) FROM mailbox_messages mm JOIN mailboxes b ON b.id = mm.mailbox_id WHERE b.name = 'INBOX')`).Scan(&n, &after, &inboxMembers)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := st.Pool().Exec(ctx, `DROP TRIGGER slow ON messages`); err != nil {
 		t.Fatal(err)
 	}
-	var n, members int
-	st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM mailbox_messages)`).Scan(&n, &members)
 	if n != 2 {
 		t.Fatalf("%d messages after a kill between DATA and 250, want 2", n)
 	}
-	var inboxMembers int
-	st.Pool().QueryRow(ctx, `SELECT count(*) FROM mailbox_messages mm JOIN mailboxes b ON b.id = mm.mailbox_id WHERE b.name = 'INBOX'`).Scan(&inboxMembers)
+	if after != members {
+		t.Fatalf("%d mailbox memberships after a kill between DATA and 250, %d before (a half-stored message)", after, members)
+	}
 	if inboxMembers != 2 {
 		t.Fatalf("INBOX holds %d, want 2 (no half-stored message)", inboxMembers)
 	}
