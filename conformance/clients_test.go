@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"decimail/fixtures"
+	"decimail/internal/imaptest"
 )
 
 // TestRealClients drives the real clients of the transcripts (curl, mbsync,
@@ -404,7 +405,7 @@ func uidFlags(t *testing.T, env *seedEnv, mailbox string, uid uint32) []string {
 	if err := c.Login("testuser", "pass"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Command("X1", "EXAMINE "+quote(mailbox)); err != nil {
+	if _, _, err := c.Command("X1", "EXAMINE "+imaptest.Quote(mailbox)); err != nil {
 		t.Fatal(err)
 	}
 	untagged, _, err := c.Command("X2", fmt.Sprintf("UID FETCH %d (FLAGS)", uid))
