@@ -318,3 +318,25 @@ func TestExpectFails(t *testing.T) {
 		t.Errorf("failures %q", msgs)
 	}
 }
+
+// The raw path allocates nothing per response once its buffer has grown:
+// benchmarks read through it and must measure the server.
+func TestReadRawAllocs(t *testing.T) {
+	one := "* 1 FETCH (UID 1 FLAGS (\\Seen) BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: x\r\n\r\n)\r\n"
+	br := bufio.NewReader(strings.NewReader(strings.Repeat(one, 200)))
+	var raw Raw
+	if err := raw.read(br); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := raw.read(br); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := capsOf(raw.Bytes); ok || !raw.Tagged("*") {
+			t.Fatal("misread")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per response", allocs)
+	}
+}
