@@ -62,7 +62,7 @@ func BenchmarkIMAP(b *testing.B) {
 						b.Fatal(err)
 					}
 					defer c.Close()
-					if err := c.Cmd("SELECT INBOX", nil); err != nil {
+					if err := c.Stream("SELECT INBOX", nil); err != nil {
 						b.Fatal(err)
 					}
 					var total float64
@@ -96,14 +96,14 @@ func benchIdleStore(b *testing.B, o *Ours) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Cmd("SELECT IdleBox", nil); err != nil {
+	if err := c.Stream("SELECT IdleBox", nil); err != nil {
 		b.Fatal(err)
 	}
 	var lat, after []float64
 	for b.Loop() {
 		var t0, t1 time.Time
 		errc := make(chan error, 1)
-		at, err := c.IdleUntil(" EXISTS", func() {
+		at, err := idleUntil(c, " EXISTS", func() {
 			go func() {
 				time.Sleep(5 * time.Millisecond)
 				t0 = time.Now()
