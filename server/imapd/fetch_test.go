@@ -191,6 +191,28 @@ func TestFetchPartial(t *testing.T) {
 	}
 }
 
+// The wire form of FETCH data: a literal with its exact octet count for a
+// body, "" for a partial beyond the end, NIL for a part that does not exist.
+// Expect compares literals and quoted strings alike, so this reads the
+// responses raw.
+func TestFetchLiteralFraming(t *testing.T) {
+	_, c := fetchEnv(t)
+	for cmd, want := range map[string]string{
+		"FETCH 1 BODY.PEEK[1]":           "* 1 FETCH (BODY[1] {10}\r\nHello Bob.)\r\n",
+		"FETCH 2 BODY.PEEK[TEXT]<6.100>": "* 2 FETCH (BODY[TEXT]<6> {5}\r\ntwo\r\n)\r\n",
+		"FETCH 1 BODY.PEEK[]<100000.10>": "* 1 FETCH (BODY[]<100000> \"\")\r\n",
+		"FETCH 1 BODY.PEEK[4]":           "* 1 FETCH (BODY[4] NIL)\r\n",
+	} {
+		var got []string
+		if err := c.Stream(cmd, func(r *imaptest.Raw) { got = append(got, string(r.Bytes)) }); err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
+	}
+}
+
 // BODY[...], RFC822 and RFC822.TEXT set \Seen and report the new flags
 // (rfc3501.txt:3047, 3049); PEEK and RFC822.HEADER do not; EXAMINE never does.
 func TestFetchImplicitSeen(t *testing.T) {
