@@ -47,10 +47,10 @@ type Client struct {
 	raw      Raw
 	rdl, wdl time.Time // the deadlines this client set (zero: none)
 
-	bg      chan result // background mode: responses read by the reader goroutine
-	bgErr   error       // the error that ended the background reader
-	closed  chan struct{}
-	closeMu sync.Once
+	bg        chan result // background mode: responses read by the reader goroutine
+	bgErr     error       // the error that ended the background reader
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
 type result struct {
@@ -106,7 +106,7 @@ func (c *Client) Conn() net.Conn { return c.nc }
 
 // Close closes the connection without LOGOUT.
 func (c *Client) Close() error {
-	c.closeMu.Do(func() { close(c.closed) })
+	c.closeOnce.Do(func() { close(c.closed) })
 	return c.nc.Close()
 }
 

@@ -110,9 +110,6 @@ func (r *Raw) Frags() []Frag {
 	pos := 0
 	for _, l := range r.lits {
 		frags = append(frags, Frag{Text: trimCRLF(r.Bytes[pos:l[0]])}, Frag{IsLit: true, Lit: bytes.Clone(r.Bytes[l[0]:l[1]])})
-		if frags[len(frags)-1].Lit == nil {
-			frags[len(frags)-1].Lit = []byte{}
-		}
 		pos = l[1]
 	}
 	return append(frags, Frag{Text: trimCRLF(r.Bytes[pos:])})
