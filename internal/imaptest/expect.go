@@ -14,7 +14,10 @@ import (
 // strings, lists are Seqs, except that flag lists (FLAGS, PERMANENTFLAGS,
 // LIST attributes) and the numbers of SEARCH are Sets (sorted) and the
 // attribute lists of FETCH and STATUS are Items (by upper-cased name). These
-// are the rules the scenario matcher applies (MatchResp), without wildcards.
+// are the rules the scenario matcher applies (MatchResp), without wildcards,
+// and stricter in one point: an atom never equals a string, so a test pins
+// the quoting of its server ("INBOX" vs INBOX), while a scenario, which also
+// runs against other servers, does not.
 type Value struct {
 	Tag    string
 	Status string
