@@ -62,7 +62,7 @@ func BenchmarkIMAP(b *testing.B) {
 						b.Fatal(err)
 					}
 					defer c.Close()
-					if err := c.Cmd("SELECT INBOX", nil); err != nil {
+					if err := c.Stream("SELECT INBOX", nil); err != nil {
 						b.Fatal(err)
 					}
 					var total float64
@@ -97,7 +97,7 @@ func benchIdleStore(b *testing.B, o *Ours) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Cmd("SELECT IdleBox", nil); err != nil {
+	if err := c.Stream("SELECT IdleBox", nil); err != nil {
 		b.Fatal(err)
 	}
 	var lat, after []float64
@@ -107,7 +107,7 @@ func benchIdleStore(b *testing.B, o *Ours) {
 		// ready runs once the server has answered "+ idling": the session
 		// has been subscribed to IdleBox's notifications since SELECT, so the
 		// delivery can start at once.
-		at, err := c.IdleUntil(" EXISTS", func() {
+		at, err := idleUntil(c, " EXISTS", func() {
 			go func() {
 				t0 = time.Now()
 				_, err := o.Store2.Deliver(ctx, o.UserID, idleMsg, store.DeliverOptions{Mailbox: "IdleBox"})
@@ -152,7 +152,7 @@ func benchIdleFlagStore(b *testing.B, o *Ours) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Cmd("SELECT IdleBox", nil); err != nil {
+	if err := c.Stream("SELECT IdleBox", nil); err != nil {
 		b.Fatal(err)
 	}
 	var lat []float64
@@ -160,7 +160,7 @@ func benchIdleFlagStore(b *testing.B, o *Ours) {
 	for b.Loop() {
 		var t0 time.Time
 		errc := make(chan error, 1)
-		at, err := c.IdleUntil(" FETCH ", func() {
+		at, err := idleUntil(c, " FETCH ", func() {
 			go func() {
 				t0 = time.Now()
 				_, err := o.Store2.StoreFlags(ctx, o.UserID, d.MailboxID, []uint32{d.UID}, op, store.Flags{Flagged: true})

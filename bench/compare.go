@@ -351,8 +351,8 @@ func WriteMarkdown(w io.Writer, reps []*Report) {
 - Both get the same %d folders (CREATE + COPY of 50 messages each) and %d more mailboxes: on Decimail query mailboxes
   (DefineMailbox: FROM one correspondent, HEADER List-Id, UNSEEN HEADER List-Id), on Dovecot folders holding
   what the same SEARCH finds (UID COPY). Plus the defaults (Decimail: 6 folders + 3 views; Dovecot: INBOX) and IdleBox.
-- Every IMAP line runs over a real loopback socket with a raw client (bench/client.go) that reads literals and
-  parses nothing else; each line runs on a fresh logged-in session with INBOX selected, once untimed (warm-up:
+- Every IMAP line runs over a real loopback socket with the raw path of the shared client (internal/imaptest:
+  Stream) that frames literals and parses nothing else; each line runs on a fresh logged-in session with INBOX selected, once untimed (warm-up:
   both servers' caches), then N times; the table shows the median. Lines run alternately on both servers so
   background load affects both alike. STORE lines restore the flags (untimed) after each run.
 - IDLE: an idler on IdleBox, APPEND from a second connection (Decimail: through the second server process-alike,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"decimail/internal/imaptest"
 	"decimail/server/smtpd"
 	"decimail/server/store"
 )
@@ -184,28 +185,33 @@ func StartServe(ctx context.Context, dsn string) (*Process, error) {
 // in KiB: PSS summed over pids() (for one Go process PSS ≈ RSS; for a
 // forking server it splits shared pages fairly).
 func MemoryPerIdle(t *Target, pids func() []int, conns int) (float64, error) {
-	open := func() (*Client, error) {
+	open := func() (*imaptest.Client, error) {
 		c, err := Login(t.Addr, t.User, t.Pass)
 		if err != nil {
 			return nil, err
 		}
-		if err := c.Cmd("SELECT IdleBox", nil); err != nil {
+		if err := c.Stream("SELECT IdleBox", nil); err != nil {
 			c.Close()
 			return nil, err
 		}
-		if _, err := c.Send("IDLE"); err != nil {
+		c.Queue("IDLE")
+		if err := c.Flush(); err != nil {
 			c.Close()
 			return nil, err
 		}
-		r, err := c.ReadResponse()
-		if err != nil || len(r) == 0 || r[0] != '+' {
+		r, err := c.ReadRaw()
+		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("IDLE: %q %v", r, err)
+			return nil, fmt.Errorf("IDLE: %w", err)
+		}
+		if r.Bytes[0] != '+' {
+			c.Close()
+			return nil, fmt.Errorf("IDLE: %q", r.Line())
 		}
 		return c, nil
 	}
 	// Warm up: pools, caches, the first session's one-off allocations.
-	var held []*Client
+	var held []*imaptest.Client
 	defer func() {
 		for _, c := range held {
 			c.Close()

@@ -53,17 +53,17 @@ func checkListing(t *testing.T, tg *Target, want int) {
 		t.Fatal(err)
 	}
 	defer c.Logout()
-	if err := c.Cmd("SELECT INBOX", nil); err != nil {
+	if err := c.Stream("SELECT INBOX", nil); err != nil {
 		t.Fatal(err)
 	}
-	n, err := c.Count("UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)", "FETCH")
+	n, err := count(c, "UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)", "FETCH")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n != want {
 		t.Fatalf("%s: header listing returned %d messages, want %d", tg.Name, n, want)
 	}
-	seen, err := c.SearchCount("UID SEARCH SEEN")
+	seen, err := searchCount(c, "UID SEARCH SEEN")
 	if err != nil {
 		t.Fatal(err)
 	}

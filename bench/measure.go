@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"decimail/internal/imaptest"
 )
 
 // Env is a loaded target: INBOX holds the corpus (sequence number i+1 is
@@ -64,17 +66,17 @@ func Prepare(t *Target, msgs []Message, define func(name, def string) error) (*E
 	}
 	defer c.Logout()
 	c.Conn().SetDeadline(time.Now().Add(30 * time.Minute))
-	if err := c.Cmd("SELECT INBOX", nil); err != nil {
+	if err := c.Stream("SELECT INBOX", nil); err != nil {
 		return nil, err
 	}
 	n := len(msgs)
 	for i := range Folders {
 		name := fmt.Sprintf("f%03d", i)
-		if err := c.Cmd("CREATE "+name, nil); err != nil {
+		if err := c.Stream("CREATE "+name, nil); err != nil {
 			return nil, err
 		}
 		lo := (i*50)%max(1, n-50) + 1
-		if err := c.Cmd(fmt.Sprintf("COPY %d:%d %s", lo, min(n, lo+49), name), nil); err != nil {
+		if err := c.Stream(fmt.Sprintf("COPY %d:%d %s", lo, min(n, lo+49), name), nil); err != nil {
 			return nil, err
 		}
 	}
@@ -86,7 +88,7 @@ func Prepare(t *Target, msgs []Message, define func(name, def string) error) (*E
 			}
 			continue
 		}
-		if err := c.Cmd("CREATE "+name, nil); err != nil {
+		if err := c.Stream("CREATE "+name, nil); err != nil {
 			return nil, err
 		}
 		set, err := searchSet(c, "UID SEARCH "+def)
@@ -94,12 +96,12 @@ func Prepare(t *Target, msgs []Message, define func(name, def string) error) (*E
 			return nil, err
 		}
 		if set != "" {
-			if err := c.Cmd("UID COPY "+set+" "+name, nil); err != nil {
+			if err := c.Stream("UID COPY "+set+" "+name, nil); err != nil {
 				return nil, err
 			}
 		}
 	}
-	if err := c.Cmd("CREATE IdleBox", nil); err != nil {
+	if err := c.Stream("CREATE IdleBox", nil); err != nil {
 		return nil, err
 	}
 	return e, e.scan(c)
@@ -114,7 +116,7 @@ func Reopen(t *Target, msgs []Message) (*Env, error) {
 		return nil, err
 	}
 	defer c.Logout()
-	if err := c.Cmd("SELECT INBOX", nil); err != nil {
+	if err := c.Stream("SELECT INBOX", nil); err != nil {
 		return nil, err
 	}
 	return e, e.scan(c)
@@ -122,7 +124,7 @@ func Reopen(t *Target, msgs []Message) (*Env, error) {
 
 // scan reads the seen/unseen sets and the mailbox list, and draws the sample
 // (c has INBOX selected).
-func (e *Env) scan(c *Client) error {
+func (e *Env) scan(c *imaptest.Client) error {
 	var err error
 	n := len(e.Msgs)
 	if e.unseen, err = searchSet(c, "UID SEARCH UNSEEN"); err != nil {
@@ -131,8 +133,8 @@ func (e *Env) scan(c *Client) error {
 	if e.seen, err = searchSet(c, "UID SEARCH SEEN"); err != nil {
 		return err
 	}
-	err = c.Cmd(`LIST "" "*"`, func(r []byte) {
-		if name, ok := listName(r); ok {
+	err = c.Stream(`LIST "" "*"`, func(r *imaptest.Raw) {
+		if name, ok := listName(r.Bytes); ok {
 			e.Mailboxes = append(e.Mailboxes, name)
 		}
 	})
@@ -160,11 +162,11 @@ func listName(r []byte) (string, bool) {
 	return s[strings.LastIndexByte(s, ' ')+1:], true
 }
 
-func searchSet(c *Client, cmd string) (string, error) {
+func searchSet(c *imaptest.Client, cmd string) (string, error) {
 	var uids []int
-	err := c.Cmd(cmd, func(r []byte) {
-		if bytes.HasPrefix(r, []byte("* SEARCH")) {
-			for _, f := range bytes.Fields(r)[2:] {
+	err := c.Stream(cmd, func(r *imaptest.Raw) {
+		if bytes.HasPrefix(r.Bytes, []byte("* SEARCH")) {
+			for _, f := range bytes.Fields(r.Bytes)[2:] {
 				if u, err := strconv.Atoi(string(f)); err == nil {
 					uids = append(uids, u)
 				}
@@ -205,7 +207,7 @@ type Line struct {
 	Stats []string // "median" (default) or percentiles "p50", "p99"
 	// Run measures once on a fresh logged-in session with INBOX selected
 	// (c), or makes its own connections.
-	Run func(e *Env, c *Client) ([]float64, error)
+	Run func(e *Env, c *imaptest.Client) ([]float64, error)
 	// Goal is the issue's target for this line ("ratio ≤ 1.0", "p99 ≤ 20 ms").
 	Goal string
 }
@@ -214,9 +216,9 @@ func ms(d time.Duration) []float64 { return []float64{float64(d) / float64(time.
 
 // timed runs cmd on c and checks that it produced want untagged responses
 // containing word (want < 0: any number).
-func timed(c *Client, cmd, word string, want int) ([]float64, error) {
+func timed(c *imaptest.Client, cmd, word string, want int) ([]float64, error) {
 	t0 := time.Now()
-	n, err := c.Count(cmd, word)
+	n, err := count(c, cmd, word)
 	d := time.Since(t0)
 	if err != nil {
 		return nil, err
@@ -227,9 +229,9 @@ func timed(c *Client, cmd, word string, want int) ([]float64, error) {
 	return ms(d), nil
 }
 
-func timedSearch(c *Client, cmd string) ([]float64, error) {
+func timedSearch(c *imaptest.Client, cmd string) ([]float64, error) {
 	t0 := time.Now()
-	n, err := c.SearchCount(cmd)
+	n, err := searchCount(c, cmd)
 	d := time.Since(t0)
 	if err != nil {
 		return nil, err
@@ -249,64 +251,64 @@ func IMAPLines() []Line {
 	n := func(e *Env) int { return len(e.Msgs) }
 	return []Line{
 		{Name: "header listing: UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)", Key: "HeaderListing", Runs: 5, Goal: "ratio ≤ 1.0",
-			Run: func(e *Env, c *Client) ([]float64, error) {
+			Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 				return timed(c, "UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)", "FETCH", n(e))
 			}},
-		{Name: "FETCH 1:* (UID FLAGS)", Key: "FetchUIDFlags", Runs: 7, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "FETCH 1:* (UID FLAGS)", Key: "FetchUIDFlags", Runs: 7, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			return timed(c, "FETCH 1:* (UID FLAGS)", "FETCH", n(e))
 		}},
-		{Name: "BODY.PEEK[] of 200 random messages, one command each", Key: "BodyPeek200OneByOne", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "BODY.PEEK[] of 200 random messages, one command each", Key: "BodyPeek200OneByOne", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			t0 := time.Now()
 			for _, s := range e.sample {
-				if k, err := c.Count(fmt.Sprintf("FETCH %d BODY.PEEK[]", s), "FETCH"); err != nil || k != 1 {
+				if k, err := count(c, fmt.Sprintf("FETCH %d BODY.PEEK[]", s), "FETCH"); err != nil || k != 1 {
 					return nil, fmt.Errorf("FETCH %d BODY.PEEK[]: %d responses, %v", s, k, err)
 				}
 			}
 			return ms(time.Since(t0)), nil
 		}},
-		{Name: "BODY.PEEK[] of the same 200 in one FETCH", Key: "BodyPeek200Batched", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "BODY.PEEK[] of the same 200 in one FETCH", Key: "BodyPeek200Batched", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			set := make([]string, len(e.sample))
 			for i, s := range e.sample {
 				set[i] = strconv.Itoa(s)
 			}
 			return timed(c, "FETCH "+strings.Join(set, ",")+" BODY.PEEK[]", "FETCH", -1)
 		}},
-		{Name: "UID SEARCH SUBJECT " + MarkerWords[1], Key: "SearchSubject", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH SUBJECT " + MarkerWords[1], Key: "SearchSubject", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH SUBJECT "+MarkerWords[1])
 		}},
-		{Name: "UID SEARCH FROM nakamura", Key: "SearchFrom", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH FROM nakamura", Key: "SearchFrom", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH FROM nakamura")
 		}},
-		{Name: "UID SEARCH TEXT " + MarkerWords[2], Key: "SearchTextWord", Runs: 3, Goal: "ratio ≤ 0.1", Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH TEXT " + MarkerWords[2], Key: "SearchTextWord", Runs: 3, Goal: "ratio ≤ 0.1", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH TEXT "+MarkerWords[2])
 		}},
-		{Name: "UID SEARCH TEXT uokk (substring)", Key: "SearchTextSubstring", Runs: 3, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH TEXT uokk (substring)", Key: "SearchTextSubstring", Runs: 3, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH TEXT uokk")
 		}},
-		{Name: "UID SEARCH TEXT " + MarkerWords[4] + " UNDELETED", Key: "SearchTextUndeleted", Runs: 3, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH TEXT " + MarkerWords[4] + " UNDELETED", Key: "SearchTextUndeleted", Runs: 3, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH TEXT "+MarkerWords[4]+" UNDELETED")
 		}},
-		{Name: "UID SEARCH UNSEEN SINCE " + SearchDate + " LARGER 20000", Key: "SearchUnseenSinceLarger", Runs: 7, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: "UID SEARCH UNSEEN SINCE " + SearchDate + " LARGER 20000", Key: "SearchUnseenSinceLarger", Runs: 7, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH UNSEEN SINCE "+SearchDate+" LARGER 20000")
 		}},
-		{Name: `UID STORE 1:* +FLAGS (\Seen)`, Key: "StoreSeen", Runs: 5, Goal: "ratio ≤ 1.5", Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: `UID STORE 1:* +FLAGS (\Seen)`, Key: "StoreSeen", Runs: 5, Goal: "ratio ≤ 1.5", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			d, err := timed(c, `UID STORE 1:* +FLAGS (\Seen)`, "FETCH", -1)
 			return d, restore(c, err, "UID STORE "+e.unseen+` -FLAGS.SILENT (\Seen)`, e.unseen)
 		}},
-		{Name: `UID STORE 1:* +FLAGS.SILENT (\Seen)`, Key: "StoreSeenSilent", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: `UID STORE 1:* +FLAGS.SILENT (\Seen)`, Key: "StoreSeenSilent", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			d, err := timed(c, `UID STORE 1:* +FLAGS.SILENT (\Seen)`, "FETCH", -1)
 			return d, restore(c, err, "UID STORE "+e.unseen+` -FLAGS.SILENT (\Seen)`, e.unseen)
 		}},
-		{Name: `UID STORE 1:* -FLAGS.SILENT (\Seen)`, Key: "StoreUnseenSilent", Runs: 5, Run: func(e *Env, c *Client) ([]float64, error) {
+		{Name: `UID STORE 1:* -FLAGS.SILENT (\Seen)`, Key: "StoreUnseenSilent", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			d, err := timed(c, `UID STORE 1:* -FLAGS.SILENT (\Seen)`, "FETCH", -1)
 			return d, restore(c, err, "UID STORE "+e.seen+` +FLAGS.SILENT (\Seen)`, e.seen)
 		}},
-		{Name: "SELECT INBOX", Key: "SelectInbox", Runs: 7, Run: func(e *Env, c *Client) ([]float64, error) {
-			if err := c.Cmd("UNSELECT", nil); err != nil {
+		{Name: "SELECT INBOX", Key: "SelectInbox", Runs: 7, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			if err := c.Stream("UNSELECT", nil); err != nil {
 				return nil, err
 			}
 			t0 := time.Now()
-			err := c.Cmd("SELECT INBOX", nil)
+			err := c.Stream("SELECT INBOX", nil)
 			return ms(time.Since(t0)), err
 		}},
 		{Name: "start-up: connect + LOGIN + LIST + STATUS of every mailbox (pipelined)", Key: "StartupStatus", Runs: 5, Goal: "ratio ≤ 1.0", Run: startup},
@@ -317,14 +319,14 @@ func IMAPLines() []Line {
 }
 
 // restore undoes a STORE (untimed); set "" means nothing to undo.
-func restore(c *Client, err error, cmd, set string) error {
+func restore(c *imaptest.Client, err error, cmd, set string) error {
 	if err != nil || set == "" {
 		return err
 	}
-	return c.Cmd(cmd, nil)
+	return c.Stream(cmd, nil)
 }
 
-func startup(e *Env, _ *Client) ([]float64, error) {
+func startup(e *Env, _ *imaptest.Client) ([]float64, error) {
 	t0 := time.Now()
 	c, err := Login(e.Addr, e.User, e.Pass)
 	if err != nil {
@@ -332,8 +334,8 @@ func startup(e *Env, _ *Client) ([]float64, error) {
 	}
 	defer c.Close()
 	var names []string
-	if err := c.Cmd(`LIST "" "*"`, func(r []byte) {
-		if name, ok := listName(r); ok {
+	if err := c.Stream(`LIST "" "*"`, func(r *imaptest.Raw) {
+		if name, ok := listName(r.Bytes); ok {
 			names = append(names, name)
 		}
 	}); err != nil {
@@ -341,16 +343,13 @@ func startup(e *Env, _ *Client) ([]float64, error) {
 	}
 	var tags []string
 	for _, name := range names {
-		c.tag++
-		tag := "s" + strconv.Itoa(c.tag)
-		c.w.WriteString(tag + " STATUS " + name + " (MESSAGES UIDNEXT UNSEEN)\r\n")
-		tags = append(tags, tag)
+		tags = append(tags, c.Queue("STATUS "+name+" (MESSAGES UIDNEXT UNSEEN)"))
 	}
-	if err := c.w.Flush(); err != nil {
+	if err := c.Flush(); err != nil {
 		return nil, err
 	}
 	for _, t := range tags {
-		if err := c.Wait(t, nil); err != nil {
+		if err := c.WaitRaw(t, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -361,7 +360,7 @@ func startup(e *Env, _ *Client) ([]float64, error) {
 	return ms(d), nil
 }
 
-func startupListStatus(e *Env, _ *Client) ([]float64, error) {
+func startupListStatus(e *Env, _ *imaptest.Client) ([]float64, error) {
 	t0 := time.Now()
 	c, err := Login(e.Addr, e.User, e.Pass)
 	if err != nil {
@@ -371,7 +370,7 @@ func startupListStatus(e *Env, _ *Client) ([]float64, error) {
 	if !c.Caps["LIST-STATUS"] {
 		return nil, errors.New("no LIST-STATUS")
 	}
-	k, err := c.Count(`LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT UNSEEN))`, "STATUS")
+	k, err := count(c, `LIST "" "*" RETURN (STATUS (MESSAGES UIDNEXT UNSEEN))`, "STATUS")
 	d := time.Since(t0)
 	if err == nil && k < Folders+Views {
 		err = fmt.Errorf("LIST-STATUS returned %d STATUS responses", k)
@@ -379,18 +378,18 @@ func startupListStatus(e *Env, _ *Client) ([]float64, error) {
 	return ms(d), err
 }
 
-func concurrentOpen(e *Env, _ *Client) ([]float64, error) {
+func concurrentOpen(e *Env, _ *imaptest.Client) ([]float64, error) {
 	const n = 50
 	var wg sync.WaitGroup
 	errs := make([]error, n)
-	clients := make([]*Client, n)
+	clients := make([]*imaptest.Client, n)
 	t0 := time.Now()
 	for i := range n {
 		wg.Go(func() {
 			c, err := Login(e.Addr, e.User, e.Pass)
 			if err == nil {
 				clients[i] = c
-				err = c.Cmd("SELECT INBOX", nil)
+				err = c.Stream("SELECT INBOX", nil)
 			}
 			errs[i] = err
 		})
@@ -411,7 +410,7 @@ var idleMsg = []byte("From: Idle Test <idle@example.com>\r\nTo: u@bench.test\r\n
 // (ours: a second server process-alike with its own store and notifier;
 // Dovecot: the same server, another imap process). The sample is the time
 // from sending APPEND to receiving "* n EXISTS" at the idler.
-func idleLatency(e *Env, _ *Client) ([]float64, error) {
+func idleLatency(e *Env, _ *imaptest.Client) ([]float64, error) {
 	idler, err := Login(e.Addr, e.User, e.Pass)
 	if err != nil {
 		return nil, err
@@ -422,18 +421,18 @@ func idleLatency(e *Env, _ *Client) ([]float64, error) {
 		return nil, err
 	}
 	defer app.Close()
-	if err := idler.Cmd("SELECT IdleBox", nil); err != nil {
+	if err := idler.Stream("SELECT IdleBox", nil); err != nil {
 		return nil, err
 	}
 	var t0 time.Time
 	var appErr error
 	done := make(chan struct{})
-	at, err := idler.IdleUntil(" EXISTS", func() {
+	at, err := idleUntil(idler, " EXISTS", func() {
 		go func() {
 			defer close(done)
 			time.Sleep(20 * time.Millisecond) // let the idler settle
 			t0 = time.Now()
-			appErr = app.Cmd(fmt.Sprintf(`APPEND IdleBox {%d+}`+"\r\n%s", len(idleMsg), idleMsg), nil)
+			appErr = app.Stream(fmt.Sprintf(`APPEND IdleBox {%d+}`+"\r\n%s", len(idleMsg), idleMsg), nil)
 		}()
 	}, time.Now().Add(30*time.Second))
 	<-done
@@ -465,7 +464,7 @@ func Measure(e *Env, l Line) Result {
 		return Result{Err: err}
 	}
 	defer c.Close()
-	if err := c.Cmd("SELECT INBOX", nil); err != nil {
+	if err := c.Stream("SELECT INBOX", nil); err != nil {
 		return Result{Err: err}
 	}
 	c.Conn().SetDeadline(time.Now().Add(20 * time.Minute))

@@ -162,5 +162,5 @@ func LoadIMAP(addr, user, pass, mailbox string, msgs []Message) error {
 	}
 	defer c.Logout()
 	c.Conn().SetDeadline(time.Now().Add(30 * time.Minute))
-	return c.Append(mailbox, msgs, 64)
+	return appendMsgs(c, mailbox, msgs, 64)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"decimail/fixtures"
+	"decimail/internal/imaptest"
 	"decimail/internal/testwait"
 )
 
@@ -382,18 +383,16 @@ set delete = yes
 	tmux("send-keys", "$")
 	// The outcome: \Flagged on INBOX UID 2, seen through the store, checked
 	// after each update the idler gets.
-	for timeout := time.After(20 * time.Second); ; {
+	for deadline := time.Now().Add(20 * time.Second); ; {
 		flags := uidFlags(t, env, "INBOX", 2)
 		if slices.Contains(flags, `\Flagged`) {
 			break
 		}
-		select {
-		case r, ok := <-idler.resps:
-			if !ok || r.EOF {
-				t.Fatalf("the idler's connection ended: %v", r)
-			}
-		case <-timeout:
+		switch r := idler.Next(time.Until(deadline)); {
+		case r == nil:
 			t.Fatalf("INBOX UID 2 flags %v 20 s after mutt's F and $, want \\Flagged; screen:\n%s", flags, screen())
+		case r.EOF:
+			t.Fatalf("the idler's connection ended: %v", r)
 		}
 	}
 	tmux("send-keys", "q")
@@ -422,7 +421,7 @@ func uidFlags(t *testing.T, env *seedEnv, mailbox string, uid uint32) []string {
 	if err := c.Login("testuser", "pass"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Command("X1", "EXAMINE "+quote(mailbox)); err != nil {
+	if _, _, err := c.Command("X1", "EXAMINE "+imaptest.Quote(mailbox)); err != nil {
 		t.Fatal(err)
 	}
 	untagged, _, err := c.Command("X2", fmt.Sprintf("UID FETCH %d (FLAGS)", uid))

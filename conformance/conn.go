@@ -1,15 +1,12 @@
 package conformance
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"net"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
+
+	"decimail/internal/imaptest"
 )
 
 // Target is a server the scenarios run against.
@@ -24,14 +21,38 @@ type Target interface {
 // DefaultTimeout bounds every wait for a response. Blocks end as soon as
 // they match, so a generous bound costs nothing on a passing run and keeps a
 // loaded 2-core CI machine (-race, bcrypt) from failing a correct server.
-const DefaultTimeout = 15 * time.Second
+const DefaultTimeout = imaptest.DefaultTimeout
 
-// Conn is a client connection that reads responses in the background.
+// The response model, its parser and the scenario matcher are
+// internal/imaptest's, shared with the imapd tests and the benchmarks.
+type (
+	Resp     = imaptest.Resp
+	Frag     = imaptest.Frag
+	Tok      = imaptest.Tok
+	TokKind  = imaptest.TokKind
+	Bindings = imaptest.Bindings
+)
+
+const (
+	Atom = imaptest.Atom
+	Str  = imaptest.Str
+	List = imaptest.List
+	Wild = imaptest.Wild
+	Any  = imaptest.Any
+	Var  = imaptest.Var
+	IStr = imaptest.IStr
+)
+
+// MatchResp is imaptest.MatchResp (the runner's name for it).
+func MatchResp(exp, got *Resp, b Bindings) (Bindings, bool) { return imaptest.MatchResp(exp, got, b) }
+
+// Conn is a scenario connection: the shared client with its background
+// reader (Next waits with a timeout and never cuts a response in half),
+// the name the scenario gives it and its pending "wait".
 type Conn struct {
-	name  string
-	nc    net.Conn
-	resps chan *Resp
-	wait  time.Duration // timeout for the next expect block (cN wait)
+	*imaptest.Client
+	name string
+	wait time.Duration // timeout for the next expect block (cN wait)
 }
 
 // Dial connects to addr; the greeting is left unread.
@@ -40,114 +61,40 @@ func Dial(name, addr string) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{name: name, nc: nc, resps: make(chan *Resp, 1024)}
-	go c.readLoop()
+	c := &Conn{Client: imaptest.New(nc), name: name}
+	c.Timeout = 4 * DefaultTimeout // a command's responses (fixtures, -race)
+	c.Background()
 	return c, nil
 }
 
-func (c *Conn) Close() { c.nc.Close() }
+func (c *Conn) Close() { c.Client.Close() }
 
-var lineLitRe = regexp.MustCompile(`~?\{(\d+)\+?\}$`)
-
-// ReadResp reads one response, literals included.
-func ReadResp(br *bufio.Reader) (*Resp, error) {
-	var frags []Frag
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return nil, err
-		}
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		frags = append(frags, Frag{Text: line})
-		m := lineLitRe.FindStringSubmatch(line)
-		if m == nil {
-			break
-		}
-		n, _ := strconv.Atoi(m[1])
-		lit := make([]byte, n)
-		if _, err := io.ReadFull(br, lit); err != nil {
-			return nil, err
-		}
-		frags = append(frags, Frag{IsLit: true, Lit: lit})
-	}
-	return ParseResp(frags, false, nil)
-}
-
-func (c *Conn) readLoop() {
-	br := bufio.NewReader(c.nc)
-	for {
-		r, err := ReadResp(br)
-		if err != nil {
-			c.resps <- &Resp{EOF: true, Text: err.Error()}
-			close(c.resps)
-			return
-		}
-		c.resps <- r
-	}
-}
-
-// Next returns the next response, or nil after the timeout.
+// Next returns the next response, nil after the timeout, or an EOF
+// response once the connection is closed or broken.
 func (c *Conn) Next(d time.Duration) *Resp {
-	select {
-	case r, ok := <-c.resps:
-		if !ok {
-			return &Resp{EOF: true, Text: "read after close"}
-		}
-		return r
-	case <-time.After(d):
-		return nil
+	r, err := c.Poll(d)
+	if err != nil {
+		return &Resp{EOF: true, Text: err.Error()}
 	}
+	return r
 }
 
-// Pending returns the responses received and not yet read, without waiting.
-func (c *Conn) Pending() []*Resp {
-	var out []*Resp
-	for {
-		select {
-		case r, ok := <-c.resps:
-			if !ok {
-				return out
-			}
-			out = append(out, r)
-		default:
-			return out
-		}
-	}
-}
-
-func (c *Conn) Write(b []byte) error {
-	c.nc.SetWriteDeadline(time.Now().Add(DefaultTimeout))
-	_, err := c.nc.Write(b)
-	return err
-}
-
-// Command sends one line and collects responses up to the tagged one.
-// Continuation requests are answered with the next element of lits.
+// Command sends one command and collects responses up to the tagged one.
+// Each element of lits is sent after a continuation request, the way the
+// line before it (ending in {n}) announced it.
 func (c *Conn) Command(tag, line string, lits ...[]byte) (untagged []*Resp, done *Resp, err error) {
-	if err := c.Write([]byte(tag + " " + line + "\r\n")); err != nil {
-		return nil, nil, err
+	cmd := line
+	for _, l := range lits {
+		cmd += "\r\n" + string(l)
 	}
-	for {
-		r := c.Next(4 * DefaultTimeout)
-		switch {
-		case r == nil:
-			return untagged, nil, fmt.Errorf("%s: timeout waiting for %s", c.name, tag)
-		case r.EOF:
-			return untagged, nil, fmt.Errorf("%s: connection closed waiting for %s: %s", c.name, tag, r.Text)
-		case r.Tag == "+" && len(lits) > 0:
-			if err := c.Write(append(lits[0], "\r\n"...)); err != nil {
-				return untagged, nil, err
-			}
-			lits = lits[1:]
-		case r.Tag == tag:
-			if r.Status != "OK" {
-				return untagged, r, fmt.Errorf("%s %s: %s", tag, line, r.Raw)
-			}
-			return untagged, r, nil
-		default:
-			untagged = append(untagged, r)
-		}
+	untagged, done, err = c.CommandTag(tag, cmd)
+	switch {
+	case done == nil:
+		return untagged, nil, fmt.Errorf("%s: %w", c.name, err)
+	case err != nil:
+		return untagged, done, fmt.Errorf("%s %s: %s", tag, line, done.Raw)
 	}
+	return untagged, done, nil
 }
 
 // Login reads the greeting and logs in with LOGIN.
@@ -156,10 +103,13 @@ func (c *Conn) Login(user, pass string) error {
 	if g == nil || g.EOF || g.Status != "OK" {
 		return fmt.Errorf("%s: bad greeting %v", c.name, g)
 	}
-	_, _, err := c.Command("L0", "LOGIN "+quote(user)+" "+quote(pass))
+	_, _, err := c.Command("L0", "LOGIN "+imaptest.Quote(user)+" "+imaptest.Quote(pass))
 	return err
 }
 
-func quote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+func abbrev(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"decimail/internal/imaptest"
 )
 
 // A fixture (scenarios/fixtures/NAME.fix) lists IMAP operations that build
@@ -91,9 +93,9 @@ func applyFixture(c *Conn, dir, name string, define func(name, def string) error
 		tag := "F" + strconv.Itoa(i+1)
 		switch op {
 		case "create":
-			_, _, err = c.Command(tag, "CREATE "+quote(args))
+			_, _, err = c.Command(tag, "CREATE "+imaptest.Quote(args))
 		case "subscribe":
-			_, _, err = c.Command(tag, "SUBSCRIBE "+quote(args))
+			_, _, err = c.Command(tag, "SUBSCRIBE "+imaptest.Quote(args))
 		case "append":
 			f := strings.Fields(args)
 			if len(f) < 2 {
@@ -105,7 +107,7 @@ func applyFixture(c *Conn, dir, name string, define func(name, def string) error
 				return err
 			}
 			rest := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(args, f[0]), " "+f[1]))
-			cmd := "APPEND " + quote(f[0]) + " "
+			cmd := "APPEND " + imaptest.Quote(f[0]) + " "
 			if rest != "" {
 				cmd += rest + " "
 			}
@@ -170,11 +172,11 @@ func CleanAccount(t testing.TB, addr, user, pass string) {
 		return out
 	}
 	for _, m := range names(`LSUB "" "*"`) {
-		c.Command("R2", "UNSUBSCRIBE "+quote(m))
+		c.Command("R2", "UNSUBSCRIBE "+imaptest.Quote(m))
 	}
 	for _, m := range names(`LIST "" "*"`) {
 		if !strings.EqualFold(m, "INBOX") {
-			c.Command("R3", "DELETE "+quote(m))
+			c.Command("R3", "DELETE "+imaptest.Quote(m))
 		}
 	}
 	if _, _, err := c.Command("R4", "SELECT INBOX"); err != nil {

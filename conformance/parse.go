@@ -1,7 +1,7 @@
 // Package conformance replays IMAP scenarios (scenarios/**/*.scn) against a
 // server and checks its responses. The scenario language is described in
-// scenarios/README.md; parse.go reads it, match.go compares responses,
-// run.go drives connections, fixture.go loads fixtures over IMAP and
+// scenarios/README.md; parse.go reads it, internal/imaptest parses and
+// matches responses (MatchResp), run.go drives connections, fixture.go loads fixtures over IMAP and
 // dovecot.go runs a private Dovecot as a reference target.
 package conformance
 
@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"decimail/internal/imaptest"
 )
 
 // Scenario is one parsed .scn file.
@@ -131,7 +133,7 @@ func Parse(name string, data []byte, msgDir string) (*Scenario, error) {
 				frags[i].Text = expLitRe.ReplaceAllString(frags[i].Text, fmt.Sprintf("{%d}", len(frags[i+1].Lit)))
 			}
 		}
-		r, err := ParseResp(frags, true, loadLit)
+		r, err := imaptest.ParseResp(frags, true, loadLit)
 		if err != nil {
 			return errf(expStart[conn], "bad expected response: %v", err)
 		}

@@ -89,10 +89,12 @@ func Run(t *testing.T, sc *Scenario, tg Target, fixtureDir string) {
 	// Whatever a connection received after its last block was sent outside
 	// every block: nothing may be left unread.
 	for _, name := range sc.Conns {
-		for _, r := range conns[name].Pending() {
-			if !r.EOF {
-				t.Errorf("%s: %s: response after the last block: %s", sc.File, name, r)
+		for c := conns[name]; c.Pending(); {
+			r := c.Next(time.Millisecond)
+			if r == nil || r.EOF {
+				break
 			}
+			t.Errorf("%s: %s: response after the last block: %s", sc.File, name, r)
 		}
 	}
 }

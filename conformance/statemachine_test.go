@@ -33,6 +33,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"pgregory.net/rapid"
 
+	"decimail/internal/imaptest"
 	"decimail/server/imapd"
 	"decimail/server/pgrun"
 	"decimail/server/store"
@@ -368,7 +369,7 @@ func (m *smModel) sawUIDNext(t *rapid.T, box string, n uint32) {
 
 func (m *smModel) selectBox(t *rapid.T, c *smConn, box string) {
 	c.mailbox, c.view, c.selNext, c.validity = box, nil, 0, 0
-	m.cmd(t, c, cmdMode{selecting: true}, "SELECT "+quote(box))
+	m.cmd(t, c, cmdMode{selecting: true}, "SELECT "+imaptest.Quote(box))
 	if len(c.view) > 0 {
 		m.cmd(t, c, cmdMode{noExpunge: true, seqFetch: true}, "FETCH 1:* (UID FLAGS)")
 	}
@@ -736,7 +737,7 @@ func (m *smModel) actSearch(t *rapid.T) {
 func (m *smModel) actStatus(t *rapid.T) {
 	c := m.drawConn(t)
 	box := rapid.SampledFrom([]string{"INBOX", "Trash", "Unread", "All Mail"}).Draw(t, "mailbox")
-	untagged, _ := m.cmd(t, c, cmdMode{}, fmt.Sprintf("STATUS %s (MESSAGES UIDNEXT UIDVALIDITY)", quote(box)))
+	untagged, _ := m.cmd(t, c, cmdMode{}, fmt.Sprintf("STATUS %s (MESSAGES UIDNEXT UIDVALIDITY)", imaptest.Quote(box)))
 	for _, r := range untagged {
 		if r.Status != "" || len(r.Data) < 3 || !strings.EqualFold(r.Data[0].S, "STATUS") {
 			continue

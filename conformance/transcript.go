@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"decimail/internal/imaptest"
 )
 
 // Transcript is one captured connection.
@@ -209,7 +211,7 @@ func (tr *Transcript) parseServer(b []byte) error {
 	plus := 0
 	next := 0 // first command without a tagged response
 	for {
-		r, err := ReadResp(br)
+		r, err := imaptest.ReadResp(br)
 		if err == io.EOF {
 			break
 		}

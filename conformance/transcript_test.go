@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"decimail/fixtures"
+	"decimail/internal/imaptest"
 	"decimail/server/imapd"
 	"decimail/server/pgrun"
 	"decimail/server/store"
@@ -354,7 +355,7 @@ func TestTranscriptCompare(t *testing.T) {
 			var us []*Resp
 			for _, r := range exs[0].Untagged {
 				if strings.Contains(r.Raw, from) {
-					nr, err := ReadResp(bufio.NewReader(strings.NewReader(strings.Replace(r.Raw, from, to, 1) + "\r\n")))
+					nr, err := imaptest.ReadResp(bufio.NewReader(strings.NewReader(strings.Replace(r.Raw, from, to, 1) + "\r\n")))
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -2,10 +2,10 @@ package imapd
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
+	"decimail/internal/imaptest"
 	"decimail/server/store"
 )
 
@@ -21,14 +21,10 @@ func TestAppendFlagsDateAndUID(t *testing.T) {
 	c := e.dial()
 	dr, _ := e.st.Mailbox(t.Context(), e.user.ID, "Drafts")
 	msg := testMsg("draft")
-	_, st := c.do(appendCmd("Drafts", `(\Draft \Seen $Work \Recent) " 2-Nov-2026 10:00:00 +0100"`, msg))
-	if want := fmt.Sprintf("OK [APPENDUID %d 1] APPEND completed", dr.UIDValidity); st != want {
-		t.Fatalf("got %q want %q", st, want)
-	}
-	_, st = c.do(appendCmd("Drafts", "", msg))
-	if want := fmt.Sprintf("OK [APPENDUID %d 2] APPEND completed", dr.UIDValidity); st != want {
-		t.Fatalf("got %q want %q", st, want)
-	}
+	_, done := c.Do(appendCmd("Drafts", `(\Draft \Seen $Work \Recent) " 2-Nov-2026 10:00:00 +0100"`, msg))
+	imaptest.ExpectDone(t, done, fmt.Sprintf("OK [APPENDUID %d 1] APPEND completed", dr.UIDValidity))
+	_, done = c.Do(appendCmd("Drafts", "", msg))
+	imaptest.ExpectDone(t, done, fmt.Sprintf("OK [APPENDUID %d 2] APPEND completed", dr.UIDValidity))
 	var got []store.FetchRow
 	err := e.st.Fetch(t.Context(), dr.ID, []uint32{1, 2}, store.FetchCols{Flags: true, InternalDate: true, Body: true}, func(r *store.FetchRow) error {
 		got = append(got, *r)
@@ -47,7 +43,7 @@ func TestAppendFlagsDateAndUID(t *testing.T) {
 	if d := time.Since(got[1].InternalDate); d < 0 || d > time.Minute {
 		t.Errorf("default internal date %v", got[1].InternalDate)
 	}
-	expect(t, c.ok("STATUS Drafts (MESSAGES UNSEEN UIDNEXT)"), `* STATUS "Drafts" (MESSAGES 2 UNSEEN 1 UIDNEXT 3)`)
+	imaptest.Expect(t, c.OK("STATUS Drafts (MESSAGES UNSEEN UIDNEXT)"), `* STATUS "Drafts" (MESSAGES 2 UNSEEN 1 UIDNEXT 3)`)
 }
 
 func TestAppendErrors(t *testing.T) {
@@ -65,15 +61,15 @@ func TestAppendErrors(t *testing.T) {
 		{appendCmd("INBOX", `() ()`, msg), "BAD syntax error: APPEND mailbox [(flags)] [date-time] literal"},
 		{`APPEND INBOX "just a string"`, "BAD syntax error: the message must be a literal"},
 	} {
-		if _, st := c.do(tc.cmd); st != tc.want {
-			t.Errorf("%.40q: got %q, want %q", tc.cmd, st, tc.want)
+		if _, done := c.Do(tc.cmd); imaptest.DiffDone(done, tc.want) != "" {
+			t.Errorf("%.40q: got %q, want %q", tc.cmd, done, tc.want)
 		}
 	}
 	// Accepted date forms: two digits, lower-case month, negative zone.
 	for _, d := range []string{`"02-Nov-2026 10:00:00 +0100"`, `"02-nov-2026 10:00:00 -0930"`} {
-		c.ok(appendCmd("INBOX", "() "+d, msg))
+		c.OK(appendCmd("INBOX", "() "+d, msg))
 	}
-	expect(t, c.ok("STATUS INBOX (MESSAGES)"), `* STATUS "INBOX" (MESSAGES 2)`)
+	imaptest.Expect(t, c.OK("STATUS INBOX (MESSAGES)"), `* STATUS "INBOX" (MESSAGES 2)`)
 }
 
 // APPEND to the selected mailbox: EXISTS before the tagged OK
@@ -82,23 +78,18 @@ func TestAppendSelectedMailbox(t *testing.T) {
 	e := newEnv(t)
 	e.deliver("INBOX", testMsg("old"), store.Flags{})
 	c := e.dial()
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	msg := testMsg("new")
-	c.send(fmt.Sprintf("a1 APPEND INBOX (\\Seen) {%d}", len(msg)))
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("continuation: %q", l)
+	// Sent by hand to see the "+" (Do would answer it by itself).
+	c.Send(fmt.Sprintf("a1 APPEND INBOX (\\Seen) {%d}", len(msg)))
+	if r := c.Next(); r.Tag != "+" {
+		t.Fatalf("continuation: %s", r)
 	}
-	c.send(msg)
-	var got []string
-	for l := c.line(); ; l = c.line() {
-		got = append(got, l)
-		if strings.HasPrefix(l, "a1 ") {
-			break
-		}
-	}
+	c.Send(msg)
+	u, done := c.Until("a1")
 	ib, _ := e.st.Mailbox(t.Context(), e.user.ID, "INBOX")
-	expect(t, got, "* 2 EXISTS", "* 2 RECENT", fmt.Sprintf("a1 OK [APPENDUID %d 2] APPEND completed", ib.UIDValidity))
+	imaptest.Expect(t, append(u, done), "* 2 EXISTS", "* 2 RECENT", fmt.Sprintf("a1 OK [APPENDUID %d 2] APPEND completed", ib.UIDValidity))
 	// The query mailbox "Unread" does not see a \Seen message; "All Mail" does.
-	expect(t, c.ok(`STATUS "All Mail" (MESSAGES)`), `* STATUS "All Mail" (MESSAGES 2)`)
-	expect(t, c.ok(`STATUS "Unread" (MESSAGES)`), `* STATUS "Unread" (MESSAGES 1)`)
+	imaptest.Expect(t, c.OK(`STATUS "All Mail" (MESSAGES)`), `* STATUS "All Mail" (MESSAGES 2)`)
+	imaptest.Expect(t, c.OK(`STATUS "Unread" (MESSAGES)`), `* STATUS "Unread" (MESSAGES 1)`)
 }

@@ -5,7 +5,6 @@ package imapd
 // on Postgres is covered by harness_test.go and the conformance suite).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -24,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"decimail/internal/imaptest"
 	"decimail/server/store"
 )
 
@@ -52,12 +52,6 @@ func init() {
 	register("XFETCHLIKE", cmdSpec{states: selected, fn: func(*Conn, *Command) error { return nil }})
 }
 
-type wireClient struct {
-	t  testing.TB
-	nc net.Conn
-	br *bufio.Reader
-}
-
 func newWireServer(t testing.TB, cfg Config, log *slog.Logger) *Server {
 	cfg.AuthFailDelay = time.Millisecond
 	s := newServer(cfg, fakeAuth{"alice": "s3cret-pw"}, log)
@@ -66,7 +60,7 @@ func newWireServer(t testing.TB, cfg Config, log *slog.Logger) *Server {
 }
 
 // dialTCP connects over loopback TCP.
-func dialTCP(t testing.TB, s *Server) *wireClient {
+func dialTCP(t testing.TB, s *Server) *imaptest.TestClient {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +74,7 @@ func dialTCP(t testing.TB, s *Server) *wireClient {
 }
 
 // dialPipe connects through net.Pipe: a peer that is not loopback.
-func dialPipe(t testing.TB, s *Server) *wireClient {
+func dialPipe(t testing.TB, s *Server) *imaptest.TestClient {
 	a, b := net.Pipe()
 	c := newConn(s, a, false)
 	if !s.addConn(c) {
@@ -90,138 +84,112 @@ func dialPipe(t testing.TB, s *Server) *wireClient {
 	return newWireClient(t, b)
 }
 
-func newWireClient(t testing.TB, nc net.Conn) *wireClient {
-	t.Cleanup(func() { nc.Close() })
-	c := &wireClient{t: t, nc: nc, br: bufio.NewReader(nc)}
-	if g := c.line(); !strings.HasPrefix(g, "* OK [CAPABILITY IMAP4rev1 ") || !strings.HasSuffix(g, "] Decimail ready") {
-		t.Fatalf("greeting %q", g)
+func newWireClient(t testing.TB, nc net.Conn) *imaptest.TestClient {
+	t.Helper()
+	c := imaptest.NewTest(t, nc)
+	if g := c.Greeting; !imaptest.MatchStatus(g, "OK [CAPABILITY IMAP4rev1 *] Decimail ready") {
+		t.Fatalf("greeting %s", g)
 	}
 	return c
 }
 
-func (c *wireClient) send(s string) {
-	c.t.Helper()
-	c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := c.nc.Write([]byte(s)); err != nil {
-		c.t.Fatalf("send %q: %v", s, err)
-	}
-}
-
-func (c *wireClient) line() string {
-	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	l, err := c.br.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read: %v (got %q)", err, l)
-	}
-	return strings.TrimSuffix(l, "\r\n")
-}
-
-// do sends "tag cmd" and returns the untagged lines and the tagged reply.
-func (c *wireClient) do(tag, cmd string) ([]string, string) {
-	c.t.Helper()
-	c.send(tag + " " + cmd + "\r\n")
-	return c.until(tag)
-}
-
-func (c *wireClient) until(tag string) (untagged []string, tagged string) {
-	c.t.Helper()
-	for {
-		l := c.line()
-		if strings.HasPrefix(l, tag+" ") {
-			return untagged, l
-		}
-		untagged = append(untagged, l)
-	}
-}
-
 // expectReply checks one command's full response.
-func (c *wireClient) expectReply(tag, cmd string, wantUntagged []string, wantTagged string) {
-	c.t.Helper()
-	u, tg := c.do(tag, cmd)
-	if strings.Join(u, "\n") != strings.Join(wantUntagged, "\n") || tg != wantTagged {
-		c.t.Errorf("%s %s:\n got %q %q\nwant %q %q", tag, cmd, u, tg, wantUntagged, wantTagged)
+func expectReply(t testing.TB, c *imaptest.TestClient, tag, cmd string, wantUntagged []string, wantTagged string) {
+	t.Helper()
+	u, done := c.DoTag(tag, cmd)
+	if d := imaptest.Diff(append(u, done), append(wantUntagged, wantTagged)...); d != "" {
+		t.Errorf("%s %s:\n%s", tag, cmd, d)
 	}
 }
 
-func (c *wireClient) login() {
-	c.t.Helper()
-	if _, tg := c.do("L", "LOGIN alice s3cret-pw"); !strings.HasPrefix(tg, "L OK [CAPABILITY IMAP4rev1 ") {
-		c.t.Fatalf("login: %q", tg)
+// loggedIn checks a tagged OK to LOGIN or AUTHENTICATE: it carries the
+// capabilities (rfc3501.txt:2030), as the greeting does.
+func loggedIn(t testing.TB, done *imaptest.Resp) {
+	t.Helper()
+	if !imaptest.MatchStatus(done, "OK [CAPABILITY IMAP4rev1 *] *") {
+		t.Fatalf("login: %s", done)
 	}
 }
 
-func (c *wireClient) expectEOF() {
-	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if l, err := c.br.ReadString('\n'); err == nil {
-		c.t.Fatalf("expected the connection to close, got %q", l)
+func login(t testing.TB, c *imaptest.TestClient) {
+	t.Helper()
+	_, done := c.DoTag("L", "LOGIN alice s3cret-pw")
+	loggedIn(t, done)
+}
+
+// capabilities are the capabilities of the one CAPABILITY response in u,
+// upper-cased.
+func capabilities(t testing.TB, u []*imaptest.Resp) map[string]bool {
+	t.Helper()
+	if len(u) != 1 || u[0].Name() != "CAPABILITY" {
+		t.Fatalf("want one CAPABILITY response, got %q", u)
 	}
+	caps := map[string]bool{}
+	for _, tok := range u[0].Data[1:] {
+		caps[strings.ToUpper(tok.S)] = true
+	}
+	return caps
 }
 
 func TestCapability(t *testing.T) {
 	c := dialTCP(t, newWireServer(t, Config{}, nil))
-	u, tg := c.do("a", "CAPABILITY")
-	if tg != "a OK CAPABILITY completed" || len(u) != 1 {
-		t.Fatalf("%q %q", u, tg)
-	}
-	caps := " " + strings.TrimPrefix(u[0], "* CAPABILITY ") + " "
-	for _, want := range []string{"IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "NAMESPACE", "AUTH=PLAIN"} {
-		if !strings.Contains(caps, " "+want+" ") {
-			t.Errorf("CAPABILITY lacks %s: %s", want, caps)
+	u, done := c.DoTag("a", "CAPABILITY")
+	imaptest.ExpectDone(t, done, "OK CAPABILITY completed")
+	caps := capabilities(t, u)
+	for _, want := range []string{"IMAP4REV1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "NAMESPACE", "AUTH=PLAIN"} {
+		if !caps[want] {
+			t.Errorf("CAPABILITY lacks %s: %s", want, u[0])
 		}
 	}
 	for _, unwanted := range []string{"STARTTLS", "LOGINDISABLED"} {
-		if strings.Contains(caps, " "+unwanted+" ") {
-			t.Errorf("CAPABILITY has %s without TLS config on loopback: %s", unwanted, caps)
+		if caps[unwanted] {
+			t.Errorf("CAPABILITY has %s without TLS config on loopback: %s", unwanted, u[0])
 		}
 	}
-	c.expectReply("b", "CAPABILITY x", nil, "b BAD syntax error: CAPABILITY takes no arguments")
+	expectReply(t, c, "b", "CAPABILITY x", nil, "b BAD syntax error: CAPABILITY takes no arguments")
 }
 
 func TestDisabledExtension(t *testing.T) {
 	s := newWireServer(t, Config{Disabled: map[string]bool{"ID": true}}, nil)
 	s.cfg.PerUserDisabled = func(user string) map[string]bool { return map[string]bool{"namespace": true} }
 	c := dialTCP(t, s)
-	u, _ := c.do("a", "CAPABILITY")
-	if strings.Contains(u[0]+" ", " ID ") {
+	u, _ := c.DoTag("a", "CAPABILITY")
+	if capabilities(t, u)["ID"] {
 		t.Errorf("disabled ID advertised: %q", u)
 	}
-	c.expectReply("b", "ID NIL", nil, "b BAD unknown command ID")
-	c.login()
-	c.expectReply("c", "NAMESPACE", nil, "c BAD unknown command NAMESPACE")
+	expectReply(t, c, "b", "ID NIL", nil, "b BAD unknown command ID")
+	login(t, c)
+	expectReply(t, c, "c", "NAMESPACE", nil, "c BAD unknown command NAMESPACE")
 }
 
 func TestStateAndSyntaxErrors(t *testing.T) {
 	c := dialTCP(t, newWireServer(t, Config{}, nil))
-	c.expectReply("a", "NAMESPACE", nil, "a BAD NAMESPACE not allowed in not authenticated state")
-	c.expectReply("b", "FROB", nil, "b BAD unknown command FROB")
-	c.expectReply("c", "UID FROB 1", nil, "c BAD unknown command UID FROB")
-	c.expectReply("d", `LOGIN "a`, nil, "d BAD syntax error: unterminated quoted string")
-	c.send("\r\n")
-	if l := c.line(); l != "* BAD syntax error: empty command line" {
-		t.Errorf("empty line: %q", l)
-	}
-	c.expectReply("e", "XERR", nil, "e NO [SERVERBUG] internal error")
-	c.expectReply("f", "XPANIC", nil, "f NO [SERVERBUG] internal error")
-	c.expectReply("g", "noop", nil, "g OK NOOP completed")
-	c.login()
-	c.expectReply("h", "LOGIN alice s3cret-pw", nil, "h BAD LOGIN not allowed in authenticated state")
-	c.expectReply("i", "XFETCHLIKE", nil, "i BAD XFETCHLIKE not allowed in authenticated state")
-	c.expectReply("j", "NAMESPACE", []string{`* NAMESPACE (("" "/")) NIL NIL`}, "j OK NAMESPACE completed")
-	c.expectReply("k", "ENABLE FOO", []string{"* ENABLED"}, "k OK ENABLE completed")
-	c.expectReply("l", `ID ("name" "test" "version" NIL)`, []string{`* ID ("name" "Decimail" "version" "dev")`}, "l OK ID completed")
+	expectReply(t, c, "a", "NAMESPACE", nil, "a BAD NAMESPACE not allowed in not authenticated state")
+	expectReply(t, c, "b", "FROB", nil, "b BAD unknown command FROB")
+	expectReply(t, c, "c", "UID FROB 1", nil, "c BAD unknown command UID FROB")
+	expectReply(t, c, "d", `LOGIN "a`, nil, "d BAD syntax error: unterminated quoted string")
+	c.Send("")
+	c.Expect("* BAD syntax error: empty command line")
+	expectReply(t, c, "e", "XERR", nil, "e NO [SERVERBUG] internal error")
+	expectReply(t, c, "f", "XPANIC", nil, "f NO [SERVERBUG] internal error")
+	expectReply(t, c, "g", "noop", nil, "g OK NOOP completed")
+	login(t, c)
+	expectReply(t, c, "h", "LOGIN alice s3cret-pw", nil, "h BAD LOGIN not allowed in authenticated state")
+	expectReply(t, c, "i", "XFETCHLIKE", nil, "i BAD XFETCHLIKE not allowed in authenticated state")
+	expectReply(t, c, "j", "NAMESPACE", []string{`* NAMESPACE (("" "/")) NIL NIL`}, "j OK NAMESPACE completed")
+	expectReply(t, c, "k", "ENABLE FOO", []string{"* ENABLED"}, "k OK ENABLE completed")
+	expectReply(t, c, "l", `ID ("name" "test" "version" NIL)`, []string{`* ID ("name" "Decimail" "version" "dev")`}, "l OK ID completed")
 }
 
 // The core polls after every command in the selected state, before the
 // tagged reply, without EXPUNGE for FETCH/STORE/SEARCH (rfc3501.txt:4053).
 func TestPollHook(t *testing.T) {
 	c := dialTCP(t, newWireServer(t, Config{}, nil))
-	c.login()
-	c.expectReply("a", "XSEL", []string{"* OK poll true"}, "a OK [READ-WRITE] XSEL completed")
-	c.expectReply("b", "NOOP", []string{"* OK poll true"}, "b OK NOOP completed")
-	c.expectReply("c", "XFETCHLIKE", []string{"* OK poll true"}, "c OK XFETCHLIKE completed")
-	c.expectReply("d", "LOGOUT", []string{"* BYE Decimail logging out", "* OK unselected"}, "d OK LOGOUT completed")
+	login(t, c)
+	expectReply(t, c, "a", "XSEL", []string{"* OK poll true"}, "a OK [READ-WRITE] XSEL completed")
+	expectReply(t, c, "b", "NOOP", []string{"* OK poll true"}, "b OK NOOP completed")
+	expectReply(t, c, "c", "XFETCHLIKE", []string{"* OK poll true"}, "c OK XFETCHLIKE completed")
+	expectReply(t, c, "d", "LOGOUT", []string{"* BYE Decimail logging out", "* OK unselected"}, "d OK LOGOUT completed")
 	for name, want := range map[string]bool{"FETCH": true, "STORE": true, "SEARCH": true, "UID FETCH": false, "UID STORE": false, "UID SEARCH": false, "NOOP": false} {
 		if noExpunge[name] != want {
 			t.Errorf("noExpunge[%s] = %v", name, !want)
@@ -231,29 +199,29 @@ func TestPollHook(t *testing.T) {
 
 func TestLogin(t *testing.T) {
 	c := dialTCP(t, newWireServer(t, Config{}, nil))
-	c.expectReply("a", "LOGIN alice wrong", nil, "a NO [AUTHENTICATIONFAILED] Invalid credentials")
-	c.expectReply("b", "LOGIN alice", nil, "b BAD syntax error: LOGIN takes a user name and a password")
-	c.send("c LOGIN {5}\r\n")
-	if l := c.line(); l != "+ Ready for literal data" {
-		t.Fatalf("continuation: %q", l)
-	}
-	c.send("alice {9+}\r\ns3cret-pw\r\n")
-	_, tg := c.until("c")
-	if !strings.HasPrefix(tg, "c OK [CAPABILITY IMAP4rev1 ") || strings.Contains(tg, "AUTH=") || strings.Contains(tg, "STARTTLS") {
-		t.Fatalf("login: %q", tg)
+	expectReply(t, c, "a", "LOGIN alice wrong", nil, "a NO [AUTHENTICATIONFAILED] Invalid credentials")
+	expectReply(t, c, "b", "LOGIN alice", nil, "b BAD syntax error: LOGIN takes a user name and a password")
+	// By hand, to see the continuation request's text.
+	c.Send("c LOGIN {5}")
+	c.Expect("+ Ready for literal data")
+	c.Send("alice {9+}\r\ns3cret-pw")
+	_, done := c.Until("c")
+	loggedIn(t, done)
+	for _, tok := range done.Code[1:] {
+		if s := strings.ToUpper(tok.S); strings.HasPrefix(s, "AUTH=") || s == "STARTTLS" {
+			t.Fatalf("login: %s", done)
+		}
 	}
 }
 
 func TestTooManyAuthFailures(t *testing.T) {
 	c := dialTCP(t, newWireServer(t, Config{}, nil))
 	for range maxAuthFailures - 1 {
-		c.expectReply("a", "LOGIN alice x", nil, "a NO [AUTHENTICATIONFAILED] Invalid credentials")
+		expectReply(t, c, "a", "LOGIN alice x", nil, "a NO [AUTHENTICATIONFAILED] Invalid credentials")
 	}
-	c.send("b LOGIN alice x\r\n")
-	if l := c.line(); l != "* BYE Too many failed authentication attempts" {
-		t.Fatalf("got %q", l)
-	}
-	c.expectEOF()
+	c.Send("b LOGIN alice x")
+	c.Expect("* BYE Too many failed authentication attempts")
+	c.ExpectClosed()
 }
 
 func plainIR(authz, user, pass string) string {
@@ -262,113 +230,95 @@ func plainIR(authz, user, pass string) string {
 
 func TestAuthenticatePlain(t *testing.T) {
 	s := newWireServer(t, Config{}, nil)
-	ok := func(tg, tag string) {
-		t.Helper()
-		if !strings.HasPrefix(tg, tag+" OK [CAPABILITY IMAP4rev1 ") {
-			t.Fatalf("got %q", tg)
-		}
-	}
 	// SASL-IR (rfc4959).
 	c := dialTCP(t, s)
-	_, tg := c.do("a", "AUTHENTICATE PLAIN "+plainIR("", "alice", "s3cret-pw"))
-	ok(tg, "a")
+	_, done := c.DoTag("a", "AUTHENTICATE PLAIN "+plainIR("", "alice", "s3cret-pw"))
+	loggedIn(t, done)
 
 	// Continuation; authzid equal to authcid is fine.
 	c = dialTCP(t, s)
-	c.send("a AUTHENTICATE plain\r\n")
-	if l := c.line(); l != "+ " {
-		t.Fatalf("continuation %q", l)
-	}
-	c.send(plainIR("alice", "alice", "s3cret-pw") + "\r\n")
-	_, tg = c.until("a")
-	ok(tg, "a")
+	c.Send("a AUTHENTICATE plain")
+	c.Expect("+ ")
+	c.Send(plainIR("alice", "alice", "s3cret-pw"))
+	_, done = c.Until("a")
+	loggedIn(t, done)
 
 	c = dialTCP(t, s)
-	c.send("a AUTHENTICATE PLAIN\r\n")
-	c.line()
-	c.send("*\r\n")
-	if _, tg := c.until("a"); tg != "a BAD AUTHENTICATE cancelled" {
-		t.Errorf("cancel: %q", tg)
-	}
-	c.expectReply("b", "AUTHENTICATE PLAIN "+plainIR("bob", "alice", "s3cret-pw"), nil,
+	c.Send("a AUTHENTICATE PLAIN")
+	c.Expect("+ ")
+	c.Send("*")
+	_, done = c.Until("a")
+	imaptest.ExpectDone(t, done, "BAD AUTHENTICATE cancelled")
+	expectReply(t, c, "b", "AUTHENTICATE PLAIN "+plainIR("bob", "alice", "s3cret-pw"), nil,
 		"b NO [AUTHORIZATIONFAILED] authorization identity must equal the user name")
-	c.expectReply("c", "AUTHENTICATE PLAIN !!!", nil, "c BAD invalid base64")
-	c.expectReply("d", "AUTHENTICATE PLAIN =", nil, "d BAD malformed PLAIN response")
-	c.expectReply("e", "AUTHENTICATE CRAM-MD5", nil, "e NO unsupported authentication mechanism")
-	c.expectReply("f", "AUTHENTICATE PLAIN "+plainIR("", "alice", "nope"), nil, "f NO [AUTHENTICATIONFAILED] Invalid credentials")
+	expectReply(t, c, "c", "AUTHENTICATE PLAIN !!!", nil, "c BAD invalid base64")
+	expectReply(t, c, "d", "AUTHENTICATE PLAIN =", nil, "d BAD malformed PLAIN response")
+	expectReply(t, c, "e", "AUTHENTICATE CRAM-MD5", nil, "e NO unsupported authentication mechanism")
+	expectReply(t, c, "f", "AUTHENTICATE PLAIN "+plainIR("", "alice", "nope"), nil, "f NO [AUTHENTICATIONFAILED] Invalid credentials")
 }
 
 // Without TLS a non-loopback peer may not send a password (rfc3501.txt:1704).
 func TestPrivacyRequired(t *testing.T) {
 	c := dialPipe(t, newWireServer(t, Config{}, nil))
-	u, _ := c.do("a", "CAPABILITY")
-	if !strings.Contains(u[0], " LOGINDISABLED") || strings.Contains(u[0], "AUTH=PLAIN") {
+	u, _ := c.DoTag("a", "CAPABILITY")
+	if caps := capabilities(t, u); !caps["LOGINDISABLED"] || caps["AUTH=PLAIN"] {
 		t.Errorf("capabilities %q", u)
 	}
-	c.expectReply("b", "LOGIN alice s3cret-pw", nil, "b NO [PRIVACYREQUIRED] LOGIN is disabled without TLS; use STARTTLS")
-	c.expectReply("c", "AUTHENTICATE PLAIN "+plainIR("", "alice", "s3cret-pw"), nil, "c NO [PRIVACYREQUIRED] PLAIN is disabled without TLS; use STARTTLS")
+	expectReply(t, c, "b", "LOGIN alice s3cret-pw", nil, "b NO [PRIVACYREQUIRED] LOGIN is disabled without TLS; use STARTTLS")
+	expectReply(t, c, "c", "AUTHENTICATE PLAIN "+plainIR("", "alice", "s3cret-pw"), nil, "c NO [PRIVACYREQUIRED] PLAIN is disabled without TLS; use STARTTLS")
 
 	c = dialPipe(t, newWireServer(t, Config{AllowPlaintext: true}, nil))
-	c.login()
+	login(t, c)
 }
 
 func TestPipelining(t *testing.T) {
 	c := dialTCP(t, newWireServer(t, Config{}, nil))
-	c.send("a NOOP\r\nb LOGIN alice s3cret-pw\r\nc NAMESPACE\r\nd FOO\r\ne LOGOUT\r\n")
-	var got []string
-	for range 7 {
-		got = append(got, c.line())
+	c.Send("a NOOP\r\nb LOGIN alice s3cret-pw\r\nc NAMESPACE\r\nd FOO\r\ne LOGOUT")
+	c.Expect("a OK NOOP completed")
+	if r := c.Next(); r.Tag != "b" {
+		t.Fatalf("LOGIN: %s", r)
+	} else {
+		loggedIn(t, r)
 	}
-	want := []string{"a OK NOOP completed", "b OK [CAPABILITY", `* NAMESPACE (("" "/")) NIL NIL`, "c OK NAMESPACE completed",
-		"d BAD unknown command FOO", "* BYE Decimail logging out", "e OK LOGOUT completed"}
-	for i := range want {
-		if !strings.HasPrefix(got[i], want[i]) {
-			t.Errorf("line %d: got %q, want %q", i, got[i], want[i])
-		}
-	}
-	c.expectEOF()
+	c.Expect(`* NAMESPACE (("" "/")) NIL NIL`, "c OK NAMESPACE completed",
+		"d BAD unknown command FOO", "* BYE Decimail logging out", "e OK LOGOUT completed")
+	c.ExpectClosed()
 }
 
 func TestLiteralLimits(t *testing.T) {
 	c := dialTCP(t, newWireServer(t, Config{MaxLiteral: 10, MaxAppendLiteral: 100}, nil))
 	// Before login even APPEND is held to MaxLiteral; no "+" is sent.
-	c.expectReply("a", "APPEND INBOX {11}", nil, "a BAD [TOOBIG] literal too big")
-	c.login()
-	c.expectReply("b", "APPEND INBOX {101}", nil, "b NO [TOOBIG] message too big")
-	c.expectReply("c", "LOGIN {11+}\r\n01234567890 x", nil, "c BAD [TOOBIG] literal too big")
-	c.send("d APPEND INBOX {1000+}\r\n")
-	if l := c.line(); l != "* BYE [TOOBIG] literal too big" {
-		t.Fatalf("got %q", l)
-	}
-	c.expectEOF()
+	expectReply(t, c, "a", "APPEND INBOX {11}", nil, "a BAD [TOOBIG] literal too big")
+	login(t, c)
+	expectReply(t, c, "b", "APPEND INBOX {101}", nil, "b NO [TOOBIG] message too big")
+	expectReply(t, c, "c", "LOGIN {11+}\r\n01234567890 x", nil, "c BAD [TOOBIG] literal too big")
+	c.Send("d APPEND INBOX {1000+}")
+	c.Expect("* BYE [TOOBIG] literal too big")
+	c.ExpectClosed()
 }
 
 func TestLogout(t *testing.T) {
 	c := dialTCP(t, newWireServer(t, Config{}, nil))
-	c.expectReply("a", "LOGOUT", []string{"* BYE Decimail logging out"}, "a OK LOGOUT completed")
-	c.expectEOF()
+	expectReply(t, c, "a", "LOGOUT", []string{"* BYE Decimail logging out"}, "a OK LOGOUT completed")
+	c.ExpectClosed()
 }
 
 func TestAutologout(t *testing.T) {
 	c := dialTCP(t, newWireServer(t, Config{PreAuthTimeout: 100 * time.Millisecond}, nil))
-	if l := c.line(); l != "* BYE Autologout; idle for too long" {
-		t.Fatalf("got %q", l)
-	}
-	c.expectEOF()
+	c.Expect("* BYE Autologout; idle for too long")
+	c.ExpectClosed()
 }
 
 func TestShutdown(t *testing.T) {
 	s := newWireServer(t, Config{}, nil)
 	c := dialTCP(t, s)
-	c.login()
+	login(t, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- s.Shutdown(ctx) }()
-	if l := c.line(); l != "* BYE [UNAVAILABLE] Server shutting down" {
-		t.Fatalf("got %q", l)
-	}
-	c.expectEOF()
+	c.Expect("* BYE [UNAVAILABLE] Server shutting down")
+	c.ExpectClosed()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
@@ -400,18 +350,18 @@ func TestConversationLogRedactsCredentials(t *testing.T) {
 	s := newWireServer(t, Config{LogIMAP: true}, log)
 	ir := plainIR("", "alice", "s3cret-pw")
 	c := dialTCP(t, s)
-	c.do("a", "LOGIN alice s3cret-pw")
-	c.do("b", `LOGOUT`)
+	c.DoTag("a", "LOGIN alice s3cret-pw")
+	c.DoTag("b", `LOGOUT`)
 	c = dialTCP(t, s)
-	c.do("a", `LOGIN "alice" {9+}`+"\r\ns3cret-pw")
+	c.DoTag("a", `LOGIN "alice" {9+}`+"\r\ns3cret-pw")
 	c = dialTCP(t, s)
-	c.do("a", "AUTHENTICATE PLAIN "+ir)
+	c.DoTag("a", "AUTHENTICATE PLAIN "+ir)
 	c = dialTCP(t, s)
-	c.send("a AUTHENTICATE PLAIN\r\n")
-	c.line()
-	c.send(ir + "\r\n")
-	c.until("a")
-	c.do("b", "NOOP")
+	c.Send("a AUTHENTICATE PLAIN")
+	c.Expect("+ ")
+	c.Send(ir)
+	c.Until("a")
+	c.DoTag("b", "NOOP")
 	logged := buf.String()
 	for _, secret := range []string{"s3cret-pw", ir} {
 		if strings.Contains(logged, secret) {
@@ -446,25 +396,21 @@ func selfSignedTLS(t testing.TB) *tls.Config {
 func TestStartTLS(t *testing.T) {
 	s := newWireServer(t, Config{TLS: selfSignedTLS(t)}, nil)
 	c := dialPipe(t, s)
-	u, _ := c.do("a", "CAPABILITY")
-	if !strings.Contains(u[0], " STARTTLS") || !strings.Contains(u[0], " LOGINDISABLED") {
+	u, _ := c.DoTag("a", "CAPABILITY")
+	if caps := capabilities(t, u); !caps["STARTTLS"] || !caps["LOGINDISABLED"] {
 		t.Fatalf("before STARTTLS: %q", u)
 	}
-	c.send("b STARTTLS\r\n")
-	if _, tg := c.until("b"); tg != "b OK Begin TLS negotiation now" {
-		t.Fatalf("STARTTLS: %q", tg)
-	}
-	tc := tls.Client(c.nc, &tls.Config{InsecureSkipVerify: true})
-	if err := tc.Handshake(); err != nil {
+	_, done := c.DoTag("b", "STARTTLS")
+	imaptest.ExpectDone(t, done, "OK Begin TLS negotiation now")
+	if err := c.UpgradeTLS(&tls.Config{InsecureSkipVerify: true}); err != nil {
 		t.Fatal(err)
 	}
-	c.nc, c.br = tc, bufio.NewReader(tc)
-	u, _ = c.do("c", "CAPABILITY")
-	if strings.Contains(u[0], "STARTTLS") || strings.Contains(u[0], "LOGINDISABLED") || !strings.Contains(u[0], "AUTH=PLAIN") {
+	u, _ = c.DoTag("c", "CAPABILITY")
+	if caps := capabilities(t, u); caps["STARTTLS"] || caps["LOGINDISABLED"] || !caps["AUTH=PLAIN"] {
 		t.Fatalf("after STARTTLS: %q", u)
 	}
-	c.expectReply("d", "STARTTLS", nil, "d BAD unknown command STARTTLS")
-	c.login()
+	expectReply(t, c, "d", "STARTTLS", nil, "d BAD unknown command STARTTLS")
+	login(t, c)
 }
 
 func TestServeTLS(t *testing.T) {
@@ -479,9 +425,9 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newWireClient(t, nc)
-	u, _ := c.do("a", "CAPABILITY")
-	if strings.Contains(u[0], "STARTTLS") {
+	u, _ := c.DoTag("a", "CAPABILITY")
+	if capabilities(t, u)["STARTTLS"] {
 		t.Errorf("STARTTLS offered on implicit TLS: %q", u)
 	}
-	c.login()
+	login(t, c)
 }

@@ -2,8 +2,9 @@ package imapd
 
 import (
 	"fmt"
-	"strings"
 	"testing"
+
+	"decimail/internal/imaptest"
 )
 
 func uidValidity(t *testing.T, e *testEnv, name string) uint32 {
@@ -22,45 +23,41 @@ func TestCopy(t *testing.T) {
 	deliverN(e, "INBOX", 5)
 	arch, trash := uidValidity(t, e, "Archive"), uidValidity(t, e, "Trash")
 	c := e.dial()
-	c.ok("SELECT INBOX")
-	if _, st := c.do("COPY 2:3,5 Archive"); st != fmt.Sprintf("OK [COPYUID %d 2:3,5 1:3] COPY completed", arch) {
-		t.Fatalf("COPY: %q", st)
-	}
-	if _, st := c.do("UID COPY 4,1 Trash"); st != fmt.Sprintf("OK [COPYUID %d 1,4 1:2] UID COPY completed", trash) {
-		t.Fatalf("UID COPY: %q", st)
-	}
+	c.OK("SELECT INBOX")
+	u, done := c.Do("COPY 2:3,5 Archive")
+	imaptest.Expect(t, u)
+	imaptest.ExpectDone(t, done, fmt.Sprintf("OK [COPYUID %d 2:3,5 1:3] COPY completed", arch))
+	_, done = c.Do("UID COPY 4,1 Trash")
+	imaptest.ExpectDone(t, done, fmt.Sprintf("OK [COPYUID %d 1,4 1:2] UID COPY completed", trash))
 	// Nothing matched: OK without COPYUID (rfc4315.txt:249-250).
-	if _, st := c.do("UID COPY 99:100 Archive"); st != "OK UID COPY completed" {
-		t.Fatalf("UID COPY of nothing: %q", st)
-	}
+	_, done = c.Do("UID COPY 99:100 Archive")
+	imaptest.ExpectDone(t, done, "OK UID COPY completed")
 	for cmd, want := range map[string]string{
-		"COPY 1 Nosuch":        "NO [TRYCREATE]",
-		"UID COPY 99 Nosuch":   "NO [TRYCREATE]",
-		"COPY 1 Flagged":       "NO [CANNOT]",
-		`COPY 1 "All Mail"`:    "NO [CANNOT]",
-		"COPY 6 Archive":       "BAD",
-		"COPY 1":               "BAD",
-		"COPY 1 Archive extra": "BAD",
+		"COPY 1 Nosuch":        "NO [TRYCREATE] *",
+		"UID COPY 99 Nosuch":   "NO [TRYCREATE] *",
+		"COPY 1 Flagged":       "NO [CANNOT] *",
+		`COPY 1 "All Mail"`:    "NO [CANNOT] *",
+		"COPY 6 Archive":       "BAD *",
+		"COPY 1":               "BAD *",
+		"COPY 1 Archive extra": "BAD *",
 	} {
-		if u, st := c.do(cmd); !strings.HasPrefix(st, want) || len(u) != 0 {
-			t.Errorf("%s: %q %q, want %s", cmd, u, st, want)
+		if u, done := c.Do(cmd); !imaptest.MatchStatus(done, want) || len(u) != 0 {
+			t.Errorf("%s: %q %q, want %s", cmd, u, done, want)
 		}
 	}
 	// The source is unchanged; the destination has the messages.
-	expect(t, c.ok("SEARCH ALL"), "* SEARCH 1 2 3 4 5")
+	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 1 2 3 4 5")
 	c2 := e.dial()
-	u := c2.ok("EXAMINE Archive")
-	if u[1] != "* 3 EXISTS" {
-		t.Fatalf("EXAMINE Archive: %q", u)
-	}
+	u = c2.OK("EXAMINE Archive")
+	imaptest.Expect(t, u[1:2], "* 3 EXISTS")
 	// COPY from a read-only mailbox is allowed.
-	if _, st := c2.do("COPY 1 Trash"); !strings.HasPrefix(st, fmt.Sprintf("OK [COPYUID %d 1 3]", trash)) {
-		t.Fatalf("COPY from EXAMINE: %q", st)
+	if _, done := c2.Do("COPY 1 Trash"); !imaptest.MatchStatus(done, fmt.Sprintf("OK [COPYUID %d 1 3] *", trash)) {
+		t.Fatalf("COPY from EXAMINE: %s", done)
 	}
 	// A session with the destination selected sees EXISTS.
-	c.ok("SELECT Trash")
-	c2.ok("COPY 2 Trash")
-	expect(t, c.ok("NOOP"), "* 4 EXISTS", "* 4 RECENT")
+	c.OK("SELECT Trash")
+	c2.OK("COPY 2 Trash")
+	imaptest.Expect(t, c.OK("NOOP"), "* 4 EXISTS", "* 4 RECENT")
 }
 
 // MOVE: untagged COPYUID, then EXPUNGEs with the sequence numbers valid when
@@ -70,38 +67,36 @@ func TestMove(t *testing.T) {
 	deliverN(e, "INBOX", 5)
 	arch := uidValidity(t, e, "Archive")
 	c, other := e.dial(), e.dial()
-	c.ok("SELECT INBOX")
-	other.ok("SELECT INBOX")
-	if !strings.Contains(strings.Join(c.ok("CAPABILITY"), " "), " MOVE") {
-		t.Fatal("MOVE not advertised")
+	c.OK("SELECT INBOX")
+	other.OK("SELECT INBOX")
+	if c.OK("CAPABILITY"); !c.Caps["MOVE"] {
+		t.Fatalf("MOVE not advertised: %v", c.Caps)
 	}
-	u, st := c.do("MOVE 2,4 Archive")
-	expect(t, u, fmt.Sprintf("* OK [COPYUID %d 2,4 1:2] moved", arch), "* 2 EXPUNGE", "* 3 EXPUNGE")
-	if st != "OK MOVE completed" {
-		t.Fatalf("MOVE: %q", st)
-	}
-	u, _ = c.do("UID MOVE 5 Archive")
-	expect(t, u, fmt.Sprintf("* OK [COPYUID %d 5 3] moved", arch), "* 3 EXPUNGE")
-	expect(t, c.ok("UID SEARCH ALL"), "* SEARCH 1 3")
-	expect(t, other.ok("NOOP"), "* 2 EXPUNGE", "* 3 EXPUNGE", "* 3 EXPUNGE")
+	u, done := c.Do("MOVE 2,4 Archive")
+	imaptest.Expect(t, u, fmt.Sprintf("* OK [COPYUID %d 2,4 1:2] moved", arch), "* 2 EXPUNGE", "* 3 EXPUNGE")
+	imaptest.ExpectDone(t, done, "OK MOVE completed")
+	u, _ = c.Do("UID MOVE 5 Archive")
+	imaptest.Expect(t, u, fmt.Sprintf("* OK [COPYUID %d 5 3] moved", arch), "* 3 EXPUNGE")
+	imaptest.Expect(t, c.OK("UID SEARCH ALL"), "* SEARCH 1 3")
+	imaptest.Expect(t, other.OK("NOOP"), "* 2 EXPUNGE", "* 3 EXPUNGE", "* 3 EXPUNGE")
 	// Nothing matched: no COPYUID, no EXPUNGE.
-	expect(t, c.ok("UID MOVE 50 Archive"))
+	imaptest.Expect(t, c.OK("UID MOVE 50 Archive"))
 	for cmd, want := range map[string]string{
-		"MOVE 1 Nosuch":  "NO [TRYCREATE]",
-		"MOVE 1 Flagged": "NO [CANNOT]",
-		"MOVE 3 Archive": "BAD",
+		"MOVE 1 Nosuch":  "NO [TRYCREATE] *",
+		"MOVE 1 Flagged": "NO [CANNOT] *",
+		"MOVE 3 Archive": "BAD *",
 	} {
-		if u, st := c.do(cmd); !strings.HasPrefix(st, want) || len(u) != 0 {
-			t.Errorf("%s: %q %q, want %s", cmd, u, st, want)
+		if u, done := c.Do(cmd); !imaptest.MatchStatus(done, want) || len(u) != 0 {
+			t.Errorf("%s: %q %q, want %s", cmd, u, done, want)
 		}
 	}
-	c.ok("EXAMINE INBOX")
-	if _, st := c.do("MOVE 1 Archive"); !strings.HasPrefix(st, "NO") {
-		t.Fatalf("MOVE in EXAMINE: %q", st)
+	c.OK("EXAMINE INBOX")
+	if _, done := c.Do("MOVE 1 Archive"); done.Status != "NO" {
+		t.Fatalf("MOVE in EXAMINE: %s", done)
 	}
-	c.ok("UNSELECT")
-	if _, st := c.do("MOVE 1 Archive"); !strings.HasPrefix(st, "BAD") {
-		t.Fatalf("MOVE unselected: %q", st)
+	c.OK("UNSELECT")
+	if _, done := c.Do("MOVE 1 Archive"); done.Status != "BAD" {
+		t.Fatalf("MOVE unselected: %s", done)
 	}
 }
 
@@ -113,13 +108,11 @@ func TestMoveFromView(t *testing.T) {
 	deliverN(e, "INBOX", 3)
 	trash := uidValidity(t, e, "Trash")
 	c := e.dial()
-	u := c.ok("SELECT Unread")
-	if u[1] != "* 3 EXISTS" {
-		t.Fatalf("SELECT Unread: %q", u)
-	}
-	u, _ = c.do("MOVE 2 Trash")
-	expect(t, u, fmt.Sprintf("* OK [COPYUID %d 2 1] moved", trash), "* 2 EXPUNGE", "* 3 EXISTS")
-	expect(t, c.ok("UID SEARCH ALL"), "* SEARCH 1 3 4")
+	u := c.OK("SELECT Unread")
+	imaptest.Expect(t, u[1:2], "* 3 EXISTS")
+	u, _ = c.Do("MOVE 2 Trash")
+	imaptest.Expect(t, u, fmt.Sprintf("* OK [COPYUID %d 2 1] moved", trash), "* 2 EXPUNGE", "* 3 EXISTS")
+	imaptest.Expect(t, c.OK("UID SEARCH ALL"), "* SEARCH 1 3 4")
 }
 
 func TestOrderedUIDSet(t *testing.T) {

@@ -1,8 +1,9 @@
 package imapd
 
 import (
-	"strings"
 	"testing"
+
+	"decimail/internal/imaptest"
 )
 
 // EXPUNGE sends one EXPUNGE per removed message before the tagged OK, each
@@ -12,16 +13,16 @@ func TestExpungeSequenceNumbers(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 5)
 	c, other := e.dial(), e.dial()
-	c.ok("SELECT INBOX")
-	other.ok("SELECT INBOX")
-	c.ok(`STORE 2,4 +FLAGS.SILENT (\Deleted)`)
-	expect(t, other.ok("NOOP"), `* 2 FETCH (FLAGS (\Deleted))`, `* 4 FETCH (FLAGS (\Deleted))`)
-	expect(t, c.ok("EXPUNGE"), "* 2 EXPUNGE", "* 3 EXPUNGE")
-	expect(t, c.ok("UID SEARCH ALL"), "* SEARCH 1 3 5")
-	expect(t, c.ok("EXPUNGE")) // nothing \Deleted any more
-	expect(t, other.ok("NOOP"), "* 2 EXPUNGE", "* 3 EXPUNGE")
-	if _, st := c.do("EXPUNGE 1"); !strings.HasPrefix(st, "BAD") {
-		t.Fatalf("EXPUNGE with argument: %q", st)
+	c.OK("SELECT INBOX")
+	other.OK("SELECT INBOX")
+	c.OK(`STORE 2,4 +FLAGS.SILENT (\Deleted)`)
+	imaptest.Expect(t, other.OK("NOOP"), `* 2 FETCH (FLAGS (\Deleted))`, `* 4 FETCH (FLAGS (\Deleted))`)
+	imaptest.Expect(t, c.OK("EXPUNGE"), "* 2 EXPUNGE", "* 3 EXPUNGE")
+	imaptest.Expect(t, c.OK("UID SEARCH ALL"), "* SEARCH 1 3 5")
+	imaptest.Expect(t, c.OK("EXPUNGE")) // nothing \Deleted any more
+	imaptest.Expect(t, other.OK("NOOP"), "* 2 EXPUNGE", "* 3 EXPUNGE")
+	if _, done := c.Do("EXPUNGE 1"); done.Status != "BAD" {
+		t.Fatalf("EXPUNGE with argument: %s", done)
 	}
 }
 
@@ -30,17 +31,17 @@ func TestUIDExpunge(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 5)
 	c := e.dial()
-	c.ok("SELECT INBOX")
-	c.ok(`STORE 1,3,5 +FLAGS.SILENT (\Deleted)`)
-	expect(t, c.ok("UID EXPUNGE 2:4"), "* 3 EXPUNGE")
-	expect(t, c.ok("UID SEARCH DELETED"), "* SEARCH 1 5")
+	c.OK("SELECT INBOX")
+	c.OK(`STORE 1,3,5 +FLAGS.SILENT (\Deleted)`)
+	imaptest.Expect(t, c.OK("UID EXPUNGE 2:4"), "* 3 EXPUNGE")
+	imaptest.Expect(t, c.OK("UID SEARCH DELETED"), "* SEARCH 1 5")
 	// A set naming no message removes nothing (not "all \Deleted").
-	expect(t, c.ok("UID EXPUNGE 99"))
-	expect(t, c.ok("UID SEARCH DELETED"), "* SEARCH 1 5")
-	expect(t, c.ok("UID EXPUNGE 5:*"), "* 4 EXPUNGE")
-	expect(t, c.ok("UID SEARCH ALL"), "* SEARCH 1 2 4")
-	if _, st := c.do("UID EXPUNGE"); !strings.HasPrefix(st, "BAD") {
-		t.Fatalf("UID EXPUNGE without set: %q", st)
+	imaptest.Expect(t, c.OK("UID EXPUNGE 99"))
+	imaptest.Expect(t, c.OK("UID SEARCH DELETED"), "* SEARCH 1 5")
+	imaptest.Expect(t, c.OK("UID EXPUNGE 5:*"), "* 4 EXPUNGE")
+	imaptest.Expect(t, c.OK("UID SEARCH ALL"), "* SEARCH 1 2 4")
+	if _, done := c.Do("UID EXPUNGE"); done.Status != "BAD" {
+		t.Fatalf("UID EXPUNGE without set: %s", done)
 	}
 }
 
@@ -50,19 +51,19 @@ func TestExpungeReadOnly(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 2)
 	c := e.dial()
-	c.ok("SELECT INBOX")
-	c.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
-	c.ok("EXAMINE INBOX")
+	c.OK("SELECT INBOX")
+	c.OK(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+	c.OK("EXAMINE INBOX")
 	for _, cmd := range []string{"EXPUNGE", "UID EXPUNGE 1:*"} {
-		if u, st := c.do(cmd); !strings.HasPrefix(st, "NO") || len(u) != 0 {
-			t.Errorf("%s: %q %q, want NO", cmd, u, st)
+		if u, done := c.Do(cmd); done.Status != "NO" || len(u) != 0 {
+			t.Errorf("%s: %q %q, want NO", cmd, u, done)
 		}
 	}
-	expect(t, c.ok("SEARCH ALL"), "* SEARCH 1 2")
-	c.ok("UNSELECT")
+	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 1 2")
+	c.OK("UNSELECT")
 	for _, cmd := range []string{"EXPUNGE", "UID EXPUNGE 1"} {
-		if _, st := c.do(cmd); !strings.HasPrefix(st, "BAD") {
-			t.Errorf("%s unselected: %q, want BAD", cmd, st)
+		if _, done := c.Do(cmd); done.Status != "BAD" {
+			t.Errorf("%s unselected: %s, want BAD", cmd, done)
 		}
 	}
 }
@@ -73,12 +74,13 @@ func TestExpungeInView(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 3)
 	c, inbox := e.dial(), e.dial()
-	c.ok(`SELECT "All Mail"`)
-	inbox.ok("SELECT INBOX")
-	c.ok(`STORE 2 +FLAGS.SILENT (\Deleted)`)
-	expect(t, c.ok("EXPUNGE"), "* 2 EXPUNGE")
-	u := inbox.ok("NOOP")
-	if len(u) == 0 || u[len(u)-1] != "* 2 EXPUNGE" {
-		t.Fatalf("INBOX NOOP: %q", u)
+	c.OK(`SELECT "All Mail"`)
+	inbox.OK("SELECT INBOX")
+	c.OK(`STORE 2 +FLAGS.SILENT (\Deleted)`)
+	imaptest.Expect(t, c.OK("EXPUNGE"), "* 2 EXPUNGE")
+	u := inbox.OK("NOOP")
+	if len(u) == 0 {
+		t.Fatal("INBOX NOOP: no EXPUNGE")
 	}
+	imaptest.Expect(t, u[len(u)-1:], "* 2 EXPUNGE")
 }

@@ -1,14 +1,13 @@
 package imapd
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"decimail/internal/imaptest"
 	"decimail/server/store"
 )
 
@@ -78,47 +77,47 @@ const (
 
 func fcrlf(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
 
-// lit is a literal as the test client inlines it.
+// flit is a literal as a wanted response spells it (imaptest.ParseLine).
 func flit(s string) string { return fmt.Sprintf("{%d}\r\n%s", len(s), s) }
 
 // fetchEnv delivers mixedMsg (UID 1) and two plain messages (UIDs 2, 3) to
 // INBOX and selects it.
-func fetchEnv(t *testing.T) (*testEnv, *client) {
+func fetchEnv(t *testing.T) (*testEnv, *imaptest.TestClient) {
 	e := newEnv(t)
 	e.deliver("INBOX", mixedMsg, store.Flags{})
 	e.deliver("INBOX", testMsg("two"), store.Flags{Flagged: true})
 	e.deliver("INBOX", testMsg("three"), store.Flags{Seen: true, Keywords: []string{"$Forwarded"}})
 	c := e.dial()
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	return e, c
 }
 
 func TestFetchAttributes(t *testing.T) {
 	e, c := fetchEnv(t)
-	expect(t, c.ok("FETCH 1:3 (FLAGS UID RFC822.SIZE INTERNALDATE)"),
+	imaptest.Expect(t, c.OK("FETCH 1:3 (FLAGS UID RFC822.SIZE INTERNALDATE)"),
 		fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) UID 1 RFC822.SIZE %d INTERNALDATE %s)`, len(mixedMsg), internalDate),
 		fmt.Sprintf(`* 2 FETCH (FLAGS (\Flagged \Recent) UID 2 RFC822.SIZE %d INTERNALDATE %s)`, len(testMsg("two")), internalDate),
 		fmt.Sprintf(`* 3 FETCH (FLAGS (\Seen $Forwarded \Recent) UID 3 RFC822.SIZE %d INTERNALDATE %s)`, len(testMsg("three")), internalDate))
-	expect(t, c.ok("FETCH 1 (ENVELOPE BODY BODYSTRUCTURE)"),
+	imaptest.Expect(t, c.OK("FETCH 1 (ENVELOPE BODY BODYSTRUCTURE)"),
 		"* 1 FETCH (ENVELOPE "+mixedEnvelope+" BODY "+mixedBodySimple+" BODYSTRUCTURE "+mixedBodyStructure+")")
 	// Item names are case-insensitive; order is the client's.
-	expect(t, c.ok("fetch 1 (rfc822.size uid)"), fmt.Sprintf("* 1 FETCH (RFC822.SIZE %d UID 1)", len(mixedMsg)))
+	imaptest.ExpectExact(t, c.OK("fetch 1 (rfc822.size uid)"), fmt.Sprintf("* 1 FETCH (RFC822.SIZE %d UID 1)", len(mixedMsg)))
 	// INTERNALDATE keeps the zone it was stored with (rfc3501.txt:4712).
 	_, err := e.st.Deliver(context.Background(), e.user.ID, []byte(testMsg("zoned")), store.DeliverOptions{Mailbox: "INBOX",
 		InternalDate: time.Date(2026, 1, 5, 8, 4, 5, 0, time.FixedZone("", -(7*3600+30*60)))})
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, c.ok("NOOP"), "* 4 EXISTS", "* 4 RECENT")
-	expect(t, c.ok("FETCH 4 INTERNALDATE"), `* 4 FETCH (INTERNALDATE "05-Jan-2026 08:04:05 -0730")`)
+	imaptest.Expect(t, c.OK("NOOP"), "* 4 EXISTS", "* 4 RECENT")
+	imaptest.Expect(t, c.OK("FETCH 4 INTERNALDATE"), `* 4 FETCH (INTERNALDATE "05-Jan-2026 08:04:05 -0730")`)
 }
 
 func TestFetchMacros(t *testing.T) {
 	_, c := fetchEnv(t)
 	size := len(mixedMsg)
-	expect(t, c.ok("FETCH 1 FAST"), fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) INTERNALDATE %s RFC822.SIZE %d)`, internalDate, size))
-	expect(t, c.ok("FETCH 1 all"), fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) INTERNALDATE %s RFC822.SIZE %d ENVELOPE %s)`, internalDate, size, mixedEnvelope))
-	expect(t, c.ok("FETCH 1 FULL"), fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) INTERNALDATE %s RFC822.SIZE %d ENVELOPE %s BODY %s)`,
+	imaptest.Expect(t, c.OK("FETCH 1 FAST"), fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) INTERNALDATE %s RFC822.SIZE %d)`, internalDate, size))
+	imaptest.Expect(t, c.OK("FETCH 1 all"), fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) INTERNALDATE %s RFC822.SIZE %d ENVELOPE %s)`, internalDate, size, mixedEnvelope))
+	imaptest.Expect(t, c.OK("FETCH 1 FULL"), fmt.Sprintf(`* 1 FETCH (FLAGS (\Recent) INTERNALDATE %s RFC822.SIZE %d ENVELOPE %s BODY %s)`,
 		internalDate, size, mixedEnvelope, mixedBodySimple))
 }
 
@@ -157,13 +156,14 @@ func TestFetchSections(t *testing.T) {
 		// RFC822.* (rfc3501.txt:3119-3140).
 		{"RFC822.HEADER", "RFC822.HEADER " + flit(mixedHeader)},
 	} {
-		expect(t, c.ok("FETCH 1 "+tc.item), "* 1 FETCH ("+tc.want+")")
+		// Exact: the section names keep the client's spelling.
+		imaptest.ExpectExact(t, c.OK("FETCH 1 "+tc.item), "* 1 FETCH ("+tc.want+")")
 	}
-	// Several sections in one command, one line.
-	expect(t, c.ok("FETCH 1 (BODY.PEEK[1] UID BODY.PEEK[2.1])"), "* 1 FETCH (BODY[1] "+flit(textPart)+" UID 1 BODY[2.1] "+flit("inner text")+")")
+	// Several sections in one command, one response, in the client's order.
+	imaptest.ExpectExact(t, c.OK("FETCH 1 (BODY.PEEK[1] UID BODY.PEEK[2.1])"), "* 1 FETCH (BODY[1] "+flit(textPart)+" UID 1 BODY[2.1] "+flit("inner text")+")")
 	// Part 1 of a non-multipart message is its body (rfc3501.txt:3057).
-	expect(t, c.ok("FETCH 2 BODY.PEEK[1]"), "* 2 FETCH (BODY[1] "+flit("Hello two\r\n")+")")
-	expect(t, c.ok("FETCH 1:3 FLAGS"), `* 1 FETCH (FLAGS (\Recent))`, `* 2 FETCH (FLAGS (\Flagged \Recent))`, `* 3 FETCH (FLAGS (\Seen $Forwarded \Recent))`)
+	imaptest.Expect(t, c.OK("FETCH 2 BODY.PEEK[1]"), "* 2 FETCH (BODY[1] "+flit("Hello two\r\n")+")")
+	imaptest.Expect(t, c.OK("FETCH 1:3 FLAGS"), `* 1 FETCH (FLAGS (\Recent))`, `* 2 FETCH (FLAGS (\Flagged \Recent))`, `* 3 FETCH (FLAGS (\Seen $Forwarded \Recent))`)
 }
 
 // Partial fetches name only the origin in the response (rfc3501.txt:3077-3093).
@@ -187,7 +187,29 @@ func TestFetchPartial(t *testing.T) {
 		{"BODY.PEEK[2.1]<4294967295.1>", `BODY[2.1]<4294967295> ""`},
 		{"BODY.PEEK[9]<0.5>", "BODY[9]<0> NIL"},
 	} {
-		expect(t, c.ok("FETCH 1 "+tc.item), "* 1 FETCH ("+tc.want+")")
+		imaptest.Expect(t, c.OK("FETCH 1 "+tc.item), "* 1 FETCH ("+tc.want+")")
+	}
+}
+
+// The wire form of FETCH data: a literal with its exact octet count for a
+// body, "" for a partial beyond the end, NIL for a part that does not exist.
+// Expect compares literals and quoted strings alike, so this reads the
+// responses raw.
+func TestFetchLiteralFraming(t *testing.T) {
+	_, c := fetchEnv(t)
+	for cmd, want := range map[string]string{
+		"FETCH 1 BODY.PEEK[1]":           "* 1 FETCH (BODY[1] {10}\r\nHello Bob.)\r\n",
+		"FETCH 2 BODY.PEEK[TEXT]<6.100>": "* 2 FETCH (BODY[TEXT]<6> {5}\r\ntwo\r\n)\r\n",
+		"FETCH 1 BODY.PEEK[]<100000.10>": "* 1 FETCH (BODY[]<100000> \"\")\r\n",
+		"FETCH 1 BODY.PEEK[4]":           "* 1 FETCH (BODY[4] NIL)\r\n",
+	} {
+		var got []string
+		if err := c.Stream(cmd, func(r *imaptest.Raw) { got = append(got, string(r.Bytes)) }); err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s: %q, want %q", cmd, got, want)
+		}
 	}
 }
 
@@ -197,36 +219,36 @@ func TestFetchImplicitSeen(t *testing.T) {
 	e, c := fetchEnv(t)
 	e.deliver("INBOX", testMsg("four"), store.Flags{})
 	e.deliver("INBOX", testMsg("five"), store.Flags{})
-	c.ok("NOOP")
+	c.OK("NOOP")
 	text := "Hello two\r\n"
 	// Another session looks read-only first: nothing changes.
 	c2 := e.dial()
-	c2.ok("EXAMINE INBOX")
-	expect(t, c2.ok("FETCH 2 BODY[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+")")
-	expect(t, c2.ok("FETCH 2 (RFC822.TEXT FLAGS)"), "* 2 FETCH (RFC822.TEXT "+flit(text)+` FLAGS (\Flagged))`)
+	c2.OK("EXAMINE INBOX")
+	imaptest.Expect(t, c2.OK("FETCH 2 BODY[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+")")
+	imaptest.Expect(t, c2.OK("FETCH 2 (RFC822.TEXT FLAGS)"), "* 2 FETCH (RFC822.TEXT "+flit(text)+` FLAGS (\Flagged))`)
 
-	expect(t, c.ok("FETCH 2 BODY.PEEK[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+")")
-	expect(t, c.ok("FETCH 2 RFC822.HEADER"), "* 2 FETCH (RFC822.HEADER "+flit(testMsg("two")[:len(testMsg("two"))-len(text)])+")")
-	expect(t, c.ok("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS (\Flagged \Recent))`)
+	imaptest.Expect(t, c.OK("FETCH 2 BODY.PEEK[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+")")
+	imaptest.Expect(t, c.OK("FETCH 2 RFC822.HEADER"), "* 2 FETCH (RFC822.HEADER "+flit(testMsg("two")[:len(testMsg("two"))-len(text)])+")")
+	imaptest.Expect(t, c.OK("FETCH 2 FLAGS"), `* 2 FETCH (FLAGS (\Flagged \Recent))`)
 	// Newly \Seen: FLAGS comes along; the poll does not repeat it.
-	expect(t, c.ok("FETCH 2 BODY[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+` FLAGS (\Flagged \Seen \Recent))`)
-	expect(t, c.ok("FETCH 2 BODY[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+")")
-	expect(t, c.ok("NOOP"))
+	imaptest.Expect(t, c.OK("FETCH 2 BODY[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+` FLAGS (\Flagged \Seen \Recent))`)
+	imaptest.Expect(t, c.OK("FETCH 2 BODY[TEXT]"), "* 2 FETCH (BODY[TEXT] "+flit(text)+")")
+	imaptest.Expect(t, c.OK("NOOP"))
 	// FLAGS requested: it is current, and not repeated.
-	expect(t, c.ok("FETCH 4 (FLAGS RFC822)"), `* 4 FETCH (FLAGS (\Seen \Recent) RFC822 `+flit(testMsg("four"))+")")
-	expect(t, c.ok("UID FETCH 5 RFC822.TEXT"), "* 5 FETCH (UID 5 RFC822.TEXT "+flit("Hello five\r\n")+` FLAGS (\Seen \Recent))`)
+	imaptest.Expect(t, c.OK("FETCH 4 (FLAGS RFC822)"), `* 4 FETCH (FLAGS (\Seen \Recent) RFC822 `+flit(testMsg("four"))+")")
+	imaptest.Expect(t, c.OK("UID FETCH 5 RFC822.TEXT"), "* 5 FETCH (UID 5 RFC822.TEXT "+flit("Hello five\r\n")+` FLAGS (\Seen \Recent))`)
 	// Already \Seen: no FLAGS.
-	expect(t, c.ok("FETCH 3 BODY[1]"), "* 3 FETCH (BODY[1] "+flit("Hello three\r\n")+")")
-	expect(t, c.ok("NOOP"))
+	imaptest.Expect(t, c.OK("FETCH 3 BODY[1]"), "* 3 FETCH (BODY[1] "+flit("Hello three\r\n")+")")
+	imaptest.Expect(t, c.OK("NOOP"))
 	// The other session learns the changes at its next poll.
-	expect(t, c2.ok("NOOP"), `* 2 FETCH (FLAGS (\Flagged \Seen))`, `* 4 FETCH (FLAGS (\Seen))`, `* 5 FETCH (FLAGS (\Seen))`)
+	imaptest.Expect(t, c2.OK("NOOP"), `* 2 FETCH (FLAGS (\Flagged \Seen))`, `* 4 FETCH (FLAGS (\Seen))`, `* 5 FETCH (FLAGS (\Seen))`)
 	// One command over several messages sets all of them at once.
-	c.ok("STORE 1:5 -FLAGS.SILENT (\\Seen)")
-	expect(t, c.ok("FETCH 1:3 BODY[HEADER.FIELDS (Subject)]"),
+	c.OK("STORE 1:5 -FLAGS.SILENT (\\Seen)")
+	imaptest.Expect(t, c.OK("FETCH 1:3 BODY[HEADER.FIELDS (Subject)]"),
 		"* 1 FETCH (BODY[HEADER.FIELDS (Subject)] "+flit("Subject: Nested\r\n\r\n")+` FLAGS (\Seen \Recent))`,
 		"* 2 FETCH (BODY[HEADER.FIELDS (Subject)] "+flit("Subject: two\r\n\r\n")+` FLAGS (\Flagged \Seen \Recent))`,
 		"* 3 FETCH (BODY[HEADER.FIELDS (Subject)] "+flit("Subject: three\r\n\r\n")+` FLAGS (\Seen $Forwarded \Recent))`)
-	expect(t, c.ok("NOOP"))
+	imaptest.Expect(t, c.OK("NOOP"))
 }
 
 // In the "Unread" view (UNSEEN) reading a message makes it leave the view:
@@ -236,24 +258,24 @@ func TestFetchSeenInUnreadView(t *testing.T) {
 	e := newEnv(t)
 	e.deliver("INBOX", testMsg("one"), store.Flags{})
 	c := e.dial()
-	c.ok("SELECT Unread")
-	expect(t, c.ok("FETCH 1 BODY[TEXT]"), "* 1 FETCH (BODY[TEXT] "+flit("Hello one\r\n")+` FLAGS (\Seen \Recent))`)
-	expect(t, c.ok("NOOP"), "* 1 EXPUNGE")
+	c.OK("SELECT Unread")
+	imaptest.Expect(t, c.OK("FETCH 1 BODY[TEXT]"), "* 1 FETCH (BODY[TEXT] "+flit("Hello one\r\n")+` FLAGS (\Seen \Recent))`)
+	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXPUNGE")
 }
 
 // UID FETCH always reports UID (rfc3501.txt:3397); n:* includes the last
 // message even when n is above it (rfc3501.txt:4818); missing UIDs are ignored.
 func TestFetchUID(t *testing.T) {
 	_, c := fetchEnv(t)
-	expect(t, c.ok("UID FETCH 2 FLAGS"), `* 2 FETCH (UID 2 FLAGS (\Flagged \Recent))`)
-	expect(t, c.ok("UID FETCH 2 (FLAGS UID)"), `* 2 FETCH (FLAGS (\Flagged \Recent) UID 2)`)
-	expect(t, c.ok("UID FETCH 10:* UID"), `* 3 FETCH (UID 3)`)
-	expect(t, c.ok("UID FETCH 2:* RFC822.SIZE"), fmt.Sprintf(`* 2 FETCH (UID 2 RFC822.SIZE %d)`, len(testMsg("two"))),
+	imaptest.Expect(t, c.OK("UID FETCH 2 FLAGS"), `* 2 FETCH (UID 2 FLAGS (\Flagged \Recent))`)
+	imaptest.Expect(t, c.OK("UID FETCH 2 (FLAGS UID)"), `* 2 FETCH (FLAGS (\Flagged \Recent) UID 2)`)
+	imaptest.Expect(t, c.OK("UID FETCH 10:* UID"), `* 3 FETCH (UID 3)`)
+	imaptest.Expect(t, c.OK("UID FETCH 2:* RFC822.SIZE"), fmt.Sprintf(`* 2 FETCH (UID 2 RFC822.SIZE %d)`, len(testMsg("two"))),
 		fmt.Sprintf(`* 3 FETCH (UID 3 RFC822.SIZE %d)`, len(testMsg("three"))))
-	expect(t, c.ok("UID FETCH 7,9 UID"))
-	expect(t, c.ok("FETCH 3:* UID"), `* 3 FETCH (UID 3)`)
-	if _, st := c.do("FETCH 4 UID"); !strings.HasPrefix(st, "BAD") {
-		t.Fatalf("FETCH beyond the view: %q", st)
+	imaptest.Expect(t, c.OK("UID FETCH 7,9 UID"))
+	imaptest.Expect(t, c.OK("FETCH 3:* UID"), `* 3 FETCH (UID 3)`)
+	if _, done := c.Do("FETCH 4 UID"); done.Status != "BAD" {
+		t.Fatalf("FETCH beyond the view: %s", done)
 	}
 }
 
@@ -263,23 +285,29 @@ func TestFetchObjectID(t *testing.T) {
 	e, c := fetchEnv(t)
 	d := e.deliver("Archive", testMsg("archived"), store.Flags{})
 	_ = d
-	in := c.ok("FETCH 1:3 (EMAILID THREADID)")
-	c.ok("EXAMINE \"All Mail\"")
-	all := c.ok("FETCH 1:3 (EMAILID THREADID)")
-	expect(t, all, in...)
+	in := c.OK("FETCH 1:3 (EMAILID THREADID)")
+	c.OK("EXAMINE \"All Mail\"")
+	all := c.OK("FETCH 1:3 (EMAILID THREADID)")
+	if d := imaptest.DiffResps(all, in); d != "" {
+		t.Fatalf("All Mail and INBOX differ:\n%s", d)
+	}
 	ids := map[string]bool{}
-	for _, l := range in {
-		var seq int
-		var eid, tid string
-		if _, err := fmt.Sscanf(l, "* %d FETCH (EMAILID (%s THREADID (%s", &seq, &eid, &tid); err != nil || !strings.HasPrefix(eid, "E") || !strings.HasPrefix(tid, "T") {
-			t.Fatalf("bad OBJECTID response %q", l)
+	// objectID is the one id in a FETCH item's list: "EMAILID (E12)".
+	objectID := func(r *imaptest.Resp, item, prefix string) string {
+		v := r.Attrs()[item]
+		if v.Kind != imaptest.List || len(v.L) != 1 || v.L[0].Kind != imaptest.Atom || !strings.HasPrefix(v.L[0].S, prefix) {
+			t.Fatalf("bad %s in %s", item, r)
 		}
-		ids[eid] = true
+		return v.L[0].S
+	}
+	for _, r := range in {
+		objectID(r, "THREADID", "T")
+		ids[objectID(r, "EMAILID", "E")] = true
 	}
 	if len(ids) != 3 {
 		t.Fatalf("EMAILIDs not distinct: %q", in)
 	}
-	if u := c.ok("FETCH 4 EMAILID"); len(u) != 1 || u[0] == strings.Replace(in[0], "* 1", "* 4", 1) {
+	if u := c.OK("FETCH 4 EMAILID"); len(u) != 1 || ids[objectID(u[0], "EMAILID", "E")] {
 		t.Fatalf("archived message: %q", u)
 	}
 }
@@ -289,13 +317,13 @@ func TestFetchObjectID(t *testing.T) {
 func TestFetchSkipsExpunged(t *testing.T) {
 	e, c := fetchEnv(t)
 	c2 := e.dial()
-	c2.ok("SELECT INBOX")
-	c2.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
-	c2.ok("EXPUNGE")
-	expect(t, c.ok("FETCH 1:2 UID"), `* 2 FETCH (UID 2)`)
-	expect(t, c.ok("FETCH 1 BODY[]"))
-	expect(t, c.ok("NOOP"), "* 1 EXPUNGE")
-	expect(t, c.ok("FETCH 1 UID"), `* 1 FETCH (UID 2)`)
+	c2.OK("SELECT INBOX")
+	c2.OK("STORE 1 +FLAGS.SILENT (\\Deleted)")
+	c2.OK("EXPUNGE")
+	imaptest.Expect(t, c.OK("FETCH 1:2 UID"), `* 2 FETCH (UID 2)`)
+	imaptest.Expect(t, c.OK("FETCH 1 BODY[]"))
+	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXPUNGE")
+	imaptest.Expect(t, c.OK("FETCH 1 UID"), `* 1 FETCH (UID 2)`)
 }
 
 func TestFetchBad(t *testing.T) {
@@ -331,13 +359,13 @@ func TestFetchBad(t *testing.T) {
 		"FETCH 9 FLAGS",
 		"UID FETCH x FLAGS",
 	} {
-		if u, st := c.do(cmd); !strings.HasPrefix(st, "BAD") || len(u) != 0 {
-			t.Errorf("%s: %q %q, want BAD", cmd, u, st)
+		if u, done := c.Do(cmd); done.Status != "BAD" || len(u) != 0 {
+			t.Errorf("%s: %q %q, want BAD", cmd, u, done)
 		}
 	}
-	c.ok("CLOSE")
-	if _, st := c.do("FETCH 1 FLAGS"); !strings.HasPrefix(st, "BAD") {
-		t.Fatalf("FETCH unselected: %q", st)
+	c.OK("CLOSE")
+	if _, done := c.Do("FETCH 1 FLAGS"); done.Status != "BAD" {
+		t.Fatalf("FETCH unselected: %s", done)
 	}
 }
 
@@ -356,49 +384,28 @@ func BenchmarkFetchHeaders(b *testing.B) {
 		}
 	}
 	c := e.dial()
-	c.ok("EXAMINE INBOX")
+	c.OK("EXAMINE INBOX")
 	b.ResetTimer()
 	for b.Loop() {
-		if n := c.drain("UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)"); n != 1000 {
+		if n := drain(b, c, "UID FETCH 1:* (UID RFC822.SIZE FLAGS INTERNALDATE ENVELOPE BODYSTRUCTURE)"); n != 1000 {
 			b.Fatalf("%d responses", n)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "µs/msg")
 }
 
-// drain sends a command that must succeed and counts its untagged
-// responses without keeping them (a lean reader for benchmarks: the
-// server's cost, not the test client's, is measured).
-func (c *client) drain(cmd string) int {
-	c.t.Helper()
-	c.n++
-	tag := fmt.Sprintf("t%d ", c.n)
-	c.send(tag + cmd)
-	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+// drain runs a command that must succeed and counts its untagged responses
+// on the client's raw path, without parsing them (the server's cost, not
+// the test client's, is measured).
+func drain(b *testing.B, c *imaptest.TestClient, cmd string) int {
+	b.Helper()
 	n := 0
-	for {
-		l, err := c.br.ReadSlice('\n')
-		if err != nil {
-			c.t.Fatalf("read: %v", err)
-		}
-		if bytes.HasPrefix(l, []byte(tag)) {
-			if !bytes.HasPrefix(l[len(tag):], []byte("OK")) {
-				c.t.Fatalf("%s: %s", cmd, l)
-			}
-			return n
-		}
-		if l[0] == '*' {
+	if err := c.Stream(cmd, func(r *imaptest.Raw) {
+		if r.Bytes[0] == '*' {
 			n++
 		}
-		for bytes.HasSuffix(l, []byte("}\r\n")) { // a literal: skip its octets
-			i := bytes.LastIndexByte(l, '{')
-			size, _ := strconv.Atoi(string(l[i+1 : len(l)-3]))
-			if _, err := c.br.Discard(size); err != nil {
-				c.t.Fatalf("read: %v", err)
-			}
-			if l, err = c.br.ReadSlice('\n'); err != nil {
-				c.t.Fatalf("read: %v", err)
-			}
-		}
+	}); err != nil {
+		b.Fatalf("%s: %v", cmd, err)
 	}
+	return n
 }

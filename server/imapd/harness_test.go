@@ -1,20 +1,16 @@
 package imapd
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
 	"net"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"decimail/internal/imaptest"
 	"decimail/server/pgrun"
 	"decimail/server/store"
 )
@@ -77,101 +73,15 @@ func testMsg(subject string) string {
 		"@example.com>\r\n\r\nHello " + subject + "\r\n"
 }
 
-// client is a raw IMAP test client: it sends lines and reads responses,
-// folding literals into the line they belong to.
-type client struct {
-	t  testing.TB
-	nc net.Conn
-	br *bufio.Reader
-	n  int
-}
-
 // dial connects and logs in as u.
-func (e *testEnv) dial() *client {
+func (e *testEnv) dial() *imaptest.TestClient {
 	c := e.dialAddr(e.addr)
-	c.ok("LOGIN u pw")
+	c.OK("LOGIN u pw")
 	return c
 }
 
-func (e *testEnv) dialAddr(addr string) *client {
+// dialAddr connects to addr and reads the greeting.
+func (e *testEnv) dialAddr(addr string) *imaptest.TestClient {
 	e.t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	c := &client{t: e.t, nc: nc, br: bufio.NewReader(nc)}
-	e.t.Cleanup(func() { nc.Close() })
-	if g := c.line(); !strings.HasPrefix(g, "* OK") {
-		e.t.Fatalf("greeting %q", g)
-	}
-	return c
-}
-
-var literalRe = regexp.MustCompile(`\{(\d+)\+?\}$`)
-
-// line reads one response line with its literals inlined.
-func (c *client) line() string {
-	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var b strings.Builder
-	for {
-		l, err := c.br.ReadString('\n')
-		if err != nil {
-			c.t.Fatalf("read: %v (after %q)", err, b.String()+l)
-		}
-		l = strings.TrimSuffix(l, "\r\n")
-		b.WriteString(l)
-		m := literalRe.FindStringSubmatch(l)
-		if m == nil {
-			return b.String()
-		}
-		n, _ := strconv.Atoi(m[1])
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(c.br, buf); err != nil {
-			c.t.Fatalf("literal: %v", err)
-		}
-		b.WriteString("\r\n")
-		b.Write(buf)
-	}
-}
-
-// do sends a command with a fresh tag and returns its untagged responses and
-// its tagged status line (without the tag).
-func (c *client) do(cmd string) (untagged []string, tagged string) {
-	c.t.Helper()
-	c.n++
-	tag := fmt.Sprintf("t%d", c.n)
-	c.send(tag + " " + cmd)
-	for {
-		l := c.line()
-		if strings.HasPrefix(l, tag+" ") {
-			return untagged, strings.TrimPrefix(l, tag+" ")
-		}
-		untagged = append(untagged, l)
-	}
-}
-
-func (c *client) send(raw string) {
-	c.t.Helper()
-	if _, err := io.WriteString(c.nc, raw+"\r\n"); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// ok runs a command that must succeed and returns its untagged responses.
-func (c *client) ok(cmd string) []string {
-	c.t.Helper()
-	u, st := c.do(cmd)
-	if !strings.HasPrefix(st, "OK") {
-		c.t.Fatalf("%s: %s (untagged %q)", cmd, st, u)
-	}
-	return u
-}
-
-// expect fails unless the untagged responses equal want, in order.
-func expect(t testing.TB, got []string, want ...string) {
-	t.Helper()
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("got:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-	}
+	return imaptest.DialTest(e.t, addr)
 }

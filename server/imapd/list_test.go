@@ -3,16 +3,18 @@ package imapd
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"decimail/internal/imaptest"
 	"decimail/server/store"
 )
 
 // listEnv is a user with a small tree; default folders other than INBOX
 // are removed so expectations stay short. Subscribed: Archive,
 // Archive/2025, Work/Projects, and Gone (no mailbox).
-func listEnv(t *testing.T) (*testEnv, *client) {
+func listEnv(t *testing.T) (*testEnv, *imaptest.TestClient) {
 	e := newEnv(t)
 	ctx := context.Background()
 	mbs, err := e.st.Mailboxes(ctx, e.user.ID)
@@ -30,15 +32,15 @@ func listEnv(t *testing.T) (*testEnv, *client) {
 	e.st.Unsubscribe(ctx, e.user.ID, "INBOX")
 	c := e.dial()
 	for _, n := range []string{"Archive/2024", "Archive/2025", "Work/Projects/Decimail", `"Sent Items" (USE (\Sent))`} {
-		c.ok("CREATE " + n)
+		c.OK("CREATE " + n)
 	}
 	for _, n := range []string{"Archive/2024", "Archive/2025", "Work", "Work/Projects", "Work/Projects/Decimail", `"Sent Items"`} {
-		c.ok("UNSUBSCRIBE " + n)
+		c.OK("UNSUBSCRIBE " + n)
 	}
-	c.ok("SUBSCRIBE Gone")
-	c.ok("SUBSCRIBE Archive")
-	c.ok("SUBSCRIBE Archive/2025")
-	c.ok("SUBSCRIBE Work/Projects")
+	c.OK("SUBSCRIBE Gone")
+	c.OK("SUBSCRIBE Archive")
+	c.OK("SUBSCRIBE Archive/2025")
+	c.OK("SUBSCRIBE Work/Projects")
 	return e, c
 }
 
@@ -95,68 +97,66 @@ func TestListPatterns(t *testing.T) {
 			`* LIST (\HasNoChildren) "/" "Archive/2024"`,
 			`* LIST (\HasNoChildren) "/" "Archive/2025"`}},
 	} {
-		u, st := c.do(tc.cmd)
-		if st != "OK LIST completed" {
-			t.Fatalf("%s: %s", tc.cmd, st)
-		}
-		t.Run(tc.cmd, func(t *testing.T) { expect(t, u, tc.want...) })
+		u, done := c.Do(tc.cmd)
+		imaptest.ExpectDone(t, done, "OK LIST completed")
+		t.Run(tc.cmd, func(t *testing.T) { imaptest.Expect(t, u, tc.want...) })
 	}
 	for _, bad := range []string{`LIST ""`, `LIST "" * extra`, `LIST (FOO) "" *`, `LIST (RECURSIVEMATCH) "" *`,
 		`LIST "" * RETURN (FOO)`, `LIST "" * RETURN (STATUS (FROBS))`} {
-		if _, st := c.do(bad); !strings.HasPrefix(st, "BAD") {
-			t.Errorf("%s: %s", bad, st)
+		if _, done := c.Do(bad); done.Status != "BAD" {
+			t.Errorf("%s: %s", bad, done)
 		}
 	}
 }
 
 func TestListLsub(t *testing.T) {
 	_, c := listEnv(t)
-	expect(t, c.ok(`LSUB "" *`),
+	imaptest.Expect(t, c.OK(`LSUB "" *`),
 		`* LSUB () "/" "Archive"`,
 		`* LSUB () "/" "Archive/2025"`,
 		`* LSUB (\Noselect) "/" "Gone"`,
 		`* LSUB () "/" "Work/Projects"`)
 	// rfc3501.txt:2394: with %, an unsubscribed parent of a subscribed
 	// name is returned \Noselect instead of the name.
-	expect(t, c.ok(`LSUB "" %`),
+	imaptest.Expect(t, c.OK(`LSUB "" %`),
 		`* LSUB () "/" "Archive"`,
 		`* LSUB (\Noselect) "/" "Gone"`,
 		`* LSUB (\Noselect) "/" "Work"`)
-	c.ok("UNSUBSCRIBE Archive")
-	c.ok("UNSUBSCRIBE Archive") // not subscribed: still OK (rfc9051.txt:2216)
-	expect(t, c.ok(`LSUB "" Archive*`), `* LSUB () "/" "Archive/2025"`)
-	expect(t, c.ok(`LSUB "" Archive/*`), `* LSUB () "/" "Archive/2025"`)
+	c.OK("UNSUBSCRIBE Archive")
+	c.OK("UNSUBSCRIBE Archive") // not subscribed: still OK (rfc9051.txt:2216)
+	imaptest.Expect(t, c.OK(`LSUB "" Archive*`), `* LSUB () "/" "Archive/2025"`)
+	imaptest.Expect(t, c.OK(`LSUB "" Archive/*`), `* LSUB () "/" "Archive/2025"`)
 	// A subscription survives DELETE (rfc3501.txt:2400).
-	c.ok("DELETE Archive/2025")
-	expect(t, c.ok(`LSUB "" Archive/*`), `* LSUB (\Noselect) "/" "Archive/2025"`)
+	c.OK("DELETE Archive/2025")
+	imaptest.Expect(t, c.OK(`LSUB "" Archive/*`), `* LSUB (\Noselect) "/" "Archive/2025"`)
 }
 
 func TestListExtended(t *testing.T) {
 	_, c := listEnv(t)
 	// Thunderbird: rfc5258.txt:350, rfc6154.txt:163.
-	expect(t, c.ok(`list (subscribed) "" "*" return (special-use)`),
+	imaptest.Expect(t, c.OK(`list (subscribed) "" "*" return (special-use)`),
 		`* LIST (\Subscribed \HasChildren) "/" "Archive"`,
 		`* LIST (\Subscribed \HasNoChildren) "/" "Archive/2025"`,
 		`* LIST (\NonExistent \Subscribed) "/" "Gone"`,
 		`* LIST (\Subscribed \HasChildren) "/" "Work/Projects"`)
-	expect(t, c.ok(`list "" "INBOX"`), `* LIST (\HasNoChildren) "/" "INBOX"`)
-	expect(t, c.ok(`LIST (SPECIAL-USE) "" *`), `* LIST (\HasNoChildren \Sent) "/" "Sent Items"`)
-	expect(t, c.ok(`LIST "" % RETURN (SUBSCRIBED CHILDREN)`),
+	imaptest.Expect(t, c.OK(`list "" "INBOX"`), `* LIST (\HasNoChildren) "/" "INBOX"`)
+	imaptest.Expect(t, c.OK(`LIST (SPECIAL-USE) "" *`), `* LIST (\HasNoChildren \Sent) "/" "Sent Items"`)
+	imaptest.Expect(t, c.OK(`LIST "" % RETURN (SUBSCRIBED CHILDREN)`),
 		`* LIST (\HasNoChildren) "/" "INBOX"`,
 		`* LIST (\Subscribed \HasChildren) "/" "Archive"`,
 		`* LIST (\HasNoChildren \Sent) "/" "Sent Items"`,
 		`* LIST (\HasChildren) "/" "Work"`)
-	expect(t, c.ok(`LIST "" ("INBOX" "Sent Items" "Work/%")`),
+	imaptest.Expect(t, c.OK(`LIST "" ("INBOX" "Sent Items" "Work/%")`),
 		`* LIST (\HasNoChildren) "/" "INBOX"`,
 		`* LIST (\HasNoChildren \Sent) "/" "Sent Items"`,
 		`* LIST (\HasChildren) "/" "Work/Projects"`)
 	// RECURSIVEMATCH: Work is not subscribed but Work/Projects is and "%"
 	// does not reach it: CHILDINFO (rfc5258.txt:526, example 9).
-	expect(t, c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" %`),
+	imaptest.Expect(t, c.OK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" %`),
 		`* LIST (\Subscribed \HasChildren) "/" "Archive" ("CHILDINFO" ("SUBSCRIBED"))`,
 		`* LIST (\NonExistent \Subscribed) "/" "Gone"`,
 		`* LIST (\HasChildren) "/" "Work" ("CHILDINFO" ("SUBSCRIBED"))`)
-	expect(t, c.ok(`LIST (SUBSCRIBED RECURSIVEMATCH) "" *`),
+	imaptest.Expect(t, c.OK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" *`),
 		`* LIST (\Subscribed \HasChildren) "/" "Archive"`,
 		`* LIST (\Subscribed \HasNoChildren) "/" "Archive/2025"`,
 		`* LIST (\NonExistent \Subscribed) "/" "Gone"`,
@@ -169,24 +169,24 @@ func TestListStatus(t *testing.T) {
 	e.deliver("Archive/2025", testMsg("b"), store.Flags{})
 	ar, _ := e.st.Mailbox(t.Context(), e.user.ID, "Archive/2025")
 	// rfc5819.txt:110-121: STATUS after the LIST of each selectable match.
-	expect(t, c.ok(`LIST "" Archive/% RETURN (STATUS (MESSAGES UNSEEN UIDNEXT MAILBOXID))`),
+	imaptest.Expect(t, c.OK(`LIST "" Archive/% RETURN (STATUS (MESSAGES UNSEEN UIDNEXT MAILBOXID))`),
 		`* LIST (\HasNoChildren) "/" "Archive/2024"`,
 		fmt.Sprintf(`* STATUS "Archive/2024" (MESSAGES 0 UNSEEN 0 UIDNEXT 1 MAILBOXID (M%d))`, ar.ID-1),
 		`* LIST (\HasNoChildren) "/" "Archive/2025"`,
 		fmt.Sprintf(`* STATUS "Archive/2025" (MESSAGES 2 UNSEEN 1 UIDNEXT 3 MAILBOXID (M%d))`, ar.ID))
 	// A nonexistent subscribed name gets no STATUS.
-	expect(t, c.ok(`LIST (SUBSCRIBED) "" G* RETURN (STATUS (MESSAGES))`), `* LIST (\NonExistent \Subscribed) "/" "Gone"`)
+	imaptest.Expect(t, c.OK(`LIST (SUBSCRIBED) "" G* RETURN (STATUS (MESSAGES))`), `* LIST (\NonExistent \Subscribed) "/" "Gone"`)
 }
 
 // Names travel in modified UTF-7 both ways (rfc3501.txt:1045).
 func TestListModifiedUTF7(t *testing.T) {
 	e, c := listEnv(t)
-	c.ok(`CREATE "Entw&APw-rfe"`)
-	expect(t, c.ok(`LIST "" Entw*`), `* LIST (\HasNoChildren) "/" "Entw&APw-rfe"`)
+	c.OK(`CREATE "Entw&APw-rfe"`)
+	imaptest.Expect(t, c.OK(`LIST "" Entw*`), `* LIST (\HasNoChildren) "/" "Entw&APw-rfe"`)
 	if _, err := e.st.Mailbox(t.Context(), e.user.ID, "Entwürfe"); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, c.ok(`STATUS "Entw&APw-rfe" (MESSAGES)`), `* STATUS "Entw&APw-rfe" (MESSAGES 0)`)
+	imaptest.Expect(t, c.OK(`STATUS "Entw&APw-rfe" (MESSAGES)`), `* STATUS "Entw&APw-rfe" (MESSAGES 0)`)
 }
 
 func TestListMatch(t *testing.T) {
@@ -224,11 +224,12 @@ func BenchmarkListStatus200(b *testing.B) {
 	}
 	c := e.dial()
 	names := []string{}
-	for _, l := range c.ok(`LIST "" *`) {
-		if strings.Contains(l, `\Noselect`) {
+	for _, r := range c.OK(`LIST "" *`) {
+		// * LIST (attributes) "/" name
+		if len(r.Data) != 4 || slices.ContainsFunc(r.Data[1].L, func(a imaptest.Tok) bool { return strings.EqualFold(a.S, `\Noselect`) }) {
 			continue
 		}
-		names = append(names, l[strings.LastIndex(l, ` "/" `)+5:])
+		names = append(names, imaptest.Quote(r.Data[3].S))
 	}
 	b.Run("store-mailboxes", func(b *testing.B) {
 		for b.Loop() {
@@ -239,14 +240,14 @@ func BenchmarkListStatus200(b *testing.B) {
 	})
 	b.Run("list-status", func(b *testing.B) {
 		for b.Loop() {
-			c.ok(`LIST "" "*" RETURN (STATUS (MESSAGES UNSEEN UIDNEXT))`)
+			c.OK(`LIST "" "*" RETURN (STATUS (MESSAGES UNSEEN UIDNEXT))`)
 		}
 	})
 	b.Run("list+status", func(b *testing.B) {
 		for b.Loop() {
-			c.ok(`LIST "" "*"`)
+			c.OK(`LIST "" "*"`)
 			for _, n := range names {
-				c.ok("STATUS " + n + " (MESSAGES UNSEEN UIDNEXT)")
+				c.OK("STATUS " + n + " (MESSAGES UNSEEN UIDNEXT)")
 			}
 		}
 	})

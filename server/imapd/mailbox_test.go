@@ -2,9 +2,10 @@ package imapd
 
 import (
 	"fmt"
-	"strings"
+	"regexp"
 	"testing"
 
+	"decimail/internal/imaptest"
 	"decimail/server/store"
 )
 
@@ -14,14 +15,14 @@ func TestCreateDeleteRenameErrors(t *testing.T) {
 	for _, tc := range []struct{ cmd, want string }{
 		{"CREATE INBOX", "NO [ALREADYEXISTS] INBOX always exists"},
 		{"CREATE inbox", "NO [ALREADYEXISTS] INBOX always exists"},
-		{"CREATE a/b/c", "OK [MAILBOXID (M*)] CREATE completed"},
+		{"CREATE a/b/c", "OK [MAILBOXID (?)] CREATE completed"},
 		{"CREATE a/b/c", "NO [ALREADYEXISTS] mailbox already exists"},
 		{"CREATE a", "NO [ALREADYEXISTS] mailbox already exists"},
-		{"CREATE Folder/", "OK [MAILBOXID (M*)] CREATE completed"},
+		{"CREATE Folder/", "OK [MAILBOXID (?)] CREATE completed"},
 		{"CREATE Folder", "NO [ALREADYEXISTS] mailbox already exists"},
 		{"CREATE bad//name", "NO [CANNOT] invalid mailbox name"},
 		{`CREATE "x%"`, "NO [CANNOT] invalid mailbox name"},
-		{`CREATE Tmpl (USE (\Drafts))`, "OK [MAILBOXID (M*)] CREATE completed"},
+		{`CREATE Tmpl (USE (\Drafts))`, "OK [MAILBOXID (?)] CREATE completed"},
 		{`CREATE T2 (USE (\Bogus))`, `NO [USEATTR] unsupported special-use attribute \Bogus`},
 		{"CREATE", "BAD syntax error: CREATE mailbox [(USE (attributes))]"},
 		{"DELETE INBOX", "NO [CANNOT] INBOX cannot be deleted"},
@@ -37,15 +38,16 @@ func TestCreateDeleteRenameErrors(t *testing.T) {
 		{"SUBSCRIBE nosuch", "OK SUBSCRIBE completed"},
 		{"UNSUBSCRIBE never", "OK UNSUBSCRIBE completed"},
 	} {
-		if _, st := c.do(tc.cmd); !statusMatch(st, tc.want) {
-			t.Errorf("%s: got %q, want %q", tc.cmd, st, tc.want)
+		// The text after a code is exact (no "*"): MatchStatus compares all of it.
+		if _, done := c.Do(tc.cmd); !imaptest.MatchStatus(done, tc.want) || done.CodeName() == "MAILBOXID" && !mailboxIDRe.MatchString(done.Code[1].String()) {
+			t.Errorf("%s: got %q, want %q", tc.cmd, done, tc.want)
 		}
 	}
-	expect(t, c.ok(`LIST "" z*`),
+	imaptest.Expect(t, c.OK(`LIST "" z*`),
 		`* LIST (\HasChildren) "/" "z"`,
 		`* LIST (\HasChildren) "/" "z/y"`,
 		`* LIST (\HasNoChildren) "/" "z/y/b"`)
-	expect(t, c.ok(`LIST "" Tmpl`), `* LIST (\HasNoChildren \Drafts) "/" "Tmpl"`)
+	imaptest.Expect(t, c.OK(`LIST "" Tmpl`), `* LIST (\HasNoChildren \Drafts) "/" "Tmpl"`)
 }
 
 // A recreated well-known folder gets its special use back, unless another
@@ -53,12 +55,12 @@ func TestCreateDeleteRenameErrors(t *testing.T) {
 func TestCreateDefaultSpecialUse(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial()
-	c.ok("DELETE Sent")
-	c.ok("CREATE Sent")
-	expect(t, c.ok(`LIST "" Sent`), `* LIST (\HasNoChildren \Sent) "/" "Sent"`)
-	c.ok("RENAME Drafts Old")
-	c.ok("CREATE Drafts")
-	expect(t, c.ok(`LIST "" Drafts`), `* LIST (\HasNoChildren) "/" "Drafts"`)
+	c.OK("DELETE Sent")
+	c.OK("CREATE Sent")
+	imaptest.Expect(t, c.OK(`LIST "" Sent`), `* LIST (\HasNoChildren \Sent) "/" "Sent"`)
+	c.OK("RENAME Drafts Old")
+	c.OK("CREATE Drafts")
+	imaptest.Expect(t, c.OK(`LIST "" Drafts`), `* LIST (\HasNoChildren) "/" "Drafts"`)
 }
 
 // MAILBOXID survives RENAME (rfc8474.txt:178); RENAME INBOX moves messages.
@@ -67,27 +69,16 @@ func TestRenameKeepsMailboxID(t *testing.T) {
 	e.deliver("Archive", testMsg("one"), store.Flags{})
 	c := e.dial()
 	ar, _ := e.st.Mailbox(t.Context(), e.user.ID, "Archive")
-	expect(t, c.ok("STATUS Archive (MAILBOXID MESSAGES)"), fmt.Sprintf(`* STATUS "Archive" (MAILBOXID (M%d) MESSAGES 1)`, ar.ID))
-	c.ok("RENAME Archive Old/Archive")
-	expect(t, c.ok("STATUS Old/Archive (MESSAGES MAILBOXID)"), fmt.Sprintf(`* STATUS "Old/Archive" (MESSAGES 1 MAILBOXID (M%d))`, ar.ID))
-	if _, st := c.do("STATUS Archive (MESSAGES)"); st != "NO [NONEXISTENT] no such mailbox" {
-		t.Fatal(st)
-	}
+	imaptest.Expect(t, c.OK("STATUS Archive (MAILBOXID MESSAGES)"), fmt.Sprintf(`* STATUS "Archive" (MAILBOXID (M%d) MESSAGES 1)`, ar.ID))
+	c.OK("RENAME Archive Old/Archive")
+	imaptest.Expect(t, c.OK("STATUS Old/Archive (MESSAGES MAILBOXID)"), fmt.Sprintf(`* STATUS "Old/Archive" (MESSAGES 1 MAILBOXID (M%d))`, ar.ID))
+	_, done := c.Do("STATUS Archive (MESSAGES)")
+	imaptest.ExpectDone(t, done, "NO [NONEXISTENT] no such mailbox")
 	e.deliver("INBOX", testMsg("two"), store.Flags{})
-	c.ok("RENAME inbox Moved")
-	expect(t, c.ok("STATUS Moved (MESSAGES UIDNEXT)"), `* STATUS "Moved" (MESSAGES 1 UIDNEXT 2)`)
-	expect(t, c.ok("STATUS INBOX (MESSAGES)"), `* STATUS "INBOX" (MESSAGES 0)`)
+	c.OK("RENAME inbox Moved")
+	imaptest.Expect(t, c.OK("STATUS Moved (MESSAGES UIDNEXT)"), `* STATUS "Moved" (MESSAGES 1 UIDNEXT 2)`)
+	imaptest.Expect(t, c.OK("STATUS INBOX (MESSAGES)"), `* STATUS "INBOX" (MESSAGES 0)`)
 }
 
-// statusMatch compares a tagged status with want, where "*" in want stands
-// for any run of digits (MAILBOXID values).
-func statusMatch(got, want string) bool {
-	pre, post, ok := strings.Cut(want, "*")
-	if !ok {
-		return got == want
-	}
-	if !strings.HasPrefix(got, pre) || !strings.HasSuffix(got, post) || len(got) <= len(pre)+len(post) {
-		return false
-	}
-	return strings.Trim(got[len(pre):len(got)-len(post)], "0123456789") == ""
-}
+// mailboxIDRe is our MAILBOXID: "M" and the mailbox id (an objectid, rfc8474.txt:523).
+var mailboxIDRe = regexp.MustCompile(`^\(M[0-9]+\)$`)

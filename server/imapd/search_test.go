@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"decimail/internal/imaptest"
 	"decimail/server/store"
 )
 
@@ -53,7 +54,7 @@ func searchFixture(t *testing.T) *testEnv {
 func TestSearchKeys(t *testing.T) {
 	e := searchFixture(t)
 	c := e.dial()
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	for _, tc := range []struct{ prog, want string }{
 		{"ALL", "1 2 3 4"},
 		{"ANSWERED", "2"}, {"UNANSWERED", "1 3 4"},
@@ -84,14 +85,14 @@ func TestSearchKeys(t *testing.T) {
 		{"unseen since 1-jan-2020 larger 100", "2 3 4"},
 	} {
 		t.Run(tc.prog, func(t *testing.T) {
-			expect(t, c.ok("SEARCH "+tc.prog), strings.TrimSpace("* SEARCH "+tc.want))
+			imaptest.Expect(t, c.OK("SEARCH "+tc.prog), strings.TrimSpace("* SEARCH "+tc.want))
 			var uids []string
 			for _, s := range strings.Fields(tc.want) {
 				var n int
 				fmt.Sscan(s, &n)
 				uids = append(uids, fmt.Sprint(n+1))
 			}
-			expect(t, c.ok("UID SEARCH "+tc.prog), strings.TrimSpace("* SEARCH "+strings.Join(uids, " ")))
+			imaptest.Expect(t, c.OK("UID SEARCH "+tc.prog), strings.TrimSpace("* SEARCH "+strings.Join(uids, " ")))
 		})
 	}
 }
@@ -99,48 +100,40 @@ func TestSearchKeys(t *testing.T) {
 func TestSearchCharsetAndErrors(t *testing.T) {
 	e := searchFixture(t)
 	c := e.dial()
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	// rfc3501.txt:2757-2764: US-ASCII and (here) UTF-8, case-insensitive.
-	expect(t, c.ok("SEARCH CHARSET US-ASCII SUBJECT budget"), "* SEARCH 1 3")
-	expect(t, c.ok("SEARCH charset utf-8 SUBJECT budget"), "* SEARCH 1 3")
-	c.send("t100 SEARCH CHARSET UTF-8 BODY {8}")
-	if l := c.line(); !strings.HasPrefix(l, "+") {
-		t.Fatalf("no continuation: %q", l)
-	}
-	c.send("München")
-	if l := c.line(); l != "* SEARCH 3" {
-		t.Fatalf("UTF-8 literal: %q", l)
-	}
-	if l := c.line(); !strings.HasPrefix(l, "t100 OK") {
-		t.Fatalf("tagged %q", l)
-	}
+	imaptest.Expect(t, c.OK("SEARCH CHARSET US-ASCII SUBJECT budget"), "* SEARCH 1 3")
+	imaptest.Expect(t, c.OK("SEARCH charset utf-8 SUBJECT budget"), "* SEARCH 1 3")
+	u, done := c.Do("SEARCH CHARSET UTF-8 BODY {8}\r\nMünchen")
+	imaptest.Expect(t, u, "* SEARCH 3")
+	imaptest.ExpectDone(t, done, "OK SEARCH completed")
 	// rfc3501.txt:2771-2774: unsupported charset → NO [BADCHARSET], not BAD.
 	for cmd, want := range map[string]string{
-		"SEARCH CHARSET ISO-8859-1 ALL":   "NO [BADCHARSET (US-ASCII UTF-8)]",
-		"UID SEARCH CHARSET KOI8-R ALL":   "NO [BADCHARSET (US-ASCII UTF-8)]",
-		"SEARCH FROBNICATE":               "BAD",
-		"SEARCH":                          "BAD",
-		"SEARCH CHARSET":                  "BAD",
-		"SEARCH SINCE 32-Jan-2020":        "BAD",
-		"SEARCH OR SEEN":                  "BAD",
-		"SEARCH 9":                        "BAD", // rfc3501.txt:5005-5010
-		"SEARCH 2:9":                      "BAD",
-		"UID SEARCH 1:* NOT UID 9999:*":   "OK",
-		"SEARCH (SEEN":                    "BAD",
-		"SEARCH HEADER":                   "BAD",
-		"SEARCH LARGER x":                 "BAD",
-		"SEARCH KEYWORD":                  "BAD",
-		"SEARCH OR SEEN (UNSEEN FLAGGED)": "OK",
+		"SEARCH CHARSET ISO-8859-1 ALL":   "NO [BADCHARSET (US-ASCII UTF-8)] *",
+		"UID SEARCH CHARSET KOI8-R ALL":   "NO [BADCHARSET (US-ASCII UTF-8)] *",
+		"SEARCH FROBNICATE":               "BAD *",
+		"SEARCH":                          "BAD *",
+		"SEARCH CHARSET":                  "BAD *",
+		"SEARCH SINCE 32-Jan-2020":        "BAD *",
+		"SEARCH OR SEEN":                  "BAD *",
+		"SEARCH 9":                        "BAD *", // rfc3501.txt:5005-5010
+		"SEARCH 2:9":                      "BAD *",
+		"UID SEARCH 1:* NOT UID 9999:*":   "OK *",
+		"SEARCH (SEEN":                    "BAD *",
+		"SEARCH HEADER":                   "BAD *",
+		"SEARCH LARGER x":                 "BAD *",
+		"SEARCH KEYWORD":                  "BAD *",
+		"SEARCH OR SEEN (UNSEEN FLAGGED)": "OK *",
 	} {
-		u, st := c.do(cmd)
-		if !strings.HasPrefix(st, want) {
-			t.Errorf("%s: %q %q, want %s", cmd, u, st, want)
+		u, done := c.Do(cmd)
+		if !imaptest.MatchStatus(done, want) {
+			t.Errorf("%s: %q %q, want %s", cmd, u, done, want)
 		}
 	}
 	// Not in the authenticated state (rfc3501.txt:1563ff).
 	c2 := e.dial()
-	if _, st := c2.do("SEARCH ALL"); !strings.HasPrefix(st, "BAD") {
-		t.Fatalf("SEARCH unselected: %q", st)
+	if _, done := c2.Do("SEARCH ALL"); done.Status != "BAD" {
+		t.Fatalf("SEARCH unselected: %s", done)
 	}
 }
 
@@ -149,11 +142,11 @@ func TestSearchCharsetAndErrors(t *testing.T) {
 func TestSearchEmptyMailbox(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial()
-	c.ok("SELECT INBOX")
-	expect(t, c.ok("SEARCH ALL"), "* SEARCH")
-	expect(t, c.ok("UID SEARCH UID 1:*"), "* SEARCH")
-	if _, st := c.do("SEARCH *"); !strings.HasPrefix(st, "BAD") {
-		t.Fatalf("SEARCH * in empty mailbox: %q", st)
+	c.OK("SELECT INBOX")
+	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH")
+	imaptest.Expect(t, c.OK("UID SEARCH UID 1:*"), "* SEARCH")
+	if _, done := c.Do("SEARCH *"); done.Status != "BAD" {
+		t.Fatalf("SEARCH * in empty mailbox: %s", done)
 	}
 }
 
@@ -162,15 +155,16 @@ func TestSearchEmptyMailbox(t *testing.T) {
 func TestSearchOnlyClientView(t *testing.T) {
 	e := searchFixture(t)
 	c := e.dial()
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	e.deliver("INBOX", testMsg("late"), store.Flags{})
-	u := c.ok("UID SEARCH ALL")
-	if len(u) == 0 || u[0] != "* SEARCH 2 3 4 5" {
-		t.Fatalf("UID SEARCH ALL: %q", u)
+	u := c.OK("UID SEARCH ALL")
+	if len(u) == 0 {
+		t.Fatal("UID SEARCH ALL: no SEARCH response")
 	}
-	c.ok("NOOP")
-	expect(t, c.ok("SEARCH ALL"), "* SEARCH 1 2 3 4 5")
-	expect(t, c.ok("UID SEARCH UID *"), "* SEARCH 6")
+	imaptest.Expect(t, u[:1], "* SEARCH 2 3 4 5")
+	c.OK("NOOP")
+	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 1 2 3 4 5")
+	imaptest.Expect(t, c.OK("UID SEARCH UID *"), "* SEARCH 6")
 }
 
 // SEARCH in query mailboxes: the same program runs over the view's own
@@ -178,15 +172,15 @@ func TestSearchOnlyClientView(t *testing.T) {
 func TestSearchInQueryMailbox(t *testing.T) {
 	e := searchFixture(t)
 	c := e.dial()
-	c.ok("SELECT \"All Mail\"")
-	expect(t, c.ok("SEARCH FROM alice"), "* SEARCH 1 3")
-	expect(t, c.ok("SEARCH ALL"), "* SEARCH 1 2 3 4")
-	c.ok("SELECT Unread")
+	c.OK("SELECT \"All Mail\"")
+	imaptest.Expect(t, c.OK("SEARCH FROM alice"), "* SEARCH 1 3")
+	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 1 2 3 4")
+	c.OK("SELECT Unread")
 	// Unread = UNSEEN: seq 1-3 are the fixture's 2, 3, 4.
-	expect(t, c.ok("SEARCH ALL"), "* SEARCH 1 2 3")
-	expect(t, c.ok("SEARCH SEEN"), "* SEARCH")
-	expect(t, c.ok("SEARCH FROM eve"), "* SEARCH 3")
-	expect(t, c.ok("SEARCH OR FLAGGED DRAFT"), "* SEARCH 1 2")
+	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 1 2 3")
+	imaptest.Expect(t, c.OK("SEARCH SEEN"), "* SEARCH")
+	imaptest.Expect(t, c.OK("SEARCH FROM eve"), "* SEARCH 3")
+	imaptest.Expect(t, c.OK("SEARCH OR FLAGGED DRAFT"), "* SEARCH 1 2")
 	mb, err := e.st.Mailbox(t.Context(), e.user.ID, "Unread")
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +193,7 @@ func TestSearchInQueryMailbox(t *testing.T) {
 	for _, u := range snap.UIDs {
 		want += fmt.Sprint(" ", u)
 	}
-	expect(t, c.ok("UID SEARCH ALL"), want)
+	imaptest.Expect(t, c.OK("UID SEARCH ALL"), want)
 	_ = mb
 }
 
@@ -209,11 +203,11 @@ func BenchmarkSearchCombined(b *testing.B) {
 	e := newEnv(b)
 	benchFill(e, 1000)
 	c := e.dial()
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	b.ResetTimer()
 	for b.Loop() {
-		u := c.ok("UID SEARCH UNSEEN SINCE 1-Jan-2020 LARGER 100")
-		if len(u) != 1 || !strings.HasPrefix(u[0], "* SEARCH 2 ") {
+		u := c.OK("UID SEARCH UNSEEN SINCE 1-Jan-2020 LARGER 100")
+		if len(u) != 1 || !imaptest.Match(u[0], "* SEARCH 2 *") {
 			b.Fatalf("%.80q", u)
 		}
 	}

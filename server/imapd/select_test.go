@@ -1,13 +1,12 @@
 package imapd
 
 import (
-	"bufio"
 	"fmt"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
+	"decimail/internal/imaptest"
 	"decimail/internal/testwait"
 	"decimail/server/store"
 )
@@ -17,9 +16,9 @@ func TestSelectReportsMailboxState(t *testing.T) {
 	e.deliver("INBOX", testMsg("one"), store.Flags{Seen: true})
 	e.deliver("INBOX", testMsg("two"), store.Flags{Keywords: []string{"$Forwarded"}})
 	c := e.dial()
-	u, st := c.do("SELECT inbox")
+	u, done := c.Do("SELECT inbox")
 	ib, _ := e.st.Mailbox(t.Context(), e.user.ID, "INBOX")
-	expect(t, u,
+	imaptest.Expect(t, u,
 		`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Forwarded)`,
 		"* 2 EXISTS",
 		"* 2 RECENT",
@@ -29,21 +28,23 @@ func TestSelectReportsMailboxState(t *testing.T) {
 		"* OK [UIDNEXT 3] predicted next UID",
 		fmt.Sprintf("* OK [MAILBOXID (M%d)] mailbox id", ib.ID),
 	)
-	if st != "OK [READ-WRITE] SELECT completed" {
-		t.Fatalf("tagged %q", st)
-	}
+	imaptest.ExpectDone(t, done, "OK [READ-WRITE] SELECT completed")
 	// A second session sees no \Recent; EXAMINE is read-only.
 	c2 := e.dial()
-	u, st = c2.do("EXAMINE INBOX")
-	if u[2] != "* 0 RECENT" || !strings.Contains(u[4], "PERMANENTFLAGS ()") || st != "OK [READ-ONLY] EXAMINE completed" {
-		t.Fatalf("EXAMINE: %q %q", u, st)
+	u, done = c2.Do("EXAMINE INBOX")
+	if len(u) < 5 {
+		t.Fatalf("EXAMINE: %q", u)
 	}
-	if _, st := c.do("SELECT nosuch"); st != "NO [NONEXISTENT] no such mailbox" {
-		t.Fatalf("SELECT nosuch: %q", st)
+	imaptest.Expect(t, u[2:3], "* 0 RECENT")
+	if !imaptest.MatchStatus(u[4], "OK [PERMANENTFLAGS ()] *") {
+		t.Fatalf("EXAMINE: %s", u[4])
 	}
+	imaptest.ExpectDone(t, done, "OK [READ-ONLY] EXAMINE completed")
+	_, done = c.Do("SELECT nosuch")
+	imaptest.ExpectDone(t, done, "NO [NONEXISTENT] no such mailbox")
 	// The failed SELECT deselected: CLOSE is now a state error.
-	if _, st := c.do("CLOSE"); !strings.HasPrefix(st, "BAD") {
-		t.Fatalf("CLOSE after failed SELECT: %q", st)
+	if _, done := c.Do("CLOSE"); done.Status != "BAD" {
+		t.Fatalf("CLOSE after failed SELECT: %s", done)
 	}
 }
 
@@ -55,18 +56,18 @@ func TestNoopReportsOtherSessionsChanges(t *testing.T) {
 		e.deliver("INBOX", testMsg(fmt.Sprint("m", i)), store.Flags{})
 	}
 	c := e.dial()
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	ib, _ := e.st.Mailbox(t.Context(), e.user.ID, "INBOX")
 	e.deliver("INBOX", testMsg("new"), store.Flags{})
 	if _, err := e.st.StoreFlags(t.Context(), e.user.ID, ib.ID, []uint32{1, 3}, store.FlagsAdd, store.Flags{Deleted: true}); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, c.ok("NOOP"), "* 4 EXISTS", "* 4 RECENT", `* 1 FETCH (FLAGS (\Deleted \Recent))`, `* 3 FETCH (FLAGS (\Deleted \Recent))`)
+	imaptest.Expect(t, c.OK("NOOP"), "* 4 EXISTS", "* 4 RECENT", `* 1 FETCH (FLAGS (\Deleted \Recent))`, `* 3 FETCH (FLAGS (\Deleted \Recent))`)
 	if _, err := e.st.Expunge(t.Context(), e.user.ID, ib.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, c.ok("NOOP"), "* 1 EXPUNGE", "* 2 EXPUNGE")
-	expect(t, c.ok("NOOP"))
+	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXPUNGE", "* 2 EXPUNGE")
+	imaptest.Expect(t, c.OK("NOOP"))
 }
 
 // IDLE across two server processes (two Server instances, each with its own
@@ -88,39 +89,34 @@ func TestIdleAcrossServers(t *testing.T) {
 	defer other.Close()
 	_, addr2 := (&testEnv{t: t, st: other, user: e.user}).serve(Config{AuthFailDelay: time.Millisecond})
 	idler := e.dial()
-	idler.ok("SELECT INBOX")
-	idler.send("i1 IDLE")
-	if l := idler.line(); !strings.HasPrefix(l, "+ ") {
-		t.Fatalf("IDLE: %q", l)
+	idler.OK("SELECT INBOX")
+	// IDLE by hand: its updates come outside any command's responses.
+	idler.Send("i1 IDLE")
+	if r := idler.Next(); r.Tag != "+" {
+		t.Fatalf("IDLE: %s", r)
 	}
 	writer := (&testEnv{t: t, st: other, user: e.user}).dialAddr(addr2)
-	writer.ok("LOGIN u pw")
-	writer.ok("SELECT INBOX")
+	writer.OK("LOGIN u pw")
+	writer.OK("SELECT INBOX")
 	for i := range 3 {
 		op, want := "+FLAGS", `* 1 FETCH (FLAGS (\Flagged \Recent))`
 		if i%2 == 1 {
 			op, want = "-FLAGS", `* 1 FETCH (FLAGS (\Recent))`
 		}
-		writer.ok("STORE 1 " + op + " (\\Flagged)")
-		if l := idler.line(); l != want {
-			t.Fatalf("flag change during IDLE: %q, want %q", l, want)
+		writer.OK("STORE 1 " + op + " (\\Flagged)")
+		if d := imaptest.Diff([]*imaptest.Resp{idler.Next()}, want); d != "" {
+			t.Fatalf("flag change during IDLE:\n%s", d)
 		}
 	}
 	for i := range 3 {
 		if _, err := other.Deliver(t.Context(), e.user.ID, []byte(testMsg(fmt.Sprint("new", i))), store.DeliverOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if l := idler.line(); l != fmt.Sprintf("* %d EXISTS", i+2) {
-			t.Fatalf("delivery during IDLE: %q", l)
-		}
-		if l := idler.line(); l != fmt.Sprintf("* %d RECENT", i+2) {
-			t.Fatalf("delivery during IDLE: %q after EXISTS", l)
-		}
+		imaptest.Expect(t, []*imaptest.Resp{idler.Next(), idler.Next()}, fmt.Sprintf("* %d EXISTS", i+2), fmt.Sprintf("* %d RECENT", i+2))
 	}
-	idler.send("DONE")
-	if l := idler.line(); !strings.HasPrefix(l, "i1 OK") {
-		t.Fatalf("after DONE: %q", l)
-	}
+	idler.Send("DONE")
+	_, done := idler.Until("i1")
+	imaptest.ExpectDone(t, done, "OK IDLE completed")
 }
 
 // A connection over the per-address limit gets BYE [UNAVAILABLE]; closing one
@@ -130,27 +126,29 @@ func TestConnectionsPerAddress(t *testing.T) {
 	_, addr := e.serve(Config{AuthFailDelay: time.Millisecond, MaxConnsPerIP: 2, LimitLoopback: true})
 	a := e.dialAddr(addr)
 	e.dialAddr(addr)
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	l, _ := bufio.NewReader(nc).ReadString('\n')
-	if !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
-		t.Fatalf("third connection: %q", l)
-	}
-	a.ok("LOGOUT")
-	// The place is given back after the session has closed its socket; only
-	// a new connection's greeting shows it.
-	testwait.For(t, 5*time.Second, "the place freed by LOGOUT", func() (bool, string) {
+	// greeting reads the greeting of a new connection, whatever it is.
+	greeting := func() *imaptest.Resp {
 		nc, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer nc.Close()
-		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		l, err := bufio.NewReader(nc).ReadString('\n')
-		return strings.HasPrefix(l, "* OK"), fmt.Sprintf("greeting %q (%v)", l, err)
+		c := imaptest.New(nc)
+		defer c.Close()
+		g, err := c.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	if g := greeting(); !imaptest.MatchStatus(g, "BYE [UNAVAILABLE] *") {
+		t.Fatalf("third connection: %s", g)
+	}
+	u, _ := a.Do("LOGOUT")
+	imaptest.Expect(t, u, "* BYE Decimail logging out")
+	// The place is given back after the session has closed its socket; only
+	// a new connection's greeting shows it.
+	testwait.For(t, 5*time.Second, "the place freed by LOGOUT", func() (bool, string) {
+		g := greeting()
+		return g.Status == "OK", "greeting " + g.String()
 	})
 }

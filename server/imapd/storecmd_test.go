@@ -2,9 +2,9 @@ package imapd
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 
+	"decimail/internal/imaptest"
 	"decimail/server/store"
 )
 
@@ -21,39 +21,39 @@ func TestStoreForms(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 3)
 	c := e.dial()
-	c.ok("SELECT INBOX")
-	expect(t, c.ok(`STORE 1 +FLAGS (\Flagged)`), `* 1 FETCH (FLAGS (\Flagged \Recent))`)
-	expect(t, c.ok(`store 1 flags (\Seen $Work \Recent)`), `* 1 FETCH (FLAGS (\Seen $Work \Recent))`)
-	expect(t, c.ok(`STORE 1 -FLAGS $work`), `* 1 FETCH (FLAGS (\Seen \Recent))`)
-	expect(t, c.ok(`STORE 1:2 +Flags \Answered \Draft`),
+	c.OK("SELECT INBOX")
+	imaptest.Expect(t, c.OK(`STORE 1 +FLAGS (\Flagged)`), `* 1 FETCH (FLAGS (\Flagged \Recent))`)
+	imaptest.Expect(t, c.OK(`store 1 flags (\Seen $Work \Recent)`), `* 1 FETCH (FLAGS (\Seen $Work \Recent))`)
+	imaptest.Expect(t, c.OK(`STORE 1 -FLAGS $work`), `* 1 FETCH (FLAGS (\Seen \Recent))`)
+	imaptest.Expect(t, c.OK(`STORE 1:2 +Flags \Answered \Draft`),
 		`* 1 FETCH (FLAGS (\Answered \Seen \Draft \Recent))`, `* 2 FETCH (FLAGS (\Answered \Draft \Recent))`)
-	expect(t, c.ok(`STORE 2:* +FLAGS.SILENT (\Deleted)`))
-	expect(t, c.ok(`SEARCH DELETED`), "* SEARCH 2 3")
-	expect(t, c.ok(`STORE 2 -flags.silent \Deleted`))
-	expect(t, c.ok(`SEARCH DELETED`), "* SEARCH 3")
-	expect(t, c.ok(`STORE 1:3 FLAGS.SILENT ()`))
-	expect(t, c.ok(`SEARCH OR OR ANSWERED DELETED OR SEEN DRAFT`), "* SEARCH")
+	imaptest.Expect(t, c.OK(`STORE 2:* +FLAGS.SILENT (\Deleted)`))
+	imaptest.Expect(t, c.OK(`SEARCH DELETED`), "* SEARCH 2 3")
+	imaptest.Expect(t, c.OK(`STORE 2 -flags.silent \Deleted`))
+	imaptest.Expect(t, c.OK(`SEARCH DELETED`), "* SEARCH 3")
+	imaptest.Expect(t, c.OK(`STORE 1:3 FLAGS.SILENT ()`))
+	imaptest.Expect(t, c.OK(`SEARCH OR OR ANSWERED DELETED OR SEEN DRAFT`), "* SEARCH")
 	// Unchanged messages are reported too: "as if a FETCH" (rfc3501.txt:3243).
-	expect(t, c.ok(`STORE 3 -FLAGS (\Seen)`), `* 3 FETCH (FLAGS (\Recent))`)
-	expect(t, c.ok(`UID STORE 2,3 +FLAGS (Junk)`), `* 2 FETCH (UID 2 FLAGS (Junk \Recent))`, `* 3 FETCH (UID 3 FLAGS (Junk \Recent))`)
-	expect(t, c.ok(`UID STORE 1:* FLAGS ()`), `* 1 FETCH (UID 1 FLAGS (\Recent))`, `* 2 FETCH (UID 2 FLAGS (\Recent))`, `* 3 FETCH (UID 3 FLAGS (\Recent))`)
+	imaptest.Expect(t, c.OK(`STORE 3 -FLAGS (\Seen)`), `* 3 FETCH (FLAGS (\Recent))`)
+	imaptest.Expect(t, c.OK(`UID STORE 2,3 +FLAGS (Junk)`), `* 2 FETCH (UID 2 FLAGS (Junk \Recent))`, `* 3 FETCH (UID 3 FLAGS (Junk \Recent))`)
+	imaptest.Expect(t, c.OK(`UID STORE 1:* FLAGS ()`), `* 1 FETCH (UID 1 FLAGS (\Recent))`, `* 2 FETCH (UID 2 FLAGS (\Recent))`, `* 3 FETCH (UID 3 FLAGS (\Recent))`)
 	// A UID that does not exist is ignored (rfc3501.txt:3349-3353).
-	expect(t, c.ok(`UID STORE 99 +FLAGS (\Seen)`))
+	imaptest.Expect(t, c.OK(`UID STORE 99 +FLAGS (\Seen)`))
 	// The session's own change is not repeated by the poll.
-	expect(t, c.ok("NOOP"))
+	imaptest.Expect(t, c.OK("NOOP"))
 
 	for _, cmd := range []string{
 		`STORE 1 +FLAGS (\Foo)`, `STORE 1 +FLAGS (\*)`, `STORE 1 FROB (\Seen)`, `STORE 1 +FLAGS`,
 		`STORE 4 +FLAGS (\Seen)`, `STORE 1 +FLAGS ("\Seen")`, `STORE 1 +FLAGS (a]b)`, `STORE 1 FLAGS.LOUD (\Seen)`,
 		`STORE 1 +FLAGS ((\Seen))`, `STORE 1 +FLAGS (\Seen) (\Draft)`,
 	} {
-		if u, st := c.do(cmd); !strings.HasPrefix(st, "BAD") || len(u) != 0 {
-			t.Errorf("%s: %q %q, want BAD", cmd, u, st)
+		if u, done := c.Do(cmd); done.Status != "BAD" || len(u) != 0 {
+			t.Errorf("%s: %q %q, want BAD", cmd, u, done)
 		}
 	}
 	c2 := e.dial()
-	if _, st := c2.do(`STORE 1 +FLAGS (\Seen)`); !strings.HasPrefix(st, "BAD") {
-		t.Errorf("STORE unselected: %q", st)
+	if _, done := c2.Do(`STORE 1 +FLAGS (\Seen)`); done.Status != "BAD" {
+		t.Errorf("STORE unselected: %s", done)
 	}
 }
 
@@ -62,13 +62,13 @@ func TestStoreReadOnly(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 1)
 	c := e.dial()
-	c.ok("EXAMINE INBOX")
+	c.OK("EXAMINE INBOX")
 	for _, cmd := range []string{`STORE 1 +FLAGS (\Seen)`, `UID STORE 1 FLAGS.SILENT (\Deleted)`} {
-		if u, st := c.do(cmd); !strings.HasPrefix(st, "NO") || len(u) != 0 {
-			t.Errorf("%s: %q %q, want NO", cmd, u, st)
+		if u, done := c.Do(cmd); done.Status != "NO" || len(u) != 0 {
+			t.Errorf("%s: %q %q, want NO", cmd, u, done)
 		}
 	}
-	expect(t, c.ok("SEARCH SEEN"), "* SEARCH")
+	imaptest.Expect(t, c.OK("SEARCH SEEN"), "* SEARCH")
 }
 
 // Another session sees a STORE as FETCH FLAGS at its next NOOP
@@ -77,12 +77,12 @@ func TestStoreSeenByOtherSession(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 2)
 	c1, c2 := e.dial(), e.dial()
-	c1.ok("SELECT INBOX")
-	c2.ok("SELECT INBOX")
-	expect(t, c1.ok(`STORE 2 +FLAGS (\Flagged $Label1)`), `* 2 FETCH (FLAGS (\Flagged $Label1 \Recent))`)
-	expect(t, c2.ok("NOOP"), `* 2 FETCH (FLAGS (\Flagged $Label1))`)
-	expect(t, c2.ok("NOOP"))
-	expect(t, c1.ok("NOOP"))
+	c1.OK("SELECT INBOX")
+	c2.OK("SELECT INBOX")
+	imaptest.Expect(t, c1.OK(`STORE 2 +FLAGS (\Flagged $Label1)`), `* 2 FETCH (FLAGS (\Flagged $Label1 \Recent))`)
+	imaptest.Expect(t, c2.OK("NOOP"), `* 2 FETCH (FLAGS (\Flagged $Label1))`)
+	imaptest.Expect(t, c2.OK("NOOP"))
+	imaptest.Expect(t, c1.OK("NOOP"))
 }
 
 // .SILENT +FLAGS after another session's change: the client did not know the
@@ -91,14 +91,14 @@ func TestStoreSilentKeepsExternalChanges(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 1)
 	c1, c2 := e.dial(), e.dial()
-	c1.ok("SELECT INBOX")
-	c2.ok("SELECT INBOX")
-	c2.ok(`STORE 1 +FLAGS (\Draft)`)
-	u := c1.ok(`STORE 1 +FLAGS.SILENT (\Seen)`)
-	u = append(u, c1.ok("NOOP")...)
-	expect(t, u, `* 1 FETCH (FLAGS (\Draft \Recent))`)
-	expect(t, c1.ok("SEARCH SEEN DRAFT"), "* SEARCH 1")
-	expect(t, c2.ok("NOOP"), `* 1 FETCH (FLAGS (\Seen \Draft))`)
+	c1.OK("SELECT INBOX")
+	c2.OK("SELECT INBOX")
+	c2.OK(`STORE 1 +FLAGS (\Draft)`)
+	u := c1.OK(`STORE 1 +FLAGS.SILENT (\Seen)`)
+	u = append(u, c1.OK("NOOP")...)
+	imaptest.Expect(t, u, `* 1 FETCH (FLAGS (\Draft \Recent))`)
+	imaptest.Expect(t, c1.OK("SEARCH SEEN DRAFT"), "* SEARCH 1")
+	imaptest.Expect(t, c2.OK("NOOP"), `* 1 FETCH (FLAGS (\Seen \Draft))`)
 }
 
 // Flagging a message makes it enter the "Flagged" view: a session that has
@@ -107,18 +107,16 @@ func TestStoreFlaggedEntersView(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 2)
 	c1, c2 := e.dial(), e.dial()
-	c1.ok("SELECT INBOX")
-	u := c2.ok("SELECT Flagged")
-	if u[1] != "* 0 EXISTS" {
-		t.Fatalf("SELECT Flagged: %q", u)
-	}
-	c1.ok(`STORE 2 +FLAGS.SILENT (\Flagged)`)
-	expect(t, c2.ok("NOOP"), "* 1 EXISTS", "* 1 RECENT")
-	expect(t, c2.ok("SEARCH FLAGGED"), "* SEARCH 1")
+	c1.OK("SELECT INBOX")
+	u := c2.OK("SELECT Flagged")
+	imaptest.Expect(t, u[1:2], "* 0 EXISTS")
+	c1.OK(`STORE 2 +FLAGS.SILENT (\Flagged)`)
+	imaptest.Expect(t, c2.OK("NOOP"), "* 1 EXISTS", "* 1 RECENT")
+	imaptest.Expect(t, c2.OK("SEARCH FLAGGED"), "* SEARCH 1")
 	// Unflagging it there: it leaves, with EXPUNGE only when allowed.
-	expect(t, c2.ok(`STORE 1 -FLAGS (\Flagged)`), `* 1 FETCH (FLAGS (\Recent))`)
-	expect(t, c2.ok("SEARCH ALL"), "* SEARCH")
-	expect(t, c2.ok("NOOP"), "* 1 EXPUNGE")
+	imaptest.Expect(t, c2.OK(`STORE 1 -FLAGS (\Flagged)`), `* 1 FETCH (FLAGS (\Recent))`)
+	imaptest.Expect(t, c2.OK("SEARCH ALL"), "* SEARCH")
+	imaptest.Expect(t, c2.OK("NOOP"), "* 1 EXPUNGE")
 }
 
 // \Seen makes a message leave "Unread"; the session with "Unread" selected
@@ -128,18 +126,18 @@ func TestStoreSeenLeavesUnread(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 3)
 	c := e.dial()
-	c.ok("SELECT Unread")
-	expect(t, c.ok(`STORE 1 +FLAGS (\Seen)`), `* 1 FETCH (FLAGS (\Seen \Recent))`)
-	expect(t, c.ok("SEARCH ALL"), "* SEARCH 2 3")
-	expect(t, c.ok(`STORE 2 +FLAGS (\Flagged)`), `* 2 FETCH (FLAGS (\Flagged \Recent))`)
-	expect(t, c.ok("NOOP"), "* 1 EXPUNGE")
-	expect(t, c.ok(`UID STORE 3 +FLAGS (\Seen)`), `* 2 FETCH (UID 3 FLAGS (\Seen \Recent))`, "* 2 EXPUNGE")
-	expect(t, c.ok("SEARCH ALL"), "* SEARCH 1")
+	c.OK("SELECT Unread")
+	imaptest.Expect(t, c.OK(`STORE 1 +FLAGS (\Seen)`), `* 1 FETCH (FLAGS (\Seen \Recent))`)
+	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 2 3")
+	imaptest.Expect(t, c.OK(`STORE 2 +FLAGS (\Flagged)`), `* 2 FETCH (FLAGS (\Flagged \Recent))`)
+	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXPUNGE")
+	imaptest.Expect(t, c.OK(`UID STORE 3 +FLAGS (\Seen)`), `* 2 FETCH (UID 3 FLAGS (\Seen \Recent))`, "* 2 EXPUNGE")
+	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 1")
 	// Another session in Unread sees the EXPUNGE at NOOP.
 	c2 := e.dial()
-	c2.ok("SELECT Unread")
-	c.ok(`STORE 1 +FLAGS.SILENT (\Seen)`)
-	expect(t, c2.ok("NOOP"), "* 1 EXPUNGE")
+	c2.OK("SELECT Unread")
+	c.OK(`STORE 1 +FLAGS.SILENT (\Seen)`)
+	imaptest.Expect(t, c2.OK("NOOP"), "* 1 EXPUNGE")
 }
 
 // BenchmarkStoreAll: one STORE over 1,000 messages, silent and not.
@@ -147,13 +145,13 @@ func BenchmarkStoreAll(b *testing.B) {
 	e := newEnv(b)
 	benchFill(e, 1000)
 	c := e.dial()
-	c.ok("SELECT INBOX")
+	c.OK("SELECT INBOX")
 	b.ResetTimer()
 	for b.Loop() {
-		if u := c.ok(`UID STORE 1:* +FLAGS.SILENT (\Seen)`); len(u) != 0 {
+		if u := c.OK(`UID STORE 1:* +FLAGS.SILENT (\Seen)`); len(u) != 0 {
 			b.Fatalf("%.80q", u)
 		}
-		if u := c.ok(`UID STORE 1:* -FLAGS (\Seen)`); len(u) != 1000 {
+		if u := c.OK(`UID STORE 1:* -FLAGS (\Seen)`); len(u) != 1000 {
 			b.Fatalf("%d responses", len(u))
 		}
 	}
