@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"decimail/internal/testwait"
 )
 
 // The client's own tests run it against a scripted peer over a loopback
@@ -22,6 +24,13 @@ import (
 type step string
 
 func script(t *testing.T, steps ...step) string {
+	t.Helper()
+	return scriptGated(t, nil, steps...)
+}
+
+// scriptGated is script whose "Z: " steps wait until the test sends on gate:
+// the server stays silent exactly as long as the test needs.
+func scriptGated(t *testing.T, gate <-chan struct{}, steps ...step) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -52,8 +61,8 @@ func script(t *testing.T, steps ...step) string {
 					done <- fmt.Errorf("server read %q (%v), script says %q", buf, err, text)
 					return
 				}
-			case "Z: ": // pause
-				time.Sleep(50 * time.Millisecond)
+			case "Z: ": // silent until the test opens the gate
+				<-gate
 			}
 		}
 		done <- nil
@@ -172,7 +181,8 @@ func TestReadErrors(t *testing.T) {
 }
 
 func TestBackground(t *testing.T) {
-	addr := script(t,
+	gate := make(chan struct{})
+	addr := scriptGated(t, gate,
 		"S: * OK hi\r\n",
 		"C: t1 IDLE\r\n",
 		"S: + idling\r\n",
@@ -200,6 +210,7 @@ func TestBackground(t *testing.T) {
 	if r, err := c.Poll(time.Millisecond); r != nil || err != nil {
 		t.Fatalf("Poll before the update: %v %v", r, err)
 	}
+	gate <- struct{}{}
 	if r, err := c.Poll(5 * time.Second); err != nil || r.Name() != "EXISTS" {
 		t.Fatalf("update: %v %v", r, err)
 	}
@@ -220,7 +231,8 @@ func TestBackground(t *testing.T) {
 // A synchronous Poll that times out loses nothing: the response that
 // arrives later is read whole.
 func TestPollSync(t *testing.T) {
-	addr := script(t,
+	gate := make(chan struct{})
+	addr := scriptGated(t, gate,
 		"S: * OK hi\r\n",
 		"Z: ",
 		"S: * 1 FETCH (BODY[] {3}\r\n",
@@ -235,6 +247,8 @@ func TestPollSync(t *testing.T) {
 	if r, err := c.Poll(time.Millisecond); r != nil || err != nil {
 		t.Fatalf("early Poll: %v %v", r, err)
 	}
+	gate <- struct{}{}                 // the first half of the response
+	go func() { gate <- struct{}{} }() // the rest, while Poll waits
 	r, err := c.Poll(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +302,7 @@ func TestLeftoverResponses(t *testing.T) {
 	msgs := (&fakeT{TB: t}).run(func(t testing.TB) {
 		c := DialTest(t, addr)
 		Expect(t, c.OK("NOOP"))
-		time.Sleep(50 * time.Millisecond)
+		testwait.For(t, 5*time.Second, "the * 5 EXISTS after the tagged OK", func() (bool, string) { return c.Pending(), "nothing pending" })
 	})
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "unread response at the end of the test: * 5 EXISTS") {
 		t.Errorf("failures %q", msgs)
