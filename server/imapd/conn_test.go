@@ -298,7 +298,7 @@ func TestAuthenticatePlain(t *testing.T) {
 	c.expectReply("f", "AUTHENTICATE PLAIN "+plainIR("", "alice", "nope"), nil, "f NO [AUTHENTICATIONFAILED] Invalid credentials")
 }
 
-// Without TLS a non-loopback peer may not send a password (rfc3501.txt:1704).
+// Without TLS a non-loopback peer may not send a password (LOGINDISABLED, rfc3501.txt:1704-1713).
 func TestPrivacyRequired(t *testing.T) {
 	c := dialPipe(t, newWireServer(t, Config{}, nil))
 	u, _ := c.do("a", "CAPABILITY")
@@ -442,7 +442,8 @@ func selfSignedTLS(t testing.TB) *tls.Config {
 }
 
 // STARTTLS over a non-loopback peer: LOGINDISABLED before, AUTH=PLAIN and
-// LOGIN after; data pipelined behind STARTTLS is discarded (rfc3501.txt:1479).
+// LOGIN after; data pipelined behind STARTTLS is discarded (rfc3501.txt:1478-1480:
+// the client "MUST NOT issue further commands until a server response is seen").
 func TestStartTLS(t *testing.T) {
 	s := newWireServer(t, Config{TLS: selfSignedTLS(t)}, nil)
 	c := dialPipe(t, s)

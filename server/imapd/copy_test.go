@@ -15,8 +15,9 @@ func uidValidity(t *testing.T, e *testEnv, name string) uint32 {
 	return mb.UIDValidity
 }
 
-// COPY and UID COPY with UIDPLUS COPYUID (rfc4315.txt:170-192), TRYCREATE
-// (rfc3501.txt:3308-3313) and CANNOT into a query mailbox.
+// COPY and UID COPY with UIDPLUS COPYUID (rfc4315.txt:183-203: "Followed by
+// the UIDVALIDITY of the destination mailbox, a UID set"), TRYCREATE
+// (rfc3501.txt:3316-3322) and CANNOT into a query mailbox.
 func TestCopy(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 5)
@@ -29,7 +30,7 @@ func TestCopy(t *testing.T) {
 	if _, st := c.do("UID COPY 4,1 Trash"); st != fmt.Sprintf("OK [COPYUID %d 1,4 1:2] UID COPY completed", trash) {
 		t.Fatalf("UID COPY: %q", st)
 	}
-	// Nothing matched: OK without COPYUID (rfc4315.txt:249-250).
+	// Nothing matched: OK without COPYUID (rfc4315.txt:246: "nothing copied").
 	if _, st := c.do("UID COPY 99:100 Archive"); st != "OK UID COPY completed" {
 		t.Fatalf("UID COPY of nothing: %q", st)
 	}
@@ -64,7 +65,7 @@ func TestCopy(t *testing.T) {
 }
 
 // MOVE: untagged COPYUID, then EXPUNGEs with the sequence numbers valid when
-// each is sent, then the tagged OK (rfc6851.txt:185-197, 252-259).
+// each is sent, then the tagged OK (rfc6851.txt:191-197, 258-263).
 func TestMove(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 5)

@@ -61,7 +61,7 @@ func TestCreateDefaultSpecialUse(t *testing.T) {
 	expect(t, c.ok(`LIST "" Drafts`), `* LIST (\HasNoChildren) "/" "Drafts"`)
 }
 
-// MAILBOXID survives RENAME (rfc8474.txt:178); RENAME INBOX moves messages.
+// MAILBOXID survives RENAME (rfc8474.txt:175-179); RENAME INBOX moves messages.
 func TestRenameKeepsMailboxID(t *testing.T) {
 	e := newEnv(t)
 	e.deliver("Archive", testMsg("one"), store.Flags{})
