@@ -49,8 +49,9 @@ func TestCaptures(t *testing.T) {
 	}
 }
 
-const sample = `# Sample scenario exercising the syntax
-rfc: rfc3501.txt:1-2 rfc2177.txt:3
+
+const sample = `# Sample scenario exercising the syntax (RFC 3501 §6.3.11, RFC 2177 §3)
+rfc: rfc3501.txt:2527-2606 rfc2177.txt:47-67
 fixture: basic
 connections: c1 c2
 covers: command=APPEND
@@ -87,8 +88,8 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.Title != "Sample scenario exercising the syntax" || sc.Fixture != "basic" || !sc.Login ||
-		!cmp.Equal(sc.Conns, []string{"c1", "c2"}) || !cmp.Equal(sc.RFC, []string{"rfc3501.txt:1-2", "rfc2177.txt:3"}) {
+	if sc.Title != "Sample scenario exercising the syntax (RFC 3501 §6.3.11, RFC 2177 §3)" || sc.Fixture != "basic" || !sc.Login ||
+		!cmp.Equal(sc.Conns, []string{"c1", "c2"}) || !cmp.Equal(sc.RFC, []string{"rfc3501.txt:2527-2606", "rfc2177.txt:47-67"}) { // RFC 3501 §6.3.11, RFC 2177 §3
 		t.Errorf("header: %+v", sc)
 	}
 	var got []string

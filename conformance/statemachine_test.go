@@ -251,7 +251,7 @@ func (m *smModel) absorb(t *rapid.T, c *smConn, mode cmdMode, r *Resp, initial *
 	switch strings.ToUpper(r.Data[1].S) {
 	case "EXISTS":
 		if int(n) < len(c.view) {
-			t.Fatalf("%s: * %d EXISTS but the client has %d messages: EXISTS decreased without EXPUNGE (rfc3501.txt:2421)", c.name, n, len(c.view))
+			t.Fatalf("%s: * %d EXISTS but the client has %d messages: EXISTS decreased without EXPUNGE (rfc3501.txt:1153-1156)", c.name, n, len(c.view))
 		}
 		for len(c.view) < int(n) {
 			c.view = append(c.view, smEntry{fresh: !*initial})
@@ -262,7 +262,7 @@ func (m *smModel) absorb(t *rapid.T, c *smConn, mode cmdMode, r *Resp, initial *
 			t.Fatalf("%s: * %d EXPUNGE during FETCH/STORE/SEARCH (rfc3501.txt:4053)", c.name, n)
 		}
 		if n < 1 || int(n) > len(c.view) {
-			t.Fatalf("%s: * %d EXPUNGE but the client has %d messages (rfc3501.txt:3969)", c.name, n, len(c.view))
+			t.Fatalf("%s: * %d EXPUNGE but the client has %d messages (rfc3501.txt:4019-4028)", c.name, n, len(c.view))
 		}
 		c.view = slices.Delete(c.view, int(n-1), int(n))
 	case "FETCH":
@@ -290,7 +290,7 @@ func (m *smModel) absorb(t *rapid.T, c *smConn, mode cmdMode, r *Resp, initial *
 				}
 				e.uid = u
 				if e.fresh && u < c.selNext {
-					t.Fatalf("%s: message %d (UID %d) arrived after SELECT but is below the SELECT's UIDNEXT %d (rfc3501.txt:1622)", c.name, n, u, c.selNext)
+					t.Fatalf("%s: message %d (UID %d) arrived after SELECT but is below the SELECT's UIDNEXT %d (rfc3501.txt:473-476)", c.name, n, u, c.selNext) // "messages arriving after that time will have a UID greater than or equal to that value"
 				}
 				if !e.fresh && c.selNext != 0 && u >= c.selNext {
 					t.Fatalf("%s: message %d (UID %d) was in the SELECT's EXISTS but is not below its UIDNEXT %d", c.name, n, u, c.selNext)
@@ -306,14 +306,15 @@ func (m *smModel) absorb(t *rapid.T, c *smConn, mode cmdMode, r *Resp, initial *
 			}
 		}
 	}
-	// Known UIDs are strictly ascending in sequence order (rfc3501.txt:487).
+	// Known UIDs are strictly ascending in sequence order (rfc3501.txt:536-540:
+	// the sequence number "MUST be ordered by ascending unique identifier").
 	var last uint32
 	for i, e := range c.view {
 		if e.uid == 0 {
 			continue
 		}
 		if e.uid <= last {
-			t.Fatalf("%s: UIDs not ascending: message %d is UID %d after UID %d (rfc3501.txt:487)\nview: %s", c.name, i+1, e.uid, last, c.viewString())
+			t.Fatalf("%s: UIDs not ascending: message %d is UID %d after UID %d (rfc3501.txt:536-540)\nview: %s", c.name, i+1, e.uid, last, c.viewString()) // "ordered by ascending unique identifier"
 		}
 		last = e.uid
 	}
@@ -359,10 +360,10 @@ func (m *smModel) sawValidity(t *rapid.T, box string, v uint32) {
 
 func (m *smModel) sawUIDNext(t *rapid.T, box string, n uint32) {
 	if n < m.uidNext[box] {
-		t.Fatalf("%s: UIDNEXT decreased from %d to %d within UIDVALIDITY %d (rfc3501.txt:545)", box, m.uidNext[box], n, m.validity[box])
+		t.Fatalf("%s: UIDNEXT decreased from %d to %d within UIDVALIDITY %d (rfc3501.txt:459-466)", box, m.uidNext[box], n, m.validity[box]) // "the next unique identifier value MUST NOT change unless new messages are added"
 	}
 	if n <= m.maxUID[box] {
-		t.Fatalf("%s: UIDNEXT %d but UID %d was already seen (rfc3501.txt:545)", box, n, m.maxUID[box])
+		t.Fatalf("%s: UIDNEXT %d but UID %d was already seen (rfc3501.txt:459-466)", box, n, m.maxUID[box]) // "The next unique identifier value is the predicted value that will be assigned to a new message"
 	}
 	m.uidNext[box] = n
 }
@@ -480,7 +481,7 @@ func (m *smModel) actExpunge(t *rapid.T) {
 	c := m.drawConn(t)
 	// The messages this command removes: \Deleted in the store now (and,
 	// for UID EXPUNGE, in the set). Each must be announced by an EXPUNGE
-	// before the tagged OK (rfc3501.txt:2294, rfc4315.txt:140).
+	// before the tagged OK (rfc3501.txt:2706-2709, rfc4315.txt:85-90).
 	snap := m.snapshot(t, c.mailbox)
 	fl := m.storeFlags(t, snap)
 	line := "EXPUNGE"
@@ -548,7 +549,8 @@ func (m *smModel) actCloseSelect(t *rapid.T) {
 	c := m.drawConn(t)
 	box := rapid.SampledFrom(smMailboxes).Draw(t, "mailbox")
 	m.cmd(t, c, cmdMode{}, "CLOSE")
-	// CLOSE expunges silently (rfc3501.txt:2264); the selection is gone.
+	// CLOSE expunges silently (rfc3501.txt:2661-2664: "No untagged EXPUNGE
+	// responses are sent"); the selection is gone.
 	c.view = nil
 	m.selectBox(t, c, box)
 }
@@ -633,7 +635,9 @@ func (m *smModel) actIdle(t *rapid.T) {
 		wantLen = len(m.snapshot(t, c.mailbox).UIDs)
 	}
 	// Collect updates: a delivery during IDLE must be announced promptly
-	// (rfc2177.txt:77; an unseen message in INBOX is in all of smMailboxes).
+	// (rfc2177.txt:77-83: the server "is now free to send untagged EXISTS,
+	// EXPUNGE, and other messages at any time"; an unseen message in INBOX is
+	// in all of smMailboxes).
 	deadline := time.Now().Add(30 * time.Millisecond)
 	if during {
 		deadline = time.Now().Add(3 * time.Second)
@@ -819,9 +823,10 @@ func (m *smModel) storeFlags(t *rapid.T, snap *store.Snapshot) map[uint32][]stri
 
 // checkSynced: right after a NOOP (which allows EXPUNGE and reads the store)
 // the client's view must be the store's membership of the mailbox, and the
-// flags the client was told must be the store's (rfc3501.txt:3697: the server
-// reports changes; an EXPUNGE may be withheld only until a command that
-// allows it, and NOOP does).
+// flags the client was told must be the store's (rfc3501.txt:1145-1149: "A
+// server MUST send mailbox size updates automatically"; an EXPUNGE may be
+// withheld only during FETCH, STORE and SEARCH, rfc3501.txt:4053-4059, and
+// NOOP is none of them).
 func (m *smModel) checkSynced(t *rapid.T, c *smConn) {
 	snap := m.snapshot(t, c.mailbox)
 	if snap.Mailbox.UIDValidity != c.validity {

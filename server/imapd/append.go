@@ -57,9 +57,9 @@ func cmdAppend(c *Conn, cmd *Command) error {
 	d, err := c.Store().Deliver(c.Ctx(), c.User().ID, []byte(msg.S), opts)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return No(CodeTryCreate, "no such mailbox") // rfc3501.txt:2571
+		return No(CodeTryCreate, "no such mailbox") // TRYCREATE, rfc3501.txt:2571
 	case errors.Is(err, store.ErrCannot):
-		return No(CodeCannot, "cannot append to a query mailbox") // rfc5530.txt:249
+		return No(CodeCannot, "cannot append to a query mailbox") // CANNOT, rfc5530.txt:249
 	case err != nil:
 		return err
 	}
@@ -67,7 +67,7 @@ func cmdAppend(c *Conn, cmd *Command) error {
 		// EXISTS goes out before the tagged OK (rfc3501.txt:2583).
 		c.sel.dirty = true
 	}
-	return c.OK(fmt.Sprintf("APPENDUID %d %d", d.UIDValidity, d.UID), "APPEND completed") // rfc4315.txt:148
+	return c.OK(fmt.Sprintf("APPENDUID %d %d", d.UIDValidity, d.UID), "APPEND completed") // APPENDUID "Followed by the UIDVALIDITY of the destination mailbox and the UID", rfc4315.txt:148-153
 }
 
 // appendFlags parses the flag list; \Recent is ignored, other unknown
@@ -88,7 +88,7 @@ func appendFlags(v Value) (store.Flags, error) {
 }
 
 // parseDateTime parses date-time: "dd-Mon-yyyy hh:mm:ss +zzzz", the day
-// two digits or space-padded (rfc3501.txt:4695, 4713).
+// two digits or space-padded (date-day-fixed, rfc3501.txt:4695; date-time, 4713).
 func parseDateTime(s string) (time.Time, error) {
 	bad := Bad("", "invalid date-time "+fmt.Sprintf("%q", s))
 	if len(s) != 26 || s[2] != '-' || s[6] != '-' || s[11] != ' ' || s[20] != ' ' ||

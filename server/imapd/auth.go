@@ -17,7 +17,7 @@ func init() {
 
 const maxAuthFailures = 5 // then BYE (DESIGN.md: limits on failed logins)
 
-// LOGIN, rfc3501.txt:1692: "LOGIN" SP userid SP password (astrings).
+// LOGIN, rfc3501.txt:4804: "LOGIN" SP userid SP password (astrings).
 func cmdLogin(c *Conn, cmd *Command) error {
 	if len(cmd.Args) != 2 {
 		return Syntax("LOGIN takes a user name and a password")
@@ -28,13 +28,13 @@ func cmdLogin(c *Conn, cmd *Command) error {
 		return Syntax("LOGIN takes two astrings")
 	}
 	if !c.plaintextOK() {
-		// rfc3501.txt:1704, code from rfc5530.txt:152.
+		// LOGINDISABLED: rfc3501.txt:1704-1713, code PRIVACYREQUIRED from rfc5530.txt:152.
 		return No(CodePrivacyRequired, "LOGIN is disabled without TLS; use STARTTLS")
 	}
 	return c.login(user, pass)
 }
 
-// AUTHENTICATE PLAIN (rfc3501.txt:1520, rfc4616.txt), with an optional
+// AUTHENTICATE PLAIN (rfc3501.txt:1519, rfc4616.txt), with an optional
 // initial response (SASL-IR, rfc4959.txt) or one continuation round.
 func cmdAuthenticate(c *Conn, cmd *Command) error {
 	if len(cmd.Args) < 1 || len(cmd.Args) > 2 || cmd.Args[0].Kind != Atom {
@@ -64,7 +64,7 @@ func cmdAuthenticate(c *Conn, cmd *Command) error {
 			return err
 		}
 		if line == "*" {
-			return Bad("", "AUTHENTICATE cancelled") // rfc3501.txt:1553
+			return Bad("", "AUTHENTICATE cancelled") // "cancel an authentication exchange", rfc3501.txt:1553
 		}
 		resp = line
 	}
@@ -77,7 +77,9 @@ func cmdAuthenticate(c *Conn, cmd *Command) error {
 		return Bad("", "malformed PLAIN response")
 	}
 	if authz != "" && authz != user {
-		// rfc4616.txt:159: we do not let one user act as another.
+		// rfc4616.txt:155-160: the credentials must "permit the client to act
+		// as the (presented or derived) authorization identity"; we do not let
+		// one user act as another.
 		return No("AUTHORIZATIONFAILED", "authorization identity must equal the user name")
 	}
 	return c.login(user, pass)
@@ -114,7 +116,7 @@ func (c *Conn) login(name, pass string) error {
 		}
 	}
 	c.log.Info("authenticated")
-	// rfc3501.txt:1716: a CAPABILITY response code in the OK is allowed.
+	// rfc3501.txt:1687-1691: a CAPABILITY response code in the OK is allowed.
 	return c.OK("CAPABILITY "+c.capabilityString(), "Logged in")
 }
 
@@ -130,5 +132,5 @@ func (c *Conn) authFailed(name string) error {
 	if c.authFail >= maxAuthFailures {
 		return Bye("", "Too many failed authentication attempts")
 	}
-	return No(CodeAuthFailed, "Invalid credentials") // rfc5530.txt:104
+	return No(CodeAuthFailed, "Invalid credentials") // AUTHENTICATIONFAILED, rfc5530.txt:104
 }

@@ -14,7 +14,7 @@ import (
 	"decimail/server/store"
 )
 
-// State is the connection state of RFC 3501 §3 (rfc3501.txt:590).
+// State is the connection state of RFC 3501 §3 (rfc3501.txt:687).
 type State int
 
 const (
@@ -49,7 +49,7 @@ type Conn struct {
 
 	// Hooks set by the selection code (select.go). poll is called after
 	// every command while it is set, before the tagged reply, to send
-	// unilateral updates (rfc3501.txt:3697); allowExpunge is false during
+	// unilateral updates (RFC 3501 §5.2, rfc3501.txt:1138); allowExpunge is false during
 	// FETCH, STORE and SEARCH (rfc3501.txt:4053). onUnselect is called
 	// when the selection ends (SELECT of another mailbox, CLOSE, UNSELECT,
 	// LOGOUT, disconnect): it must release the session view. Conn.Unselect
@@ -236,7 +236,7 @@ func (c *Conn) serve() {
 		}
 	}
 	c.w.Lock()
-	c.w.Line("OK [CAPABILITY %s] Decimail ready", c.capabilityString()) // rfc3501.txt:3713
+	c.w.Line("OK [CAPABILITY %s] Decimail ready", c.capabilityString()) // "one of three possible greetings", rfc3501.txt:3650
 	err := c.w.Flush()
 	c.w.Unlock()
 	for err == nil && c.state != Logout {
@@ -289,7 +289,7 @@ func (c *Conn) readFailed(err error) error {
 		if pe.Tag != "" {
 			c.w.Tagged(pe.Tag, pe.Status)
 		} else {
-			c.w.Untagged() // rfc3501.txt:3687: untagged BAD, command unknown
+			c.w.Untagged() // rfc3501.txt:3687: untagged BAD, command unknown ("The untagged form indicates a protocol-level error")
 			c.w.status(pe.Status)
 			c.w.CRLF()
 		}
@@ -303,7 +303,7 @@ func (c *Conn) readFailed(err error) error {
 	return err
 }
 
-// bye sends "* BYE" and ends the session (rfc3501.txt:3735).
+// bye sends "* BYE" and ends the session (rfc3501.txt:3726-3734).
 func (c *Conn) bye(st *Status) error {
 	c.w.Lock()
 	c.w.Bye(st)
@@ -332,7 +332,8 @@ func (c *Conn) isLoopback() bool {
 }
 
 // plaintextOK: passwords may be sent in the clear on TLS, loopback, or
-// when configured (rfc3501.txt:1704).
+// when configured (rfc3501.txt:1704-1713: "some other mechanism that protects
+// the session from password snooping").
 func (c *Conn) plaintextOK() bool {
 	return c.isTLS || c.srv.cfg.AllowPlaintext || c.isLoopback()
 }

@@ -103,7 +103,8 @@ func expectReply(t testing.TB, c *imaptest.TestClient, tag, cmd string, wantUnta
 }
 
 // loggedIn checks a tagged OK to LOGIN or AUTHENTICATE: it carries the
-// capabilities (rfc3501.txt:2030), as the greeting does.
+// capabilities, as the greeting does (LOGIN: rfc3501.txt:1687-1691,
+// "A server MAY include a CAPABILITY response code").
 func loggedIn(t testing.TB, done *imaptest.Resp) {
 	t.Helper()
 	if !imaptest.MatchStatus(done, "OK [CAPABILITY IMAP4rev1 *] *") {
@@ -257,7 +258,7 @@ func TestAuthenticatePlain(t *testing.T) {
 	expectReply(t, c, "f", "AUTHENTICATE PLAIN "+plainIR("", "alice", "nope"), nil, "f NO [AUTHENTICATIONFAILED] Invalid credentials")
 }
 
-// Without TLS a non-loopback peer may not send a password (rfc3501.txt:1704).
+// Without TLS a non-loopback peer may not send a password (LOGINDISABLED, rfc3501.txt:1704-1713).
 func TestPrivacyRequired(t *testing.T) {
 	c := dialPipe(t, newWireServer(t, Config{}, nil))
 	u, _ := c.DoTag("a", "CAPABILITY")
@@ -392,7 +393,8 @@ func selfSignedTLS(t testing.TB) *tls.Config {
 }
 
 // STARTTLS over a non-loopback peer: LOGINDISABLED before, AUTH=PLAIN and
-// LOGIN after; data pipelined behind STARTTLS is discarded (rfc3501.txt:1479).
+// LOGIN after; data pipelined behind STARTTLS is discarded (rfc3501.txt:1478-1480:
+// the client "MUST NOT issue further commands until a server response is seen").
 func TestStartTLS(t *testing.T) {
 	s := newWireServer(t, Config{TLS: selfSignedTLS(t)}, nil)
 	c := dialPipe(t, s)

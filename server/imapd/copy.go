@@ -33,8 +33,9 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 	s := c.sel
 	if move && s.readOnly {
 		// MOVE has the effect of COPY + STORE \Deleted + UID EXPUNGE
-		// (rfc6851.txt:150-157); none of the last two is permitted in a
-		// mailbox selected with EXAMINE (rfc3501.txt:1869-1871).
+		// (rfc6851.txt:149-156); none of the last two is permitted in a
+		// mailbox selected with EXAMINE (rfc3501.txt:1870-1872: "No changes
+		// to the permanent state of the mailbox").
 		return No("", "mailbox is read-only")
 	}
 	// The store is called even with no messages, so that a missing or
@@ -47,7 +48,7 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		// rfc3501.txt:3308-3313: the client may CREATE it and retry.
+		// rfc3501.txt:3316-3322: the client may CREATE it and retry.
 		return No(CodeTryCreate, "no such mailbox")
 	case errors.Is(err, store.ErrCannot):
 		// A query mailbox's membership is its definition (DESIGN "Data
@@ -63,24 +64,27 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 		s.dirty = true
 	}
 	if len(res.Src) == 0 {
-		// rfc4315.txt:249-250: nothing copied, OK without COPYUID.
+		// rfc4315.txt:246: "nothing copied", OK without COPYUID.
 		return nil
 	}
 	code := fmt.Sprintf("COPYUID %d %s %s", res.UIDValidity, orderedUIDSet(res.Src), orderedUIDSet(res.Dst))
 	if move {
-		// rfc6851.txt:252-259: COPYUID in an untagged OK before the
+		// rfc6851.txt:258-263: COPYUID in an untagged OK before the
 		// EXPUNGEs, which the post-command poll sends (allowed for MOVE:
 		// dispatch.go noExpunge), each with the sequence number valid when
-		// it is sent (rfc3501.txt:3969), then the tagged OK.
+		// it is sent (rfc3501.txt:4023-4028: "immediately decremented"),
+		// then the tagged OK.
 		c.Untagged("OK [%s] moved", code)
 		return nil
 	}
-	return c.OK(code, cmd.Name+" completed") // rfc4315.txt:190-192
+	return c.OK(code, cmd.Name+" completed") // COPYUID "is returned in a tagged OK response to the COPY command", rfc4315.txt:202-203
 }
 
 // orderedUIDSet renders UIDs as a set in the given order, joining only runs
 // that ascend by one: the source and destination sets of COPYUID correspond
-// element by element and must keep their order (rfc4315.txt:176-179).
+// element by element and must keep their order (rfc4315.txt:192-195: "the
+// destination UID set corresponds to the source UID set and is in the same
+// order").
 func orderedUIDSet(uids []uint32) string {
 	var b strings.Builder
 	for i := 0; i < len(uids); {

@@ -16,8 +16,9 @@ func uidValidity(t *testing.T, e *testEnv, name string) uint32 {
 	return mb.UIDValidity
 }
 
-// COPY and UID COPY with UIDPLUS COPYUID (rfc4315.txt:170-192), TRYCREATE
-// (rfc3501.txt:3308-3313) and CANNOT into a query mailbox.
+// COPY and UID COPY with UIDPLUS COPYUID (rfc4315.txt:183-203: "Followed by
+// the UIDVALIDITY of the destination mailbox, a UID set"), TRYCREATE
+// (rfc3501.txt:3316-3322) and CANNOT into a query mailbox.
 func TestCopy(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 5)
@@ -29,7 +30,7 @@ func TestCopy(t *testing.T) {
 	imaptest.ExpectDone(t, done, fmt.Sprintf("OK [COPYUID %d 2:3,5 1:3] COPY completed", arch))
 	_, done = c.Do("UID COPY 4,1 Trash")
 	imaptest.ExpectDone(t, done, fmt.Sprintf("OK [COPYUID %d 1,4 1:2] UID COPY completed", trash))
-	// Nothing matched: OK without COPYUID (rfc4315.txt:249-250).
+	// Nothing matched: OK without COPYUID (rfc4315.txt:246: "nothing copied").
 	_, done = c.Do("UID COPY 99:100 Archive")
 	imaptest.ExpectDone(t, done, "OK UID COPY completed")
 	for cmd, want := range map[string]string{
@@ -61,7 +62,7 @@ func TestCopy(t *testing.T) {
 }
 
 // MOVE: untagged COPYUID, then EXPUNGEs with the sequence numbers valid when
-// each is sent, then the tagged OK (rfc6851.txt:185-197, 252-259).
+// each is sent, then the tagged OK (rfc6851.txt:191-197, 258-263).
 func TestMove(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 5)

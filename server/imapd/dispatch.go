@@ -16,7 +16,8 @@ const (
 	authenticatedOnly stateSet = 1 << Authenticated // e.g. ENABLE, rfc5161
 	selected          stateSet = 1 << Selected
 	// authenticated: commands of the authenticated state are valid in the
-	// selected state too (rfc3501.txt:1563).
+	// selected state too (rfc3501.txt:2612-2616: "and the authenticated state
+	// commands").
 	authenticated = authenticatedOnly | selected
 	anyState      = notAuthenticated | authenticated
 )
@@ -41,8 +42,8 @@ func register(name string, spec cmdSpec) {
 	commands[name] = spec
 }
 
-// noExpunge lists the commands during which EXPUNGE must not be sent;
-// their UID forms may (rfc3501.txt:4053-4062).
+// noExpunge lists the commands during which EXPUNGE must not be sent (FETCH,
+// STORE, SEARCH: rfc3501.txt:4053-4059); their UID forms may (rfc3501.txt:4061-4063).
 var noExpunge = map[string]bool{"FETCH": true, "STORE": true, "SEARCH": true}
 
 // lookup finds the command and checks capability and state: the single
@@ -110,7 +111,7 @@ func (c *Conn) status(cmd *Command, err error) *Status {
 		return st
 	}
 	c.log.Error("command failed", "cmd", cmd.Name, "line", cmd.Line, "err", err)
-	return No(CodeServerBug, "internal error") // rfc5530.txt:231
+	return No(CodeServerBug, "internal error") // SERVERBUG, rfc5530.txt:231
 }
 
 func (c *Conn) reply(cmd *Command, st *Status) {

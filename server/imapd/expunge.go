@@ -8,7 +8,8 @@ func init() {
 // cmdExpunge implements EXPUNGE (RFC 3501 §6.4.3) and UID EXPUNGE (RFC 4315
 // §2.1). The store removes the messages; the post-command poll then sends
 // "* n EXPUNGE" for each, with the sequence number valid at the moment it
-// is sent (rfc3501.txt:3969-3976), before the tagged OK (rfc3501.txt:2707).
+// is sent (rfc3501.txt:4023-4028: "immediately decremented"), before the
+// tagged OK ("Before returning an OK to the client", rfc3501.txt:2707-2709).
 func cmdExpunge(c *Conn, cmd *Command, uid bool) error {
 	var uids []uint32 // nil: every \Deleted message
 	if uid {
@@ -25,7 +26,8 @@ func cmdExpunge(c *Conn, cmd *Command, uid bool) error {
 	s := c.sel
 	if s.readOnly {
 		// rfc3501.txt:2702: "NO - expunge failure: can't expunge (e.g.,
-		// permission denied)"; EXAMINE permits no change (rfc3501.txt:1869).
+		// permission denied)"; EXAMINE permits no change (rfc3501.txt:1870: "No
+		// changes to the permanent state").
 		return No("", "mailbox is read-only")
 	}
 	if uid && len(uids) == 0 {

@@ -6,8 +6,10 @@ import (
 	"decimail/internal/imaptest"
 )
 
-// EXPUNGE sends one EXPUNGE per removed message before the tagged OK, each
-// with the sequence number valid when sent (rfc3501.txt:2706-2716, 3969):
+// EXPUNGE sends one EXPUNGE per removed message before the tagged OK ("an
+// untagged EXPUNGE response is sent for each message that is removed"), each
+// with the sequence number valid when sent ("immediately decremented")
+// (rfc3501.txt:2706-2716, 4023-4028):
 // deleting 2 and 4 of 5 gives "2" then "3".
 func TestExpungeSequenceNumbers(t *testing.T) {
 	e := newEnv(t)
@@ -46,7 +48,8 @@ func TestUIDExpunge(t *testing.T) {
 }
 
 // EXAMINE: EXPUNGE and UID EXPUNGE fail with NO and change nothing
-// (rfc3501.txt:1869-1871); in the authenticated state they are BAD.
+// (rfc3501.txt:1870-1872: "No changes to the permanent state"); in the
+// authenticated state they are BAD.
 func TestExpungeReadOnly(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 2)

@@ -19,7 +19,7 @@ func init() {
 
 // cmdFetch implements FETCH (rfc3501.txt:2992) and UID FETCH (rfc3501.txt:3332).
 //
-// Implicit \Seen (rfc3501.txt:3047): the messages are fetched first (with
+// Implicit \Seen (rfc3501.txt:3156): the messages are fetched first (with
 // their flags), the responses carry the flags with \Seen added, and then ONE
 // StoreFlags sets \Seen on those that lacked it. Setting it before the fetch
 // would make a message leave a view defined by UNSEEN (the "Unread" query
@@ -44,7 +44,7 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 	if len(uids) == 0 {
 		return nil
 	}
-	setSeen := req.seen && !s.readOnly // EXAMINE never changes flags (rfc3501.txt:1723)
+	setSeen := req.seen && !s.readOnly // EXAMINE never changes flags ("No changes to the permanent state", rfc3501.txt:1870-1872)
 	f := fetcher{c: c, w: c.Writer(), req: req, uid: uid, setSeen: setSeen}
 	if (req.cols(setSeen) == store.FetchCols{Flags: true}) && s.view.KeepsFlags() {
 		return f.fromView(uids)
@@ -140,7 +140,7 @@ func (f *fetcher) row(r *store.FetchRow) error {
 			f.number(uint64(r.UID))
 		case itemFlags:
 			f.flags(r)
-		case itemInternalDate: // date-time, rfc3501.txt:4712
+		case itemInternalDate: // date-time, rfc3501.txt:4713
 			w.Raw("INTERNALDATE ")
 			f.num = r.InternalDate.AppendFormat(f.num[:0], `"02-Jan-2006 15:04:05 -0700"`)
 			f.bytes(f.num)
@@ -156,7 +156,7 @@ func (f *fetcher) row(r *store.FetchRow) error {
 		case itemBodyStructure:
 			w.Raw("BODYSTRUCTURE ")
 			f.bytes(r.BodyStructure)
-		case itemEmailID: // rfc8474.txt:289
+		case itemEmailID: // EMAILID, rfc8474.txt:289
 			w.Raw("EMAILID (E")
 			f.number(uint64(r.MessageID))
 			w.Raw(")")
@@ -173,7 +173,7 @@ func (f *fetcher) row(r *store.FetchRow) error {
 		}
 	}
 	f.raw = raw
-	if seeing && !f.req.hasFlags { // rfc3501.txt:3049: changed flags SHOULD be included
+	if seeing && !f.req.hasFlags { // rfc3501.txt:3156-3157: changed flags "SHOULD be included as part of the FETCH responses"
 		w.SP()
 		f.flags(r)
 	}
@@ -215,7 +215,7 @@ func (f *fetcher) section(it *fetchItem, r *store.FetchRow, raw []byte) []byte {
 		}
 		a = data
 	}
-	if it.partial { // rfc3501.txt:3077-3093
+	if it.partial { // "fetch a substring", rfc3501.txt:3128-3154
 		a, b = cut(a, b, uint64(it.origin), uint64(it.count))
 	}
 	f.literal(a, b)
@@ -241,7 +241,7 @@ func cut(a, b []byte, origin, count uint64) ([]byte, []byte) {
 }
 
 // literal writes a followed by b as one literal, or "" when both are empty
-// (a partial beyond the end, rfc3501.txt:3089).
+// (a partial beyond the end: "an empty string is returned", rfc3501.txt:3132-3133).
 func (f *fetcher) literal(a, b []byte) {
 	n := len(a) + len(b)
 	if n == 0 {

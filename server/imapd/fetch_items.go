@@ -1,7 +1,8 @@
 package imapd
 
-// Parsing of FETCH data items (RFC 3501 §6.4.5, grammar rfc3501.txt:4749-4755
-// and section rfc3501.txt:4975-4993; OBJECTID items rfc8474.txt:287ff).
+// Parsing of FETCH data items (RFC 3501 §6.4.5, grammar rfc3501.txt:4748-4755
+// and section rfc3501.txt:4975-4994; OBJECTID items RFC 8474 §5.3,
+// rfc8474.txt:353ff).
 
 import (
 	"strconv"
@@ -18,11 +19,11 @@ const (
 	itemInternalDate
 	itemSize
 	itemEnvelope
-	itemBody          // BODY: non-extensible BODYSTRUCTURE (rfc3501.txt:3016)
-	itemBodyStructure // rfc3501.txt:3022
+	itemBody          // BODY: non-extensible BODYSTRUCTURE (rfc3501.txt:3043)
+	itemBodyStructure // BODYSTRUCTURE, rfc3501.txt:3163
 	itemSection       // BODY[...], BODY.PEEK[...], RFC822, RFC822.HEADER, RFC822.TEXT
-	itemEmailID       // rfc8474.txt:289
-	itemThreadID      // rfc8474.txt:312
+	itemEmailID       // EMAILID, rfc8474.txt:289
+	itemThreadID      // THREADID, rfc8474.txt:312
 )
 
 // fetchItem is one requested data item.
@@ -32,8 +33,8 @@ type fetchItem struct {
 	part    []int    // section part path; nil for the whole message
 	spec    string   // "", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"
 	fields  []string // HEADER.FIELDS(.NOT) names as the client sent them
-	seen    bool     // sets \Seen implicitly (rfc3501.txt:3047)
-	partial bool     // <origin.count> given (rfc3501.txt:3077)
+	seen    bool     // sets \Seen implicitly (rfc3501.txt:3156)
+	partial bool     // <origin.count> given, "fetch a substring" (rfc3501.txt:3128)
 	origin  uint32
 	count   uint32
 }
@@ -46,7 +47,7 @@ type fetchRequest struct {
 	seen     bool // some item sets \Seen
 }
 
-// Macros, only valid alone (rfc3501.txt:4748, 3003-3015).
+// Macros ALL, FAST, FULL, only valid alone (rfc3501.txt:4748, 3017-3039).
 var fetchMacros = map[string][]string{
 	"ALL":  {"FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"},
 	"FAST": {"FLAGS", "INTERNALDATE", "RFC822.SIZE"},
@@ -115,11 +116,11 @@ func (c *Conn) parseFetchItem(a string) (fetchItem, error) {
 		return fetchItem{kind: itemBody}, nil
 	case "BODYSTRUCTURE":
 		return fetchItem{kind: itemBodyStructure}, nil
-	case "RFC822": // = BODY[] (rfc3501.txt:3119)
+	case "RFC822": // = BODY[] (rfc3501.txt:3179)
 		return fetchItem{kind: itemSection, name: "RFC822", seen: true}, nil
-	case "RFC822.HEADER": // = BODY.PEEK[HEADER] (rfc3501.txt:3124)
+	case "RFC822.HEADER": // = BODY.PEEK[HEADER] (rfc3501.txt:3183)
 		return fetchItem{kind: itemSection, name: "RFC822.HEADER", spec: "HEADER"}, nil
-	case "RFC822.TEXT": // = BODY[TEXT] (rfc3501.txt:3132)
+	case "RFC822.TEXT": // = BODY[TEXT] (rfc3501.txt:3199)
 		return fetchItem{kind: itemSection, name: "RFC822.TEXT", spec: "TEXT", seen: true}, nil
 	case "EMAILID":
 		if c.capable("OBJECTID") {
@@ -140,8 +141,8 @@ func parseSectionItem(a string, lb int) (fetchItem, error) {
 	it := fetchItem{kind: itemSection}
 	switch strings.ToUpper(a[:lb]) {
 	case "BODY":
-		it.seen = true // rfc3501.txt:3047
-	case "BODY.PEEK": // rfc3501.txt:3060
+		it.seen = true // "The \Seen flag is implicitly set", rfc3501.txt:3156
+	case "BODY.PEEK": // rfc3501.txt:3159
 	default:
 		return it, Bad("", "unknown fetch item "+a)
 	}
@@ -159,7 +160,7 @@ func parseSectionItem(a string, lb int) (fetchItem, error) {
 	return it, nil
 }
 
-// parseSection parses section-spec (rfc3501.txt:4975-4993).
+// parseSection parses section-spec (rfc3501.txt:4975-4994).
 func (it *fetchItem) parseSection(s string) error {
 	for s != "" && s[0] >= '0' && s[0] <= '9' {
 		k := 0
@@ -251,7 +252,7 @@ func (it *fetchItem) parsePartial(s string) error {
 	if s[0] != '<' || s[len(s)-1] != '>' || dot < 0 {
 		return Syntax("invalid partial " + s)
 	}
-	o, err1 := strconv.ParseUint(s[1:dot], 10, 32) // number is 32 bit, rfc3501.txt:4877
+	o, err1 := strconv.ParseUint(s[1:dot], 10, 32) // number is 32 bit, rfc3501.txt:4891
 	n, err2 := strconv.ParseUint(s[dot+1:len(s)-1], 10, 32)
 	if err1 != nil || err2 != nil || n == 0 || s[1] == '+' || s[dot+1] == '+' || s[dot+1] == '0' {
 		return Syntax("invalid partial " + s)

@@ -61,7 +61,7 @@ AAEC
 const (
 	mixedEnvelope = `("Mon, 2 Nov 2026 10:00:00 +0100" "Nested" (("Alice" NIL "alice" "example.com")) (("Alice" NIL "alice" "example.com")) (("Alice" NIL "alice" "example.com")) (("Bob" NIL "bob" "example.com")) NIL NIL NIL "<nested@example.com>")`
 	innerEnvelope = `(NIL "Inner" (("Carol" NIL "carol" "example.com")) (("Carol" NIL "carol" "example.com")) (("Carol" NIL "carol" "example.com")) NIL NIL NIL NIL NIL)`
-	// rfc3501.txt:4625ff body-type-mpart, body-type-msg (envelope, body, lines).
+	// rfc3501.txt:4634, 4637: body-type-mpart, body-type-msg (envelope, body, lines).
 	mixedBodyStructure = `(("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1 NIL NIL NIL NIL)` +
 		`("MESSAGE" "RFC822" NIL NIL NIL "7BIT" 214 ` + innerEnvelope +
 		` (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 10 1 NIL NIL NIL NIL)("TEXT" "HTML" ("CHARSET" "us-ascii") NIL NIL "7BIT" 12 1 NIL NIL NIL NIL) "ALTERNATIVE" ("BOUNDARY" "inner") NIL NIL NIL)` +
@@ -102,7 +102,7 @@ func TestFetchAttributes(t *testing.T) {
 		"* 1 FETCH (ENVELOPE "+mixedEnvelope+" BODY "+mixedBodySimple+" BODYSTRUCTURE "+mixedBodyStructure+")")
 	// Item names are case-insensitive; order is the client's.
 	imaptest.ExpectExact(t, c.OK("fetch 1 (rfc822.size uid)"), fmt.Sprintf("* 1 FETCH (RFC822.SIZE %d UID 1)", len(mixedMsg)))
-	// INTERNALDATE keeps the zone it was stored with (rfc3501.txt:4712).
+	// INTERNALDATE keeps the zone it was stored with (date-time, rfc3501.txt:4713).
 	_, err := e.st.Deliver(context.Background(), e.user.ID, []byte(testMsg("zoned")), store.DeliverOptions{Mailbox: "INBOX",
 		InternalDate: time.Date(2026, 1, 5, 8, 4, 5, 0, time.FixedZone("", -(7*3600+30*60)))})
 	if err != nil {
@@ -121,7 +121,7 @@ func TestFetchMacros(t *testing.T) {
 		internalDate, size, mixedEnvelope, mixedBodySimple))
 }
 
-// Every section form on the nested message (rfc3501.txt:3045-3125). All
+// Every section form on the nested message (BODY[<section>], rfc3501.txt:3046-3125). All
 // PEEK, so nothing changes \Seen.
 func TestFetchSections(t *testing.T) {
 	_, c := fetchEnv(t)
@@ -153,7 +153,7 @@ func TestFetchSections(t *testing.T) {
 		{"BODY.PEEK[4]", "BODY[4] NIL"},
 		{"BODY.PEEK[2.3]", "BODY[2.3] NIL"},
 		{"BODY.PEEK[1.HEADER]", "BODY[1.HEADER] NIL"},
-		// RFC822.* (rfc3501.txt:3119-3140).
+		// RFC822.* (rfc3501.txt:3179-3201).
 		{"RFC822.HEADER", "RFC822.HEADER " + flit(mixedHeader)},
 	} {
 		// Exact: the section names keep the client's spelling.
@@ -166,7 +166,8 @@ func TestFetchSections(t *testing.T) {
 	imaptest.Expect(t, c.OK("FETCH 1:3 FLAGS"), `* 1 FETCH (FLAGS (\Recent))`, `* 2 FETCH (FLAGS (\Flagged \Recent))`, `* 3 FETCH (FLAGS (\Seen $Forwarded \Recent))`)
 }
 
-// Partial fetches name only the origin in the response (rfc3501.txt:3077-3093).
+// Partial fetches name only the origin in the response (rfc3501.txt:3148-3150:
+// "BODY[]<0.2048> of a 1500-octet message will return BODY[]<0>").
 func TestFetchPartial(t *testing.T) {
 	_, c := fetchEnv(t)
 	h := len(mixedHeader)
@@ -214,7 +215,7 @@ func TestFetchLiteralFraming(t *testing.T) {
 }
 
 // BODY[...], RFC822 and RFC822.TEXT set \Seen and report the new flags
-// (rfc3501.txt:3047, 3049); PEEK and RFC822.HEADER do not; EXAMINE never does.
+// (rfc3501.txt:3156-3157); PEEK and RFC822.HEADER do not; EXAMINE never does.
 func TestFetchImplicitSeen(t *testing.T) {
 	e, c := fetchEnv(t)
 	e.deliver("INBOX", testMsg("four"), store.Flags{})
@@ -264,7 +265,8 @@ func TestFetchSeenInUnreadView(t *testing.T) {
 }
 
 // UID FETCH always reports UID (rfc3501.txt:3397); n:* includes the last
-// message even when n is above it (rfc3501.txt:4818); missing UIDs are ignored.
+// message even when n is above it (rfc3501.txt:5020-5022: "includes the UID of
+// the last message"); missing UIDs are ignored.
 func TestFetchUID(t *testing.T) {
 	_, c := fetchEnv(t)
 	imaptest.Expect(t, c.OK("UID FETCH 2 FLAGS"), `* 2 FETCH (UID 2 FLAGS (\Flagged \Recent))`)

@@ -14,7 +14,8 @@ func init() {
 var idlePoll = 30 * time.Second
 
 // cmdIdle implements IDLE (RFC 2177): updates are sent as they happen until
-// the client sends DONE (rfc2177.txt:77). The session holds no database
+// the client sends DONE ("terminated by the receipt of a DONE continuation",
+// rfc2177.txt:85). The session holds no database
 // connection while it waits: it sleeps on its notifier subscription.
 func cmdIdle(c *Conn, cmd *Command) error {
 	if err := noArgs(cmd); err != nil {

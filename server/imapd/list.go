@@ -30,7 +30,7 @@ type listReq struct {
 
 	selSubscribed, selSpecialUse, selRecursive bool
 	retSubscribed, retChildren, retSpecialUse  bool
-	status                                     []string // RETURN (STATUS (...)), rfc5819.txt:110
+	status                                     []string // RETURN (STATUS (...)): "takes STATUS data items as parameters", rfc5819.txt:110
 }
 
 func cmdList(c *Conn, cmd *Command, lsub bool) error {
@@ -43,7 +43,8 @@ func cmdList(c *Conn, cmd *Command, lsub bool) error {
 		resp = "LSUB"
 	}
 	// An empty pattern asks for the delimiter and the root of the
-	// reference (rfc3501.txt:2221-2235).
+	// reference (rfc3501.txt:2221-2228: "return the hierarchy delimiter and the
+	// root name").
 	if req.delimOnly {
 		root := ""
 		if i := strings.Index(req.ref, store.Delim); i >= 0 {
@@ -78,7 +79,7 @@ func cmdList(c *Conn, cmd *Command, lsub bool) error {
 }
 
 // parseList reads: [(selection options)] reference (pattern | (patterns))
-// [RETURN (return options)] (rfc5258.txt:1040ff, rfc3501.txt:4793).
+// [RETURN (return options)] (the list rule: rfc5258.txt:1095ff, rfc3501.txt:4793).
 func (c *Conn) parseList(args []Value, lsub bool) (*listReq, error) {
 	req := &listReq{lsub: lsub}
 	if !lsub && len(args) > 0 && args[0].Kind == List {
@@ -145,8 +146,10 @@ func (c *Conn) parseList(args []Value, lsub bool) (*listReq, error) {
 	return req, nil
 }
 
-// canonicalPattern joins reference and pattern (rfc3501.txt:2209-2220):
-// the pattern is appended to the reference, one delimiter between them.
+// canonicalPattern joins reference and pattern into the "canonical form"
+// (rfc3501.txt:2230-2233; the reference is "the context in which the mailbox
+// name is interpreted", rfc3501.txt:2214-2219): the pattern is appended to
+// the reference, one delimiter between them.
 func canonicalPattern(ref, pat string) string {
 	if ref != "" && strings.HasSuffix(ref, store.Delim) && strings.HasPrefix(pat, store.Delim) {
 		return ref + pat[1:]
@@ -154,7 +157,8 @@ func canonicalPattern(ref, pat string) string {
 	return ref + pat
 }
 
-// listSelection parses selection options (rfc5258.txt:350ff, rfc6154.txt:160).
+// listSelection parses selection options (RFC 5258 §3.1: rfc5258.txt:346ff;
+// "If the client specifies the SPECIAL-USE selection option": rfc6154.txt:160).
 func (c *Conn) listSelection(req *listReq, opts []Value) error {
 	remote := false
 	for _, o := range opts {
@@ -163,7 +167,7 @@ func (c *Conn) listSelection(req *listReq, opts []Value) error {
 		}
 		switch strings.ToUpper(o.S) {
 		case "SUBSCRIBED":
-			req.selSubscribed, req.retSubscribed = true, true // implies the return option, rfc5258.txt:376
+			req.selSubscribed, req.retSubscribed = true, true // "implies the SUBSCRIBED return option", rfc5258.txt:376
 		case "REMOTE": // no remote mailboxes here; a no-op (rfc5258.txt:379)
 			remote = true
 		case "RECURSIVEMATCH":
@@ -172,9 +176,9 @@ func (c *Conn) listSelection(req *listReq, opts []Value) error {
 			if !c.capAdvertised("SPECIAL-USE") {
 				return Bad("", "unknown selection option "+o.S)
 			}
-			req.selSpecialUse, req.retSpecialUse = true, true // rfc6154.txt:175
+			req.selSpecialUse, req.retSpecialUse = true, true // "implied by the SPECIAL-USE selection option", rfc6154.txt:175
 		default:
-			return Bad("", "unknown selection option "+o.S) // rfc5258.txt:260
+			return Bad("", "unknown selection option "+o.S) // "respond to options it does not recognize with a BAD", rfc5258.txt:260
 		}
 	}
 	_ = remote
@@ -185,7 +189,8 @@ func (c *Conn) listSelection(req *listReq, opts []Value) error {
 	return nil
 }
 
-// listReturn parses return options (rfc5258.txt:431ff, rfc5819.txt:110).
+// listReturn parses return options (RFC 5258 §3.2: rfc5258.txt:431ff; the
+// STATUS option "takes STATUS data items as parameters": rfc5819.txt:110).
 func (c *Conn) listReturn(req *listReq, opts []Value) error {
 	for i := 0; i < len(opts); i++ {
 		o := opts[i]
@@ -213,7 +218,7 @@ func (c *Conn) listReturn(req *listReq, opts []Value) error {
 			}
 			req.status = items
 		default:
-			return Bad("", "unknown return option "+o.S) // rfc5258.txt:260
+			return Bad("", "unknown return option "+o.S) // "respond to options it does not recognize with a BAD", rfc5258.txt:260
 		}
 	}
 	return nil
@@ -355,11 +360,12 @@ func (c *Conn) listNode(req *listReq, t *listTree, i int, resp string) {
 		if req.selSpecialUse {
 			crit = append(crit, `"SPECIAL-USE"`)
 		}
-		w.Raw(` ("CHILDINFO" (` + strings.Join(crit, " ") + `))`) // rfc5258.txt:1071
+		w.Raw(` ("CHILDINFO" (` + strings.Join(crit, " ") + `))`) // childinfo-extended-item, rfc5258.txt:1071
 	}
 	w.CRLF()
-	// rfc5819.txt:110-121: a STATUS after the LIST of each selectable mailbox
-	// that matches the pattern and the selection options.
+	// rfc5819.txt:110-122: a STATUS after the LIST of each selectable mailbox
+	// that matches the pattern and the selection options ("MUST return an
+	// untagged LIST response followed by an untagged STATUS response").
 	if len(req.status) > 0 && meets && n.mb != nil {
 		c.writeMailboxStatus(req.status, n.mb)
 	}
@@ -371,21 +377,24 @@ func (c *Conn) listAttrs(req *listReq, n *listNode, attrs []string) []string {
 		if req.extended {
 			attrs = append(attrs, `\NonExistent`) // implies \Noselect, rfc5258.txt:343
 		} else {
-			attrs = append(attrs, `\Noselect`) // rfc3501.txt:2324-2328
+			attrs = append(attrs, `\Noselect`) // rfc3501.txt:2324-2329
 		}
 	}
 	if n.subscribed && req.retSubscribed {
-		attrs = append(attrs, `\Subscribed`) // rfc5258.txt:372
+		attrs = append(attrs, `\Subscribed`) // "indicates that a mailbox name is subscribed to", rfc5258.txt:372
 	}
 	// CHILDREN (RFC 3348) is advertised: the attributes go out on every
-	// LIST, and the CHILDREN return option only insists (rfc5258.txt:629).
+	// LIST, and the CHILDREN return option only insists (rfc5258.txt:629:
+	// the attributes "MAY be returned in response to any LIST command").
 	switch {
 	case n.hasKids:
 		attrs = append(attrs, `\HasChildren`)
 	case n.mb != nil:
 		attrs = append(attrs, `\HasNoChildren`)
 	}
-	// Special-use attributes may be returned on any LIST (rfc6154.txt:176).
+	// Special-use attributes may be returned on any LIST (rfc6154.txt:176:
+	// "MAY return SPECIAL-USE attributes even if the client does not specify
+	// the return option").
 	if n.mb != nil && n.mb.SpecialUse != "" {
 		attrs = append(attrs, n.mb.SpecialUse)
 	}
@@ -394,7 +403,8 @@ func (c *Conn) listAttrs(req *listReq, n *listNode, attrs []string) []string {
 
 // descendant reports whether some descendant of node i satisfies ok and
 // is not itself matched by the patterns (RECURSIVEMATCH: redundant
-// CHILDINFO is suppressed, rfc5258.txt:551; LSUB's % rule).
+// CHILDINFO is suppressed, "servers SHOULD suppress redundant CHILDINFO
+// responses", rfc5258.txt:551-553; LSUB's % rule).
 func (t *listTree) descendant(i int, req *listReq, ok func(*listNode) bool) bool {
 	for j := i + 1; j < t.nodes[i].end; j++ {
 		if d := &t.nodes[j]; ok(d) && !matchAny(req.patterns, d.name) {
@@ -414,7 +424,8 @@ func matchAny(patterns []string, name string) bool {
 }
 
 // listMatch matches a canonical LIST pattern against a mailbox name:
-// "*" matches anything, "%" anything but the delimiter (rfc3501.txt:2322-2328).
+// "*" matches anything, "%" anything but the delimiter (rfc3501.txt:2322-2329:
+// "it does not match a hierarchy delimiter").
 // The INBOX part of INBOX and its inferiors matches case-insensitively
 // (rfc3501.txt:4824).
 func listMatch(pat, name string) bool {

@@ -116,24 +116,27 @@ func TestListLsub(t *testing.T) {
 		`* LSUB () "/" "Archive/2025"`,
 		`* LSUB (\Noselect) "/" "Gone"`,
 		`* LSUB () "/" "Work/Projects"`)
-	// rfc3501.txt:2394: with %, an unsubscribed parent of a subscribed
+	// rfc3501.txt:2394-2398: with %, an unsubscribed parent of a subscribed
 	// name is returned \Noselect instead of the name.
 	imaptest.Expect(t, c.OK(`LSUB "" %`),
 		`* LSUB () "/" "Archive"`,
 		`* LSUB (\Noselect) "/" "Gone"`,
 		`* LSUB (\Noselect) "/" "Work"`)
 	c.OK("UNSUBSCRIBE Archive")
-	c.OK("UNSUBSCRIBE Archive") // not subscribed: still OK (rfc9051.txt:2216)
+	c.OK("UNSUBSCRIBE Archive") // not subscribed: still OK ("or if the mailbox is not subscribed", rfc9051.txt:2216)
 	imaptest.Expect(t, c.OK(`LSUB "" Archive*`), `* LSUB () "/" "Archive/2025"`)
 	imaptest.Expect(t, c.OK(`LSUB "" Archive/*`), `* LSUB () "/" "Archive/2025"`)
-	// A subscription survives DELETE (rfc3501.txt:2400).
+	// A subscription survives DELETE (rfc3501.txt:2400: "MUST NOT unilaterally
+	// remove an existing mailbox name from the subscription list").
 	c.OK("DELETE Archive/2025")
 	imaptest.Expect(t, c.OK(`LSUB "" Archive/*`), `* LSUB (\Noselect) "/" "Archive/2025"`)
 }
 
 func TestListExtended(t *testing.T) {
 	_, c := listEnv(t)
-	// Thunderbird: rfc5258.txt:350, rfc6154.txt:163.
+	// Thunderbird asks for the SUBSCRIBED selection option ("causes the LIST
+	// command to list subscribed names", rfc5258.txt:350) and the SPECIAL-USE
+	// return option ("specifies the SPECIAL-USE return option", rfc6154.txt:163).
 	imaptest.Expect(t, c.OK(`list (subscribed) "" "*" return (special-use)`),
 		`* LIST (\Subscribed \HasChildren) "/" "Archive"`,
 		`* LIST (\Subscribed \HasNoChildren) "/" "Archive/2025"`,
@@ -151,7 +154,7 @@ func TestListExtended(t *testing.T) {
 		`* LIST (\HasNoChildren \Sent) "/" "Sent Items"`,
 		`* LIST (\HasChildren) "/" "Work/Projects"`)
 	// RECURSIVEMATCH: Work is not subscribed but Work/Projects is and "%"
-	// does not reach it: CHILDINFO (rfc5258.txt:526, example 9).
+	// does not reach it: CHILDINFO (RFC 5258 §3.5, rfc5258.txt:521ff, example 9).
 	imaptest.Expect(t, c.OK(`LIST (SUBSCRIBED RECURSIVEMATCH) "" %`),
 		`* LIST (\Subscribed \HasChildren) "/" "Archive" ("CHILDINFO" ("SUBSCRIBED"))`,
 		`* LIST (\NonExistent \Subscribed) "/" "Gone"`,
@@ -168,7 +171,8 @@ func TestListStatus(t *testing.T) {
 	e.deliver("Archive/2025", testMsg("a"), store.Flags{Seen: true})
 	e.deliver("Archive/2025", testMsg("b"), store.Flags{})
 	ar, _ := e.st.Mailbox(t.Context(), e.user.ID, "Archive/2025")
-	// rfc5819.txt:110-121: STATUS after the LIST of each selectable match.
+	// rfc5819.txt:110-122: STATUS after the LIST of each selectable match ("MUST
+	// return an untagged LIST response followed by an untagged STATUS response").
 	imaptest.Expect(t, c.OK(`LIST "" Archive/% RETURN (STATUS (MESSAGES UNSEEN UIDNEXT MAILBOXID))`),
 		`* LIST (\HasNoChildren) "/" "Archive/2024"`,
 		fmt.Sprintf(`* STATUS "Archive/2024" (MESSAGES 0 UNSEEN 0 UIDNEXT 1 MAILBOXID (M%d))`, ar.ID-1),

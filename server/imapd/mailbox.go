@@ -18,7 +18,7 @@ func init() {
 	register("UNSUBSCRIBE", cmdSpec{states: authenticated, fn: cmdUnsubscribe})
 }
 
-// specialUses are the RFC 6154 attributes a mailbox may carry (rfc6154.txt:180ff).
+// specialUses are the RFC 6154 attributes a mailbox may carry, \All to \Trash (rfc6154.txt:179ff).
 var specialUses = []string{`\All`, `\Archive`, `\Drafts`, `\Flagged`, `\Junk`, `\Sent`, `\Trash`}
 
 func canonicalSpecialUse(s string) (string, bool) {
@@ -31,7 +31,8 @@ func canonicalSpecialUse(s string) (string, bool) {
 }
 
 // newMailboxArg decodes the name of a mailbox to create: a trailing
-// hierarchy delimiter is dropped (rfc3501.txt:1912-1917).
+// hierarchy delimiter is dropped (rfc3501.txt:1911-1917: "the name created is
+// without the trailing hierarchy delimiter").
 func newMailboxArg(v Value) (string, error) {
 	name, err := mailboxArg(v)
 	if err != nil {
@@ -67,14 +68,14 @@ func cmdCreate(c *Conn, cmd *Command) error {
 	mb, err := c.Store().CreateMailbox(c.Ctx(), c.User().ID, name, "", use)
 	switch {
 	case errors.Is(err, store.ErrExists):
-		return No(CodeAlreadyExists, "mailbox already exists") // rfc5530.txt:287
+		return No(CodeAlreadyExists, "mailbox already exists") // ALREADYEXISTS, rfc5530.txt:287
 	case errors.Is(err, store.ErrInvalid):
-		return No(CodeCannot, "invalid mailbox name") // rfc5530.txt:249
+		return No(CodeCannot, "invalid mailbox name") // CANNOT, rfc5530.txt:249
 	case err != nil:
 		return err
 	}
 	if c.capable("OBJECTID") {
-		return c.OK(fmt.Sprintf("MAILBOXID (M%d)", mb.ID), "CREATE completed") // rfc8474.txt:185
+		return c.OK(fmt.Sprintf("MAILBOXID (M%d)", mb.ID), "CREATE completed") // rfc8474.txt:183-184
 	}
 	return nil
 }
@@ -148,13 +149,13 @@ func cmdDelete(c *Conn, cmd *Command) error {
 	err = c.Store().DeleteMailbox(c.Ctx(), c.User().ID, name)
 	switch {
 	case errors.Is(err, store.ErrSpecialFolder):
-		return No(CodeCannot, "INBOX cannot be deleted") // rfc3501.txt:1969, rfc5530.txt:249
+		return No(CodeCannot, "INBOX cannot be deleted") // rfc3501.txt:1969, CANNOT: rfc5530.txt:249
 	case errors.Is(err, store.ErrNotFound):
-		return No(CodeNonExistent, "no such mailbox") // rfc5530.txt:295
+		return No(CodeNonExistent, "no such mailbox") // NONEXISTENT, rfc5530.txt:295
 	case errors.Is(err, store.ErrHasChildren):
 		// RFC 3501 lets the name stay as \Noselect (rfc3501.txt:1980); the
 		// store keeps no placeholders, so we refuse as IMAP4rev2 describes,
-		// with its HASCHILDREN code (rfc9051.txt:1996-2001).
+		// with its HASCHILDREN code (rfc9051.txt:1996-2003).
 		return No("HASCHILDREN", "mailbox has inferiors; delete them first")
 	}
 	return err
@@ -178,18 +179,18 @@ func cmdRename(c *Conn, cmd *Command) error {
 	err = c.Store().RenameMailbox(c.Ctx(), c.User().ID, from, to)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return No(CodeNonExistent, "no such mailbox") // rfc3501.txt:2051, rfc5530.txt:295
+		return No(CodeNonExistent, "no such mailbox") // "rename from a mailbox name that does not exist", rfc3501.txt:2054; NONEXISTENT, rfc5530.txt:295
 	case errors.Is(err, store.ErrExists):
-		return No(CodeAlreadyExists, "target mailbox already exists") // rfc3501.txt:2052, rfc5530.txt:287
+		return No(CodeAlreadyExists, "target mailbox already exists") // "to a mailbox name that already exists", rfc3501.txt:2054; ALREADYEXISTS, rfc5530.txt:287
 	case errors.Is(err, store.ErrInvalid):
-		return No(CodeCannot, "cannot rename to that name") // rfc5530.txt:249
+		return No(CodeCannot, "cannot rename to that name") // CANNOT, rfc5530.txt:249
 	}
 	return err
 }
 
 // cmdSubscribe: SUBSCRIBE mailbox (RFC 3501 §6.3.6). A name without a
-// mailbox may be subscribed (the server MAY refuse, rfc3501.txt:2150; we
-// don't, like Dovecot).
+// mailbox may be subscribed (the server "MAY validate the mailbox argument",
+// rfc3501.txt:2150; we don't, like Dovecot).
 func cmdSubscribe(c *Conn, cmd *Command) error {
 	if len(cmd.Args) != 1 {
 		return Syntax("SUBSCRIBE mailbox")
@@ -205,7 +206,8 @@ func cmdSubscribe(c *Conn, cmd *Command) error {
 }
 
 // cmdUnsubscribe: UNSUBSCRIBE mailbox (RFC 3501 §6.3.7). A name that is
-// not subscribed is not an error (rfc9051.txt:2213-2217).
+// not subscribed is not an error (rfc9051.txt:2213-2217: OK "if the mailbox is
+// not subscribed").
 func cmdUnsubscribe(c *Conn, cmd *Command) error {
 	if len(cmd.Args) != 1 {
 		return Syntax("UNSUBSCRIBE mailbox")

@@ -63,7 +63,7 @@ func TestCreateDefaultSpecialUse(t *testing.T) {
 	imaptest.Expect(t, c.OK(`LIST "" Drafts`), `* LIST (\HasNoChildren) "/" "Drafts"`)
 }
 
-// MAILBOXID survives RENAME (rfc8474.txt:178); RENAME INBOX moves messages.
+// MAILBOXID survives RENAME (rfc8474.txt:175-179); RENAME INBOX moves messages.
 func TestRenameKeepsMailboxID(t *testing.T) {
 	e := newEnv(t)
 	e.deliver("Archive", testMsg("one"), store.Flags{})

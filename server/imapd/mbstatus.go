@@ -20,7 +20,8 @@ func init() {
 }
 
 // cmdStatus: STATUS mailbox (items). STATUS of the selected mailbox is
-// allowed (rfc3501.txt:2436 only warns about it).
+// allowed (rfc3501.txt:2453-2459 only warns about it: "SHOULD NOT be used on
+// the currently selected mailbox").
 func cmdStatus(c *Conn, cmd *Command) error {
 	if len(cmd.Args) != 2 {
 		return Syntax("STATUS mailbox (items)")
@@ -35,7 +36,7 @@ func cmdStatus(c *Conn, cmd *Command) error {
 	}
 	st, err := c.mailboxStatus(name)
 	if errors.Is(err, store.ErrNotFound) {
-		return No(CodeNonExistent, "no such mailbox") // rfc5530.txt:295
+		return No(CodeNonExistent, "no such mailbox") // NONEXISTENT, rfc5530.txt:295
 	} else if err != nil {
 		return err
 	}
@@ -51,7 +52,8 @@ func cmdStatus(c *Conn, cmd *Command) error {
 // the input buffer, all of them are read in one query (statusAhead) and
 // answered in turn. They were all received before that read, so answering
 // them from one snapshot is executing them concurrently, which RFC 3501 §5.5
-// allows (rfc3501.txt:1050); any other command drops what is left.
+// allows (rfc3501.txt:1192-1199: a server "MAY begin processing another
+// command"); any other command drops what is left.
 func (c *Conn) mailboxStatus(name string) (store.MailboxStatus, error) {
 	key := store.NormName(name)
 	if st, ok := c.statusAhead[key]; ok {
@@ -106,7 +108,7 @@ func (c *Conn) pipelinedStatus() []string {
 
 // statusItems parses a parenthesised list of status-att (rfc3501.txt:5047),
 // upper-cased, duplicates dropped, in the order given. Unknown or
-// unadvertised items are BAD (rfc3501.txt:2436: "BAD - command unknown or
+// unadvertised items are BAD (rfc3501.txt:2433: "BAD - command unknown or
 // arguments invalid").
 func (c *Conn) statusItems(v Value) ([]string, error) {
 	if v.Kind != List || len(v.List) == 0 {
@@ -144,7 +146,7 @@ func (c *Conn) capAdvertised(ext string) bool {
 }
 
 // writeMailboxStatus writes "* STATUS name (ITEM n ...)" in the order requested
-// (rfc3501.txt:3858ff, status response). The caller holds the writer lock.
+// (rfc3501.txt:3904ff, STATUS response). The caller holds the writer lock.
 func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
 	w := c.Writer()
 	w.Untagged()
@@ -170,7 +172,7 @@ func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
 		case "SIZE":
 			w.Number(uint64(st.Size))
 		case "MAILBOXID":
-			w.Raw("(" + objectMailboxID(st.ID) + ")") // rfc8474.txt:245
+			w.Raw("(" + objectMailboxID(st.ID) + ")") // "The response item in the STATUS response contains the ObjectID", rfc8474.txt:245
 		}
 	}
 	w.Raw(")")

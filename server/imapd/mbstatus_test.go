@@ -16,7 +16,7 @@ func TestStatusItems(t *testing.T) {
 	e.deliver("INBOX", testMsg("c"), store.Flags{})
 	ib, _ := e.st.Mailbox(t.Context(), e.user.ID, "INBOX")
 	c := e.dial()
-	// In the order requested (rfc3501.txt:2424ff), duplicates once.
+	// In the order requested (STATUS, rfc3501.txt:2424ff), duplicates once.
 	imaptest.ExpectExact(t, c.OK("STATUS inbox (UNSEEN MESSAGES RECENT UIDVALIDITY UIDNEXT MAILBOXID unseen)"),
 		fmt.Sprintf(`* STATUS "INBOX" (UNSEEN 2 MESSAGES 3 RECENT 3 UIDVALIDITY %d UIDNEXT 4 MAILBOXID (M%d))`, ib.UIDValidity, ib.ID))
 	// STATUS of the selected mailbox is allowed; its messages are no

@@ -27,7 +27,7 @@ var extensions = []struct{ name, command string }{
 }
 
 // capabilities is the one place that decides what this connection
-// advertises (rfc3501.txt:3776ff).
+// advertises (CAPABILITY response, rfc3501.txt:3775ff).
 func (c *Conn) capabilities() []string {
 	caps := []string{"IMAP4rev1"}
 	for _, e := range extensions {
@@ -75,7 +75,7 @@ func noArgs(cmd *Command) error {
 	return nil
 }
 
-// CAPABILITY, rfc3501.txt:1296.
+// CAPABILITY, rfc3501.txt:1300.
 func cmdCapability(c *Conn, cmd *Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err
@@ -86,7 +86,8 @@ func cmdCapability(c *Conn, cmd *Command) error {
 
 // NOOP, rfc3501.txt:1363: updates come from the core's poll.
 // NOOP always reads the store, so updates from other sessions are reported
-// even when their notification has not arrived yet (rfc3501.txt:1370).
+// even when their notification has not arrived yet (rfc3501.txt:1374-1378: "a
+// periodic poll for new messages").
 func cmdNoop(c *Conn, cmd *Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err
@@ -94,7 +95,7 @@ func cmdNoop(c *Conn, cmd *Command) error {
 	return c.pollSelected(true, true)
 }
 
-// LOGOUT, rfc3501.txt:1402: BYE, then the tagged OK, then close.
+// LOGOUT, rfc3501.txt:1407: BYE, then the tagged OK, then close.
 func cmdLogout(c *Conn, cmd *Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err
@@ -174,7 +175,8 @@ func cmdNamespace(c *Conn, cmd *Command) error {
 
 // STARTTLS, rfc3501.txt:1468. The handshake starts after the tagged OK
 // has been flushed; anything the client pipelined after STARTTLS is
-// discarded (rfc3501.txt:1479 forbids it; plaintext command injection).
+// discarded (rfc3501.txt:1478-1480 forbids it, the client "MUST NOT issue
+// further commands"; plaintext command injection).
 func cmdStartTLS(c *Conn, cmd *Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err

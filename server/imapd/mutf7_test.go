@@ -5,7 +5,7 @@ import "testing"
 func TestMUTF7(t *testing.T) {
 	for utf, wire := range map[string]string{
 		"INBOX":              "INBOX",
-		"~peter/mail/台北/日本語": "~peter/mail/&U,BTFw-/&ZeVnLIqe-", // rfc3501.txt:1075
+		"~peter/mail/台北/日本語": "~peter/mail/&U,BTFw-/&ZeVnLIqe-", // rfc3501.txt:1127-1129
 		"A&B":                "A&-B",
 		"Entwürfe":           "Entw&APw-rfe",
 	} {

@@ -14,7 +14,7 @@ func init() {
 	register("UID SEARCH", cmdSpec{states: selected, fn: func(c *Conn, cmd *Command) error { return cmdSearch(c, cmd, true) }})
 }
 
-// searchCharsets are the charsets SEARCH accepts (rfc3501.txt:2757-2764:
+// searchCharsets are the charsets SEARCH accepts (rfc3501.txt:2763-2769:
 // US-ASCII MUST be supported). Both are searched as UTF-8: US-ASCII is a
 // subset, and text columns are decoded to UTF-8 at delivery.
 var searchCharsets = map[string]bool{"US-ASCII": true, "UTF-8": true}
@@ -53,7 +53,7 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 	env := &query.Env{
 		// A sequence number beyond the client's view (or "*" in an empty
 		// mailbox) is BAD, as for every other command taking a sequence set:
-		// rfc3501.txt:5005-5010 ("respond with a tagged BAD response to a
+		// rfc3501.txt:5009-5013 ("respond with a tagged BAD response to a
 		// command that uses a message sequence number greater than the
 		// number of messages in the selected mailbox").
 		SeqToUID: func(set imap.SeqSet) (imap.UIDSet, error) {
@@ -63,10 +63,12 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 			}
 			return uidSetOf(uids), nil
 		},
-		Recent: view.Recent(), // rfc3501.txt:2878
+		Recent: view.Recent(), // RECENT, rfc3501.txt:2878
 	}
 	if n := view.Len(); n > 0 {
-		// "*" in a UID set is the largest UID the client knows (rfc3501.txt:4999).
+		// "*" in a UID set is the largest UID the client knows ("In the case of
+		// unique identifiers, it is the unique identifier of the last message",
+		// rfc3501.txt:5005).
 		env.MaxUID = view.UID(uint32(n))
 	}
 	found, err := c.Store().Search(c.Ctx(), s.mb.ID, node, env)

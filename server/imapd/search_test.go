@@ -48,7 +48,7 @@ func searchFixture(t *testing.T) *testEnv {
 	return e
 }
 
-// Every SEARCH key of RFC 3501 §6.4.4 (rfc3501.txt:2784-2950), OR/NOT and
+// Every SEARCH key of RFC 3501 §6.4.4 (rfc3501.txt:2784-2951), OR/NOT and
 // nesting, sequence and UID sets with "*", as SEARCH (sequence numbers) and
 // UID SEARCH (UIDs = seq+1 here).
 func TestSearchKeys(t *testing.T) {
@@ -101,7 +101,7 @@ func TestSearchCharsetAndErrors(t *testing.T) {
 	e := searchFixture(t)
 	c := e.dial()
 	c.OK("SELECT INBOX")
-	// rfc3501.txt:2757-2764: US-ASCII and (here) UTF-8, case-insensitive.
+	// rfc3501.txt:2763-2769: US-ASCII and (here) UTF-8, case-insensitive.
 	imaptest.Expect(t, c.OK("SEARCH CHARSET US-ASCII SUBJECT budget"), "* SEARCH 1 3")
 	imaptest.Expect(t, c.OK("SEARCH charset utf-8 SUBJECT budget"), "* SEARCH 1 3")
 	u, done := c.Do("SEARCH CHARSET UTF-8 BODY {8}\r\nMünchen")
@@ -116,7 +116,7 @@ func TestSearchCharsetAndErrors(t *testing.T) {
 		"SEARCH CHARSET":                  "BAD *",
 		"SEARCH SINCE 32-Jan-2020":        "BAD *",
 		"SEARCH OR SEEN":                  "BAD *",
-		"SEARCH 9":                        "BAD *", // rfc3501.txt:5005-5010
+		"SEARCH 9":                        "BAD *", // "respond with a tagged BAD response", rfc3501.txt:5009-5013
 		"SEARCH 2:9":                      "BAD *",
 		"UID SEARCH 1:* NOT UID 9999:*":   "OK *",
 		"SEARCH (SEEN":                    "BAD *",
@@ -130,15 +130,16 @@ func TestSearchCharsetAndErrors(t *testing.T) {
 			t.Errorf("%s: %q %q, want %s", cmd, u, done, want)
 		}
 	}
-	// Not in the authenticated state (rfc3501.txt:1563ff).
+	// Not in the authenticated state (SEARCH is one of the commands "valid in the
+	// selected state", rfc3501.txt:2612-2616).
 	c2 := e.dial()
 	if _, done := c2.Do("SEARCH ALL"); done.Status != "BAD" {
 		t.Fatalf("SEARCH unselected: %s", done)
 	}
 }
 
-// "*" in an empty mailbox: a sequence set is BAD (rfc3501.txt:5009-5010), a
-// UID set matches nothing.
+// "*" in an empty mailbox: a sequence set is BAD (rfc3501.txt:5009-5013: also
+// "if the selected mailbox is empty"), a UID set matches nothing.
 func TestSearchEmptyMailbox(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial()

@@ -33,7 +33,8 @@ type selection struct {
 	polled       time.Time // last store poll (a fallback for lost notifications)
 }
 
-// systemFlags are the flags every mailbox supports (rfc3501.txt:1180).
+// systemFlags are the flags every mailbox supports (rfc3501.txt:574-577: "The
+// currently-defined system flags").
 var systemFlags = []string{`\Answered`, `\Flagged`, `\Deleted`, `\Seen`, `\Draft`}
 
 // cmdSelect implements SELECT and EXAMINE (RFC 3501 §6.3.1, §6.3.2).
@@ -45,7 +46,8 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	if err != nil {
 		return err
 	}
-	// A failed SELECT leaves no mailbox selected (rfc3501.txt:1656).
+	// A failed SELECT leaves no mailbox selected (rfc3501.txt:1805-1810: "no
+	// mailbox is selected").
 	c.Unselect()
 	snap, err := c.Store().Select(c.Ctx(), c.User().ID, name, readOnly)
 	if errors.Is(err, store.ErrNotFound) {
@@ -81,7 +83,7 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	w.Line("OK [UIDVALIDITY %d] UIDs valid", snap.Mailbox.UIDValidity)
 	w.Line("OK [UIDNEXT %d] predicted next UID", snap.Mailbox.UIDNext)
 	if c.capable("OBJECTID") {
-		w.Line("OK [MAILBOXID (M%d)] mailbox id", snap.Mailbox.ID) // rfc8474.txt:178
+		w.Line("OK [MAILBOXID (M%d)] mailbox id", snap.Mailbox.ID) // untagged OK for SELECT and EXAMINE, rfc8474.txt:203ff
 	}
 	w.Unlock()
 	if readOnly {
@@ -120,7 +122,7 @@ func (c *Conn) pollSelected(allowExpunge, force bool) error {
 		}
 		if ch.UIDValidity != s.mb.UIDValidity {
 			// The mailbox was redefined: our UIDs mean nothing any more
-			// (rfc3501.txt:478); the client must reselect.
+			// (rfc3501.txt:478-482: a new UIDVALIDITY); the client must reselect.
 			return Bye("", "mailbox UIDVALIDITY changed, please reselect")
 		}
 		s.view.Apply(ch)
@@ -152,7 +154,7 @@ func (c *Conn) writeUpdates(ups []Update) {
 }
 
 // flagNames renders a message's flags, with \Recent when it is recent for
-// this session (rfc3501.txt:1193).
+// this session (rfc3501.txt:594-599).
 func (c *Conn) flagNames(uid uint32, f store.Flags) []string {
 	names := f.Names()
 	if c.sel != nil && c.sel.view.IsRecent(uid) {

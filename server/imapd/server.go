@@ -114,7 +114,8 @@ func (s *Server) serve(ln net.Listener, isTLS bool) error {
 		backoff = 0
 		if !s.admit(nc) {
 			// Over the per-address limit (DESIGN "Security": limits on
-			// connections): a BYE explains it (rfc3501.txt:3889).
+			// connections): a BYE explains it (rfc3501.txt:3746-3749: "not
+			// willing to accept a connection from this client").
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
 			io.WriteString(nc, "* BYE [UNAVAILABLE] too many connections from your address\r\n")
 			nc.Close()

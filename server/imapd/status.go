@@ -6,7 +6,8 @@ import "strings"
 // STYLE.md rule 4. Kind is "NO", "BAD" or "BYE"; a handler that wants a
 // custom OK returns c.OK(code, text), which is a Status of Kind "OK".
 // Code is everything between the brackets, e.g. "TRYCREATE" or
-// "COPYUID 7 1:3 10:12"; it is empty for no response code (rfc3501.txt:4944).
+// "COPYUID 7 1:3 10:12"; it is empty for no response code (resp-text,
+// rfc3501.txt:4942).
 type Status struct {
 	Kind string
 	Code string
@@ -26,7 +27,7 @@ func (s *Status) Error() string {
 }
 
 // No returns a tagged NO: the command was understood but failed
-// (rfc3501.txt:3665). code may be "".
+// (rfc3501.txt:3665: "indicates unsuccessful completion"). code may be "".
 func No(code, text string) *Status { return &Status{Kind: "NO", Code: code, Text: text} }
 
 // Bad returns a tagged BAD: a protocol-level error in the client's command

@@ -18,7 +18,7 @@ type storeItem struct {
 }
 
 // parseStoreItem parses ["+" / "-"] "FLAGS" [".SILENT"], case-insensitively
-// (rfc3501.txt:4524: atoms are case-insensitive).
+// (rfc3501.txt:4502-4506: atoms are case-insensitive).
 func parseStoreItem(v Value) (storeItem, bool) {
 	if v.Kind != Atom {
 		return storeItem{}, false
@@ -53,7 +53,7 @@ func storeFlagArgs(args []Value) (store.Flags, error) {
 		}
 		names = append(names, v.S)
 	}
-	// \Recent cannot be stored and is ignored (rfc3501.txt:1193-1198,
+	// \Recent cannot be stored and is ignored (rfc3501.txt:594-599,
 	// 5591); an unknown system flag ("\" atom other than the defined ones,
 	// or "\*") cannot be stored: BAD.
 	f, ok := store.ParseFlags(names)
@@ -63,8 +63,8 @@ func storeFlagArgs(args []Value) (store.Flags, error) {
 	return f, nil
 }
 
-// validFlagName: "\" atom or atom (rfc3501.txt:4767-4781); an atom has no
-// atom-specials (rfc3501.txt:4548-4556): ( ) { SP CTL % * " \ ].
+// validFlagName: a flag is "\" atom or atom (rfc3501.txt:4767-4781); an atom
+// has no atom-specials (rfc3501.txt:4554-4559): ( ) { SP CTL % * " \ ].
 func validFlagName(s string) bool {
 	s = strings.TrimPrefix(s, `\`)
 	if s == "" {
@@ -102,8 +102,8 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 	s := c.sel
 	if s.readOnly {
 		// EXAMINE: "No changes to the permanent state of the mailbox,
-		// including per-user state, are permitted" (rfc3501.txt:1869-1871);
-		// STORE's "NO - store error: can't store that data" (rfc3501.txt:3222).
+		// including per-user state, are permitted" (rfc3501.txt:1870-1872);
+		// STORE's "NO - store error: can't store that data" (rfc3501.txt:3223).
 		return No("", "mailbox is read-only")
 	}
 	if len(uids) == 0 {
@@ -116,7 +116,7 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 		// .SILENT means the client knows the new flags (rfc3501.txt:3229),
 		// which for +FLAGS/-FLAGS holds only if it knew the old ones: report
 		// external changes made before this STORE first, so that marking our
-		// own change as told below cannot hide them (rfc3501.txt:3232-3237).
+		// own change as told below cannot hide them (rfc3501.txt:3233-3238).
 		if err := c.pollSelected(!noExpunge[cmd.Name], true); err != nil {
 			return err
 		}
@@ -149,7 +149,7 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 }
 
 // writeStoreFetch writes a STORE's "* seq FETCH (FLAGS (...))" (with the
-// UID for UID STORE, rfc3501.txt:3392-3397); the writer is locked.
+// UID for UID STORE, rfc3501.txt:3390-3393); the writer is locked.
 func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags) {
 	w := c.Writer()
 	w.Untagged()

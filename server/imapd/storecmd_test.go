@@ -16,7 +16,8 @@ func deliverN(e *testEnv, folder string, n int) {
 
 // All STORE forms (RFC 3501 §6.4.6, rfc3501.txt:3239-3286): FLAGS, +FLAGS,
 // -FLAGS, .SILENT, a flag list or bare flags, keywords, \Recent ignored,
-// case-insensitive item names; UID STORE adds UID (rfc3501.txt:3392-3397).
+// case-insensitive item names; UID STORE adds UID (rfc3501.txt:3390-3393:
+// "MUST implicitly include the UID message data item").
 func TestStoreForms(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 3)
@@ -33,11 +34,12 @@ func TestStoreForms(t *testing.T) {
 	imaptest.Expect(t, c.OK(`SEARCH DELETED`), "* SEARCH 3")
 	imaptest.Expect(t, c.OK(`STORE 1:3 FLAGS.SILENT ()`))
 	imaptest.Expect(t, c.OK(`SEARCH OR OR ANSWERED DELETED OR SEEN DRAFT`), "* SEARCH")
-	// Unchanged messages are reported too: "as if a FETCH" (rfc3501.txt:3243).
+	// Unchanged messages are reported too: "as if a FETCH" (rfc3501.txt:3259).
 	imaptest.Expect(t, c.OK(`STORE 3 -FLAGS (\Seen)`), `* 3 FETCH (FLAGS (\Recent))`)
 	imaptest.Expect(t, c.OK(`UID STORE 2,3 +FLAGS (Junk)`), `* 2 FETCH (UID 2 FLAGS (Junk \Recent))`, `* 3 FETCH (UID 3 FLAGS (Junk \Recent))`)
 	imaptest.Expect(t, c.OK(`UID STORE 1:* FLAGS ()`), `* 1 FETCH (UID 1 FLAGS (\Recent))`, `* 2 FETCH (UID 2 FLAGS (\Recent))`, `* 3 FETCH (UID 3 FLAGS (\Recent))`)
-	// A UID that does not exist is ignored (rfc3501.txt:3349-3353).
+	// A UID that does not exist is ignored (rfc3501.txt:3350-3353: "A non-existent
+	// unique identifier is ignored").
 	imaptest.Expect(t, c.OK(`UID STORE 99 +FLAGS (\Seen)`))
 	// The session's own change is not repeated by the poll.
 	imaptest.Expect(t, c.OK("NOOP"))
@@ -57,7 +59,8 @@ func TestStoreForms(t *testing.T) {
 	}
 }
 
-// EXAMINE: no changes permitted (rfc3501.txt:1869-1871).
+// EXAMINE: no changes permitted (rfc3501.txt:1870-1872: "No changes to the
+// permanent state of the mailbox").
 func TestStoreReadOnly(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 1)
@@ -86,7 +89,7 @@ func TestStoreSeenByOtherSession(t *testing.T) {
 }
 
 // .SILENT +FLAGS after another session's change: the client did not know the
-// other change, so it is still reported (rfc3501.txt:3232-3237), once.
+// other change, so it is still reported (rfc3501.txt:3233-3238), once.
 func TestStoreSilentKeepsExternalChanges(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 1)
@@ -120,7 +123,7 @@ func TestStoreFlaggedEntersView(t *testing.T) {
 }
 
 // \Seen makes a message leave "Unread"; the session with "Unread" selected
-// gets the EXPUNGE at NOOP, not during STORE or SEARCH (rfc3501.txt:4053-4062),
+// gets the EXPUNGE at NOOP, not during STORE or SEARCH (rfc3501.txt:4053-4063),
 // but during UID STORE (a different command, rfc3501.txt:4061).
 func TestStoreSeenLeavesUnread(t *testing.T) {
 	e := newEnv(t)

@@ -21,7 +21,8 @@ import (
 //     SEARCH: rfc3501.txt:4053); until then the client's sequence numbers
 //     stay valid and the expunged message keeps its number.
 //   - Each EXPUNGE names a sequence number valid in the client's view at that
-//     moment, and the view shrinks as it is sent (rfc3501.txt:3969).
+//     moment, and the view shrinks as it is sent (rfc3501.txt:4023-4028: the
+//     numbers after it are "immediately decremented").
 //   - EXISTS never decreases except through EXPUNGE, and comes before any
 //     data about the new messages.
 type View struct {
@@ -310,9 +311,11 @@ var errBadSet = errors.New("invalid message sequence number")
 
 // Resolve turns a sequence set or UID set (as sent by the client) into the
 // UIDs of the view it names, ascending. "*" is the last message of the view
-// (rfc3501.txt:4818; for UIDs: the largest UID in the view, and n:* includes
-// it even if n is larger, rfc3501.txt:3493). A UID set may name UIDs that do
-// not exist (they are ignored); a sequence number beyond the view is an error.
+// ("represents the largest number in use", rfc3501.txt:5002; for UIDs: the
+// largest UID in the view, and n:* includes it even if n is larger, "559:*
+// always includes the UID of the last message", rfc3501.txt:3379-3386). A UID
+// set may name UIDs that do not exist (they are ignored); a sequence number
+// beyond the view is an error.
 func (v *View) Resolve(set imap.NumSet) ([]uint32, error) {
 	switch s := set.(type) {
 	case imap.SeqSet:

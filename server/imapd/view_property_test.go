@@ -79,7 +79,7 @@ func flagKey(f store.Flags) string {
 	return strings.Join(slices.Compact(names), " ")
 }
 
-// applyOp is STORE's flag arithmetic (rfc3501.txt:3209-3221).
+// applyOp is STORE's flag arithmetic (FLAGS, +FLAGS, -FLAGS: rfc3501.txt:3257-3278).
 func applyOp(cur store.Flags, op store.FlagOp, g store.Flags) store.Flags {
 	has := func(ks []string, k string) bool {
 		return slices.ContainsFunc(ks, func(x string) bool { return strings.EqualFold(x, k) })
@@ -280,10 +280,10 @@ func (m *viewMachine) flush(t *rapid.T, allowExpunge, complete bool) {
 		case UpdExpunge:
 			log = append(log, fmt.Sprintf("* %d EXPUNGE (uid %d)", up.N, up.UID))
 			if !allowExpunge {
-				t.Fatalf("EXPUNGE %d sent while EXPUNGE is not allowed (rfc3501.txt:4053); updates %s", up.N, fmtUpdates(ups))
+				t.Fatalf("EXPUNGE %d sent while EXPUNGE is not allowed (rfc3501.txt:4053); updates %s", up.N, fmtUpdates(ups)) // not during FETCH, STORE or SEARCH
 			}
 			if up.N < 1 || int(up.N) > len(m.client) {
-				t.Fatalf("EXPUNGE %d outside the client's view of %d messages (rfc3501.txt:3969); updates %s", up.N, len(m.client), fmtUpdates(ups))
+				t.Fatalf("EXPUNGE %d outside the client's view of %d messages (rfc3501.txt:4019-4028); updates %s", up.N, len(m.client), fmtUpdates(ups)) // the EXPUNGE response
 			}
 			u := m.client[up.N-1]
 			if u != up.UID {
@@ -427,7 +427,9 @@ func drawRanges(t *rapid.T, hi uint32, label string) [][2]uint32 {
 	return rs
 }
 
-// resolveModel is the naive rfc3501.txt:4818 / 3493 semantics over the client's view.
+// resolveModel is the naive semantics of "*" ("represents the largest number in
+// use", rfc3501.txt:5002; "559:* always includes the UID of the last message",
+// rfc3501.txt:3379-3386) over the client's view.
 func resolveModel(view []uint32, rs [][2]uint32, uid bool) ([]uint32, bool) {
 	n := uint32(len(view))
 	star := n

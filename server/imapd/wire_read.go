@@ -1,8 +1,8 @@
 package imapd
 
 // The command reader: one full command (including its literals) per
-// ReadCommand call, streamed from a bufio.Reader. Grammar: rfc3501.txt:4533ff
-// (§9), literals rfc7888.txt:325, literal8 rfc9051.txt:6663.
+// ReadCommand call, streamed from a bufio.Reader. Grammar: rfc3501.txt:4487ff
+// (§9), literal rfc7888.txt:325, literal8 rfc9051.txt:6663.
 //
 // Limits and what happens when they are exceeded (documented choices):
 //
@@ -14,7 +14,8 @@ package imapd
 //     also capped by MaxAppend):
 //     synchronising → no "+" is sent and no data is read; APPEND gets
 //     "NO [TOOBIG]" (rfc4469.txt:231), other commands "BAD [TOOBIG]";
-//     non-synchronising (LITERAL+) → RFC 7888 §4 option 1 (rfc7888.txt:243):
+//     non-synchronising (LITERAL+) → RFC 7888 §4 option 1 ("Read the number of
+//     bytes specified", rfc7888.txt:243):
 //     the data is read and discarded and the command gets "BAD [TOOBIG]"
 //     (rfc7888.txt:290), unless the literal is even larger than MaxAppend:
 //     then option 2, "* BYE [TOOBIG]" and close (rfc7888.txt:250), so a
@@ -38,7 +39,7 @@ const (
 	Atom     ValueKind = iota // includes NIL, numbers, sequence sets, flags, fetch atts
 	String                    // quoted string
 	Literal                   // {n} or {n+}
-	Literal8                  // ~{n} (rfc9051.txt:6663), APPEND/BINARY only
+	Literal8                  // literal8 ~{n} (rfc9051.txt:6663), APPEND/BINARY only
 	List                      // parenthesised list
 )
 
@@ -245,7 +246,7 @@ func (r *reader) readList(depth int) (Value, error) {
 }
 
 // readAtom reads an atom, widened by the characters the grammar puts in
-// bare tokens: "]" and "\" (flags, rfc3501.txt:4552), "%" "*" (list
+// bare tokens: "]" and "\" (ASTRING-CHAR, flags, rfc3501.txt:4552), "%" "*" (list
 // wildcards, sequence sets). A fetch attribute "BODY[...]<...>" is one atom:
 // inside its section spaces, parens and quoted strings are swallowed up to
 // the closing "]" (rfc3501.txt:4975), then an optional partial "<...>".
@@ -377,7 +378,7 @@ func (r *reader) readLiteral(kind ValueKind) (Value, error) {
 	sync := true
 	if c, _ := r.peek(); c == '+' {
 		r.next()
-		sync = false // rfc7888.txt:325
+		sync = false // literal with "+", rfc7888.txt:325
 	}
 	if c, err := r.next(); err != nil || c != '}' {
 		return Value{}, orSyntax(err, "bad literal")
@@ -388,7 +389,8 @@ func (r *reader) readLiteral(kind ValueKind) (Value, error) {
 	size := int64(n)
 	if err := r.checkLiteral(size, sync); err != nil {
 		if !sync && err.(*ParseError).Status.Kind == "BAD" {
-			// rfc7888.txt:243: read and discard, then reject.
+			// rfc7888.txt:243: read and discard, then reject ("Read the number of
+			// bytes specified ... and reject the command").
 			if err := r.readEOL(); err != nil {
 				return Value{}, err
 			}
@@ -402,7 +404,7 @@ func (r *reader) readLiteral(kind ValueKind) (Value, error) {
 		return Value{}, err
 	}
 	if sync {
-		if err := r.cont(); err != nil { // rfc3501.txt:4396
+		if err := r.cont(); err != nil { // "not permitted to send the octets of the literal unless the server indicates", rfc3501.txt:4396
 			return Value{}, err
 		}
 	}
@@ -424,11 +426,11 @@ func (r *reader) checkLiteral(size int64, sync bool) error {
 	}
 	switch {
 	case !sync && size > r.lim.MaxAppend:
-		return perr(Bye(CodeTooBig, "literal too big")) // rfc7888.txt:250
+		return perr(Bye(CodeTooBig, "literal too big")) // option 2, "Send an untagged BYE response", rfc7888.txt:249
 	case sync && r.name == "APPEND" && !r.preAuth:
-		return perr(No(CodeTooBig, "message too big")) // rfc4469.txt:231
+		return perr(No(CodeTooBig, "message too big")) // TOOBIG, rfc4469.txt:231
 	default: // non-synchronising ones are discarded by skipLine
-		return perr(Bad(CodeTooBig, "literal too big")) // rfc7888.txt:290
+		return perr(Bad(CodeTooBig, "literal too big")) // "the tagged BAD response MUST contain the TOOBIG response code", rfc7888.txt:290
 	}
 }
 

@@ -79,7 +79,7 @@ func (w *Writer) Tagged(tag string, st *Status) {
 	w.CRLF()
 }
 
-// Bye writes an untagged BYE (rfc3501.txt:3735) from st's code and text.
+// Bye writes an untagged BYE (rfc3501.txt:3726-3734) from st's code and text.
 func (w *Writer) Bye(st *Status) {
 	w.Untagged()
 	w.status(&Status{Kind: "BYE", Code: st.Code, Text: st.Text})
@@ -98,7 +98,8 @@ func (w *Writer) status(st *Status) {
 	w.ws(" " + text)
 }
 
-// Continue writes a continuation request "+ text" (rfc3501.txt:3858).
+// Continue writes a continuation request "+ text" (rfc3501.txt:4387: "The
+// command continuation request response is indicated by a").
 // The caller flushes.
 func (w *Writer) Continue(text string) {
 	w.ws("+ " + text)
@@ -129,7 +130,7 @@ func (w *Writer) String(s string) {
 }
 
 // AString writes s as an atom when it is one (and not NIL), else as a
-// string (rfc3501.txt:4550).
+// string (astring, rfc3501.txt:4550).
 func (w *Writer) AString(s string) {
 	if isAtomString(s) {
 		w.ws(s)
@@ -138,7 +139,7 @@ func (w *Writer) AString(s string) {
 	w.String(s)
 }
 
-// NString writes s, or NIL when !ok (rfc3501.txt:4893).
+// NString writes s, or NIL when !ok (nstring, rfc3501.txt:4889).
 func (w *Writer) NString(s string, ok bool) {
 	if !ok {
 		w.ws("NIL")

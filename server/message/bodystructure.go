@@ -15,7 +15,7 @@ import (
 const emptyBody = `("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 0 0`
 
 // bodyStructure appends BODYSTRUCTURE (ext=true) or BODY (ext=false) of en
-// (rfc3501.txt:4084-4290, grammar rfc3501.txt:4584-4640).
+// (rfc3501.txt:4083-4277, grammar rfc3501.txt:4584-4640).
 func (t *tree) bodyStructure(b []byte, en *entity, ext bool) []byte {
 	b = append(b, '(')
 	if en.multipart() {
@@ -27,7 +27,7 @@ func (t *tree) bodyStructure(b []byte, en *entity, ext bool) []byte {
 			b = append(b, ')')
 		}
 		for _, c := range en.children {
-			b = t.bodyStructure(b, c, ext) // no space between parts (rfc3501.txt:4634)
+			b = t.bodyStructure(b, c, ext) // no space between parts (body-type-mpart = 1*body, rfc3501.txt:4634)
 		}
 		b = append(b, ' ')
 		b = writeString(b, strings.ToUpper(en.sub))
@@ -38,7 +38,7 @@ func (t *tree) bodyStructure(b []byte, en *entity, ext bool) []byte {
 		}
 		return append(b, ')')
 	}
-	// body-type-basic / -msg / -text: body-fields (rfc3501.txt:4606)
+	// body-type-basic / -msg / -text: body-fields (rfc3501.txt:4604)
 	b = writeString(b, strings.ToUpper(en.typ))
 	b = append(b, ' ')
 	b = writeString(b, strings.ToUpper(en.sub))
@@ -70,7 +70,7 @@ func (t *tree) bodyStructure(b []byte, en *entity, ext bool) []byte {
 	body := t.raw[en.hdrEnd:en.end]
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	switch {
-	case en.msg != nil: // envelope, body and lines of the encapsulated message (rfc3501.txt:4637)
+	case en.msg != nil: // body-type-msg: envelope, body and lines of the encapsulated message (rfc3501.txt:4637)
 		b = append(b, ' ')
 		b = t.envelope(b, en.msg)
 		b = append(b, ' ')
@@ -93,7 +93,8 @@ func (t *tree) bodyStructure(b []byte, en *entity, ext bool) []byte {
 	return append(b, ')')
 }
 
-// extTail appends " disposition language location" (rfc3501.txt:4169-4180).
+// extTail appends " disposition language location" ("body disposition" to
+// "body location", rfc3501.txt:4169-4180).
 func (t *tree) extTail(b []byte, en *entity) []byte {
 	b = append(b, ' ')
 	if f := en.first("content-disposition"); f != nil {

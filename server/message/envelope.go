@@ -34,7 +34,7 @@ func cleanText(s string) string {
 	return s
 }
 
-// address is one ENVELOPE address (rfc3501.txt:4290). A group start has
+// address is one ENVELOPE "address structure" (rfc3501.txt:4292-4295). A group start has
 // host "" and group=true with mailbox the group name; a group end has all empty.
 type address struct {
 	name, adl, mailbox, host string
@@ -274,7 +274,7 @@ func parseAddressList(s string) []address {
 	return out
 }
 
-// writeString appends an IMAP string (rfc3501.txt:4446 string): quoted when
+// writeString appends an IMAP string (rfc3501.txt:5057 string): quoted when
 // possible, else a literal.
 func writeString(b []byte, s string) []byte {
 	quoted := true
@@ -337,11 +337,11 @@ func writeAddrs(b []byte, as []address) []byte {
 }
 
 // envelope appends the ENVELOPE of the message whose top entity is en
-// (rfc3501.txt:4280-4345). Values are raw (RFC 2047 still encoded), unfolded.
+// (rfc3501.txt:4279-4344). Values are raw (RFC 2047 still encoded), unfolded.
 func (t *tree) envelope(b []byte, en *entity) []byte {
 	str := func(name string) {
 		if f := en.first(name); f != nil {
-			b = writeString(b, t.value(f)) // present but empty: "" (rfc3501.txt:4301)
+			b = writeString(b, t.value(f)) // "present but empty": "" (rfc3501.txt:4304-4308)
 		} else {
 			b = append(b, "NIL"...)
 		}
@@ -354,7 +354,7 @@ func (t *tree) envelope(b []byte, en *entity) []byte {
 	}
 	from := addrs("from")
 	sender, replyTo := addrs("sender"), addrs("reply-to")
-	if len(sender) == 0 { // rfc3501.txt:4336
+	if len(sender) == 0 { // "the same value as the from member", rfc3501.txt:4336-4340
 		sender = from
 	}
 	if len(replyTo) == 0 {

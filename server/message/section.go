@@ -16,7 +16,7 @@ func Section(raw []byte, part []int, spec string, fields []string) ([]byte, erro
 	switch spec {
 	case "", "HEADER", "TEXT":
 	case "MIME":
-		if len(part) == 0 { // rfc3501.txt:3071
+		if len(part) == 0 { // MIME needs a part number, rfc3501.txt:3070-3072
 			return nil, fmt.Errorf("message: MIME needs a part number")
 		}
 	case "HEADER.FIELDS", "HEADER.FIELDS.NOT":
@@ -72,7 +72,7 @@ func Section(raw []byte, part []int, spec string, fields []string) ([]byte, erro
 		}
 	}
 	// The blank line is included except for a message with no body and no
-	// blank line (rfc3501.txt:3093).
+	// blank line ("no body and no blank line", rfc3501.txt:4114-4118).
 	if m.blank {
 		out = append(out, "\r\n"...)
 	}

@@ -125,8 +125,8 @@ func (c *compiler) w(s ...string) {
 func (c *compiler) node(n Node) error {
 	switch n := n.(type) {
 	case All:
-		c.w("TRUE") // rfc3501.txt:2788
-	case Flag: // rfc3501.txt:2792-2829, 2935-2950
+		c.w("TRUE") // ALL, rfc3501.txt:2788
+	case Flag: // ANSWERED DELETED DRAFT FLAGGED SEEN, UNANSWERED to UNSEEN: rfc3501.txt:2792-2830, 2881-2882, 2935-2951
 		col := flagKeys[n.Key]
 		if col == "" {
 			return fmt.Errorf("query: bad flag key %q", n.Key)
@@ -135,7 +135,7 @@ func (c *compiler) node(n Node) error {
 			c.w("NOT ")
 		}
 		c.w(c.flagCol(col))
-	case Keyword: // rfc3501.txt:2844, 2947
+	case Keyword: // KEYWORD, UNKEYWORD: rfc3501.txt:2844, 2947
 		if !n.Set {
 			c.w("NOT ")
 		}
@@ -170,7 +170,7 @@ func (c *compiler) node(n Node) error {
 			return c.text(c.textCol("header_text")+" ILIKE "+p, c.textCol("body_text")+" ILIKE "+p)
 		case "HEADER": // rfc3501.txt:2836
 			return c.text(c.textCol("header_text") + " ~* " + c.param(headerRegexp(n.Field, n.Value)))
-		case "BODY": // rfc3501.txt:2804
+		case "BODY": // rfc3501.txt:2815
 			return c.text(c.textCol("body_text") + " ILIKE " + c.param(likePattern(n.Value)))
 		default:
 			col := textCols[n.Key]
@@ -179,7 +179,7 @@ func (c *compiler) node(n Node) error {
 			}
 			c.w(c.col(col), " ILIKE ", c.param(likePattern(n.Value)))
 		}
-	case Date: // rfc3501.txt:2811, 2871, 2884-2896: disregarding time and timezone
+	case Date: // BEFORE, ON, SENTBEFORE to SENTSINCE, SINCE: rfc3501.txt:2811, 2871, 2884-2898: disregarding time and timezone
 		col, op := "internal_day", ""
 		key := n.Key
 		if strings.HasPrefix(key, "SENT") {
@@ -207,7 +207,7 @@ func (c *compiler) node(n Node) error {
 		} else {
 			c.w(cmp)
 		}
-	case Size: // rfc3501.txt:2847, 2900
+	case Size: // LARGER, SMALLER: rfc3501.txt:2847, 2900
 		op := " < "
 		if n.Larger {
 			op = " > "
@@ -218,7 +218,7 @@ func (c *compiler) node(n Node) error {
 			return &NotAllowedError{Key: "UID"}
 		}
 		c.uidSet(n.Set)
-	case Seq: // rfc3501.txt:2784
+	case Seq: // "<sequence set>", rfc3501.txt:2784
 		if c.env.Member == "" || c.env.SeqToUID == nil {
 			return &NotAllowedError{Key: "sequence set"}
 		}
@@ -227,13 +227,13 @@ func (c *compiler) node(n Node) error {
 			return err
 		}
 		c.uidSet(set)
-	case Not: // rfc3501.txt:2863
+	case Not: // NOT <search-key>, rfc3501.txt:2863
 		c.w("NOT (")
 		if err := c.node(n.X); err != nil {
 			return err
 		}
 		c.w(")")
-	case Or: // rfc3501.txt:2875
+	case Or: // OR, rfc3501.txt:2875
 		c.w("(")
 		if err := c.node(n.A); err != nil {
 			return err

@@ -6,7 +6,7 @@
 // Compile (SQL + bind args) / Eval (plain Go reference) / String (canonical text).
 // User input never reaches SQL text: every value is a bind parameter.
 //
-// Case-insensitivity (rfc3501.txt:2776-2778). Substring keys compile to
+// Case-insensitivity ("The matching is case-insensitive", rfc3501.txt:2776-2778). Substring keys compile to
 // `col ILIKE $n` and HEADER to `header_text ~* $n`, so the trigram indexes are
 // used; the decoded header and body text are in message_texts (compiler.text). In a UTF-8 database initialised with --no-locale (C collation/ctype),
 // ILIKE and ~* fold ASCII letters only. Eval therefore folds ASCII only too
@@ -68,7 +68,7 @@ type Node interface{ node() }
 type All struct{}
 
 // Flag is a system flag key: Key is ANSWERED, DELETED, DRAFT, FLAGGED or SEEN;
-// Set=false is the UN… form (rfc3501.txt:2935-2950).
+// Set=false is the UN… form, UNANSWERED to UNSEEN (rfc3501.txt:2935-2951).
 type Flag struct {
 	Key string
 	Set bool
@@ -101,14 +101,14 @@ type Size struct {
 	N      uint32
 }
 
-// Seq is a message sequence number set (rfc3501.txt:2784); 0 means "*".
+// Seq is a message sequence number set, "<sequence set>" (rfc3501.txt:2784); 0 means "*".
 // Ranges are kept as written (Start may exceed Stop).
 type Seq struct{ Set imap.SeqSet }
 
 // UID is UID <sequence set> (rfc3501.txt:2931); 0 means "*".
 type UID struct{ Set imap.UIDSet }
 
-// Not is NOT key (rfc3501.txt:2863).
+// Not is NOT <search-key> (rfc3501.txt:2863).
 type Not struct{ X Node }
 
 // Or is OR key1 key2 (rfc3501.txt:2875).
