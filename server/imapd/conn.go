@@ -40,7 +40,9 @@ type Conn struct {
 	w     *Writer
 	id    uint64
 	log   *slog.Logger
-	ctx   context.Context
+	ctx   context.Context // cancelled when the client goes away or the server closes
+	// cancel cancels ctx: on disconnect (serve's end, watchHangup).
+	cancel context.CancelFunc
 
 	state    State
 	user     store.User
@@ -67,7 +69,8 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
-	c := &Conn{srv: s, nc: nc, peer: nc, isTLS: isTLS, ctx: s.ctx}
+	c := &Conn{srv: s, nc: nc, peer: nc, isTLS: isTLS}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.id = s.sessions.Add(1)
 	c.log = s.log.With("session", c.id)
 	c.disabled = map[string]bool{}
@@ -140,7 +143,8 @@ func (c *Conn) SetState(s State) { c.state = s }
 // Log returns the session logger (attrs session, and user once known).
 func (c *Conn) Log() *slog.Logger { return c.log }
 
-// Ctx is the context for store calls; cancelled when the server closes.
+// Ctx is the context for store calls; cancelled when the client goes away
+// (also during a command, see watchHangup) or the server closes.
 func (c *Conn) Ctx() context.Context { return c.ctx }
 
 // Store returns the server's store.
@@ -219,12 +223,15 @@ func (c *Conn) setReadDeadline() error {
 	return nil
 }
 
-// wake interrupts a blocked read so the session notices the shutdown.
-func (c *Conn) wake() { c.nc.SetReadDeadline(time.Now()) }
+// wake interrupts a blocked read so the session notices the shutdown. It
+// runs on another goroutine: it uses peer, the accepted connection, which
+// STARTTLS never replaces (nc it does).
+func (c *Conn) wake() { c.peer.SetReadDeadline(time.Now()) }
 
 // serve is the connection loop.
 func (c *Conn) serve() {
 	defer c.srv.removeConn(c)
+	defer c.cancel()
 	defer c.nc.Close()
 	defer c.Unselect()
 	c.log.Info("connected", "remote", c.nc.RemoteAddr().String(), "tls", c.isTLS)

@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"decimail/server/store"
 )
 
 // stateSet is the set of states a command is valid in.
@@ -72,7 +74,10 @@ func (c *Conn) execute(cmd *Command) {
 		c.reply(cmd, st)
 		return
 	}
-	st = c.status(cmd, c.call(spec, cmd))
+	stop := c.watchHangup()
+	err := c.call(spec, cmd)
+	stop()
+	st = c.status(cmd, err)
 	if st.Kind == "BYE" {
 		c.bye(st)
 		return
@@ -109,6 +114,16 @@ func (c *Conn) status(cmd *Command, err error) *Status {
 		return &Status{Kind: "OK", Text: cmd.Name + " completed"}
 	case errors.As(err, &st):
 		return st
+	case c.ctx.Err() != nil:
+		// The client went away (or the server is closing): nobody reads this.
+		c.log.Info("command cancelled", "cmd", cmd.Name, "err", err)
+		return No(CodeUnavailable, "command cancelled")
+	case errors.Is(err, store.ErrTooSlow):
+		c.log.Warn("command over the statement timeout", "cmd", cmd.Name, "line", cmd.Line)
+		return No(CodeLimit, "command took too long") // LIMIT, rfc5530.txt:256-259
+	case store.Unavailable(err):
+		c.log.Warn("database unavailable", "cmd", cmd.Name, "err", err)
+		return No(CodeUnavailable, "database unavailable, try again later") // UNAVAILABLE, rfc5530.txt:95-99
 	}
 	c.log.Error("command failed", "cmd", cmd.Name, "line", cmd.Line, "err", err)
 	return No(CodeServerBug, "internal error") // SERVERBUG, rfc5530.txt:231

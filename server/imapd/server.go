@@ -115,10 +115,15 @@ func (s *Server) serve(ln net.Listener, isTLS bool) error {
 		if !s.admit(nc) {
 			// Over the per-address limit (DESIGN "Security": limits on
 			// connections): a BYE explains it (rfc3501.txt:3746-3749: "not
-			// willing to accept a connection from this client").
-			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			io.WriteString(nc, "* BYE [UNAVAILABLE] too many connections from your address\r\n")
-			nc.Close()
+			// willing to accept a connection from this client"). Not on
+			// this goroutine: on IMAPS the write starts a TLS handshake,
+			// and a silent client must not hold up the accept loop. The
+			// deadline bounds the handshake's reads too.
+			go func() {
+				nc.SetDeadline(time.Now().Add(5 * time.Second))
+				io.WriteString(nc, "* BYE [UNAVAILABLE] too many connections from your address\r\n")
+				nc.Close()
+			}()
 			continue
 		}
 		c := newConn(s, nc, isTLS)
@@ -238,7 +243,7 @@ func (s *Server) Close() error {
 	s.cancel()
 	s.mu.Lock()
 	for c := range s.conns {
-		c.nc.Close()
+		c.peer.Close() // not nc: STARTTLS replaces it on the session's goroutine
 	}
 	s.mu.Unlock()
 	s.wg.Wait()

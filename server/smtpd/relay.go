@@ -130,6 +130,7 @@ func NewRelay(st *store.Store, cfg RelayConfig, log *slog.Logger) *Relay {
 // Run sends due messages until ctx ends, waking on OutboundChannel
 // notifications and every PollInterval.
 func (r *Relay) Run(ctx context.Context) error {
+	ctx = store.WithClass(ctx, store.Delivery)
 	if r.cfg.Host == "" {
 		r.log.Warn("relay: smtp_relay_host not set; outbound mail stays queued")
 	}
@@ -157,6 +158,7 @@ func (r *Relay) Run(ctx context.Context) error {
 // RunOnce sends every message due now (Workers at a time) and returns how
 // many it handled.
 func (r *Relay) RunOnce(ctx context.Context) (int, error) {
+	ctx = store.WithClass(ctx, store.Delivery)
 	if r.cfg.Host == "" {
 		return 0, nil
 	}

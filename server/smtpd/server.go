@@ -217,7 +217,9 @@ func New(cfg Config, st *store.Store, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// Deliveries draw from their own connection pool: a full house of IMAP
+	// sessions never makes a sender wait (store.Class).
+	ctx, cancel := context.WithCancel(store.WithClass(context.Background(), store.Delivery))
 	return &Server{cfg: cfg, st: st, log: log, ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, active: map[*smtp.Server]struct{}{}, perIP: map[netip.Addr]int{}}
 }

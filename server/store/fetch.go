@@ -32,26 +32,37 @@ type FetchRow struct {
 	BodySimple    []byte
 	Header        []byte
 	Body          []byte
+
+	tz int32 // internal_tz, seconds east of UTC
 }
 
-// Fetch streams the requested columns of the messages with the given UIDs,
-// ascending by UID, in ONE query.
+// Fetch chunks: a connection is never held while fn runs (fn writes to a
+// client's socket, which may be slow or stalled), so rows are read a chunk at
+// a time, the connection released, then handed to fn. A chunk is at most
+// fetchChunkRows messages and, when message text is read, about
+// fetchChunkBytes of it (always at least one message): that bounds a
+// session's memory for FETCH 1:* BODY[] of any mailbox.
+const (
+	fetchChunkRows  = 1000
+	fetchChunkBytes = 8 << 20
+)
+
+// Fetch reads the requested columns of the messages with the given UIDs and
+// calls fn for each, ascending by UID: one query per chunk (one in all for
+// up to fetchChunkRows messages without text), only the needed columns.
 func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols FetchCols, fn func(*FetchRow) error) error {
 	sel := []string{"mm.uid"}
-	var dst func(r *FetchRow) []any
 	type col struct {
 		on   bool
 		expr string
 		ptr  func(r *FetchRow) []any
 	}
-	var tz int32
-	var date time.Time
 	cs := []col{
 		{cols.IDs, "m.id, m.thread_id", func(r *FetchRow) []any { return []any{&r.MessageID, &r.ThreadID} }},
 		{cols.Flags, "f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}')", func(r *FetchRow) []any {
 			return []any{&r.Flags.Seen, &r.Flags.Answered, &r.Flags.Flagged, &r.Flags.Deleted, &r.Flags.Draft, &r.Flags.Keywords}
 		}},
-		{cols.InternalDate, "m.internal_date, m.internal_tz", func(r *FetchRow) []any { return []any{&date, &tz} }},
+		{cols.InternalDate, "m.internal_date, m.internal_tz", func(r *FetchRow) []any { return []any{&r.InternalDate, &r.tz} }},
 		{cols.Size, "f.size", func(r *FetchRow) []any { return []any{&r.Size} }},
 		{cols.ModSeq, "greatest(mm.modseq, f.modseq)", func(r *FetchRow) []any { return []any{&r.ModSeq} }},
 		{cols.Envelope, "m.envelope", func(r *FetchRow) []any { return []any{&r.Envelope} }},
@@ -67,13 +78,6 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 			used = append(used, c)
 		}
 	}
-	dst = func(r *FetchRow) []any {
-		out := []any{new(int64)}
-		for _, c := range used {
-			out = append(out, c.ptr(r)...)
-		}
-		return out
-	}
 	// Join only what the items need: FETCH (UID FLAGS) or (UID RFC822.SIZE
 	// FLAGS) never touches the wide message rows.
 	from := "mailbox_messages mm"
@@ -83,31 +87,99 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 	if cols.Flags || cols.ModSeq || cols.Size {
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
-	cond, args, want := uidCond(uids, 2)
-	rows, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
-		WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
-	if err != nil {
-		return wrap("fetch", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r FetchRow
-		d := dst(&r)
-		if err := rows.Scan(d...); err != nil {
-			return wrap("fetch", err)
-		}
-		r.UID = uint32(*d[0].(*int64))
-		if want != nil && !want[r.UID] {
-			continue
-		}
-		if cols.InternalDate {
-			r.InternalDate = date.In(zone(int(tz)))
-		}
-		if err := fn(&r); err != nil {
+	chunks := chunkUIDs(uids, fetchChunkRows)
+	if (cols.Header || cols.Body) && len(uids) > 1 {
+		var err error
+		if chunks, err = s.chunkBySize(ctx, mailboxID, uids); err != nil {
 			return err
 		}
 	}
-	return wrap("fetch", rows.Err())
+	var rows []FetchRow
+	for _, chunk := range chunks {
+		rows = rows[:0]
+		cond, args, want := uidCond(chunk, 2)
+		err := func() error {
+			q, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
+				WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
+			if err != nil {
+				return err
+			}
+			defer q.Close()
+			for q.Next() {
+				var r FetchRow
+				var uid int64
+				dst := []any{&uid}
+				for _, c := range used {
+					dst = append(dst, c.ptr(&r)...)
+				}
+				if err := q.Scan(dst...); err != nil {
+					return err
+				}
+				if r.UID = uint32(uid); want != nil && !want[r.UID] {
+					continue
+				}
+				if cols.InternalDate {
+					r.InternalDate = r.InternalDate.In(zone(int(r.tz)))
+				}
+				rows = append(rows, r)
+			}
+			return q.Err()
+		}()
+		if err != nil {
+			return wrap("fetch", err)
+		}
+		for i := range rows {
+			if err := fn(&rows[i]); err != nil {
+				return err
+			}
+			rows[i] = FetchRow{} // the text is written: let it go
+		}
+	}
+	return nil
+}
+
+// chunkUIDs splits ascending uids into runs of at most n.
+func chunkUIDs(uids []uint32, n int) [][]uint32 {
+	var out [][]uint32
+	for len(uids) > n {
+		out = append(out, uids[:n])
+		uids = uids[n:]
+	}
+	return append(out, uids)
+}
+
+// chunkBySize splits uids into chunks of about fetchChunkBytes of message
+// text, reading the sizes in one query.
+func (s *Store) chunkBySize(ctx context.Context, mailboxID int64, uids []uint32) ([][]uint32, error) {
+	cond, args, want := uidCond(uids, 2)
+	q, err := s.pool.Query(ctx, `SELECT mm.uid, f.size FROM mailbox_messages mm
+		JOIN message_flags f ON f.message_id = mm.message_id
+		WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
+	if err != nil {
+		return nil, wrap("fetch sizes", err)
+	}
+	defer q.Close()
+	var out [][]uint32
+	var cur []uint32
+	var bytes, rows int
+	for q.Next() {
+		var uid int64
+		var size int
+		if err := q.Scan(&uid, &size); err != nil {
+			return nil, wrap("fetch sizes", err)
+		}
+		if want != nil && !want[uint32(uid)] {
+			continue
+		}
+		if len(cur) > 0 && (bytes+size > fetchChunkBytes || rows == fetchChunkRows) {
+			out, cur, bytes, rows = append(out, cur), nil, 0, 0
+		}
+		cur, bytes, rows = append(cur, uint32(uid)), bytes+size, rows+1
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out, wrap("fetch sizes", q.Err())
 }
 
 var zones sync.Map // offset -> *time.Location

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Notifier holds the process's ONE listening connection (LISTEN decimail) and
@@ -17,7 +16,7 @@ import (
 // delays. After a reconnect every subscriber is signalled (notifications sent
 // while disconnected are lost). Sessions hold no database connection.
 type Notifier struct {
-	pool *pgxpool.Pool
+	conn *pgx.ConnConfig // its own connection, drawn from no pool
 	log  *slog.Logger
 
 	mu      sync.Mutex
@@ -35,8 +34,8 @@ type Subscription struct {
 	mailboxID int64
 }
 
-func newNotifier(pool *pgxpool.Pool, log *slog.Logger) *Notifier {
-	return &Notifier{pool: pool, log: log, subs: map[int64]map[*Subscription]struct{}{}, ready: make(chan struct{})}
+func newNotifier(conn *pgx.ConnConfig, log *slog.Logger) *Notifier {
+	return &Notifier{conn: conn.Copy(), log: log, subs: map[int64]map[*Subscription]struct{}{}, ready: make(chan struct{})}
 }
 
 // Notifier returns the store's notifier.
@@ -97,7 +96,7 @@ func (n *Notifier) run(ctx context.Context) {
 	defer close(n.done)
 	first := true
 	for ctx.Err() == nil {
-		conn, err := pgx.ConnectConfig(ctx, n.pool.Config().ConnConfig.Copy())
+		conn, err := pgx.ConnectConfig(ctx, n.conn.Copy())
 		if err == nil {
 			_, err = conn.Exec(ctx, "LISTEN decimail")
 		}

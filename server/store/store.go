@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,11 +55,40 @@ type Options struct {
 	// tests use bcrypt.MinCost).
 	PasswordCost int
 	Log          *slog.Logger
+
+	// Connections per class (db.go): Sessions default 20 (or the DSN's
+	// pool_max_conns if larger), Delivery 8, Background 2.
+	SessionConns, DeliveryConns, BackgroundConns int32
+	// AcquireTimeout bounds the wait for a free connection (ErrBusy after
+	// it), default 10 s.
+	AcquireTimeout time.Duration
+	// StatementTimeout is Postgres's statement_timeout on the Sessions and
+	// Delivery connections: no statement an IMAP or SMTP command runs takes
+	// longer (ErrTooSlow), default 30 s. Background connections get 10 min.
+	StatementTimeout time.Duration
+}
+
+func (o Options) withDefaults(dsnMax int32) Options {
+	def := func(v *int32, d int32) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.SessionConns, max(20, dsnMax))
+	def(&o.DeliveryConns, 8)
+	def(&o.BackgroundConns, 2)
+	if o.AcquireTimeout <= 0 {
+		o.AcquireTimeout = 10 * time.Second
+	}
+	if o.StatementTimeout <= 0 {
+		o.StatementTimeout = 30 * time.Second
+	}
+	return o
 }
 
 // Store is safe for concurrent use.
 type Store struct {
-	pool      *pgxpool.Pool
+	pool      *db
 	spool     string
 	cost      int
 	dummyOnce sync.Once
@@ -81,9 +111,6 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.MaxConns < 20 {
-		cfg.MaxConns = 20
-	}
 	// No JIT: ILIKE's planner cost (schema 0001) puts text searches above
 	// jit_above_cost, and compiling them took 20-25 ms of a 27 ms SEARCH.
 	cfg.ConnConfig.RuntimeParams["jit"] = "off"
@@ -99,16 +126,30 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
+	o = o.withDefaults(cfg.MaxConns)
+	pool := &db{acquireTimeout: o.AcquireTimeout}
+	for class, n := range map[Class]int32{Sessions: o.SessionConns, Delivery: o.DeliveryConns, Background: o.BackgroundConns} {
+		pc := cfg.Copy()
+		pc.MaxConns = n
+		pc.MinConns = 0
+		timeout := o.StatementTimeout
+		if class == Background {
+			timeout = 10 * time.Minute
+		}
+		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
+		p, err := pgxpool.NewWithConfig(ctx, pc)
+		if err != nil {
+			pool.closeOpen()
+			return nil, err
+		}
+		pool.pools[class] = p
 	}
 	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log}
-	s.notif = newNotifier(pool, log)
+	s.notif = newNotifier(cfg.ConnConfig, log)
 	bg, stop := context.WithCancel(context.Background())
 	s.stop, s.wake, s.indexerDone = stop, make(chan struct{}, 1), make(chan struct{})
 	go s.indexer(bg)
@@ -123,13 +164,13 @@ func (s *Store) Close() {
 	s.pool.Close()
 }
 
-// Pool exposes the pool for tests and tools that need raw SQL.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+// Pool exposes the Sessions pool for tests and tools that need raw SQL.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool.pools[Sessions] }
 
 // tx runs fn in a transaction, retrying serialization failures and deadlocks.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	for attempt := 0; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.pool, fn)
+		err := classify(ctx, pgx.BeginFunc(ctx, s.pool, fn))
 		if isRetryable(err) && attempt < 8 {
 			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 			continue
