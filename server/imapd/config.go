@@ -22,8 +22,16 @@ type Config struct {
 	LogIMAP bool
 
 	MaxLine          int   // command text outside literals, default 64 KiB
-	MaxLiteral       int64 // literal of a non-APPEND command, default 1 MiB
+	MaxLiteral       int64 // literal of a non-APPEND command, default 1 MiB; also all of its literals together
 	MaxAppendLiteral int64 // APPEND message, default 64 MiB
+	// MaxPreAuthLiterals caps the literals of a command before login,
+	// default 8 KiB (a LOGIN's name and password).
+	MaxPreAuthLiterals int64
+	// MaxMemoryPerIP caps the literal bytes held in memory at once by all
+	// connections from one remote address, default 128 MiB; over it a
+	// literal is refused (NO [LIMIT]) until some are released. Loopback
+	// peers are exempt unless LimitLoopback is set; negative: no limit.
+	MaxMemoryPerIP int64
 
 	// IdleTimeout is the autologout timer once authenticated; RFC 3501
 	// requires at least 30 minutes (rfc3501.txt:1185), the default; smaller
@@ -69,6 +77,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxAppendLiteral == 0 {
 		c.MaxAppendLiteral = 64 << 20
 	}
+	if c.MaxPreAuthLiterals == 0 {
+		c.MaxPreAuthLiterals = 8 << 10
+	}
+	if c.MaxMemoryPerIP == 0 {
+		c.MaxMemoryPerIP = 128 << 20
+	}
 	def(&c.IdleTimeout, 30*time.Minute)
 	def(&c.PreAuthTimeout, 2*time.Minute)
 	def(&c.WriteTimeout, 2*time.Minute)
@@ -80,5 +94,6 @@ func (c Config) withDefaults() Config {
 }
 
 func (c Config) limits() Limits {
-	return Limits{MaxLine: c.MaxLine, MaxLiteral: c.MaxLiteral, MaxAppend: c.MaxAppendLiteral}
+	return Limits{MaxLine: c.MaxLine, MaxLiteral: c.MaxLiteral, MaxAppend: c.MaxAppendLiteral,
+		MaxCommandLiterals: c.MaxLiteral, MaxPreAuthLiterals: c.MaxPreAuthLiterals}
 }

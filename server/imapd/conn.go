@@ -47,6 +47,8 @@ type Conn struct {
 	state    State
 	user     store.User
 	disabled map[string]bool // capabilities switched off (config + per user)
+	ip       string          // the peer's address (per-address limits)
+	memHeld  int64           // literal bytes reserved against ip (reserve)
 	authFail int             // failed LOGIN/AUTHENTICATE attempts
 
 	// Hooks set by the selection code (select.go). poll is called after
@@ -72,6 +74,7 @@ func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
 	c := &Conn{srv: s, nc: nc, peer: nc, isTLS: isTLS}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.id = s.sessions.Add(1)
+	c.ip = peerIP(nc)
 	c.log = s.log.With("session", c.id)
 	c.disabled = map[string]bool{}
 	for k, v := range s.cfg.Disabled {
@@ -97,6 +100,7 @@ func (c *Conn) setStream(nc net.Conn) {
 		c.w.bw.Reset(dw)
 	}
 	c.r = newReader(c.br, c.srv.cfg.limits(), c.continueLiteral)
+	c.r.mem = c
 }
 
 // flushReader sends the pending responses before every read from the
@@ -231,6 +235,7 @@ func (c *Conn) wake() { c.peer.SetReadDeadline(time.Now()) }
 // serve is the connection loop.
 func (c *Conn) serve() {
 	defer c.srv.removeConn(c)
+	defer c.release()
 	defer c.cancel()
 	defer c.nc.Close()
 	defer c.Unselect()

@@ -287,15 +287,56 @@ func TestPipelining(t *testing.T) {
 }
 
 func TestLiteralLimits(t *testing.T) {
-	c := dialTCP(t, newWireServer(t, Config{MaxLiteral: 10, MaxAppendLiteral: 100}, nil))
-	// Before login even APPEND is held to MaxLiteral; no "+" is sent.
-	expectReply(t, c, "a", "APPEND INBOX {11}", nil, "a BAD [TOOBIG] literal too big")
+	c := dialTCP(t, newWireServer(t, Config{MaxLiteral: 10, MaxAppendLiteral: 100, MaxPreAuthLiterals: 8}, nil))
+	// Before login every command, APPEND too, is held to
+	// MaxPreAuthLiterals, all its literals together; no "+" is sent.
+	expectReply(t, c, "a", "APPEND INBOX {9}", nil, "a BAD [TOOBIG] literal too big")
+	expectReply(t, c, "a", "LOGIN {5}\r\nalice {4}", nil, "a BAD [TOOBIG] literal too big")
 	login(t, c)
 	expectReply(t, c, "b", "APPEND INBOX {101}", nil, "b NO [TOOBIG] message too big")
 	expectReply(t, c, "c", "LOGIN {11+}\r\n01234567890 x", nil, "c BAD [TOOBIG] literal too big")
 	c.Send("d APPEND INBOX {1000+}")
 	c.Expect("* BYE [TOOBIG] literal too big")
 	c.ExpectClosed()
+	// A non-synchronising literal above the limit before login ends the
+	// connection: an unauthenticated client makes us read nothing big
+	// (issue 13: LOGIN with 60 literals of 1 MiB held 75 MB a connection).
+	c = dialTCP(t, newWireServer(t, Config{MaxPreAuthLiterals: 8}, nil))
+	c.Send("e LOGIN {9+}")
+	c.Expect("* BYE [TOOBIG] literal too big before authentication")
+	c.ExpectClosed()
+}
+
+// Literals held in memory count against the connection's address: over
+// MaxMemoryPerIP a synchronising literal is refused (NO [LIMIT], nothing
+// read) until the other connection's command is done.
+func TestMemoryPerAddress(t *testing.T) {
+	s := newWireServer(t, Config{MaxLiteral: 100, MaxMemoryPerIP: 150, LimitLoopback: true}, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	dial := func() *imaptest.TestClient {
+		nc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newWireClient(t, nc)
+		login(t, c)
+		return c
+	}
+	a, b := dial(), dial()
+	field := strings.Repeat("x", 90)
+	a.Send(`a1 ID ("name" {90}`) // announced, and held: its 90 octets are reserved
+	if r := a.Next(); r.Tag != "+" {
+		t.Fatalf("continuation: %s", r)
+	}
+	expectReply(t, b, "b1", `ID ("name" {90}`, nil, "b1 NO [LIMIT] too much data in flight from your address, try again later")
+	a.Send(field + ")")
+	a.Expect(`* ID ("name" "Decimail" "version" "dev")`, "a1 OK ID completed")
+	a.OK("NOOP") // a's next command is read: its reservation is released
+	expectReply(t, b, "b2", `ID ("name" {90}`+"\r\n"+field+")", []string{`* ID ("name" "Decimail" "version" "dev")`}, "b2 OK ID completed")
 }
 
 func TestLogout(t *testing.T) {

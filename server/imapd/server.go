@@ -52,7 +52,8 @@ type Server struct {
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
 	conns    map[*Conn]struct{}
-	perIP    map[string]int // open connections per peer address
+	perIP    map[string]int   // open connections per peer address
+	memPerIP map[string]int64 // literal bytes in memory per peer address
 	wg       sync.WaitGroup
 }
 
@@ -74,7 +75,7 @@ func newServer(cfg Config, auth authenticator, log *slog.Logger) *Server {
 	return &Server{
 		cfg: cfg.withDefaults(), auth: auth, log: log,
 		ctx: ctx, cancel: cancel,
-		lns: map[net.Listener]struct{}{}, conns: map[*Conn]struct{}{}, perIP: map[string]int{},
+		lns: map[net.Listener]struct{}{}, conns: map[*Conn]struct{}{}, perIP: map[string]int{}, memPerIP: map[string]int64{},
 	}
 }
 
@@ -197,6 +198,35 @@ func (s *Server) release(nc net.Conn) {
 	if s.perIP[ip]--; s.perIP[ip] <= 0 {
 		delete(s.perIP, ip)
 	}
+}
+
+// reserve counts n more literal bytes in memory against the connection's
+// address (Config.MaxMemoryPerIP); false if that would exceed the budget.
+func (c *Conn) reserve(n int64) bool {
+	s := c.srv
+	limited := s.cfg.MaxMemoryPerIP > 0 && (s.cfg.LimitLoopback || !c.isLoopback())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limited && s.memPerIP[c.ip]+n > s.cfg.MaxMemoryPerIP {
+		return false
+	}
+	s.memPerIP[c.ip] += n
+	c.memHeld += n
+	return true
+}
+
+// release gives back everything the connection reserved.
+func (c *Conn) release() {
+	if c.memHeld == 0 {
+		return
+	}
+	s := c.srv
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.memPerIP[c.ip] -= c.memHeld; s.memPerIP[c.ip] <= 0 {
+		delete(s.memPerIP, c.ip)
+	}
+	c.memHeld = 0
 }
 
 func peerIP(nc net.Conn) string {

@@ -86,7 +86,22 @@ func (e *ParseError) Error() string { return e.Status.Error() }
 type Limits struct {
 	MaxLine    int   // command text outside literals
 	MaxLiteral int64 // one literal, non-APPEND commands
-	MaxAppend  int64 // one APPEND literal; also the cap of all literals of a command
+	MaxAppend  int64 // one APPEND literal
+	// MaxCommandLiterals caps all literals of one command together (an
+	// APPEND: its message plus this much). 0 means MaxLiteral.
+	MaxCommandLiterals int64
+	// MaxPreAuthLiterals caps all literals of one command before
+	// authentication (LOGIN's name and password); a non-synchronising one
+	// above it ends the connection (BYE [TOOBIG]). 0 means 8 KiB.
+	MaxPreAuthLiterals int64
+}
+
+// memBudget is the memory a connection's address may have in flight:
+// literals held in memory are reserved before they are read and released
+// when the next command is read (Server.reserve).
+type memBudget interface {
+	reserve(n int64) bool
+	release()
 }
 
 const maxNesting = 100 // parenthesised lists (SEARCH programs nest)
@@ -96,14 +111,22 @@ type reader struct {
 	lim  Limits
 	cont func() error // writes "+ ..." and flushes, before a synchronising literal's data
 
+	mem memBudget // nil: no per-address budget (tests, STATUS read-ahead)
+
 	n        int    // commands read
 	lineLen  int    // bytes of command text read for the current command
 	litTotal int64  // literal bytes read for the current command
 	name     string // current command name, decides the literal limit
-	preAuth  bool   // not authenticated: MaxLiteral for every command
+	preAuth  bool   // not authenticated: MaxPreAuthLiterals for every command
 }
 
 func newReader(br *bufio.Reader, lim Limits, cont func() error) *reader {
+	if lim.MaxCommandLiterals <= 0 {
+		lim.MaxCommandLiterals = lim.MaxLiteral
+	}
+	if lim.MaxPreAuthLiterals <= 0 {
+		lim.MaxPreAuthLiterals = 8 << 10
+	}
 	return &reader{br: br, lim: lim, cont: cont}
 }
 
@@ -115,6 +138,9 @@ func perr(st *Status) error { return &ParseError{Status: st} }
 func (r *reader) ReadCommand() (*Command, error) {
 	r.n++
 	r.lineLen, r.litTotal, r.name = 0, 0, ""
+	if r.mem != nil {
+		r.mem.release() // the previous command has been executed
+	}
 	cmd := &Command{Line: r.n}
 	err := r.readCommand(cmd)
 	if err == nil {
@@ -408,23 +434,38 @@ func (r *reader) readLiteral(kind ValueKind) (Value, error) {
 			return Value{}, err
 		}
 	}
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r.br, buf); err != nil {
+	var b strings.Builder // one copy of the octets, not a buffer and a string
+	b.Grow(int(size))
+	if _, err := io.CopyN(&b, r.br, size); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		return Value{}, err
 	}
 	r.litTotal += size
-	return Value{Kind: kind, S: string(buf)}, nil
+	return Value{Kind: kind, S: b.String()}, nil
 }
 
 func (r *reader) checkLiteral(size int64, sync bool) error {
-	limit := r.lim.MaxLiteral
-	if r.name == "APPEND" && !r.preAuth { // no big uploads before login
-		limit = r.lim.MaxAppend
+	limit, total := r.lim.MaxLiteral, r.lim.MaxCommandLiterals
+	switch {
+	case r.preAuth: // no uploads before login, whatever the command
+		limit, total = r.lim.MaxPreAuthLiterals, r.lim.MaxPreAuthLiterals
+	case r.name == "APPEND":
+		limit, total = r.lim.MaxAppend, r.lim.MaxAppend+r.lim.MaxCommandLiterals
 	}
-	if size <= limit && r.litTotal+size <= r.lim.MaxAppend {
-		return nil
+	if size <= limit && r.litTotal+size <= total {
+		if r.mem == nil || r.mem.reserve(size) {
+			return nil
+		}
+		if sync { // nothing sent yet: the client may try again later
+			return perr(No(CodeLimit, "too much data in flight from your address, try again later")) // LIMIT, rfc5530.txt:256-259
+		}
+		return perr(Bad(CodeTooBig, "too much data in flight from your address")) // read and discarded
 	}
 	switch {
+	case !sync && r.preAuth:
+		return perr(Bye(CodeTooBig, "literal too big before authentication")) // option 2, "Send an untagged BYE response", rfc7888.txt:249
 	case !sync && size > r.lim.MaxAppend:
 		return perr(Bye(CodeTooBig, "literal too big")) // option 2, "Send an untagged BYE response", rfc7888.txt:249
 	case sync && r.name == "APPEND" && !r.preAuth:

@@ -111,8 +111,9 @@ func TestReadCommandErrors(t *testing.T) {
 		{"a APPEND INBOX {1001}\r\n", "a", "NO", "TOOBIG", 0},
 		// Non-synchronising literal too big: read and discarded.
 		{"a LOGIN {101+}\r\n" + strings.Repeat("z", 101) + " x\r\n", "a", "BAD", "TOOBIG", 0},
-		{"a APPEND INBOX {1000+}\r\n" + strings.Repeat("z", 1000) + " {1+}\r\n0\r\n", "a", "BAD", "TOOBIG", 0},
-		// The sum of literals is capped too.
+		{"a APPEND INBOX {1000+}\r\n" + strings.Repeat("z", 1000) + " {101+}\r\n" + strings.Repeat("z", 101) + "\r\n", "a", "BAD", "TOOBIG", 0},
+		// The sum of literals is capped too: an APPEND's message plus
+		// MaxLiteral of other literals.
 		{"a APPEND INBOX {600+}\r\n" + strings.Repeat("z", 600) + " {600}\r\n", "a", "NO", "TOOBIG", 0},
 	}
 	for _, tt := range tests {
