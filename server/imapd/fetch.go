@@ -157,17 +157,13 @@ func (f *fetcher) row(r *store.FetchRow) error {
 			w.Raw("BODYSTRUCTURE ")
 			f.bytes(r.BodyStructure)
 		case itemEmailID: // EMAILID, rfc8474.txt:289
-			w.Raw("EMAILID (E")
-			f.number(uint64(r.MessageID))
-			w.Raw(")")
+			w.Raw("EMAILID (" + f.c.Store().ObjectIDs().Email(r.MessageID) + ")")
 		case itemThreadID: // rfc8474.txt:343: NIL when there is no thread
 			if r.ThreadID == 0 {
 				w.Raw("THREADID NIL")
 				break
 			}
-			w.Raw("THREADID (T")
-			f.number(uint64(r.ThreadID))
-			w.Raw(")")
+			w.Raw("THREADID (" + f.c.Store().ObjectIDs().Thread(r.ThreadID) + ")")
 		case itemSection:
 			raw = f.section(it, r, raw)
 		}

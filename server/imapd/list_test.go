@@ -175,9 +175,9 @@ func TestListStatus(t *testing.T) {
 	// return an untagged LIST response followed by an untagged STATUS response").
 	imaptest.Expect(t, c.OK(`LIST "" Archive/% RETURN (STATUS (MESSAGES UNSEEN UIDNEXT MAILBOXID))`),
 		`* LIST (\HasNoChildren) "/" "Archive/2024"`,
-		fmt.Sprintf(`* STATUS "Archive/2024" (MESSAGES 0 UNSEEN 0 UIDNEXT 1 MAILBOXID (M%d))`, ar.ID-1),
+		fmt.Sprintf(`* STATUS "Archive/2024" (MESSAGES 0 UNSEEN 0 UIDNEXT 1 MAILBOXID (%s))`, e.st.ObjectIDs().Mailbox(ar.ID-1)),
 		`* LIST (\HasNoChildren) "/" "Archive/2025"`,
-		fmt.Sprintf(`* STATUS "Archive/2025" (MESSAGES 2 UNSEEN 1 UIDNEXT 3 MAILBOXID (M%d))`, ar.ID))
+		fmt.Sprintf(`* STATUS "Archive/2025" (MESSAGES 2 UNSEEN 1 UIDNEXT 3 MAILBOXID (%s))`, e.st.ObjectIDs().Mailbox(ar.ID)))
 	// A nonexistent subscribed name gets no STATUS.
 	imaptest.Expect(t, c.OK(`LIST (SUBSCRIBED) "" G* RETURN (STATUS (MESSAGES))`), `* LIST (\NonExistent \Subscribed) "/" "Gone"`)
 }

@@ -2,7 +2,6 @@ package imapd
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 
 	"decimail/server/store"
@@ -75,7 +74,7 @@ func cmdCreate(c *Conn, cmd *Command) error {
 		return err
 	}
 	if c.capable("OBJECTID") {
-		return c.OK(fmt.Sprintf("MAILBOXID (M%d)", mb.ID), "CREATE completed") // rfc8474.txt:183-184
+		return c.OK("MAILBOXID ("+c.Store().ObjectIDs().Mailbox(mb.ID)+")", "CREATE completed") // rfc8474.txt:183-184
 	}
 	return nil
 }

@@ -69,9 +69,9 @@ func TestRenameKeepsMailboxID(t *testing.T) {
 	e.deliver("Archive", testMsg("one"), store.Flags{})
 	c := e.dial()
 	ar, _ := e.st.Mailbox(t.Context(), e.user.ID, "Archive")
-	imaptest.Expect(t, c.OK("STATUS Archive (MAILBOXID MESSAGES)"), fmt.Sprintf(`* STATUS "Archive" (MAILBOXID (M%d) MESSAGES 1)`, ar.ID))
+	imaptest.Expect(t, c.OK("STATUS Archive (MAILBOXID MESSAGES)"), fmt.Sprintf(`* STATUS "Archive" (MAILBOXID (%s) MESSAGES 1)`, e.st.ObjectIDs().Mailbox(ar.ID)))
 	c.OK("RENAME Archive Old/Archive")
-	imaptest.Expect(t, c.OK("STATUS Old/Archive (MESSAGES MAILBOXID)"), fmt.Sprintf(`* STATUS "Old/Archive" (MESSAGES 1 MAILBOXID (M%d))`, ar.ID))
+	imaptest.Expect(t, c.OK("STATUS Old/Archive (MESSAGES MAILBOXID)"), fmt.Sprintf(`* STATUS "Old/Archive" (MESSAGES 1 MAILBOXID (%s))`, e.st.ObjectIDs().Mailbox(ar.ID)))
 	_, done := c.Do("STATUS Archive (MESSAGES)")
 	imaptest.ExpectDone(t, done, "NO [NONEXISTENT] no such mailbox")
 	e.deliver("INBOX", testMsg("two"), store.Flags{})
@@ -80,5 +80,6 @@ func TestRenameKeepsMailboxID(t *testing.T) {
 	imaptest.Expect(t, c.OK("STATUS INBOX (MESSAGES)"), `* STATUS "INBOX" (MESSAGES 0)`)
 }
 
-// mailboxIDRe is our MAILBOXID: "M" and the mailbox id (an objectid, rfc8474.txt:523).
-var mailboxIDRe = regexp.MustCompile(`^\(M[0-9]+\)$`)
+// mailboxIDRe is our MAILBOXID: "M" and 20 base32 characters of a keyed
+// hash of the mailbox id (an objectid, rfc8474.txt:523).
+var mailboxIDRe = regexp.MustCompile(`^\(M[A-Z2-7]{20}\)$`)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 
 	"decimail/server/store"
@@ -172,13 +171,10 @@ func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
 		case "SIZE":
 			w.Number(uint64(st.Size))
 		case "MAILBOXID":
-			w.Raw("(" + objectMailboxID(st.ID) + ")") // "The response item in the STATUS response contains the ObjectID", rfc8474.txt:245
+			w.Raw("(" + c.Store().ObjectIDs().Mailbox(st.ID) + ")") // "The response item in the STATUS response contains the ObjectID", rfc8474.txt:245
 		}
 	}
 	w.Raw(")")
 	w.CRLF()
 }
 
-// objectMailboxID renders a mailbox's OBJECTID (RFC 8474 §4): "M" + its id,
-// which survives RENAME.
-func objectMailboxID(id int64) string { return "M" + strconv.FormatInt(id, 10) }

@@ -18,7 +18,7 @@ func TestStatusItems(t *testing.T) {
 	c := e.dial()
 	// In the order requested (STATUS, rfc3501.txt:2424ff), duplicates once.
 	imaptest.ExpectExact(t, c.OK("STATUS inbox (UNSEEN MESSAGES RECENT UIDVALIDITY UIDNEXT MAILBOXID unseen)"),
-		fmt.Sprintf(`* STATUS "INBOX" (UNSEEN 2 MESSAGES 3 RECENT 3 UIDVALIDITY %d UIDNEXT 4 MAILBOXID (M%d))`, ib.UIDValidity, ib.ID))
+		fmt.Sprintf(`* STATUS "INBOX" (UNSEEN 2 MESSAGES 3 RECENT 3 UIDVALIDITY %d UIDNEXT 4 MAILBOXID (%s))`, ib.UIDValidity, e.st.ObjectIDs().Mailbox(ib.ID)))
 	// STATUS of the selected mailbox is allowed; its messages are no
 	// longer recent for others once selected.
 	c.OK("SELECT INBOX")

@@ -83,7 +83,7 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	w.Line("OK [UIDVALIDITY %d] UIDs valid", snap.Mailbox.UIDValidity)
 	w.Line("OK [UIDNEXT %d] predicted next UID", snap.Mailbox.UIDNext)
 	if c.capable("OBJECTID") {
-		w.Line("OK [MAILBOXID (M%d)] mailbox id", snap.Mailbox.ID) // untagged OK for SELECT and EXAMINE, rfc8474.txt:203ff
+		w.Line("OK [MAILBOXID (%s)] mailbox id", c.Store().ObjectIDs().Mailbox(snap.Mailbox.ID)) // untagged OK for SELECT and EXAMINE, rfc8474.txt:203ff
 	}
 	w.Unlock()
 	if readOnly {

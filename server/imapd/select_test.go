@@ -26,7 +26,7 @@ func TestSelectReportsMailboxState(t *testing.T) {
 		`* OK [PERMANENTFLAGS (\Answered \Flagged \Deleted \Seen \Draft $Forwarded \*)] flags permitted`,
 		fmt.Sprintf("* OK [UIDVALIDITY %d] UIDs valid", ib.UIDValidity),
 		"* OK [UIDNEXT 3] predicted next UID",
-		fmt.Sprintf("* OK [MAILBOXID (M%d)] mailbox id", ib.ID),
+		fmt.Sprintf("* OK [MAILBOXID (%s)] mailbox id", e.st.ObjectIDs().Mailbox(ib.ID)),
 	)
 	imaptest.ExpectDone(t, done, "OK [READ-WRITE] SELECT completed")
 	// A second session sees no \Recent; EXAMINE is read-only.

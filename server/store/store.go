@@ -95,6 +95,7 @@ type Store struct {
 	dummy     []byte
 	log       *slog.Logger
 	notif     *Notifier
+	objectIDs *ObjectIDs
 
 	views        sync.Map      // user id -> *viewsCache, the views deliveries match (deliver.go)
 	sinceIndex   atomic.Int64  // deliveries since the indexer's last complete pass (indexer.go)
@@ -150,6 +151,10 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	}
 	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log}
 	s.notif = newNotifier(cfg.ConnConfig, log)
+	if s.objectIDs, err = loadObjectIDs(ctx, s); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	bg, stop := context.WithCancel(context.Background())
 	s.stop, s.wake, s.indexerDone = stop, make(chan struct{}, 1), make(chan struct{})
 	go s.indexer(bg)
