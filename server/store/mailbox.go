@@ -160,6 +160,20 @@ func (s *Store) CreateMailbox(ctx context.Context, userID int64, name, def, spec
 	return m, err
 }
 
+// CreateFolder is CreateMailbox of a folder for the admin tools (import,
+// the demo seed) that also subscribes it, so that a client showing
+// subscribed folders only (Thunderbird's default) shows it. Parents it
+// creates on the way stay unsubscribed containers, as a client's own
+// CREATE of Lists/golang leaves them. An existing folder keeps its
+// subscription as it is (ErrExists).
+func (s *Store) CreateFolder(ctx context.Context, userID int64, name string) (Mailbox, error) {
+	m, err := s.CreateMailbox(ctx, userID, name, "", "")
+	if err == nil {
+		err = s.Subscribe(ctx, userID, m.Name)
+	}
+	return m, err
+}
+
 // Mailbox returns a user's mailbox by name.
 func (s *Store) Mailbox(ctx context.Context, userID int64, name string) (Mailbox, error) {
 	m, err := scanMailbox(s.pool.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, NormName(name)))

@@ -85,7 +85,7 @@ func importItems(ctx context.Context, s *store.Store, u store.User, items []impo
 			continue
 		}
 		if !created[it.folder] {
-			if _, err := s.CreateMailbox(ctx, u.ID, it.folder, "", ""); err != nil && !errors.Is(err, store.ErrExists) {
+			if _, err := s.CreateFolder(ctx, u.ID, it.folder); err != nil && !errors.Is(err, store.ErrExists) {
 				return sum, fmt.Errorf("folder %q: %w", it.folder, err)
 			}
 			created[it.folder] = true

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,6 +75,18 @@ func TestImportMboxAndMaildir(t *testing.T) {
 	for name, n := range want {
 		if sum.folders[name] != n {
 			t.Errorf("folder %s: %d messages, want %d (%v)", name, sum.folders[name], n, sum.folders)
+		}
+	}
+	// The folders the import made are subscribed (issue 14: Thunderbird
+	// shows subscribed folders only); the parent Work it made on the way is
+	// a container, as a client's CREATE leaves it.
+	subs, err := s.Subscriptions(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]bool{"Lists": true, "Work/Projects": true, "Work": false} {
+		if slices.Contains(subs, name) != want {
+			t.Errorf("%s subscribed: %v, want %v (subscriptions %q)", name, !want, want, subs)
 		}
 	}
 	lists, err := s.Mailbox(ctx, u.ID, "Lists")
