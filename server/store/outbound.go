@@ -38,20 +38,8 @@ type OutboundResult struct {
 // Enqueue adds a message to the outbound queue; the row is visible to relay
 // workers (and OutboundChannel notified) when this returns.
 func (s *Store) Enqueue(ctx context.Context, userID int64, from string, rcpts []string, data []byte) (int64, error) {
-	var id int64
-	var uid any
-	if userID != 0 {
-		uid = userID
-	}
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO outbound_queue (user_id, mail_from, rcpt_to, data)
-			VALUES ($1, $2, $3, $4) RETURNING id`, uid, from, rcpts, data).Scan(&id); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, OutboundChannel)
-		return err
-	})
-	return id, wrap("enqueue", err)
+	r, err := s.DeliverIncoming(ctx, IncomingBytes(data), Delivery{Queue: &Outbound{UserID: userID, From: from, Rcpts: rcpts}})
+	return r.QueueID, err
 }
 
 // ClaimOutbound locks one due message (next_attempt <= now) with FOR UPDATE

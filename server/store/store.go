@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/semaphore"
 
 	"decimail/schema"
 )
@@ -53,7 +54,11 @@ type Options struct {
 	// PasswordCost is the bcrypt cost for new passwords (0 = bcrypt.DefaultCost;
 	// tests use bcrypt.MinCost).
 	PasswordCost int
-	Log          *slog.Logger
+	// DeliveryMemory bounds the bytes of spooled messages (Incoming) that
+	// deliveries hold in memory at once; a delivery waits for room. 0 =
+	// 256 MiB. A message larger than this is still delivered, alone.
+	DeliveryMemory int64
+	Log            *slog.Logger
 }
 
 // Store is safe for concurrent use.
@@ -65,6 +70,8 @@ type Store struct {
 	dummy     []byte
 	log       *slog.Logger
 	notif     *Notifier
+	mem       *semaphore.Weighted // Options.DeliveryMemory
+	memCap    int64
 
 	views        sync.Map      // user id -> *viewsCache, the views deliveries match (deliver.go)
 	sinceIndex   atomic.Int64  // deliveries since the indexer's last complete pass (indexer.go)
@@ -107,7 +114,11 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log}
+	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, memCap: o.DeliveryMemory}
+	if s.memCap <= 0 {
+		s.memCap = 256 << 20
+	}
+	s.mem = semaphore.NewWeighted(s.memCap)
 	s.notif = newNotifier(pool, log)
 	bg, stop := context.WithCancel(context.Background())
 	s.stop, s.wake, s.indexerDone = stop, make(chan struct{}, 1), make(chan struct{})
