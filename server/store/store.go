@@ -58,20 +58,26 @@ type Options struct {
 	// deliveries hold in memory at once; a delivery waits for room. 0 =
 	// 256 MiB. A message larger than this is still delivered, alone.
 	DeliveryMemory int64
-	Log            *slog.Logger
+	// Auth is the failed-login limiter's policy; zero fields take the
+	// defaults, and the configuration table's auth_* keys override it
+	// (read at Open).
+	Auth AuthPolicy
+	Log  *slog.Logger
 }
 
 // Store is safe for concurrent use.
 type Store struct {
-	pool      *pgxpool.Pool
-	spool     string
-	cost      int
-	dummyOnce sync.Once
-	dummy     []byte
-	log       *slog.Logger
-	notif     *Notifier
-	mem       *semaphore.Weighted // Options.DeliveryMemory
-	memCap    int64
+	pool       *pgxpool.Pool
+	spool      string
+	cost       int
+	dummyOnce  sync.Once
+	dummy      []byte
+	log        *slog.Logger
+	notif      *Notifier
+	mem        *semaphore.Weighted // Options.DeliveryMemory
+	memCap     int64
+	auth       AuthPolicy
+	authPurged atomic.Int64 // last purge of auth_limits, Unix nanoseconds
 
 	views        sync.Map      // user id -> *viewsCache, the views deliveries match (deliver.go)
 	sinceIndex   atomic.Int64  // deliveries since the indexer's last complete pass (indexer.go)
@@ -119,6 +125,10 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		s.memCap = 256 << 20
 	}
 	s.mem = semaphore.NewWeighted(s.memCap)
+	if s.auth, err = s.loadAuthPolicy(ctx, o.Auth); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	s.notif = newNotifier(pool, log)
 	bg, stop := context.WithCancel(context.Background())
 	s.stop, s.wake, s.indexerDone = stop, make(chan struct{}, 1), make(chan struct{})
