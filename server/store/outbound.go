@@ -102,9 +102,10 @@ func (s *Store) IsLocalDomain(ctx context.Context, domain string) (bool, error) 
 	return ok, wrap("local domain", err)
 }
 
-// MaySendAs reports whether a user may use address as envelope sender: it is
-// delivered to them (exact or through their catch-all) or is one of their
-// auto_users addresses.
+// MaySendAs reports whether a user may use address as a sender (MAIL FROM,
+// or a From: address): it is delivered to them (exact or through their
+// catch-all), it is one of their auto_users addresses, or it is an address
+// recorded for one of those (custom_addrs: what Rewrite sends as).
 func (s *Store) MaySendAs(ctx context.Context, userID int64, address string) (bool, error) {
 	u, err := s.LookupAddress(ctx, address)
 	if err == nil && u.ID == userID {
@@ -113,9 +114,9 @@ func (s *Store) MaySendAs(ctx context.Context, userID int64, address string) (bo
 	if err != nil && !errors.Is(err, ErrNoUser) {
 		return false, err
 	}
-	a, err := s.AutoUser(ctx, address)
-	if errors.Is(err, ErrNoUser) {
-		return false, nil
-	}
-	return err == nil && a.UserID == userID, err
+	var ok bool
+	err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM auto_users WHERE address = $1 AND user_id = $2)
+		OR EXISTS (SELECT 1 FROM custom_addrs c JOIN auto_users a ON a.address = c.auto_address
+			WHERE c.address = $1 AND a.user_id = $2)`, strings.ToLower(strings.TrimSpace(address)), userID).Scan(&ok)
+	return ok, wrap("may send as", err)
 }
