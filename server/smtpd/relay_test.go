@@ -149,7 +149,7 @@ func TestRelayRetryThenSend(t *testing.T) {
 	}
 	clk := &clock{t: time.Now().Add(time.Second)}
 	r := newRelay(e, h.addr, clk)
-	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("retry"))
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("retry"))
 	if n := runOnce(t, r); n != 1 {
 		t.Fatalf("handled %d", n)
 	}
@@ -183,7 +183,7 @@ func TestRelayBouncesOn550(t *testing.T) {
 		return nil
 	}
 	r := newRelay(e, h.addr, &clock{t: time.Now().Add(time.Second)})
-	submit(t, e, "u@example.test", []string{"gone@elsewhere.example", "bob@elsewhere.example"}, testMsg("bounce"))
+	submit(t, e, "u@example.test", []string{"gone@elsewhere.example", "bob@elsewhere.example"}, outMsg("bounce"))
 	runOnce(t, r)
 	if q := queue(t, e.st); len(q) != 0 {
 		t.Fatalf("still queued: %+v", q)
@@ -208,7 +208,7 @@ func TestRelayGivesUp(t *testing.T) {
 	}
 	clk := &clock{t: time.Now().Add(time.Second)}
 	r := newRelay(e, h.addr, clk)
-	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("giveup"))
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("giveup"))
 	runOnce(t, r)
 	if len(queue(t, e.st)) != 1 || len(messages(t, e.st, e.u, "INBOX")) != 0 {
 		t.Fatal("4xx must defer, not bounce")
@@ -233,7 +233,7 @@ func TestRelayHostDown(t *testing.T) {
 	ln.Close() // connection refused from now on
 	clk := &clock{t: time.Now().Add(time.Second)}
 	r := newRelay(e, addr, clk)
-	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("down"))
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("down"))
 	runOnce(t, r)
 	q := queue(t, e.st)
 	if len(q) != 1 || q[0].Attempts != 1 || !q[0].NextAttempt.After(clk.Now()) || !strings.Contains(q[0].LastError, "refused") {
@@ -281,7 +281,7 @@ func TestRelayRunWakesOnNotify(t *testing.T) {
 	}
 	for !waitIdle("never waited with LISTEN in place") {
 	}
-	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("wake"))
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("wake"))
 	waitIdle("no pass within 10 s of queueing a message: the NOTIFY did not wake it")
 	if got := h.received(); len(got) != 1 || !strings.Contains(got[0].data, "Subject: wake") {
 		t.Fatalf("smart host got %+v after the pass the NOTIFY started", got)
