@@ -406,3 +406,62 @@ func TestDeleteDaemon(t *testing.T) {
 		t.Fatalf("missing file: %d %v", n, err)
 	}
 }
+
+// TestRelayHoldsNoTransaction pins finding 6: the relay held a transaction
+// (and the queue row's lock) open across its whole SMTP session with the
+// smart host. It now leases the row, commits, talks SMTP, and records the
+// result in a second short statement: while the smart host reads the
+// message, no transaction of ours is open.
+func TestRelayHoldsNoTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t)
+	var open []string
+	h.dataErr = func(int) error {
+		rows, err := e.st.Pool().Query(context.Background(), `SELECT state || ': ' || query FROM pg_stat_activity
+			WHERE datname = current_database() AND state LIKE 'idle in transaction%'`)
+		if err != nil {
+			open = append(open, err.Error())
+			return nil
+		}
+		for rows.Next() {
+			var s string
+			rows.Scan(&s)
+			open = append(open, s)
+		}
+		rows.Close()
+		return nil
+	}
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("lease"))
+	r := newRelay(e, h.addr, &clock{t: time.Now().Add(time.Second)})
+	if n := runOnce(t, r); n != 1 {
+		t.Fatalf("sent %d", n)
+	}
+	if len(open) != 0 {
+		t.Fatalf("open during the SMTP session: %q", open)
+	}
+	if q := queue(t, e.st); len(q) != 0 || len(h.received()) != 1 {
+		t.Fatalf("queue %d, smart host got %d", len(q), len(h.received()))
+	}
+}
+
+// TestRelayDeadWorkersLeaseExpires: a message claimed by a worker that
+// died is left alone until its lease ends, then sent.
+func TestRelayDeadWorkersLeaseExpires(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t)
+	clk := &clock{t: time.Now().Add(time.Second)}
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("dead"))
+	if m, err := e.st.ClaimOutbound(context.Background(), clk.Now(), 30*time.Minute); err != nil || m == nil {
+		t.Fatalf("claim: %v %v", m, err)
+	} // ... and the worker dies.
+	r := newRelay(e, h.addr, clk)
+	if n := runOnce(t, r); n != 0 {
+		t.Fatalf("sent a message leased to another worker")
+	}
+	clk.Add(31 * time.Minute)
+	if n := runOnce(t, r); n != 1 || len(h.received()) != 1 {
+		t.Fatalf("after the lease: sent %d", n)
+	}
+}
