@@ -16,13 +16,16 @@ import (
 )
 
 // authStore opens a store with a scaled-down limiter: 5 free failures per
-// address, blocks from 100ms doubling up to 2s, 10 per account then waits
-// up to 200ms.
-func authStore(t testing.TB) (*store.Store, store.User) {
+// address, blocks from base (100ms if 0) doubling up to 20 times that, 10
+// per account then waits up to twice base.
+func authStore(t testing.TB, base time.Duration) (*store.Store, store.User) {
 	t.Helper()
+	if base == 0 {
+		base = 100 * time.Millisecond
+	}
 	s, err := store.Open(context.Background(), pgrun.TestDB(t), store.Options{PasswordCost: bcrypt.MinCost,
-		Auth: store.AuthPolicy{AddrFree: 5, UserFree: 10, Base: 100 * time.Millisecond, AddrMax: 2 * time.Second,
-			UserMax: 200 * time.Millisecond, Window: time.Hour}})
+		Auth: store.AuthPolicy{AddrFree: 5, UserFree: 10, Base: base, AddrMax: 20 * base,
+			UserMax: 2 * base, Window: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +39,7 @@ func authStore(t testing.TB) (*store.Store, store.User) {
 // nothing stopped them before.
 func TestAuthLimiterParallelGuesses(t *testing.T) {
 	t.Parallel()
-	s, _ := authStore(t)
+	s, _ := authStore(t, 0)
 	ctx := context.Background()
 	attacker := netip.MustParseAddr("192.0.2.66")
 	var checked, refused atomic.Int64
@@ -95,7 +98,7 @@ func TestAuthLimiterParallelGuesses(t *testing.T) {
 // still blocks.
 func TestAuthLimiterSuccessesAreFree(t *testing.T) {
 	t.Parallel()
-	s, _ := authStore(t)
+	s, _ := authStore(t, 10*time.Second)
 	ctx := context.Background()
 	ip := netip.MustParseAddr("198.51.100.7")
 	for range 4 {
@@ -133,7 +136,7 @@ func TestAuthLimiterSuccessesAreFree(t *testing.T) {
 // slowed the same way, never refused.
 func TestAuthLimiterAccountSlows(t *testing.T) {
 	t.Parallel()
-	s, _ := authStore(t)
+	s, _ := authStore(t, 0)
 	ctx := context.Background()
 	for i := range 10 {
 		ip := netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)})
