@@ -115,7 +115,7 @@ func (c *Conn) login(name, pass string) error {
 	if errors.As(err, &te) {
 		// The store's failed-login limiter refused to check the password
 		// (per address, across connections: store.AuthPolicy). A temporary
-		// failure, rfc5530.txt:96 UNAVAILABLE: "Temporary failure".
+		// failure, RFC 5530 §3, rfc5530.txt:96: UNAVAILABLE, "Temporary failure".
 		if bye := c.authFailed(name, "refused unchecked: too many failures from this address"); c.authFail >= maxAuthFailures {
 			return bye
 		}

@@ -21,8 +21,8 @@ import (
 // transfer rather than re-armed per read; with BDAT (go-smtp reads the
 // chunks and sets its own deadline per command) it is checked between
 // reads. Past it, the client gets 421 and the connection is closed
-// (rfc5321.txt:1657: after a timeout "waiting for the client to send a
-// command or data").
+// (RFC 5321 §3.8, rfc5321.txt:1658: a server may close after a timeout
+// waiting "for the client to send a command or data").
 func (x *session) readData(r io.Reader, w io.Writer) error {
 	cfg := x.s.cfg
 	start := time.Now()
@@ -75,8 +75,8 @@ func (x *session) dataRefused(err error) error {
 	var se *smtp.SMTPError
 	switch {
 	case errors.Is(err, errHeaderTooLarge):
-		// rfc5321.txt:2921 "552 Requested mail action aborted: exceeded
-		// storage allocation".
+		// RFC 5321 §4.2.3, rfc5321.txt:2921: "552 Requested mail action
+		// aborted: exceeded storage allocation".
 		se = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 3, 4},
 			Message: fmt.Sprintf("Message header too large (at most %d bytes)", x.s.cfg.MaxHeaderBytes)}
 	case errors.Is(err, smtp.ErrDataTooLarge):
@@ -88,7 +88,7 @@ func (x *session) dataRefused(err error) error {
 			Message: fmt.Sprintf("Line too long (at most %d bytes)", x.s.cfg.MaxLineLength)}
 	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
 		x.log.Error("smtpd: spool full", "err", err)
-		return errNoStorage // rfc5321.txt:2893 "452 ... insufficient system storage"
+		return errNoStorage // RFC 5321 §4.2.3, rfc5321.txt:2893: "insufficient system storage"
 	case errors.As(err, &se):
 	case errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF):
 		return err // the connection is gone
@@ -103,8 +103,9 @@ func (x *session) dataRefused(err error) error {
 var errHeaderTooLarge = errors.New("smtpd: header too large")
 
 // dataWriter passes message data on with bare LF line ends made CRLF
-// (rfc5321.txt:773: bare CR or LF "has a long history of causing problems";
-// clients sending them are common enough to repair rather than refuse),
+// (RFC 5321 §2.3.8, rfc5321.txt:774: bare CR or LF "has a long history of
+// causing" problems; clients sending them are common enough to repair
+// rather than refuse),
 // counting the header section: past maxHeader bytes without the blank line
 // that ends it, it fails with errHeaderTooLarge (parsing a header costs
 // more memory per byte than a body).

@@ -68,11 +68,11 @@ func (x *session) submit(ctx context.Context, in *store.Incoming) error {
 
 // checkFrom: an authenticated user's message must come From: addresses of
 // theirs (store.MaySendAs: their addresses, auto addresses and the
-// addresses Rewrite gives those), in exactly one From: field
-// (rfc5322.txt:1145, "from" occurs once); a null envelope sender needs one
-// (it is the only sender the message names). rfc6409.txt:541: the MSA may
-// refuse a message that "seems inconsistent with permissions given to the
-// user".
+// addresses Rewrite gives those), in exactly one From: field (RFC 5322
+// §3.6, rfc5322.txt:1145: "from", at least 1, at most 1); a null envelope
+// sender needs one (it is the only sender the message names). RFC 6409
+// §6.3, rfc6409.txt:543: the MSA may refuse a message that "seems
+// inconsistent with permissions given to" the user.
 func (x *session) checkFrom(ctx context.Context, h header) error {
 	refuse := func(why string) error {
 		x.log.Warn("smtpd: From: refused", "user", x.user.Name, "why", why)

@@ -27,7 +27,7 @@ var (
 	errBadAddress   = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad address syntax"}
 	errAuthTemp     = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure"}
 	errTooManyAuth  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures, closing connection"}
-	// rfc4954.txt:157 "The AUTH command is not permitted during a mail transaction."
+	// RFC 4954 §4, rfc4954.txt:157: "The AUTH command is not permitted during a mail transaction."
 	errAuthInTx  = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH is not permitted during a mail transaction"}
 	errNoStorage = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage, try again later"}
 )
@@ -102,8 +102,8 @@ func (x *session) Auth(mech string) (sasl.Server, error) {
 // (per address and per account, across connections and processes: see
 // store.AuthPolicy). A refused attempt, or the connection's
 // MaxAuthFailures-th failure, is answered 421 and the connection closed
-// (rfc5321.txt:1651: the server may close "After ... returning a 421
-// response code").
+// (RFC 5321 §3.8, rfc5321.txt:1652: a server may close the connection
+// after "returning a 421 response code").
 func (x *session) authenticate(username, password string) error {
 	ctx, cancel := x.ctx()
 	defer cancel()
@@ -140,10 +140,10 @@ func (x *session) authFailed(username, why string) error {
 
 // Mail starts a transaction. An authenticated session is a submission as
 // far as the sender goes, on any listener: MAIL FROM must be one of the
-// user's addresses (rfc6409.txt:523, "not authorized with the
-// authentication used"), or the null reverse-path, which an MSA "MUST NOT,
-// in itself" reject (rfc6409.txt:349); the From: header field is checked
-// at DATA (checkFrom), where a null sender needs one.
+// user's addresses (RFC 6409 §6.1, rfc6409.txt:523: a sender with
+// "insufficient submission rights" may be refused), or the null reverse-path, which an MSA "MUST NOT,
+// in itself" reject (RFC 6409 §3.2, rfc6409.txt:350); the From: header
+// field is checked at DATA (checkFrom), where a null sender needs one.
 func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 	x.Reset()
 	from = strings.ToLower(strings.TrimSpace(from))
@@ -183,8 +183,8 @@ func (x *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		return errBadAddress
 	}
 	if x.rcpts >= x.s.cfg.MaxRecipients {
-		// rfc5321.txt:3596: an exhausted recipient limit "MUST use a
-		// response code of 452".
+		// RFC 5321 §4.5.3.1.10, rfc5321.txt:3599: when the recipient
+		// limit "is exhausted, it MUST use a response code of" 452.
 		if !x.rcptLimit {
 			x.rcptLimit = true
 			x.log.Info("smtpd: recipient limit reached; further RCPTs refused", "max", x.s.cfg.MaxRecipients)
