@@ -572,3 +572,24 @@ func TestBodyTextLargePart(t *testing.T) {
 		}
 	}
 }
+
+// TestPartBomb: a message of a million empty parts allocated 900 MB to
+// parse (10 MB of input); past maxParts the rest is one opaque part.
+func TestPartBomb(t *testing.T) {
+	raw := []byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n\r\nx\r\n", 1<<20) + "--b--\r\n")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	p := Parse(raw)
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*uint64(len(raw)) {
+		t.Errorf("parsing %d MB of parts allocated %d MB", len(raw)>>20, alloc>>20)
+	}
+	bs := string(p.BodyStructure)
+	if !p.Broken || !strings.Contains(bs[max(0, len(bs)-200):], `("APPLICATION" "OCTET-STREAM" NIL NIL NIL "7BIT" `) ||
+		!strings.HasSuffix(bs, ` NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "b") NIL NIL NIL)`) {
+		t.Errorf("broken %v, bodystructure ends %q", p.Broken, p.BodyStructure[max(0, len(p.BodyStructure)-120):])
+	}
+	if n := strings.Count(string(p.Body), `("TEXT" "PLAIN"`); n != 9999 { // maxParts with the root
+		t.Errorf("%d parts before the opaque rest, want 9999", n)
+	}
+}
