@@ -2,8 +2,11 @@ package imapd
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -100,9 +103,26 @@ func (c *Conn) login(name, pass string) error {
 	if c.srv.auth == nil {
 		return errors.New("no authenticator configured")
 	}
-	u, err := c.srv.auth.Authenticate(c.ctx, name, pass)
+	var u store.User
+	var err error
+	if l, ok := c.srv.auth.(limitedAuthenticator); ok {
+		u, err = l.AuthenticateFrom(c.ctx, c.remoteAddr(), name, pass)
+	} else {
+		u, err = c.srv.auth.Authenticate(c.ctx, name, pass)
+	}
 	if errors.Is(err, store.ErrAuthFailed) {
-		return c.authFailed(name)
+		return c.authFailed(name, "bad credentials")
+	}
+	var te *store.ThrottledError
+	if errors.As(err, &te) {
+		// The store's failed-login limiter refused to check the password
+		// (per address, across connections: store.AuthPolicy). A temporary
+		// failure, RFC 5530 §3, rfc5530.txt:96: UNAVAILABLE, "Temporary failure".
+		if bye := c.authFailed(name, "refused unchecked: too many failures from this address"); c.authFail >= maxAuthFailures {
+			return bye
+		}
+		return No(CodeUnavailable, fmt.Sprintf("Too many failed logins from your address; try again in %v",
+			max(time.Second, te.RetryAfter.Round(time.Second))))
 	}
 	if err != nil {
 		return err
@@ -120,9 +140,23 @@ func (c *Conn) login(name, pass string) error {
 	return c.OK("CAPABILITY "+c.capabilityString(), "Logged in")
 }
 
-func (c *Conn) authFailed(name string) error {
+// limitedAuthenticator is *store.Store's Authenticate behind its
+// failed-login limiter.
+type limitedAuthenticator interface {
+	AuthenticateFrom(ctx context.Context, remote netip.Addr, name, password string) (store.User, error)
+}
+
+// remoteAddr is the peer's address (invalid for a Unix socket).
+func (c *Conn) remoteAddr() netip.Addr {
+	if ap, err := netip.ParseAddrPort(c.nc.RemoteAddr().String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+func (c *Conn) authFailed(name, why string) error {
 	c.authFail++
-	c.log.Info("authentication failed", "user", name, "failures", c.authFail)
+	c.log.Info("authentication failed", "user", name, "why", why, "failures", c.authFail)
 	t := time.NewTimer(c.srv.cfg.AuthFailDelay)
 	select {
 	case <-t.C:

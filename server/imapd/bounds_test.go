@@ -143,7 +143,7 @@ func TestPoolBusy(t *testing.T) {
 	}
 	_, done := c.Do("FETCH 1 (FLAGS ENVELOPE)")
 	imaptest.ExpectDone(t, done, "NO [UNAVAILABLE] database unavailable, try again later")
-	ctx := store.WithClass(t.Context(), store.Delivery)
+	ctx := store.WithClass(t.Context(), store.ClassDelivery)
 	if _, err := e.st.Deliver(ctx, e.user.ID, []byte(testMsg("two")), store.DeliverOptions{}); err != nil {
 		t.Fatalf("delivery while the sessions' pool is exhausted: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/emersion/go-message/charset"
 )
@@ -192,9 +193,31 @@ func (t *tree) collectText(bt *bodyText, en *entity) {
 	case en.msg != nil:
 		t.collectText(bt, en.msg)
 	case en.typ == "text":
-		data := decodeCTE(t.cte(en), t.raw[en.hdrEnd:en.end])
+		cte := t.cte(en)
 		cs, _ := paramValue(en.params, "charset")
-		bt.add(decodeCharset(strings.ToLower(strings.Trim(cs, `" `)), data))
+		cs = strings.ToLower(strings.Trim(cs, `" `))
+		// Decode no more than can fill the rest of the text: a large part
+		// used to be copied whole two or three times (decoded, converted
+		// to a string) to keep MaxBodyText of it. Input bytes per output
+		// byte: 1 unencoded, 4/3 (and line ends) in base64, up to 3 in
+		// quoted-printable ("=XX"), twice that from a two-byte charset.
+		raw, room := t.raw[en.hdrEnd:en.end], MaxBodyText-bt.b.Len()
+		var lim int
+		switch cte {
+		case "", "7bit", "8bit", "binary":
+			lim = room + utf8.UTFMax
+		case "base64":
+			lim = room*3/2 + 128
+		default:
+			lim = 3*room + 64
+		}
+		if !isUTF8Charset(cs) {
+			lim *= 2
+		}
+		if len(raw) > lim {
+			raw = raw[:lim]
+		}
+		bt.add(decodeCharset(cs, decodeCTE(cte, raw)))
 	}
 }
 
@@ -262,10 +285,16 @@ func decodeQP(b []byte) []byte {
 	return out
 }
 
-func decodeCharset(cs string, b []byte) string {
+func isUTF8Charset(cs string) bool {
 	switch cs {
 	case "", "us-ascii", "utf-8", "utf8", "ascii":
-	default:
+		return true
+	}
+	return false
+}
+
+func decodeCharset(cs string, b []byte) string {
+	if !isUTF8Charset(cs) {
 		if r, err := charset.Reader(cs, bytes.NewReader(b)); err == nil {
 			if d, err := io.ReadAll(r); err == nil {
 				b = d

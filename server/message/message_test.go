@@ -2,8 +2,10 @@ package message
 
 import (
 	"bytes"
+	"encoding/base64"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -538,5 +540,56 @@ func TestBodyTextCap(t *testing.T) {
 	p := Parse(raw)
 	if len(p.BodyText) > MaxBodyText || len(p.BodyText) < MaxBodyText-1 || !utf8.ValidString(p.BodyText) {
 		t.Errorf("BodyText len %d valid %v", len(p.BodyText), utf8.ValidString(p.BodyText))
+	}
+}
+
+// TestBodyTextLargePart: the text of a part larger than MaxBodyText is the
+// same as before, but only as much of the part as can fill it is decoded
+// (a 20 MB part used to cost two or three copies of itself; issue 13).
+func TestBodyTextLargePart(t *testing.T) {
+	line := strings.Repeat("abcdefghij", 7) + "\r\n"
+	body := strings.Repeat(line, (20<<20)/len(line))
+	b64 := base64.StdEncoding.EncodeToString([]byte(body))
+	var wrapped strings.Builder
+	for i := 0; i < len(b64); i += 76 {
+		wrapped.WriteString(b64[i:min(i+76, len(b64))] + "\r\n")
+	}
+	for _, c := range []struct{ name, cte, body string }{
+		{"7bit", "7bit", body},
+		{"base64", "base64", wrapped.String()},
+	} {
+		raw := []byte("Subject: big\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: " + c.cte +
+			"\r\n\r\n" + c.body)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		p := Parse(raw)
+		runtime.ReadMemStats(&after)
+		if p.BodyText != body[:MaxBodyText] {
+			t.Errorf("%s: body text differs (%d bytes)", c.name, len(p.BodyText))
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 6*MaxBodyText {
+			t.Errorf("%s: parsing a %d MB part allocated %d MB", c.name, len(c.body)>>20, alloc>>20)
+		}
+	}
+}
+
+// TestPartBomb: a message of a million empty parts allocated 900 MB to
+// parse (10 MB of input); past maxParts the rest is one opaque part.
+func TestPartBomb(t *testing.T) {
+	raw := []byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n" + strings.Repeat("--b\r\n\r\nx\r\n", 1<<20) + "--b--\r\n")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	p := Parse(raw)
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*uint64(len(raw)) {
+		t.Errorf("parsing %d MB of parts allocated %d MB", len(raw)>>20, alloc>>20)
+	}
+	bs := string(p.BodyStructure)
+	if !p.Broken || !strings.Contains(bs[max(0, len(bs)-200):], `("APPLICATION" "OCTET-STREAM" NIL NIL NIL "7BIT" `) ||
+		!strings.HasSuffix(bs, ` NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "b") NIL NIL NIL)`) {
+		t.Errorf("broken %v, bodystructure ends %q", p.Broken, p.BodyStructure[max(0, len(p.BodyStructure)-120):])
+	}
+	if n := strings.Count(string(p.Body), `("TEXT" "PLAIN"`); n != 9999 { // maxParts with the root
+		t.Errorf("%d parts before the opaque rest, want 9999", n)
 	}
 }

@@ -41,6 +41,12 @@ const MaxBodyText = 4 << 20
 // maxDepth bounds multipart/message nesting; deeper parts are opaque leaves.
 const maxDepth = 64
 
+// maxParts bounds the entities of a message: a part costs about 900 bytes
+// parsed, so 10 MB of empty parts took 900 MB (issue 13). Past it, the rest
+// of a multipart is one opaque application/octet-stream part and the
+// message is Broken.
+const maxParts = 10000
+
 // ThreadKey returns the root msg-id for thread grouping: first of
 // References, else InReplyTo, else MessageID.
 func (p *Parsed) ThreadKey() string {
@@ -90,6 +96,7 @@ type tree struct {
 	raw    []byte
 	root   *entity
 	broken bool
+	parts  int // entities made so far (maxParts)
 }
 
 func parseTree(raw []byte) *tree {
@@ -158,6 +165,7 @@ func (t *tree) header(en *entity) {
 // entity parses raw[s:e] as a MIME entity. digest selects the
 // multipart/digest default type (rfc2046 section 5.1.5).
 func (t *tree) entity(s, e int, digest bool, depth int) *entity {
+	t.parts++
 	en := &entity{start: s, end: e}
 	t.header(en)
 	en.typ, en.sub = "text", "plain"
@@ -243,6 +251,12 @@ func (t *tree) multipart(en *entity, depth int) {
 		rest := raw[pos+len(delim) : lineEnd]
 		isClose := bytes.HasPrefix(rest, []byte("--"))
 		if isClose || len(bytes.Trim(rest, " \t\r\n")) == 0 {
+			if partStart >= 0 && t.parts >= maxParts {
+				t.broken = true
+				en.children = append(en.children, &entity{start: partStart, hdrEnd: partStart, end: e,
+					typ: "application", sub: "octet-stream"})
+				return
+			}
 			if partStart >= 0 {
 				pe := pos
 				if pe > partStart && raw[pe-1] == '\n' {

@@ -76,7 +76,7 @@ func NewDeleteDaemon(st *store.Store, cfg DeleteConfig, log *slog.Logger) *Delet
 
 // Run works until ctx ends, waking on store.DeleteChannel and every Sweep.
 func (d *DeleteDaemon) Run(ctx context.Context) error {
-	ctx = store.WithClass(ctx, store.Background)
+	ctx = store.WithClass(ctx, store.ClassBackground)
 	wake := make(chan struct{}, 1)
 	go listen(ctx, d.st, store.DeleteChannel, wake, wake, d.log)
 	for {
@@ -94,7 +94,7 @@ func (d *DeleteDaemon) Run(ctx context.Context) error {
 
 // RunOnce removes every file due now and returns how many rows it marked done.
 func (d *DeleteDaemon) RunOnce(ctx context.Context) (int, error) {
-	ctx = store.WithClass(ctx, store.Background)
+	ctx = store.WithClass(ctx, store.ClassBackground)
 	total := 0
 	for {
 		n, err := d.st.ClaimDeleted(ctx, d.cfg.Now().Add(-d.cfg.Retention), d.cfg.Batch, d.remove)

@@ -3,60 +3,40 @@ package smtpd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"decimail/server/store"
 )
 
-// receive stores an inbound message once per local recipient and queues it
-// for the accepted remote recipients (trusted or authenticated clients).
-func (x *session) receive(ctx context.Context, raw []byte) error {
-	var user int64
-	if x.user != nil {
-		user = x.user.ID
+// receive stores an inbound message once per local user and queues it for
+// the accepted remote recipients (trusted clients), in one transaction.
+func (x *session) receive(ctx context.Context, in *store.Incoming) error {
+	d := store.Delivery{Copies: x.localCopies()}
+	if len(x.remote) > 0 {
+		d.Queue = &store.Outbound{From: x.from, Rcpts: x.remote, Prefix: x.trace(x.remoteFor(), false)}
 	}
-	if err := x.deliverLocal(ctx, raw); err != nil {
-		return err
-	}
-	return x.enqueue(ctx, user, x.from, raw)
+	return x.deliver(ctx, in, d)
 }
 
-func (x *session) deliverLocal(ctx context.Context, raw []byte) error {
-	for _, r := range x.local {
-		msg := x.trace(r.addr, raw, true)
-		d, err := x.s.st.Deliver(ctx, r.user.ID, msg, store.DeliverOptions{Mailbox: "INBOX", DeliveredTo: r.addr})
-		if err != nil {
-			x.log.Error("smtpd: deliver", "rcpt", r.addr, "err", err)
-			return errTempDB
-		}
-		x.log.Info("smtpd: delivered", "from", x.from, "rcpt", r.addr, "user", r.user.Name, "message", d.MessageID, "size", len(msg))
-	}
-	return nil
-}
-
-func (x *session) enqueue(ctx context.Context, user int64, from string, raw []byte) error {
-	if len(x.remote) == 0 {
-		return nil
-	}
-	for_ := ""
-	if len(x.remote) == 1 {
-		for_ = x.remote[0]
-	}
-	id, err := x.s.st.Enqueue(ctx, user, from, x.remote, x.trace(for_, raw, false))
+// submit handles an authenticated submission (on either listener): the
+// From: check, address rewriting, then in one transaction the local copies,
+// the queued copy and the \Seen copy in the sender's Sent folder.
+func (x *session) submit(ctx context.Context, in *store.Incoming) error {
+	hdr, err := in.Prefix(int(x.headerLen))
 	if err != nil {
-		x.log.Error("smtpd: enqueue", "err", err)
+		x.log.Error("smtpd: read header", "err", err)
 		return errTempDB
 	}
-	x.log.Info("smtpd: queued", "from", from, "rcpts", x.remote, "queue", id, "size", len(raw))
-	return nil
-}
-
-// submit handles an authenticated submission: address rewriting, local
-// delivery, queueing, and the \Seen copy in the sender's Sent folder.
-func (x *session) submit(ctx context.Context, raw []byte) error {
-	h := readHeader(raw)
+	h := readHeader(hdr)
+	if err := x.checkFrom(ctx, h); err != nil {
+		return err
+	}
 	from := x.from
 	if h.From != "" {
 		correspondent := h.FirstTo
@@ -71,19 +51,88 @@ func (x *session) submit(ctx context.Context, raw []byte) error {
 		}
 		if newFrom != h.From {
 			x.log.Info("smtpd: rewrote sender", "from", h.From, "to", newFrom, "correspondent", correspondent)
-			raw = replaceFrom(raw, newFrom)
-			from = newFrom
+			in.Splice(int64(len(hdr)), replaceFrom(hdr, newFrom))
+			if from != "" {
+				from = newFrom
+			}
 		}
 	}
-	if err := x.deliverLocal(ctx, raw); err != nil {
-		return err
+	d := store.Delivery{Copies: x.localCopies()}
+	d.Copies = append(d.Copies, store.Copy{UserID: x.user.ID,
+		DeliverOptions: store.DeliverOptions{Mailbox: "Sent", Flags: store.Flags{Seen: true}}})
+	if len(x.remote) > 0 {
+		d.Queue = &store.Outbound{UserID: x.user.ID, From: from, Rcpts: x.remote, Prefix: x.trace(x.remoteFor(), false)}
 	}
-	if err := x.enqueue(ctx, x.user.ID, from, raw); err != nil {
-		return err
+	return x.deliver(ctx, in, d)
+}
+
+// checkFrom: an authenticated user's message must come From: addresses of
+// theirs (store.MaySendAs: their addresses, auto addresses and the
+// addresses Rewrite gives those), in exactly one From: field (RFC 5322
+// §3.6, rfc5322.txt:1145: "from", at least 1, at most 1); a null envelope
+// sender needs one (it is the only sender the message names). RFC 6409
+// §6.3, rfc6409.txt:543: the MSA may refuse a message that "seems
+// inconsistent with permissions given to" the user.
+func (x *session) checkFrom(ctx context.Context, h header) error {
+	refuse := func(why string) error {
+		x.log.Warn("smtpd: From: refused", "user", x.user.Name, "why", why)
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: why}
 	}
-	if _, err := x.s.st.Deliver(ctx, x.user.ID, raw, store.DeliverOptions{Mailbox: "Sent", Flags: store.Flags{Seen: true}}); err != nil {
-		x.log.Error("smtpd: store Sent copy", "err", err)
+	switch {
+	case h.fromFields > 1:
+		return refuse("More than one From: header field")
+	case h.fromBad:
+		return refuse("The From: header field is not a valid address list")
+	case h.fromFields == 0 && x.from == "":
+		return refuse("A message with a null sender <> needs a From: header field")
+	}
+	for _, a := range h.froms {
+		ok, err := x.s.st.MaySendAs(ctx, x.user.ID, a)
+		if err != nil {
+			x.log.Error("smtpd: sender check", "err", err)
+			return errTempDB
+		}
+		if !ok {
+			return refuse(fmt.Sprintf("From: address <%s> is not one of the addresses of user %s", a, x.user.Name))
+		}
+	}
+	return nil
+}
+
+func (x *session) localCopies() []store.Copy {
+	var cs []store.Copy
+	for _, r := range x.local {
+		cs = append(cs, store.Copy{UserID: r.user.ID, Prefix: x.trace(r.addr, true),
+			DeliverOptions: store.DeliverOptions{Mailbox: "INBOX", DeliveredTo: r.addr}})
+	}
+	return cs
+}
+
+// remoteFor is the "for" of the queued copy's Received: field, when there is one recipient.
+func (x *session) remoteFor() string {
+	if len(x.remote) == 1 {
+		return x.remote[0]
+	}
+	return ""
+}
+
+// deliver commits d and answers: 250 only after the commit; a failure
+// stored nothing, so the client's retry cannot duplicate anything.
+func (x *session) deliver(ctx context.Context, in *store.Incoming, d store.Delivery) error {
+	res, err := x.s.st.DeliverIncoming(ctx, in, d)
+	if err != nil {
+		x.log.Error("smtpd: deliver", "from", x.from, "err", err)
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			return errNoStorage
+		}
 		return errTempDB
+	}
+	for i, c := range res.Copies {
+		x.log.Info("smtpd: delivered", "from", x.from, "rcpt", d.Copies[i].DeliveredTo, "user", d.Copies[i].UserID,
+			"mailbox", d.Copies[i].Mailbox, "message", c.MessageID, "size", in.Size()+int64(len(d.Copies[i].Prefix)))
+	}
+	if d.Queue != nil {
+		x.log.Info("smtpd: queued", "from", d.Queue.From, "rcpts", d.Queue.Rcpts, "queue", res.QueueID, "size", in.Size())
 	}
 	return nil
 }
@@ -96,9 +145,9 @@ func localAddrs(l []localRcpt) []string {
 	return out
 }
 
-// trace prepends Delivered-To (when delivering) and a Received: field
-// (RFC 5321 §4.4, "with" values from RFC 3848) to raw.
-func (x *session) trace(rcpt string, raw []byte, delivered bool) []byte {
+// trace returns the header fields prepended to a copy: Delivered-To (when
+// delivering) and Received: (RFC 5321 §4.4, "with" values from RFC 3848).
+func (x *session) trace(rcpt string, delivered bool) []byte {
 	with := "ESMTP"
 	if _, ok := x.conn.TLSConnectionState(); ok {
 		with += "S"
@@ -107,7 +156,6 @@ func (x *session) trace(rcpt string, raw []byte, delivered bool) []byte {
 		with += "A"
 	}
 	var b bytes.Buffer
-	b.Grow(len(raw) + 300)
 	if delivered && rcpt != "" {
 		fmt.Fprintf(&b, "Delivered-To: %s\r\n", rcpt)
 	}
@@ -117,7 +165,6 @@ func (x *session) trace(rcpt string, raw []byte, delivered bool) []byte {
 		fmt.Fprintf(&b, "\r\n\tfor <%s>", sanitize(rcpt))
 	}
 	fmt.Fprintf(&b, ";\r\n\t%s\r\n", time.Now().Format(time.RFC1123Z))
-	b.Write(raw)
 	return b.Bytes()
 }
 
@@ -132,26 +179,4 @@ func sanitize(s string) string {
 		}
 		return r
 	}, s)
-}
-
-// toCRLF turns bare LF line ends into CRLF (RFC 5321 §2.3.8: mail must use
-// CRLF; clients sending bare LF are common enough to repair rather than refuse).
-func toCRLF(raw []byte) []byte {
-	bare := 0
-	for i, c := range raw {
-		if c == '\n' && (i == 0 || raw[i-1] != '\r') {
-			bare++
-		}
-	}
-	if bare == 0 {
-		return raw
-	}
-	out := make([]byte, 0, len(raw)+bare)
-	for i, c := range raw {
-		if c == '\n' && (i == 0 || raw[i-1] != '\r') {
-			out = append(out, '\r')
-		}
-		out = append(out, c)
-	}
-	return out
 }

@@ -31,7 +31,12 @@ type RelayConfig struct {
 	PollInterval time.Duration // smtp_relay_poll, default 30s (LISTEN wakes earlier)
 	Workers      int           // smtp_relay_workers, default 2 concurrent sends per process
 	Timeout      time.Duration // per SMTP command, default 5m
-	Now          func() time.Time
+	// Lease is how long a worker holds a claimed message (smtp_relay_lease,
+	// default 30m); its SMTP session is cut off at half of it, so a message
+	// is not sent twice unless a worker dies. A dead worker's messages wait
+	// for their lease to end.
+	Lease time.Duration
+	Now   func() time.Time
 }
 
 func (c *RelayConfig) defaults() {
@@ -59,6 +64,9 @@ func (c *RelayConfig) defaults() {
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Minute
 	}
+	if c.Lease <= 0 {
+		c.Lease = 30 * time.Minute
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -75,7 +83,7 @@ func LoadRelayConfig(ctx context.Context, st *store.Store, base RelayConfig) (Re
 		{"smtp_relay_host", &c.Host}, {"smtp_relay_user", &c.User}, {"smtp_relay_password", &c.Password},
 		{"smtp_relay_hostname", &c.Hostname},
 		{"smtp_relay_give_up", &c.GiveUp}, {"smtp_relay_retry_base", &c.RetryBase}, {"smtp_relay_retry_max", &c.RetryMax},
-		{"smtp_relay_poll", &c.PollInterval}, {"smtp_relay_workers", &c.Workers},
+		{"smtp_relay_poll", &c.PollInterval}, {"smtp_relay_workers", &c.Workers}, {"smtp_relay_lease", &c.Lease},
 	} {
 		v, err := st.Config(ctx, k.key, "\x00")
 		if err != nil {
@@ -103,7 +111,9 @@ func LoadRelayConfig(ctx context.Context, st *store.Store, base RelayConfig) (Re
 }
 
 // Relay sends outbound_queue to the smart host. Workers in several processes
-// share the queue (store.ClaimOutbound: FOR UPDATE SKIP LOCKED). A message
+// share the queue: a worker leases a message (store.ClaimOutbound), talks
+// to the smart host with no transaction open, and records the outcome
+// (store.FinishOutbound). A message
 // leaves the queue only after 250 for its recipients, or after a bounce:
 // at once on 5xx, after GiveUp on 4xx and connection failures (retried with
 // exponential backoff meanwhile).
@@ -130,7 +140,7 @@ func NewRelay(st *store.Store, cfg RelayConfig, log *slog.Logger) *Relay {
 // Run sends due messages until ctx ends, waking on OutboundChannel
 // notifications and every PollInterval.
 func (r *Relay) Run(ctx context.Context) error {
-	ctx = store.WithClass(ctx, store.Delivery)
+	ctx = store.WithClass(ctx, store.ClassDelivery)
 	if r.cfg.Host == "" {
 		r.log.Warn("relay: smtp_relay_host not set; outbound mail stays queued")
 	}
@@ -158,7 +168,7 @@ func (r *Relay) Run(ctx context.Context) error {
 // RunOnce sends every message due now (Workers at a time) and returns how
 // many it handled.
 func (r *Relay) RunOnce(ctx context.Context) (int, error) {
-	ctx = store.WithClass(ctx, store.Delivery)
+	ctx = store.WithClass(ctx, store.ClassDelivery)
 	if r.cfg.Host == "" {
 		return 0, nil
 	}
@@ -169,18 +179,22 @@ func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	for range r.cfg.Workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				found, err := r.st.ClaimOutbound(ctx, r.cfg.Now(), func(m *store.OutboundMessage) store.OutboundResult {
-					return r.attempt(ctx, m)
-				})
+				m, err := r.st.ClaimOutbound(ctx, r.cfg.Now(), r.cfg.Lease)
+				if err == nil && m != nil {
+					err = r.st.FinishOutbound(ctx, m, r.attempt(ctx, m))
+					if errors.Is(err, store.ErrLeaseLost) {
+						r.log.Warn("relay: lease lost; another worker took the message over", "queue", m.ID)
+					}
+				}
 				mu.Lock()
-				if found {
+				if m != nil {
 					n++
 				}
 				if err != nil {
 					errs = append(errs, err)
 				}
 				mu.Unlock()
-				if !found || err != nil {
+				if m == nil || err != nil {
 					return
 				}
 			}
@@ -315,10 +329,13 @@ func (r *Relay) send(ctx context.Context, m *store.OutboundMessage) []failure {
 // first EHLO shows STARTTLS we reconnect and start TLS right away.
 func (r *Relay) dial(ctx context.Context) (*smtp.Client, error) {
 	d := net.Dialer{Timeout: 30 * time.Second}
+	end := time.Now().Add(r.cfg.Lease / 2)
 	conn, err := d.DialContext(ctx, "tcp", r.cfg.Host)
 	if err != nil {
 		return nil, err
 	}
+	conn = &endConn{Conn: conn, end: end}
+	conn.SetDeadline(time.Time{})
 	c := smtp.NewClient(conn)
 	c.CommandTimeout, c.SubmissionTimeout = r.cfg.Timeout, 2*r.cfg.Timeout
 	if err := c.Hello(r.cfg.Hostname); err != nil {
@@ -337,6 +354,8 @@ func (r *Relay) dial(ctx context.Context) (*smtp.Client, error) {
 	if conn, err = d.DialContext(ctx, "tcp", r.cfg.Host); err != nil {
 		return nil, err
 	}
+	conn = &endConn{Conn: conn, end: end}
+	conn.SetDeadline(time.Time{})
 	if c, err = smtp.NewClientStartTLS(conn, tc); err != nil {
 		return nil, fmt.Errorf("starttls: %w", err)
 	}
@@ -347,6 +366,25 @@ func (r *Relay) dial(ctx context.Context) (*smtp.Client, error) {
 	}
 	return c, nil
 }
+
+// endConn bounds a whole session: go-smtp's client sets a deadline per
+// command and none while the message data is written; every deadline is
+// clamped to end.
+type endConn struct {
+	net.Conn
+	end time.Time
+}
+
+func (c *endConn) clamp(t time.Time) time.Time {
+	if t.IsZero() || t.After(c.end) {
+		return c.end
+	}
+	return t
+}
+
+func (c *endConn) SetDeadline(t time.Time) error      { return c.Conn.SetDeadline(c.clamp(t)) }
+func (c *endConn) SetReadDeadline(t time.Time) error  { return c.Conn.SetReadDeadline(c.clamp(t)) }
+func (c *endConn) SetWriteDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(c.clamp(t)) }
 
 // listen wakes wake on every notification of channel, on a dedicated
 // connection (never a pooled one), reconnecting after errors. After each

@@ -149,7 +149,7 @@ func TestRelayRetryThenSend(t *testing.T) {
 	}
 	clk := &clock{t: time.Now().Add(time.Second)}
 	r := newRelay(e, h.addr, clk)
-	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("retry"))
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("retry"))
 	if n := runOnce(t, r); n != 1 {
 		t.Fatalf("handled %d", n)
 	}
@@ -183,7 +183,7 @@ func TestRelayBouncesOn550(t *testing.T) {
 		return nil
 	}
 	r := newRelay(e, h.addr, &clock{t: time.Now().Add(time.Second)})
-	submit(t, e, "u@example.test", []string{"gone@elsewhere.example", "bob@elsewhere.example"}, testMsg("bounce"))
+	submit(t, e, "u@example.test", []string{"gone@elsewhere.example", "bob@elsewhere.example"}, outMsg("bounce"))
 	runOnce(t, r)
 	if q := queue(t, e.st); len(q) != 0 {
 		t.Fatalf("still queued: %+v", q)
@@ -208,7 +208,7 @@ func TestRelayGivesUp(t *testing.T) {
 	}
 	clk := &clock{t: time.Now().Add(time.Second)}
 	r := newRelay(e, h.addr, clk)
-	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("giveup"))
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("giveup"))
 	runOnce(t, r)
 	if len(queue(t, e.st)) != 1 || len(messages(t, e.st, e.u, "INBOX")) != 0 {
 		t.Fatal("4xx must defer, not bounce")
@@ -233,7 +233,7 @@ func TestRelayHostDown(t *testing.T) {
 	ln.Close() // connection refused from now on
 	clk := &clock{t: time.Now().Add(time.Second)}
 	r := newRelay(e, addr, clk)
-	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("down"))
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("down"))
 	runOnce(t, r)
 	q := queue(t, e.st)
 	if len(q) != 1 || q[0].Attempts != 1 || !q[0].NextAttempt.After(clk.Now()) || !strings.Contains(q[0].LastError, "refused") {
@@ -281,7 +281,7 @@ func TestRelayRunWakesOnNotify(t *testing.T) {
 	}
 	for !waitIdle("never waited with LISTEN in place") {
 	}
-	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, testMsg("wake"))
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("wake"))
 	waitIdle("no pass within 10 s of queueing a message: the NOTIFY did not wake it")
 	if got := h.received(); len(got) != 1 || !strings.Contains(got[0].data, "Subject: wake") {
 		t.Fatalf("smart host got %+v after the pass the NOTIFY started", got)
@@ -404,5 +404,64 @@ func TestDeleteDaemon(t *testing.T) {
 	must(t, err)
 	if n, err = d.RunOnce(ctx); err != nil || n != 1 {
 		t.Fatalf("missing file: %d %v", n, err)
+	}
+}
+
+// TestRelayHoldsNoTransaction pins finding 6: the relay held a transaction
+// (and the queue row's lock) open across its whole SMTP session with the
+// smart host. It now leases the row, commits, talks SMTP, and records the
+// result in a second short statement: while the smart host reads the
+// message, no transaction of ours is open.
+func TestRelayHoldsNoTransaction(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t)
+	var open []string
+	h.dataErr = func(int) error {
+		rows, err := e.st.Pool().Query(context.Background(), `SELECT state || ': ' || query FROM pg_stat_activity
+			WHERE datname = current_database() AND state LIKE 'idle in transaction%'`)
+		if err != nil {
+			open = append(open, err.Error())
+			return nil
+		}
+		for rows.Next() {
+			var s string
+			rows.Scan(&s)
+			open = append(open, s)
+		}
+		rows.Close()
+		return nil
+	}
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("lease"))
+	r := newRelay(e, h.addr, &clock{t: time.Now().Add(time.Second)})
+	if n := runOnce(t, r); n != 1 {
+		t.Fatalf("sent %d", n)
+	}
+	if len(open) != 0 {
+		t.Fatalf("open during the SMTP session: %q", open)
+	}
+	if q := queue(t, e.st); len(q) != 0 || len(h.received()) != 1 {
+		t.Fatalf("queue %d, smart host got %d", len(q), len(h.received()))
+	}
+}
+
+// TestRelayDeadWorkersLeaseExpires: a message claimed by a worker that
+// died is left alone until its lease ends, then sent.
+func TestRelayDeadWorkersLeaseExpires(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t)
+	clk := &clock{t: time.Now().Add(time.Second)}
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("dead"))
+	if m, err := e.st.ClaimOutbound(context.Background(), clk.Now(), 30*time.Minute); err != nil || m == nil {
+		t.Fatalf("claim: %v %v", m, err)
+	} // ... and the worker dies.
+	r := newRelay(e, h.addr, clk)
+	if n := runOnce(t, r); n != 0 {
+		t.Fatalf("sent a message leased to another worker")
+	}
+	clk.Add(31 * time.Minute)
+	if n := runOnce(t, r); n != 1 || len(h.received()) != 1 {
+		t.Fatalf("after the lease: sent %d", n)
 	}
 }

@@ -93,10 +93,14 @@ func token(n int) string {
 
 // header is what submission reads from a message's header.
 type header struct {
-	From       string
+	From       string // first From: address, lowercased
 	FirstTo    string
 	InReplyTo  string
 	References []string
+
+	froms      []string // every From: address, lowercased
+	fromFields int      // number of From: fields
+	fromBad    bool     // a From: field that is not an address list
 }
 
 // headerFields splits raw's header section into fields (name, value with
@@ -140,10 +144,16 @@ func readHeader(raw []byte) header {
 	headerFields(raw, func(name string, v []byte, _, _ int) bool {
 		switch strings.ToLower(name) {
 		case "from":
-			if h.From == "" {
-				if a, err := mail.ParseAddress(unfold(v)); err == nil {
-					h.From = strings.ToLower(a.Address)
-				}
+			h.fromFields++
+			as, err := mail.ParseAddressList(unfold(v))
+			if err != nil || len(as) == 0 {
+				h.fromBad = true
+			}
+			for _, a := range as {
+				h.froms = append(h.froms, strings.ToLower(a.Address))
+			}
+			if h.From == "" && len(h.froms) > 0 {
+				h.From = h.froms[0]
 			}
 		case "to":
 			if h.FirstTo == "" {

@@ -1,11 +1,15 @@
 // Package smtpd is Decimail's SMTP side, on github.com/emersion/go-smtp:
 //
-//   - the inbound (MX) listener stores mail for local recipients through
-//     store.Deliver (one transaction per recipient copy) and answers 250 only
-//     after every copy committed; any database error is answered 451 4.3.0;
-//   - the submission listener (RFC 6409) requires AUTH, checks the envelope
-//     sender, rewrites auto addresses (Rewrite), delivers local recipients,
-//     queues remote ones in outbound_queue and files a \Seen copy in Sent;
+//   - the inbound (MX) listener spools DATA to a file as it arrives, then
+//     stores one copy per local user and queues remote recipients (trusted
+//     clients) in ONE transaction (store.DeliverIncoming), and answers 250
+//     only after it committed; a failure stores nothing and is answered
+//     451 4.3.0, so a client's retry never duplicates;
+//   - the submission listener (RFC 6409) requires AUTH; an authenticated
+//     session on either listener is a submission: the envelope sender and
+//     the From: addresses must be the user's, auto addresses are rewritten
+//     (Rewrite), and local copies, the queued copy and a \Seen copy in Sent
+//     are one transaction;
 //   - Relay sends the queue to a smart host, with retries and bounces;
 //   - DeleteDaemon removes spool files of deleted messages.
 //
@@ -15,8 +19,11 @@
 // Each accepted connection gets its own go-smtp Server value (cheap), so that
 // the conversation log (smtpd_log_conversation) and the session number are
 // per connection; the connection is the only writer of its socket.
-// Delivery is at-least-once: a failure after some copies committed answers
-// 451 and the client's retry may store those copies again.
+// Limits (Config): connections per address, message and header size,
+// recipients, a total deadline for DATA, and failed AUTH per connection;
+// failed logins across connections and processes are limited by the store
+// (store.AuthPolicy). A client over a limit gets 452/552 (421 and a closed
+// connection for timeouts and AUTH), logged once, never 451.
 package smtpd
 
 import (
@@ -50,10 +57,17 @@ type Config struct {
 	MaxMessageBytes int64         // default 50 MiB (smtpd_max_message_bytes)
 	MaxRecipients   int           // default 100 (smtpd_max_recipients)
 	MaxLineLength   int           // default 2000 (smtpd_max_line_length); RFC 5321 §4.5.3.1 minimum 1000
-	ReadTimeout     time.Duration // default 5m (smtpd_read_timeout), RFC 5321 §4.5.3.2
+	ReadTimeout     time.Duration // default 5m (smtpd_read_timeout), per command, RFC 5321 §4.5.3.2
+	// DataTimeout bounds the whole transfer of a message's data, plus one
+	// second per DataMinRate bytes received (smtpd_data_timeout, default
+	// 10m; smtpd_data_min_rate, default 32768 bytes/s): a 50 MiB message
+	// may take up to 37 minutes, one arriving byte by byte 10.
+	DataTimeout     time.Duration
+	DataMinRate     int64
+	MaxHeaderBytes  int64         // default 1 MiB (smtpd_max_header_bytes): the header section of a message
 	WriteTimeout    time.Duration // default 5m (smtpd_write_timeout)
 	MaxConnsPerIP   int           // default 20 (smtpd_max_conns_per_ip); over: 421 4.7.0
-	MaxAuthFailures int           // per connection, default 3; then AUTH answers 421 4.7.0
+	MaxAuthFailures int           // per connection, default 3 (smtpd_max_auth_failures); then 421 4.7.0 and close
 	// LogConversation logs every line of the conversation at Info level with
 	// the session number, AUTH credentials and message data redacted
 	// (smtpd_log_conversation).
@@ -82,6 +96,15 @@ func (c *Config) defaults() {
 	if c.ReadTimeout <= 0 {
 		c.ReadTimeout = 5 * time.Minute
 	}
+	if c.DataTimeout <= 0 {
+		c.DataTimeout = 10 * time.Minute
+	}
+	if c.DataMinRate <= 0 {
+		c.DataMinRate = 32 << 10
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = 1 << 20
+	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 5 * time.Minute
 	}
@@ -96,8 +119,9 @@ func (c *Config) defaults() {
 // LoadConfig overlays the configuration table's smtpd_* keys on base (keys
 // absent from the table keep base's values): smtpd_hostname,
 // smtpd_max_message_bytes, smtpd_max_recipients, smtpd_max_line_length,
-// smtpd_read_timeout, smtpd_write_timeout (Go durations),
-// smtpd_max_conns_per_ip, smtpd_log_conversation (true/false),
+// smtpd_read_timeout, smtpd_write_timeout, smtpd_data_timeout (Go
+// durations), smtpd_data_min_rate, smtpd_max_header_bytes,
+// smtpd_max_conns_per_ip, smtpd_max_auth_failures, smtpd_log_conversation (true/false),
 // smtpd_allow_insecure_auth, smtpd_trusted_nets (comma-separated prefixes).
 func LoadConfig(ctx context.Context, st *store.Store, base Config) (Config, error) {
 	c := base
@@ -157,6 +181,10 @@ func LoadConfig(ctx context.Context, st *store.Store, base Config) (Config, erro
 	num("smtpd_max_recipients", func(n int64) { c.MaxRecipients = int(n) })
 	num("smtpd_max_line_length", func(n int64) { c.MaxLineLength = int(n) })
 	num("smtpd_max_conns_per_ip", func(n int64) { c.MaxConnsPerIP = int(n) })
+	num("smtpd_max_auth_failures", func(n int64) { c.MaxAuthFailures = int(n) })
+	num("smtpd_data_min_rate", func(n int64) { c.DataMinRate = n })
+	num("smtpd_max_header_bytes", func(n int64) { c.MaxHeaderBytes = n })
+	dur("smtpd_data_timeout", &c.DataTimeout)
 	dur("smtpd_read_timeout", &c.ReadTimeout)
 	dur("smtpd_write_timeout", &c.WriteTimeout)
 	boolean("smtpd_log_conversation", &c.LogConversation)
@@ -219,7 +247,7 @@ func New(cfg Config, st *store.Store, log *slog.Logger) *Server {
 	}
 	// Deliveries draw from their own connection pool: a full house of IMAP
 	// sessions never makes a sender wait (store.Class).
-	ctx, cancel := context.WithCancel(store.WithClass(context.Background(), store.Delivery))
+	ctx, cancel := context.WithCancel(store.WithClass(context.Background(), store.ClassDelivery))
 	return &Server{cfg: cfg, st: st, log: log, ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]struct{}{}, active: map[*smtp.Server]struct{}{}, perIP: map[netip.Addr]int{}}
 }
@@ -336,14 +364,19 @@ func (s *Server) handle(c net.Conn, k kind) {
 	start := time.Now()
 
 	trusted := s.trusted(ip)
+	oc := &oneConn{done: make(chan struct{})}
+	nc := &notifyConn{Conn: c, oc: oc}
+	oc.conn = nc
 	srv := smtp.NewServer(smtp.BackendFunc(func(sc *smtp.Conn) (smtp.Session, error) {
-		return &session{s: s, kind: k, conn: sc, log: log, id: id, ip: ip, trusted: trusted}, nil
+		return &session{s: s, kind: k, conn: sc, nc: nc, log: log, id: id, ip: ip, trusted: trusted}, nil
 	}))
 	srv.Domain = s.cfg.Hostname
 	srv.TLSConfig = s.cfg.TLS
 	srv.AllowInsecureAuth = s.cfg.AllowInsecureAuth || trusted
 	srv.MaxMessageBytes = s.cfg.MaxMessageBytes
-	srv.MaxRecipients = s.cfg.MaxRecipients
+	// Recipients are counted by session.Rcpt, which logs reaching the limit
+	// (go-smtp would answer 452 without telling us).
+	srv.MaxRecipients = 0
 	srv.MaxLineLength = s.cfg.MaxLineLength
 	srv.ReadTimeout = s.cfg.ReadTimeout
 	srv.WriteTimeout = s.cfg.WriteTimeout
@@ -362,8 +395,6 @@ func (s *Server) handle(c net.Conn, k kind) {
 	}
 	s.active[srv] = struct{}{}
 	s.mu.Unlock()
-	oc := &oneConn{done: make(chan struct{})}
-	oc.conn = &notifyConn{Conn: c, oc: oc}
 	srv.Serve(oc)
 	s.mu.Lock()
 	delete(s.active, srv)
@@ -403,10 +434,24 @@ func (o *oneConn) Close() error {
 
 func (o *oneConn) Addr() net.Addr { return o.conn.LocalAddr() }
 
-// notifyConn ends the oneConn listener when the connection closes.
+// notifyConn ends the oneConn listener when the connection closes, and
+// closes the connection after the reply being written when asked to
+// (closeAfterReply: go-smtp writes a session's error reply and carries on).
 type notifyConn struct {
 	net.Conn
-	oc *oneConn
+	oc        *oneConn
+	closeNext atomic.Bool
+}
+
+// closeAfterReply closes the connection once the next reply is written.
+func (c *notifyConn) closeAfterReply() { c.closeNext.Store(true) }
+
+func (c *notifyConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.closeNext.Load() {
+		c.Close()
+	}
+	return n, err
 }
 
 func (c *notifyConn) Close() error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,7 +26,10 @@ var (
 	errNotYours     = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "Sender address not owned by the authenticated user"}
 	errBadAddress   = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3}, Message: "Bad address syntax"}
 	errAuthTemp     = &smtp.SMTPError{Code: 454, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Temporary authentication failure"}
-	errTooManyAuth  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures"}
+	errTooManyAuth  = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "Too many authentication failures, closing connection"}
+	// RFC 4954 §4, rfc4954.txt:157: "The AUTH command is not permitted during a mail transaction."
+	errAuthInTx  = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH is not permitted during a mail transaction"}
+	errNoStorage = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage, try again later"}
 )
 
 type localRcpt struct {
@@ -40,6 +44,7 @@ type session struct {
 	s       *Server
 	kind    kind
 	conn    *smtp.Conn
+	nc      *notifyConn // the socket under conn (and TLS)
 	log     *slog.Logger
 	id      uint64
 	ip      netip.Addr
@@ -49,9 +54,13 @@ type session struct {
 	authFails int
 	msgs      int
 
-	from   string
-	local  []localRcpt
-	remote []string
+	inTx      bool // between MAIL and the end of DATA or RSET
+	from      string
+	rcpts     int // RCPTs accepted, duplicates included
+	rcptLimit bool
+	local     []localRcpt // one per user: duplicates collapse
+	remote    []string
+	headerLen int64 // of the last DATA (dataWriter)
 }
 
 func (x *session) ctx() (context.Context, context.CancelFunc) {
@@ -59,7 +68,7 @@ func (x *session) ctx() (context.Context, context.CancelFunc) {
 }
 
 func (x *session) Reset() {
-	x.from, x.local, x.remote = "", nil, nil
+	x.inTx, x.from, x.rcpts, x.rcptLimit, x.local, x.remote = false, "", 0, false, nil, nil
 }
 
 func (x *session) Logout() error { return nil }
@@ -68,7 +77,11 @@ func (x *session) Logout() error { return nil }
 func (x *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
 
 func (x *session) Auth(mech string) (sasl.Server, error) {
+	if x.inTx {
+		return nil, errAuthInTx
+	}
 	if x.authFails >= x.s.cfg.MaxAuthFailures {
+		x.nc.closeAfterReply()
 		return nil, errTooManyAuth
 	}
 	switch strings.ToUpper(mech) {
@@ -85,13 +98,28 @@ func (x *session) Auth(mech string) (sasl.Server, error) {
 	return nil, smtp.ErrAuthUnknownMechanism
 }
 
+// authenticate checks credentials through the store's failed-login limiter
+// (per address and per account, across connections and processes: see
+// store.AuthPolicy). A refused attempt, or the connection's
+// MaxAuthFailures-th failure, is answered 421 and the connection closed
+// (RFC 5321 §3.8, rfc5321.txt:1652: a server may close the connection
+// after "returning a 421 response code").
 func (x *session) authenticate(username, password string) error {
 	ctx, cancel := x.ctx()
 	defer cancel()
-	u, err := x.s.st.Authenticate(ctx, username, password)
-	if errors.Is(err, store.ErrAuthFailed) {
+	u, err := x.s.st.AuthenticateFrom(ctx, x.ip, username, password)
+	var te *store.ThrottledError
+	switch {
+	case errors.As(err, &te):
+		x.log.Warn("smtpd: authentication refused: too many failures from this address", "user", username,
+			"retry", te.RetryAfter.Round(time.Second))
+		x.nc.closeAfterReply()
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0},
+			Message: fmt.Sprintf("Too many failed logins from your address, try again in %v; closing connection",
+				max(time.Second, te.RetryAfter.Round(time.Second)))}
+	case errors.Is(err, store.ErrAuthFailed):
 		return x.authFailed(username, "bad credentials")
-	} else if err != nil {
+	case err != nil:
 		x.log.Error("smtpd: authenticate", "err", err)
 		return errAuthTemp
 	}
@@ -102,21 +130,27 @@ func (x *session) authenticate(username, password string) error {
 
 func (x *session) authFailed(username, why string) error {
 	x.authFails++
-	x.log.Warn("smtpd: authentication failed", "user", username, "why", why)
+	x.log.Warn("smtpd: authentication failed", "user", username, "why", why, "failures", x.authFails)
+	if x.authFails >= x.s.cfg.MaxAuthFailures {
+		x.nc.closeAfterReply()
+		return errTooManyAuth
+	}
 	return smtp.ErrAuthFailed // 535 5.7.8, RFC 4954 §6
 }
 
+// Mail starts a transaction. An authenticated session is a submission as
+// far as the sender goes, on any listener: MAIL FROM must be one of the
+// user's addresses (RFC 6409 §6.1, rfc6409.txt:523: a sender with
+// "insufficient submission rights" may be refused), or the null reverse-path, which an MSA "MUST NOT,
+// in itself" reject (RFC 6409 §3.2, rfc6409.txt:350); the From: header
+// field is checked at DATA (checkFrom), where a null sender needs one.
 func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 	x.Reset()
 	from = strings.ToLower(strings.TrimSpace(from))
-	if x.kind == kindSubmission {
-		if x.user == nil {
-			return errAuthRequired
-		}
-		// RFC 6409 §4.1 / §8: the MSA may check the sender is the user's.
-		if from == "" {
-			return errNotYours
-		}
+	if x.kind == kindSubmission && x.user == nil {
+		return errAuthRequired
+	}
+	if x.user != nil && from != "" {
 		ctx, cancel := x.ctx()
 		defer cancel()
 		ok, err := x.s.st.MaySendAs(ctx, x.user.ID, from)
@@ -125,11 +159,11 @@ func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 			return errTempDB
 		}
 		if !ok {
-			x.log.Warn("smtpd: sender refused", "from", from)
+			x.log.Warn("smtpd: sender refused", "from", from, "user", x.user.Name)
 			return errNotYours
 		}
 	}
-	x.from = from
+	x.inTx, x.from = true, from
 	return nil
 }
 
@@ -140,16 +174,33 @@ func domainOf(addr string) string {
 	return ""
 }
 
+// Rcpt accepts a recipient. A message goes once to each local user and once
+// to each remote address, however many RCPTs name them: a repeated or
+// aliased recipient is accepted (250) and collapses.
 func (x *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	to = strings.ToLower(strings.TrimSpace(to))
 	if domainOf(to) == "" || strings.ContainsAny(to, " \t\r\n<>") {
 		return errBadAddress
 	}
+	if x.rcpts >= x.s.cfg.MaxRecipients {
+		// RFC 5321 §4.5.3.1.10, rfc5321.txt:3599: when the recipient
+		// limit "is exhausted, it MUST use a response code of" 452.
+		if !x.rcptLimit {
+			x.rcptLimit = true
+			x.log.Info("smtpd: recipient limit reached; further RCPTs refused", "max", x.s.cfg.MaxRecipients)
+		}
+		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3},
+			Message: fmt.Sprintf("Too many recipients (at most %d per message); send the rest in another transaction",
+				x.s.cfg.MaxRecipients)}
+	}
 	ctx, cancel := x.ctx()
 	defer cancel()
 	u, err := x.s.st.LookupAddress(ctx, to)
 	if err == nil {
-		x.local = append(x.local, localRcpt{to, u})
+		x.rcpts++
+		if !slices.ContainsFunc(x.local, func(r localRcpt) bool { return r.user.ID == u.ID }) {
+			x.local = append(x.local, localRcpt{to, u})
+		}
 		return nil
 	}
 	if !errors.Is(err, store.ErrNoUser) {
@@ -170,47 +221,31 @@ func (x *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		x.log.Warn("smtpd: relaying denied", "rcpt", to)
 		return errRelayDenied
 	}
-	x.remote = append(x.remote, to)
+	x.rcpts++
+	if !slices.Contains(x.remote, to) {
+		x.remote = append(x.remote, to)
+	}
 	return nil
 }
 
-// Data reads the message (go-smtp enforces MaxMessageBytes: 552 5.3.4) and
-// stores or queues it; it returns nil (250) only after every commit.
+// Data spools the message to a file as it arrives (dataWriter: bare LF
+// repaired, header size bounded, a total deadline), then stores and queues
+// it in one transaction; it returns nil (250) only after the commit.
 func (x *session) Data(r io.Reader) error {
-	x.conn.Conn().SetReadDeadline(time.Now().Add(x.s.cfg.ReadTimeout))
-	raw, err := io.ReadAll(&deadlineReader{r: r, c: x.conn, d: x.s.cfg.ReadTimeout})
+	in, err := x.s.st.NewIncoming()
 	if err != nil {
-		var se *smtp.SMTPError
-		if errors.Is(err, smtp.ErrTooLongLine) {
-			// RFC 5321 §4.5.3.1.6 allows 1000; we accept up to MaxLineLength.
-			se = &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0},
-				Message: fmt.Sprintf("Line too long (limit %d bytes)", x.s.cfg.MaxLineLength)}
-		}
-		if se != nil || errors.As(err, &se) {
-			x.log.Info("smtpd: message refused", "err", err)
-			return se
-		}
+		x.log.Error("smtpd: spool", "err", err)
+		return errTempDB
+	}
+	defer in.Close()
+	if err := x.readData(r, in); err != nil {
 		return err
 	}
-	raw = toCRLF(raw)
 	x.msgs++
 	ctx, cancel := context.WithTimeout(x.s.ctx, 5*time.Minute)
 	defer cancel()
-	if x.kind == kindSubmission {
-		return x.submit(ctx, raw)
+	if x.user != nil {
+		return x.submit(ctx, in)
 	}
-	return x.receive(ctx, raw)
-}
-
-// deadlineReader extends the read deadline while a message streams in, so
-// ReadTimeout bounds idle time, not the transfer of a large message.
-type deadlineReader struct {
-	r io.Reader
-	c *smtp.Conn
-	d time.Duration
-}
-
-func (d *deadlineReader) Read(p []byte) (int, error) {
-	d.c.Conn().SetReadDeadline(time.Now().Add(d.d))
-	return d.r.Read(p)
+	return x.receive(ctx, in)
 }

@@ -21,9 +21,9 @@ import (
 type Class int
 
 const (
-	Sessions   Class = iota // IMAP sessions and the admin commands (the default)
-	Delivery                // SMTP inbound and submission, the relay worker
-	Background              // the text indexer and the delete daemon
+	ClassSessions   Class = iota // IMAP sessions and the admin commands (the default)
+	ClassDelivery                // SMTP inbound and submission, the relay worker
+	ClassBackground              // the text indexer and the delete daemon
 )
 
 type classKey struct{}
@@ -82,7 +82,7 @@ type db struct {
 func (d *db) pool(ctx context.Context) *pgxpool.Pool { return d.pools[classOf(ctx)] }
 
 // Config is the sessions pool's configuration (tests open more stores on it).
-func (d *db) Config() *pgxpool.Config { return d.pools[Sessions].Config() }
+func (d *db) Config() *pgxpool.Config { return d.pools[ClassSessions].Config() }
 
 func (d *db) Close() { d.closeOpen() }
 

@@ -1,17 +1,23 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"decimail/server/message"
 	"decimail/server/query"
@@ -40,70 +46,178 @@ type Delivered struct {
 	UID         uint32
 }
 
-// Deliver stores raw for a user: parse once, write and fsync the spool file,
-// insert the message, add it to the target folder and to every query mailbox
-// it matches, all in one transaction; notifications go out at COMMIT.
-// A malformed message is stored byte-exact (messages.broken).
-//
-// Concurrent deliveries to one user serialise on the user's lock, so what
-// runs under it is kept to one statement and the COMMIT, sent in the same
-// round trip as the rest (deliverTx).
+// Copy is one stored copy of an incoming message: whose, where, and the
+// header fields prepended to this copy only (trace fields such as
+// Delivered-To and Received; each must end with CRLF).
+type Copy struct {
+	UserID int64
+	Prefix []byte
+	DeliverOptions
+}
+
+// Outbound queues an incoming message for remote recipients
+// (outbound_queue), with header fields prepended to the queued copy.
+type Outbound struct {
+	UserID int64 // the sending user; 0: none
+	From   string
+	Rcpts  []string
+	Prefix []byte
+}
+
+// Delivery is everything one incoming message becomes.
+type Delivery struct {
+	Copies []Copy
+	Queue  *Outbound
+}
+
+// DeliveryResult is what DeliverIncoming stored.
+type DeliveryResult struct {
+	Copies  []Delivered // in Delivery.Copies order
+	QueueID int64       // 0 without a Queue
+}
+
+// Deliver stores raw for a user (DeliverIncoming with one copy).
 func (s *Store) Deliver(ctx context.Context, userID int64, raw []byte, o DeliverOptions) (Delivered, error) {
-	p := message.Parse(raw)
-	date := o.InternalDate
-	if date.IsZero() {
-		date = time.Now()
+	r, err := s.DeliverIncoming(ctx, IncomingBytes(raw), Delivery{Copies: []Copy{{UserID: userID, DeliverOptions: o}}})
+	if err != nil {
+		return Delivered{}, err
 	}
-	target := NormName(o.Mailbox)
-	if target == "" {
-		target = "INBOX"
+	return r.Copies[0], nil
+}
+
+// copyState is one Copy on its way into the database.
+type copyState struct {
+	Copy
+	target string
+	date   time.Time
+	p      *message.Parsed // of Prefix + content
+	hl     int             // the header's end in content (p.HeaderLen - len(Prefix))
+	id     int64
+	spool  string
+	pre    *deliverPre
+	thread int64
+	views  []int64
+	uid    uint32
+}
+
+// DeliverIncoming stores every copy of a message and queues it for remote
+// recipients, all in ONE transaction (a failure stores nothing, so a
+// client's retry never duplicates); notifications go out at COMMIT. The
+// message is parsed once; each copy's backup spool file is written and
+// fsynced before COMMIT. A malformed message is stored byte-exact
+// (messages.broken).
+//
+// Memory: the message is read from its spool file into one buffer (parsing
+// needs it whole) and goes to Postgres by COPY in 64 KiB chunks; further
+// copies and the queued copy are made by Postgres from the first row. So
+// a delivery holds about one message size, plus the parse (its decoded
+// text capped at message.MaxBodyText); Options.DeliveryMemory bounds the
+// sum over concurrent deliveries of spooled messages.
+//
+// Deliveries to one user serialise on the user's lock (users of one
+// delivery are locked in id order), so what runs under it is kept to one
+// statement per copy and the COMMIT (deliverTx).
+func (s *Store) DeliverIncoming(ctx context.Context, in *Incoming, d Delivery) (res DeliveryResult, err error) {
+	if len(d.Copies) == 0 && d.Queue == nil {
+		return res, nil
 	}
+	if in.f != nil {
+		w := min(in.Size(), s.memCap)
+		if err = s.mem.Acquire(ctx, w); err != nil {
+			return res, wrap("deliver", err)
+		}
+		defer s.mem.Release(w)
+	}
+	content, err := in.Bytes()
+	if err != nil {
+		return res, wrap("deliver: read", err)
+	}
+	p := message.Parse(content)
 	refs := append([]string{}, p.References...)
 	if p.InReplyTo != "" {
 		refs = append(refs, p.InReplyTo)
 	}
-	var d Delivered
-	var spool string
-	for attempt := 0; ; attempt++ {
-		// Before the lock, in one round trip: the message id, the target,
-		// the user's views (matched here, in Go) and the thread.
-		pre, err := s.deliverPrepare(ctx, userID, target, refs)
+	copies := make([]*copyState, len(d.Copies))
+	for i, c := range d.Copies {
+		cs := &copyState{Copy: c, target: NormName(c.Mailbox), date: c.InternalDate, p: parsedWith(p, content, c.Prefix)}
+		if cs.target == "" {
+			cs.target = "INBOX"
+		}
+		if cs.date.IsZero() {
+			cs.date = time.Now()
+		}
+		cs.hl = cs.p.HeaderLen - len(c.Prefix)
+		copies[i] = cs
+	}
+	defer func() {
 		if err != nil {
-			return d, wrap("deliver", err)
-		}
-		if d.MessageID == 0 {
-			d.MessageID = pre.id
-			// Outside any lock: write and fsync the spool file (the slow
-			// part), so concurrent deliveries overlap their fsyncs. A crash
-			// before COMMIT leaves an orphan spool file, never a lost message.
-			if spool, err = s.writeSpool(userID, d.MessageID, raw); err != nil {
-				return d, wrap("deliver: spool", err)
+			for _, c := range copies {
+				if c.spool != "" {
+					os.Remove(c.spool) // nothing refers to it
+				}
 			}
 		}
-		views, err := pre.match(evalMsg(raw, p, date, o.Flags))
-		if err == nil {
-			thread := pre.thread
-			if thread == 0 {
-				thread = d.MessageID
+	}()
+	for attempt := 0; ; attempt++ {
+		// Before the lock, in one round trip per copy: the message id,
+		// the target, the user's views (matched here, in Go) and the thread.
+		for _, c := range copies {
+			if c.pre, err = s.deliverPrepare(ctx, c.UserID, c.target, refs); err != nil {
+				return res, wrap("deliver", err)
 			}
-			d.UID, err = s.deliverTx(ctx, userID, d.MessageID, thread, raw, p, date, o, spool, pre, views)
+			if c.id == 0 {
+				c.id = c.pre.id
+				// Outside any lock: write and fsync the spool file (the
+				// slow part), so concurrent deliveries overlap their
+				// fsyncs. A crash before COMMIT leaves an orphan spool
+				// file, never a lost message.
+				if c.spool, err = s.writeSpool(c.UserID, c.id, c.Prefix, content); err != nil {
+					return res, wrap("deliver: spool", err)
+				}
+			}
+			if c.views, err = c.pre.match(evalMsg(c.p, c.date, c.Flags)); err != nil {
+				return res, wrap("deliver", err)
+			}
+			if c.thread = c.pre.thread; c.thread == 0 {
+				c.thread = c.id
+			}
 		}
+		res.QueueID, err = s.deliverTx(ctx, content, copies, d.Queue)
 		if isRetryable(err) && attempt < 50 {
-			// The user's mailboxes changed between the reads and the lock
+			// A user's mailboxes changed between the reads and the lock
 			// (a view defined meanwhile): read and match again.
 			time.Sleep(time.Duration(min(attempt, 5)) * time.Millisecond)
 			continue
 		}
 		if err != nil {
-			if spool != "" {
-				os.Remove(spool) // nothing refers to it
-			}
-			return d, wrap("deliver", err)
+			return res, wrap("deliver", err)
 		}
-		d.MailboxID, d.UIDValidity = pre.target.ID, pre.target.UIDValidity
-		s.delivered()
-		return d, nil
+		break
 	}
+	for _, c := range copies {
+		res.Copies = append(res.Copies, Delivered{MessageID: c.id, MailboxID: c.pre.target.ID,
+			UIDValidity: c.pre.target.UIDValidity, UID: c.uid})
+		s.delivered()
+	}
+	return res, nil
+}
+
+// parsedWith is Parse(prefix + content) from p = Parse(content): header
+// fields are parsed line by line, so prefixed fields only add their size
+// and their header text, unless content starts with a continuation line
+// (which would fold into the prefix's last field).
+func parsedWith(p *message.Parsed, content, prefix []byte) *message.Parsed {
+	if len(prefix) == 0 {
+		return p
+	}
+	if len(content) > 0 && (content[0] == ' ' || content[0] == '\t') {
+		return message.Parse(append(slices.Clip(prefix), content...))
+	}
+	q := *p
+	q.HeaderLen += len(prefix)
+	q.Size += len(prefix)
+	q.HeaderText = message.Parse(append(slices.Clip(prefix), '\r', '\n')).HeaderText + p.HeaderText
+	return &q
 }
 
 // deliverPre is what a delivery reads before taking the user's lock.
@@ -137,16 +251,20 @@ func (p *deliverPre) match(m *query.Msg) ([]int64, error) {
 	return ids, nil
 }
 
+// deliverPrepare reads, in one batch on one connection (its callbacks never
+// take another pool connection: with the pool exhausted, that would wait
+// for itself), what deliverTx needs.
 func (s *Store) deliverPrepare(ctx context.Context, userID int64, target string, refs []string) (*deliverPre, error) {
 	pre := &deliverPre{}
+	var userExists bool
 	b := &pgx.Batch{}
-	b.Queue(`SELECT nextval('messages_id_seq')`).QueryRow(func(r pgx.Row) error { return r.Scan(&pre.id) })
+	b.Queue(`SELECT nextval('messages_id_seq'), EXISTS (SELECT 1 FROM users WHERE id = $1)`, userID).
+		QueryRow(func(r pgx.Row) error { return r.Scan(&pre.id, &userExists) })
 	b.Queue(`SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, target).QueryRow(func(r pgx.Row) error {
 		var err error
 		pre.target, err = scanMailbox(r)
 		if errors.Is(err, pgx.ErrNoRows) {
-			var exists bool
-			if s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)`, userID).Scan(&exists); !exists {
+			if !userExists {
 				return ErrNoUser
 			}
 			return ErrNotFound
@@ -201,35 +319,226 @@ func (s *Store) deliverPrepare(ctx context.Context, userID int64, target string,
 	return pre, nil
 }
 
-// deliverTx is the delivery's transaction in two round trips: BEGIN and
-// every statement in one batch, then COMMIT. (COMMIT is not in the batch: a
-// server killed before it must leave nothing stored, since it never said
-// 250; the backend rolls back when the connection drops.) The wide row and
-// its text (indexed later: indexer.go) go in first, before the user's lock:
-// they carry no modseq and nobody sees them before COMMIT. Then the lock,
-// then one statement that writes the flags, every membership and the
-// UIDNEXTs — after checking that the target is a folder and the views are
-// the version deliverPrepare read (else it fails with 40001 and Deliver
-// starts over).
-func (s *Store) deliverTx(ctx context.Context, userID, id, thread int64, raw []byte, p *message.Parsed, date time.Time,
-	o DeliverOptions, spool string, pre *deliverPre, views []int64) (uint32, error) {
-	b := &pgx.Batch{}
-	b.Queue(`BEGIN`)
-	queueInsertMessage(b, userID, id, thread, raw, p, date, o, spool)
-	b.Queue(`SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`, userID).QueryRow(func(r pgx.Row) error {
-		var x int64
-		err := r.Scan(&x)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return ErrNoUser
+// messageCols are the columns a delivery writes to messages, with their
+// types for binary COPY (messageRow gives the values).
+var (
+	messageCols = []string{"id", "user_id", "internal_date", "internal_tz", "internal_day", "size", "header", "body",
+		"envelope", "bodystructure", "body_simple", "sent_date", "sent_day", "subject", "from_addr", "to_addr", "cc_addr",
+		"bcc_addr", "reply_to", "from_key", "message_id", "in_reply_to", "refs", "thread_id", "broken", "delivered_to",
+		"spool_path"}
+	messageOIDs = []uint32{pgtype.Int8OID, pgtype.Int8OID, pgtype.TimestamptzOID, pgtype.Int4OID, pgtype.DateOID,
+		pgtype.Int4OID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID,
+		pgtype.TimestamptzOID, pgtype.DateOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID,
+		pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextArrayOID,
+		pgtype.Int8OID, pgtype.BoolOID, pgtype.TextOID, pgtype.TextOID}
+)
+
+const colHeader, colBody = 6, 7
+
+// messageRow is c's messages row; header and body are left nil.
+func messageRow(c *copyState) []any {
+	p := c.p
+	_, off := c.date.Zone()
+	var sent, sentDay any
+	if !p.SentDate.IsZero() {
+		sd := p.SentDate
+		sent, sentDay = sd, time.Date(sd.Year(), sd.Month(), sd.Day(), 0, 0, 0, 0, time.UTC)
+	}
+	refs := p.References
+	if refs == nil {
+		refs = []string{}
+	}
+	return []any{c.id, c.UserID, c.date, int32(off), dayOf(c.date), int32(p.Size), nil, nil,
+		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, clean(p.Subject), clean(p.From), clean(p.To), clean(p.Cc),
+		clean(p.Bcc), clean(p.ReplyTo), clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refs),
+		c.thread, p.Broken, c.DeliveredTo, c.spool}
+}
+
+// copyRow is a binary COPY stream of one row (columns oids, values vals),
+// whose column stream is read from r (n bytes) instead of vals.
+func copyRow(m *pgtype.Map, oids []uint32, vals []any, stream int, r io.Reader, n int) (io.Reader, error) {
+	b := append([]byte("PGCOPY\n\xff\r\n\x00"), 0, 0, 0, 0, 0, 0, 0, 0) // signature, flags, no extension
+	b = binary.BigEndian.AppendUint16(b, uint16(len(vals)))
+	var parts []io.Reader
+	for i, v := range vals {
+		if i == stream {
+			b = binary.BigEndian.AppendUint32(b, uint32(n))
+			parts = append(parts, bytes.NewReader(b), r)
+			b = nil
+			continue
 		}
-		return err
-	})
-	f := o.Flags
+		at := len(b)
+		b = append(b, 0, 0, 0, 0)
+		enc, err := m.Encode(oids[i], pgtype.BinaryFormatCode, v, b)
+		if err != nil {
+			return nil, err
+		}
+		if enc == nil { // NULL
+			binary.BigEndian.PutUint32(b[at:], 0xffffffff)
+			continue
+		}
+		b = enc
+		binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	}
+	b = binary.BigEndian.AppendUint16(b, 0xffff) // end of data
+	return io.MultiReader(append(parts, bytes.NewReader(b))...), nil
+}
+
+// deliverTx is the delivery's transaction in three round trips:
+//
+//  1. BEGIN and a COPY of the first row, its body streamed (the first copy's
+//     messages row, or the queued row when nothing is stored locally);
+//  2. one batch: the other copies' rows, made by Postgres from the first
+//     (so the message crosses the wire once); the texts (indexed later:
+//     indexer.go); then the users' locks, in id order; then per copy one
+//     statement that writes the flags, every membership and the UIDNEXTs
+//     — after checking that the target is a folder and the views are the
+//     version deliverPrepare read (else it fails with 40001 and
+//     DeliverIncoming starts over); then the queued row;
+//  3. COMMIT, not in the batch: a server killed before it must leave nothing
+//     stored, since it never said 250 (the backend rolls back when the
+//     connection drops).
+//
+// The wide rows and texts go in before the locks: they carry no modseq and
+// nobody sees them before COMMIT.
+func (s *Store) deliverTx(ctx context.Context, content []byte, copies []*copyState, q *Outbound) (int64, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	// A connection released inside a transaction (an error, a cancelled
+	// ctx) is closed by the pool, which rolls the transaction back.
+	defer conn.Release()
+	fail := func(err error) (int64, error) {
+		conn.Exec(ctx, `ROLLBACK`)
+		return 0, err
+	}
+	tm := conn.Conn().TypeMap()
+	var first io.Reader
+	var copySQL string
+	if len(copies) > 0 {
+		c := copies[0]
+		row := messageRow(c)
+		row[colHeader] = append(append(make([]byte, 0, len(c.Prefix)+c.hl), c.Prefix...), content[:c.hl]...)
+		first, err = copyRow(tm, messageOIDs, row, colBody, bytes.NewReader(content[c.hl:]), len(content)-c.hl)
+		copySQL = `BEGIN; COPY messages (` + strings.Join(messageCols, ", ") + `) FROM STDIN (FORMAT binary)`
+	} else {
+		var uid any
+		if q.UserID != 0 {
+			uid = q.UserID
+		}
+		first, err = copyRow(tm, []uint32{pgtype.Int8OID, pgtype.TextOID, pgtype.TextArrayOID, pgtype.ByteaOID},
+			[]any{uid, q.From, q.Rcpts, nil}, 3, io.MultiReader(bytes.NewReader(q.Prefix), bytes.NewReader(content)),
+			len(q.Prefix)+len(content))
+		copySQL = `BEGIN; COPY outbound_queue (user_id, mail_from, rcpt_to, data) FROM STDIN (FORMAT binary)`
+	}
+	if err != nil {
+		return 0, err
+	}
+	if _, err := conn.Conn().PgConn().CopyFrom(ctx, first, copySQL); err != nil {
+		return fail(err)
+	}
+
+	b := &pgx.Batch{}
+	var users []int64
+	for i, c := range copies {
+		if !slices.Contains(users, c.UserID) {
+			users = append(users, c.UserID)
+		}
+		if i == 0 {
+			b.Queue(`INSERT INTO message_texts (message_id, header_text, body_text) VALUES ($1, $2, $3)`,
+				c.id, clean(c.p.HeaderText), clean(c.p.BodyText))
+			continue
+		}
+		queueCopyFrom(b, c, copies[0])
+	}
+	if len(users) > 0 {
+		slices.Sort(users)
+		b.Queue(`SELECT count(*) FROM (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) l`, users).
+			QueryRow(func(r pgx.Row) error {
+				var n int
+				if err := r.Scan(&n); err != nil {
+					return err
+				}
+				if n != len(users) {
+					return ErrNoUser
+				}
+				return nil
+			})
+	}
+	for _, c := range copies {
+		queueMembership(b, c)
+	}
+	var qid int64
+	if q != nil {
+		if len(copies) > 0 {
+			f := copies[0]
+			var uid any
+			if q.UserID != 0 {
+				uid = q.UserID
+			}
+			b.Queue(`INSERT INTO outbound_queue (user_id, mail_from, rcpt_to, data)
+				SELECT $1, $2, $3, $4::bytea || substring(f.header || f.body FROM $5::int) FROM messages f WHERE f.id = $6
+				RETURNING id`, uid, q.From, q.Rcpts, nonNil(q.Prefix), len(f.Prefix)+1, f.id).
+				QueryRow(func(r pgx.Row) error { return r.Scan(&qid) })
+		} else {
+			b.Queue(`SELECT currval(pg_get_serial_sequence('outbound_queue', 'id'))`).
+				QueryRow(func(r pgx.Row) error { return r.Scan(&qid) })
+		}
+		b.Queue(`SELECT pg_notify($1, '')`, OutboundChannel)
+	}
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return fail(err)
+	}
+	if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
+		return 0, err
+	}
+	return qid, nil
+}
+
+// queueCopyFrom queues c's messages and message_texts rows, made from the
+// first copy's rows: c's prefix, then the first copy's bytes after its own.
+func queueCopyFrom(b *pgx.Batch, c, first *copyState) {
+	row := messageRow(c)
+	cols := make([]string, len(messageCols))
+	args := make([]any, 0, len(row)+3)
+	for i := range messageCols {
+		switch i {
+		case colHeader:
+			cols[i] = fmt.Sprintf("$%d::bytea || substring(f.content FROM 1 FOR $%d::int)", len(args)+1, len(args)+2)
+			args = append(args, nonNil(c.Prefix), c.hl)
+		case colBody:
+			cols[i] = fmt.Sprintf("substring(f.content FROM $%d::int + 1)", len(args)+1)
+			args = append(args, c.hl)
+		default:
+			cols[i] = fmt.Sprintf("$%d", len(args)+1)
+			args = append(args, row[i])
+		}
+	}
+	args = append(args, len(first.Prefix)+1, first.id)
+	b.Queue(fmt.Sprintf(`INSERT INTO messages (%s)
+		SELECT %s FROM (SELECT substring(m.header || m.body FROM $%d::int) AS content FROM messages m WHERE m.id = $%d) f`,
+		strings.Join(messageCols, ", "), strings.Join(cols, ", "), len(args)-1, len(args)), args...)
+	b.Queue(`INSERT INTO message_texts (message_id, header_text, body_text)
+		SELECT $1, $2, t.body_text FROM message_texts t WHERE t.message_id = $3`, c.id, clean(c.p.HeaderText), first.id)
+}
+
+// nonNil: a nil []byte is NULL to pgx.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// queueMembership queues the statement that files c under the user's lock.
+func queueMembership(b *pgx.Batch, c *copyState) {
+	f := c.Flags
 	kw := f.Keywords
 	if kw == nil {
 		kw = []string{}
 	}
-	var uid int64
+	pre := c.pre
 	b.Queue(`WITH ok AS (SELECT decimail_check(
 				EXISTS (SELECT 1 FROM mailboxes WHERE id = $11 AND user_id = $3 AND definition IS NULL)
 				AND (SELECT views_version FROM users WHERE id = $3) = $12,
@@ -240,59 +549,17 @@ func (s *Store) deliverTx(ctx context.Context, userID, id, thread int64, raw []b
 				SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b, ok WHERE ok.ok AND b.id = ANY($1) ORDER BY b.id)
 			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1) AND (SELECT ok FROM ok)
 			RETURNING id, uidnext - 1`,
-		append([]int64{pre.target.ID}, views...), id, userID, len(raw),
-		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, pre.viewsVersion, dayOf(date)).Query(func(rows pgx.Rows) error {
+		append([]int64{pre.target.ID}, c.views...), c.id, c.UserID, c.p.Size,
+		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, pre.viewsVersion, dayOf(c.date)).Query(func(rows pgx.Rows) error {
 		var mb, u int64
 		_, err := pgx.ForEachRow(rows, []any{&mb, &u}, func() error {
 			if mb == pre.target.ID {
-				uid = u
+				c.uid = uint32(u)
 			}
 			return nil
 		})
 		return err
 	})
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return 0, err
-	}
-	// A connection released inside a transaction (an error, a cancelled
-	// ctx) is closed by the pool, which rolls the transaction back.
-	defer conn.Release()
-	if err := conn.SendBatch(ctx, b).Close(); err != nil {
-		conn.Exec(ctx, `ROLLBACK`)
-		return 0, err
-	}
-	if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
-		return 0, err
-	}
-	return uint32(uid), nil
-}
-
-func queueInsertMessage(b *pgx.Batch, userID, id, thread int64, raw []byte, p *message.Parsed, date time.Time,
-	o DeliverOptions, spool string) {
-	_, off := date.Zone()
-	day := dayOf(date)
-	var sent, sentDay any
-	if !p.SentDate.IsZero() {
-		sd := p.SentDate
-		sent, sentDay = sd, time.Date(sd.Year(), sd.Month(), sd.Day(), 0, 0, 0, 0, time.UTC)
-	}
-	refsCol := p.References
-	if refsCol == nil {
-		refsCol = []string{}
-	}
-	b.Queue(`INSERT INTO messages (id, user_id, internal_date, internal_tz, internal_day, size, header, body,
-			envelope, bodystructure, body_simple, sent_date, sent_day, subject, from_addr, to_addr, cc_addr, bcc_addr, reply_to,
-			from_key, message_id, in_reply_to, refs, thread_id, broken, delivered_to, spool_path)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24,
-			$25, $26, $27)`,
-		id, userID, date, off, day, len(raw), raw[:p.HeaderLen], raw[p.HeaderLen:],
-		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, clean(p.Subject), clean(p.From), clean(p.To), clean(p.Cc), clean(p.Bcc), clean(p.ReplyTo),
-		clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refsCol), thread,
-		p.Broken, o.DeliveredTo, spool)
-	// Not indexed yet: the indexer does that off the delivery path (indexer.go).
-	b.Queue(`INSERT INTO message_texts (message_id, header_text, body_text) VALUES ($1, $2, $3)`,
-		id, clean(p.HeaderText), clean(p.BodyText))
 }
 
 // clean makes s storable as Postgres text (no NUL, valid UTF-8).
@@ -324,9 +591,10 @@ func cleanAll(ss []string) []string {
 	return out
 }
 
-// writeSpool writes the backup copy <spool>/<user>/<id>.eml and fsyncs it and
-// its directory, so an acknowledged message survives a crash.
-func (s *Store) writeSpool(userID, id int64, raw []byte) (string, error) {
+// writeSpool writes the backup copy <spool>/<user>/<id>.eml (prefix then
+// content) and fsyncs it and its directory, so an acknowledged message
+// survives a crash.
+func (s *Store) writeSpool(userID, id int64, prefix, content []byte) (string, error) {
 	if s.spool == "" {
 		return "", nil
 	}
@@ -339,15 +607,18 @@ func (s *Store) writeSpool(userID, id int64, raw []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := f.Write(raw); err != nil {
-		f.Close()
-		return "", err
+	_, err = f.Write(prefix)
+	if err == nil {
+		_, err = f.Write(content)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return "", err
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Close(); err != nil {
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
 		return "", err
 	}
 	if d, err := os.Open(dir); err == nil {
@@ -360,11 +631,11 @@ func (s *Store) writeSpool(userID, id int64, raw []byte) (string, error) {
 // evalMsg is the new message as the query evaluator sees it: exactly the
 // values stored in the columns the compiled SQL reads (query.Eval agrees with
 // that SQL; a property test holds them to it).
-func evalMsg(raw []byte, p *message.Parsed, date time.Time, f Flags) *query.Msg {
+func evalMsg(p *message.Parsed, date time.Time, f Flags) *query.Msg {
 	kw := cleanAll(f.Keywords)
 	m := &query.Msg{
 		InternalDay: time.Date(date.Year(), date.Month(), date.Day(), 0, 0, 0, 0, time.UTC),
-		Size:        len(raw), Subject: clean(p.Subject), From: clean(p.From), To: clean(p.To), Cc: clean(p.Cc),
+		Size:        p.Size, Subject: clean(p.Subject), From: clean(p.From), To: clean(p.To), Cc: clean(p.Cc),
 		Bcc: clean(p.Bcc), HeaderText: clean(p.HeaderText), BodyText: clean(p.BodyText),
 		Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft, Keywords: kw,
 	}

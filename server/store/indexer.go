@@ -54,7 +54,7 @@ func (s *Store) indexWait() time.Duration {
 }
 
 func (s *Store) indexer(ctx context.Context) {
-	ctx = WithClass(ctx, Background)
+	ctx = WithClass(ctx, ClassBackground)
 	defer close(s.indexerDone)
 	timer := time.NewTimer(indexQuiet) // the start-up pass
 	defer timer.Stop()

@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/semaphore"
 
 	"decimail/schema"
 )
@@ -54,7 +55,15 @@ type Options struct {
 	// PasswordCost is the bcrypt cost for new passwords (0 = bcrypt.DefaultCost;
 	// tests use bcrypt.MinCost).
 	PasswordCost int
-	Log          *slog.Logger
+	// DeliveryMemory bounds the bytes of spooled messages (Incoming) that
+	// deliveries hold in memory at once; a delivery waits for room. 0 =
+	// 256 MiB. A message larger than this is still delivered, alone.
+	DeliveryMemory int64
+	// Auth is the failed-login limiter's policy; zero fields take the
+	// defaults, and the configuration table's auth_* keys override it
+	// (read at Open).
+	Auth AuthPolicy
+	Log  *slog.Logger
 
 	// Connections per class (db.go): Sessions default 20 (or the DSN's
 	// pool_max_conns if larger), Delivery 8, Background 2.
@@ -88,14 +97,18 @@ func (o Options) withDefaults(dsnMax int32) Options {
 
 // Store is safe for concurrent use.
 type Store struct {
-	pool      *db
-	spool     string
-	cost      int
-	dummyOnce sync.Once
-	dummy     []byte
-	log       *slog.Logger
-	notif     *Notifier
-	objectIDs *ObjectIDs
+	pool       *db
+	spool      string
+	cost       int
+	dummyOnce  sync.Once
+	dummy      []byte
+	log        *slog.Logger
+	notif      *Notifier
+	objectIDs  *ObjectIDs
+	mem        *semaphore.Weighted // Options.DeliveryMemory
+	memCap     int64
+	auth       AuthPolicy
+	authPurged atomic.Int64 // last purge of auth_limits, Unix nanoseconds
 
 	views        sync.Map      // user id -> *viewsCache, the views deliveries match (deliver.go)
 	sinceIndex   atomic.Int64  // deliveries since the indexer's last complete pass (indexer.go)
@@ -129,12 +142,12 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	}
 	o = o.withDefaults(cfg.MaxConns)
 	pool := &db{acquireTimeout: o.AcquireTimeout}
-	for class, n := range map[Class]int32{Sessions: o.SessionConns, Delivery: o.DeliveryConns, Background: o.BackgroundConns} {
+	for class, n := range map[Class]int32{ClassSessions: o.SessionConns, ClassDelivery: o.DeliveryConns, ClassBackground: o.BackgroundConns} {
 		pc := cfg.Copy()
 		pc.MaxConns = n
 		pc.MinConns = 0
 		timeout := o.StatementTimeout
-		if class == Background {
+		if class == ClassBackground {
 			timeout = 10 * time.Minute
 		}
 		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
@@ -149,7 +162,15 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log}
+	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, memCap: o.DeliveryMemory}
+	if s.memCap <= 0 {
+		s.memCap = 256 << 20
+	}
+	s.mem = semaphore.NewWeighted(s.memCap)
+	if s.auth, err = s.loadAuthPolicy(ctx, o.Auth); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	s.notif = newNotifier(cfg.ConnConfig, log)
 	if s.objectIDs, err = loadObjectIDs(ctx, s); err != nil {
 		pool.Close()
@@ -170,7 +191,7 @@ func (s *Store) Close() {
 }
 
 // Pool exposes the Sessions pool for tests and tools that need raw SQL.
-func (s *Store) Pool() *pgxpool.Pool { return s.pool.pools[Sessions] }
+func (s *Store) Pool() *pgxpool.Pool { return s.pool.pools[ClassSessions] }
 
 // tx runs fn in a transaction, retrying serialization failures and deadlocks.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
