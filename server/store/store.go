@@ -54,6 +54,9 @@ type Options struct {
 	// tests use bcrypt.MinCost).
 	PasswordCost int
 	Log          *slog.Logger
+	// Limits: zero fields are read from the configuration table, else
+	// take the defaults (limits.go).
+	Limits Limits
 }
 
 // Store is safe for concurrent use.
@@ -65,6 +68,7 @@ type Store struct {
 	dummy     []byte
 	log       *slog.Logger
 	notif     *Notifier
+	limits    Limits
 
 	views        sync.Map      // user id -> *viewsCache, the views deliveries match (deliver.go)
 	sinceIndex   atomic.Int64  // deliveries since the indexer's last complete pass (indexer.go)
@@ -107,7 +111,12 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log}
+	limits, err := loadLimits(ctx, pool, o.Limits)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, limits: limits}
 	s.notif = newNotifier(pool, log)
 	bg, stop := context.WithCancel(context.Background())
 	s.stop, s.wake, s.indexerDone = stop, make(chan struct{}, 1), make(chan struct{})
