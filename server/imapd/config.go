@@ -24,6 +24,14 @@ type Config struct {
 	MaxLine          int   // command text outside literals, default 64 KiB
 	MaxLiteral       int64 // literal of a non-APPEND command, default 1 MiB
 	MaxAppendLiteral int64 // APPEND message, default 64 MiB
+	// MaxListPattern bounds a LIST/LSUB pattern (reference and pattern
+	// joined, decoded), default 4 KiB (configuration key
+	// imapd_max_list_pattern); longer ones get NO [LIMIT]. Matching is
+	// linear (query.ListPattern); no name is longer than
+	// store.Limits.MailboxName (1,000 bytes by default), so a longer
+	// pattern has nothing to say that a shorter one cannot. Negative: no
+	// limit.
+	MaxListPattern int
 
 	// IdleTimeout is the autologout timer once authenticated; RFC 3501
 	// requires at least 30 minutes (rfc3501.txt:1185), the default; smaller
@@ -69,6 +77,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxAppendLiteral == 0 {
 		c.MaxAppendLiteral = 64 << 20
 	}
+	if c.MaxListPattern == 0 {
+		c.MaxListPattern = DefaultMaxListPattern
+	}
 	def(&c.IdleTimeout, 30*time.Minute)
 	def(&c.PreAuthTimeout, 2*time.Minute)
 	def(&c.WriteTimeout, 2*time.Minute)
@@ -78,6 +89,9 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// DefaultMaxListPattern is Config.MaxListPattern's default.
+const DefaultMaxListPattern = 4096
 
 func (c Config) limits() Limits {
 	return Limits{MaxLine: c.MaxLine, MaxLiteral: c.MaxLiteral, MaxAppend: c.MaxAppendLiteral}
