@@ -37,18 +37,20 @@ type ListPattern struct {
 	delim byte
 	toks  []lpTok
 	main  compiled
-	inbox []compiled // what remains once "INBOX" is matched (case-insensitively)
+	inbox []compiled // what remains once "INBOX" is matched (case-insensitively); made on first use
 	steps int
 }
 
-// compiled is a token list cut into chunks.
+// compiled is a token list, cut into chunks on first use: a pattern with
+// more literal characters than any name is never cut.
 type compiled struct {
+	toks   []lpTok
 	cs     []chunk
 	minLen int // literal characters: a shorter name cannot match
 }
 
 func compileToks(toks []lpTok) compiled {
-	return compiled{cs: chunks(toks), minLen: literalLen(toks)}
+	return compiled{toks: toks, minLen: literalLen(toks)}
 }
 
 // lpTok is a literal (wild == 0) or a wildcard ('*' or '%').
@@ -65,21 +67,19 @@ type lpTok struct {
 // pattern joined) for hierarchy delimiter delim.
 func CompileListPattern(pattern string, delim byte) *ListPattern {
 	p := &ListPattern{delim: delim}
-	var lit strings.Builder
-	flush := func() {
-		if lit.Len() > 0 {
-			p.toks = append(p.toks, p.literal(lit.String()))
-			lit.Reset()
-		}
-	}
+	wild := strings.Count(pattern, "*") + strings.Count(pattern, "%")
+	p.toks = make([]lpTok, 0, min(2*wild+1, len(pattern)))
+	lit := 0 // start of the literal being read
 	for i := 0; i < len(pattern); i++ {
 		c := pattern[i]
 		if c != '*' && c != '%' {
-			lit.WriteByte(c)
 			continue
 		}
-		flush()
-		if n := len(p.toks); n > 0 && p.toks[n-1].wild != 0 {
+		if lit < i {
+			p.toks = append(p.toks, p.literal(pattern[lit:i]))
+		}
+		lit = i + 1
+		if n := len(p.toks); n > 0 && p.toks[n-1].wild != 0 { // a run of wildcards is one
 			if c == '*' {
 				p.toks[n-1].wild = '*'
 			}
@@ -87,11 +87,10 @@ func CompileListPattern(pattern string, delim byte) *ListPattern {
 		}
 		p.toks = append(p.toks, lpTok{wild: c})
 	}
-	flush()
-	p.main = compileToks(p.toks)
-	for _, rest := range p.afterInbox() {
-		p.inbox = append(p.inbox, compileToks(rest))
+	if lit < len(pattern) {
+		p.toks = append(p.toks, p.literal(pattern[lit:]))
 	}
+	p.main = compileToks(p.toks)
 	return p
 }
 
@@ -135,6 +134,12 @@ func (p *ListPattern) Steps() int { return p.steps }
 // Match reports whether name matches the pattern.
 func (p *ListPattern) Match(name string) bool {
 	if name == "INBOX" || strings.HasPrefix(name, "INBOX") && len(name) > 5 && name[5] == p.delim {
+		if p.inbox == nil && p.main.minLen <= len(name) {
+			p.inbox = []compiled{}
+			for _, rest := range p.afterInbox() {
+				p.inbox = append(p.inbox, compileToks(rest))
+			}
+		}
 		for i := range p.inbox {
 			if p.match(&p.inbox[i], name[5:]) {
 				return true
@@ -237,6 +242,9 @@ func (p *ListPattern) match(m *compiled, s string) bool {
 	p.steps++
 	if m.minLen > len(s) {
 		return false
+	}
+	if m.cs == nil {
+		m.cs = chunks(m.toks)
 	}
 	cs := m.cs
 	if len(cs) == 1 {
