@@ -109,8 +109,12 @@ func TestListPatternStepsLinear(t *testing.T) {
 	} {
 		p := CompileListPattern(tt.pat, '/')
 		got := p.Match(tt.name)
-		if want := dpMatch(tt.pat, tt.name); len(tt.pat) < 5000 && got != want {
-			t.Errorf("%s: Match = %v, the dynamic program says %v", tt.what, got, want)
+		// The reference takes pattern × name steps: checked where that is
+		// cheap (TestListPatternMatchesReference checks the rest).
+		if len(tt.pat)*len(tt.name) <= 1e6 {
+			if want := dpMatch(tt.pat, tt.name); got != want {
+				t.Errorf("%s: Match = %v, the dynamic program says %v", tt.what, got, want)
+			}
 		}
 		if limit := 20 * (len(tt.name) + 1); p.Steps() > limit {
 			t.Errorf("%s: %d steps for a %d-byte name (%d-byte pattern), want at most %d",
