@@ -32,6 +32,14 @@ type Config struct {
 	// literal is refused (NO [LIMIT]) until some are released. Loopback
 	// peers are exempt unless LimitLoopback is set; negative: no limit.
 	MaxMemoryPerIP int64
+	// MaxListPattern bounds a LIST/LSUB pattern (reference and pattern
+	// joined, decoded), default 4 KiB (configuration key
+	// imapd_max_list_pattern); longer ones get NO [LIMIT]. Matching is
+	// linear (query.ListPattern); no name is longer than
+	// store.Limits.MailboxName (1,000 bytes by default), so a longer
+	// pattern has nothing to say that a shorter one cannot. Negative: no
+	// limit.
+	MaxListPattern int
 
 	// IdleTimeout is the autologout timer once authenticated; RFC 3501
 	// requires at least 30 minutes (rfc3501.txt:1185), the default; smaller
@@ -83,6 +91,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxMemoryPerIP == 0 {
 		c.MaxMemoryPerIP = 128 << 20
 	}
+	if c.MaxListPattern == 0 {
+		c.MaxListPattern = DefaultMaxListPattern
+	}
 	def(&c.IdleTimeout, 30*time.Minute)
 	def(&c.PreAuthTimeout, 2*time.Minute)
 	def(&c.WriteTimeout, 2*time.Minute)
@@ -92,6 +103,9 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// DefaultMaxListPattern is Config.MaxListPattern's default.
+const DefaultMaxListPattern = 4096
 
 func (c Config) limits() Limits {
 	return Limits{MaxLine: c.MaxLine, MaxLiteral: c.MaxLiteral, MaxAppend: c.MaxAppendLiteral,

@@ -1,9 +1,11 @@
 package imapd
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
+	"decimail/server/query"
 	"decimail/server/store"
 )
 
@@ -24,7 +26,7 @@ func init() {
 type listReq struct {
 	lsub      bool
 	extended  bool // RFC 5258 syntax used: options or a pattern list
-	patterns  []string
+	patterns  []*query.ListPattern
 	delimOnly bool   // the pattern is "": report the delimiter and root
 	ref       string // decoded reference
 
@@ -136,12 +138,22 @@ func (c *Conn) parseList(args []Value, lsub bool) (*listReq, error) {
 		return nil, Bad("", "invalid modified UTF-7 in reference")
 	}
 	req.delimOnly = len(pats) == 1 && pats[0] == "" && args[1].Kind != List
+	max := c.srv.cfg.MaxListPattern
 	for _, p := range pats {
 		p, err := decodeMUTF7(p)
 		if err != nil {
 			return nil, Bad("", "invalid modified UTF-7 in pattern")
 		}
-		req.patterns = append(req.patterns, canonicalPattern(req.ref, p))
+		p = canonicalPattern(req.ref, p)
+		if max > 0 && len(p) > max {
+			// Issue 13: patterns of up to 1 MiB each (64 to a command)
+			// were matched against every name. A well-formed pattern
+			// over an implementation limit: NO [LIMIT] (rfc5530.txt:256),
+			// as for mailbox names (nameRefused) and SEARCH.
+			c.log.Info("list refused", "pattern_bytes", len(p), "max", max)
+			return nil, No(CodeLimit, fmt.Sprintf("mailbox pattern of %d bytes, at most %d allowed", len(p), max))
+		}
+		req.patterns = append(req.patterns, query.CompileListPattern(p, store.Delim[0]))
 	}
 	return req, nil
 }
@@ -414,63 +426,16 @@ func (t *listTree) descendant(i int, req *listReq, ok func(*listNode) bool) bool
 	return false
 }
 
-func matchAny(patterns []string, name string) bool {
+func matchAny(patterns []*query.ListPattern, name string) bool {
 	for _, p := range patterns {
-		if listMatch(p, name) {
+		if p.Match(name) { // "%" "does not match a hierarchy delimiter", rfc3501.txt:2322-2329; INBOX folded (rfc3501.txt:4824)
 			return true
 		}
 	}
 	return false
 }
 
-// listMatch matches a canonical LIST pattern against a mailbox name:
-// "*" matches anything, "%" anything but the delimiter (rfc3501.txt:2322-2329:
-// "it does not match a hierarchy delimiter").
-// The INBOX part of INBOX and its inferiors matches case-insensitively
-// (rfc3501.txt:4824).
+// listMatch matches one canonical pattern against a name (query.ListPattern).
 func listMatch(pat, name string) bool {
-	fold := name == "INBOX" || strings.HasPrefix(name, "INBOX"+store.Delim)
-	// ok[j]: pat[:k] matches name[:j], for the pattern prefix k done so far.
-	ok := make([]bool, len(name)+1)
-	next := make([]bool, len(name)+1)
-	ok[0] = true
-	for k := 0; k < len(pat); k++ {
-		p := pat[k]
-		switch p {
-		case '*':
-			seen := false
-			for j := range ok {
-				seen = seen || ok[j]
-				next[j] = seen
-			}
-		case '%':
-			seen := false
-			for j := range ok {
-				if j > 0 && name[j-1] == '/' {
-					seen = false
-				}
-				seen = seen || ok[j]
-				next[j] = seen
-			}
-		default:
-			next[0] = false
-			for j := 1; j <= len(name); j++ {
-				c := name[j-1]
-				eq := c == p
-				if !eq && fold && j <= 5 {
-					eq = lowerASCII(c) == lowerASCII(p)
-				}
-				next[j] = ok[j-1] && eq
-			}
-		}
-		ok, next = next, ok
-	}
-	return ok[len(name)]
-}
-
-func lowerASCII(c byte) byte {
-	if c >= 'A' && c <= 'Z' {
-		return c + 'a' - 'A'
-	}
-	return c
+	return query.CompileListPattern(pat, store.Delim[0]).Match(name)
 }

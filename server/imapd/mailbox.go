@@ -65,6 +65,9 @@ func cmdCreate(c *Conn, cmd *Command) error {
 		}
 	}
 	mb, err := c.Store().CreateMailbox(c.Ctx(), c.User().ID, name, "", use)
+	if st := nameRefused(err); st != nil {
+		return st
+	}
 	switch {
 	case errors.Is(err, store.ErrExists):
 		return No(CodeAlreadyExists, "mailbox already exists") // ALREADYEXISTS, rfc5530.txt:287
@@ -176,6 +179,9 @@ func cmdRename(c *Conn, cmd *Command) error {
 		return err
 	}
 	err = c.Store().RenameMailbox(c.Ctx(), c.User().ID, from, to)
+	if st := nameRefused(err); st != nil {
+		return st
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return No(CodeNonExistent, "no such mailbox") // "rename from a mailbox name that does not exist", rfc3501.txt:2054; NONEXISTENT, rfc5530.txt:295
@@ -201,7 +207,36 @@ func cmdSubscribe(c *Conn, cmd *Command) error {
 	if name == "" {
 		return No(CodeCannot, "empty mailbox name")
 	}
-	return c.Store().Subscribe(c.Ctx(), c.User().ID, name)
+	err = c.Store().Subscribe(c.Ctx(), c.User().ID, name)
+	if st := nameRefused(err); st != nil {
+		return st
+	}
+	if errors.Is(err, store.ErrInvalid) {
+		return No(CodeCannot, "invalid mailbox name") // CANNOT, rfc5530.txt:249-251
+	}
+	return err
+}
+
+// nameRefused answers a mailbox name the store refuses for its length or
+// a control character (store.NameError), or returns nil. A name over the
+// length limits is NO [LIMIT]: the command is well-formed and the name
+// legal IMAP, it runs into an implementation limit (rfc5530.txt:256-259),
+// as a too long SEARCH does; BAD [TOOBIG] stays what the command reader
+// says of lines and literals it will not read (rfc7888.txt:290). A control
+// character ("Servers MAY refuse to create mailbox names containing
+// Unicode CTL characters", rfc9051.txt:980-981) can never be created: NO
+// [CANNOT] (rfc5530.txt:249-251). The text says why, without echoing the name.
+func nameRefused(err error) *Status {
+	var ne *store.NameError
+	switch {
+	case !errors.As(err, &ne):
+		return nil
+	case ne.TooLong:
+		return No(CodeLimit, "mailbox name "+ne.Reason)
+	case ne.Control:
+		return No(CodeCannot, "mailbox name "+ne.Reason)
+	}
+	return nil
 }
 
 // cmdUnsubscribe: UNSUBSCRIBE mailbox (RFC 3501 §6.3.7). A name that is

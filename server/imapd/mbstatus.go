@@ -177,4 +177,3 @@ func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
 	w.Raw(")")
 	w.CRLF()
 }
-

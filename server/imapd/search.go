@@ -74,11 +74,18 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 	found, err := c.Store().Search(c.Ctx(), s.mb.ID, node, env)
 	var bs *badSeqError
 	var na *query.NotAllowedError
+	var le *query.LimitError
 	switch {
 	case errors.As(err, &bs):
 		return Bad("", bs.Error())
 	case errors.As(err, &na):
 		return Bad("", na.Error())
+	case errors.As(err, &le):
+		// A program over the store's search limits (issue 13): refused
+		// before it reaches Postgres, logged once, NO [LIMIT]
+		// (rfc5530.txt:256-259: "ran up against an implementation limit").
+		c.log.Info("search refused", "cmd", cmd.Name, "limit", le.What, "got", le.Got, "max", le.Max)
+		return No(CodeLimit, le.Error())
 	case err != nil:
 		return err
 	}

@@ -207,6 +207,11 @@ func mailboxArg(v Value) (string, error) {
 	if err != nil {
 		return "", Bad("", "invalid modified UTF-7 in mailbox name")
 	}
+	if strings.IndexByte(name, 0) >= 0 {
+		// No IMAP string holds NUL (rfc3501.txt:4662-4663), nor may
+		// modified UTF-7 smuggle one in; Postgres text cannot hold it.
+		return "", Bad("", "NUL in mailbox name")
+	}
 	return store.NormName(name), nil
 }
 

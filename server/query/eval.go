@@ -182,20 +182,20 @@ func containsLow(low, v string) bool {
 	return strings.Contains(low, asciiLower(v))
 }
 
-// headerMatchLow mirrors header_text ~* '(^|\n)<name>:[^\n]*<value>' on the
-// folded header text h: at the start of some line, name and ':' follow, then
-// value occurs before (or starting at) the next newline.
+// headerMatchLow mirrors HEADER name value (compiler.headerCond) on the
+// folded header text h: some line starts with name and ':', and the rest of
+// that line contains value.
 func headerMatchLow(h, name, value string) bool {
 	prefix, v := asciiLower(name)+":", asciiLower(value)
 	for p := 0; p <= len(h); {
-		if rest, ok := strings.CutPrefix(h[p:], prefix); ok {
-			i := strings.Index(rest, v)
-			nl := strings.IndexByte(rest, '\n')
-			if i >= 0 && (nl < 0 || i <= nl) {
-				return true
-			}
+		line := h[p:]
+		nl := strings.IndexByte(line, '\n')
+		if nl >= 0 {
+			line = line[:nl]
 		}
-		nl := strings.IndexByte(h[p:], '\n')
+		if rest, ok := strings.CutPrefix(line, prefix); ok && strings.Contains(rest, v) {
+			return true
+		}
 		if nl < 0 {
 			break
 		}

@@ -33,7 +33,7 @@ func TestEval(t *testing.T) {
 		{"HEADER list-id GOLANG-NUTS", true}, {"HEADER List-Id \"\"", true}, {"HEADER X-Empty \"\"", true},
 		{"HEADER X-Missing \"\"", false}, {"HEADER Id golang", false}, {"HEADER List-Id attached", false},
 		{"HEADER Subject \"Re: Ä\"", true}, {"HEADER X-Percent \"%_\\\\\"", true}, {"HEADER X-Percent \"_%\"", false},
-		{"HEADER subject \"generics\nlist\"", true}, // the regex may cross a line end inside the value, like ~*
+		{"HEADER subject \"generics\nlist\"", false}, // the value is looked for in the field's own line
 		{"ON 1-Nov-2026", true}, {"SINCE 1-Nov-2026", true}, {"BEFORE 1-Nov-2026", false}, {"BEFORE 2-Nov-2026", true},
 		{"SINCE 2-Nov-2026", false},
 		{"SENTON 1-Nov-2026", false}, {"NOT SENTON 1-Nov-2026", true}, {"SENTBEFORE 1-Jan-9999", false}, {"SENTSINCE 1-Jan-0001", false},
@@ -80,7 +80,7 @@ func TestHeaderMatch(t *testing.T) {
 		want        bool
 	}{
 		{"X-A", "two", true}, {"X-A", "three", false}, {"X-AB", "three", true}, {"From", "a", true},
-		{"rom", "a", false}, {"X-A", "one\nx-a", true}, {"X-A", "", true}, {"X-Z", "", false}, {"", "", false},
+		{"rom", "a", false}, {"X-A", "one\nx-a", false}, {"X-A", "", true}, {"X-Z", "", false}, {"", "", false},
 	} {
 		if got := headerMatchLow(asciiLower(hdr), tt.name, tt.value); got != tt.want {
 			t.Errorf("headerMatchLow(%q, %q) = %v", tt.name, tt.value, got)

@@ -3,13 +3,16 @@
 // query mailboxes, whose definition is a saved SEARCH program.
 //
 // Pipeline: Parse (IMAP args) or ParseDefinition (text) → Node (AST) →
-// Compile (SQL + bind args) / Eval (plain Go reference) / String (canonical text).
+// Limits.Prepare (Normalize, then the cost limits) → Compile (SQL + bind
+// args) / Eval (plain Go reference) / String (canonical text).
 // User input never reaches SQL text: every value is a bind parameter.
 //
 // Case-insensitivity ("The matching is case-insensitive", rfc3501.txt:2776-2778). Substring keys compile to
-// `col ILIKE $n` and HEADER to `header_text ~* $n`, so the trigram indexes are
-// used; the decoded header and body text are in message_texts (compiler.text). In a UTF-8 database initialised with --no-locale (C collation/ctype),
-// ILIKE and ~* fold ASCII letters only. Eval therefore folds ASCII only too
+// `col ILIKE $n` (HEADER: an ILIKE over the header text and one over its
+// lines, compiler.headerCond; no regular expression is built from user
+// input), so the trigram indexes are used; the decoded header and body text
+// are in message_texts (compiler.text). In a UTF-8 database initialised with
+// --no-locale (C collation/ctype), ILIKE folds ASCII letters only. Eval therefore folds ASCII only too
 // (asciiLower), so both agree exactly: "Ä" does not match "ä". With an ICU or
 // builtin C.UTF-8 ctype Postgres would fold more than Eval; the schema must use
 // the C locale for the SQL-vs-Eval equivalence to hold.

@@ -195,8 +195,14 @@ func zone(offset int) *time.Location {
 }
 
 // Search returns the UIDs in a mailbox matching a compiled SEARCH program, in
-// ONE query. env.Msg and env.Member are set here.
+// ONE query. env.Msg and env.Member are set here. A program over
+// Limits.Search is refused before it reaches Postgres: the error matches
+// ErrLimit and wraps a *query.LimitError.
 func (s *Store) Search(ctx context.Context, mailboxID int64, n query.Node, env *query.Env) ([]uint32, error) {
+	n, err := s.limits.Search.Prepare(n)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLimit, err)
+	}
 	env.Msg, env.Member, env.Flags, env.Texts = "m", "mm", "f", "mt"
 	env.Args = append(env.Args[:0], mailboxID)
 	pred, err := query.Compile(n, env)

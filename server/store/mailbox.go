@@ -51,13 +51,6 @@ func NormName(name string) string {
 	return name
 }
 
-func validName(name string) bool {
-	if name == "" || strings.HasPrefix(name, Delim) || strings.HasSuffix(name, Delim) || strings.Contains(name, Delim+Delim) {
-		return false
-	}
-	return !strings.ContainsAny(name, "\r\n\x00*%")
-}
-
 const mailboxCols = `id, user_id, name, coalesce(definition, ''), uidvalidity, uidnext, coalesce(special_use, '')`
 
 func scanMailbox(r pgx.Row) (Mailbox, error) {
@@ -104,10 +97,10 @@ func msgJoins(usesText bool) string {
 	return j
 }
 
-func createMailbox(ctx context.Context, tx pgx.Tx, userID int64, name, def, specialUse string) (Mailbox, error) {
+func (s *Store) createMailbox(ctx context.Context, tx pgx.Tx, userID int64, name, def, specialUse string) (Mailbox, error) {
 	name = NormName(name)
-	if !validName(name) {
-		return Mailbox{}, ErrInvalid
+	if err := s.limits.checkName(name, false); err != nil {
+		return Mailbox{}, err
 	}
 	usesFlags := false
 	if def != "" {
@@ -139,8 +132,16 @@ func createMailbox(ctx context.Context, tx pgx.Tx, userID int64, name, def, spec
 
 // CreateMailbox creates a folder (def == "") or a query mailbox. Missing
 // parents of a hierarchical name are created as folders (RFC 3501 §6.3.3).
+// A name the store refuses is a *NameError (ErrInvalid or ErrLimit), a
+// definition over the search limits ErrLimit.
 func (s *Store) CreateMailbox(ctx context.Context, userID int64, name, def, specialUse string) (Mailbox, error) {
 	name = NormName(name)
+	if err := s.limits.checkName(name, false); err != nil {
+		return Mailbox{}, err
+	}
+	if err := s.limits.checkDefinition(def); err != nil {
+		return Mailbox{}, err
+	}
 	var m Mailbox
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		if err := lockUser(ctx, tx, userID); err != nil {
@@ -149,12 +150,12 @@ func (s *Store) CreateMailbox(ctx context.Context, userID int64, name, def, spec
 		parts := strings.Split(name, Delim)
 		for i := 1; i < len(parts); i++ {
 			parent := strings.Join(parts[:i], Delim)
-			if _, err := createMailbox(ctx, tx, userID, parent, "", ""); err != nil && !errors.Is(err, ErrExists) {
+			if _, err := s.createMailbox(ctx, tx, userID, parent, "", ""); err != nil && !errors.Is(err, ErrExists) {
 				return err
 			}
 		}
 		var err error
-		m, err = createMailbox(ctx, tx, userID, name, def, specialUse)
+		m, err = s.createMailbox(ctx, tx, userID, name, def, specialUse)
 		return err
 	})
 	return m, err
@@ -304,8 +305,8 @@ func (s *Store) DeleteMailbox(ctx context.Context, userID int64, name string) er
 // messages to a new folder and leaves INBOX empty (RFC 3501 §6.3.5).
 func (s *Store) RenameMailbox(ctx context.Context, userID int64, from, to string) error {
 	from, to = NormName(from), NormName(to)
-	if !validName(to) {
-		return ErrInvalid
+	if err := s.limits.checkName(to, false); err != nil {
+		return err
 	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		if err := lockUser(ctx, tx, userID); err != nil {
@@ -328,14 +329,29 @@ func (s *Store) RenameMailbox(ctx context.Context, userID int64, from, to string
 		if from != "INBOX" && strings.HasPrefix(to, from+Delim) {
 			return ErrInvalid
 		}
+		if from != "INBOX" && s.limits.MailboxName > 0 {
+			// The inferiors (and subscriptions) move along: the longest
+			// of them must fit under the new name too.
+			var tail int
+			if err := tx.QueryRow(ctx, `SELECT coalesce(max(octet_length(name)), 0) - octet_length($2) FROM (
+				SELECT name FROM mailboxes WHERE user_id = $1 AND starts_with(name, $2 || '/')
+				UNION ALL SELECT name FROM subscriptions WHERE user_id = $1 AND starts_with(name, $2 || '/')) n`,
+				userID, from).Scan(&tail); err != nil {
+				return err
+			}
+			if tail > 0 && len(to)+tail > s.limits.MailboxName {
+				return &NameError{Reason: fmt.Sprintf("would make an inferior's name %d bytes long, at most %d allowed",
+					len(to)+tail, s.limits.MailboxName), TooLong: true}
+			}
+		}
 		parts := strings.Split(to, Delim)
 		for i := 1; i < len(parts); i++ {
-			if _, err := createMailbox(ctx, tx, userID, strings.Join(parts[:i], Delim), "", ""); err != nil && !errors.Is(err, ErrExists) {
+			if _, err := s.createMailbox(ctx, tx, userID, strings.Join(parts[:i], Delim), "", ""); err != nil && !errors.Is(err, ErrExists) {
 				return err
 			}
 		}
 		if from == "INBOX" {
-			dst, err := createMailbox(ctx, tx, userID, to, "", "")
+			dst, err := s.createMailbox(ctx, tx, userID, to, "", "")
 			if err != nil {
 				return err
 			}
@@ -365,7 +381,14 @@ func (s *Store) RenameMailbox(ctx context.Context, userID int64, from, to string
 
 // DefineMailbox sets (or changes) a query mailbox's definition: membership is
 // recomputed and UIDVALIDITY changes (RFC 3501 §2.3.1.1), UIDs restart at 1.
+// The definition must be within Limits.Search (ErrLimit).
 func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def string) (Mailbox, error) {
+	if err := s.limits.checkName(NormName(name), false); err != nil {
+		return Mailbox{}, err
+	}
+	if err := s.limits.checkDefinition(def); err != nil {
+		return Mailbox{}, err
+	}
 	c, err := compileDefinition(def)
 	if err != nil {
 		return Mailbox{}, err
@@ -378,7 +401,7 @@ func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def strin
 		var err error
 		m, err = scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2 FOR UPDATE`, userID, NormName(name)))
 		if errors.Is(err, pgx.ErrNoRows) {
-			m, err = createMailbox(ctx, tx, userID, name, def, "")
+			m, err = s.createMailbox(ctx, tx, userID, name, def, "")
 			if err == nil {
 				err = subscribe(ctx, tx, userID, m.Name) // a view made for the user is meant to be seen
 			}
@@ -413,8 +436,12 @@ func subscribe(ctx context.Context, tx pgx.Tx, userID int64, name string) error 
 	return err
 }
 
-// Subscribe adds a name to the user's subscriptions.
+// Subscribe adds a name to the user's subscriptions; the name must be one
+// a mailbox could have (*NameError).
 func (s *Store) Subscribe(ctx context.Context, userID int64, name string) error {
+	if err := s.limits.checkName(NormName(name), true); err != nil {
+		return err
+	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO subscriptions (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, userID, NormName(name))
 	return wrap("subscribe", err)
 }

@@ -64,6 +64,9 @@ type Options struct {
 	// (read at Open).
 	Auth AuthPolicy
 	Log  *slog.Logger
+	// Limits: zero fields are read from the configuration table, else
+	// take the defaults (limits.go).
+	Limits Limits
 
 	// Connections per class (db.go): Sessions default 20 (or the DSN's
 	// pool_max_conns if larger), Delivery 8, Background 2.
@@ -105,6 +108,7 @@ type Store struct {
 	log        *slog.Logger
 	notif      *Notifier
 	objectIDs  *ObjectIDs
+	limits     Limits
 	mem        *semaphore.Weighted // Options.DeliveryMemory
 	memCap     int64
 	auth       AuthPolicy
@@ -162,7 +166,12 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, memCap: o.DeliveryMemory}
+	limits, err := loadLimits(ctx, pool.pools[ClassSessions], o.Limits)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, memCap: o.DeliveryMemory, limits: limits}
 	if s.memCap <= 0 {
 		s.memCap = 256 << 20
 	}

@@ -74,11 +74,11 @@ func (s *Store) createUser(ctx context.Context, name, password string, defaults 
 			return err
 		}
 		if !defaults {
-			_, err := createMailbox(ctx, tx, u.ID, "INBOX", "", "")
+			_, err := s.createMailbox(ctx, tx, u.ID, "INBOX", "", "")
 			return err
 		}
 		for _, f := range DefaultFolders {
-			if _, err := createMailbox(ctx, tx, u.ID, f.Name, "", f.SpecialUse); err != nil {
+			if _, err := s.createMailbox(ctx, tx, u.ID, f.Name, "", f.SpecialUse); err != nil {
 				return err
 			}
 			if err := subscribe(ctx, tx, u.ID, f.Name); err != nil {
@@ -86,7 +86,7 @@ func (s *Store) createUser(ctx context.Context, name, password string, defaults 
 			}
 		}
 		for _, v := range DefaultViews {
-			if _, err := createMailbox(ctx, tx, u.ID, v.Name, v.Definition, v.SpecialUse); err != nil {
+			if _, err := s.createMailbox(ctx, tx, u.ID, v.Name, v.Definition, v.SpecialUse); err != nil {
 				return err
 			}
 			if err := subscribe(ctx, tx, u.ID, v.Name); err != nil {

@@ -67,7 +67,7 @@ func init() {
 			}
 			u, err := s.CreateUser(ctx, args[0], pw)
 			if err == nil {
-				fmt.Printf("created user %s (id %d)\n", u.Name, u.ID)
+				fmt.Printf("created user %s (id %d)\n", printable(u.Name), u.ID)
 			}
 			return err
 		})})
@@ -85,7 +85,7 @@ func init() {
 	register(&command{name: "user list", help: "list users", run: withStore(func(ctx context.Context, s *store.Store, _ []string) error {
 		us, err := s.Users(ctx)
 		for _, u := range us {
-			fmt.Println(u.Name)
+			fmt.Println(printable(u.Name))
 		}
 		return err
 	})})
@@ -106,7 +106,7 @@ func init() {
 	register(&command{name: "address list", help: "list addresses", run: withStore(func(ctx context.Context, s *store.Store, _ []string) error {
 		as, err := s.Addresses(ctx)
 		for _, a := range as {
-			fmt.Printf("%-40s %s\n", a.Address, a.User)
+			fmt.Printf("%-40s %s\n", printable(a.Address), printable(a.User))
 		}
 		return err
 	})})
@@ -125,7 +125,7 @@ func init() {
 			}
 			m, err := s.DefineMailbox(ctx, u.ID, args[0], args[1])
 			if err == nil {
-				fmt.Printf("%s: %q (UIDVALIDITY %d)\n", m.Name, m.Definition, m.UIDValidity)
+				fmt.Printf("%s: %q (UIDVALIDITY %d)\n", printable(m.Name), m.Definition, m.UIDValidity)
 			}
 			return err
 		})})
@@ -137,7 +137,7 @@ func init() {
 				if m.IsQuery() {
 					kind = "query: " + m.Definition
 				}
-				fmt.Printf("%-24s %6d msgs %6d unseen  %-10s %s\n", m.Name, m.Messages, m.Unseen, m.SpecialUse, kind)
+				fmt.Printf("%-24s %6d msgs %6d unseen  %-10s %s\n", printable(m.Name), m.Messages, m.Unseen, printable(m.SpecialUse), printable(kind))
 			}
 			return err
 		})})
@@ -151,7 +151,7 @@ func init() {
 				return err
 			}
 			if !m.IsQuery() {
-				return fmt.Errorf("%s is a folder, not a query mailbox (delete folders over IMAP)", m.Name)
+				return fmt.Errorf("%s is a folder, not a query mailbox (delete folders over IMAP)", printable(m.Name))
 			}
 			return s.DeleteMailbox(ctx, u.ID, m.Name)
 		})})
@@ -166,7 +166,7 @@ func init() {
 			}
 			d, err := s.Deliver(ctx, u.ID, raw, store.DeliverOptions{Mailbox: mbox, InternalDate: time.Now()})
 			if err == nil {
-				fmt.Printf("delivered to %s as UID %d\n", mbox, d.UID)
+				fmt.Printf("delivered to %s as UID %d\n", printable(mbox), d.UID)
 			}
 			return err
 		})})

@@ -68,10 +68,10 @@ func (s importSummary) print(w io.Writer) {
 	sort.Strings(names)
 	fmt.Fprintf(w, "imported %d messages into %d folders, skipped %d\n", s.imported, len(names), len(s.skipped))
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-30s %d\n", n, s.folders[n])
+		fmt.Fprintf(w, "  %-30s %d\n", printable(n), s.folders[n])
 	}
 	for _, sk := range s.skipped {
-		fmt.Fprintf(w, "  skipped: %s\n", sk)
+		fmt.Fprintf(w, "  skipped: %s\n", printable(sk))
 	}
 }
 

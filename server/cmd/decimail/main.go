@@ -78,7 +78,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := c.run(ctx, fs, pos); err != nil {
-		fmt.Fprintf(os.Stderr, "decimail %s: %v\n", c.name, err)
+		// Errors may quote user input: escaped, line by line.
+		lines := strings.Split(err.Error(), "\n")
+		for i, l := range lines {
+			lines[i] = printable(l)
+		}
+		fmt.Fprintf(os.Stderr, "decimail %s: %s\n", c.name, strings.Join(lines, "\n"))
 		os.Exit(1)
 	}
 }

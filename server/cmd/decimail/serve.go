@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -213,12 +214,20 @@ func runDaemons(ctx context.Context, s *store.Store, lf listenFlags, tlsCfg *tls
 
 // imapConfig builds the IMAP configuration from flags and the configuration
 // table: imapd_log_imap (true/false), imapd_disable (comma-separated
-// capabilities), imapd_disable:<user> (per user), imapd_allow_plaintext.
+// capabilities), imapd_disable:<user> (per user), imapd_allow_plaintext,
+// imapd_max_list_pattern (bytes; negative: no limit).
 func imapConfig(ctx context.Context, s *store.Store, hostname string, tlsCfg *tls.Config) (imapd.Config, error) {
 	get := func(k string) string { v, _ := s.Config(ctx, k, ""); return v }
 	cfg := imapd.Config{Hostname: hostname, TLS: tlsCfg, Version: "0.1",
 		LogIMAP: get("imapd_log_imap") == "true", AllowPlaintext: get("imapd_allow_plaintext") == "true",
 		Disabled: capSet(get("imapd_disable"))}
+	if v := get("imapd_max_list_pattern"); v != "" {
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil || n == 0 {
+			return cfg, fmt.Errorf("configuration imapd_max_list_pattern = %q: want a non-zero integer (negative: no limit)", v)
+		}
+		cfg.MaxListPattern = n
+	}
 	cfg.PerUserDisabled = func(user string) map[string]bool {
 		v, _ := s.Config(context.Background(), "imapd_disable:"+user, "")
 		return capSet(v)
