@@ -49,12 +49,22 @@ func cmdAppend(c *Conn, cmd *Command) error {
 	if i != last {
 		return Syntax("APPEND mailbox [(flags)] [date-time] literal")
 	}
-	if len(msg.S) == 0 {
+	if msg.File == nil && len(msg.S) == 0 {
 		// A message of zero octets is refused (rfc3501.txt:2537 "error
 		// in ... message text"), like Dovecot.
 		return No("", "can't save a zero byte message")
 	}
-	d, err := c.Store().Deliver(c.Ctx(), c.User().ID, []byte(msg.S), opts)
+	// A large message was spooled to disk as it arrived (wire_read.go):
+	// it is read once, by the delivery.
+	in := msg.File
+	if in == nil {
+		in = store.IncomingBytes([]byte(msg.S))
+	}
+	var d store.Delivered
+	res, err := c.Store().DeliverIncoming(c.Ctx(), in, store.Delivery{Copies: []store.Copy{{UserID: c.User().ID, DeliverOptions: opts}}})
+	if err == nil {
+		d = res.Copies[0]
+	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return No(CodeTryCreate, "no such mailbox") // TRYCREATE, rfc3501.txt:2571

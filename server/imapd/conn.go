@@ -101,6 +101,9 @@ func (c *Conn) setStream(nc net.Conn) {
 	}
 	c.r = newReader(c.br, c.srv.cfg.limits(), c.continueLiteral)
 	c.r.mem = c
+	if st := c.srv.st; st != nil {
+		c.r.spool = st.NewIncoming // APPEND messages stream to disk
+	}
 }
 
 // flushReader sends the pending responses before every read from the
@@ -275,6 +278,7 @@ func (c *Conn) step() error {
 	}
 	c.logCommand(cmd)
 	c.execute(cmd)
+	cmd.Close()
 	if c.afterReply == nil && c.state != Logout {
 		return nil // flushed before the next read from the socket (flushReader)
 	}

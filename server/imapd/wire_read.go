@@ -30,6 +30,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"decimail/server/store"
 )
 
 // ValueKind says how an argument was written on the wire.
@@ -48,7 +50,14 @@ type Value struct {
 	Kind ValueKind
 	S    string  // text of atoms, strings and literals
 	List []Value // items of a List
+	// File holds a literal the reader spooled to disk instead of S (an
+	// APPEND message above spoolAbove octets); Command.Close releases it.
+	File *store.Incoming
 }
+
+// spoolAbove: APPEND literals larger than this go to a spool file as they
+// arrive, not to memory (DeliverIncoming then reads the file once).
+const spoolAbove = 64 << 10
 
 // IsString reports whether v is a string (quoted or literal, not literal8).
 func (v Value) IsString() bool { return v.Kind == String || v.Kind == Literal }
@@ -70,6 +79,15 @@ type Command struct {
 	Name string // upper case; "UID FETCH" etc. for UID commands
 	Args []Value
 	Line int // command number within the session, for logs
+}
+
+// Close releases the spool files of the command's literals.
+func (cmd *Command) Close() {
+	for _, v := range cmd.Args {
+		if v.File != nil {
+			v.File.Close()
+		}
+	}
 }
 
 // ParseError is a command that could not be read. Tag is set when the tag
@@ -112,6 +130,9 @@ type reader struct {
 	cont func() error // writes "+ ..." and flushes, before a synchronising literal's data
 
 	mem memBudget // nil: no per-address budget (tests, STATUS read-ahead)
+	// spool makes the file an APPEND message literal streams into; nil:
+	// every literal is read into memory.
+	spool func() (*store.Incoming, error)
 
 	n        int    // commands read
 	lineLen  int    // bytes of command text read for the current command
@@ -146,6 +167,7 @@ func (r *reader) ReadCommand() (*Command, error) {
 	if err == nil {
 		return cmd, nil
 	}
+	cmd.Close()
 	var pe *ParseError
 	if !errors.As(err, &pe) {
 		return nil, err
@@ -434,6 +456,21 @@ func (r *reader) readLiteral(kind ValueKind) (Value, error) {
 			return Value{}, err
 		}
 	}
+	if r.spooled(size) {
+		in, err := r.spool()
+		if err != nil {
+			return Value{}, err
+		}
+		if _, err := io.CopyN(in, r.br, size); err != nil {
+			in.Close()
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return Value{}, err
+		}
+		r.litTotal += size
+		return Value{Kind: kind, File: in}, nil
+	}
 	var b strings.Builder // one copy of the octets, not a buffer and a string
 	b.Grow(int(size))
 	if _, err := io.CopyN(&b, r.br, size); err != nil {
@@ -446,6 +483,11 @@ func (r *reader) readLiteral(kind ValueKind) (Value, error) {
 	return Value{Kind: kind, S: b.String()}, nil
 }
 
+// spooled says whether a literal of size octets goes to a spool file.
+func (r *reader) spooled(size int64) bool {
+	return r.spool != nil && r.name == "APPEND" && !r.preAuth && size > spoolAbove
+}
+
 func (r *reader) checkLiteral(size int64, sync bool) error {
 	limit, total := r.lim.MaxLiteral, r.lim.MaxCommandLiterals
 	switch {
@@ -455,7 +497,7 @@ func (r *reader) checkLiteral(size int64, sync bool) error {
 		limit, total = r.lim.MaxAppend, r.lim.MaxAppend+r.lim.MaxCommandLiterals
 	}
 	if size <= limit && r.litTotal+size <= total {
-		if r.mem == nil || r.mem.reserve(size) {
+		if r.mem == nil || r.spooled(size) || r.mem.reserve(size) {
 			return nil
 		}
 		if sync { // nothing sent yet: the client may try again later
