@@ -71,7 +71,7 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		// rfc3501.txt:5005).
 		env.MaxUID = view.UID(uint32(n))
 	}
-	found, err := c.Store().Search(c.Ctx(), s.mb.ID, node, env)
+	found, err := c.Store().Search(c.Ctx(), c.User().ID, s.mb.ID, node, env)
 	var bs *badSeqError
 	var na *query.NotAllowedError
 	var le *query.LimitError

@@ -198,19 +198,19 @@ func zone(offset int) *time.Location {
 // ONE query. env.Msg and env.Member are set here. A program over
 // Limits.Search is refused before it reaches Postgres: the error matches
 // ErrLimit and wraps a *query.LimitError.
-func (s *Store) Search(ctx context.Context, mailboxID int64, n query.Node, env *query.Env) ([]uint32, error) {
+func (s *Store) Search(ctx context.Context, userID, mailboxID int64, n query.Node, env *query.Env) ([]uint32, error) {
 	n, err := s.limits.Search.Prepare(n)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLimit, err)
 	}
 	env.Msg, env.Member, env.Flags, env.Texts = "m", "mm", "f", "mt"
-	env.Args = append(env.Args[:0], mailboxID)
+	env.Args = append(env.Args[:0], mailboxID, userID) // $2: the trigram indexes lead with the user (schema 0006)
 	pred, err := query.Compile(n, env)
 	if err != nil {
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT mm.uid FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id`+
-		msgJoins(query.UsesText(n))+` WHERE mm.mailbox_id = $1 AND (`+pred+`) ORDER BY mm.uid`, env.Args...)
+		msgJoins(query.UsesText(n))+` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (`+pred+`) ORDER BY mm.uid`, env.Args...)
 	if err != nil {
 		return nil, wrap("search", err)
 	}

@@ -88,11 +88,13 @@ func compileDefinition(def string) (compiled, error) {
 }
 
 // msgJoins joins a message m to what a compiled condition reads: its flags
-// (f) and, when it reads text, its message_texts row (mt).
+// (f) and, when it reads text, its message_texts row (mt). The texts' owner
+// is joined too: with m.user_id = $n in the query the planner knows
+// mt.user_id, which the trigram indexes lead with (schema 0006).
 func msgJoins(usesText bool) string {
 	j := " JOIN message_flags f ON f.message_id = m.id"
 	if usesText {
-		j += " JOIN message_texts mt ON mt.message_id = m.id"
+		j += " JOIN message_texts mt ON mt.message_id = m.id AND mt.user_id = m.user_id"
 	}
 	return j
 }

@@ -469,7 +469,7 @@ func TestPropertySearchCompilerMatchesEval(t *testing.T) {
 				rt.Fatalf("String/ParseDefinition round trip of %q: %v, %v", text, back, err)
 			}
 			env := &query.Env{SeqToUID: seqResolver(msgs), MaxUID: maxUID, Recent: recent}
-			got, err := s.Search(ctx, mb.ID, prog, env)
+			got, err := s.Search(ctx, u.ID, mb.ID, prog, env)
 			if err != nil {
 				rt.Fatalf("Search(%s): %v", text, err)
 			}
