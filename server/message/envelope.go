@@ -376,26 +376,45 @@ func (t *tree) envelope(b []byte, en *entity) []byte {
 }
 
 // formatAddrs renders decoded "Name <mbox@host>, ..." for search columns.
+//
+// Groups keep their names, "team: a@x, b@x;", as the ENVELOPE does (group
+// syntax in ENVELOPE: "group syntax is indicated by a special form of
+// address structure", rfc3501.txt:4297-4302): SEARCH TO team matches
+// the envelope's field (issue 14).
 func formatAddrs(raw string) string {
 	as := parseAddressList(raw)
 	var parts []string
-	for _, a := range as {
-		if a.groupStart || a.groupEnd {
+	for i := 0; i < len(as); i++ {
+		a := as[i]
+		if a.groupStart {
+			var members []string
+			for i++; i < len(as) && !as[i].groupEnd; i++ {
+				members = append(members, formatAddr(as[i]))
+			}
+			parts = append(parts, decodeHeader(a.mailbox)+": "+strings.Join(members, ", ")+";")
 			continue
 		}
-		s := a.mailbox + "@" + a.host
-		if a.host == missingDomain {
-			s = a.mailbox
+		if a.groupEnd {
+			continue
 		}
-		if a.name != "" {
-			s = decodeHeader(a.name) + " <" + s + ">"
-		}
-		parts = append(parts, s)
+		parts = append(parts, formatAddr(a))
 	}
 	if len(parts) == 0 {
 		return decodeHeader(raw)
 	}
 	return cleanText(strings.Join(parts, ", "))
+}
+
+// formatAddr is one address as "Name <mailbox@host>".
+func formatAddr(a address) string {
+	s := a.mailbox + "@" + a.host
+	if a.host == missingDomain {
+		s = a.mailbox
+	}
+	if a.name != "" {
+		s = decodeHeader(a.name) + " <" + s + ">"
+	}
+	return s
 }
 
 // msgIDs extracts "<...>" msg-ids in order; a value without brackets is

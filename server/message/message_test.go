@@ -525,7 +525,7 @@ func TestFormatAddrs(t *testing.T) {
 	for in, want := range map[string]string{
 		`a@b.test c@d.test`:                          "a@b.test, c@d.test",
 		`=?utf-8?q?A?= =?utf-8?q?B?= <ab@x.test>`:    "AB <ab@x.test>",
-		`G: a@b.test, "x" <y@z.test>; , last@x.test`: "a@b.test, x <y@z.test>, last@x.test",
+		`G: a@b.test, "x" <y@z.test>; , last@x.test`: "G: a@b.test, x <y@z.test>;, last@x.test",
 		`(only comment)`:                             "(only comment)",
 		`=?iso-8859-1?q?Ren=E9e?= <r@x.test>`:        "Renée <r@x.test>",
 	} {
