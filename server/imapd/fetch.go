@@ -5,6 +5,8 @@ package imapd
 // the items need; responses are written straight into the buffered Writer.
 
 import (
+	"bufio"
+	"bytes"
 	"slices"
 	"strconv"
 
@@ -245,8 +247,27 @@ func (f *fetcher) literal(a, b []byte) {
 		return
 	}
 	f.w.literalHeader(int64(n))
-	f.w.bw.Write(a)
-	f.w.bw.Write(b)
+	writeNoNUL(f.w.bw, a)
+	writeNoNUL(f.w.bw, b)
+}
+
+// writeNoNUL writes p with every NUL octet sent as 0x80. A literal is CHAR8,
+// "any OCTET except NUL, %x00" (rfc3501.txt:4662-4663), but a message may
+// hold NULs (a broken header field, a binary part sent unencoded): they go
+// out as 0x80, as Dovecot sends them, so the size, the offsets of partial
+// fetches and RFC822.SIZE stay right. The store keeps the message as it
+// came; only BINARY (RFC 3516 literal8, not implemented) could send NULs.
+func writeNoNUL(w *bufio.Writer, p []byte) {
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, 0)
+		if i < 0 {
+			w.Write(p)
+			return
+		}
+		w.Write(p[:i])
+		w.WriteByte(0x80)
+		p = p[i+1:]
+	}
 }
 
 func (f *fetcher) number(n uint64) {
