@@ -29,6 +29,7 @@ type listReq struct {
 	patterns  []*query.ListPattern
 	delimOnly bool   // the pattern is "": report the delimiter and root
 	ref       string // decoded reference
+	none      bool   // the reference is not modified UTF-7: it matches nothing
 
 	selSubscribed, selSpecialUse, selRecursive bool
 	retSubscribed, retChildren, retSpecialUse  bool
@@ -43,6 +44,9 @@ func cmdList(c *Conn, cmd *Command, lsub bool) error {
 	resp := "LIST"
 	if lsub {
 		resp = "LSUB"
+	}
+	if req.none && !req.delimOnly {
+		return nil
 	}
 	// An empty pattern asks for the delimiter and the root of the
 	// reference (rfc3501.txt:2221-2228: "return the hierarchy delimiter and the
@@ -134,15 +138,18 @@ func (c *Conn) parseList(args []Value, lsub bool) (*listReq, error) {
 		return nil, Syntax("LIST-EXTENDED is not enabled")
 	}
 	var err error
+	// A reference or pattern that is not modified UTF-7 matches no name
+	// (every name is sent encoded): no LIST response, OK (issue 14: it was
+	// BAD, but any astring is a syntactically valid pattern).
 	if req.ref, err = decodeMUTF7(ref); err != nil {
-		return nil, Bad("", "invalid modified UTF-7 in reference")
+		req.ref, req.none = "", true
 	}
 	req.delimOnly = len(pats) == 1 && pats[0] == "" && args[1].Kind != List
 	max := c.srv.cfg.MaxListPattern
 	for _, p := range pats {
 		p, err := decodeMUTF7(p)
 		if err != nil {
-			return nil, Bad("", "invalid modified UTF-7 in pattern")
+			continue
 		}
 		p = canonicalPattern(req.ref, p)
 		if max > 0 && len(p) > max {

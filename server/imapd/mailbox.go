@@ -34,6 +34,9 @@ func canonicalSpecialUse(s string) (string, bool) {
 // without the trailing hierarchy delimiter").
 func newMailboxArg(v Value) (string, error) {
 	name, err := mailboxArg(v)
+	if err == errNotMUTF7 {
+		return "", No(CodeCannot, "a mailbox name must be modified UTF-7") // CANNOT, rfc5530.txt:249-251
+	}
 	if err != nil {
 		return "", err
 	}

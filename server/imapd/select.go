@@ -198,6 +198,14 @@ func cmdCheck(c *Conn, cmd *Command) error {
 
 // mailboxArg decodes a mailbox name argument: an astring, modified UTF-7
 // decoded (RFC 3501 §5.1.3), INBOX case-insensitive.
+//
+// A name that is not modified UTF-7 ("By convention, international mailbox
+// names in IMAP4rev1 are specified using a modified version of the UTF-7
+// encoding", rfc3501.txt:1045-1048) is still an
+// astring, so no syntax error: it names no mailbox there is (every name is
+// sent encoded), so NO [NONEXISTENT] (issue 14: it was BAD); a new name
+// (CREATE, RENAME's target) that cannot be one is NO [CANNOT]
+// (newMailboxArg).
 func mailboxArg(v Value) (string, error) {
 	s, ok := v.AString()
 	if !ok {
@@ -205,7 +213,7 @@ func mailboxArg(v Value) (string, error) {
 	}
 	name, err := decodeMUTF7(s)
 	if err != nil {
-		return "", Bad("", "invalid modified UTF-7 in mailbox name")
+		return "", errNotMUTF7
 	}
 	if strings.IndexByte(name, 0) >= 0 {
 		// No IMAP string holds NUL (rfc3501.txt:4662-4663), nor may
@@ -214,6 +222,9 @@ func mailboxArg(v Value) (string, error) {
 	}
 	return store.NormName(name), nil
 }
+
+// errNotMUTF7 answers a mailbox name that is not modified UTF-7.
+var errNotMUTF7 = No(CodeNonExistent, "no such mailbox (the name is not modified UTF-7)") // NONEXISTENT, rfc5530.txt:295-297
 
 // resolveSet parses a sequence set (uid=false) or UID set argument and
 // returns the UIDs of the view it names.
