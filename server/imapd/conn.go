@@ -173,23 +173,65 @@ func (c *Conn) Continue(text string) error {
 	c.w.Lock()
 	defer c.w.Unlock()
 	c.w.Continue(text)
-	return c.w.Flush()
+	return wrapConnError(c.w.Flush())
 }
 
 // Flush sends what is buffered (IDLE's notifier after its updates).
 func (c *Conn) Flush() error {
 	c.w.Lock()
 	defer c.w.Unlock()
-	return c.w.Flush()
+	return wrapConnError(c.w.Flush())
 }
 
 // ReadLine reads one raw client line (SASL responses, IDLE's "DONE"),
-// under the autologout timer. It is never logged.
+// under the autologout timer. It is never logged. Its errors are the
+// command's outcome (lineFailed).
 func (c *Conn) ReadLine() (string, error) {
 	if err := c.setReadDeadline(); err != nil {
-		return "", err
+		return "", c.lineFailed(err)
 	}
-	return c.r.ReadLine()
+	l, err := c.r.ReadLine()
+	if err != nil {
+		return "", c.lineFailed(err)
+	}
+	return l, nil
+}
+
+// connError is a failure of the client connection met inside a command
+// (reading IDLE's DONE or a SASL response, flushing a continuation
+// request): there is no one left to answer, so the session ends without a
+// reply and without a SERVERBUG, logged as a disconnect.
+type connError struct{ err error }
+
+func (e *connError) Error() string { return "client connection: " + e.err.Error() }
+func (e *connError) Unwrap() error { return e.err }
+
+func wrapConnError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &connError{err}
+}
+
+// lineFailed turns an error reading a command's own line into the
+// command's outcome, as readFailed does between commands: an over-long
+// line is the command's BAD [TOOBIG]; the autologout timer or a shutdown
+// is a BYE (rfc3501.txt:3767); anything else means the client is gone.
+func (c *Conn) lineFailed(err error) error {
+	var pe *ParseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe):
+		return pe.Status
+	case errors.Is(err, errShutdown):
+		return Bye(CodeUnavailable, "Server shutting down")
+	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
+		if c.srv.closing.Load() {
+			return Bye(CodeUnavailable, "Server shutting down")
+		}
+		return Bye("", "Autologout; idle for too long")
+	}
+	return &connError{err}
 }
 
 // Unselect ends the selected state: calls onUnselect, clears the hooks.
@@ -266,7 +308,9 @@ func (c *Conn) step() error {
 		return c.readFailed(err)
 	}
 	c.logCommand(cmd)
-	c.execute(cmd)
+	if err := c.execute(cmd); err != nil {
+		return err
+	}
 	if c.afterReply == nil && c.state != Logout {
 		return nil // flushed before the next read from the socket (flushReader)
 	}

@@ -61,32 +61,37 @@ func (c *Conn) lookup(name string) (cmdSpec, *Status) {
 	return spec, nil
 }
 
-// execute runs one command and writes its tagged reply.
-func (c *Conn) execute(cmd *Command) {
+// execute runs one command and writes its tagged reply. It returns an
+// error only when the client connection failed during the command
+// (connError): the session ends.
+func (c *Conn) execute(cmd *Command) error {
 	if cmd.Name != "STATUS" {
 		c.statusAhead = nil
 	}
 	spec, st := c.lookup(cmd.Name)
 	if st != nil {
 		c.reply(cmd, st)
-		return
+		return nil
 	}
-	st = c.status(cmd, c.call(spec, cmd))
+	err := c.call(spec, cmd)
+	if ce := (*connError)(nil); errors.As(err, &ce) {
+		return ce
+	}
+	st = c.status(cmd, err)
 	if st.Kind == "BYE" {
-		c.bye(st)
-		return
+		return c.bye(st)
 	}
 	if c.poll != nil && c.state == Selected {
 		if perr := c.poll(!noExpunge[cmd.Name]); perr != nil {
 			var ps *Status
 			if errors.As(perr, &ps) && ps.Kind == "BYE" {
-				c.bye(ps)
-				return
+				return c.bye(ps)
 			}
 			c.log.Error("poll failed", "cmd", cmd.Name, "err", perr)
 		}
 	}
 	c.reply(cmd, st)
+	return nil
 }
 
 // call runs the handler; a panic is logged and answered like an error.
