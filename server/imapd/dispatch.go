@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+
+	"decimail/server/store"
 )
 
 // stateSet is the set of states a command is valid in.
@@ -87,7 +89,11 @@ func (c *Conn) execute(cmd *Command) error {
 			if errors.As(perr, &ps) && ps.Kind == "BYE" {
 				return c.bye(ps)
 			}
-			c.log.Error("poll failed", "cmd", cmd.Name, "err", perr)
+			if store.IsUnavailable(perr) {
+				c.log.Warn("poll failed: mail store unavailable", "cmd", cmd.Name, "err", perr)
+			} else {
+				c.log.Error("poll failed", "cmd", cmd.Name, "err", perr)
+			}
 		}
 	}
 	c.reply(cmd, st)
@@ -113,6 +119,10 @@ func (c *Conn) status(cmd *Command, err error) *Status {
 		return &Status{Kind: "OK", Text: cmd.Name + " completed"}
 	case errors.As(err, &st):
 		return st
+	case store.IsUnavailable(err):
+		// The database is down or restarting: temporary, not a bug.
+		c.log.Warn("mail store unavailable", "cmd", cmd.Name, "line", cmd.Line, "err", err)
+		return No(CodeUnavailable, "mail store temporarily unavailable") // rfc5530.txt:95
 	}
 	c.log.Error("command failed", "cmd", cmd.Name, "line", cmd.Line, "err", err)
 	return No(CodeServerBug, "internal error") // rfc5530.txt:231
