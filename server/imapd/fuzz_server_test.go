@@ -114,11 +114,14 @@ func fuzzCoordinator() bool {
 
 // fuzzWorld is the server, the store and the fixture a fuzz process reuses.
 type fuzzWorld struct {
-	st   *store.Store
-	srv  *Server
-	addr string
-	logs *logSink
-	msgs map[string][]byte // fixture messages by file name
+	st      *store.Store
+	cfg     Config
+	log     *slog.Logger
+	srv     *Server   // the current server
+	servers []*Server // all started, the current one last
+	addr    string
+	logs    *logSink
+	msgs    map[string][]byte // fixture messages by file name
 
 	pristine string // fingerprint of u as built
 
@@ -145,22 +148,49 @@ func newFuzzWorld(tb testing.TB) *fuzzWorld {
 		w.msgs[filepath.Base(name)] = b
 	}
 	w.makeEve(tb)
-	w.srv = New(Config{
+	w.cfg = Config{
 		TLS:              selfSignedTLS(tb),
 		AuthFailDelay:    time.Millisecond,
 		MaxLine:          fuzzLimits.MaxLine,
 		MaxLiteral:       fuzzLimits.MaxLiteral,
 		MaxAppendLiteral: fuzzLimits.MaxAppend,
 		Disabled:         map[string]bool{"XTEST": true},
-	}, st, log)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	}
+	w.log = log
+	if err := w.startServer(); err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(func() {
+		for _, srv := range w.servers {
+			closeWithin(srv, fzDeadline)
+		}
+	})
+	return w
+}
+
+// startServer starts a server on the store (again, after a session hung:
+// inputs after it must not fail for it).
+func (w *fuzzWorld) startServer() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	w.srv = New(w.cfg, w.st, w.log)
+	w.servers = append(w.servers, w.srv)
 	w.addr = ln.Addr().String()
 	go w.srv.Serve(trackListener{ln, w})
-	tb.Cleanup(func() { w.srv.Close() })
-	return w
+	return nil
+}
+
+// closeWithin closes a server, not waiting longer than d for sessions
+// that hang (a failure already reported).
+func closeWithin(srv *Server, d time.Duration) {
+	done := make(chan struct{})
+	go func() { srv.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
 }
 
 // makeEve creates the other user, whose data must never reach u: mail in
@@ -286,7 +316,14 @@ func (w *fuzzWorld) fingerprint(t *testing.T) string {
 
 // run is one input.
 func (w *fuzzWorld) run(t *testing.T, data []byte) {
-	w.waitSessions(t)
+	if w.waitSessions() != nil {
+		// A session of an earlier input hangs (reported there): this
+		// input gets a server of its own.
+		closeWithin(w.srv, 0)
+		if err := w.startServer(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w.logs.take()
 	w.resetUser(t)
 	state, abrupt := int(data[0]&0x7f)%fzStates, data[0]&0x80 != 0
@@ -320,7 +357,7 @@ func (w *fuzzWorld) run(t *testing.T, data []byte) {
 		failed("a new connection: %v", err)
 	}
 	s.close()
-	if err := w.waitSessions(t); err != nil {
+	if err := w.waitSessions(); err != nil {
 		failed("%v", err)
 	}
 	if l := w.logs.take(); l != "" {
@@ -343,7 +380,7 @@ func (w *fuzzWorld) run(t *testing.T, data []byte) {
 }
 
 // waitSessions waits until the server has no session left.
-func (w *fuzzWorld) waitSessions(t *testing.T) error {
+func (w *fuzzWorld) waitSessions() error {
 	deadline := time.Now().Add(fzDeadline)
 	for {
 		w.srv.mu.Lock()
