@@ -92,7 +92,7 @@ func (c *Conn) setStream(nc net.Conn) {
 	if c.w == nil {
 		c.w = newWriter(dw, logf)
 	} else {
-		c.w.bw.Reset(dw)
+		c.w.reset(dw)
 	}
 	c.r = newReader(c.br, c.srv.cfg.limits(), c.continueLiteral)
 }
@@ -109,9 +109,9 @@ type flushReader struct {
 
 func (f flushReader) Read(p []byte) (int, error) {
 	if w := f.c.w; w != nil {
-		w.Lock()
+		w.Mutex.Lock() // not w.Lock: this may run on IDLE's reader goroutine
 		err := w.Flush()
-		w.Unlock()
+		w.Mutex.Unlock()
 		if err != nil {
 			return 0, err
 		}

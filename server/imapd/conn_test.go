@@ -52,6 +52,19 @@ func init() {
 		return c.OK("READ-WRITE", "XSEL completed")
 	}})
 	register("XFETCHLIKE", cmdSpec{states: selected, ext: "XTEST", fn: func(*Conn, *Command) error { return nil }})
+	// Panics in the middle of a response: holding the writer lock, and
+	// after releasing it (a deferred Unlock).
+	register("XPANICLOCKED", cmdSpec{states: anyState, ext: "XTEST", fn: func(c *Conn, _ *Command) error {
+		c.w.Lock()
+		c.w.Raw("* 1 FETCH (BODY[] {10}\r\nabc")
+		panic("boom")
+	}})
+	register("XPANICDEFER", cmdSpec{states: anyState, ext: "XTEST", fn: func(c *Conn, _ *Command) error {
+		c.w.Lock()
+		defer c.w.Unlock()
+		c.w.Raw("* 1 FETCH (FLAGS")
+		panic("boom")
+	}})
 }
 
 type wireClient struct {
@@ -192,6 +205,45 @@ func TestDisabledExtension(t *testing.T) {
 	c.expectReply("b", "ID NIL", nil, "b BAD unknown command ID")
 	c.login()
 	c.expectReply("c", "NAMESPACE", nil, "c BAD unknown command NAMESPACE")
+}
+
+// Regression (found by FuzzServer with a panic planted in FETCH's partial):
+// a handler that panicked while writing a response held the writer lock
+// forever, so its session hung and Server.Close with it. Now the session
+// ends with BYE [SERVERBUG] after the fragment's line; a panic before any
+// output is still a NO [SERVERBUG] for that command only.
+func TestPanicMidResponseEndsSession(t *testing.T) {
+	for _, tt := range []struct{ cmd, fragment string }{
+		{"XPANICLOCKED", "abc"},
+		{"XPANICDEFER", "* 1 FETCH (FLAGS"},
+	} {
+		s := newWireServer(t, Config{}, nil)
+		c := dialTCP(t, s)
+		c.expectReply("a", "XPANIC", nil, "a NO [SERVERBUG] internal error")
+		c.send("b " + tt.cmd + "\r\n")
+		for {
+			l := c.line()
+			if l == tt.fragment {
+				break
+			}
+			if !strings.HasPrefix(l, "* 1 FETCH") {
+				t.Fatalf("%s: %q before the fragment %q", tt.cmd, l, tt.fragment)
+			}
+		}
+		if l := c.line(); l != "* BYE [SERVERBUG] internal error" {
+			t.Errorf("%s: %q, want BYE [SERVERBUG]", tt.cmd, l)
+		}
+		if l, err := c.br.ReadString('\n'); err == nil {
+			t.Errorf("%s: %q after BYE, want the connection closed", tt.cmd, l)
+		}
+		done := make(chan struct{})
+		go func() { s.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Server.Close hangs on the session", tt.cmd)
+		}
+	}
 }
 
 func TestStateAndSyntaxErrors(t *testing.T) {

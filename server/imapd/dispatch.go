@@ -101,11 +101,27 @@ func (c *Conn) execute(cmd *Command) error {
 }
 
 // call runs the handler; a panic is logged and answered like an error.
+// A handler that panicked after writing part of a response (FETCH with its
+// rows half written) left output whose end is unknown, maybe inside a
+// literal: nothing can follow it on this connection. Then the writer lock,
+// if the handler still held it, is released (else the next reply, and
+// Server.Close, would wait for it forever), the line is ended and the
+// session ends with BYE [SERVERBUG].
 func (c *Conn) call(spec cmdSpec, cmd *Command) (err error) {
+	mark := c.w.written()
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("handler panic", "cmd", cmd.Name, "panic", p, "stack", string(debug.Stack()))
 			err = fmt.Errorf("panic: %v", p)
+			if c.w.held {
+				c.w.Unlock()
+			}
+			if c.w.written() != mark {
+				c.w.Lock()
+				c.w.CRLF()
+				c.w.Unlock()
+				err = Bye(CodeServerBug, "internal error") // rfc5530.txt:231
+			}
 		}
 	}()
 	return spec.fn(c, cmd)
