@@ -29,7 +29,8 @@ func (s State) String() string {
 }
 
 // Conn is one client connection. Its fields are owned by the connection
-// goroutine; only w (under its lock) is shared with IDLE's notifier.
+// goroutine; only w (under its lock) is shared, with IDLE's reader
+// goroutine, which flushes it before reading (flushReader).
 type Conn struct {
 	srv   *Server
 	nc    net.Conn // raw or TLS
@@ -176,7 +177,7 @@ func (c *Conn) Continue(text string) error {
 	return wrapConnError(c.w.Flush())
 }
 
-// Flush sends what is buffered (IDLE's notifier after its updates).
+// Flush sends what is buffered (IDLE after its updates).
 func (c *Conn) Flush() error {
 	c.w.Lock()
 	defer c.w.Unlock()

@@ -1,8 +1,8 @@
 package imapd
 
 // The response writer. One Writer per connection; it embeds the write lock:
-// whoever writes (the command goroutine, IDLE's notifier) holds w.Lock()
-// for a whole response, so responses never interleave. Output is buffered
+// the command goroutine holds w.Lock() for a whole response, so responses
+// never interleave with the flushes of IDLE's reader goroutine. Output is buffered
 // (64 KiB) and flushed by the core once per command (after the tagged
 // reply), before a continuation request, and by bufio when the buffer
 // fills — never per line. Write errors are sticky (bufio keeps the first)
