@@ -22,9 +22,12 @@ package imapd
 //     answered; a new connection must LOGIN and NOOP; and the session must
 //     end when the client goes away.
 //
-// The first octet: low 7 bits modulo fzStates pick the state, the high bit
-// closes the connection abruptly after the input instead of probing (the
-// probe still runs on a new connection). The APPEND states take the
+// The first octet: the low 6 bits modulo fzStates pick the state; bit 6
+// has "another session" change u's INBOX once the state is reached (a
+// delivery, an expunge, flag changes: the session learns of them by
+// notification, in the middle of the input); the high bit closes the
+// connection abruptly after the input instead of probing (the new
+// connection still checks the server). The APPEND states take the
 // literal's size from the second octet: the rest of the input is the
 // literal and what follows it.
 
@@ -326,7 +329,7 @@ func (w *fuzzWorld) run(t *testing.T, data []byte) {
 	}
 	w.logs.take()
 	w.resetUser(t)
-	state, abrupt := int(data[0]&0x7f)%fzStates, data[0]&0x80 != 0
+	state, other, abrupt := int(data[0]&0x3f)%fzStates, data[0]&0x40 != 0, data[0]&0x80 != 0
 	data = data[1:]
 	lit := 0
 	if state == fzAppend || state == fzAppendNonSync {
@@ -341,6 +344,9 @@ func (w *fuzzWorld) run(t *testing.T, data []byte) {
 	s := w.dial(t)
 	defer s.close()
 	s.setup(state, lit)
+	if other {
+		w.elsewhere(t)
+	}
 	failed := func(format string, args ...any) {
 		t.Helper()
 		t.Fatalf("state %d: %s\n%s", state, fmt.Sprintf(format, args...), s.transcript())
@@ -372,10 +378,58 @@ func (w *fuzzWorld) run(t *testing.T, data []byte) {
 			failed("SERVERBUG: %q", l)
 		}
 	}
-	if !bytes.Contains(bytes.ToUpper(data), []byte(strings.ToUpper(fuzzMarker))) {
-		if i := strings.Index(strings.ToUpper(strings.Join(all, "\n")), strings.ToUpper(fuzzMarker)); i >= 0 {
-			failed("another user's data leaked: %q", strings.Join(all, "\n")[max(0, i-200):i+len(fuzzMarker)])
+	// The marker is ASCII: compare ASCII-upper-cased, which keeps offsets
+	// (strings.ToUpper rewrites invalid UTF-8 and changes lengths).
+	marker := asciiUpper(fuzzMarker)
+	if !strings.Contains(asciiUpper(string(data)), marker) {
+		got := strings.Join(all, "\n")
+		if i := strings.Index(asciiUpper(got), marker); i >= 0 {
+			failed("another user's data leaked: %q", got[max(0, i-200):i+len(fuzzMarker)])
 		}
+	}
+}
+
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
+}
+
+// elsewhere changes u's INBOX as another session would: a delivery, an
+// expunge, flag changes. It returns once the notification is out, so the
+// fuzzed session has it pending before its input arrives.
+func (w *fuzzWorld) elsewhere(t *testing.T) {
+	ctx := context.Background()
+	u, err := w.st.UserByName(ctx, "u")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := w.st.Mailbox(ctx, u.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := w.st.Notifier().Subscribe(mb.ID)
+	defer sub.Close()
+	if _, err := w.st.Deliver(ctx, u.ID, w.msgs["small.eml"], store.DeliverOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.StoreFlags(ctx, u.ID, mb.ID, []uint32{2}, store.FlagsAdd, store.Flags{Deleted: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.Expunge(ctx, u.ID, mb.ID, []uint32{2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.st.StoreFlags(ctx, u.ID, mb.ID, []uint32{3, 5}, store.FlagsAdd, store.Flags{Seen: true, Keywords: []string{"$Junk"}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-sub.C:
+	case <-time.After(fzDeadline):
+		t.Fatal("no notification of the changes")
 	}
 }
 
@@ -892,6 +946,7 @@ func fuzzServerSeeds(tb testing.TB) [][]byte {
 		{fzTLSSelected, "a IDLE\r\nDONE\r\nb FETCH 1:* FLAGS\r\n"},
 	} {
 		add(s.state, s.in)
+		add(s.state|0x40, s.in)
 		add(s.state|0x80, s.in)
 	}
 	return seeds
