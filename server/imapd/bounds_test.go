@@ -217,9 +217,11 @@ func TestCloseAfterStartTLS(t *testing.T) {
 		c := e.dialAddr(addr)
 		_, done := c.Do("STARTTLS")
 		imaptest.ExpectDone(t, done, "OK Begin TLS negotiation now")
-		go c.UpgradeTLS(&tls.Config{InsecureSkipVerify: true})
+		upgraded := make(chan struct{})
+		go func() { c.UpgradeTLS(&tls.Config{InsecureSkipVerify: true}); close(upgraded) }()
 		srv.Close()
-		c.Close() // what it got (a BYE, nothing) does not matter here
+		<-upgraded // the handshake ends with the closed connection
+		c.Close()  // what it got (a BYE, nothing) does not matter here
 	}
 	srv, addr := e.serve(cfg) // and once the session is in TLS
 	c := e.dialAddr(addr)

@@ -29,7 +29,8 @@ func (s State) String() string {
 }
 
 // Conn is one client connection. Its fields are owned by the connection
-// goroutine; only w (under its lock) is shared with IDLE's notifier.
+// goroutine; only w (under its lock) is shared, with IDLE's reader
+// goroutine, which flushes it before reading (flushReader).
 type Conn struct {
 	srv   *Server
 	nc    net.Conn // raw or TLS
@@ -97,7 +98,7 @@ func (c *Conn) setStream(nc net.Conn) {
 	if c.w == nil {
 		c.w = newWriter(dw, logf)
 	} else {
-		c.w.bw.Reset(dw)
+		c.w.reset(dw)
 	}
 	c.r = newReader(c.br, c.srv.cfg.limits(), c.continueLiteral)
 	c.r.mem = c
@@ -118,9 +119,9 @@ type flushReader struct {
 
 func (f flushReader) Read(p []byte) (int, error) {
 	if w := f.c.w; w != nil {
-		w.Lock()
+		w.Mutex.Lock() // not w.Lock: this may run on IDLE's reader goroutine
 		err := w.Flush()
-		w.Unlock()
+		w.Mutex.Unlock()
 		if err != nil {
 			return 0, err
 		}
@@ -180,23 +181,66 @@ func (c *Conn) Continue(text string) error {
 	c.w.Lock()
 	defer c.w.Unlock()
 	c.w.Continue(text)
-	return c.w.Flush()
+	return wrapConnError(c.w.Flush())
 }
 
-// Flush sends what is buffered (IDLE's notifier after its updates).
+// Flush sends what is buffered (IDLE after its updates).
 func (c *Conn) Flush() error {
 	c.w.Lock()
 	defer c.w.Unlock()
-	return c.w.Flush()
+	return wrapConnError(c.w.Flush())
 }
 
 // ReadLine reads one raw client line (SASL responses, IDLE's "DONE"),
-// under the autologout timer. It is never logged.
+// under the autologout timer. It is never logged. Its errors are the
+// command's outcome (lineFailed).
 func (c *Conn) ReadLine() (string, error) {
 	if err := c.setReadDeadline(); err != nil {
-		return "", err
+		return "", c.lineFailed(err)
 	}
-	return c.r.ReadLine()
+	l, err := c.r.ReadLine()
+	if err != nil {
+		return "", c.lineFailed(err)
+	}
+	return l, nil
+}
+
+// connError is a failure of the client connection met inside a command
+// (reading IDLE's DONE or a SASL response, flushing a continuation
+// request): there is no one left to answer, so the session ends without a
+// reply and without a SERVERBUG, logged as a disconnect.
+type connError struct{ err error }
+
+func (e *connError) Error() string { return "client connection: " + e.err.Error() }
+func (e *connError) Unwrap() error { return e.err }
+
+func wrapConnError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &connError{err}
+}
+
+// lineFailed turns an error reading a command's own line into the
+// command's outcome, as readFailed does between commands: an over-long
+// line is the command's BAD [TOOBIG]; the autologout timer or a shutdown
+// is a BYE ("BYE Autologout", rfc3501.txt:3767); anything else means the
+// client is gone.
+func (c *Conn) lineFailed(err error) error {
+	var pe *ParseError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe):
+		return pe.Status
+	case errors.Is(err, errShutdown):
+		return Bye(CodeUnavailable, "Server shutting down")
+	case errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded):
+		if c.srv.closing.Load() {
+			return Bye(CodeUnavailable, "Server shutting down")
+		}
+		return Bye("", "Autologout; idle for too long")
+	}
+	return &connError{err}
 }
 
 // Unselect ends the selected state: calls onUnselect, clears the hooks.
@@ -277,8 +321,11 @@ func (c *Conn) step() error {
 		return c.readFailed(err)
 	}
 	c.logCommand(cmd)
-	c.execute(cmd)
+	err = c.execute(cmd)
 	cmd.Close()
+	if err != nil {
+		return err
+	}
 	if c.afterReply == nil && c.state != Logout {
 		return nil // flushed before the next read from the socket (flushReader)
 	}

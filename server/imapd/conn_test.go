@@ -5,6 +5,7 @@ package imapd
 // on Postgres is covered by harness_test.go and the conformance suite).
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -37,10 +38,12 @@ func (f fakeAuth) Authenticate(_ context.Context, name, pw string) (store.User, 
 }
 
 func init() {
-	// Test-only commands exercising the core's error and poll paths.
-	register("XPANIC", cmdSpec{states: anyState, fn: func(*Conn, *Command) error { panic("boom") }})
-	register("XERR", cmdSpec{states: anyState, fn: func(*Conn, *Command) error { return errors.New("db down: secret detail") }})
-	register("XSEL", cmdSpec{states: authenticated, fn: func(c *Conn, _ *Command) error {
+	// Test-only commands exercising the core's error and poll paths. They
+	// belong to the extension "XTEST" (never advertised), which FuzzServer's
+	// server disables: a fuzzer that finds XPANIC has found no bug.
+	register("XPANIC", cmdSpec{states: anyState, ext: "XTEST", fn: func(*Conn, *Command) error { panic("boom") }})
+	register("XERR", cmdSpec{states: anyState, ext: "XTEST", fn: func(*Conn, *Command) error { return errors.New("db down: secret detail") }})
+	register("XSEL", cmdSpec{states: authenticated, ext: "XTEST", fn: func(c *Conn, _ *Command) error {
 		c.poll = func(allowExpunge bool) error {
 			c.Untagged("OK poll %v", allowExpunge)
 			return nil
@@ -49,7 +52,20 @@ func init() {
 		c.SetState(Selected)
 		return c.OK("READ-WRITE", "XSEL completed")
 	}})
-	register("XFETCHLIKE", cmdSpec{states: selected, fn: func(*Conn, *Command) error { return nil }})
+	register("XFETCHLIKE", cmdSpec{states: selected, ext: "XTEST", fn: func(*Conn, *Command) error { return nil }})
+	// Panics in the middle of a response: holding the writer lock, and
+	// after releasing it (a deferred Unlock).
+	register("XPANICLOCKED", cmdSpec{states: anyState, ext: "XTEST", fn: func(c *Conn, _ *Command) error {
+		c.w.Lock()
+		c.w.Raw("* 1 FETCH (BODY[] {10}\r\nabc")
+		panic("boom")
+	}})
+	register("XPANICDEFER", cmdSpec{states: anyState, ext: "XTEST", fn: func(c *Conn, _ *Command) error {
+		c.w.Lock()
+		defer c.w.Unlock()
+		c.w.Raw("* 1 FETCH (FLAGS")
+		panic("boom")
+	}})
 }
 
 func newWireServer(t testing.TB, cfg Config, log *slog.Logger) *Server {
@@ -161,6 +177,55 @@ func TestDisabledExtension(t *testing.T) {
 	expectReply(t, c, "b", "ID NIL", nil, "b BAD unknown command ID")
 	login(t, c)
 	expectReply(t, c, "c", "NAMESPACE", nil, "c BAD unknown command NAMESPACE")
+}
+
+// Regression (found by FuzzServer with a panic planted in FETCH's partial):
+// a handler that panicked while writing a response held the writer lock
+// forever, so its session hung and Server.Close with it. Now the session
+// ends with BYE [SERVERBUG] after the fragment's line; a panic before any
+// output is still a NO [SERVERBUG] for that command only.
+func TestPanicMidResponseEndsSession(t *testing.T) {
+	for _, tt := range []struct{ cmd, fragment string }{
+		{"XPANICLOCKED", "abc"},
+		{"XPANICDEFER", "* 1 FETCH (FLAGS"},
+	} {
+		s := newWireServer(t, Config{}, nil)
+		c := dialTCP(t, s)
+		expectReply(t, c, "a", "XPANIC", nil, "a NO [SERVERBUG] internal error")
+		c.Send("b " + tt.cmd)
+		// The fragment is not a whole response: read lines off the socket.
+		br := bufio.NewReader(c.Conn())
+		line := func() string {
+			c.Conn().SetReadDeadline(time.Now().Add(10 * time.Second))
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: read: %v (got %q)", tt.cmd, err, l)
+			}
+			return strings.TrimSuffix(l, "\r\n")
+		}
+		for {
+			l := line()
+			if l == tt.fragment {
+				break
+			}
+			if !strings.HasPrefix(l, "* 1 FETCH") {
+				t.Fatalf("%s: %q before the fragment %q", tt.cmd, l, tt.fragment)
+			}
+		}
+		if l := line(); l != "* BYE [SERVERBUG] internal error" {
+			t.Errorf("%s: %q, want BYE [SERVERBUG]", tt.cmd, l)
+		}
+		if l, err := br.ReadString('\n'); err == nil {
+			t.Errorf("%s: %q after BYE, want the connection closed", tt.cmd, l)
+		}
+		done := make(chan struct{})
+		go func() { s.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Server.Close hangs on the session", tt.cmd)
+		}
+	}
 }
 
 func TestStateAndSyntaxErrors(t *testing.T) {

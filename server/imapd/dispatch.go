@@ -64,43 +64,67 @@ func (c *Conn) lookup(name string) (cmdSpec, *Status) {
 	return spec, nil
 }
 
-// execute runs one command and writes its tagged reply.
-func (c *Conn) execute(cmd *Command) {
+// execute runs one command and writes its tagged reply. It returns an
+// error only when the client connection failed during the command
+// (connError): the session ends.
+func (c *Conn) execute(cmd *Command) error {
 	if cmd.Name != "STATUS" {
 		c.statusAhead = nil
 	}
 	spec, st := c.lookup(cmd.Name)
 	if st != nil {
 		c.reply(cmd, st)
-		return
+		return nil
 	}
 	stop := c.watchHangup()
 	err := c.call(spec, cmd)
 	stop()
+	if ce := (*connError)(nil); errors.As(err, &ce) {
+		return ce
+	}
 	st = c.status(cmd, err)
 	if st.Kind == "BYE" {
-		c.bye(st)
-		return
+		return c.bye(st)
 	}
 	if c.poll != nil && c.state == Selected {
 		if perr := c.poll(!noExpunge[cmd.Name]); perr != nil {
 			var ps *Status
 			if errors.As(perr, &ps) && ps.Kind == "BYE" {
-				c.bye(ps)
-				return
+				return c.bye(ps)
 			}
-			c.log.Error("poll failed", "cmd", cmd.Name, "err", perr)
+			if store.IsUnavailable(perr) {
+				c.log.Warn("poll failed: mail store unavailable", "cmd", cmd.Name, "err", perr)
+			} else {
+				c.log.Error("poll failed", "cmd", cmd.Name, "err", perr)
+			}
 		}
 	}
 	c.reply(cmd, st)
+	return nil
 }
 
 // call runs the handler; a panic is logged and answered like an error.
+// A handler that panicked after writing part of a response (FETCH with its
+// rows half written) left output whose end is unknown, maybe inside a
+// literal: nothing can follow it on this connection. Then the writer lock,
+// if the handler still held it, is released (else the next reply, and
+// Server.Close, would wait for it forever), the line is ended and the
+// session ends with BYE [SERVERBUG].
 func (c *Conn) call(spec cmdSpec, cmd *Command) (err error) {
+	mark := c.w.written()
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("handler panic", "cmd", cmd.Name, "panic", p, "stack", string(debug.Stack()))
 			err = fmt.Errorf("panic: %v", p)
+			if c.w.held {
+				c.w.Unlock()
+			}
+			if c.w.written() != mark {
+				c.w.Lock()
+				c.w.CRLF()
+				c.w.Unlock()
+				err = Bye(CodeServerBug, "internal error") // SERVERBUG, rfc5530.txt:231
+			}
 		}
 	}()
 	return spec.fn(c, cmd)
@@ -121,7 +145,7 @@ func (c *Conn) status(cmd *Command, err error) *Status {
 	case errors.Is(err, store.ErrTooSlow):
 		c.log.Warn("command over the statement timeout", "cmd", cmd.Name, "line", cmd.Line)
 		return No(CodeLimit, "command took too long") // LIMIT, rfc5530.txt:256-259
-	case store.Unavailable(err):
+	case store.IsUnavailable(err):
 		c.log.Warn("database unavailable", "cmd", cmd.Name, "err", err)
 		return No(CodeUnavailable, "database unavailable, try again later") // UNAVAILABLE, rfc5530.txt:95-99
 	}

@@ -32,7 +32,7 @@ func cmdIdle(c *Conn, cmd *Command) error {
 	// the connection (and the session's state) alongside the next command:
 	// an early return wakes it with a past deadline and waits for it.
 	if err := c.setReadDeadline(); err != nil {
-		return err
+		return c.lineFailed(err)
 	}
 	done := make(chan line, 1)
 	go func() {
@@ -61,7 +61,7 @@ func cmdIdle(c *Conn, cmd *Command) error {
 		case l := <-done:
 			finished = true
 			if l.err != nil {
-				return l.err
+				return c.lineFailed(l.err) // EOF: no reply, no SERVERBUG
 			}
 			if !strings.EqualFold(strings.TrimSpace(l.s), "DONE") {
 				return Bad("", "expected DONE")

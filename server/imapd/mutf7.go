@@ -16,10 +16,13 @@ var mutf7 = base64.NewEncoding("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 var errMUTF7 = errors.New("invalid modified UTF-7")
 
 // decodeMUTF7 converts a wire mailbox name to UTF-8. Raw 8-bit input that is
-// valid UTF-8 is accepted as is (clients that send UTF-8 names).
+// valid UTF-8 is accepted as is (clients that send UTF-8 names). The result
+// is valid UTF-8 without NUL, whatever the input (raw octets around "&"
+// sections, "&AAA-"): NUL is no CHAR8 (rfc3501.txt:4662) and neither can
+// reach Postgres text.
 func decodeMUTF7(s string) (string, error) {
 	if !strings.Contains(s, "&") {
-		if !utf8.ValidString(s) {
+		if !storableName(s) {
 			return "", errMUTF7
 		}
 		return s, nil
@@ -58,8 +61,13 @@ func decodeMUTF7(s string) (string, error) {
 			b.WriteRune(r)
 		}
 	}
+	if !storableName(b.String()) {
+		return "", errMUTF7
+	}
 	return b.String(), nil
 }
+
+func storableName(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 
 // encodeMUTF7 converts a UTF-8 mailbox name to modified UTF-7.
 func encodeMUTF7(s string) string {

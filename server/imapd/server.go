@@ -6,9 +6,12 @@
 //   - One goroutine per connection reads and executes commands in order
 //     (pipelined commands are simply read one after the other).
 //   - Everything written to a connection goes through its Writer while
-//     holding the Writer's lock (w.Lock); the command goroutine and IDLE's
-//     notifier goroutine are the only writers. The core flushes once per
-//     command, after the tagged reply.
+//     holding the Writer's lock. Only the command goroutine writes (IDLE
+//     sends its updates from there too) and takes it with w.Lock; IDLE's
+//     reader goroutine only flushes, taking the Mutex itself (flushReader).
+//     So after a handler's panic the core knows whether the handler still
+//     holds the lock (Conn.call). The core flushes once per command, after
+//     the tagged reply.
 //   - Per-state allow-lists are checked in one place, dispatch.execute.
 //   - Credentials never reach a log line: the conversation log redacts
 //     LOGIN and AUTHENTICATE arguments and never logs SASL responses.

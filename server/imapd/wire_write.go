@@ -1,8 +1,8 @@
 package imapd
 
 // The response writer. One Writer per connection; it embeds the write lock:
-// whoever writes (the command goroutine, IDLE's notifier) holds w.Lock()
-// for a whole response, so responses never interleave. Output is buffered
+// the command goroutine holds w.Lock() for a whole response, so responses
+// never interleave with the flushes of IDLE's reader goroutine. Output is buffered
 // (64 KiB) and flushed by the core once per command (after the tagged
 // reply), before a continuation request, and by bufio when the buffer
 // fills — never per line. Write errors are sticky (bufio keeps the first)
@@ -14,6 +14,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 const (
@@ -26,13 +27,48 @@ const (
 type Writer struct {
 	sync.Mutex
 	bw   *bufio.Writer
+	out  atomic.Int64      // octets passed on to the connection
+	held bool              // taken with Lock, by the command goroutine (Conn.call)
 	logf func(line string) // conversation log, nil when off
 	logb []byte            // current line for the log
 }
 
-func newWriter(w io.Writer, logf func(string)) *Writer {
-	return &Writer{bw: bufio.NewWriterSize(w, writeBufSize), logf: logf}
+func newWriter(dst io.Writer, logf func(string)) *Writer {
+	w := &Writer{logf: logf}
+	w.bw = bufio.NewWriterSize(outCounter{w, dst}, writeBufSize)
+	return w
 }
+
+// reset sends further output to dst (after STARTTLS).
+func (w *Writer) reset(dst io.Writer) { w.bw.Reset(outCounter{w, dst}) }
+
+type outCounter struct {
+	w   *Writer
+	dst io.Writer
+}
+
+func (c outCounter) Write(p []byte) (int, error) {
+	n, err := c.dst.Write(p)
+	c.w.out.Add(int64(n))
+	return n, err
+}
+
+// Lock takes the writer for a whole response. Only the command goroutine
+// calls Lock (flushReader, which also runs on IDLE's reader goroutine,
+// takes the Mutex itself), so it can tell, after a handler's panic,
+// whether the handler still holds the lock.
+func (w *Writer) Lock() {
+	w.Mutex.Lock()
+	w.held = true
+}
+
+func (w *Writer) Unlock() {
+	w.held = false
+	w.Mutex.Unlock()
+}
+
+// written is the number of octets written so far, sent or buffered.
+func (w *Writer) written() int64 { return w.out.Load() + int64(w.bw.Buffered()) }
 
 func (w *Writer) ws(s string) {
 	w.bw.WriteString(s)

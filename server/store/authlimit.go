@@ -114,10 +114,12 @@ func authKeys(remote netip.Addr, name string) (addr, user string) {
 			addr = "addr:" + remote.String()
 		}
 	}
+	// The key is Postgres text: no NUL, valid UTF-8 (also where the cut falls).
 	name = strings.ToLower(strings.TrimSpace(name))
 	if len(name) > 200 {
 		name = name[:200]
 	}
+	name = strings.ToValidUTF8(strings.ReplaceAll(name, "\x00", "\uFFFD"), "\uFFFD")
 	return addr, "user:" + name
 }
 

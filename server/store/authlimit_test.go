@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,5 +158,17 @@ func TestAuthLimiterAccountSlows(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("real user waited %v", d)
+	}
+}
+
+// A login name Postgres text cannot hold (NUL, invalid UTF-8, a multi-byte
+// character cut at the key's length) is a failed login, not an error of
+// the limiter's query (found by FuzzServer: LOGIN {3+} a\x00b).
+func TestAuthLimiterOddNames(t *testing.T) {
+	s, _ := authStore(t, 0)
+	for _, name := range []string{"a\x00b", "\xff", strings.Repeat("a", 199) + "é"} {
+		if _, err := s.AuthenticateFrom(context.Background(), netip.MustParseAddr("192.0.2.9"), name, "pw"); !errors.Is(err, store.ErrAuthFailed) {
+			t.Errorf("%q: %v, want ErrAuthFailed", name, err)
+		}
 	}
 }

@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,27 +45,6 @@ var (
 	// cancelled by Postgres (SQLSTATE 57014 without the caller cancelling).
 	ErrTooSlow = errors.New("store: statement timeout")
 )
-
-// Unavailable reports whether err means the database cannot be reached or
-// cannot take the work now (as opposed to a bug): no free connection,
-// connection refused or lost, the server shutting down or out of resources.
-func Unavailable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var ce *pgconn.ConnectError
-	var ne *net.OpError
-	var pe *pgconn.PgError
-	switch {
-	case errors.Is(err, ErrBusy), errors.As(err, &ce), errors.As(err, &ne):
-		return true
-	case errors.As(err, &pe):
-		// 08: connection exception; 53: insufficient resources; 57P01-03:
-		// admin or crash shutdown, cannot connect now.
-		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "53") || strings.HasPrefix(pe.Code, "57P")
-	}
-	return false
-}
 
 // db is the store's access to Postgres: one pool per class, chosen by the
 // context (WithClass), each acquire bounded by acquireTimeout. Its methods

@@ -20,9 +20,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -246,6 +249,31 @@ func wrap(op string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// IsUnavailable reports whether err means the database cannot be reached
+// or is going away (a connection that cannot be made or was lost, the
+// server shutting down or refusing connections): a temporary failure of
+// the mail store, not a bug (IMAP answers NO [UNAVAILABLE], rfc5530.txt:95).
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ce *pgconn.ConnectError
+	if errors.Is(err, ErrBusy) || errors.As(err, &ce) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-57P03: admin or crash
+		// shutdown, cannot connect now; 53: insufficient resources (too
+		// many connections, out of memory or disk).
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" ||
+			pe.Code == "57P03" || strings.HasPrefix(pe.Code, "53")
+	}
+	// A connection lost mid-query surfaces as an I/O error of the socket.
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 func isRetryable(err error) bool {

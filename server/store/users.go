@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/crypto/bcrypt"
@@ -105,7 +106,12 @@ func (s *Store) createUser(ctx context.Context, name, password string, defaults 
 func (s *Store) Authenticate(ctx context.Context, name, password string) (User, error) {
 	var u User
 	var h string
-	err := s.pool.QueryRow(ctx, `SELECT id, name, password_hash FROM users WHERE name = $1`, name).Scan(&u.ID, &u.Name, &h)
+	err := pgx.ErrNoRows
+	// A name Postgres text cannot hold (invalid UTF-8, NUL) is no user's;
+	// the query would fail with an error instead of finding nobody.
+	if utf8.ValidString(name) && !strings.Contains(name, "\x00") {
+		err = s.pool.QueryRow(ctx, `SELECT id, name, password_hash FROM users WHERE name = $1`, name).Scan(&u.ID, &u.Name, &h)
+	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Spend the time of a hash check anyway: no user enumeration by timing.
 		bcrypt.CompareHashAndPassword(s.dummyHash(), []byte(password))
