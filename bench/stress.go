@@ -42,6 +42,9 @@ type StressConfig struct {
 	// Diagnose, if set, samples Postgres and profiles `decimail serve`
 	// during our run (stress_diag.go) and writes what it found to Log.
 	Diagnose *StressDiagnosis
+	// OursOnly skips Dovecot (while working on ours; the line's figures
+	// always come from runs of both).
+	OursOnly bool
 	Log      func(format string, args ...any)
 }
 
@@ -515,10 +518,16 @@ func CompareStress(ctx context.Context, cfg StressConfig) ([]Row, []string, erro
 	if oursErr != nil || (ours != nil && ours.Errors > 0) {
 		cfg.Log("decimail serve log:\n%s", p.Log())
 	}
+	if cfg.Diagnose != nil {
+		// The whole log (with DECIMAIL_SQL_TRACE=1: every statement).
+		cfg.Diagnose.keepLog(p, cfg.Log)
+	}
 	p.Close()
 	d.Close()
 
-	if DovecotVersion() == "" {
+	if cfg.OursOnly {
+		dovErr = errors.New("not measured (OursOnly)")
+	} else if DovecotVersion() == "" {
 		dovErr = errors.New("dovecot is not installed")
 	} else if dv, err := stressDovecot(); err != nil {
 		dovErr = err

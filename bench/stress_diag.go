@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -173,4 +174,23 @@ func (d *StressDiagnosis) start(ctx context.Context, dur *Durable, cfg StressCon
 		}
 		conn.Close(ctx)
 	}
+}
+
+// keepLog copies the server's log into Dir before the process goes.
+func (d *StressDiagnosis) keepLog(p *Process, logf func(string, ...any)) {
+	b, err := os.ReadFile(filepath.Join(p.dir, "serve.log"))
+	if err != nil {
+		logf("diagnosis: %v", err)
+		return
+	}
+	dir := d.Dir
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f := filepath.Join(dir, fmt.Sprintf("stress-serve-%d.log", time.Now().Unix()))
+	if err := os.WriteFile(f, b, 0o644); err != nil {
+		logf("diagnosis: %v", err)
+		return
+	}
+	logf("diagnosis: wrote %s", f)
 }

@@ -11,7 +11,8 @@ import (
 
 // stressConfigFromEnv: DECIMAIL_STRESS_DURATION (default def),
 // DECIMAIL_STRESS_SESSIONS (50), DECIMAIL_STRESS_MESSAGES (1000),
-// DECIMAIL_STRESS_DIAG=dir (diagnose our run: stress_diag.go).
+// DECIMAIL_STRESS_DIAG=dir (diagnose our run: stress_diag.go),
+// DECIMAIL_STRESS_OURS_ONLY=1 (skip Dovecot while working on ours).
 func stressConfigFromEnv(def time.Duration, logf func(string, ...any)) StressConfig {
 	cfg := StressConfig{Duration: def, Log: logf}
 	if d, err := time.ParseDuration(os.Getenv("DECIMAIL_STRESS_DURATION")); err == nil {
@@ -19,6 +20,7 @@ func stressConfigFromEnv(def time.Duration, logf func(string, ...any)) StressCon
 	}
 	cfg.Sessions, _ = strconv.Atoi(os.Getenv("DECIMAIL_STRESS_SESSIONS"))
 	cfg.Messages, _ = strconv.Atoi(os.Getenv("DECIMAIL_STRESS_MESSAGES"))
+	cfg.OursOnly = os.Getenv("DECIMAIL_STRESS_OURS_ONLY") != ""
 	if dir := os.Getenv("DECIMAIL_STRESS_DIAG"); dir != "" {
 		cfg.Diagnose = &StressDiagnosis{Dir: dir}
 	}
