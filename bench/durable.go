@@ -38,6 +38,8 @@ type DurableOptions struct {
 	// Settings are extra Postgres settings, "name=value" each (e.g. the
 	// diagnostics' shared_preload_libraries=pg_stat_statements).
 	Settings []string
+	// Config are configuration table entries set before the server starts.
+	Config map[string]string
 }
 
 // StartDurable starts the cluster, creates and migrates the database and the
@@ -72,6 +74,11 @@ func StartDurable(ctx context.Context, o DurableOptions) (*Durable, error) {
 	if err == nil {
 		err = d.Store.AddAddress(ctx, "u@bench.test", "u")
 	}
+	for k, v := range o.Config {
+		if err == nil {
+			err = d.Store.SetConfig(ctx, k, v)
+		}
+	}
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -91,7 +98,13 @@ func (d *Durable) LoadFolder(ctx context.Context, folder string, msgs []Message)
 			return err
 		}
 	}
-	return LoadStore(ctx, d.Store, d.UserID, folder, msgs)
+	if err := LoadStore(ctx, d.Store, d.UserID, folder, msgs); err != nil {
+		return err
+	}
+	// Statistics, as autovacuum would have them on a server in use (it
+	// analyses a table after 10% of it changed, within a minute).
+	_, err := d.Store.Pool().Exec(ctx, "ANALYZE")
+	return err
 }
 
 // Serve closes the loading store (the served process is then the only

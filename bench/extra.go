@@ -130,8 +130,9 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// StartServe builds ./server/cmd/decimail and runs `decimail serve` (IMAP
-// only) on dsn as a separate process; args are more flags (e.g. -pprof).
+// StartServe builds ./server/cmd/decimail (or takes the binary
+// DECIMAIL_BENCH_SERVE_BIN names) and runs `decimail serve` (IMAP only) on
+// dsn as a separate process; args are more flags (e.g. -pprof).
 func StartServe(ctx context.Context, dsn string, args ...string) (*Process, error) {
 	root, err := moduleRoot()
 	if err != nil {
@@ -141,12 +142,15 @@ func StartServe(ctx context.Context, dsn string, args ...string) (*Process, erro
 	if err != nil {
 		return nil, err
 	}
-	bin := filepath.Join(dir, "decimail")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./server/cmd/decimail")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	bin := os.Getenv("DECIMAIL_BENCH_SERVE_BIN") // a binary built elsewhere (another commit, for before/after)
+	if bin == "" {
+		bin = filepath.Join(dir, "decimail")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./server/cmd/decimail")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("go build: %v\n%s", err, out)
+		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -29,7 +29,7 @@ type StressDiagnosis struct {
 
 // settings are the Postgres settings the diagnosis needs.
 func (d *StressDiagnosis) settings() []string {
-	return []string{"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all",
+	return []string{"shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track=all", "pg_stat_statements.track_planning=on",
 		"track_io_timing=on", "track_wal_io_timing=on"}
 }
 
@@ -145,16 +145,17 @@ func (d *StressDiagnosis) start(ctx context.Context, dur *Durable, cfg StressCon
 		top("active backends by wait event and statement", active, 25)
 		top("ungranted locks", locks, 10)
 		rows, err := conn.Query(ctx, `SELECT calls, round(total_exec_time::numeric, 0), round(mean_exec_time::numeric, 2),
-				round(max_exec_time::numeric, 1), rows, left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+				round(max_exec_time::numeric, 1), round(total_plan_time::numeric, 0), plans, rows,
+				left(regexp_replace(query, '\s+', ' ', 'g'), 100)
 			FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-			ORDER BY total_exec_time DESC LIMIT 25`)
+			ORDER BY total_exec_time + total_plan_time DESC LIMIT 25`)
 		if err == nil {
-			logf("diagnosis: pg_stat_statements by total time (calls, total ms, mean ms, max ms, rows, statement):")
-			var calls, nrows int64
-			var total, mean, mx float64
+			logf("diagnosis: pg_stat_statements by total time (calls, total ms, mean ms, max ms, planning ms, plans, rows, statement):")
+			var calls, plans, nrows int64
+			var total, mean, mx, plan float64
 			var q string
-			pgx.ForEachRow(rows, []any{&calls, &total, &mean, &mx, &nrows, &q}, func() error {
-				logf("  %7d %9.0f %8.2f %8.1f %8d  %s", calls, total, mean, mx, nrows, q)
+			pgx.ForEachRow(rows, []any{&calls, &total, &mean, &mx, &plan, &plans, &nrows, &q}, func() error {
+				logf("  %7d %8.0f %7.2f %7.1f %7.0f %7d %8d  %s", calls, total, mean, mx, plan, plans, nrows, q)
 				return nil
 			})
 		} else {

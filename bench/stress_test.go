@@ -12,7 +12,10 @@ import (
 // stressConfigFromEnv: DECIMAIL_STRESS_DURATION (default def),
 // DECIMAIL_STRESS_SESSIONS (50), DECIMAIL_STRESS_MESSAGES (1000),
 // DECIMAIL_STRESS_DIAG=dir (diagnose our run: stress_diag.go),
-// DECIMAIL_STRESS_OURS_ONLY=1 (skip Dovecot while working on ours).
+// DECIMAIL_STRESS_OURS_ONLY=1 (skip Dovecot while working on ours),
+// DECIMAIL_STRESS_SETUP_SQL (SQL run on our database before the server
+// starts, e.g. for a server binary of another commit:
+// DECIMAIL_BENCH_SERVE_BIN).
 func stressConfigFromEnv(def time.Duration, logf func(string, ...any)) StressConfig {
 	cfg := StressConfig{Duration: def, Log: logf}
 	if d, err := time.ParseDuration(os.Getenv("DECIMAIL_STRESS_DURATION")); err == nil {
@@ -21,6 +24,9 @@ func stressConfigFromEnv(def time.Duration, logf func(string, ...any)) StressCon
 	cfg.Sessions, _ = strconv.Atoi(os.Getenv("DECIMAIL_STRESS_SESSIONS"))
 	cfg.Messages, _ = strconv.Atoi(os.Getenv("DECIMAIL_STRESS_MESSAGES"))
 	cfg.OursOnly = os.Getenv("DECIMAIL_STRESS_OURS_ONLY") != ""
+	if q := os.Getenv("DECIMAIL_STRESS_SETUP_SQL"); q != "" {
+		cfg.SetupSQL = []string{q}
+	}
 	if dir := os.Getenv("DECIMAIL_STRESS_DIAG"); dir != "" {
 		cfg.Diagnose = &StressDiagnosis{Dir: dir}
 	}
