@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -154,26 +155,27 @@ func (s *Store) ChangesSinceExcept(ctx context.Context, mailboxID, since int64, 
 	ch := &Changes{ModSeq: max(since, hi)}
 	found := false
 	var fresh []int64 // unclaimed \Recent
-	b.Queue(`WITH
-		ch AS (SELECT mm.uid, greatest(mm.modseq, f.modseq) AS modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft,
-				nullif(f.keywords, '{}') AS keywords, mm.recent AND mm.modseq > $2 AS fresh
-			FROM mailbox_messages mm, LATERAL (SELECT * FROM message_flags f WHERE f.message_id = mm.message_id OFFSET 0) f
-			WHERE mm.mailbox_id = $1 AND mm.modseq > $2
-			UNION
-			SELECT mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'),
-				mm.recent AND mm.modseq > $2
-			FROM message_flags f,
-				LATERAL (SELECT * FROM mailbox_messages mm WHERE mm.message_id = f.message_id AND mm.mailbox_id = $1 OFFSET 0) mm
-			WHERE f.user_id = (SELECT user_id FROM mailboxes WHERE id = $1) AND f.modseq > $2
-				AND NOT f.modseq BETWEEN $3 AND $4)
-		SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[], false
+	// Memberships newer than since, then flag changes (not the session's
+	// own) of older memberships: no row twice, so no UNION's dedup, and no
+	// ORDER BY (sorted here): a third less work per call.
+	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[], false
 			FROM mailboxes WHERE id = $1
 		UNION ALL
-		SELECT 1, ch.uid, ch.modseq, ch.seen, ch.answered, ch.flagged, ch.deleted, ch.draft, ch.keywords, ch.fresh FROM ch
+		SELECT 1, mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft,
+				nullif(f.keywords, '{}'), mm.recent
+			FROM mailbox_messages mm, LATERAL (SELECT * FROM message_flags f WHERE f.message_id = mm.message_id OFFSET 0) f
+			WHERE mm.mailbox_id = $1 AND mm.modseq > $2
+		UNION ALL
+		SELECT 1, mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft,
+				nullif(f.keywords, '{}'), false
+			FROM message_flags f, LATERAL (SELECT * FROM mailbox_messages mm
+				WHERE mm.message_id = f.message_id AND mm.mailbox_id = $1 AND mm.modseq <= $2 OFFSET 0) mm
+			WHERE f.user_id = (SELECT user_id FROM mailboxes WHERE id = $1) AND f.modseq > $2
+				AND NOT f.modseq BETWEEN $3 AND $4
 		UNION ALL
 		SELECT 2, u.uid, e.modseq, false, false, false, false, false, '{}'::text[], false
-			FROM mailbox_expunges e, unnest(e.uids) AS u(uid) WHERE e.mailbox_id = $1 AND e.modseq > $2
-		ORDER BY 1, 2`, mailboxID, since, lo, hi).Query(func(rows pgx.Rows) error {
+			FROM mailbox_expunges e, unnest(e.uids) AS u(uid) WHERE e.mailbox_id = $1 AND e.modseq > $2`,
+		mailboxID, since, lo, hi).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var kind int32
 			var uid, ms int64
@@ -205,6 +207,8 @@ func (s *Store) ChangesSinceExcept(ctx context.Context, mailboxID, since int64, 
 	if !found {
 		return nil, ErrNotFound
 	}
+	slices.SortFunc(ch.Changed, func(a, b Change) int { return cmp.Compare(a.UID, b.UID) })
+	slices.Sort(ch.Expunged)
 	if claimRecent && len(fresh) > 0 {
 		claimed, err := s.claimRecent(ctx, mailboxID, fresh)
 		if err != nil {
