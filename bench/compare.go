@@ -403,6 +403,10 @@ func WriteMarkdown(w io.Writer, reps []*Report) {
 - Memory: a separate `+"`decimail serve`"+` process on the loaded database (ours) and the Dovecot master with all its
   children; connections LOGIN, SELECT IdleBox and IDLE; the figure is the growth of the summed PSS
   (/proc/*/smaps_rollup) divided by the number of connections, after 20 warm-up connections.
+- Many sessions on one account (bench/stress.go): ours on a durable cluster of its own (fsync and synchronous_commit
+  on, bcrypt of the default cost, `+"`decimail serve`"+` as its own process), Dovecot on an instance of its own with a BLF-CRYPT
+  password of the same cost; 50 sessions, 60 s each, one after the other; commands/s is higher-is-better
+  (goal "ratio ≥ 1.0"), the p99 rows "ratio ≤ 2.0".
 - Ratio = ours / Dovecot (lower is better for ms). "MISSED" marks a goal from issue 7 not met in this run.
 - The machine is shared (other builds and tests run on it; see the load average): absolute numbers are noisy,
   ratios measured in the same run are the comparison.
