@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 var compareFlag = flag.Bool("compare", false, "run TestCompare: Decimail vs a private Dovecot, rewrite RESULTS.md")
@@ -39,7 +40,8 @@ func TestCompare(t *testing.T) {
 	var reps []*Report
 	for _, n := range benchSizes(10000) {
 		rep, err := Compare(ctx, CompareConfig{N: n, Seed: 1, SMTPTotal: 400, SMTPSustained: 2500, IdleConns: 2000, DovecotIdleConns: 300,
-			Log: func(f string, a ...any) { t.Logf(f, a...) }})
+			Stress: &StressConfig{Sessions: 50, Duration: 60 * time.Second, Messages: 1000},
+			Log:    func(f string, a ...any) { t.Logf(f, a...) }})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -91,6 +91,9 @@ type Process struct {
 // PIDs are the process and its children.
 func (p *Process) PIDs() []int { return descendants(p.cmd.Process.Pid) }
 
+// PID is the process's id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
 // Log returns the tail of the process's log.
 func (p *Process) Log() string {
 	b, _ := os.ReadFile(filepath.Join(p.dir, "serve.log"))
@@ -127,9 +130,10 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// StartServe builds ./server/cmd/decimail and runs `decimail serve` (IMAP
-// only) on dsn as a separate process.
-func StartServe(ctx context.Context, dsn string) (*Process, error) {
+// StartServe builds ./server/cmd/decimail (or takes the binary
+// DECIMAIL_BENCH_SERVE_BIN names) and runs `decimail serve` (IMAP only) on
+// dsn as a separate process; args are more flags (e.g. -pprof).
+func StartServe(ctx context.Context, dsn string, args ...string) (*Process, error) {
 	root, err := moduleRoot()
 	if err != nil {
 		return nil, err
@@ -138,12 +142,15 @@ func StartServe(ctx context.Context, dsn string) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	bin := filepath.Join(dir, "decimail")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./server/cmd/decimail")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("go build: %v\n%s", err, out)
+	bin := os.Getenv("DECIMAIL_BENCH_SERVE_BIN") // a binary built elsewhere (another commit, for before/after)
+	if bin == "" {
+		bin = filepath.Join(dir, "decimail")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./server/cmd/decimail")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("go build: %v\n%s", err, out)
+		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -152,7 +159,7 @@ func StartServe(ctx context.Context, dsn string) (*Process, error) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(bin, "serve", "-imap", addr, "-smtp", "", "-submission", "")
+	cmd := exec.Command(bin, append([]string{"serve", "-imap", addr, "-smtp", "", "-submission", ""}, args...)...)
 	cmd.Env = append(os.Environ(), "DECIMAIL_DATABASE_URL="+dsn, "DECIMAIL_SPOOL="+filepath.Join(dir, "spool"))
 	logf, err := os.Create(filepath.Join(dir, "serve.log"))
 	if err != nil {

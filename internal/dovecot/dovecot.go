@@ -37,10 +37,14 @@ func Version() string {
 	return strings.TrimSpace(string(out))
 }
 
-// Account is one passwd-file entry (plaintext password); its mail is the
-// maildir Dir/mail/User/Maildir, created by Dovecot on first use.
+// Account is one passwd-file entry; its mail is the maildir
+// Dir/mail/User/Maildir, created by Dovecot on first use. The password is
+// stored as Hash when set (a scheme-prefixed hash, e.g. "{BLF-CRYPT}$2a$10$…",
+// so that logins cost what a production password check costs), else as
+// {PLAIN}Pass.
 type Account struct {
 	User, Pass string
+	Hash       string
 }
 
 // Options says what differs between instances. The zero value of each
@@ -216,7 +220,14 @@ func Start(o Options) (*Server, error) {
 		if strings.ContainsAny(a.User+a.Pass, ":\n") {
 			return fail(fmt.Errorf("dovecot: account %q: ':' or newline in user or password", a.User))
 		}
-		fmt.Fprintf(&users, "%s:{PLAIN}%s:%d:%d::%s::\n", a.User, a.Pass, uid, gid, filepath.Join(mail, a.User))
+		pw := "{PLAIN}" + a.Pass
+		if a.Hash != "" {
+			if strings.ContainsAny(a.Hash, ":\n") {
+				return fail(fmt.Errorf("dovecot: account %q: ':' or newline in the hash", a.User))
+			}
+			pw = a.Hash
+		}
+		fmt.Fprintf(&users, "%s:%s:%d:%d::%s::\n", a.User, pw, uid, gid, filepath.Join(mail, a.User))
 	}
 	if err := os.WriteFile(filepath.Join(dir, "users"), []byte(users.String()), 0o644); err != nil {
 		return fail(err)

@@ -14,6 +14,10 @@ import (
 	"decimail/internal/testwait"
 )
 
+// carolHash is bcrypt("hashed", cost 4) as golang.org/x/crypto/bcrypt
+// writes it ($2a$): Account.Hash, as the benchmarks use it.
+const carolHash = "{BLF-CRYPT}$2a$04$NxtpqsH4qoX6PVC4AAAGbevwXzjtNhpL2qcA1428ZNBF0H986cFzC"
+
 // TestStartLoginClose starts an instance, logs in over a raw connection,
 // selects INBOX (Dovecot creates the maildir) and closes it: the master and
 // every child must be gone, and the directory too.
@@ -21,7 +25,8 @@ func TestStartLoginClose(t *testing.T) {
 	if err := Installed(); err != nil {
 		t.Skip(err) // only a missing binary skips; any other failure fails
 	}
-	s, err := Start(Options{Name: "decimail-dovecot-test", Accounts: []Account{{"alice", "secret"}, {"bob", "other"}}, SpecialUse: true})
+	s, err := Start(Options{Name: "decimail-dovecot-test", Accounts: []Account{{User: "alice", Pass: "secret"}, {User: "bob", Pass: "other"},
+		{User: "carol", Hash: carolHash}}, SpecialUse: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +47,11 @@ func TestStartLoginClose(t *testing.T) {
 	}
 	if got := cmd("a4", "LOGOUT"); !strings.HasPrefix(got, "a4 OK") {
 		t.Errorf("LOGOUT: %q", got)
+	}
+	c.Close()
+	c, cmd = dial(t, s)
+	if got := cmd("c1", "LOGIN carol hashed"); !strings.HasPrefix(got, "c1 OK") {
+		t.Errorf("LOGIN with a BLF-CRYPT password: %q\n%s", got, s.Log())
 	}
 	c.Close()
 	// Last, as Dovecot delays the next logins from this address after a
@@ -134,7 +144,7 @@ func TestStartBadConfig(t *testing.T) {
 	}
 	// A setting Dovecot rejects: it exits at once and Start says so, leaving
 	// nothing behind.
-	s, err := Start(Options{MailFsync: "sometimes", Accounts: []Account{{"u", "pw"}}})
+	s, err := Start(Options{MailFsync: "sometimes", Accounts: []Account{{User: "u", Pass: "pw"}}})
 	if err == nil {
 		s.Close()
 		t.Fatal("Start succeeded with mail_fsync = sometimes")
@@ -142,7 +152,7 @@ func TestStartBadConfig(t *testing.T) {
 	if !strings.Contains(err.Error(), "exited") {
 		t.Errorf("error does not say Dovecot exited: %v", err)
 	}
-	if _, err := Start(Options{Accounts: []Account{{"a:b", "pw"}}}); err == nil {
+	if _, err := Start(Options{Accounts: []Account{{User: "a:b", Pass: "pw"}}}); err == nil {
 		t.Error("Start accepted a user name with ':'")
 	}
 }

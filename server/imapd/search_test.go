@@ -222,3 +222,28 @@ func benchFill(e *testEnv, n int) {
 			store.Flags{Seen: i%3 == 0}, day(2019+i%8, time.Month(1+i%12), 1+i%28))
 	}
 }
+
+// A SEARCH that reads only flags is answered from the flags the session
+// keeps (searchView), made current first: another session's flag change
+// counts at once, and the FETCH announcing it follows the SEARCH (so does
+// the EXISTS of a message delivered meanwhile, which the result leaves
+// out). Keywords, \Recent, NOT/OR and UID sets as with the store's answer.
+func TestSearchFlagsFromViewAreCurrent(t *testing.T) {
+	e := searchFixture(t)
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	imaptest.Expect(t, c.OK("UID SEARCH UNSEEN"), "* SEARCH 3 4 5")
+	ib, err := e.st.Mailbox(t.Context(), e.user.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := e.st.AddRemoveFlags(t.Context(), e.user.ID, ib.ID, []uint32{3}, true, store.Flags{Seen: true, Keywords: []string{"$Later"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver("INBOX", testMsg("late"), store.Flags{})
+	imaptest.Expect(t, c.OK("UID SEARCH UNSEEN"), "* SEARCH 4 5", "* 5 EXISTS", "* 5 RECENT",
+		`* 2 FETCH (FLAGS (\Answered \Flagged \Seen \Recent $Later))`)
+	imaptest.Expect(t, c.OK("SEARCH KEYWORD $later"), "* SEARCH 2")
+	imaptest.Expect(t, c.OK("UID SEARCH OR UNKEYWORD $Work DRAFT NOT UID 2:3"), "* SEARCH 4 5 6")
+	imaptest.Expect(t, c.OK("SEARCH NEW"), "* SEARCH 3 4 5")
+}

@@ -27,7 +27,8 @@ type selection struct {
 	view     *View
 	sub      *store.Subscription
 	dirty    bool // this session changed the mailbox: poll the store
-	// ownLo..ownHi: modseqs of this session's last StoreSystemFlags, whose
+	stale    bool // a notification arrived that no read has followed yet
+	// ownLo..ownHi: modseqs of this session's last AddRemoveFlags, whose
 	// flag changes the next poll leaves out (the view has them already).
 	ownLo, ownHi int64
 	polled       time.Time // last store poll (a fallback for lost notifications)
@@ -93,22 +94,33 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 }
 
 // pollSelected sends the updates other sessions (or this one) caused. It
-// reads the store when a notification arrived, when this session changed
-// the mailbox, when force is set (NOOP, CHECK, IDLE timer), or when the last
-// read is old (a lost notification only delays).
+// reads the store when this session changed the mailbox, when force is set
+// (NOOP, CHECK, IDLE, and the commands that answer from the view), when a
+// notification arrived and the last read is older than pollCoalesce, or
+// when the last read is old (a lost notification only delays).
 func (c *Conn) pollSelected(allowExpunge, force bool) error {
+	if err := c.syncSelected(force); err != nil || c.sel == nil {
+		return err
+	}
+	c.writeUpdates(c.sel.view.Flush(allowExpunge))
+	return nil
+}
+
+// syncSelected is pollSelected's read: it brings the view up to date with
+// the store and leaves the updates pending.
+func (c *Conn) syncSelected(force bool) error {
 	s := c.sel
 	if s == nil {
 		return nil
 	}
-	signalled := false
 	select {
 	case <-s.sub.C:
-		signalled = true
+		s.stale = true
 	default:
 	}
-	if signalled || force || s.dirty || time.Since(s.polled) > 30*time.Second {
-		s.dirty = false
+	since := time.Since(s.polled)
+	if force || s.dirty || s.stale && since >= pollCoalesce || since > 30*time.Second {
+		s.dirty, s.stale = false, false
 		s.polled = time.Now()
 		lo, hi := int64(0), int64(-1)
 		if s.ownHi > 0 && s.ownHi > s.view.ModSeq() {
@@ -120,15 +132,32 @@ func (c *Conn) pollSelected(allowExpunge, force bool) error {
 		} else if err != nil {
 			return err
 		}
-		if ch.UIDValidity != s.mb.UIDValidity {
-			// The mailbox was redefined: our UIDs mean nothing any more
-			// (rfc3501.txt:478-482: a new UIDVALIDITY); the client must reselect.
-			return Bye("", "mailbox UIDVALIDITY changed, please reselect")
-		}
-		s.view.Apply(ch)
-		s.ownLo, s.ownHi = 0, 0
+		return c.applyChanges(ch)
 	}
-	c.writeUpdates(s.view.Flush(allowExpunge))
+	return nil
+}
+
+// pollCoalesce: notifications arriving within this long after a read of
+// the store wait for the next command's poll instead of causing another
+// read. With 50 sessions of one account changing its mail, each session was
+// notified every few milliseconds and read the store after nearly every
+// command, though the command had just read it (FETCH, SEARCH, SELECT):
+// 2 round trips to Postgres per command instead of 1 (bench/ANALYSIS.md,
+// many sessions). The updates are not lost, only sent with the next
+// command; IDLE, NOOP, the commands that answer from the session's flags
+// and those that changed the mailbox always read.
+const pollCoalesce = 25 * time.Millisecond
+
+// applyChanges brings the view up to date with changes read from the store.
+func (c *Conn) applyChanges(ch *store.Changes) error {
+	s := c.sel
+	if ch.UIDValidity != s.mb.UIDValidity {
+		// The mailbox was redefined: our UIDs mean nothing any more
+		// (rfc3501.txt:478-482: a new UIDVALIDITY); the client must reselect.
+		return Bye("", "mailbox UIDVALIDITY changed, please reselect")
+	}
+	s.view.Apply(ch)
+	s.ownLo, s.ownHi = 0, 0
 	return nil
 }
 

@@ -109,8 +109,8 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 	if len(uids) == 0 {
 		return nil // rfc3501.txt:3349-3353: a UID STORE of no messages is OK
 	}
-	if it.op != store.FlagsSet && len(flags.Keywords) == 0 && s.view.KeepsFlags() {
-		return c.storeSystemFlags(cmd.Name, uid, it, flags, uids)
+	if it.op != store.FlagsSet && s.view.KeepsFlags() {
+		return c.addRemoveFlags(cmd.Name, uid, it, flags, uids)
 	}
 	if it.silent && it.op != store.FlagsSet {
 		// .SILENT means the client knows the new flags (rfc3501.txt:3229),
@@ -166,21 +166,24 @@ func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags) {
 	w.CRLF()
 }
 
-// storeSystemFlags is STORE +FLAGS/-FLAGS of system flags (a client marking
-// messages read, flagged, deleted): one UPDATE of only the messages that
-// change (store.StoreSystemFlags). The FETCH responses of the others come
-// from the flags the view keeps, made current by a poll first, which also
+// addRemoveFlags is STORE +FLAGS/-FLAGS (a client marking messages read,
+// flagged, deleted, or tagging them with keywords): one UPDATE of only the
+// messages that change (store.AddRemoveFlags). The FETCH responses of the
+// others come from the flags the view keeps, made current by a poll first, which also
 // reports other sessions' changes before this one (as for .SILENT above).
-func (c *Conn) storeSystemFlags(name string, uid bool, it storeItem, flags store.Flags, uids []uint32) error {
+func (c *Conn) addRemoveFlags(name string, uid bool, it storeItem, flags store.Flags, uids []uint32) error {
 	s := c.sel
 	if err := c.pollSelected(!noExpunge[name], true); err != nil {
 		return err
 	}
-	changed, lo, hi, err := c.Store().StoreSystemFlags(c.Ctx(), c.User().ID, s.mb.ID, uids, it.op == store.FlagsAdd, flags)
+	changed, lo, hi, err := c.Store().AddRemoveFlags(c.Ctx(), c.User().ID, s.mb.ID, uids, it.op == store.FlagsAdd, flags)
 	if err != nil {
 		return err
 	}
-	s.dirty = true
+	// The view takes the changed flags below. Only in a query mailbox can
+	// they change what it holds (a message leaving Unread): then the
+	// post-command poll reads the store.
+	s.dirty = s.dirty || s.mb.IsQuery()
 	if len(changed) > 0 {
 		s.ownLo, s.ownHi = lo, hi
 	}

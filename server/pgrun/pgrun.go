@@ -42,7 +42,11 @@ type Options struct {
 	NoContainers bool
 	// Durable keeps fsync on (dev/serve); tests turn it off for speed.
 	Durable bool
-	Log     *slog.Logger
+	// Settings are extra server settings for a private cluster, "name=value"
+	// each (postgres -c), e.g. "shared_preload_libraries=pg_stat_statements"
+	// for a benchmark's diagnostics. Ignored for an external instance.
+	Settings []string
+	Log      *slog.Logger
 }
 
 // Instance is a reachable Postgres.
@@ -180,6 +184,9 @@ func startLocal(ctx context.Context, o Options, log *slog.Logger) (*Instance, er
 		"-c", "max_connections=300", "-c", "shared_buffers=256MB"}
 	if !o.Durable {
 		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	for _, kv := range o.Settings {
+		args = append(args, "-c", kv)
 	}
 	logf, err := os.OpenFile(filepath.Join(dir, "postgres.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

@@ -120,7 +120,7 @@ func (d *db) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if err != nil {
 		return errBatch{err}
 	}
-	return &connBatch{BatchResults: c.SendBatch(ctx, b), release: sync.OnceFunc(c.Release)}
+	return &connBatch{BatchResults: c.SendBatch(ctx, b), ctx: ctx, release: sync.OnceFunc(c.Release)}
 }
 
 func (d *db) Begin(ctx context.Context) (pgx.Tx, error) { return d.BeginTx(ctx, pgx.TxOptions{}) }
@@ -182,12 +182,13 @@ func (r errRow) Scan(...any) error { return r.err }
 
 type connBatch struct {
 	pgx.BatchResults
+	ctx     context.Context
 	release func()
 }
 
 func (b *connBatch) Close() error {
 	defer b.release()
-	return b.BatchResults.Close()
+	return classify(b.ctx, b.BatchResults.Close())
 }
 
 type errBatch struct{ err error }

@@ -39,6 +39,16 @@ func (s *Store) ClaimDeleted(ctx context.Context, before time.Time, limit int, f
 		if err != nil {
 			return err
 		}
+		if len(ds) == 0 {
+			return nil
+		}
+		// The deletions these rows record may have committed lazily (an
+		// EXPUNGE: gate.go), not yet on disk: a durable commit of our own,
+		// later in the WAL, flushes them before any spool file goes (a
+		// crash must not bring back a message without its backup).
+		if _, err := s.pool.Exec(ctx, `SELECT txid_current()`); err != nil {
+			return err
+		}
 		var done []int64
 		for _, d := range ds {
 			if fn(d) == nil {

@@ -402,6 +402,17 @@ func copyRow(m *pgtype.Map, oids []uint32, vals []any, stream int, r io.Reader, 
 // The wide rows and texts go in before the locks: they carry no modseq and
 // nobody sees them before COMMIT.
 func (s *Store) deliverTx(ctx context.Context, content []byte, copies []*copyState, q *Outbound) (int64, error) {
+	// The users' gates (gate.go), in id order as their locks, before a
+	// connection: waiting for a user's lock must not hold one.
+	var users []int64
+	for _, c := range copies {
+		users = append(users, c.UserID)
+	}
+	leave, err := s.gates.enterAll(ctx, users)
+	defer leave()
+	if err != nil {
+		return 0, err
+	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return 0, err
@@ -440,7 +451,7 @@ func (s *Store) deliverTx(ctx context.Context, content []byte, copies []*copySta
 	}
 
 	b := &pgx.Batch{}
-	var users []int64
+	users = users[:0]
 	for i, c := range copies {
 		if !slices.Contains(users, c.UserID) {
 			users = append(users, c.UserID)

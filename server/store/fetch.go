@@ -194,6 +194,17 @@ func zone(offset int) *time.Location {
 	return z.(*time.Location)
 }
 
+// PrepareSearch applies the store's search limits to a program (as Search
+// does) and returns it as Search would run it, for a caller that evaluates
+// it itself (imapd answers flag-only programs from a session's flags).
+func (s *Store) PrepareSearch(n query.Node) (query.Node, error) {
+	n, err := s.limits.Search.Prepare(n)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrLimit, err)
+	}
+	return n, nil
+}
+
 // Search returns the UIDs in a mailbox matching a compiled SEARCH program, in
 // ONE query. env.Msg and env.Member are set here. A program over
 // Limits.Search is refused before it reaches Postgres: the error matches

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -125,11 +126,8 @@ type FlagChange struct {
 // a new UID.
 func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []uint32, op FlagOp, f Flags) ([]FlagChange, error) {
 	var out []FlagChange
-	err := s.tx(ctx, func(tx pgx.Tx) error {
+	err := s.change(ctx, userID, lazy, func(tx pgx.Tx) error {
 		out = out[:0]
-		if err := lockUser(ctx, tx, userID); err != nil {
-			return err
-		}
 		cond, args, want := uidCond(uids, 2)
 		rows, err := tx.Query(ctx, `SELECT mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), f.modseq
 			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
@@ -226,43 +224,37 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 	return out, wrap("store flags", err)
 }
 
-// StoreSystemFlags is StoreFlags for the commonest STORE, +FLAGS or -FLAGS
-// of system flags only, in one UPDATE that touches only the messages whose
-// flags change: it returns those alone (and lo..hi, the modseqs it used),
-// not every targeted message; the session has the others' flags.
-func (s *Store) StoreSystemFlags(ctx context.Context, userID, mailboxID int64, uids []uint32, add bool, f Flags) (changed []FlagChange, lo, hi int64, err error) {
-	if len(f.Keywords) > 0 {
-		return nil, 0, 0, fmt.Errorf("%w: StoreSystemFlags with keywords", ErrInvalid)
+// AddRemoveFlags is StoreFlags for the commonest STORE, +FLAGS or -FLAGS
+// (a client marking messages read, flagged, deleted, or adding and removing
+// keywords), in one UPDATE that touches only the messages whose flags
+// change: it returns those alone, ascending by UID (and lo..hi, the modseqs
+// it used), not every targeted message; the session has the others' flags.
+//
+// It commits lazily unless messages enter a view (gate.go). When the new
+// value of the flags it sets or clears decides every query
+// mailbox reading them (Unread for \Seen, Flagged for \Flagged: the
+// default views; "UNSEEN HEADER List-Id x" for +\Seen), the change is one
+// round trip (changeBatch): the UPDATE, the removals from the views the
+// targeted messages leave and the additions to those they enter, all
+// queued at once, checked under the lock against the views it planned with
+// (users.views_version). Otherwise the views are re-evaluated from the
+// UPDATE's result (reevalFlagViews), in a transaction of a few round trips.
+func (s *Store) AddRemoveFlags(ctx context.Context, userID, mailboxID int64, uids []uint32, add bool, f Flags) (changed []FlagChange, lo, hi int64, err error) {
+	f.Keywords = cleanAll(f.Keywords)
+	sets := map[string]bool{} // the flags' new value, by flagDeps key
+	for _, k := range flagKeys(f) {
+		sets[k] = add
 	}
-	err = s.tx(ctx, func(tx pgx.Tx) error {
+	update, args := flagsUpdateSQL(mailboxID, uids, add, f)
+	scan := func(rows pgx.Rows) (map[int64]Flags, error) {
 		changed, lo, hi = changed[:0], 0, 0
-		if err := lockUser(ctx, tx, userID); err != nil {
-			return err
-		}
-		cond, args, want := uidCond(uids, 8)
-		if want != nil { // a range with holes would reach messages outside the set
-			cond, args = "mm.uid = ANY($8)", []any{toInt64s(uids)}
-		}
-		rows, err := tx.Query(ctx, `UPDATE message_flags f SET
-				seen = CASE WHEN $3 THEN $2 ELSE f.seen END, answered = CASE WHEN $4 THEN $2 ELSE f.answered END,
-				flagged = CASE WHEN $5 THEN $2 ELSE f.flagged END, deleted = CASE WHEN $6 THEN $2 ELSE f.deleted END,
-				draft = CASE WHEN $7 THEN $2 ELSE f.draft END, modseq = nextval('modseq_seq')
-			FROM mailbox_messages mm
-			WHERE mm.mailbox_id = $1 AND `+cond+` AND f.message_id = mm.message_id
-				AND (($3 AND f.seen <> $2) OR ($4 AND f.answered <> $2) OR ($5 AND f.flagged <> $2)
-					OR ($6 AND f.deleted <> $2) OR ($7 AND f.draft <> $2))
-			RETURNING mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), f.modseq`,
-			append([]any{mailboxID, add, f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft}, args...)...)
-		if err != nil {
-			return err
-		}
 		newFlags := map[int64]Flags{}
 		for rows.Next() {
 			var c FlagChange
 			var uid, id int64
 			if err := rows.Scan(&uid, &id, &c.Flags.Seen, &c.Flags.Answered, &c.Flags.Flagged, &c.Flags.Deleted,
 				&c.Flags.Draft, &c.Flags.Keywords, &c.ModSeq); err != nil {
-				return err
+				return nil, err
 			}
 			c.UID = uint32(uid)
 			changed = append(changed, c)
@@ -272,15 +264,110 @@ func (s *Store) StoreSystemFlags(ctx context.Context, userID, mailboxID int64, u
 			}
 			hi = max(hi, c.ModSeq)
 		}
-		if err := rows.Err(); err != nil || len(changed) == 0 {
+		slices.SortFunc(changed, func(a, b FlagChange) int { return cmp.Compare(a.UID, b.UID) })
+		return newFlags, rows.Err()
+	}
+	err = s.changeBatch(ctx, userID, func(b *pgx.Batch, attempt int) (commitMode, error) {
+		// A retry (the views changed under us) reads the views again.
+		fv, err := s.flagViews(ctx, userID, attempt > 0)
+		if err != nil {
+			return durable, err
+		}
+		enter, leave, ok := fv.decide(sets)
+		if !ok {
+			return durable, errSlowPath
+		}
+		b.Queue(`SELECT decimail_check((SELECT views_version FROM users WHERE id = $1) = $2, 'the views changed during the STORE')`,
+			userID, fv.version)
+		b.Queue(update, args...).Query(func(rows pgx.Rows) error { _, err := scan(rows); return err })
+		// The targeted messages: every one of them now has the new value,
+		// so each such view takes all of them or none (those that did not
+		// change were already where they belong).
+		// Additions first: the targeted messages are found through the
+		// STORE's mailbox, which may be a view they leave.
+		target, targs := targetSQL(mailboxID, uids, 2)
+		for _, v := range enter {
+			queueAddToViewFrom(b, v, target, targs)
+		}
+		if len(leave) > 0 {
+			// "mailbox_id + 0": probe by message, never views × messages.
+			b.Queue(`DELETE FROM mailbox_messages WHERE mailbox_id + 0 = ANY($1) AND message_id IN (`+target+`)`,
+				append([]any{leave}, targs...)...)
+		}
+		if len(enter) > 0 {
+			return durable, nil // gives out UIDs in the views (gate.go)
+		}
+		return lazy, nil
+	})
+	if !errors.Is(err, errSlowPath) {
+		return changed, lo, hi, wrap("store flags", err)
+	}
+	err = s.change(ctx, userID, lazy, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, update, args...)
+		if err != nil {
 			return err
 		}
-		slices.SortFunc(changed, func(a, b FlagChange) int { return cmp.Compare(a.UID, b.UID) })
+		newFlags, err := scan(rows)
+		if err != nil || len(changed) == 0 {
+			return err
+		}
 		which := map[string]bool{}
-		changedFlags(Flags{}, Flags{Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft}, which)
+		changedFlags(Flags{}, f, which)
 		return reevalFlagViews(ctx, tx, userID, newFlags, which)
 	})
 	return changed, lo, hi, wrap("store flags", err)
+}
+
+// errSlowPath: the views cannot be decided up front (AddRemoveFlags).
+var errSlowPath = errors.New("store: the views need the changed messages")
+
+// flagsUpdateSQL is the UPDATE of AddRemoveFlags: every targeted message
+// whose flags change gets the flags of f set (add) or cleared, keywords
+// compared case-insensitively (RFC 3501 §2.3.2), and a new modseq; it
+// returns the changed rows.
+func flagsUpdateSQL(mailboxID int64, uids []uint32, add bool, f Flags) (string, []any) {
+	cond, cargs, want := uidCond(uids, 9)
+	if want != nil { // a range with holes would reach messages outside the set
+		cond, cargs = "mm.uid = ANY($9)", []any{toInt64s(uids)}
+	}
+	kw := f.Keywords
+	if kw == nil {
+		kw = []string{}
+	}
+	// $8 are the keywords; "has(x)": a keyword the message has, "missing":
+	// one of $8 it lacks.
+	const (
+		missing = `EXISTS (SELECT 1 FROM unnest($8::text[]) AS k WHERE NOT EXISTS (SELECT 1 FROM unnest(f.keywords) AS x WHERE lower(x) = lower(k)))`
+		present = `EXISTS (SELECT 1 FROM unnest(f.keywords) AS x, unnest($8::text[]) AS k WHERE lower(x) = lower(k))`
+	)
+	return `UPDATE message_flags f SET
+			seen = CASE WHEN $3 THEN $2 ELSE f.seen END, answered = CASE WHEN $4 THEN $2 ELSE f.answered END,
+			flagged = CASE WHEN $5 THEN $2 ELSE f.flagged END, deleted = CASE WHEN $6 THEN $2 ELSE f.deleted END,
+			draft = CASE WHEN $7 THEN $2 ELSE f.draft END,
+			keywords = CASE WHEN cardinality($8::text[]) = 0 THEN f.keywords
+				WHEN $2 THEN f.keywords || ARRAY(SELECT k FROM unnest($8::text[]) WITH ORDINALITY AS t(k, o)
+					WHERE NOT EXISTS (SELECT 1 FROM unnest(f.keywords) AS x WHERE lower(x) = lower(k)) ORDER BY o)
+				ELSE ARRAY(SELECT x FROM unnest(f.keywords) WITH ORDINALITY AS t(x, o)
+					WHERE NOT EXISTS (SELECT 1 FROM unnest($8::text[]) AS k WHERE lower(k) = lower(x)) ORDER BY o) END,
+			modseq = nextval('modseq_seq')
+		FROM mailbox_messages mm
+		WHERE mm.mailbox_id = $1 AND ` + cond + ` AND f.message_id = mm.message_id
+			AND (($3 AND f.seen <> $2) OR ($4 AND f.answered <> $2) OR ($5 AND f.flagged <> $2)
+				OR ($6 AND f.deleted <> $2) OR ($7 AND f.draft <> $2)
+				OR ($2 AND ` + missing + `) OR (NOT $2 AND ` + present + `))
+		RETURNING mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), f.modseq`,
+		append([]any{mailboxID, add, f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, kw}, cargs...)
+}
+
+// targetSQL selects the message ids of the given UIDs of a mailbox, its
+// parameters numbered from $n.
+func targetSQL(mailboxID int64, uids []uint32, n int) (string, []any) {
+	cond, args, want := uidCond(uids, n+1)
+	if want != nil {
+		cond, args = fmt.Sprintf("mm.uid = ANY($%d)", n+1), []any{toInt64s(uids)}
+	}
+	return fmt.Sprintf(`SELECT mm.message_id FROM mailbox_messages mm WHERE mm.mailbox_id = $%d AND %s`, n, cond),
+		append([]any{mailboxID}, args...)
 }
 
 func jsonArrays(kws [][]string) []string {

@@ -17,15 +17,9 @@ func flagDeps(n query.Node) map[string]bool {
 	var walk func(query.Node)
 	walk = func(n query.Node) {
 		switch n := n.(type) {
-		case query.All:
-		case query.Flag:
-			deps[strings.ToLower(n.Key)] = true
-		case query.Keyword:
-			if f := strings.ToLower(strings.TrimPrefix(n.Flag, `\`)); n.Flag != f && systemFlag(f) {
-				deps[f] = true
-			} else {
-				deps["kw:"+strings.ToLower(n.Flag)] = true
-			}
+		case query.Flag, query.Keyword:
+			k, _ := leafKey(n)
+			deps[k] = true
 		case query.Not:
 			walk(n.X)
 		case query.Or:
@@ -39,6 +33,148 @@ func flagDeps(n query.Node) map[string]bool {
 	}
 	walk(n)
 	return deps
+}
+
+// leafKey is the flag a Flag or Keyword node tests, as flagDeps names it,
+// and whether it wants it set. KEYWORD \Seen is \Seen; KEYWORD Seen (no
+// backslash) is a keyword, as query.Eval and the compiled SQL have it.
+func leafKey(n query.Node) (string, bool) {
+	switch n := n.(type) {
+	case query.Flag:
+		return strings.ToLower(n.Key), n.Set
+	case query.Keyword:
+		if f := strings.ToLower(strings.TrimPrefix(n.Flag, `\`)); strings.HasPrefix(n.Flag, `\`) && systemFlag(f) {
+			return f, n.Set
+		}
+		return "kw:" + strings.ToLower(n.Flag), n.Set
+	}
+	return "", false
+}
+
+// flagKeys names the flags f holds (system flags and keywords) as flagDeps
+// does.
+func flagKeys(f Flags) []string {
+	var out []string
+	for _, x := range []struct {
+		on   bool
+		name string
+	}{{f.Seen, "seen"}, {f.Answered, "answered"}, {f.Flagged, "flagged"}, {f.Deleted, "deleted"}, {f.Draft, "draft"}} {
+		if x.on {
+			out = append(out, x.name)
+		}
+	}
+	for _, k := range f.Keywords {
+		out = append(out, "kw:"+strings.ToLower(k))
+	}
+	return out
+}
+
+// evalOnly evaluates a definition knowing only some flags' values (vals, by
+// flagDeps key): known is false when the result depends on anything else.
+func evalOnly(n query.Node, vals map[string]bool) (v, known bool) {
+	switch n := n.(type) {
+	case query.All:
+		return true, true
+	case query.Flag, query.Keyword:
+		k, set := leafKey(n)
+		has, ok := vals[k]
+		return ok && has == set, ok
+	case query.Not:
+		v, known := evalOnly(n.X, vals)
+		return !v, known
+	case query.Or:
+		a, ka := evalOnly(n.A, vals)
+		b, kb := evalOnly(n.B, vals)
+		if (ka && a) || (kb && b) {
+			return true, true
+		}
+		return false, ka && kb
+	case query.And:
+		all := true
+		for _, x := range n {
+			v, known := evalOnly(x, vals)
+			if known && !v {
+				return false, true
+			}
+			all = all && known
+		}
+		return true, all
+	}
+	return false, false
+}
+
+// userFlagViews are a user's query mailboxes that read flags, as of
+// users.views_version (Store.flagViews).
+type userFlagViews struct {
+	version int64
+	views   []flagViewDeps
+}
+
+type flagViewDeps struct {
+	id   int64
+	n    query.Node
+	deps map[string]bool
+}
+
+// flagViews returns the user's flag-reading views, cached per process by
+// views_version; a change that plans with them checks the version under
+// the user's lock (AddRemoveFlags). refresh reads them again.
+func (s *Store) flagViews(ctx context.Context, userID int64, refresh bool) (*userFlagViews, error) {
+	if v, ok := s.flagViewsCache.Load(userID); ok && !refresh {
+		return v.(*userFlagViews), nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT u.views_version, b.id, b.definition FROM users u
+		LEFT JOIN mailboxes b ON b.user_id = u.id AND b.uses_flags WHERE u.id = $1 ORDER BY b.id`, userID)
+	if err != nil {
+		return nil, err
+	}
+	fv := &userFlagViews{version: -1}
+	var id *int64
+	var def *string
+	_, err = pgx.ForEachRow(rows, []any{&fv.version, &id, &def}, func() error {
+		if id == nil {
+			return nil
+		}
+		n, err := parseDefinition(*def)
+		if err != nil {
+			return fmt.Errorf("mailbox %d definition %q: %w", *id, *def, err)
+		}
+		fv.views = append(fv.views, flagViewDeps{*id, n, flagDeps(n)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if fv.version < 0 {
+		return nil, ErrNoUser
+	}
+	s.flagViewsCache.Store(userID, fv)
+	return fv, nil
+}
+
+// decide returns the views a message enters and leaves when the flags in
+// sets take those values, whatever its other flags and contents; ok is
+// false when a view reading one of them needs more to decide.
+func (fv *userFlagViews) decide(sets map[string]bool) (enter, leave []int64, ok bool) {
+	for _, v := range fv.views {
+		reads := false
+		for k := range sets {
+			reads = reads || v.deps[k]
+		}
+		if !reads {
+			continue
+		}
+		match, known := evalOnly(v.n, sets)
+		switch {
+		case !known:
+			return nil, nil, false
+		case match:
+			enter = append(enter, v.id)
+		default:
+			leave = append(leave, v.id)
+		}
+	}
+	return enter, leave, true
 }
 
 func systemFlag(f string) bool {
@@ -164,6 +300,7 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 		return err
 	}
 	b := viewBatch()
+	added := false                // a message may enter a view: the change gives out UIDs
 	var delViews, delMsgs []int64 // (view, message) pairs to remove, in one statement
 	for _, v := range hits {
 		// Decide what the new flags alone decide (e.g. +\Seen takes every
@@ -185,6 +322,7 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 		}
 		if len(in) > 0 {
 			queueAddToView(b, v.id, in)
+			added = true
 		}
 		if len(unknownIn) > 0 || len(unknownOut) > 0 {
 			c, err := compileDefinition(v.def)
@@ -200,6 +338,7 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 			if len(unknownOut) > 0 {
 				q, qargs := addMatchingSQL(viewDef{v.id, c}, userID, unknownOut)
 				b.Queue(q, qargs...)
+				added = true
 			}
 		}
 	}
@@ -209,6 +348,9 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 	}
 	if b.Len() == 1 { // only viewBatch's SET
 		return nil
+	}
+	if added {
+		b.Queue(durableNow) // UIDs given out are on disk at COMMIT (gate.go)
 	}
 	return tx.SendBatch(ctx, b).Close()
 }
@@ -244,6 +386,7 @@ func uniformFlagViews(ctx context.Context, tx pgx.Tx, hits []hitView, ids []int6
 	}
 	var out []int64
 	b := &pgx.Batch{}
+	added := false
 	for _, v := range hits {
 		match, known := evalFlags(v.n, distinct[0])
 		for _, f := range distinct[1:] {
@@ -256,9 +399,13 @@ func uniformFlagViews(ctx context.Context, tx pgx.Tx, hits []hitView, ids []int6
 			return false, nil
 		case match:
 			queueAddToView(b, v.id, ids)
+			added = true
 		default:
 			out = append(out, v.id)
 		}
+	}
+	if added {
+		b.Queue(durableNow) // UIDs given out are on disk at COMMIT (gate.go)
 	}
 	if len(out) > 0 {
 		// "mailbox_id + 0": probe by message (one index probe per changed
@@ -272,10 +419,16 @@ func uniformFlagViews(ctx context.Context, tx pgx.Tx, hits []hitView, ids []int6
 // that view does not hold yet, with fresh UIDs in id order, and advances its
 // UIDNEXT.
 func queueAddToView(b *pgx.Batch, view int64, ids []int64) {
-	b.Queue(`WITH new AS (SELECT t.id, row_number() OVER (ORDER BY t.id) AS i FROM unnest($2::bigint[]) AS t(id)
+	queueAddToViewFrom(b, view, `SELECT unnest($2::bigint[])`, []any{ids})
+}
+
+// queueAddToViewFrom is queueAddToView for the message ids a query selects
+// (its parameters numbered from $2).
+func queueAddToViewFrom(b *pgx.Batch, view int64, ids string, args []any) {
+	b.Queue(`WITH new AS (SELECT t.id, row_number() OVER (ORDER BY t.id) AS i FROM (`+ids+`) AS t(id)
 			WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $1 AND x.message_id = t.id)),
 		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
 			SELECT $1, b.uidnext + new.i - 1, new.id, nextval('modseq_seq')
 			FROM new, mailboxes b WHERE b.id = $1 ORDER BY new.i RETURNING 1)
-		UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $1`, view, ids)
+		UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $1`, append([]any{view}, args...)...)
 }

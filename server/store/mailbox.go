@@ -145,10 +145,7 @@ func (s *Store) CreateMailbox(ctx context.Context, userID int64, name, def, spec
 		return Mailbox{}, err
 	}
 	var m Mailbox
-	err := s.tx(ctx, func(tx pgx.Tx) error {
-		if err := lockUser(ctx, tx, userID); err != nil {
-			return err
-		}
+	err := s.change(ctx, userID, durable, func(tx pgx.Tx) error {
 		parts := strings.Split(name, Delim)
 		for i := 1; i < len(parts); i++ {
 			parent := strings.Join(parts[:i], Delim)
@@ -268,10 +265,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, userID int64, name string) er
 	if name == "INBOX" {
 		return ErrSpecialFolder
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		if err := lockUser(ctx, tx, userID); err != nil {
-			return err
-		}
+	return s.change(ctx, userID, durable, func(tx pgx.Tx) error {
 		m, err := scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, name))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
@@ -310,10 +304,7 @@ func (s *Store) RenameMailbox(ctx context.Context, userID int64, from, to string
 	if err := s.limits.checkName(to, false); err != nil {
 		return err
 	}
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		if err := lockUser(ctx, tx, userID); err != nil {
-			return err
-		}
+	return s.change(ctx, userID, durable, func(tx pgx.Tx) error {
 		src, err := scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, from))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
@@ -396,10 +387,7 @@ func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def strin
 		return Mailbox{}, err
 	}
 	var m Mailbox
-	err = s.tx(ctx, func(tx pgx.Tx) error {
-		if err := lockUser(ctx, tx, userID); err != nil {
-			return err
-		}
+	err = s.change(ctx, userID, durable, func(tx pgx.Tx) error {
 		var err error
 		m, err = scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2 FOR UPDATE`, userID, NormName(name)))
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -124,6 +124,9 @@ type Store struct {
 	indexerDone  chan struct{}
 	indexPassed  atomic.Pointer[func(indexed int)] // tests: called after each indexer pass (export_test.go)
 	stop         context.CancelFunc
+
+	gates          userGates // one change per user at a time in this process (gate.go)
+	flagViewsCache sync.Map  // user id -> *userFlagViews, the views flag changes update (flagviews.go)
 }
 
 // Open connects to dsn, applies pending migrations and returns a Store.
@@ -158,6 +161,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 			timeout = 10 * time.Minute
 		}
 		pc.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(timeout.Milliseconds(), 10)
+		pc.AfterConnect = afterRestart // modseqs after a crash (gate.go)
 		p, err := pgxpool.NewWithConfig(ctx, pc)
 		if err != nil {
 			pool.closeOpen()
@@ -206,9 +210,14 @@ func (s *Store) Close() {
 func (s *Store) Pool() *pgxpool.Pool { return s.pool.pools[ClassSessions] }
 
 // tx runs fn in a transaction, retrying serialization failures and deadlocks.
+// A change of a user's mail goes through change (gate.go) instead.
 func (s *Store) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return s.txOpts(ctx, pgx.TxOptions{}, fn)
+}
+
+func (s *Store) txOpts(ctx context.Context, o pgx.TxOptions, fn func(pgx.Tx) error) error {
 	for attempt := 0; ; attempt++ {
-		err := classify(ctx, pgx.BeginFunc(ctx, s.pool, fn))
+		err := classify(ctx, pgx.BeginTxFunc(ctx, s.pool, o, fn))
 		if isRetryable(err) && attempt < 8 {
 			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
 			continue

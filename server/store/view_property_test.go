@@ -314,6 +314,54 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 				}
 				t.Logf("STORE %s %v %s %v", name, uids, []string{"FLAGS", "+FLAGS", "-FLAGS"}[op], f.Names())
 			},
+			"add/remove flags": func(t *rapid.T) {
+				// AddRemoveFlags: one round trip when the new flags decide
+				// the views that read them, else the views re-evaluated.
+				name := rapid.SampledFrom(anyMailbox).Draw(t, "mailbox")
+				uids := sm.uidsOf(t, name)
+				add := rapid.Bool().Draw(t, "add")
+				f := drawStoreFlags(t, "flags")
+				before := flagsByUID(ctx, t, s, u, name)
+				ch, _, _, err := s.AddRemoveFlags(ctx, u.ID, sm.mailboxID(t, name), uids, add, f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("STORE %s %v %s %v: %d changed", name, uids, map[bool]string{true: "+FLAGS", false: "-FLAGS"}[add], f.Names(), len(ch))
+				// The flag arithmetic, and what it says changed. (A message
+				// that left the view with the change is not checked.)
+				after := flagsByUID(ctx, t, s, u, name)
+				changed := map[uint32]bool{}
+				for _, c := range ch {
+					changed[c.UID] = true
+				}
+				for _, uid := range uids {
+					old, ok := before[uid]
+					got, still := after[uid]
+					if !ok || !still {
+						continue
+					}
+					want := old
+					want.Seen, want.Answered, want.Flagged = flagOp(old.Seen, f.Seen, add), flagOp(old.Answered, f.Answered, add), flagOp(old.Flagged, f.Flagged, add)
+					want.Deleted, want.Draft = flagOp(old.Deleted, f.Deleted, add), flagOp(old.Draft, f.Draft, add)
+					want.Keywords = nil
+					for _, k := range old.Keywords {
+						if add || !slices.ContainsFunc(f.Keywords, func(x string) bool { return strings.EqualFold(x, k) }) {
+							want.Keywords = append(want.Keywords, k)
+						}
+					}
+					for _, k := range f.Keywords {
+						if add && !slices.ContainsFunc(want.Keywords, func(x string) bool { return strings.EqualFold(x, k) }) {
+							want.Keywords = append(want.Keywords, k)
+						}
+					}
+					if fmt.Sprint(got.Names()) != fmt.Sprint(want.Names()) {
+						t.Fatalf("uid %d: flags %v, want %v", uid, got.Names(), want.Names())
+					}
+					if changed[uid] != (fmt.Sprint(old.Names()) != fmt.Sprint(want.Names())) {
+						t.Fatalf("uid %d: reported changed=%v, flags %v -> %v", uid, changed[uid], old.Names(), want.Names())
+					}
+				}
+			},
 			"copy": func(t *rapid.T) {
 				from := rapid.SampledFrom(anyMailbox).Draw(t, "from")
 				uids := sm.uidsOf(t, from)
@@ -393,4 +441,25 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// flagsByUID is a mailbox's flags by UID.
+func flagsByUID(ctx context.Context, t *rapid.T, s *store.Store, u store.User, name string) map[uint32]store.Flags {
+	snap, err := s.Select(ctx, u.ID, name, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[uint32]store.Flags{}
+	for i, uid := range snap.UIDs {
+		out[uid] = snap.Flags[i]
+	}
+	return out
+}
+
+// flagOp is +FLAGS (add) or -FLAGS of one system flag named in the STORE.
+func flagOp(cur, named, add bool) bool {
+	if !named {
+		return cur
+	}
+	return add
 }

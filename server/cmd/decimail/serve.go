@@ -15,6 +15,8 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +34,7 @@ type listenFlags struct {
 	imap, imaps                 string
 	smtp, submission            string
 	certFile, keyFile, hostname string
+	pprof                       string
 }
 
 func (l *listenFlags) register(fs *flag.FlagSet, imap, imaps, smtp, sub string) {
@@ -43,6 +46,33 @@ func (l *listenFlags) register(fs *flag.FlagSet, imap, imaps, smtp, sub string) 
 	fs.StringVar(&l.keyFile, "tls-key", "", "TLS key (PEM)")
 	host, _ := os.Hostname()
 	fs.StringVar(&l.hostname, "hostname", host, "host name for greetings and Received: lines")
+	fs.StringVar(&l.pprof, "pprof", "", "serve Go's net/http/pprof on this loopback address (diagnostics, e.g. 127.0.0.1:6060); empty disables")
+}
+
+// servePprof exposes net/http/pprof on a loopback address: profiles show
+// where a running server spends its time (bench/ANALYSIS.md), and they are
+// nobody else's business, so other addresses are refused.
+func servePprof(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("pprof: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("pprof: %s is not a loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	slog.Info("listening", "daemon", "pprof", "addr", ln.Addr().String())
+	go http.Serve(ln, mux)
+	return nil
 }
 
 func init() {
@@ -164,6 +194,11 @@ func provisionDemo(ctx context.Context, s *store.Store) error {
 // runDaemons starts every configured listener and blocks until ctx ends.
 func runDaemons(ctx context.Context, s *store.Store, lf listenFlags, tlsCfg *tls.Config, ready func()) error {
 	log := slog.Default()
+	if lf.pprof != "" {
+		if err := servePprof(lf.pprof); err != nil {
+			return err
+		}
+	}
 	cfg, err := imapConfig(ctx, s, lf.hostname, tlsCfg)
 	if err != nil {
 		return err

@@ -1,0 +1,180 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"pgregory.net/rapid"
+
+	"decimail/server/store"
+)
+
+// changesByQuery is the statement ChangesSinceExcept was, claims aside:
+// joins where it has LATERAL probes (for one generic plan), the claim in
+// the statement where it has its own, the exclusion of a session's own
+// STORE in SQL. The reference it is held to.
+func changesByQuery(ctx context.Context, t *rapid.T, s *store.Store, mailboxID, since, lo, hi int64) *store.Changes {
+	rows, err := s.Pool().Query(ctx, `WITH
+		ch AS (SELECT mm.uid, greatest(mm.modseq, f.modseq) AS modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}') AS keywords
+			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
+			WHERE mm.mailbox_id = $1 AND mm.modseq > $2
+			UNION
+			SELECT mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}')
+			FROM message_flags f JOIN mailbox_messages mm ON mm.message_id = f.message_id AND mm.mailbox_id = $1
+			WHERE f.user_id = (SELECT user_id FROM mailboxes WHERE id = $1) AND f.modseq > $2
+				AND NOT f.modseq BETWEEN $3 AND $4)
+		SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[]
+			FROM mailboxes WHERE id = $1
+		UNION ALL
+		SELECT 1, ch.uid, ch.modseq, ch.seen, ch.answered, ch.flagged, ch.deleted, ch.draft, ch.keywords FROM ch
+		UNION ALL
+		SELECT 2, u.uid, e.modseq, false, false, false, false, false, '{}'::text[]
+			FROM mailbox_expunges e, unnest(e.uids) AS u(uid) WHERE e.mailbox_id = $1 AND e.modseq > $2
+		ORDER BY 1, 2`, mailboxID, since, lo, hi)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &store.Changes{ModSeq: max(since, hi)}
+	var kind int32
+	var uid, ms int64
+	var c store.Change
+	_, err = pgx.ForEachRow(rows, []any{&kind, &uid, &ms, &c.Flags.Seen, &c.Flags.Answered, &c.Flags.Flagged, &c.Flags.Deleted,
+		&c.Flags.Draft, &c.Flags.Keywords}, func() error {
+		switch kind {
+		case 0:
+			ch.UIDValidity = uint32(uid)
+		case 1:
+			c.UID, c.ModSeq = uint32(uid), ms
+			ch.Changed = append(ch.Changed, c)
+		case 2:
+			ch.Expunged = append(ch.Expunged, uint32(uid))
+		}
+		ch.ModSeq = max(ch.ModSeq, ms)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// TestPropertyChangesSince: sessions polling one mailbox, each from its own
+// cursor, leaving out its own last STORE, get what the statement they had
+// before gave them (changesByQuery), whatever happened in between:
+// deliveries, flag changes, expunges, a redefinition of a query mailbox.
+func TestPropertyChangesSince(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	run := 0
+	rapid.Check(t, func(t *rapid.T) {
+		run++
+		u, err := s.CreateUser(ctx, fmt.Sprintf("feed%d", run), "pw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := rapid.SampledFrom([]string{"INBOX", "Unread"}).Draw(t, "mailbox")
+		mb, err := s.Mailbox(ctx, u.ID, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		type session struct{ cursor, lo, hi int64 }
+		sessions := make([]session, 3)
+		for i := range sessions {
+			snap, err := s.Select(ctx, u.ID, name, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sessions[i] = session{cursor: snap.ModSeq, lo: 0, hi: -1}
+		}
+		n := 0
+		uidsOf := func(t *rapid.T) []uint32 {
+			snap, err := s.Select(ctx, u.ID, name, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(snap.UIDs) == 0 {
+				t.Skip("empty")
+			}
+			return rapid.SliceOfNDistinct(rapid.SampledFrom(snap.UIDs), 1, 4, func(u uint32) uint32 { return u }).Draw(t, "uids")
+		}
+		for range rapid.IntRange(1, 40).Draw(t, "steps") {
+			switch rapid.IntRange(0, 5).Draw(t, "action") {
+			case 0: // a delivery
+				n++
+				f := store.Flags{Seen: rapid.Bool().Draw(t, "seen")}
+				if _, err := s.Deliver(ctx, u.ID, msg(fmt.Sprintf("m%d", n), "x"), store.DeliverOptions{Flags: f}); err != nil {
+					t.Fatal(err)
+				}
+			case 1: // another session's STORE
+				f := drawStoreFlags(t, "flags")
+				if _, _, _, err := s.AddRemoveFlags(ctx, u.ID, mb.ID, uidsOf(t), rapid.Bool().Draw(t, "add"), f); err != nil {
+					t.Fatal(err)
+				}
+			case 2: // a session's own STORE, after a poll (as imapd does)
+				i := rapid.IntRange(0, len(sessions)-1).Draw(t, "session")
+				us := uidsOf(t)
+				ch, err := s.ChangesSinceExcept(ctx, mb.ID, sessions[i].cursor, false, sessions[i].lo, sessions[i].hi)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sessions[i] = session{cursor: ch.ModSeq, lo: 0, hi: -1}
+				changed, lo, hi, err := s.AddRemoveFlags(ctx, u.ID, mb.ID, us, rapid.Bool().Draw(t, "add"), drawStoreFlags(t, "flags"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(changed) > 0 {
+					sessions[i].lo, sessions[i].hi = lo, hi
+				}
+			case 3: // EXPUNGE
+				if _, _, _, err := s.AddRemoveFlags(ctx, u.ID, mb.ID, uidsOf(t), true, store.Flags{Deleted: true}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.Expunge(ctx, u.ID, mb.ID, nil); err != nil {
+					t.Fatal(err)
+				}
+			case 4: // a poll, compared with the query
+				i := rapid.IntRange(0, len(sessions)-1).Draw(t, "session")
+				se := sessions[i]
+				want := changesByQuery(ctx, t, s, mb.ID, se.cursor, se.lo, se.hi)
+				got, err := s.ChangesSinceExcept(ctx, mb.ID, se.cursor, false, se.lo, se.hi)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d := diffChanges(got, want); d != "" {
+					t.Fatalf("session %d from %d (own %d..%d): %s", i, se.cursor, se.lo, se.hi, d)
+				}
+				sessions[i] = session{cursor: got.ModSeq, lo: 0, hi: -1}
+			case 5: // a redefinition (a query mailbox only: new UIDVALIDITY)
+				if name == "Unread" && rapid.Bool().Draw(t, "redefine") {
+					if _, err := s.DefineMailbox(ctx, u.ID, name, rapid.SampledFrom([]string{"UNSEEN", "UNFLAGGED"}).Draw(t, "def")); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	})
+}
+
+// diffChanges compares changes; the cursor may only be at or past the
+// query's.
+func diffChanges(got, want *store.Changes) string {
+	if got.UIDValidity != want.UIDValidity {
+		return fmt.Sprintf("UIDVALIDITY %d, want %d", got.UIDValidity, want.UIDValidity)
+	}
+	if got.ModSeq < want.ModSeq {
+		return fmt.Sprintf("cursor %d, want at least %d", got.ModSeq, want.ModSeq)
+	}
+	if !slices.Equal(got.Expunged, want.Expunged) {
+		return fmt.Sprintf("expunged %v, want %v", got.Expunged, want.Expunged)
+	}
+	eq := func(a, b store.Change) bool {
+		return a.UID == b.UID && a.ModSeq == b.ModSeq && fmt.Sprint(a.Flags.Names()) == fmt.Sprint(b.Flags.Names())
+	}
+	if !slices.EqualFunc(got.Changed, want.Changed, eq) {
+		return fmt.Sprintf("changed %+v, want %+v", got.Changed, want.Changed)
+	}
+	return ""
+}

@@ -1,0 +1,229 @@
+package store
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Changes to one user's mail are serialised by the user's lock in Postgres
+// (lockUser), held to COMMIT. Within one server process they are queued
+// first, here, in Go, one at a time per user, BEFORE a database connection
+// is taken: with 50 sessions of one account changing its mail, the waiters
+// otherwise each held a pooled connection while blocked on the row lock,
+// 12 of the 20 on average, and the reads of every other session waited for
+// a free connection (the many-sessions benchmark, bench/ANALYSIS.md). The
+// gate is FIFO (a channel) and honours the context. Postgres's lock stays
+// the rule across processes; the gate only makes it uncontended within one.
+type userGates struct {
+	mu sync.Mutex
+	m  map[int64]*userGate
+}
+
+type userGate struct {
+	ch   chan struct{} // capacity 1: holding = a value in it
+	refs int           // holders and waiters
+}
+
+// enter waits for the user's gate; the returned func leaves it.
+func (g *userGates) enter(ctx context.Context, userID int64) (func(), error) {
+	g.mu.Lock()
+	if g.m == nil {
+		g.m = map[int64]*userGate{}
+	}
+	e := g.m[userID]
+	if e == nil {
+		e = &userGate{ch: make(chan struct{}, 1)}
+		g.m[userID] = e
+	}
+	e.refs++
+	g.mu.Unlock()
+	done := func() {
+		g.mu.Lock()
+		if e.refs--; e.refs == 0 {
+			delete(g.m, userID)
+		}
+		g.mu.Unlock()
+	}
+	select {
+	case e.ch <- struct{}{}:
+		return func() { <-e.ch; done() }, nil
+	case <-ctx.Done():
+		done()
+		return func() {}, ctx.Err()
+	}
+}
+
+// enterAll enters the gates of several users (a delivery to several
+// recipients), in id order, as their locks are taken (deliverTx): two
+// holders never wait for each other in a circle.
+func (g *userGates) enterAll(ctx context.Context, userIDs []int64) (func(), error) {
+	ids := slices.Clone(userIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var leaves []func()
+	leave := func() {
+		for i := len(leaves) - 1; i >= 0; i-- {
+			leaves[i]()
+		}
+	}
+	for _, id := range ids {
+		l, err := g.enter(ctx, id)
+		if err != nil {
+			leave()
+			return func() {}, err
+		}
+		leaves = append(leaves, l)
+	}
+	return leave, nil
+}
+
+// commitMode says how durable a change must be when its COMMIT returns.
+//
+// The rule (README, "Durability"): a change is on disk before the server
+// says OK if it stores a message or gives out a UID; other changes may be
+// lost in a crash of Postgres within about a second after their OK, never
+// half of one, and never one without the changes committed before it.
+type commitMode int
+
+const (
+	// durable: on disk at COMMIT (synchronous_commit on). Deliveries and
+	// APPEND, copies and moves, definitions, and flag changes that add a
+	// message to a query mailbox: whatever gives out UIDs, which a client
+	// keeps, and which must not be given out again after a crash.
+	durable commitMode = iota
+	// lazy: COMMIT returns before its WAL is flushed (synchronous_commit
+	// off); Postgres's WAL writer flushes it within 3 × wal_writer_delay
+	// (600 ms by default), and any later durable COMMIT flushes it first,
+	// since the WAL is flushed in order. Flag changes that add no message
+	// to a view, expunges and \Recent claims: a crash can undo them (the
+	// flags are back, the message is back with its old UID), as with
+	// Dovecot's mail_fsync=optimized, which fsyncs saved mail but not its
+	// index updates. The modseqs they drew may be drawn again after such a
+	// crash, so the first connection after a restart of Postgres moves
+	// modseq_seq past them (afterRestart).
+	lazy
+)
+
+// beginLazy starts a transaction whose COMMIT does not wait for the WAL
+// flush, in the BEGIN's round trip (a simple-protocol query of two
+// statements).
+const beginLazy = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit = off"
+
+// durableNow makes a lazy transaction durable after all (its COMMIT waits
+// for the WAL flush): queued in the batch that adds messages to a view.
+const durableNow = `SET LOCAL synchronous_commit = on`
+
+// change runs fn as ONE change of the user's mail (package doc): through
+// the user's gate, in a transaction that takes the user's lock before fn
+// and commits as mode says (fn may queue durableNow); serialization
+// failures and deadlocks are retried.
+func (s *Store) change(ctx context.Context, userID int64, mode commitMode, fn func(pgx.Tx) error) error {
+	leave, err := s.gates.enter(ctx, userID)
+	defer leave()
+	if err != nil {
+		return err
+	}
+	var o pgx.TxOptions
+	if mode == lazy {
+		o.BeginQuery = beginLazy
+	}
+	return s.txOpts(ctx, o, func(tx pgx.Tx) error {
+		if err := lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// changeBatch is change for a change whose statements need nothing read
+// back before the last one: BEGIN, the lock, the statements queue adds and
+// COMMIT go to Postgres in ONE round trip, so the user's lock is held for
+// that round trip alone (a change of 5-9 statements took as many round
+// trips under the lock, each slow on a busy machine). queue is called
+// afresh for each attempt (attempt 0, 1, ...), registers the callbacks that
+// read the results and says how the change commits. A failed statement
+// makes Postgres skip the rest, COMMIT included, and the transaction is
+// rolled back. The COMMIT goes out with the statements, so a change whose
+// answer is lost (this process dying meanwhile) may still be committed:
+// only for changes a client can repeat (flags, expunges).
+func (s *Store) changeBatch(ctx context.Context, userID int64, queue func(b *pgx.Batch, attempt int) (commitMode, error)) error {
+	leave, err := s.gates.enter(ctx, userID)
+	defer leave()
+	if err != nil {
+		return err
+	}
+	for attempt := 0; ; attempt++ {
+		err := s.sendChange(ctx, userID, attempt, queue)
+		if isRetryable(err) && attempt < 8 {
+			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+			continue
+		}
+		return err
+	}
+}
+
+func (s *Store) sendChange(ctx context.Context, userID int64, attempt int, queue func(*pgx.Batch, int) (commitMode, error)) error {
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	// The statements are small and shaped alike each time (a few rows by
+	// key): one generic plan each, not a new plan per call (the UPDATE of
+	// AddRemoveFlags was planned afresh every time, as ChangesSince was).
+	b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
+	found := false
+	b.Queue(`SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`, userID).Query(func(rows pgx.Rows) error {
+		found = rows.Next()
+		rows.Close()
+		return rows.Err()
+	})
+	mode, err := queue(b, attempt)
+	if err != nil {
+		return err
+	}
+	if mode == lazy {
+		b.Queue(`SET LOCAL synchronous_commit = off`)
+	}
+	b.Queue(`COMMIT`)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection released inside a transaction (a cancelled ctx) is
+	// closed by the pool, which rolls the transaction back.
+	defer conn.Release()
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		conn.Exec(ctx, `ROLLBACK`) // a no-op (a warning) if COMMIT ran
+		return classify(ctx, err)
+	}
+	if !found {
+		return ErrNoUser // nothing was there to change
+	}
+	return nil
+}
+
+// afterRestart runs on every new database connection (pgxpool
+// AfterConnect). A lazy change lost in a crash may have drawn modseqs that
+// sessions saw (their notifications went out at its COMMIT), and the
+// sequence, whose WAL its COMMIT did not wait for, may give them out again;
+// a client holding such a modseq would then miss the change that reuses
+// it. So the first connection after Postgres (re)started moves modseq_seq
+// a million past its value, once per start (pg_postmaster_start_time,
+// remembered in the configuration table), under an advisory lock; later
+// connections only compare. Modseqs need not be dense.
+func afterRestart(ctx context.Context, c *pgx.Conn) error {
+	_, err := c.Exec(ctx, `DO $$
+	BEGIN
+		IF (SELECT value FROM configuration WHERE key = 'modseq_epoch') IS DISTINCT FROM pg_postmaster_start_time()::text THEN
+			PERFORM pg_advisory_xact_lock(4242001);
+			IF (SELECT value FROM configuration WHERE key = 'modseq_epoch') IS DISTINCT FROM pg_postmaster_start_time()::text THEN
+				PERFORM setval('modseq_seq', (SELECT last_value FROM modseq_seq) + 1000000);
+				INSERT INTO configuration (key, value) VALUES ('modseq_epoch', pg_postmaster_start_time()::text)
+					ON CONFLICT (key) DO UPDATE SET value = excluded.value;
+			END IF;
+		END IF;
+	END $$`)
+	return err
+}
