@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"decimail/internal/testwait"
 	"decimail/server/pgrun"
 	"decimail/server/store"
 )
@@ -81,13 +83,10 @@ func TestAuthLimiterParallelGuesses(t *testing.T) {
 	}
 	// The attacker's next failure blocks the address for 1.6 s: even a
 	// right password is refused meanwhile.
-	for {
+	testwait.For(t, 10*time.Second, "the attacker's address to be let through once more", func() (bool, string) {
 		_, err := s.AuthenticateFrom(ctx, attacker, "demo", "guess")
-		if errors.Is(err, store.ErrAuthFailed) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return errors.Is(err, store.ErrAuthFailed), fmt.Sprint(err)
+	})
 	if _, err := s.AuthenticateFrom(ctx, attacker, "demo", "pw"); !errors.Is(err, store.ErrAuthThrottled) {
 		t.Fatalf("blocked address: %v", err)
 	}
