@@ -163,7 +163,7 @@ func benchIdleFlagStore(b *testing.B, o *Ours) {
 		at, err := idleUntil(c, " FETCH ", func() {
 			go func() {
 				t0 = time.Now()
-				_, err := o.Store2.StoreFlags(ctx, o.UserID, d.MailboxID, []uint32{d.UID}, op, store.Flags{Flagged: true})
+				_, err := o.Store2.StoreFlags(ctx, d.Box(), []uint32{d.UID}, op, store.Flags{Flagged: true})
 				errc <- err
 			}()
 		}, time.Now().Add(30*time.Second))

@@ -800,7 +800,7 @@ func (m *smModel) storeFlags(t *rapid.T, snap *store.Snapshot) map[uint32][]stri
 	if len(snap.UIDs) == 0 {
 		return out
 	}
-	err := m.env.st[0].Fetch(context.Background(), snap.Mailbox.ID, snap.UIDs, store.FetchCols{Flags: true}, func(r *store.FetchRow) error {
+	err := m.env.st[0].Fetch(context.Background(), snap.Mailbox.Box(), snap.UIDs, store.FetchCols{Flags: true}, func(r *store.FetchRow) error {
 		f := []string{}
 		for _, x := range []struct {
 			on   bool

@@ -26,7 +26,7 @@ func TestAppendFlagsDateAndUID(t *testing.T) {
 	_, done = c.Do(appendCmd("Drafts", "", msg))
 	imaptest.ExpectDone(t, done, fmt.Sprintf("OK [APPENDUID %d 2] APPEND completed", dr.UIDValidity))
 	var got []store.FetchRow
-	err := e.st.Fetch(t.Context(), dr.ID, []uint32{1, 2}, store.FetchCols{Flags: true, InternalDate: true, Body: true}, func(r *store.FetchRow) error {
+	err := e.st.Fetch(t.Context(), dr.Box(), []uint32{1, 2}, store.FetchCols{Flags: true, InternalDate: true, Body: true}, func(r *store.FetchRow) error {
 		got = append(got, *r)
 		return nil
 	})

@@ -42,9 +42,9 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 	// query destination is reported as for a non-empty set.
 	var res store.Copied
 	if move {
-		res, err = c.Store().Move(c.Ctx(), c.User().ID, s.mb.ID, uids, dst)
+		res, err = c.Store().Move(c.Ctx(), s.mb.Box(), uids, dst)
 	} else {
-		res, err = c.Store().Copy(c.Ctx(), c.User().ID, s.mb.ID, uids, dst)
+		res, err = c.Store().Copy(c.Ctx(), s.mb.Box(), uids, dst)
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):

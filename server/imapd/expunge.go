@@ -35,7 +35,7 @@ func cmdExpunge(c *Conn, cmd *Command, uid bool) error {
 		// (nil would mean "all \Deleted" to the store.)
 		return nil
 	}
-	if _, err := c.Store().Expunge(c.Ctx(), c.User().ID, s.mb.ID, uids); err != nil {
+	if _, err := c.Store().Expunge(c.Ctx(), s.mb.Box(), uids); err != nil {
 		return err
 	}
 	s.dirty = true

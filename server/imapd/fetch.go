@@ -52,7 +52,7 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 		return f.fromView(uids)
 	}
 	f.w.Lock()
-	err = c.Store().Fetch(c.Ctx(), s.mb.ID, uids, req.cols(setSeen), f.row)
+	err = c.Store().Fetch(c.Ctx(), s.mb.Box(), uids, req.cols(setSeen), f.row)
 	f.w.Unlock()
 	if err != nil {
 		return err
@@ -291,7 +291,7 @@ func (f *fetcher) bytes(b []byte) {
 // from what was sent (another session changed them meanwhile).
 func (f *fetcher) storeSeen() error {
 	s := f.c.sel
-	chs, err := f.c.Store().StoreFlags(f.c.Ctx(), f.c.User().ID, s.mb.ID, f.newSeen, store.FlagsAdd, store.Flags{Seen: true})
+	chs, err := f.c.Store().StoreFlags(f.c.Ctx(), s.mb.Box(), f.newSeen, store.FlagsAdd, store.Flags{Seen: true})
 	if err != nil {
 		return err
 	}

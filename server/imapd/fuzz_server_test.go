@@ -419,13 +419,13 @@ func (w *fuzzWorld) elsewhere(t *testing.T) {
 	if _, err := w.st.Deliver(ctx, u.ID, w.msgs["small.eml"], store.DeliverOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.st.StoreFlags(ctx, u.ID, mb.ID, []uint32{2}, store.FlagsAdd, store.Flags{Deleted: true}); err != nil {
+	if _, err := w.st.StoreFlags(ctx, mb.Box(), []uint32{2}, store.FlagsAdd, store.Flags{Deleted: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.st.Expunge(ctx, u.ID, mb.ID, []uint32{2}); err != nil {
+	if _, err := w.st.Expunge(ctx, mb.Box(), []uint32{2}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.st.StoreFlags(ctx, u.ID, mb.ID, []uint32{3, 5}, store.FlagsAdd, store.Flags{Seen: true, Keywords: []string{"$Junk"}}); err != nil {
+	if _, err := w.st.StoreFlags(ctx, mb.Box(), []uint32{3, 5}, store.FlagsAdd, store.Flags{Seen: true, Keywords: []string{"$Junk"}}); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -78,7 +78,7 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 			return c.searchView(node, uid)
 		}
 	} else {
-		found, err = c.Store().Search(c.Ctx(), c.User().ID, s.mb.ID, node, env)
+		found, err = c.Store().Search(c.Ctx(), s.mb.Box(), node, env)
 	}
 	var bs *badSeqError
 	var na *query.NotAllowedError

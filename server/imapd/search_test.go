@@ -30,7 +30,7 @@ func searchFixture(t *testing.T) *testEnv {
 	e := newEnv(t)
 	ctx := t.Context()
 	gone := e.deliver("INBOX", testMsg("gone"), store.Flags{Deleted: true})
-	if _, err := e.st.Expunge(ctx, e.user.ID, gone.MailboxID, nil); err != nil {
+	if _, err := e.st.Expunge(ctx, gone.Box(), nil); err != nil {
 		t.Fatal(err)
 	}
 	e.deliverAt("INBOX", "From: Alice <alice@example.com>\r\nTo: u@example.test\r\nCc: Carol <carol@example.org>\r\n"+
@@ -237,7 +237,7 @@ func TestSearchFlagsFromViewAreCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := e.st.AddRemoveFlags(t.Context(), e.user.ID, ib.ID, []uint32{3}, true, store.Flags{Seen: true, Keywords: []string{"$Later"}}); err != nil {
+	if _, _, _, err := e.st.AddRemoveFlags(t.Context(), ib.Box(), []uint32{3}, true, store.Flags{Seen: true, Keywords: []string{"$Later"}}); err != nil {
 		t.Fatal(err)
 	}
 	e.deliver("INBOX", testMsg("late"), store.Flags{})

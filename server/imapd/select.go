@@ -126,7 +126,7 @@ func (c *Conn) syncSelected(force bool) error {
 		if s.ownHi > 0 && s.ownHi > s.view.ModSeq() {
 			lo, hi = s.ownLo, s.ownHi
 		}
-		ch, err := c.Store().ChangesSinceExcept(c.Ctx(), s.mb.ID, s.view.ModSeq(), !s.readOnly, lo, hi)
+		ch, err := c.Store().ChangesSinceExcept(c.Ctx(), s.mb.Box(), s.view.ModSeq(), !s.readOnly, lo, hi)
 		if errors.Is(err, store.ErrNotFound) {
 			return Bye("", "selected mailbox was deleted")
 		} else if err != nil {
@@ -199,7 +199,7 @@ func cmdClose(c *Conn, cmd *Command) error {
 	}
 	s := c.sel
 	if !s.readOnly {
-		if _, err := c.Store().Expunge(c.Ctx(), c.User().ID, s.mb.ID, nil); err != nil {
+		if _, err := c.Store().Expunge(c.Ctx(), s.mb.Box(), nil); err != nil {
 			return err
 		}
 	}

@@ -59,11 +59,11 @@ func TestNoopReportsOtherSessionsChanges(t *testing.T) {
 	c.OK("SELECT INBOX")
 	ib, _ := e.st.Mailbox(t.Context(), e.user.ID, "INBOX")
 	e.deliver("INBOX", testMsg("new"), store.Flags{})
-	if _, err := e.st.StoreFlags(t.Context(), e.user.ID, ib.ID, []uint32{1, 3}, store.FlagsAdd, store.Flags{Deleted: true}); err != nil {
+	if _, err := e.st.StoreFlags(t.Context(), ib.Box(), []uint32{1, 3}, store.FlagsAdd, store.Flags{Deleted: true}); err != nil {
 		t.Fatal(err)
 	}
 	imaptest.Expect(t, c.OK("NOOP"), "* 4 EXISTS", "* 4 RECENT", `* 1 FETCH (FLAGS (\Deleted \Recent))`, `* 3 FETCH (FLAGS (\Deleted \Recent))`)
-	if _, err := e.st.Expunge(t.Context(), e.user.ID, ib.ID, nil); err != nil {
+	if _, err := e.st.Expunge(t.Context(), ib.Box(), nil); err != nil {
 		t.Fatal(err)
 	}
 	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXPUNGE", "* 2 EXPUNGE")

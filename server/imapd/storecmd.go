@@ -121,7 +121,7 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 			return err
 		}
 	}
-	changes, err := c.Store().StoreFlags(c.Ctx(), c.User().ID, s.mb.ID, uids, it.op, flags)
+	changes, err := c.Store().StoreFlags(c.Ctx(), s.mb.Box(), uids, it.op, flags)
 	if err != nil {
 		return err
 	}
@@ -176,7 +176,7 @@ func (c *Conn) addRemoveFlags(name string, uid bool, it storeItem, flags store.F
 	if err := c.pollSelected(!noExpunge[name], true); err != nil {
 		return err
 	}
-	changed, lo, hi, err := c.Store().AddRemoveFlags(c.Ctx(), c.User().ID, s.mb.ID, uids, it.op == store.FlagsAdd, flags)
+	changed, lo, hi, err := c.Store().AddRemoveFlags(c.Ctx(), s.mb.Box(), uids, it.op == store.FlagsAdd, flags)
 	if err != nil {
 		return err
 	}

@@ -373,9 +373,9 @@ func TestDeleteDaemon(t *testing.T) {
 	}
 	snap, err := e.st.Select(ctx, e.u.ID, "INBOX", false)
 	must(t, err)
-	_, err = e.st.StoreFlags(ctx, e.u.ID, snap.Mailbox.ID, snap.UIDs, store.FlagsAdd, store.Flags{Deleted: true})
+	_, err = e.st.StoreFlags(ctx, snap.Mailbox.Box(), snap.UIDs, store.FlagsAdd, store.Flags{Deleted: true})
 	must(t, err)
-	_, err = e.st.Expunge(ctx, e.u.ID, snap.Mailbox.ID, nil)
+	_, err = e.st.Expunge(ctx, snap.Mailbox.Box(), nil)
 	must(t, err)
 
 	clk := &clock{t: time.Now().Add(time.Second)}

@@ -160,7 +160,7 @@ func messages(t testing.TB, st *store.Store, u store.User, mailbox string) []str
 	snap, err := st.Select(ctx, u.ID, mailbox, true)
 	must(t, err)
 	var out []string
-	must(t, st.Fetch(ctx, snap.Mailbox.ID, snap.UIDs, store.FetchCols{Header: true, Body: true}, func(r *store.FetchRow) error {
+	must(t, st.Fetch(ctx, snap.Mailbox.Box(), snap.UIDs, store.FetchCols{Header: true, Body: true}, func(r *store.FetchRow) error {
 		out = append(out, string(r.Header)+string(r.Body))
 		return nil
 	}))

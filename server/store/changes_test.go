@@ -110,18 +110,18 @@ func TestPropertyChangesSince(t *testing.T) {
 				}
 			case 1: // another session's STORE
 				f := drawStoreFlags(t, "flags")
-				if _, _, _, err := s.AddRemoveFlags(ctx, u.ID, mb.ID, uidsOf(t), rapid.Bool().Draw(t, "add"), f); err != nil {
+				if _, _, _, err := s.AddRemoveFlags(ctx, mb.Box(), uidsOf(t), rapid.Bool().Draw(t, "add"), f); err != nil {
 					t.Fatal(err)
 				}
 			case 2: // a session's own STORE, after a poll (as imapd does)
 				i := rapid.IntRange(0, len(sessions)-1).Draw(t, "session")
 				us := uidsOf(t)
-				ch, err := s.ChangesSinceExcept(ctx, mb.ID, sessions[i].cursor, false, sessions[i].lo, sessions[i].hi)
+				ch, err := s.ChangesSinceExcept(ctx, mb.Box(), sessions[i].cursor, false, sessions[i].lo, sessions[i].hi)
 				if err != nil {
 					t.Fatal(err)
 				}
 				sessions[i] = session{cursor: ch.ModSeq, lo: 0, hi: -1}
-				changed, lo, hi, err := s.AddRemoveFlags(ctx, u.ID, mb.ID, us, rapid.Bool().Draw(t, "add"), drawStoreFlags(t, "flags"))
+				changed, lo, hi, err := s.AddRemoveFlags(ctx, mb.Box(), us, rapid.Bool().Draw(t, "add"), drawStoreFlags(t, "flags"))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -129,17 +129,17 @@ func TestPropertyChangesSince(t *testing.T) {
 					sessions[i].lo, sessions[i].hi = lo, hi
 				}
 			case 3: // EXPUNGE
-				if _, _, _, err := s.AddRemoveFlags(ctx, u.ID, mb.ID, uidsOf(t), true, store.Flags{Deleted: true}); err != nil {
+				if _, _, _, err := s.AddRemoveFlags(ctx, mb.Box(), uidsOf(t), true, store.Flags{Deleted: true}); err != nil {
 					t.Fatal(err)
 				}
-				if _, err := s.Expunge(ctx, u.ID, mb.ID, nil); err != nil {
+				if _, err := s.Expunge(ctx, mb.Box(), nil); err != nil {
 					t.Fatal(err)
 				}
 			case 4: // a poll, compared with the query
 				i := rapid.IntRange(0, len(sessions)-1).Draw(t, "session")
 				se := sessions[i]
 				want := changesByQuery(ctx, t, s, mb.ID, se.cursor, se.lo, se.hi)
-				got, err := s.ChangesSinceExcept(ctx, mb.ID, se.cursor, false, se.lo, se.hi)
+				got, err := s.ChangesSinceExcept(ctx, mb.Box(), se.cursor, false, se.lo, se.hi)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -99,42 +99,42 @@ func TestCommitDurability(t *testing.T) {
 	}
 	c := deliver(t, s, u, msg("c", "z"), store.DeliverOptions{})
 	expect("ChangesSince (claims \\Recent)", "off", func() error {
-		ch, err := s.ChangesSince(ctx, a.MailboxID, snap.ModSeq, true)
+		ch, err := s.ChangesSince(ctx, a.Box(), snap.ModSeq, true)
 		if err == nil && !slices.ContainsFunc(ch.Changed, func(x store.Change) bool { return x.UID == c.UID && x.Recent }) {
 			err = fmt.Errorf("the new message was not claimed: %+v", ch.Changed)
 		}
 		return err
 	})
 	expect("StoreFlags +\\Seen $Foo (leaves Unread)", "off", func() error {
-		_, err := s.StoreFlags(ctx, u.ID, a.MailboxID, []uint32{a.UID}, store.FlagsAdd, store.Flags{Seen: true, Keywords: []string{"$Foo"}})
+		_, err := s.StoreFlags(ctx, a.Box(), []uint32{a.UID}, store.FlagsAdd, store.Flags{Seen: true, Keywords: []string{"$Foo"}})
 		return err
 	})
 	expect("StoreFlags -\\Seen (enters Unread)", "on", func() error {
-		_, err := s.StoreFlags(ctx, u.ID, a.MailboxID, []uint32{a.UID}, store.FlagsDel, store.Flags{Seen: true})
+		_, err := s.StoreFlags(ctx, a.Box(), []uint32{a.UID}, store.FlagsDel, store.Flags{Seen: true})
 		return err
 	})
 	expect("AddRemoveFlags +\\Seen +\\Deleted (leaves Unread)", "off", func() error {
-		_, _, _, err := s.AddRemoveFlags(ctx, u.ID, a.MailboxID, []uint32{b.UID}, true, store.Flags{Seen: true, Deleted: true})
+		_, _, _, err := s.AddRemoveFlags(ctx, a.Box(), []uint32{b.UID}, true, store.Flags{Seen: true, Deleted: true})
 		return err
 	})
 	expect("AddRemoveFlags +\\Flagged (enters Flagged)", "on", func() error {
-		_, _, _, err := s.AddRemoveFlags(ctx, u.ID, a.MailboxID, []uint32{b.UID}, true, store.Flags{Flagged: true})
+		_, _, _, err := s.AddRemoveFlags(ctx, a.Box(), []uint32{b.UID}, true, store.Flags{Flagged: true})
 		return err
 	})
 	expect("AddRemoveFlags -$Foo", "off", func() error {
-		_, _, _, err := s.AddRemoveFlags(ctx, u.ID, a.MailboxID, []uint32{a.UID}, false, store.Flags{Keywords: []string{"$foo"}})
+		_, _, _, err := s.AddRemoveFlags(ctx, a.Box(), []uint32{a.UID}, false, store.Flags{Keywords: []string{"$foo"}})
 		return err
 	})
 	expect("Copy", "on", func() error {
-		_, err := s.Copy(ctx, u.ID, a.MailboxID, []uint32{a.UID}, "Archive")
+		_, err := s.Copy(ctx, a.Box(), []uint32{a.UID}, "Archive")
 		return err
 	})
 	expect("Move", "on", func() error {
-		_, err := s.Move(ctx, u.ID, a.MailboxID, []uint32{c.UID}, "Trash")
+		_, err := s.Move(ctx, a.Box(), []uint32{c.UID}, "Trash")
 		return err
 	})
 	expect("Expunge", "off", func() error {
-		gone, err := s.Expunge(ctx, u.ID, a.MailboxID, nil)
+		gone, err := s.Expunge(ctx, a.Box(), nil)
 		if err == nil && !slices.Equal(gone, []uint32{b.UID}) {
 			err = fmt.Errorf("expunged %v, want [%d]", gone, b.UID)
 		}

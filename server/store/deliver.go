@@ -44,7 +44,11 @@ type Delivered struct {
 	MailboxID   int64
 	UIDValidity uint32
 	UID         uint32
+	box         Box
 }
+
+// Box is the handle of the mailbox the copy went to.
+func (d Delivered) Box() Box { return d.box }
 
 // Copy is one stored copy of an incoming message: whose, where, and the
 // header fields prepended to this copy only (trace fields such as
@@ -195,7 +199,7 @@ func (s *Store) DeliverIncoming(ctx context.Context, in *Incoming, d Delivery) (
 		break
 	}
 	for _, c := range copies {
-		res.Copies = append(res.Copies, Delivered{MessageID: c.id, MailboxID: c.pre.target.ID,
+		res.Copies = append(res.Copies, Delivered{MessageID: c.id, MailboxID: c.pre.target.ID, box: c.pre.target.box,
 			UIDValidity: c.pre.target.UIDValidity, UID: c.uid})
 		s.delivered()
 	}

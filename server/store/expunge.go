@@ -22,7 +22,11 @@ import (
 // messages to delete, in settings local to the transaction (decimail.d,
 // decimail.gone) that the next statements read: under the user's lock
 // nothing else changes the user's flags or memberships meanwhile.
-func (s *Store) Expunge(ctx context.Context, userID, mailboxID int64, uids []uint32) ([]uint32, error) {
+func (s *Store) Expunge(ctx context.Context, b Box, uids []uint32) ([]uint32, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	userID, mailboxID := b.userID, b.id
 	// A mailbox's kind never changes (DefineMailbox refuses a folder), so
 	// it is read before the lock.
 	var isQuery bool
@@ -93,7 +97,11 @@ type Copied struct {
 // Copy adds the messages to a folder (membership, no byte copy; flags are the
 // message's and so shared). A message already in the destination keeps its
 // UID there. A query mailbox destination gives ErrCannot.
-func (s *Store) Copy(ctx context.Context, userID, srcID int64, uids []uint32, dst string) (Copied, error) {
+func (s *Store) Copy(ctx context.Context, b Box, uids []uint32, dst string) (Copied, error) {
+	if err := b.check(); err != nil {
+		return Copied{}, err
+	}
+	userID, srcID := b.userID, b.id
 	var c Copied
 	err := s.change(ctx, userID, durable, func(tx pgx.Tx) error {
 		var err error
@@ -106,7 +114,11 @@ func (s *Store) Copy(ctx context.Context, userID, srcID int64, uids []uint32, ds
 // Move is Copy, then removal from the source (RFC 6851). Moving out of a query
 // mailbox takes the message out of the view and out of every other folder, so
 // it ends up only in the destination (what "delete to Trash" from a view means).
-func (s *Store) Move(ctx context.Context, userID, srcID int64, uids []uint32, dst string) (Copied, error) {
+func (s *Store) Move(ctx context.Context, b Box, uids []uint32, dst string) (Copied, error) {
+	if err := b.check(); err != nil {
+		return Copied{}, err
+	}
+	userID, srcID := b.userID, b.id
 	var c Copied
 	err := s.change(ctx, userID, durable, func(tx pgx.Tx) error {
 		var err error

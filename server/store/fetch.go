@@ -50,7 +50,11 @@ const (
 // Fetch reads the requested columns of the messages with the given UIDs and
 // calls fn for each, ascending by UID: one query per chunk (one in all for
 // up to fetchChunkRows messages without text), only the needed columns.
-func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols FetchCols, fn func(*FetchRow) error) error {
+func (s *Store) Fetch(ctx context.Context, b Box, uids []uint32, cols FetchCols, fn func(*FetchRow) error) error {
+	if err := b.check(); err != nil {
+		return err
+	}
+	mailboxID := b.id
 	sel := []string{"mm.uid"}
 	type col struct {
 		on   bool
@@ -209,7 +213,11 @@ func (s *Store) PrepareSearch(n query.Node) (query.Node, error) {
 // ONE query. env.Msg and env.Member are set here. A program over
 // Limits.Search is refused before it reaches Postgres: the error matches
 // ErrLimit and wraps a *query.LimitError.
-func (s *Store) Search(ctx context.Context, userID, mailboxID int64, n query.Node, env *query.Env) ([]uint32, error) {
+func (s *Store) Search(ctx context.Context, b Box, n query.Node, env *query.Env) ([]uint32, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	userID, mailboxID := b.userID, b.id
 	n, err := s.limits.Search.Prepare(n)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLimit, err)

@@ -124,7 +124,11 @@ type FlagChange struct {
 // mailboxes that depend on flags are re-evaluated in the same transaction:
 // a message that stops matching leaves, one that starts matching enters with
 // a new UID.
-func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []uint32, op FlagOp, f Flags) ([]FlagChange, error) {
+func (s *Store) StoreFlags(ctx context.Context, b Box, uids []uint32, op FlagOp, f Flags) ([]FlagChange, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	userID, mailboxID := b.userID, b.id
 	var out []FlagChange
 	err := s.change(ctx, userID, lazy, func(tx pgx.Tx) error {
 		out = out[:0]
@@ -239,7 +243,11 @@ func (s *Store) StoreFlags(ctx context.Context, userID, mailboxID int64, uids []
 // queued at once, checked under the lock against the views it planned with
 // (users.views_version). Otherwise the views are re-evaluated from the
 // UPDATE's result (reevalFlagViews), in a transaction of a few round trips.
-func (s *Store) AddRemoveFlags(ctx context.Context, userID, mailboxID int64, uids []uint32, add bool, f Flags) (changed []FlagChange, lo, hi int64, err error) {
+func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bool, f Flags) (changed []FlagChange, lo, hi int64, err error) {
+	if err := b.check(); err != nil {
+		return nil, 0, 0, err
+	}
+	userID, mailboxID := b.userID, b.id
 	f.Keywords = cleanAll(f.Keywords)
 	sets := map[string]bool{} // the flags' new value, by flagDeps key
 	for _, k := range flagKeys(f) {

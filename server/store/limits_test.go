@@ -148,7 +148,7 @@ func TestSearchLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return s.Search(ctx, u.ID, ib.ID, n, &query.Env{MaxUID: 6})
+		return s.Search(ctx, ib.Box(), n, &query.Env{MaxUID: 6})
 	}
 	one, err := search(`HEADER Subject "limits 3"`)
 	must(t, err)

@@ -23,7 +23,34 @@ type Mailbox struct {
 	UIDValidity uint32
 	UIDNext     uint32
 	SpecialUse  string
+	box         Box // set only by the store, from the row it read
 }
+
+// Box is the handle of one user's mailbox. Every call on a mailbox's
+// messages (Fetch, Search, StoreFlags, AddRemoveFlags, Expunge, Copy, Move,
+// ChangesSince) takes one instead of a mailbox id, and only the store makes
+// them, from a mailbox row it read for its owner (Mailbox.Box): a call that
+// names a mailbox by id alone, or with another user's id, does not
+// compile. The zero Box names no mailbox; the store refuses it.
+type Box struct{ userID, id int64 }
+
+// ID is the mailbox's id; UserID its owner's.
+func (b Box) ID() int64     { return b.id }
+func (b Box) UserID() int64 { return b.userID }
+
+// ErrNoBox is the error of a call with the zero Box.
+var ErrNoBox = errors.New("store: no mailbox handle")
+
+func (b Box) check() error {
+	if b.id == 0 || b.userID == 0 {
+		return ErrNoBox
+	}
+	return nil
+}
+
+// Box is the mailbox's handle (the zero Box when the Mailbox was not read
+// by the store).
+func (m Mailbox) Box() Box { return m.box }
 
 // IsQuery reports whether the mailbox is a saved query.
 func (m *Mailbox) IsQuery() bool { return m.Definition != "" }
@@ -58,6 +85,7 @@ func scanMailbox(r pgx.Row) (Mailbox, error) {
 	var uv, un int64
 	err := r.Scan(&m.ID, &m.UserID, &m.Name, &m.Definition, &uv, &un, &m.SpecialUse)
 	m.UIDValidity, m.UIDNext = uint32(uv), uint32(un)
+	m.box = Box{userID: m.UserID, id: m.ID}
 	return m, err
 }
 
@@ -177,15 +205,6 @@ func (s *Store) CreateFolder(ctx context.Context, userID int64, name string) (Ma
 // Mailbox returns a user's mailbox by name.
 func (s *Store) Mailbox(ctx context.Context, userID int64, name string) (Mailbox, error) {
 	m, err := scanMailbox(s.pool.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, userID, NormName(name)))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Mailbox{}, ErrNotFound
-	}
-	return m, err
-}
-
-// MailboxByID returns a mailbox by id (ErrNotFound when it was deleted).
-func (s *Store) MailboxByID(ctx context.Context, id int64) (Mailbox, error) {
-	m, err := scanMailbox(s.pool.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Mailbox{}, ErrNotFound
 	}

@@ -325,11 +325,11 @@ func uidSet(rs [][2]uint32) imap.UIDSet {
 // messages, as the reference evaluator's input: the text, date and size
 // columns straight from messages and message_texts, the flags through Fetch (so this does not
 // depend on which table holds them).
-func storedMsgs(ctx context.Context, t interface{ Fatal(...any) }, s *store.Store, mailboxID int64) ([]query.Msg, []int64) {
+func storedMsgs(ctx context.Context, t interface{ Fatal(...any) }, s *store.Store, box store.Box) ([]query.Msg, []int64) {
 	rows, err := s.Pool().Query(ctx, `SELECT mm.uid, m.id, m.subject, m.from_addr, m.to_addr, m.cc_addr, m.bcc_addr,
 			t.header_text, t.body_text, m.internal_day, m.sent_day, m.size
 		FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id JOIN message_texts t ON t.message_id = m.id
-		WHERE mm.mailbox_id = $1 ORDER BY mm.uid`, mailboxID)
+		WHERE mm.mailbox_id = $1 ORDER BY mm.uid`, box.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,7 @@ func storedMsgs(ctx context.Context, t interface{ Fatal(...any) }, s *store.Stor
 		t.Fatal(err)
 	}
 	i := 0
-	err = s.Fetch(ctx, mailboxID, uids, store.FetchCols{Flags: true}, func(r *store.FetchRow) error {
+	err = s.Fetch(ctx, box, uids, store.FetchCols{Flags: true}, func(r *store.FetchRow) error {
 		for i < len(msgs) && msgs[i].UID != r.UID {
 			i++
 		}
@@ -442,7 +442,7 @@ func TestPropertySearchCompilerMatchesEval(t *testing.T) {
 				}
 			}
 		}
-		msgs, _ := storedMsgs(ctx, rt, s, mb.ID)
+		msgs, _ := storedMsgs(ctx, rt, s, mb.Box())
 		if len(msgs) != n {
 			rt.Fatalf("mailbox has %d messages, delivered %d", len(msgs), n)
 		}
@@ -469,7 +469,7 @@ func TestPropertySearchCompilerMatchesEval(t *testing.T) {
 				rt.Fatalf("String/ParseDefinition round trip of %q: %v, %v", text, back, err)
 			}
 			env := &query.Env{SeqToUID: seqResolver(msgs), MaxUID: maxUID, Recent: recent}
-			got, err := s.Search(ctx, u.ID, mb.ID, prog, env)
+			got, err := s.Search(ctx, mb.Box(), prog, env)
 			if err != nil {
 				rt.Fatalf("Search(%s): %v", text, err)
 			}

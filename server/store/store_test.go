@@ -176,26 +176,26 @@ func TestUIDsAscendingNeverReused(t *testing.T) {
 	}
 	// a enters late, when flagged: it gets a UID above b's.
 	ib := mailbox(t, s, u, "INBOX")
-	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{a.UID}, store.FlagsAdd, store.Flags{Flagged: true})
+	_, err = s.StoreFlags(ctx, ib.Box(), []uint32{a.UID}, store.FlagsAdd, store.Flags{Flagged: true})
 	must(t, err)
 	if got := uids(t, s, u, "Important"); !slices.Equal(got, []uint32{1, 2}) {
 		t.Fatalf("Important after flagging a = %v, want [1 2]", got)
 	}
 	// a leaves when unflagged, and re-enters with a new UID 3 (2 is never reused).
-	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{a.UID}, store.FlagsDel, store.Flags{Flagged: true})
+	_, err = s.StoreFlags(ctx, ib.Box(), []uint32{a.UID}, store.FlagsDel, store.Flags{Flagged: true})
 	must(t, err)
 	if got := uids(t, s, u, "Important"); !slices.Equal(got, []uint32{1}) {
 		t.Fatalf("Important after unflagging = %v, want [1]", got)
 	}
-	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{a.UID}, store.FlagsSet, store.Flags{Flagged: true, Seen: true})
+	_, err = s.StoreFlags(ctx, ib.Box(), []uint32{a.UID}, store.FlagsSet, store.Flags{Flagged: true, Seen: true})
 	must(t, err)
 	if got := uids(t, s, u, "Important"); !slices.Equal(got, []uint32{1, 3}) {
 		t.Fatalf("Important after re-flagging = %v, want [1 3]", got)
 	}
 	// Expunged UIDs in INBOX are not reused either.
-	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{b.UID}, store.FlagsAdd, store.Flags{Deleted: true})
+	_, err = s.StoreFlags(ctx, ib.Box(), []uint32{b.UID}, store.FlagsAdd, store.Flags{Deleted: true})
 	must(t, err)
-	gone, err := s.Expunge(ctx, u.ID, ib.ID, nil)
+	gone, err := s.Expunge(ctx, ib.Box(), nil)
 	must(t, err)
 	if !slices.Equal(gone, []uint32{b.UID}) {
 		t.Fatalf("expunged %v, want [%d]", gone, b.UID)
@@ -222,35 +222,35 @@ func TestFlagChangesMoveMessagesThroughViews(t *testing.T) {
 		t.Fatalf("Unread snapshot %v recent %v", snap.UIDs, snap.Recent)
 	}
 	ib := mailbox(t, s, u, "INBOX")
-	ch, err := s.StoreFlags(ctx, u.ID, ib.ID, []uint32{ds[1].UID, ds[2].UID}, store.FlagsAdd, store.Flags{Seen: true})
+	ch, err := s.StoreFlags(ctx, ib.Box(), []uint32{ds[1].UID, ds[2].UID}, store.FlagsAdd, store.Flags{Seen: true})
 	must(t, err)
 	if len(ch) != 2 || !ch[0].Flags.Seen || ch[0].ModSeq <= snap.ModSeq {
 		t.Fatalf("StoreFlags returned %+v", ch)
 	}
-	got, err := s.ChangesSince(ctx, unread.ID, snap.ModSeq, true)
+	got, err := s.ChangesSince(ctx, unread.Box(), snap.ModSeq, true)
 	must(t, err)
 	if !slices.Equal(got.Expunged, []uint32{2, 3}) || len(got.Changed) != 0 {
 		t.Fatalf("Unread changes: %+v", got)
 	}
 	// Marking one unread again: it re-enters with UID 5.
-	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{ds[2].UID}, store.FlagsDel, store.Flags{Seen: true})
+	_, err = s.StoreFlags(ctx, ib.Box(), []uint32{ds[2].UID}, store.FlagsDel, store.Flags{Seen: true})
 	must(t, err)
-	got2, err := s.ChangesSince(ctx, unread.ID, got.ModSeq, true)
+	got2, err := s.ChangesSince(ctx, unread.Box(), got.ModSeq, true)
 	must(t, err)
 	if len(got2.Changed) != 1 || got2.Changed[0].UID != 5 || !got2.Changed[0].Recent || len(got2.Expunged) != 0 {
 		t.Fatalf("Unread changes after re-entry: %+v", got2)
 	}
 	// INBOX sessions see the flag changes as changed rows, not expunges.
-	ibch, err := s.ChangesSince(ctx, ib.ID, snap.ModSeq, false)
+	ibch, err := s.ChangesSince(ctx, ib.Box(), snap.ModSeq, false)
 	must(t, err)
 	if len(ibch.Changed) != 2 || len(ibch.Expunged) != 0 {
 		t.Fatalf("INBOX changes: %+v", ibch)
 	}
 	// A no-op STORE changes no modseq.
 	before := ibch.ModSeq
-	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{ds[1].UID}, store.FlagsAdd, store.Flags{Seen: true})
+	_, err = s.StoreFlags(ctx, ib.Box(), []uint32{ds[1].UID}, store.FlagsAdd, store.Flags{Seen: true})
 	must(t, err)
-	if c, _ := s.ChangesSince(ctx, ib.ID, before, false); len(c.Changed) != 0 {
+	if c, _ := s.ChangesSince(ctx, ib.Box(), before, false); len(c.Changed) != 0 {
 		t.Fatalf("no-op STORE produced changes %+v", c)
 	}
 }
@@ -260,12 +260,12 @@ func TestKeywordsCaseInsensitive(t *testing.T) {
 	ctx := context.Background()
 	d := deliver(t, s, u, msg("k", "x"), store.DeliverOptions{Flags: store.Flags{Keywords: []string{"$Forwarded"}}})
 	ib := mailbox(t, s, u, "INBOX")
-	ch, err := s.StoreFlags(ctx, u.ID, ib.ID, []uint32{d.UID}, store.FlagsAdd, store.Flags{Keywords: []string{"$forwarded", "Work"}})
+	ch, err := s.StoreFlags(ctx, ib.Box(), []uint32{d.UID}, store.FlagsAdd, store.Flags{Keywords: []string{"$forwarded", "Work"}})
 	must(t, err)
 	if !slices.Equal(ch[0].Flags.Keywords, []string{"$Forwarded", "Work"}) {
 		t.Fatalf("keywords %v", ch[0].Flags.Keywords)
 	}
-	ch, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{d.UID}, store.FlagsDel, store.Flags{Keywords: []string{"WORK"}})
+	ch, err = s.StoreFlags(ctx, ib.Box(), []uint32{d.UID}, store.FlagsDel, store.Flags{Keywords: []string{"WORK"}})
 	must(t, err)
 	if !slices.Equal(ch[0].Flags.Keywords, []string{"$Forwarded"}) {
 		t.Fatalf("keywords after removal %v", ch[0].Flags.Keywords)
@@ -327,7 +327,7 @@ func TestCorruptMessageStoredExactly(t *testing.T) {
 	for _, raw := range raws {
 		d := deliver(t, s, u, raw, store.DeliverOptions{})
 		var got []byte
-		err := s.Fetch(ctx, ib.ID, []uint32{d.UID}, store.FetchCols{Header: true, Body: true, Envelope: true, BodyStructure: true, Size: true},
+		err := s.Fetch(ctx, ib.Box(), []uint32{d.UID}, store.FetchCols{Header: true, Body: true, Envelope: true, BodyStructure: true, Size: true},
 			func(r *store.FetchRow) error {
 				got = append(append([]byte{}, r.Header...), r.Body...)
 				if r.Size != len(raw) || len(r.Envelope) == 0 || len(r.BodyStructure) == 0 {
@@ -353,14 +353,14 @@ func TestExpungeSemantics(t *testing.T) {
 	a := deliver(t, s, u, msg("a", "x"), store.DeliverOptions{})
 	b := deliver(t, s, u, msg("b", "x"), store.DeliverOptions{})
 	ib := mailbox(t, s, u, "INBOX")
-	c, err := s.Copy(ctx, u.ID, ib.ID, []uint32{a.UID, b.UID}, "Archive")
+	c, err := s.Copy(ctx, ib.Box(), []uint32{a.UID, b.UID}, "Archive")
 	must(t, err)
 	if !slices.Equal(c.Src, []uint32{1, 2}) || !slices.Equal(c.Dst, []uint32{1, 2}) {
 		t.Fatalf("copy %+v", c)
 	}
-	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{a.UID}, store.FlagsAdd, store.Flags{Deleted: true})
+	_, err = s.StoreFlags(ctx, ib.Box(), []uint32{a.UID}, store.FlagsAdd, store.Flags{Deleted: true})
 	must(t, err)
-	_, err = s.Expunge(ctx, u.ID, ib.ID, nil)
+	_, err = s.Expunge(ctx, ib.Box(), nil)
 	must(t, err)
 	if got := uids(t, s, u, "Archive"); len(got) != 2 {
 		t.Fatalf("Archive lost a message held there: %v", got)
@@ -375,7 +375,7 @@ func TestExpungeSemantics(t *testing.T) {
 	}
 	// Expunge from the view deletes the message everywhere.
 	all := mailbox(t, s, u, "All Mail")
-	_, err = s.Expunge(ctx, u.ID, all.ID, nil) // a still \Deleted
+	_, err = s.Expunge(ctx, all.Box(), nil) // a still \Deleted
 	must(t, err)
 	if got := uids(t, s, u, "Archive"); len(got) != 1 {
 		t.Fatalf("Archive after view expunge: %v", got)
@@ -386,9 +386,9 @@ func TestExpungeSemantics(t *testing.T) {
 	}
 	// UID EXPUNGE only touches the given UIDs.
 	arch := mailbox(t, s, u, "Archive")
-	_, err = s.StoreFlags(ctx, u.ID, arch.ID, []uint32{2}, store.FlagsAdd, store.Flags{Deleted: true})
+	_, err = s.StoreFlags(ctx, arch.Box(), []uint32{2}, store.FlagsAdd, store.Flags{Deleted: true})
 	must(t, err)
-	gone, err := s.Expunge(ctx, u.ID, arch.ID, []uint32{1})
+	gone, err := s.Expunge(ctx, arch.Box(), []uint32{1})
 	must(t, err)
 	if len(gone) != 0 {
 		t.Fatalf("UID EXPUNGE 1 removed %v", gone)
@@ -400,23 +400,23 @@ func TestCopyMoveIntoViewRefused(t *testing.T) {
 	ctx := context.Background()
 	a := deliver(t, s, u, msg("a", "x"), store.DeliverOptions{})
 	ib := mailbox(t, s, u, "INBOX")
-	if _, err := s.Copy(ctx, u.ID, ib.ID, []uint32{a.UID}, "Flagged"); !errors.Is(err, store.ErrCannot) {
+	if _, err := s.Copy(ctx, ib.Box(), []uint32{a.UID}, "Flagged"); !errors.Is(err, store.ErrCannot) {
 		t.Fatalf("copy into view: %v", err)
 	}
 	if _, err := s.Deliver(ctx, u.ID, msg("b", "x"), store.DeliverOptions{Mailbox: "Unread"}); !errors.Is(err, store.ErrCannot) {
 		t.Fatalf("append into view: %v", err)
 	}
-	if _, err := s.Copy(ctx, u.ID, ib.ID, []uint32{a.UID}, "Nope"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Copy(ctx, ib.Box(), []uint32{a.UID}, "Nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("copy into missing: %v", err)
 	}
-	m, err := s.Move(ctx, u.ID, ib.ID, []uint32{a.UID}, "Trash")
+	m, err := s.Move(ctx, ib.Box(), []uint32{a.UID}, "Trash")
 	must(t, err)
 	if !slices.Equal(m.Dst, []uint32{1}) || len(uids(t, s, u, "INBOX")) != 0 || len(uids(t, s, u, "Trash")) != 1 {
 		t.Fatalf("move: %+v", m)
 	}
 	// Moving from a view takes the message out of its folders into the target.
 	unread := mailbox(t, s, u, "Unread")
-	m, err = s.Move(ctx, u.ID, unread.ID, []uint32{1}, "Archive")
+	m, err = s.Move(ctx, unread.Box(), []uint32{1}, "Archive")
 	must(t, err)
 	if len(uids(t, s, u, "Trash")) != 0 || len(uids(t, s, u, "Archive")) != 1 || !slices.Equal(uids(t, s, u, "Unread"), []uint32{2}) {
 		t.Fatalf("move from view: %+v", m)
@@ -580,14 +580,14 @@ func TestCopyIntoHolderMakesRealCopy(t *testing.T) {
 	ctx := context.Background()
 	a := deliver(t, s, u, msg("a", "x"), store.DeliverOptions{})
 	ib := mailbox(t, s, u, "INBOX")
-	c, err := s.Copy(ctx, u.ID, ib.ID, []uint32{a.UID}, "INBOX")
+	c, err := s.Copy(ctx, ib.Box(), []uint32{a.UID}, "INBOX")
 	must(t, err)
 	if !slices.Equal(c.Src, []uint32{1}) || !slices.Equal(c.Dst, []uint32{2}) {
 		t.Fatalf("copy to self: %+v", c)
 	}
-	_, err = s.StoreFlags(ctx, u.ID, ib.ID, []uint32{2}, store.FlagsAdd, store.Flags{Flagged: true})
+	_, err = s.StoreFlags(ctx, ib.Box(), []uint32{2}, store.FlagsAdd, store.Flags{Flagged: true})
 	must(t, err)
-	ch, err := s.StoreFlags(ctx, u.ID, ib.ID, []uint32{1, 2}, store.FlagsAdd, store.Flags{})
+	ch, err := s.StoreFlags(ctx, ib.Box(), []uint32{1, 2}, store.FlagsAdd, store.Flags{})
 	must(t, err)
 	if ch[0].Flags.Flagged || !ch[1].Flags.Flagged {
 		t.Fatalf("copy shares flags with the original: %+v", ch)
@@ -609,10 +609,10 @@ func TestCopyIntoHolderMakesRealCopy(t *testing.T) {
 		t.Fatalf("copy's spool file: %v", err)
 	}
 	// MOVE of a message the destination holds leaves one copy there.
-	_, err = s.Copy(ctx, u.ID, ib.ID, []uint32{1}, "Archive")
+	_, err = s.Copy(ctx, ib.Box(), []uint32{1}, "Archive")
 	must(t, err)
 	all := mailbox(t, s, u, "All Mail")
-	m, err := s.Move(ctx, u.ID, all.ID, []uint32{1}, "Archive")
+	m, err := s.Move(ctx, all.Box(), []uint32{1}, "Archive")
 	must(t, err)
 	if !slices.Equal(m.Dst, []uint32{1}) || len(uids(t, s, u, "Archive")) != 1 {
 		t.Fatalf("move into holder: %+v, Archive %v", m, uids(t, s, u, "Archive"))
@@ -670,16 +670,16 @@ func TestDeletesLeaveNothingBehind(t *testing.T) {
 	must(t, err)
 	ib, err := s.Mailbox(ctx, u.ID, "INBOX")
 	must(t, err)
-	_, err = s.Copy(ctx, u.ID, ib.ID, []uint32{ds[0].UID, ds[1].UID}, "Keep")
+	_, err = s.Copy(ctx, ib.Box(), []uint32{ds[0].UID, ds[1].UID}, "Keep")
 	must(t, err)
 	dangling("after copy")
 	// Expunge from a view deletes the message everywhere (messages trigger).
 	gomb, err := s.Mailbox(ctx, u.ID, "Go")
 	must(t, err)
 	goUIDs := uids(t, s, u, "Go")
-	_, err = s.StoreFlags(ctx, u.ID, gomb.ID, goUIDs[3:], store.FlagsAdd, store.Flags{Deleted: true})
+	_, err = s.StoreFlags(ctx, gomb.Box(), goUIDs[3:], store.FlagsAdd, store.Flags{Deleted: true})
 	must(t, err)
-	_, err = s.Expunge(ctx, u.ID, gomb.ID, nil)
+	_, err = s.Expunge(ctx, gomb.Box(), nil)
 	must(t, err)
 	dangling("after expunge in a view")
 	// A message deleted behind the store's back (an admin's DELETE).
@@ -772,7 +772,7 @@ func TestTextsIndexedInBackground(t *testing.T) {
 		t.Helper()
 		n, err := query.ParseDefinition("BODY token017")
 		must(t, err)
-		uids, err := s.Search(ctx, u.ID, inbox.ID, n, &query.Env{})
+		uids, err := s.Search(ctx, inbox.Box(), n, &query.Env{})
 		must(t, err)
 		return uids
 	}
@@ -942,5 +942,29 @@ func TestTextIndexCostIgnoresOtherUsers(t *testing.T) {
 	// DECIMAIL_OLD_TEXT_INDEX=1).
 	if few > none+4*6 || many > none+4*6 {
 		t.Errorf("a's search read %d blocks with no hit in b's mail, %d with 5,000, %d with 40,000: its cost follows b's mail", none, few, many)
+	}
+}
+
+// Calls on a mailbox's messages take a store.Box, which only the store
+// makes, from a mailbox row it read for its owner: a mailbox id alone does
+// not compile, and the zero Box (not from the store) is refused before any
+// SQL runs.
+func TestZeroBoxRefused(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	var b store.Box
+	errs := map[string]error{}
+	_, errs["Search"] = s.Search(ctx, b, query.All{}, &query.Env{})
+	errs["Fetch"] = s.Fetch(ctx, b, []uint32{1}, store.FetchCols{Flags: true}, func(*store.FetchRow) error { return nil })
+	_, errs["StoreFlags"] = s.StoreFlags(ctx, b, []uint32{1}, store.FlagsAdd, store.Flags{Seen: true})
+	_, _, _, errs["AddRemoveFlags"] = s.AddRemoveFlags(ctx, b, []uint32{1}, true, store.Flags{Seen: true})
+	_, errs["Expunge"] = s.Expunge(ctx, b, nil)
+	_, errs["Copy"] = s.Copy(ctx, b, []uint32{1}, "INBOX")
+	_, errs["Move"] = s.Move(ctx, b, []uint32{1}, "INBOX")
+	_, errs["ChangesSince"] = s.ChangesSince(ctx, b, 0, false)
+	for name, err := range errs {
+		if !errors.Is(err, store.ErrNoBox) {
+			t.Errorf("%s with the zero Box: %v, want ErrNoBox", name, err)
+		}
 	}
 }

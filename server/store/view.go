@@ -130,15 +130,19 @@ type Changes struct {
 // in ONE statement (one snapshot, one round trip: it runs at every poll).
 // claimRecent claims new \Recent messages for this (read-write) session.
 // A deleted mailbox gives ErrNotFound.
-func (s *Store) ChangesSince(ctx context.Context, mailboxID, since int64, claimRecent bool) (*Changes, error) {
-	return s.ChangesSinceExcept(ctx, mailboxID, since, claimRecent, 0, -1)
+func (s *Store) ChangesSince(ctx context.Context, b Box, since int64, claimRecent bool) (*Changes, error) {
+	return s.ChangesSinceExcept(ctx, b, since, claimRecent, 0, -1)
 }
 
 // ChangesSinceExcept is ChangesSince leaving out the flag changes with
 // modseqs in [lo, hi]: a session's own STORE, whose results it already has
 // (AddRemoveFlags). Under the user's lock nobody else took a modseq of
 // this user in that range, so the new cursor is at least hi.
-func (s *Store) ChangesSinceExcept(ctx context.Context, mailboxID, since int64, claimRecent bool, lo, hi int64) (*Changes, error) {
+func (s *Store) ChangesSinceExcept(ctx context.Context, box Box, since int64, claimRecent bool, lo, hi int64) (*Changes, error) {
+	if err := box.check(); err != nil {
+		return nil, err
+	}
+	mailboxID := box.id
 	// A read only: with 50 sessions of one account, each polling after
 	// every command, the claim as part of this statement (an UPDATE and
 	// its trigger every time, waiting for the row locks of whichever change

@@ -230,6 +230,15 @@ func (sm *viewStoreMachine) mailboxID(t *rapid.T, name string) int64 {
 	return m.ID
 }
 
+// box is mailbox name's handle.
+func (sm *viewStoreMachine) box(t *rapid.T, name string) store.Box {
+	m, err := sm.s.Mailbox(sm.ctx, sm.u.ID, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Box()
+}
+
 // uidsOf draws some of a mailbox's current UIDs (and sometimes a UID that does not exist).
 func (sm *viewStoreMachine) uidsOf(t *rapid.T, name string) []uint32 {
 	tr := sm.track[sm.mailboxID(t, name)]
@@ -308,7 +317,7 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 				uids := sm.uidsOf(t, name)
 				op := rapid.SampledFrom([]store.FlagOp{store.FlagsSet, store.FlagsAdd, store.FlagsDel}).Draw(t, "op")
 				f := drawStoreFlags(t, "flags")
-				_, err := s.StoreFlags(ctx, u.ID, sm.mailboxID(t, name), uids, op, f)
+				_, err := s.StoreFlags(ctx, sm.box(t, name), uids, op, f)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -322,7 +331,7 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 				add := rapid.Bool().Draw(t, "add")
 				f := drawStoreFlags(t, "flags")
 				before := flagsByUID(ctx, t, s, u, name)
-				ch, _, _, err := s.AddRemoveFlags(ctx, u.ID, sm.mailboxID(t, name), uids, add, f)
+				ch, _, _, err := s.AddRemoveFlags(ctx, sm.box(t, name), uids, add, f)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -366,7 +375,7 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 				from := rapid.SampledFrom(anyMailbox).Draw(t, "from")
 				uids := sm.uidsOf(t, from)
 				to := rapid.SampledFrom(sm.folders).Draw(t, "to")
-				c, err := s.Copy(ctx, u.ID, sm.mailboxID(t, from), uids, to)
+				c, err := s.Copy(ctx, sm.box(t, from), uids, to)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -378,7 +387,7 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 				from := rapid.SampledFrom(anyMailbox).Draw(t, "from")
 				uids := sm.uidsOf(t, from)
 				to := rapid.SampledFrom(sm.folders).Draw(t, "to")
-				c, err := s.Move(ctx, u.ID, sm.mailboxID(t, from), uids, to)
+				c, err := s.Move(ctx, sm.box(t, from), uids, to)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -390,7 +399,7 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 				if rapid.Bool().Draw(t, "UID EXPUNGE") {
 					uids = sm.uidsOf(t, name)
 				}
-				gone, err := s.Expunge(ctx, u.ID, sm.mailboxID(t, name), uids)
+				gone, err := s.Expunge(ctx, sm.box(t, name), uids)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -430,14 +439,13 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 		}
 		// Keep the shared database small: the user's messages go.
 		for _, name := range sm.folders {
-			id := sm.mailboxID(t, name)
 			snap, err := s.Select(ctx, u.ID, name, true)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if us := snap.UIDs; len(us) > 0 {
-				s.StoreFlags(ctx, u.ID, id, us, store.FlagsAdd, store.Flags{Deleted: true})
-				s.Expunge(ctx, u.ID, id, nil)
+				s.StoreFlags(ctx, snap.Mailbox.Box(), us, store.FlagsAdd, store.Flags{Deleted: true})
+				s.Expunge(ctx, snap.Mailbox.Box(), nil)
 			}
 		}
 	})

@@ -95,7 +95,7 @@ func TestImportMboxAndMaildir(t *testing.T) {
 	}
 	var got [][]byte
 	var flags []store.Flags
-	err = s.Fetch(ctx, lists.ID, []uint32{1, 2}, store.FetchCols{Header: true, Body: true, Flags: true}, func(r *store.FetchRow) error {
+	err = s.Fetch(ctx, lists.Box(), []uint32{1, 2}, store.FetchCols{Header: true, Body: true, Flags: true}, func(r *store.FetchRow) error {
 		got = append(got, append(append([]byte{}, r.Header...), r.Body...))
 		flags = append(flags, r.Flags)
 		return nil
@@ -110,7 +110,7 @@ func TestImportMboxAndMaildir(t *testing.T) {
 		t.Errorf("mbox flags %+v", flags)
 	}
 	ib, _ := s.Mailbox(ctx, u.ID, "INBOX")
-	s.Fetch(ctx, ib.ID, []uint32{1}, store.FetchCols{Flags: true}, func(r *store.FetchRow) error {
+	s.Fetch(ctx, ib.Box(), []uint32{1}, store.FetchCols{Flags: true}, func(r *store.FetchRow) error {
 		if !r.Flags.Seen || !r.Flags.Flagged {
 			t.Errorf("maildir flags %+v", r.Flags)
 		}
