@@ -49,7 +49,6 @@ func TestCaptures(t *testing.T) {
 	}
 }
 
-
 const sample = `# Sample scenario exercising the syntax (RFC 3501 §6.3.11, RFC 2177 §3)
 rfc: rfc3501.txt:2527-2606 rfc2177.txt:47-67
 fixture: basic
