@@ -138,7 +138,10 @@ func newFuzzWorld(tb testing.TB) *fuzzWorld {
 	ctx := context.Background()
 	w := &fuzzWorld{logs: &logSink{}, msgs: map[string][]byte{}, peers: map[string]*trackConn{}}
 	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelError}))
-	st, err := store.Open(ctx, pgrun.TestDB(tb), store.Options{PasswordCost: bcrypt.MinCost, Log: log})
+	st, err := store.Open(ctx, pgrun.TestDB(tb), store.Options{PasswordCost: bcrypt.MinCost, Log: log,
+		// The world lives through many inputs, whose failed logins add up:
+		// the failed-login limiter (tested in store) must not lock it out.
+		Auth: store.AuthPolicy{AddrFree: 1 << 30, UserFree: 1 << 30}})
 	if err != nil {
 		tb.Fatal(err)
 	}
