@@ -110,12 +110,18 @@ func (s *server) outcome(ctx context.Context, w io.Writer) error {
 	return err
 }
 
-// revision names the code under capture: git's short commit, "+dirty" when
-// the work tree has changes.
+// revision names the code under capture: git's short commit, with
+// "+uncommitted" when server/ or schema/ (the code that answers) has
+// changes that are not committed; changes elsewhere (this harness, tests,
+// fixtures) do not make a capture's server differ from the commit.
 func revision() string {
-	out, err := exec.Command("git", "describe", "--always", "--dirty=+dirty").Output()
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
 	if err != nil {
 		return "unknown revision"
 	}
-	return "commit " + strings.TrimSpace(string(out))
+	rev := "commit " + strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--", "server", "schema").Output(); err != nil || len(st) > 0 {
+		rev += "+uncommitted"
+	}
+	return rev
 }
