@@ -4,7 +4,7 @@ PKGS    := ./...
 # -race where time allows: the race detector runs on every package.
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: run test test-deps vet bench bench-compare property fuzz coverage build clean
+.PHONY: run test test-deps vet bench bench-compare property fuzz coverage build clean capture
 
 ## run: private Postgres under ./var, demo account (demo/demo), daemons on loopback
 run:
@@ -21,6 +21,16 @@ test-deps:
 
 vet:
 	$(GO) vet $(PKGS)
+
+## capture: record real clients (CLIENT=thunderbird|neomutt|offlineimap, all three
+## by default; SCENARIO=... for one) against the current code into
+## fixtures/transcripts/CLIENT/ (conformance/TRANSCRIPTS.md "Capturing"). A developer
+## tool, never part of `make test`; installs the clients first (capture/setup.sh).
+CLIENT   ?= thunderbird neomutt offlineimap
+SCENARIO ?=
+capture:
+	sh conformance/capture/setup.sh
+	for c in $(CLIENT); do $(GO) run ./conformance/capture $$c $(SCENARIO) || exit 1; done
 
 build:
 	$(GO) build -o bin/decimail ./server/cmd/decimail

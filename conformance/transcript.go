@@ -404,6 +404,7 @@ type Allowed string
 
 const (
 	AllowUIDValidity  Allowed = "uidvalidity"   // UIDVALIDITY values (and in COPYUID)
+	AllowMailboxID    Allowed = "mailboxid"     // MAILBOXID values (RFC 8474): per database, like UIDVALIDITY
 	AllowCapability   Allowed = "capability"    // [CAPABILITY] codes differ by design
 	AllowStoreFetch   Allowed = "store-fetch"   // FETCH after STORE for messages whose flags did not change
 	AllowExtraItems   Allowed = "extra-items"   // FETCH items Dovecot did not send
@@ -695,6 +696,10 @@ func CompareBatch(cmds []*TCmd, exs []*Exchange) []Problem {
 				st.allow(AllowUIDValidity, "STATUS %s UIDVALIDITY", mb)
 				continue
 			}
+			if k == "MAILBOXID" {
+				st.allow(AllowMailboxID, "STATUS %s MAILBOXID", mb)
+				continue
+			}
 			if gm[k] != v {
 				st.bad("STATUS %s %s %s, Dovecot %s", mb, k, gm[k], v)
 			}
@@ -741,6 +746,15 @@ func compareCodes(st *cmpState, selects bool, e, g *respSet) {
 				st.bad("no [UIDVALIDITY]")
 			} else {
 				st.allow(AllowUIDValidity, "[UIDVALIDITY %s], Dovecot %s", tokString(gv), tokString(ev))
+			}
+			continue
+		case "MAILBOXID":
+			// RFC 8474: an opaque id the server gives out; a rebuilt
+			// account has other ids (the Decimail captures).
+			if !ok {
+				st.bad("no [MAILBOXID]")
+			} else {
+				st.allow(AllowMailboxID, "[MAILBOXID %s], captured %s", tokString(gv), tokString(ev))
 			}
 			continue
 		case "COPYUID":
