@@ -8,7 +8,7 @@ import (
 // selected mailbox (besides the system flags), and those it has seen in
 // changes and not yet announced.
 //
-// The client MUST record the FLAGS it is sent (rfc3501.txt:3947-3948: "The
+// The client MUST record the FLAGS it is sent (rfc3501.txt:3950: "The
 // update from the FLAGS response MUST be recorded by the client"), so a
 // client that keeps state knows no keyword it was not told about. Every
 // response that carries a message's flags therefore goes out after the
