@@ -82,6 +82,8 @@ type StressResult struct {
 	Login    []float64            // LOGIN latencies of the concurrent logins, ms, sorted
 	Errors   int                  // NO, BAD and disconnects
 	ErrText  []string             // the first few
+	CPU      float64              // server CPU seconds (every process of it) in the command phase
+
 	// ExpungeIssued counts tagged NO [EXPUNGEISSUED] (not errors: a
 	// sequence number naming a message another session expunged,
 	// rfc5530.txt:202-205 "Someone else has issued an EXPUNGE").
@@ -90,7 +92,6 @@ type StressResult struct {
 	// (imaptest.State), by class; StateText the first few.
 	State     map[string]int
 	StateText []string
-	CPU      float64              // server CPU seconds (every process of it) in the command phase
 }
 
 // StateErrors is the number of protocol-state errors of every class.

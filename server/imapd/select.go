@@ -31,7 +31,7 @@ type selection struct {
 	// ownLo..ownHi: modseqs of this session's last AddRemoveFlags, whose
 	// flag changes the next poll leaves out (the view has them already).
 	ownLo, ownHi int64
-	polled       time.Time // last store poll (a fallback for lost notifications)
+	polled       time.Time   // last store poll (a fallback for lost notifications)
 	kw           *keywordSet // the FLAGS announced (keywords.go)
 }
 
