@@ -33,7 +33,7 @@ const StressMailbox = "Stress"
 // StressKinds are the commands of the mix, in report order. FETCH, STORE
 // and SEARCH name messages by UID or, one time in two, by sequence number
 // (numbers the session's state checker knows are valid): during those
-// the server must not send EXPUNGE (rfc3501.txt:4053-4055), which only the
+// the server must not send EXPUNGE (rfc3501.txt:4053), which only the
 // sequence-number forms can show.
 var StressKinds = []string{"SELECT", "FETCH", "STORE", "APPEND", "EXPUNGE", "SEARCH"}
 

@@ -17,12 +17,12 @@ import (
 // What it checks, by class:
 //
 //   - "exists": an EXISTS that would reduce the number of messages
-//     (rfc3501.txt:1154-1156: "only the EXPUNGE response can do this"); a
+//     (rfc3501.txt:1154: "only the EXPUNGE response can do this"); a
 //     SELECT without EXISTS.
 //   - "expunge": an EXPUNGE of a sequence number the client does not have
 //     (so the count would go negative or past its end).
 //   - "expunge-forbidden": an EXPUNGE while responding to FETCH, STORE or
-//     SEARCH, or outside any command (rfc3501.txt:4053-4055: "MUST NOT be
+//     SEARCH, or outside any command (rfc3501.txt:4053: "MUST NOT be
 //     sent when no command is in progress").
 //   - "fetch-seq": a FETCH of a sequence number beyond the count.
 //   - "uid": a UID that breaks the order of the sequence (UIDs "strictly
@@ -36,7 +36,7 @@ import (
 //     PERMANENTFLAGS, in a read-write session, a flag of FLAGS missing from
 //     PERMANENTFLAGS when that says keywords can be created (\*): a flag
 //     "in the FLAGS untagged response, but not the PERMANENTFLAGS list, can
-//     not be set permanently" (rfc3501.txt:3568-3570), so a server that
+//     not be set permanently" (rfc3501.txt:3568), so a server that
 //     announces a keyword it lets clients set announces it in both; or a
 //     PERMANENTFLAGS naming a keyword FLAGS does not ("which of the known
 //     flags").
