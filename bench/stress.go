@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -29,7 +30,11 @@ import (
 // StressMailbox is the mailbox the sessions share.
 const StressMailbox = "Stress"
 
-// StressKinds are the commands of the mix, in report order.
+// StressKinds are the commands of the mix, in report order. FETCH, STORE
+// and SEARCH name messages by UID or, one time in two, by sequence number
+// (numbers the session's state checker knows are valid): during those
+// the server must not send EXPUNGE (rfc3501.txt:4053), which only the
+// sequence-number forms can show.
 var StressKinds = []string{"SELECT", "FETCH", "STORE", "APPEND", "EXPUNGE", "SEARCH"}
 
 // StressConfig says what one run of the line does.
@@ -78,6 +83,24 @@ type StressResult struct {
 	Errors   int                  // NO, BAD and disconnects
 	ErrText  []string             // the first few
 	CPU      float64              // server CPU seconds (every process of it) in the command phase
+
+	// ExpungeIssued counts tagged NO [EXPUNGEISSUED] (not errors: a
+	// sequence number naming a message another session expunged,
+	// rfc5530.txt:202-205 "Someone else has issued an EXPUNGE").
+	ExpungeIssued int
+	// State are the protocol-state errors the sessions' checkers found
+	// (imaptest.State), by class; StateText the first few.
+	State     map[string]int
+	StateText []string
+}
+
+// StateErrors is the number of protocol-state errors of every class.
+func (r *StressResult) StateErrors() int {
+	n := 0
+	for _, v := range r.State {
+		n += v
+	}
+	return n
 }
 
 // Rate is commands per second.
@@ -157,6 +180,8 @@ type stressSession struct {
 	commands int
 	errs     []string
 	dead     bool
+	expIss   int
+	st       imaptest.State // the session's protocol state, checked
 }
 
 var appendUIDCode = []byte("[APPENDUID ")
@@ -188,6 +213,7 @@ func (s *stressSession) do(cmd string, fn func(*imaptest.Raw)) ([]byte, error) {
 		s.fail(cmd, err, true)
 		return nil, err
 	}
+	s.st.Begin(cmd)
 	for {
 		r, err := s.c.ReadRaw()
 		if err != nil {
@@ -195,6 +221,7 @@ func (s *stressSession) do(cmd string, fn func(*imaptest.Raw)) ([]byte, error) {
 			return nil, err
 		}
 		if !r.Tagged(tag) {
+			s.st.ObserveRaw(r)
 			if fn != nil {
 				fn(r)
 			}
@@ -203,10 +230,16 @@ func (s *stressSession) do(cmd string, fn func(*imaptest.Raw)) ([]byte, error) {
 		line := r.Line()
 		st := line[len(tag)+1:]
 		if !bytes.HasPrefix(st, []byte("OK")) {
+			s.st.End(string(bytes.Fields(st)[0]))
 			err := fmt.Errorf("%s", line)
+			if bytes.Contains(st, []byte("[EXPUNGEISSUED]")) {
+				s.expIss++
+				return nil, err
+			}
 			s.fail(cmd, err, false)
 			return nil, err
 		}
+		s.st.End("OK")
 		return bytes.Clone(line), nil
 	}
 }
@@ -241,6 +274,21 @@ func (s *stressSession) uidRange(n int) string {
 	return fmt.Sprintf("%d:%d", lo, int(lo)+n-1)
 }
 
+// seqRange is, one time in two, a range of up to n sequence numbers the
+// session has (its state checker's count), else "".
+func (s *stressSession) seqRange(n int) string {
+	have := s.st.Len()
+	if have == 0 || s.rng.IntN(2) == 0 {
+		return ""
+	}
+	lo := 1 + s.rng.IntN(have)
+	hi := min(lo+n-1, have)
+	if hi == lo {
+		return strconv.Itoa(lo)
+	}
+	return fmt.Sprintf("%d:%d", lo, hi)
+}
+
 func (s *stressSession) selectBox() {
 	s.timed("SELECT", "SELECT "+StressMailbox, nil)
 }
@@ -253,20 +301,31 @@ func (s *stressSession) step() {
 	case "SELECT":
 		s.selectBox()
 	case "FETCH":
+		if set := s.seqRange(20); set != "" {
+			s.timed(kind, "FETCH "+set+" (UID FLAGS RFC822.SIZE ENVELOPE)", nil)
+			return
+		}
 		s.timed(kind, "UID FETCH "+s.uidRange(20)+" (UID FLAGS RFC822.SIZE ENVELOPE)", nil)
 	case "STORE":
 		op := "+"
 		if s.rng.IntN(2) == 0 {
 			op = "-"
 		}
-		s.timed(kind, "UID STORE "+s.uidRange(1+s.rng.IntN(5))+" "+op+"FLAGS ("+stressFlags[s.rng.IntN(len(stressFlags))]+")", nil)
+		args := " " + op + "FLAGS (" + stressFlags[s.rng.IntN(len(stressFlags))] + ")"
+		if set := s.seqRange(1 + s.rng.IntN(5)); set != "" {
+			s.timed(kind, "STORE "+set+args, nil)
+			return
+		}
+		s.timed(kind, "UID STORE "+s.uidRange(1+s.rng.IntN(5))+args, nil)
 	case "APPEND":
 		s.n++
 		msg := stressMsg(s.id, s.n)
 		if !s.plus {
 			// Synchronising literal: Stream waits for the continuation.
 			t0 := time.Now()
-			err := s.c.Stream(fmt.Sprintf("APPEND %s {%d}\r\n%s", StressMailbox, len(msg), msg), nil)
+			s.st.Begin("APPEND")
+			err := s.c.Stream(fmt.Sprintf("APPEND %s {%d}\r\n%s", StressMailbox, len(msg), msg), s.st.ObserveRaw)
+			s.st.End(map[bool]string{true: "OK", false: "NO"}[err == nil])
 			s.commands++
 			if err != nil {
 				var se *imaptest.StatusError
@@ -286,6 +345,10 @@ func (s *stressSession) step() {
 		s.commands++
 		s.timed(kind, "EXPUNGE", nil)
 	case "SEARCH":
+		if s.rng.IntN(2) == 0 {
+			s.timed(kind, "SEARCH UNSEEN", nil)
+			return
+		}
 		s.timed(kind, "UID SEARCH UNSEEN", nil)
 	}
 }
@@ -387,6 +450,18 @@ func RunStress(t *Target, cfg StressConfig, cpu func() float64) (*StressResult, 
 				res.ErrText = append(res.ErrText, e)
 			}
 		}
+		res.ExpungeIssued += s.expIss
+		for k, v := range s.st.Errors {
+			if res.State == nil {
+				res.State = map[string]int{}
+			}
+			res.State[k] += v
+		}
+		for _, e := range s.st.Samples {
+			if len(res.StateText) < 5 {
+				res.StateText = append(res.StateText, fmt.Sprintf("session %d: %s", s.id, e))
+			}
+		}
 	}
 	for _, v := range res.Lat {
 		slices.Sort(v)
@@ -438,6 +513,8 @@ func StressRows(cfg StressConfig, ours, dov *StressResult, oursErr, dovErr error
 	}
 	errs := func(r *StressResult) float64 { return float64(r.Errors) }
 	add(Row{Name: name + ": errors (NO, BAD, disconnects)", Stat: "count", Unit: "errors", Goal: "= 0"}, errs, errs)
+	state := func(r *StressResult) float64 { return float64(r.StateErrors()) }
+	add(Row{Name: name + ": protocol-state errors (each session's imaptest.State)", Stat: "count", Unit: "errors", Goal: "= 0"}, state, state)
 	return rows
 }
 
@@ -455,6 +532,16 @@ func StressNotes(cfg StressConfig, ours, dov *StressResult) []string {
 		}
 		for _, e := range r.ErrText {
 			s += "; error: " + e
+		}
+		if r.ExpungeIssued > 0 {
+			s += fmt.Sprintf("; %d NO [EXPUNGEISSUED] (not errors)", r.ExpungeIssued)
+		}
+		s += fmt.Sprintf("; protocol-state errors %d", r.StateErrors())
+		for _, k := range slices.Sorted(maps.Keys(r.State)) {
+			s += fmt.Sprintf(", %s %d", k, r.State[k])
+		}
+		for _, e := range r.StateText {
+			s += "; state error: " + e
 		}
 		return s
 	}
@@ -578,7 +665,8 @@ func CompareStress(ctx context.Context, cfg StressConfig) ([]Row, []string, erro
 		stopDiag()
 	}
 	if ours != nil {
-		cfg.Log("stress: decimail: %.0f cmd/s, %d errors %v", ours.Rate(), ours.Errors, ours.ErrText)
+		cfg.Log("stress: decimail: %.0f cmd/s, %d errors %v, %d protocol-state errors %v %v", ours.Rate(), ours.Errors, ours.ErrText,
+			ours.StateErrors(), ours.State, ours.StateText)
 	}
 	if oursErr != nil || (ours != nil && ours.Errors > 0) {
 		cfg.Log("decimail serve log:\n%s", p.Log())
@@ -603,7 +691,8 @@ func CompareStress(ctx context.Context, cfg StressConfig) ([]Row, []string, erro
 			cfg.Log("stress: dovecot: %d messages appended into %s in %v", len(msgs), StressMailbox, time.Since(t0).Round(time.Millisecond))
 			dov, dovErr = RunStress(&dv.Target, cfg, func() float64 { return ProcessTreeCPU(dv.srv.PID()) })
 			if dov != nil {
-				cfg.Log("stress: dovecot: %.0f cmd/s, %d errors %v", dov.Rate(), dov.Errors, dov.ErrText)
+				cfg.Log("stress: dovecot: %.0f cmd/s, %d errors %v, %d protocol-state errors %v %v", dov.Rate(), dov.Errors, dov.ErrText,
+					dov.StateErrors(), dov.State, dov.StateText)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -80,6 +81,9 @@ func BenchmarkManySessions(b *testing.B) {
 				k = k[:len(k)-len(" (p99)")]
 				b.ReportMetric(r.Ours, "ours-"+k+"-p99-ms")
 				b.ReportMetric(r.Dovecot, "dovecot-"+k+"-p99-ms")
+			case r.Unit == "errors" && strings.Contains(r.Name, "protocol-state"):
+				b.ReportMetric(r.Ours, "ours-state-errors")
+				b.ReportMetric(r.Dovecot, "dovecot-state-errors")
 			case r.Unit == "errors":
 				b.ReportMetric(r.Ours, "ours-errors")
 				b.ReportMetric(r.Dovecot, "dovecot-errors")

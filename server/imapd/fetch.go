@@ -119,6 +119,11 @@ func (f *fetcher) row(r *store.FetchRow) error {
 		}
 		f.shown[r.UID] = r.Flags
 	}
+	if f.req.hasFlags || seeing {
+		// Flags read from the store may carry a keyword whose change the
+		// session has not polled yet: FLAGS first (keywords.go).
+		f.c.announceKeywords(r.Flags.Keywords)
+	}
 	w := f.w
 	w.Untagged()
 	f.number(uint64(seq))

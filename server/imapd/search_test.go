@@ -241,7 +241,7 @@ func TestSearchFlagsFromViewAreCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.deliver("INBOX", testMsg("late"), store.Flags{})
-	imaptest.Expect(t, c.OK("UID SEARCH UNSEEN"), "* SEARCH 4 5", "* 5 EXISTS", "* 5 RECENT",
+	imaptest.Expect(t, c.OK("UID SEARCH UNSEEN"), "* SEARCH 4 5", flagsLines(" $Work $Later")[0], flagsLines(" $Work $Later")[1], "* 5 EXISTS", "* 5 RECENT",
 		`* 2 FETCH (FLAGS (\Answered \Flagged \Seen \Recent $Later))`)
 	imaptest.Expect(t, c.OK("SEARCH KEYWORD $later"), "* SEARCH 2")
 	imaptest.Expect(t, c.OK("UID SEARCH OR UNKEYWORD $Work DRAFT NOT UID 2:3"), "* SEARCH 4 5 6")

@@ -31,7 +31,8 @@ type selection struct {
 	// ownLo..ownHi: modseqs of this session's last AddRemoveFlags, whose
 	// flag changes the next poll leaves out (the view has them already).
 	ownLo, ownHi int64
-	polled       time.Time // last store poll (a fallback for lost notifications)
+	polled       time.Time   // last store poll (a fallback for lost notifications)
+	kw           *keywordSet // the FLAGS announced (keywords.go)
 }
 
 // systemFlags are the flags every mailbox supports (rfc3501.txt:574-577: "The
@@ -56,7 +57,8 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	} else if err != nil {
 		return err
 	}
-	s := &selection{mb: snap.Mailbox, readOnly: readOnly, view: NewView(snap.UIDs, snap.Recent, snap.ModSeq), polled: time.Now()}
+	s := &selection{mb: snap.Mailbox, readOnly: readOnly, view: NewView(snap.UIDs, snap.Recent, snap.ModSeq), polled: time.Now(),
+		kw: newKeywordSet(snap.Keywords)}
 	s.view.KeepFlags(snap.Flags)
 	s.sub = c.Store().Notifier().Subscribe(s.mb.ID)
 	c.sel = s
@@ -67,7 +69,7 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	}
 	c.SetState(Selected)
 
-	flags := append(append([]string{}, systemFlags...), snap.Keywords...)
+	flags := s.kw.flags()
 	w := c.Writer()
 	w.Lock()
 	w.Line("FLAGS (%s)", strings.Join(flags, " "))
@@ -158,16 +160,24 @@ func (c *Conn) applyChanges(ch *store.Changes) error {
 	}
 	s.view.Apply(ch)
 	s.ownLo, s.ownHi = 0, 0
+	// Keywords new to the session (a STORE, APPEND, COPY or MOVE of any
+	// session) are announced with the next updates, before them.
+	for i := range ch.Changed {
+		s.kw.note(ch.Changed[i].Flags.Keywords)
+	}
 	return nil
 }
 
+// writeUpdates writes the updates, after the FLAGS of keywords new to the
+// session (keywords.go).
 func (c *Conn) writeUpdates(ups []Update) {
-	if len(ups) == 0 {
+	if len(ups) == 0 && len(c.sel.kw.pend) == 0 {
 		return
 	}
 	w := c.Writer()
 	w.Lock()
 	defer w.Unlock()
+	c.announceKeywords(nil)
 	for _, u := range ups {
 		switch u.Kind {
 		case UpdExpunge:
@@ -177,6 +187,7 @@ func (c *Conn) writeUpdates(ups []Update) {
 		case UpdRecent:
 			w.Line("%d RECENT", u.N)
 		case UpdFlags:
+			c.announceKeywords(u.Flags.Keywords)
 			w.Line("%d FETCH (FLAGS (%s))", u.N, strings.Join(c.flagNames(u.UID, u.Flags), " "))
 		}
 	}

@@ -151,6 +151,7 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 // writeStoreFetch writes a STORE's "* seq FETCH (FLAGS (...))" (with the
 // UID for UID STORE, rfc3501.txt:3390-3393); the writer is locked.
 func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags) {
+	c.announceKeywords(f.Keywords)
 	w := c.Writer()
 	w.Untagged()
 	w.Number(uint64(seq))
@@ -190,6 +191,10 @@ func (c *Conn) addRemoveFlags(name string, uid bool, it storeItem, flags store.F
 	for _, ch := range changed {
 		s.view.Told(ch.UID, ch.ModSeq)
 		s.view.SetFlags(ch.UID, ch.Flags)
+		// The poll leaves these changes out (ChangesSinceExcept): a new
+		// keyword is announced here, or by the post-command poll after
+		// .SILENT (keywords.go).
+		s.kw.note(ch.Flags.Keywords)
 	}
 	if it.silent {
 		return nil
