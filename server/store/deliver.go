@@ -349,8 +349,8 @@ func messageRow(c *copyState) []any {
 		refs = []string{}
 	}
 	return []any{c.id, c.UserID, c.date, int32(off), dayOf(c.date), int32(p.Size), nil, nil,
-		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, clean(p.Subject), clean(p.From), clean(p.To), clean(p.Cc),
-		clean(p.Bcc), clean(p.ReplyTo), clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refs),
+		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, folded(p.Subject), folded(p.From), folded(p.To), folded(p.Cc),
+		folded(p.Bcc), clean(p.ReplyTo), clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refs),
 		c.thread, p.Broken, c.DeliveredTo, c.spool}
 }
 
@@ -458,7 +458,7 @@ func (s *Store) deliverTx(ctx context.Context, content []byte, copies []*copySta
 		}
 		if i == 0 {
 			b.Queue(`INSERT INTO message_texts (message_id, header_text, body_text) VALUES ($1, $2, $3)`,
-				c.id, clean(c.p.HeaderText), clean(c.p.BodyText))
+				c.id, folded(c.p.HeaderText), folded(c.p.BodyText))
 			continue
 		}
 		queueCopyFrom(b, c, copies[0])
@@ -531,7 +531,7 @@ func queueCopyFrom(b *pgx.Batch, c, first *copyState) {
 		SELECT %s FROM (SELECT substring(m.header || m.body FROM $%d::int) AS content FROM messages m WHERE m.id = $%d) f`,
 		strings.Join(messageCols, ", "), strings.Join(cols, ", "), len(args)-1, len(args)), args...)
 	b.Queue(`INSERT INTO message_texts (message_id, header_text, body_text)
-		SELECT $1, $2, t.body_text FROM message_texts t WHERE t.message_id = $3`, c.id, clean(c.p.HeaderText), first.id)
+		SELECT $1, $2, t.body_text FROM message_texts t WHERE t.message_id = $3`, c.id, folded(c.p.HeaderText), first.id)
 }
 
 // nonNil: a nil []byte is NULL to pgx.
@@ -593,6 +593,12 @@ func clean(s string) string {
 	}
 	return string(b)
 }
+
+// folded is a searched text column's value: s cleaned, then folded as every
+// substring search compares (query.Fold: Unicode case folding and NFKD).
+// The columns hold only this form (subject, from_addr, to_addr, cc_addr,
+// bcc_addr, header_text, body_text: schema 0008); nothing displays them.
+func folded(s string) string { return query.Fold(clean(s)) }
 
 func cleanAll(ss []string) []string {
 	out := make([]string, len(ss))
