@@ -19,8 +19,11 @@
 // fields and the value with Fold too, so both agree exactly. Folding in Go,
 // not in SQL, keeps this independent of the database's locale and of ICU:
 // pgrun's clusters are --no-locale (C), where ILIKE folds ASCII only, which
-// Fold's output no longer needs. (In another locale ILIKE would lower-case
-// both sides again, which leaves folded text as it is.)
+// Fold's output no longer needs. (In another locale ILIKE lower-cases both
+// sides again; folded text is lower case already, but for the few letters
+// whose fold is not their lower case, e.g. Cherokee, Eval would no longer
+// be exact: keep the C locale.) Rows stored before schema 0008 were folded
+// by its Go step (schema/fold.go).
 //
 // LIKE patterns escape `\`, `%` and `_` with a backslash, LIKE's default escape
 // character; no ESCAPE clause is written, so the SQL does not depend on
