@@ -8,7 +8,7 @@ import (
 // Fold is the one case folding of every substring key (SUBJECT, FROM, TEXT,
 // HEADER, …), in SEARCH and in mailbox definitions alike: the server's
 // comparator, close to i;unicode-casemap (RFC 5051), which IMAP recommends
-// for case-insensitive search beyond ASCII (rfc9051.txt:3843-3845 points to
+// for case-insensitive search beyond ASCII (rfc9051.txt:3841-3847 points to
 // [IMAP-I18N], RFC 5255, whose comparators start from i;unicode-casemap).
 //
 // Fold(s) is Unicode's compatibility caseless match (Unicode 15 §3.13, D146):
