@@ -12,6 +12,7 @@ import (
 
 	"decimail/schema"
 	"decimail/server/pgrun"
+	"decimail/server/query"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgrun.RunTests(m)) }
@@ -109,5 +110,88 @@ func TestMigrateKeepsTexts(t *testing.T) {
 	c.QueryRow(ctx, `SELECT count(*) FROM message_texts`).Scan(&n)
 	if n != 1 {
 		t.Fatalf("%d texts after deleting one of two messages, want 1", n)
+	}
+}
+
+// TestMigrateFoldsTexts: texts stored before 0008 are folded by its Go step
+// (query.Fold), so a search, which folds its value, finds them; rows of
+// ASCII text are left as they are (ILIKE folds ASCII); more rows than one
+// batch are all reached.
+func TestMigrateFoldsTexts(t *testing.T) {
+	ctx := context.Background()
+	c := emptyDB(t)
+	ms, err := schema.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version >= 8 {
+			break
+		}
+		if _, err := c.Exec(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		if _, err := c.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 600 messages (more than a batch): odd ones with German and Greek text.
+	for _, q := range []string{
+		`INSERT INTO users (name, password_hash) VALUES ('u', 'x')`,
+		`INSERT INTO messages (user_id, internal_date, internal_day, size, header, body, envelope, bodystructure, body_simple,
+			thread_id, subject, from_addr)
+		 SELECT 1, now(), current_date, 10, '', '', '', '', '', 1,
+			CASE WHEN i % 2 = 1 THEN 'Flug nach MÜNCHEN ' || i ELSE 'Plain ASCII ' || i END,
+			CASE WHEN i % 2 = 1 THEN 'Jürgen <J@X.DE>' ELSE 'Juergen <J@X.DE>' END
+		 FROM generate_series(1, 600) i`,
+		`INSERT INTO message_texts (message_id, indexed, header_text, body_text)
+		 SELECT id, id % 3 = 0, 'Subject: ' || subject || E'\n', CASE WHEN id % 2 = 1 THEN 'ΟΔΥΣΣΕΥΣ grüßt' ELSE 'Hello WORLD' END
+		 FROM messages`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%.60s…: %v", q, err)
+		}
+	}
+	applied, err := schema.Migrate(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(applied, "0008_text_fold.sql") {
+		t.Fatalf("applied %v", applied)
+	}
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := c.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	like := func(s string) string { return "%" + query.Fold(s) + "%" }
+	for _, tc := range []struct {
+		q    string
+		args []any
+		want int
+	}{
+		{`SELECT count(*) FROM messages WHERE subject ILIKE $1`, []any{like("münchen")}, 300},
+		{`SELECT count(*) FROM messages WHERE subject ILIKE $1`, []any{like("MÜNCHEN 599")}, 1},
+		{`SELECT count(*) FROM messages WHERE from_addr ILIKE $1`, []any{like("JÜRGEN")}, 300},
+		{`SELECT count(*) FROM messages WHERE from_addr ILIKE $1`, []any{like("j@x.de")}, 600},
+		{`SELECT count(*) FROM message_texts WHERE body_text ILIKE $1`, []any{like("Οδυσσευς GRÜSST")}, 300},
+		{`SELECT count(*) FROM message_texts WHERE header_text ILIKE $1`, []any{like("SUBJECT: flug nach münchen")}, 300},
+		{`SELECT count(*) FROM message_texts WHERE body_text ILIKE $1`, []any{like("hello world")}, 300},
+		// ASCII rows are not rewritten.
+		{`SELECT count(*) FROM messages WHERE subject LIKE 'Plain ASCII %'`, nil, 300},
+		{`SELECT count(*) FROM message_texts WHERE body_text = 'Hello WORLD'`, nil, 300},
+		// Non-ASCII rows hold exactly their Fold.
+		{`SELECT count(*) FROM messages WHERE subject = $1`, []any{query.Fold("Flug nach MÜNCHEN 1")}, 1},
+		{`SELECT count(*) FROM message_texts WHERE body_text = $1`, []any{query.Fold("ΟΔΥΣΣΕΥΣ grüßt")}, 300},
+	} {
+		if got := count(tc.q, tc.args...); got != tc.want {
+			t.Errorf("%s %v: %d, want %d", tc.q, tc.args, got, tc.want)
+		}
 	}
 }

@@ -2,6 +2,8 @@
 // embedded into the binary) and applies them: all pending migrations in one
 // transaction, serialised across processes by an advisory lock, each recorded
 // in schema_migrations. Applied migrations are never edited; add a new file.
+// A migration may have a Go step (fold.go: steps), run right after its SQL
+// in the same transaction, for data only Go can compute.
 package schema
 
 import (
@@ -91,6 +93,11 @@ func Migrate(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 		}
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {
 			return nil, fmt.Errorf("schema: %s: %w", m.Name, err)
+		}
+		if step := steps[m.Version]; step != nil {
+			if err := step(ctx, tx); err != nil {
+				return nil, fmt.Errorf("schema: %s: %w", m.Name, err)
+			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
 			return nil, err

@@ -33,6 +33,9 @@ func cmdAppend(c *Conn, cmd *Command) error {
 	}
 	var opts store.DeliverOptions
 	opts.Mailbox = name
+	// A client's copy of a message the submission server already filed
+	// in Sent is answered with that copy (store/sentdedup.go).
+	opts.SentWindow = max(c.srv.cfg.SentDedupWindow, 0)
 	i, last := 1, len(args)-1
 	if i < last && args[i].Kind == List {
 		if opts.Flags, err = appendFlags(args[i]); err != nil {
@@ -77,6 +80,7 @@ func cmdAppend(c *Conn, cmd *Command) error {
 		// EXISTS goes out before the tagged OK (rfc3501.txt:2583).
 		c.sel.dirty = true
 	}
+	// A claimed Sent copy: its UID, as that is the message appended.
 	return c.OK(fmt.Sprintf("APPENDUID %d %d", d.UIDValidity, d.UID), "APPEND completed") // APPENDUID "Followed by the UIDVALIDITY of the destination mailbox and the UID", rfc4315.txt:148-153
 }
 

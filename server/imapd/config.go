@@ -55,6 +55,12 @@ type Config struct {
 	LimitLoopback bool
 	// AuthFailDelay slows down failed logins, default 1s.
 	AuthFailDelay time.Duration
+	// SentDedupWindow: an APPEND to the \Sent mailbox of a message whose
+	// copy the submission server filed there less than this long ago is
+	// answered with that copy's UID and stores nothing (append.go,
+	// store/sentdedup.go); configuration key imapd_sent_dedup_window,
+	// default 10 minutes, negative: off.
+	SentDedupWindow time.Duration
 
 	// Disabled switches capabilities off by name, e.g. {"IDLE": true};
 	// commands of a disabled extension answer BAD like unknown commands.
@@ -98,11 +104,17 @@ func (c Config) withDefaults() Config {
 	def(&c.PreAuthTimeout, 2*time.Minute)
 	def(&c.WriteTimeout, 2*time.Minute)
 	def(&c.AuthFailDelay, time.Second)
+	def(&c.SentDedupWindow, DefaultSentDedupWindow)
 	if c.MaxConnsPerIP == 0 {
 		c.MaxConnsPerIP = 100
 	}
 	return c
 }
+
+// DefaultSentDedupWindow is Config.SentDedupWindow's default: long enough
+// for a client to APPEND its copy after a slow submission, short enough
+// that an old message appended again (from an archive) is stored.
+const DefaultSentDedupWindow = 10 * time.Minute
 
 // DefaultMaxListPattern is Config.MaxListPattern's default.
 const DefaultMaxListPattern = 4096

@@ -362,8 +362,9 @@ func systemFlagColumn(f string) string {
 	return flagKeys[asciiUpper(f[1:])]
 }
 
-// likePattern builds the ILIKE pattern %s% (likeEscape).
-func likePattern(s string) string { return "%" + likeEscape(s) + "%" }
+// likePattern builds the ILIKE pattern %s% of s folded (likeEscape, Fold:
+// the searched columns hold folded text).
+func likePattern(s string) string { return "%" + likeEscape(Fold(s)) + "%" }
 
 // likeEscape escapes \ % _ by backslash, LIKE's default escape character.
 func likeEscape(s string) string {
@@ -379,7 +380,8 @@ func likeEscape(s string) string {
 
 // headerCond is HEADER name value: some line of the header text (one field
 // a line, unfolded) starts with "name:" and the rest of that line contains
-// value, both compared case-insensitively (rfc3501.txt:2836).
+// value, both compared case-insensitively (rfc3501.txt:2836): both folded
+// (Fold), as the stored header text is.
 //
 // No regular expression is built from the user's strings: an ARE made of a
 // 60,000-character value ran 37 s and then failed as "too complex" (issue
@@ -389,7 +391,7 @@ func likeEscape(s string) string {
 // linear in the text for a bounded value (Limits.MaxValue).
 func (c *compiler) headerCond(name, value string) string {
 	h := c.textCol("header_text")
-	prefix := likeEscape(name) + ":%" + likeEscape(value) + "%"
+	prefix := likeEscape(Fold(name)) + ":%" + likeEscape(Fold(value)) + "%"
 	whole := c.param("%" + prefix)
 	line := c.param(prefix)
 	return "(" + h + " ILIKE " + whole + " AND EXISTS (SELECT 1 FROM unnest(string_to_array(" + h +

@@ -16,24 +16,35 @@ type Msg struct {
 	Seen, Answered, Flagged, Deleted, Draft, Recent  bool
 	Keywords                                         []string
 
-	low [2]lowered // HeaderText and BodyText folded, kept between Evals (lower)
+	low [7]lowered // the text fields folded, kept between Evals (lower)
 }
 
 type lowered struct{ src, low string }
 
-// lower returns s (m.HeaderText or m.BodyText, slot i) folded by asciiLower,
-// once per text: a delivery evaluates every view of the user (over a
-// hundred) against the same message.
+// Slots of Msg.low.
+const (
+	lowHeader = iota
+	lowBody
+	lowSubject
+	lowFrom
+	lowTo
+	lowCc
+	lowBcc
+)
+
+// lower returns s (the text field of slot i) folded by Fold, once per
+// text: a delivery evaluates every view of the user (over a hundred)
+// against the same message.
 func (m *Msg) lower(i int, s string) string {
 	c := &m.low[i]
 	if c.src != s || c.low == "" { // same backing string: compared in O(1)
-		c.src, c.low = s, asciiLower(s)
+		c.src, c.low = s, Fold(s)
 	}
 	return c.low
 }
 
 // Eval is the plain-Go reference semantics of n; it agrees with Compile on a
-// Postgres database in the C locale (ASCII-only case folding, see package doc).
+// Postgres database whose text columns hold Fold of the fields (package doc).
 // maxUID and maxSeq are the values of "*".
 func Eval(n Node, m *Msg, maxUID, maxSeq uint32) bool {
 	switch n := n.(type) {
@@ -66,21 +77,21 @@ func Eval(n Node, m *Msg, maxUID, maxSeq uint32) bool {
 	case Text:
 		switch n.Key {
 		case "TEXT":
-			return containsLow(m.lower(0, m.HeaderText), n.Value) || containsLow(m.lower(1, m.BodyText), n.Value)
+			return containsLow(m.lower(lowHeader, m.HeaderText), n.Value) || containsLow(m.lower(lowBody, m.BodyText), n.Value)
 		case "HEADER":
-			return headerMatchLow(m.lower(0, m.HeaderText), n.Field, n.Value)
+			return headerMatchLow(m.lower(lowHeader, m.HeaderText), n.Field, n.Value)
 		case "BCC":
-			return contains(m.Bcc, n.Value)
+			return containsLow(m.lower(lowBcc, m.Bcc), n.Value)
 		case "BODY":
-			return containsLow(m.lower(1, m.BodyText), n.Value)
+			return containsLow(m.lower(lowBody, m.BodyText), n.Value)
 		case "CC":
-			return contains(m.Cc, n.Value)
+			return containsLow(m.lower(lowCc, m.Cc), n.Value)
 		case "FROM":
-			return contains(m.From, n.Value)
+			return containsLow(m.lower(lowFrom, m.From), n.Value)
 		case "SUBJECT":
-			return contains(m.Subject, n.Value)
+			return containsLow(m.lower(lowSubject, m.Subject), n.Value)
 		case "TO":
-			return contains(m.To, n.Value)
+			return containsLow(m.lower(lowTo, m.To), n.Value)
 		}
 		return false
 	case Date:
@@ -158,7 +169,8 @@ func dayNum(t time.Time) int {
 	return y*10000 + int(mo)*100 + d
 }
 
-// asciiLower folds A-Z only, like lower() in Postgres' C locale.
+// asciiLower folds A-Z only, like lower() in Postgres' C locale (keywords,
+// which are atoms; Fold of ASCII text).
 func asciiLower(s string) string {
 	if strings.IndexFunc(s, func(r rune) bool { return r >= 'A' && r <= 'Z' }) < 0 {
 		return s
@@ -172,21 +184,17 @@ func asciiLower(s string) string {
 	return string(b)
 }
 
-// contains is the ILIKE '%v%' substring match with ASCII-only folding.
-func contains(field, v string) bool {
-	return containsLow(asciiLower(field), v)
-}
-
-// containsLow is contains of a field already folded.
+// containsLow is the ILIKE '%v%' substring match on a field already
+// folded (Fold).
 func containsLow(low, v string) bool {
-	return strings.Contains(low, asciiLower(v))
+	return strings.Contains(low, Fold(v))
 }
 
 // headerMatchLow mirrors HEADER name value (compiler.headerCond) on the
 // folded header text h: some line starts with name and ':', and the rest of
 // that line contains value.
 func headerMatchLow(h, name, value string) bool {
-	prefix, v := asciiLower(name)+":", asciiLower(value)
+	prefix, v := Fold(name)+":", Fold(value)
 	for p := 0; p <= len(h); {
 		line := h[p:]
 		nl := strings.IndexByte(line, '\n')

@@ -26,7 +26,8 @@ func TestEval(t *testing.T) {
 		{"SEEN", true}, {"UNSEEN", false}, {"FLAGGED", true}, {"UNANSWERED", true}, {"DELETED", false}, {"DRAFT", false},
 		{"KEYWORD $junk", true}, {"KEYWORD work", true}, {"KEYWORD other", false}, {"UNKEYWORD $JUNK", false},
 		{`KEYWORD \SEEN`, true}, {`KEYWORD \Answered`, false}, {`UNKEYWORD \Flagged`, false}, {`KEYWORD \Recent`, false},
-		{"SUBJECT GENERICS", true}, {"SUBJECT \"\"", true}, {"SUBJECT ärger", false}, {"SUBJECT Ärger", true},
+		{"SUBJECT GENERICS", true}, {"SUBJECT \"\"", true}, {"SUBJECT ärger", true}, {"SUBJECT ÄRGER", true}, {"SUBJECT Ärger", true},
+		{"SUBJECT arger", false}, {"FROM GOPHER@GOLANG.ORG", true}, {"BODY PLEASE", true},
 		{"FROM GOPHER@", true}, {"TO nuts", true}, {"CC x", false}, {"CC \"\"", true}, {"BCC \"\"", true},
 		{"BODY ATTACHED", true}, {"BODY list-id", false},
 		{"TEXT list-id", true}, {"TEXT hello", true}, {"TEXT absent", false},
@@ -34,6 +35,7 @@ func TestEval(t *testing.T) {
 		{"HEADER X-Missing \"\"", false}, {"HEADER Id golang", false}, {"HEADER List-Id attached", false},
 		{"HEADER Subject \"Re: Ä\"", true}, {"HEADER X-Percent \"%_\\\\\"", true}, {"HEADER X-Percent \"_%\"", false},
 		{"HEADER subject \"generics\nlist\"", false}, // the value is looked for in the field's own line
+		{"HEADER SUBJECT \"re: ä\"", true}, {"TEXT ÄRGER", true},
 		{"ON 1-Nov-2026", true}, {"SINCE 1-Nov-2026", true}, {"BEFORE 1-Nov-2026", false}, {"BEFORE 2-Nov-2026", true},
 		{"SINCE 2-Nov-2026", false},
 		{"SENTON 1-Nov-2026", false}, {"NOT SENTON 1-Nov-2026", true}, {"SENTBEFORE 1-Jan-9999", false}, {"SENTSINCE 1-Jan-0001", false},

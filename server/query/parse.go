@@ -7,15 +7,23 @@
 // args) / Eval (plain Go reference) / String (canonical text).
 // User input never reaches SQL text: every value is a bind parameter.
 //
-// Case-insensitivity ("The matching is case-insensitive", rfc3501.txt:2776-2778). Substring keys compile to
-// `col ILIKE $n` (HEADER: an ILIKE over the header text and one over its
-// lines, compiler.headerCond; no regular expression is built from user
-// input), so the trigram indexes are used; the decoded header and body text
-// are in message_texts (compiler.text). In a UTF-8 database initialised with
-// --no-locale (C collation/ctype), ILIKE folds ASCII letters only. Eval therefore folds ASCII only too
-// (asciiLower), so both agree exactly: "Ä" does not match "ä". With an ICU or
-// builtin C.UTF-8 ctype Postgres would fold more than Eval; the schema must use
-// the C locale for the SQL-vs-Eval equivalence to hold.
+// Case-insensitivity ("The matching is case-insensitive", rfc3501.txt:2776-2778):
+// Unicode, by Fold (fold.go: full case folding and NFKD, close to RFC 5051's
+// i;unicode-casemap), so SUBJECT MÜNCHEN finds "München" and SS finds "ß".
+// The store keeps the searched text columns folded by Fold (written in Go
+// at delivery), and substring keys compile to `col ILIKE $n` with the
+// value folded the same way (HEADER: an ILIKE over the header text and one
+// over its lines, compiler.headerCond; no regular expression is built from
+// user input), so the trigram indexes are used; the decoded header and body
+// text are in message_texts (compiler.text). Eval folds the message's
+// fields and the value with Fold too, so both agree exactly. Folding in Go,
+// not in SQL, keeps this independent of the database's locale and of ICU:
+// pgrun's clusters are --no-locale (C), where ILIKE folds ASCII only, which
+// Fold's output no longer needs. (In another locale ILIKE lower-cases both
+// sides again; folded text is lower case already, but for the few letters
+// whose fold is not their lower case, e.g. Cherokee, Eval would no longer
+// be exact: keep the C locale.) Rows stored before schema 0008 were folded
+// by its Go step (schema/fold.go).
 //
 // LIKE patterns escape `\`, `%` and `_` with a backslash, LIKE's default escape
 // character; no ESCAPE clause is written, so the SQL does not depend on

@@ -59,7 +59,9 @@ func (x *session) submit(ctx context.Context, in *store.Incoming) error {
 	}
 	d := store.Delivery{Copies: x.localCopies()}
 	d.Copies = append(d.Copies, store.Copy{UserID: x.user.ID,
-		DeliverOptions: store.DeliverOptions{Mailbox: "Sent", Flags: store.Flags{Seen: true}}})
+		// Submitted: the client's own APPEND of this message to Sent is
+		// answered with this copy (store/sentdedup.go).
+		DeliverOptions: store.DeliverOptions{Mailbox: "Sent", Flags: store.Flags{Seen: true}, Submitted: true}})
 	if len(x.remote) > 0 {
 		d.Queue = &store.Outbound{UserID: x.user.ID, From: from, Rcpts: x.remote, Prefix: x.trace(x.remoteFor(), false)}
 	}

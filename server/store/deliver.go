@@ -36,6 +36,16 @@ type DeliverOptions struct {
 	Flags        Flags     // initial flags (APPEND)
 	InternalDate time.Time // zero = now
 	DeliveredTo  string    // envelope recipient (SMTP), for address rewriting
+	// Submitted marks the copy the submission server files in the
+	// sender's Sent folder (messages.submitted, schema 0009).
+	Submitted bool
+	// SentWindow (APPEND): when positive and the target is the \Sent
+	// mailbox, a copy of a message with the same Message-ID that the
+	// submission server filed there less than SentWindow ago, and that no
+	// APPEND has claimed yet, is taken as this message: nothing is stored,
+	// the APPEND's flags are added to it, and Delivered describes it
+	// (Existing). Only a delivery of one copy is checked. See sentdedup.go.
+	SentWindow time.Duration
 }
 
 // Delivered is the result of storing a message.
@@ -44,6 +54,7 @@ type Delivered struct {
 	MailboxID   int64
 	UIDValidity uint32
 	UID         uint32
+	Existing    bool // a copy filed by submission was claimed (DeliverOptions.SentWindow)
 	box         Box
 }
 
@@ -137,6 +148,15 @@ func (s *Store) DeliverIncoming(ctx context.Context, in *Incoming, d Delivery) (
 		return res, wrap("deliver: read", err)
 	}
 	p := message.Parse(content)
+	if c := d.Copies; len(c) == 1 && d.Queue == nil && c[0].SentWindow > 0 && len(c[0].Prefix) == 0 {
+		if got, ok, err := s.claimSubmitted(ctx, c[0], clean(p.MessageID)); err != nil || ok {
+			if err != nil {
+				return res, wrap("deliver", err)
+			}
+			res.Copies = []Delivered{got}
+			return res, nil
+		}
+	}
 	refs := append([]string{}, p.References...)
 	if p.InReplyTo != "" {
 		refs = append(refs, p.InReplyTo)
@@ -329,12 +349,12 @@ var (
 	messageCols = []string{"id", "user_id", "internal_date", "internal_tz", "internal_day", "size", "header", "body",
 		"envelope", "bodystructure", "body_simple", "sent_date", "sent_day", "subject", "from_addr", "to_addr", "cc_addr",
 		"bcc_addr", "reply_to", "from_key", "message_id", "in_reply_to", "refs", "thread_id", "broken", "delivered_to",
-		"spool_path"}
+		"spool_path", "submitted"}
 	messageOIDs = []uint32{pgtype.Int8OID, pgtype.Int8OID, pgtype.TimestamptzOID, pgtype.Int4OID, pgtype.DateOID,
 		pgtype.Int4OID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID,
 		pgtype.TimestamptzOID, pgtype.DateOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID,
 		pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextArrayOID,
-		pgtype.Int8OID, pgtype.BoolOID, pgtype.TextOID, pgtype.TextOID}
+		pgtype.Int8OID, pgtype.BoolOID, pgtype.TextOID, pgtype.TextOID, pgtype.TimestamptzOID}
 )
 
 const colHeader, colBody = 6, 7
@@ -352,10 +372,14 @@ func messageRow(c *copyState) []any {
 	if refs == nil {
 		refs = []string{}
 	}
+	var submitted any
+	if c.Submitted {
+		submitted = time.Now()
+	}
 	return []any{c.id, c.UserID, c.date, int32(off), dayOf(c.date), int32(p.Size), nil, nil,
-		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, clean(p.Subject), clean(p.From), clean(p.To), clean(p.Cc),
-		clean(p.Bcc), clean(p.ReplyTo), clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refs),
-		c.thread, p.Broken, c.DeliveredTo, c.spool}
+		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, folded(p.Subject), folded(p.From), folded(p.To), folded(p.Cc),
+		folded(p.Bcc), clean(p.ReplyTo), clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refs),
+		c.thread, p.Broken, c.DeliveredTo, c.spool, submitted}
 }
 
 // copyRow is a binary COPY stream of one row (columns oids, values vals),
@@ -462,7 +486,7 @@ func (s *Store) deliverTx(ctx context.Context, content []byte, copies []*copySta
 		}
 		if i == 0 {
 			b.Queue(`INSERT INTO message_texts (message_id, header_text, body_text) VALUES ($1, $2, $3)`,
-				c.id, clean(c.p.HeaderText), clean(c.p.BodyText))
+				c.id, folded(c.p.HeaderText), folded(c.p.BodyText))
 			continue
 		}
 		queueCopyFrom(b, c, copies[0])
@@ -535,7 +559,7 @@ func queueCopyFrom(b *pgx.Batch, c, first *copyState) {
 		SELECT %s FROM (SELECT substring(m.header || m.body FROM $%d::int) AS content FROM messages m WHERE m.id = $%d) f`,
 		strings.Join(messageCols, ", "), strings.Join(cols, ", "), len(args)-1, len(args)), args...)
 	b.Queue(`INSERT INTO message_texts (message_id, header_text, body_text)
-		SELECT $1, $2, t.body_text FROM message_texts t WHERE t.message_id = $3`, c.id, clean(c.p.HeaderText), first.id)
+		SELECT $1, $2, t.body_text FROM message_texts t WHERE t.message_id = $3`, c.id, folded(c.p.HeaderText), first.id)
 }
 
 // nonNil: a nil []byte is NULL to pgx.
@@ -597,6 +621,12 @@ func clean(s string) string {
 	}
 	return string(b)
 }
+
+// folded is a searched text column's value: s cleaned, then folded as every
+// substring search compares (query.Fold: Unicode case folding and NFKD).
+// The columns hold only this form (subject, from_addr, to_addr, cc_addr,
+// bcc_addr, header_text, body_text: schema 0008); nothing displays them.
+func folded(s string) string { return query.Fold(clean(s)) }
 
 func cleanAll(ss []string) []string {
 	out := make([]string, len(ss))

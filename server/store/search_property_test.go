@@ -30,11 +30,14 @@ import (
 
 // searchWords is the vocabulary of message text and of search values, so that
 // programs match some messages and not others. It has ASCII case variants,
-// non-ASCII letters whose case Postgres' C locale does not fold, and the LIKE
-// and regexp metacharacters.
+// non-ASCII letters whose case Postgres' C locale does not fold (query.Fold
+// does: ß/SS/ẞ, Σ/σ/ς, the Turkish İ/ı, decomposed ü, fullwidth and ligature
+// forms), and the LIKE and regexp metacharacters.
 var searchWords = []string{
 	"golang", "GoLang", "rust", "meeting", "news", "a", "café", "CAFÉ", "Ärger", "ärger", "naïve", "日本語",
 	"100%", "under_score", "back\\slash", "dot.star*", "(paren)", "[x]", "quote\"d", "ünïcödé", "x+y", "$5",
+	"München", "MÜNCHEN", "mu\u0308nchen", "Straße", "STRASSE", "GROẞ", "ΣΟΦΟΣ", "σοφος", "σοφός", "İstanbul",
+	"ISTANBUL", "ıi", "ﬁle", "ＦＩＬＥ", "ＡＢＣ%",
 }
 
 var (
@@ -282,7 +285,8 @@ func (g searchGen) node(t *rapid.T, depth int) query.Node {
 
 // value is a search string: a vocabulary word, a piece of one, or "".
 func (g searchGen) value(t *rapid.T) string {
-	w := rapid.SampledFrom(append(searchWords, "", "example.com", "ALICE", "ø", "<", "@")).Draw(t, "value")
+	w := rapid.SampledFrom(append(searchWords, "", "example.com", "ALICE", "ø", "<", "@", "ß", "SS", "ss", "Σ", "ς", "ı", "I",
+		"i\u0307", "Ü", "\u0308", "e\u0301", "FI", "abc")).Draw(t, "value")
 	if r := []rune(w); len(r) > 2 && rapid.Bool().Draw(t, "substring") {
 		i := rapid.IntRange(0, len(r)-1).Draw(t, "from")
 		j := rapid.IntRange(i+1, len(r)).Draw(t, "to")
@@ -322,12 +326,13 @@ func uidSet(rs [][2]uint32) imap.UIDSet {
 }
 
 // storedMsgs reads back, in UID order, what the store wrote for a mailbox's
-// messages, as the reference evaluator's input: the text, date and size
-// columns straight from messages and message_texts, the flags through Fetch (so this does not
+// messages, as the reference evaluator's input: the date and size columns
+// straight from messages, the text columns too after checking them against
+// the stored message (origTexts), the flags through Fetch (so this does not
 // depend on which table holds them).
 func storedMsgs(ctx context.Context, t interface{ Fatal(...any) }, s *store.Store, box store.Box) ([]query.Msg, []int64) {
 	rows, err := s.Pool().Query(ctx, `SELECT mm.uid, m.id, m.subject, m.from_addr, m.to_addr, m.cc_addr, m.bcc_addr,
-			t.header_text, t.body_text, m.internal_day, m.sent_day, m.size
+			t.header_text, t.body_text, m.internal_day, m.sent_day, m.size, m.header || m.body
 		FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id JOIN message_texts t ON t.message_id = m.id
 		WHERE mm.mailbox_id = $1 ORDER BY mm.uid`, box.ID())
 	if err != nil {
@@ -340,9 +345,13 @@ func storedMsgs(ctx context.Context, t interface{ Fatal(...any) }, s *store.Stor
 		var m query.Msg
 		var uid, id int64
 		var sent *time.Time
+		var raw []byte
 		if err := rows.Scan(&uid, &id, &m.Subject, &m.From, &m.To, &m.Cc, &m.Bcc, &m.HeaderText, &m.BodyText,
-			&m.InternalDay, &sent, &m.Size); err != nil {
+			&m.InternalDay, &sent, &m.Size, &raw); err != nil {
 			t.Fatal(err)
+		}
+		if err := origTexts(&m, raw); err != nil {
+			t.Fatal(fmt.Sprintf("uid %d: %v", uid, err))
 		}
 		if sent != nil {
 			m.SentDay = *sent
@@ -370,6 +379,31 @@ func storedMsgs(ctx context.Context, t interface{ Fatal(...any) }, s *store.Stor
 		t.Fatal(err)
 	}
 	return msgs, ids
+}
+
+// origTexts replaces m's text fields, read from the store's columns, by
+// the message's own decoded text (message.Parse of its stored bytes), after
+// checking that the columns hold exactly its query.Fold: so query.Eval folds
+// the original text, as it does at delivery, and the SQL searches what the
+// store wrote; a store that did not fold, or folded differently, fails here
+// or in the comparison of the results.
+func origTexts(m *query.Msg, raw []byte) error {
+	p := message.Parse(raw)
+	for _, c := range []struct {
+		col    string
+		stored *string
+		parsed string
+	}{
+		{"subject", &m.Subject, p.Subject}, {"from_addr", &m.From, p.From}, {"to_addr", &m.To, p.To},
+		{"cc_addr", &m.Cc, p.Cc}, {"bcc_addr", &m.Bcc, p.Bcc}, {"header_text", &m.HeaderText, p.HeaderText},
+		{"body_text", &m.BodyText, p.BodyText},
+	} {
+		if want := query.Fold(c.parsed); *c.stored != want {
+			return fmt.Errorf("stored %s %q, want query.Fold of message.Parse's %q: %q", c.col, *c.stored, c.parsed, want)
+		}
+		*c.stored = c.parsed
+	}
+	return nil
 }
 
 // seqResolver is the session's sequence set → UID set (imapd View.Resolve):

@@ -32,6 +32,7 @@ var viewDefs = []string{
 	"FLAGGED", "UNSEEN", "OR SEEN KEYWORD Junk", "UNSEEN UNDELETED", "NOT KEYWORD $Work", "OR ANSWERED DRAFT",
 	"SUBJECT golang", "FROM alice", "HEADER List-Id golang", "OR SUBJECT news NOT FROM bob", "TEXT café", "LARGER 600",
 	"SUBJECT rust FLAGGED", "OR FROM carol UNSEEN", "SINCE 26-Oct-2026", "KEYWORD \\Seen SENTBEFORE 25-Oct-2026",
+	"SUBJECT MÜNCHEN", "TEXT strasse", "OR BODY ς FROM CARÖL", "SUBJECT İSTANBUL",
 }
 
 // mbTrack is what the test remembers of one mailbox between actions.
@@ -67,7 +68,8 @@ func flagsJoin(ctx context.Context, t testing.TB, s *store.Store) string {
 // userMsgs reads every message of the user with what query.Eval needs.
 func (sm *viewStoreMachine) userMsgs(t *rapid.T) map[int64]*query.Msg {
 	rows, err := sm.s.Pool().Query(sm.ctx, `SELECT m.id, m.subject, m.from_addr, m.to_addr, m.cc_addr, m.bcc_addr,
-			t.header_text, t.body_text, m.internal_day, m.sent_day, m.size, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords
+			t.header_text, t.body_text, m.internal_day, m.sent_day, m.size, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords,
+			m.header || m.body
 		FROM messages m JOIN message_texts t ON t.message_id = m.id `+sm.flagsJoin+` WHERE m.user_id = $1`, sm.u.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -78,9 +80,13 @@ func (sm *viewStoreMachine) userMsgs(t *rapid.T) map[int64]*query.Msg {
 		var m query.Msg
 		var id int64
 		var sent *time.Time
+		var raw []byte
 		if err := rows.Scan(&id, &m.Subject, &m.From, &m.To, &m.Cc, &m.Bcc, &m.HeaderText, &m.BodyText, &m.InternalDay, &sent,
-			&m.Size, &m.Seen, &m.Answered, &m.Flagged, &m.Deleted, &m.Draft, &m.Keywords); err != nil {
+			&m.Size, &m.Seen, &m.Answered, &m.Flagged, &m.Deleted, &m.Draft, &m.Keywords, &raw); err != nil {
 			t.Fatal(err)
+		}
+		if err := origTexts(&m, raw); err != nil { // Eval folds the message's own text
+			t.Fatalf("message %d: %v", id, err)
 		}
 		if sent != nil {
 			m.SentDay = *sent

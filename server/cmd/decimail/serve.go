@@ -250,7 +250,8 @@ func runDaemons(ctx context.Context, s *store.Store, lf listenFlags, tlsCfg *tls
 // imapConfig builds the IMAP configuration from flags and the configuration
 // table: imapd_log_imap (true/false), imapd_disable (comma-separated
 // capabilities), imapd_disable:<user> (per user), imapd_allow_plaintext,
-// imapd_max_list_pattern (bytes; negative: no limit).
+// imapd_max_list_pattern (bytes; negative: no limit), imapd_sent_dedup_window
+// (a duration; negative: off).
 func imapConfig(ctx context.Context, s *store.Store, hostname string, tlsCfg *tls.Config) (imapd.Config, error) {
 	get := func(k string) string { v, _ := s.Config(ctx, k, ""); return v }
 	cfg := imapd.Config{Hostname: hostname, TLS: tlsCfg, Version: "0.1",
@@ -262,6 +263,13 @@ func imapConfig(ctx context.Context, s *store.Store, hostname string, tlsCfg *tl
 			return cfg, fmt.Errorf("configuration imapd_max_list_pattern = %q: want a non-zero integer (negative: no limit)", v)
 		}
 		cfg.MaxListPattern = n
+	}
+	if v := get("imapd_sent_dedup_window"); v != "" {
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d == 0 {
+			return cfg, fmt.Errorf("configuration imapd_sent_dedup_window = %q: want a non-zero duration such as 10m (negative: off)", v)
+		}
+		cfg.SentDedupWindow = d
 	}
 	cfg.PerUserDisabled = func(user string) map[string]bool {
 		v, _ := s.Config(context.Background(), "imapd_disable:"+user, "")
