@@ -36,6 +36,13 @@ type FetchRow struct {
 	tz int32 // internal_tz, seconds east of UTC
 }
 
+// fetchCol is a column group of a FETCH read.
+type fetchCol struct {
+	on   bool
+	expr string
+	ptr  func(r *FetchRow) []any
+}
+
 // Fetch chunks: a connection is never held while fn runs (fn writes to a
 // client's socket, which may be slow or stalled), so rows are read a chunk at
 // a time, the connection released, then handed to fn. A chunk is at most
@@ -51,12 +58,22 @@ const (
 // calls fn for each, ascending by UID: one query per chunk (one in all for
 // up to fetchChunkRows messages without text), only the needed columns.
 func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols FetchCols, fn func(*FetchRow) error) error {
-	sel := []string{"mm.uid"}
-	type col struct {
-		on   bool
-		expr string
-		ptr  func(r *FetchRow) []any
+	return s.fetch(ctx, mailboxID, uids, Held{}, cols, fn)
+}
+
+// FetchHeld is Fetch of the messages a session holds (Held): read by
+// message id, reported at their held UIDs, ascending. A message deleted
+// meanwhile has no row.
+func (s *Store) FetchHeld(ctx context.Context, held Held, cols FetchCols, fn func(*FetchRow) error) error {
+	if held.Len() == 0 {
+		return nil
 	}
+	return s.fetch(ctx, 0, nil, held, cols, fn)
+}
+
+func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held Held, cols FetchCols, fn func(*FetchRow) error) error {
+	sel := []string{"mm.uid"}
+	type col = fetchCol
 	cs := []col{
 		{cols.IDs, "m.id, m.thread_id", func(r *FetchRow) []any { return []any{&r.MessageID, &r.ThreadID} }},
 		{cols.Flags, "f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}')", func(r *FetchRow) []any {
@@ -81,11 +98,18 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 	// Join only what the items need: FETCH (UID FLAGS) or (UID RFC822.SIZE
 	// FLAGS) never touches the wide message rows.
 	from := "mailbox_messages mm"
+	if held.Len() > 0 {
+		// The same columns, the held pairs standing in for memberships.
+		from = "(SELECT h.uid, h.message_id, 0::bigint AS modseq FROM unnest($1::bigint[], $2::bigint[]) AS h(uid, message_id)) mm"
+	}
 	if cols.IDs || cols.InternalDate || cols.Envelope || cols.BodyStructure || cols.BodySimple || cols.Header || cols.Body {
 		from += " JOIN messages m ON m.id = mm.message_id"
 	}
-	if cols.Flags || cols.ModSeq || cols.Size {
+	if cols.Flags || cols.ModSeq || cols.Size || held.Len() > 0 { // (a held message deleted since has no flags row)
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
+	}
+	if held.Len() > 0 {
+		return s.fetchHeld(ctx, sel, from, used, held, cols, fn)
 	}
 	chunks := chunkUIDs(uids, fetchChunkRows)
 	if (cols.Header || cols.Body) && len(uids) > 1 {
@@ -136,6 +160,61 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 		}
 	}
 	return nil
+}
+
+// fetchHeld reads held messages, a few at a time when texts are read (one
+// body in memory at a time is the rule; held messages are few).
+func (s *Store) fetchHeld(ctx context.Context, sel []string, from string, used []fetchCol, held Held, cols FetchCols, fn func(*FetchRow) error) error {
+	n := fetchChunkRows
+	if cols.Header || cols.Body {
+		n = 1
+	}
+	for i := 0; i < held.Len(); i += n {
+		j := min(i+n, held.Len())
+		part := Held{UIDs: held.UIDs[i:j], IDs: held.IDs[i:j]}
+		var rows []FetchRow
+		err := func() error {
+			q, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+` ORDER BY mm.uid`, part.args()...)
+			if err != nil {
+				return err
+			}
+			defer q.Close()
+			for q.Next() {
+				r, err := scanFetchRow(q, used, cols)
+				if err != nil {
+					return err
+				}
+				rows = append(rows, r)
+			}
+			return q.Err()
+		}()
+		if err != nil {
+			return wrap("fetch", err)
+		}
+		for i := range rows {
+			if err := fn(&rows[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func scanFetchRow(q pgx.Rows, used []fetchCol, cols FetchCols) (FetchRow, error) {
+	var r FetchRow
+	var uid int64
+	dst := []any{&uid}
+	for _, c := range used {
+		dst = append(dst, c.ptr(&r)...)
+	}
+	if err := q.Scan(dst...); err != nil {
+		return r, err
+	}
+	r.UID = uint32(uid)
+	if cols.InternalDate {
+		r.InternalDate = r.InternalDate.In(zone(int(r.tz)))
+	}
+	return r, nil
 }
 
 // chunkUIDs splits ascending uids into runs of at most n.
@@ -210,6 +289,12 @@ func (s *Store) PrepareSearch(n query.Node) (query.Node, error) {
 // Limits.Search is refused before it reaches Postgres: the error matches
 // ErrLimit and wraps a *query.LimitError.
 func (s *Store) Search(ctx context.Context, userID, mailboxID int64, n query.Node, env *query.Env) ([]uint32, error) {
+	return s.SearchHeld(ctx, userID, mailboxID, n, env, Held{})
+}
+
+// SearchHeld is Search that also matches the program against messages the
+// session holds (Held), in the same query, reporting their held UIDs.
+func (s *Store) SearchHeld(ctx context.Context, userID, mailboxID int64, n query.Node, env *query.Env, held Held) ([]uint32, error) {
 	n, err := s.limits.Search.Prepare(n)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrLimit, err)
@@ -220,8 +305,16 @@ func (s *Store) Search(ctx context.Context, userID, mailboxID int64, n query.Nod
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT mm.uid FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id`+
-		msgJoins(query.UsesText(n))+` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (`+pred+`) ORDER BY mm.uid`, env.Args...)
+	sql := `SELECT mm.uid FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id` +
+		msgJoins(query.UsesText(n)) + ` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (` + pred + `)`
+	if held.Len() > 0 {
+		k := len(env.Args)
+		sql += fmt.Sprintf(` UNION ALL SELECT mm.uid FROM unnest($%d::bigint[], $%d::bigint[]) AS mm(uid, message_id)
+			JOIN messages m ON m.id = mm.message_id`, k+1, k+2) +
+			msgJoins(query.UsesText(n)) + ` WHERE m.user_id = $2 AND (` + pred + `)`
+		env.Args = append(env.Args, held.args()...)
+	}
+	rows, err := s.pool.Query(ctx, sql+` ORDER BY 1`, env.Args...)
 	if err != nil {
 		return nil, wrap("search", err)
 	}
