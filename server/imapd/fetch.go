@@ -40,34 +40,71 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 		return err
 	}
 	s := c.sel
-	// Messages already expunged in the store but still in the client's view
-	// are skipped (rfc2180.txt §4.1.2); missing rows are skipped alike.
-	uids = slices.DeleteFunc(uids, s.view.Expunged)
 	if len(uids) == 0 {
 		return nil
 	}
 	setSeen := req.seen && !s.readOnly // EXAMINE never changes flags ("No changes to the permanent state", rfc3501.txt:1870-1872)
 	f := fetcher{c: c, w: c.Writer(), req: req, uid: uid, setSeen: setSeen}
 	if (req.cols(setSeen) == store.FetchCols{Flags: true}) && s.view.KeepsFlags() {
-		return f.fromView(uids)
+		if err := f.fromView(uids); err != nil {
+			return err
+		}
+		return f.served(uids)
 	}
+	// A message the client still has but the mailbox no longer holds (it
+	// left a view, by this session's STORE or another's; or another
+	// session expunged it, not yet announced) is served from the message
+	// itself, by id, until its EXPUNGE is sent: RFC 2180 §4.1.1 lets the
+	// server serve it, §4.1.2 answer NO; leaving it out with OK is neither.
+	// The mailbox's rows first, then the gone messages (FETCH responses
+	// may come in any order); one the view does not know is gone yet shows
+	// as missing, and a read of the store's changes finds it.
+	live := slices.DeleteFunc(slices.Clone(uids), s.view.Expunged)
 	f.w.Lock()
-	err = c.Store().Fetch(c.Ctx(), s.mb.ID, uids, req.cols(setSeen), f.row)
+	err = c.Store().Fetch(c.Ctx(), s.mb.ID, live, req.cols(setSeen), f.row)
+	if err == nil && len(f.got) < len(live) {
+		err = c.syncSelected(true)
+	}
+	if err == nil {
+		err = c.Store().FetchHeld(c.Ctx(), c.sel.view.Gone(uids, false), req.cols(setSeen), f.row)
+	}
 	f.w.Unlock()
 	if err != nil {
 		return err
 	}
-	if len(f.newSeen) == 0 {
+	if len(f.newSeen) > 0 {
+		if err := f.storeSeen(); err != nil {
+			return err
+		}
+	}
+	return f.served(uids)
+}
+
+// served answers a FETCH some of whose messages had no data: deleted
+// everywhere since the client was told of them, their EXPUNGE not yet
+// sent. The others were served; the tagged reply is NO [EXPUNGEISSUED]
+// (RFC 2180 §4.1.2; EXPUNGEISSUED: "Someone else has issued an EXPUNGE
+// for the same mailbox", rfc5530.txt:202-205).
+func (f *fetcher) served(uids []uint32) error {
+	if len(f.got) >= len(uids) {
 		return nil
 	}
-	return f.storeSeen()
+	slices.Sort(f.got)
+	for _, u := range uids {
+		if _, ok := slices.BinarySearch(f.got, u); !ok && f.c.sel.view.Seq(u) != 0 {
+			return No(CodeExpungeIssued, "some of the requested messages no longer exist")
+		}
+	}
+	return nil
 }
 
 // fromView answers FETCH (UID FLAGS) — a client's resync of a mailbox it
 // has cached — from the flags the view keeps, after bringing the view up to
 // date with the store (one ChangesSince: as fresh as a query, without
 // reading 10,000 rows). Updates found are announced first, EXPUNGE excepted
-// (rfc3501.txt:4053).
+// (rfc3501.txt:4053). Messages another session took out of the mailbox
+// (not yet announced) are read by id: the view does not follow their
+// flags; those this session's own command took out, it does.
 func (f *fetcher) fromView(uids []uint32) error {
 	if err := f.c.pollSelected(false, true); err != nil {
 		return err
@@ -75,8 +112,10 @@ func (f *fetcher) fromView(uids []uint32) error {
 	v := f.c.sel.view
 	f.w.Lock()
 	defer f.w.Unlock()
+	var others []uint32
 	for _, u := range uids {
-		if v.Expunged(u) {
+		if v.Expunged(u) && !v.IsHeld(u) {
+			others = append(others, u)
 			continue
 		}
 		fl, ok := v.Flags(u)
@@ -87,7 +126,10 @@ func (f *fetcher) fromView(uids []uint32) error {
 			return err
 		}
 	}
-	return nil
+	if len(others) == 0 {
+		return nil
+	}
+	return f.c.Store().FetchHeld(f.c.Ctx(), v.Gone(others, false), store.FetchCols{Flags: true}, f.row)
 }
 
 // fetcher writes the FETCH responses of one command.
@@ -102,6 +144,7 @@ type fetcher struct {
 
 	newSeen []uint32               // messages whose \Seen this command sets
 	shown   map[uint32]store.Flags // the flags sent for them
+	got     []uint32               // messages served
 }
 
 // row writes "* <seq> FETCH (...)" for one message (rfc3501.txt:4071).
@@ -110,6 +153,7 @@ func (f *fetcher) row(r *store.FetchRow) error {
 	if seq == 0 {
 		return nil
 	}
+	f.got = append(f.got, r.UID)
 	seeing := f.setSeen && !r.Flags.Seen
 	if seeing {
 		r.Flags.Seen = true
@@ -291,12 +335,18 @@ func (f *fetcher) bytes(b []byte) {
 // from what was sent (another session changed them meanwhile).
 func (f *fetcher) storeSeen() error {
 	s := f.c.sel
-	chs, err := f.c.Store().StoreFlags(f.c.Ctx(), f.c.User().ID, s.mb.ID, f.newSeen, store.FlagsAdd, store.Flags{Seen: true})
+	slices.Sort(f.newSeen)
+	chs, err := f.c.Store().StoreFlagsHeld(f.c.Ctx(), f.c.User().ID, s.mb.ID, f.newSeen, s.view.Gone(f.newSeen, false),
+		store.FlagsAdd, store.Flags{Seen: true})
 	if err != nil {
 		return err
 	}
 	s.dirty = true
+	// Reading a message in Unread takes it out of the view: held until a
+	// sync point, like a STORE's (storecmd.go ownChanges).
+	f.c.ownChanges(chs)
 	for _, ch := range chs {
+		s.view.SetFlags(ch.UID, ch.Flags)
 		if sent, ok := f.shown[ch.UID]; ok && slices.Equal(sent.Names(), ch.Flags.Names()) {
 			s.view.Told(ch.UID, ch.ModSeq)
 		}

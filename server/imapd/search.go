@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"decimail/server/query"
+	"decimail/server/store"
 )
 
 func init() {
@@ -77,8 +78,14 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		if node, err = c.Store().PrepareSearch(node); err == nil {
 			return c.searchView(node, uid)
 		}
-	} else {
-		found, err = c.Store().Search(c.Ctx(), c.User().ID, s.mb.ID, node, env)
+	} else if err = c.syncSelected(true); err == nil {
+		// Messages the client still has that left the mailbox (their
+		// EXPUNGE not sent yet) are searched too, by id: a SEARCH that
+		// leaves out numbers the client holds is wrong (rfc5530.txt:202-209,
+		// "EXPUNGEISSUED": a search still reports them). The read of the
+		// store's changes before finds those another session took out.
+		view = c.sel.view
+		found, err = c.Store().SearchHeld(c.Ctx(), c.User().ID, s.mb.ID, node, env, view.Gone(view.UIDs(), false))
 	}
 	var bs *badSeqError
 	var na *query.NotAllowedError
@@ -158,6 +165,24 @@ func (c *Conn) searchView(node query.Node, uid bool) error {
 		return err
 	}
 	view := c.sel.view
+	// Messages another session took out of the mailbox, their EXPUNGE not
+	// sent yet, are still the client's; the view does not follow their
+	// flags, the store is asked (those this session's command took out,
+	// it follows).
+	// One deleted meanwhile has no flags and matches nothing.
+	others := map[uint32]*store.Flags{}
+	for u, g := range view.gone {
+		if !g.held {
+			others[u] = nil
+		}
+	}
+	if len(others) > 0 {
+		err := c.Store().FetchHeld(c.Ctx(), view.Gone(sortedKeysOf(others), false), store.FetchCols{Flags: true},
+			func(r *store.FetchRow) error { others[r.UID] = &r.Flags; return nil })
+		if err != nil {
+			return err
+		}
+	}
 	n := uint32(view.Len())
 	maxUID := view.UID(n)
 	w := c.Writer()
@@ -169,7 +194,13 @@ func (c *Conn) searchView(node query.Node, uid bool) error {
 	for seq := uint32(1); seq <= n; seq++ {
 		u := view.UID(seq)
 		f, ok := view.Flags(u)
-		if !ok || view.Expunged(u) {
+		if of, other := others[u]; other {
+			if of == nil {
+				continue
+			}
+			f = *of
+		}
+		if !ok {
 			continue
 		}
 		m = query.Msg{UID: u, Seq: seq, Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted,
