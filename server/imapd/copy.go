@@ -69,8 +69,9 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 		s.dirty = true
 	}
 	if move && len(res.Src) > 0 {
-		// The held messages moved are expunged from this view now, like
-		// every moved message (rfc6851.txt:258-263), not at a sync point.
+		// The held messages moved are expunged from this view now, not at
+		// a sync point: MOVE has the effect of COPY + STORE \Deleted + UID
+		// EXPUNGE for each message (rfc6851.txt:149-156).
 		s.view.Release(res.Src)
 	}
 	if len(res.Src) == 0 {

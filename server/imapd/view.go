@@ -278,7 +278,8 @@ func (v *View) Own(uids ...uint32) {
 
 // Release ends the hold of uids (all held messages when uids is nil): their
 // EXPUNGE goes out with the next Flush that allows EXPUNGE. A sync point
-// releases all; MOVE releases what it moved (its EXPUNGEs, rfc6851.txt:258).
+// releases all; MOVE releases what it moved (it has the effect of COPY +
+// STORE \Deleted + UID EXPUNGE, rfc6851.txt:149-156).
 func (v *View) Release(uids []uint32) {
 	for u, g := range v.gone {
 		if g.held && (uids == nil || slices.Contains(uids, u)) {
