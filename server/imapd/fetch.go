@@ -56,17 +56,18 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 	// session expunged it, not yet announced) is served from the message
 	// itself, by id, until its EXPUNGE is sent: RFC 2180 §4.1.1 lets the
 	// server serve it, §4.1.2 answer NO; leaving it out with OK is neither.
-	// The mailbox's rows first, then the gone messages (FETCH responses
-	// may come in any order); one the view does not know is gone yet shows
-	// as missing, and a read of the store's changes finds it.
-	live := slices.DeleteFunc(slices.Clone(uids), s.view.Expunged)
+	// One the view does not know is gone yet shows as a missing row: a
+	// read of the store's changes finds it, and it is served after the
+	// others (FETCH responses may come in any order).
 	f.w.Lock()
-	err = c.Store().Fetch(c.Ctx(), s.mb.ID, live, req.cols(setSeen), f.row)
-	if err == nil && len(f.got) < len(live) {
-		err = c.syncSelected(true)
-	}
-	if err == nil {
-		err = c.Store().FetchHeld(c.Ctx(), c.sel.view.Gone(uids, false), req.cols(setSeen), f.row)
+	err = c.Store().FetchHeld(c.Ctx(), s.mb.ID, uids, s.view.Gone(uids, false), req.cols(setSeen), f.row)
+	if err == nil && len(f.got) < len(uids) {
+		known := s.view.Gone(uids, false)
+		if err = c.syncSelected(true); err == nil {
+			late := c.sel.view.Gone(f.missing(uids), false)
+			late = heldMinus(late, known)
+			err = c.Store().FetchHeld(c.Ctx(), s.mb.ID, late.UIDs, late, req.cols(setSeen), f.row)
+		}
 	}
 	f.w.Unlock()
 	if err != nil {
@@ -80,6 +81,30 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 	return f.served(uids)
 }
 
+// missing returns the uids no row was served for.
+func (f *fetcher) missing(uids []uint32) []uint32 {
+	got := slices.Clone(f.got)
+	slices.Sort(got)
+	var out []uint32
+	for _, u := range uids {
+		if _, ok := slices.BinarySearch(got, u); !ok {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// heldMinus returns the pairs of h whose UIDs are not in x.
+func heldMinus(h, x store.Held) store.Held {
+	var out store.Held
+	for i, u := range h.UIDs {
+		if !slices.Contains(x.UIDs, u) {
+			out.UIDs, out.IDs = append(out.UIDs, u), append(out.IDs, h.IDs[i])
+		}
+	}
+	return out
+}
+
 // served answers a FETCH some of whose messages had no data: deleted
 // everywhere since the client was told of them, their EXPUNGE not yet
 // sent. The others were served; the tagged reply is NO [EXPUNGEISSUED]
@@ -89,9 +114,8 @@ func (f *fetcher) served(uids []uint32) error {
 	if len(f.got) >= len(uids) {
 		return nil
 	}
-	slices.Sort(f.got)
-	for _, u := range uids {
-		if _, ok := slices.BinarySearch(f.got, u); !ok && f.c.sel.view.Seq(u) != 0 {
+	for _, u := range f.missing(uids) {
+		if f.c.sel.view.Seq(u) != 0 {
 			return No(CodeExpungeIssued, "some of the requested messages no longer exist")
 		}
 	}
@@ -110,15 +134,17 @@ func (f *fetcher) fromView(uids []uint32) error {
 		return err
 	}
 	v := f.c.sel.view
+	others, err := f.c.othersFlags(uids)
+	if err != nil {
+		return err
+	}
 	f.w.Lock()
 	defer f.w.Unlock()
-	var others []uint32
 	for _, u := range uids {
-		if v.Expunged(u) && !v.IsHeld(u) {
-			others = append(others, u)
-			continue
-		}
 		fl, ok := v.Flags(u)
+		if of, other := others[u]; other {
+			fl, ok = derefFlags(of)
+		}
 		if !ok {
 			continue
 		}
@@ -126,10 +152,44 @@ func (f *fetcher) fromView(uids []uint32) error {
 			return err
 		}
 	}
-	if len(others) == 0 {
-		return nil
+	return nil
+}
+
+// othersFlags reads the current flags of the messages among uids that
+// another session took out of the mailbox (their EXPUNGE not sent yet):
+// the view does not follow them (it follows those this session's own
+// command took out). A message deleted meanwhile maps to nil.
+func (c *Conn) othersFlags(uids []uint32) (map[uint32]*store.Flags, error) {
+	v := c.sel.view
+	if len(v.gone) == 0 {
+		return nil, nil
 	}
-	return f.c.Store().FetchHeld(f.c.Ctx(), v.Gone(others, false), store.FetchCols{Flags: true}, f.row)
+	var others map[uint32]*store.Flags
+	for _, u := range uids {
+		if v.Expunged(u) && !v.IsHeld(u) {
+			if others == nil {
+				others = map[uint32]*store.Flags{}
+			}
+			others[u] = nil
+		}
+	}
+	if others == nil {
+		return nil, nil
+	}
+	h := v.Gone(sortedKeysOf(others), false)
+	err := c.Store().FetchHeld(c.Ctx(), c.sel.mb.ID, h.UIDs, h, store.FetchCols{Flags: true}, func(r *store.FetchRow) error {
+		fl := r.Flags // r is reused after fn returns
+		others[r.UID] = &fl
+		return nil
+	})
+	return others, err
+}
+
+func derefFlags(f *store.Flags) (store.Flags, bool) {
+	if f == nil {
+		return store.Flags{}, false
+	}
+	return *f, true
 }
 
 // fetcher writes the FETCH responses of one command.

@@ -7,7 +7,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"decimail/server/query"
-	"decimail/server/store"
 )
 
 func init() {
@@ -166,22 +165,11 @@ func (c *Conn) searchView(node query.Node, uid bool) error {
 	}
 	view := c.sel.view
 	// Messages another session took out of the mailbox, their EXPUNGE not
-	// sent yet, are still the client's; the view does not follow their
-	// flags, the store is asked (those this session's command took out,
-	// it follows).
-	// One deleted meanwhile has no flags and matches nothing.
-	others := map[uint32]*store.Flags{}
-	for u, g := range view.gone {
-		if !g.held {
-			others[u] = nil
-		}
-	}
-	if len(others) > 0 {
-		err := c.Store().FetchHeld(c.Ctx(), view.Gone(sortedKeysOf(others), false), store.FetchCols{Flags: true},
-			func(r *store.FetchRow) error { others[r.UID] = &r.Flags; return nil })
-		if err != nil {
-			return err
-		}
+	// sent yet, are still the client's: matched on their current flags
+	// (one deleted meanwhile matches nothing).
+	others, err := c.othersFlags(view.UIDs())
+	if err != nil {
+		return err
 	}
 	n := uint32(view.Len())
 	maxUID := view.UID(n)
@@ -195,10 +183,7 @@ func (c *Conn) searchView(node query.Node, uid bool) error {
 		u := view.UID(seq)
 		f, ok := view.Flags(u)
 		if of, other := others[u]; other {
-			if of == nil {
-				continue
-			}
-			f = *of
+			f, ok = derefFlags(of)
 		}
 		if !ok {
 			continue

@@ -167,3 +167,50 @@ func BenchmarkStoreAll(b *testing.B) {
 		}
 	}
 }
+
+// A message this session's own STORE takes out of a view is held until a
+// sync point: NOOP, CHECK, EXPUNGE and IDLE each send its EXPUNGE; UID
+// commands in between do not (README "Own changes in a view", issue 14).
+func TestHeldUntilSyncPoint(t *testing.T) {
+	for _, sync := range []string{"NOOP", "CHECK", "EXPUNGE", "IDLE"} {
+		t.Run(sync, func(t *testing.T) {
+			e := newEnv(t)
+			deliverN(e, "INBOX", 3)
+			c := e.dial()
+			c.OK("SELECT Unread")
+			imaptest.Expect(t, c.OK(`STORE 1 +FLAGS.SILENT (\Seen)`))
+			imaptest.Expect(t, c.OK("UID FETCH 1:* (UID)"), "* 1 FETCH (UID 1)", "* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)")
+			imaptest.Expect(t, c.OK("UID SEARCH UNSEEN"), "* SEARCH 2 3")
+			if sync == "IDLE" {
+				c.Send("i1 IDLE")
+				if r := c.Next(); r.Tag != "+" {
+					t.Fatalf("IDLE: %s", r)
+				}
+				imaptest.Expect(t, []*imaptest.Resp{c.Next()}, "* 1 EXPUNGE")
+				c.Send("DONE")
+				c.Until("i1")
+			} else {
+				imaptest.Expect(t, c.OK(sync), "* 1 EXPUNGE")
+			}
+			imaptest.Expect(t, c.OK("UID FETCH 1:* (UID)"), "* 1 FETCH (UID 2)", "* 2 FETCH (UID 3)")
+		})
+	}
+}
+
+// A view selected empty learns message ids from the changes: a message
+// that entered it, then left by this session's STORE, is still moved by
+// UID MOVE (the view kept no ids when it started empty: issue 14).
+func TestHeldAfterEmptySelect(t *testing.T) {
+	e := newEnv(t)
+	deliverN(e, "INBOX", 2)
+	trash := uidValidity(t, e, "Trash")
+	c, c2 := e.dial(), e.dial()
+	imaptest.Expect(t, c.OK("SELECT Flagged")[1:2], "* 0 EXISTS")
+	c2.OK("SELECT INBOX")
+	c2.OK(`STORE 2 +FLAGS.SILENT (\Flagged)`)
+	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXISTS", "* 1 RECENT")
+	imaptest.Expect(t, c.OK(`UID STORE 1 -FLAGS (\Flagged)`), `* 1 FETCH (UID 1 FLAGS (\Recent))`)
+	imaptest.Expect(t, c.OK("UID MOVE 1 Trash"), fmt.Sprintf("* OK [COPYUID %d 1 1] moved", trash), "* 1 EXPUNGE")
+	imaptest.Expect(t, c2.OK("NOOP"), "* 2 EXPUNGE")
+	imaptest.Expect(t, c.OK("STATUS Trash (MESSAGES)"), `* STATUS "Trash" (MESSAGES 1)`)
+}

@@ -92,7 +92,7 @@ type goneMsg struct {
 // ids (aligned with the snapshot's UIDs): messages that leave the mailbox
 // can then still be read and changed by id until their EXPUNGE is sent.
 func (v *View) KeepIDs(ids []int64) {
-	v.ids = slices.Clone(ids)
+	v.ids = append(make([]int64, 0, max(len(ids), 1)), ids...) // not nil, even for an empty mailbox
 	v.newID = map[uint32]int64{}
 }
 

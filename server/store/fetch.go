@@ -61,14 +61,25 @@ func (s *Store) Fetch(ctx context.Context, mailboxID int64, uids []uint32, cols 
 	return s.fetch(ctx, mailboxID, uids, Held{}, cols, fn)
 }
 
-// FetchHeld is Fetch of the messages a session holds (Held): read by
-// message id, reported at their held UIDs, ascending. A message deleted
-// meanwhile has no row.
-func (s *Store) FetchHeld(ctx context.Context, held Held, cols FetchCols, fn func(*FetchRow) error) error {
+// FetchHeld is Fetch that also reads the messages a session holds (Held):
+// by message id, reported at their held UIDs, in UID order with the
+// mailbox's (uids includes the held UIDs). A message deleted meanwhile has
+// no row.
+func (s *Store) FetchHeld(ctx context.Context, mailboxID int64, uids []uint32, held Held, cols FetchCols, fn func(*FetchRow) error) error {
+	return s.fetch(ctx, mailboxID, uids, held, cols, fn)
+}
+
+// members is the relation "mm" (uid, message_id, modseq) a FETCH reads:
+// the mailbox's rows or, with held messages, those and the held pairs.
+// Its parameters come first; the UID condition's start at $n, and where
+// is to be followed by it.
+func members(mailboxID int64, held Held) (from string, args []any, n int, where string) {
 	if held.Len() == 0 {
-		return nil
+		return "mailbox_messages mm", []any{mailboxID}, 2, "mm.mailbox_id = $1 AND "
 	}
-	return s.fetch(ctx, 0, nil, held, cols, fn)
+	return `(SELECT uid, message_id, modseq FROM mailbox_messages WHERE mailbox_id = $1
+		UNION ALL SELECT h.uid, h.message_id, 0::bigint FROM unnest($2::bigint[], $3::bigint[]) AS h(uid, message_id)) mm`,
+		append([]any{mailboxID}, held.args()...), 4, ""
 }
 
 func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held Held, cols FetchCols, fn func(*FetchRow) error) error {
@@ -97,34 +108,27 @@ func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held 
 	}
 	// Join only what the items need: FETCH (UID FLAGS) or (UID RFC822.SIZE
 	// FLAGS) never touches the wide message rows.
-	from := "mailbox_messages mm"
-	if held.Len() > 0 {
-		// The same columns, the held pairs standing in for memberships.
-		from = "(SELECT h.uid, h.message_id, 0::bigint AS modseq FROM unnest($1::bigint[], $2::bigint[]) AS h(uid, message_id)) mm"
-	}
+	from, margs, n, where := members(mailboxID, held)
 	if cols.IDs || cols.InternalDate || cols.Envelope || cols.BodyStructure || cols.BodySimple || cols.Header || cols.Body {
 		from += " JOIN messages m ON m.id = mm.message_id"
 	}
 	if cols.Flags || cols.ModSeq || cols.Size || held.Len() > 0 { // (a held message deleted since has no flags row)
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
-	if held.Len() > 0 {
-		return s.fetchHeld(ctx, sel, from, used, held, cols, fn)
-	}
 	chunks := chunkUIDs(uids, fetchChunkRows)
 	if (cols.Header || cols.Body) && len(uids) > 1 {
 		var err error
-		if chunks, err = s.chunkBySize(ctx, mailboxID, uids); err != nil {
+		if chunks, err = s.chunkBySize(ctx, mailboxID, uids, held); err != nil {
 			return err
 		}
 	}
 	var rows []FetchRow
 	for _, chunk := range chunks {
 		rows = rows[:0]
-		cond, args, want := uidCond(chunk, 2)
+		cond, args, want := uidCond(chunk, n)
 		err := func() error {
 			q, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
-				WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
+				WHERE `+where+cond+` ORDER BY mm.uid`, append(margs[:len(margs):len(margs)], args...)...)
 			if err != nil {
 				return err
 			}
@@ -162,61 +166,6 @@ func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held 
 	return nil
 }
 
-// fetchHeld reads held messages, a few at a time when texts are read (one
-// body in memory at a time is the rule; held messages are few).
-func (s *Store) fetchHeld(ctx context.Context, sel []string, from string, used []fetchCol, held Held, cols FetchCols, fn func(*FetchRow) error) error {
-	n := fetchChunkRows
-	if cols.Header || cols.Body {
-		n = 1
-	}
-	for i := 0; i < held.Len(); i += n {
-		j := min(i+n, held.Len())
-		part := Held{UIDs: held.UIDs[i:j], IDs: held.IDs[i:j]}
-		var rows []FetchRow
-		err := func() error {
-			q, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+` ORDER BY mm.uid`, part.args()...)
-			if err != nil {
-				return err
-			}
-			defer q.Close()
-			for q.Next() {
-				r, err := scanFetchRow(q, used, cols)
-				if err != nil {
-					return err
-				}
-				rows = append(rows, r)
-			}
-			return q.Err()
-		}()
-		if err != nil {
-			return wrap("fetch", err)
-		}
-		for i := range rows {
-			if err := fn(&rows[i]); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func scanFetchRow(q pgx.Rows, used []fetchCol, cols FetchCols) (FetchRow, error) {
-	var r FetchRow
-	var uid int64
-	dst := []any{&uid}
-	for _, c := range used {
-		dst = append(dst, c.ptr(&r)...)
-	}
-	if err := q.Scan(dst...); err != nil {
-		return r, err
-	}
-	r.UID = uint32(uid)
-	if cols.InternalDate {
-		r.InternalDate = r.InternalDate.In(zone(int(r.tz)))
-	}
-	return r, nil
-}
-
 // chunkUIDs splits ascending uids into runs of at most n.
 func chunkUIDs(uids []uint32, n int) [][]uint32 {
 	var out [][]uint32
@@ -229,11 +178,12 @@ func chunkUIDs(uids []uint32, n int) [][]uint32 {
 
 // chunkBySize splits uids into chunks of about fetchChunkBytes of message
 // text, reading the sizes in one query.
-func (s *Store) chunkBySize(ctx context.Context, mailboxID int64, uids []uint32) ([][]uint32, error) {
-	cond, args, want := uidCond(uids, 2)
-	q, err := s.pool.Query(ctx, `SELECT mm.uid, f.size FROM mailbox_messages mm
+func (s *Store) chunkBySize(ctx context.Context, mailboxID int64, uids []uint32, held Held) ([][]uint32, error) {
+	from, margs, n, where := members(mailboxID, held)
+	cond, args, want := uidCond(uids, n)
+	q, err := s.pool.Query(ctx, `SELECT mm.uid, f.size FROM `+from+`
 		JOIN message_flags f ON f.message_id = mm.message_id
-		WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
+		WHERE `+where+cond+` ORDER BY mm.uid`, append(margs, args...)...)
 	if err != nil {
 		return nil, wrap("fetch sizes", err)
 	}
