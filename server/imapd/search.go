@@ -75,7 +75,7 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 	if view.KeepsFlags() && flagsOnly(node) {
 		// The store's limits apply as to its own search (Store.Search).
 		if node, err = c.Store().PrepareSearch(node); err == nil {
-			return c.searchView(node, uid)
+			return c.searchView(node, uid, cmd.Name)
 		}
 	} else if err = c.syncSelected(true); err == nil {
 		// Messages the client still has that left the mailbox (their
@@ -124,6 +124,24 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		}
 	}
 	w.CRLF()
+	return c.searchDone(cmd.Name)
+}
+
+// searchDone is the tagged reply of a SEARCH: OK, or OK [EXPUNGEISSUED]
+// when a message the client still has was deleted meanwhile (its EXPUNGE
+// not sent yet): it could not be matched and is not in the result, and
+// the client learns why ("Someone else has issued an EXPUNGE for the same
+// mailbox", rfc5530.txt:202-209) instead of a silent omission.
+func (c *Conn) searchDone(name string) error {
+	others, err := c.othersFlags(c.sel.view.UIDs())
+	if err != nil {
+		return err
+	}
+	for _, f := range others {
+		if f == nil {
+			return c.OK(CodeExpungeIssued, name+" completed")
+		}
+	}
 	return nil
 }
 
@@ -159,7 +177,7 @@ func flagsOnly(n query.Node) bool {
 // answer, messages the client was not told of yet are left out (the
 // post-command poll announces them) and messages expunged meanwhile are
 // not found.
-func (c *Conn) searchView(node query.Node, uid bool) error {
+func (c *Conn) searchView(node query.Node, uid bool, name string) error {
 	if err := c.syncSelected(true); err != nil {
 		return err
 	}
@@ -201,6 +219,11 @@ func (c *Conn) searchView(node query.Node, uid bool) error {
 		}
 	}
 	w.CRLF()
+	for _, f := range others {
+		if f == nil { // deleted meanwhile: see searchDone
+			return c.OK(CodeExpungeIssued, name+" completed")
+		}
+	}
 	return nil
 }
 
