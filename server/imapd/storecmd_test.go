@@ -214,3 +214,21 @@ func TestHeldAfterEmptySelect(t *testing.T) {
 	imaptest.Expect(t, c2.OK("NOOP"), "* 2 EXPUNGE")
 	imaptest.Expect(t, c.OK("STATUS Trash (MESSAGES)"), `* STATUS "Trash" (MESSAGES 1)`)
 }
+
+// A held message's flags stay current: another session's change reaches
+// this session as for any message of its view, at the held number, though
+// the mailbox's rows no longer show it (store.ChangesSinceHeld).
+func TestHeldFlagsStayCurrent(t *testing.T) {
+	e := newEnv(t)
+	deliverN(e, "INBOX", 2)
+	c, c2 := e.dial(), e.dial()
+	c.OK("SELECT Unread")
+	c2.OK("SELECT INBOX")
+	imaptest.Expect(t, c.OK(`UID STORE 1 +FLAGS.SILENT (\Seen)`))
+	c2.OK(`STORE 1 +FLAGS.SILENT (\Flagged)`)
+	imaptest.Expect(t, c.OK("UID FETCH 1 (FLAGS)"), `* 1 FETCH (FLAGS (\Flagged \Seen \Recent))`,
+		`* 1 FETCH (UID 1 FLAGS (\Seen \Flagged \Recent))`)
+	c2.OK(`STORE 1 -FLAGS.SILENT (\Flagged)`)
+	imaptest.Expect(t, c.OK("UID SEARCH FLAGGED"), "* SEARCH", `* 1 FETCH (FLAGS (\Seen \Recent))`)
+	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXPUNGE")
+}
