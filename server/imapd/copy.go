@@ -40,11 +40,16 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 	}
 	// The store is called even with no messages, so that a missing or
 	// query destination is reported as for a non-empty set.
+	// Messages this session's own STORE took out of the view are still
+	// the client's at their UIDs: copied or moved by message id, a MOVE
+	// taking them out of every folder as from the view (README "Own
+	// changes in a view").
+	held := s.view.Gone(uids, true)
 	var res store.Copied
 	if move {
-		res, err = c.Store().Move(c.Ctx(), s.mb.Box(), uids, dst)
+		res, err = c.Store().MoveHeld(c.Ctx(), s.mb.Box(), uids, held, dst)
 	} else {
-		res, err = c.Store().Copy(c.Ctx(), s.mb.Box(), uids, dst)
+		res, err = c.Store().CopyHeld(c.Ctx(), s.mb.Box(), uids, held, dst)
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -62,6 +67,12 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 		// moved ones leaving it: the post-command poll sends EXISTS or
 		// EXPUNGE before the tagged OK.
 		s.dirty = true
+	}
+	if move && len(res.Src) > 0 {
+		// The held messages moved are expunged from this view now, not at
+		// a sync point: MOVE has the effect of COPY + STORE \Deleted + UID
+		// EXPUNGE for each message (rfc6851.txt:149-156).
+		s.view.Release(res.Src)
 	}
 	if len(res.Src) == 0 {
 		// rfc4315.txt:246: "nothing copied", OK without COPYUID.

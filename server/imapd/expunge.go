@@ -24,6 +24,11 @@ func cmdExpunge(c *Conn, cmd *Command, uid bool) error {
 		return err
 	}
 	s := c.sel
+	// A sync point: the messages held since this session's own STORE took
+	// them out of the view are announced with the expunged ones
+	// (select.go syncPoint). They are not expunged from the store: they
+	// are no longer in this mailbox.
+	s.view.Release(nil)
 	if s.readOnly {
 		// rfc3501.txt:2702: "NO - expunge failure: can't expunge (e.g.,
 		// permission denied)"; EXAMINE permits no change (rfc3501.txt:1870: "No

@@ -40,46 +40,111 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 		return err
 	}
 	s := c.sel
-	// Messages already expunged in the store but still in the client's view
-	// are skipped (rfc2180.txt §4.1.2); missing rows are skipped alike.
-	uids = slices.DeleteFunc(uids, s.view.Expunged)
 	if len(uids) == 0 {
 		return nil
 	}
 	setSeen := req.seen && !s.readOnly // EXAMINE never changes flags ("No changes to the permanent state", rfc3501.txt:1870-1872)
 	f := fetcher{c: c, w: c.Writer(), req: req, uid: uid, setSeen: setSeen}
 	if (req.cols(setSeen) == store.FetchCols{Flags: true}) && s.view.KeepsFlags() {
-		return f.fromView(uids)
+		if err := f.fromView(uids); err != nil {
+			return err
+		}
+		return f.served(uids)
 	}
+	// A message the client still has but the mailbox no longer holds (it
+	// left a view, by this session's STORE or another's; or another
+	// session expunged it, not yet announced) is served from the message
+	// itself, by id, until its EXPUNGE is sent: RFC 2180 §4.1.1 lets the
+	// server serve it, §4.1.2 answer NO; leaving it out with OK is neither.
+	// One the view does not know is gone yet shows as a missing row: a
+	// read of the store's changes finds it, and it is served after the
+	// others (FETCH responses may come in any order).
 	f.w.Lock()
-	err = c.Store().Fetch(c.Ctx(), s.mb.Box(), uids, req.cols(setSeen), f.row)
+	err = c.Store().FetchHeld(c.Ctx(), s.mb.Box(), uids, s.view.Gone(uids, false), req.cols(setSeen), f.row)
+	if err == nil && len(f.got) < len(uids) {
+		known := s.view.Gone(uids, false)
+		if err = c.syncSelected(true); err == nil {
+			late := c.sel.view.Gone(f.missing(uids), false)
+			late = heldMinus(late, known)
+			err = c.Store().FetchHeld(c.Ctx(), s.mb.Box(), late.UIDs, late, req.cols(setSeen), f.row)
+		}
+	}
 	f.w.Unlock()
 	if err != nil {
 		return err
 	}
-	if len(f.newSeen) == 0 {
+	if len(f.newSeen) > 0 {
+		if err := f.storeSeen(); err != nil {
+			return err
+		}
+	}
+	return f.served(uids)
+}
+
+// missing returns the uids no row was served for.
+func (f *fetcher) missing(uids []uint32) []uint32 {
+	got := slices.Clone(f.got)
+	slices.Sort(got)
+	var out []uint32
+	for _, u := range uids {
+		if _, ok := slices.BinarySearch(got, u); !ok {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// heldMinus returns the pairs of h whose UIDs are not in x.
+func heldMinus(h, x store.Held) store.Held {
+	var out store.Held
+	for i, u := range h.UIDs {
+		if !slices.Contains(x.UIDs, u) {
+			out.UIDs, out.IDs = append(out.UIDs, u), append(out.IDs, h.IDs[i])
+		}
+	}
+	return out
+}
+
+// served answers a FETCH some of whose messages had no data: deleted
+// everywhere since the client was told of them, their EXPUNGE not yet
+// sent. The others were served; the tagged reply is NO [EXPUNGEISSUED]
+// (RFC 2180 §4.1.2; EXPUNGEISSUED: "Someone else has issued an EXPUNGE
+// for the same mailbox", rfc5530.txt:202-205).
+func (f *fetcher) served(uids []uint32) error {
+	if len(f.got) >= len(uids) {
 		return nil
 	}
-	return f.storeSeen()
+	for _, u := range f.missing(uids) {
+		if f.c.sel.view.Seq(u) != 0 {
+			return No(CodeExpungeIssued, "some of the requested messages no longer exist")
+		}
+	}
+	return nil
 }
 
 // fromView answers FETCH (UID FLAGS) — a client's resync of a mailbox it
 // has cached — from the flags the view keeps, after bringing the view up to
 // date with the store (one ChangesSince: as fresh as a query, without
 // reading 10,000 rows). Updates found are announced first, EXPUNGE excepted
-// (rfc3501.txt:4053).
+// (rfc3501.txt:4053). Messages another session took out of the mailbox
+// (not yet announced) are read by id: the view does not follow their
+// flags; those this session's own command took out, it does.
 func (f *fetcher) fromView(uids []uint32) error {
 	if err := f.c.pollSelected(false, true); err != nil {
 		return err
 	}
 	v := f.c.sel.view
+	others, err := f.c.othersFlags(uids)
+	if err != nil {
+		return err
+	}
 	f.w.Lock()
 	defer f.w.Unlock()
 	for _, u := range uids {
-		if v.Expunged(u) {
-			continue
-		}
 		fl, ok := v.Flags(u)
+		if of, other := others[u]; other {
+			fl, ok = derefFlags(of)
+		}
 		if !ok {
 			continue
 		}
@@ -88,6 +153,43 @@ func (f *fetcher) fromView(uids []uint32) error {
 		}
 	}
 	return nil
+}
+
+// othersFlags reads the current flags of the messages among uids that
+// another session took out of the mailbox (their EXPUNGE not sent yet):
+// the view does not follow them (it follows those this session's own
+// command took out). A message deleted meanwhile maps to nil.
+func (c *Conn) othersFlags(uids []uint32) (map[uint32]*store.Flags, error) {
+	v := c.sel.view
+	if len(v.gone) == 0 {
+		return nil, nil
+	}
+	var others map[uint32]*store.Flags
+	for _, u := range uids {
+		if v.Expunged(u) && !v.IsHeld(u) {
+			if others == nil {
+				others = map[uint32]*store.Flags{}
+			}
+			others[u] = nil
+		}
+	}
+	if others == nil {
+		return nil, nil
+	}
+	h := v.Gone(sortedKeysOf(others), false)
+	err := c.Store().FetchHeld(c.Ctx(), c.sel.mb.Box(), h.UIDs, h, store.FetchCols{Flags: true}, func(r *store.FetchRow) error {
+		fl := r.Flags // r is reused after fn returns
+		others[r.UID] = &fl
+		return nil
+	})
+	return others, err
+}
+
+func derefFlags(f *store.Flags) (store.Flags, bool) {
+	if f == nil {
+		return store.Flags{}, false
+	}
+	return *f, true
 }
 
 // fetcher writes the FETCH responses of one command.
@@ -102,6 +204,7 @@ type fetcher struct {
 
 	newSeen []uint32               // messages whose \Seen this command sets
 	shown   map[uint32]store.Flags // the flags sent for them
+	got     []uint32               // messages served
 }
 
 // row writes "* <seq> FETCH (...)" for one message (rfc3501.txt:4071).
@@ -110,6 +213,7 @@ func (f *fetcher) row(r *store.FetchRow) error {
 	if seq == 0 {
 		return nil
 	}
+	f.got = append(f.got, r.UID)
 	seeing := f.setSeen && !r.Flags.Seen
 	if seeing {
 		r.Flags.Seen = true
@@ -296,12 +400,18 @@ func (f *fetcher) bytes(b []byte) {
 // from what was sent (another session changed them meanwhile).
 func (f *fetcher) storeSeen() error {
 	s := f.c.sel
-	chs, err := f.c.Store().StoreFlags(f.c.Ctx(), s.mb.Box(), f.newSeen, store.FlagsAdd, store.Flags{Seen: true})
+	slices.Sort(f.newSeen)
+	chs, err := f.c.Store().StoreFlagsHeld(f.c.Ctx(), s.mb.Box(), f.newSeen, s.view.Gone(f.newSeen, false),
+		store.FlagsAdd, store.Flags{Seen: true})
 	if err != nil {
 		return err
 	}
 	s.dirty = true
+	// Reading a message in Unread takes it out of the view: held until a
+	// sync point, like a STORE's (storecmd.go ownChanges).
+	f.c.ownChanges(chs)
 	for _, ch := range chs {
+		s.view.SetFlags(ch.UID, ch.Flags)
 		if sent, ok := f.shown[ch.UID]; ok && slices.Equal(sent.Names(), ch.Flags.Names()) {
 			s.view.Told(ch.UID, ch.ModSeq)
 		}

@@ -314,16 +314,27 @@ func TestFetchObjectID(t *testing.T) {
 	}
 }
 
-// Messages expunged by another session are skipped, the sequence numbers
-// stay valid, and FETCH sends no EXPUNGE (rfc3501.txt:4053, rfc2180 §4.1.2).
-func TestFetchSkipsExpunged(t *testing.T) {
+// A message another session deleted (expunged from its only folder) before
+// this one was told: the others are served, the sequence numbers stay
+// valid, FETCH sends no EXPUNGE (rfc3501.txt:4053) and answers NO
+// [EXPUNGEISSUED] (RFC 2180 §4.1.2), not a silent OK that leaves it out
+// (issue 14).
+func TestFetchExpungedIsNo(t *testing.T) {
 	e, c := fetchEnv(t)
 	c2 := e.dial()
 	c2.OK("SELECT INBOX")
 	c2.OK("STORE 1 +FLAGS.SILENT (\\Deleted)")
 	c2.OK("EXPUNGE")
-	imaptest.Expect(t, c.OK("FETCH 1:2 UID"), `* 2 FETCH (UID 2)`)
-	imaptest.Expect(t, c.OK("FETCH 1 BODY[]"))
+	u, done := c.Do("FETCH 1:2 UID")
+	if done.Status != "NO" || done.CodeName() != "EXPUNGEISSUED" {
+		t.Fatalf("FETCH of an expunged message: %s %s", done, u)
+	}
+	imaptest.Expect(t, u, `* 2 FETCH (UID 2)`)
+	u, done = c.Do("FETCH 1 BODY[]")
+	if done.Status != "NO" {
+		t.Fatalf("FETCH BODY[] of an expunged message: %s", done)
+	}
+	imaptest.Expect(t, u)
 	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXPUNGE")
 	imaptest.Expect(t, c.OK("FETCH 1 UID"), `* 1 FETCH (UID 2)`)
 }

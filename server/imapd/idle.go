@@ -81,8 +81,9 @@ func cmdIdle(c *Conn, cmd *Command) error {
 	}
 }
 
+// idleUpdate sends what changed; IDLE is a sync point (select.go syncPoint).
 func (c *Conn) idleUpdate() error {
-	if err := c.pollSelected(true, true); err != nil {
+	if err := c.syncPoint(); err != nil {
 		return err
 	}
 	return c.Flush()

@@ -92,7 +92,7 @@ func cmdNoop(c *Conn, cmd *Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err
 	}
-	return c.pollSelected(true, true)
+	return c.syncPoint()
 }
 
 // LOGOUT, rfc3501.txt:1407: BYE, then the tagged OK, then close.

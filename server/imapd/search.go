@@ -75,10 +75,16 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 	if view.KeepsFlags() && flagsOnly(node) {
 		// The store's limits apply as to its own search (Store.Search).
 		if node, err = c.Store().PrepareSearch(node); err == nil {
-			return c.searchView(node, uid)
+			return c.searchView(node, uid, cmd.Name)
 		}
-	} else {
-		found, err = c.Store().Search(c.Ctx(), s.mb.Box(), node, env)
+	} else if err = c.syncSelected(true); err == nil {
+		// Messages the client still has that left the mailbox (their
+		// EXPUNGE not sent yet) are searched too, by id: a SEARCH that
+		// leaves out numbers the client holds is wrong (rfc5530.txt:202-209,
+		// "EXPUNGEISSUED": a search still reports them). The read of the
+		// store's changes before finds those another session took out.
+		view = c.sel.view
+		found, err = c.Store().SearchHeld(c.Ctx(), s.mb.Box(), node, env, view.Gone(view.UIDs(), false))
 	}
 	var bs *badSeqError
 	var na *query.NotAllowedError
@@ -118,6 +124,24 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		}
 	}
 	w.CRLF()
+	return c.searchDone(cmd.Name)
+}
+
+// searchDone is the tagged reply of a SEARCH: OK, or OK [EXPUNGEISSUED]
+// when a message the client still has was deleted meanwhile (its EXPUNGE
+// not sent yet): it could not be matched and is not in the result, and
+// the client learns why ("Someone else has issued an EXPUNGE for the same
+// mailbox", rfc5530.txt:202-209) instead of a silent omission.
+func (c *Conn) searchDone(name string) error {
+	others, err := c.othersFlags(c.sel.view.UIDs())
+	if err != nil {
+		return err
+	}
+	for _, f := range others {
+		if f == nil {
+			return c.OK(CodeExpungeIssued, name+" completed")
+		}
+	}
 	return nil
 }
 
@@ -153,11 +177,18 @@ func flagsOnly(n query.Node) bool {
 // answer, messages the client was not told of yet are left out (the
 // post-command poll announces them) and messages expunged meanwhile are
 // not found.
-func (c *Conn) searchView(node query.Node, uid bool) error {
+func (c *Conn) searchView(node query.Node, uid bool, name string) error {
 	if err := c.syncSelected(true); err != nil {
 		return err
 	}
 	view := c.sel.view
+	// Messages another session took out of the mailbox, their EXPUNGE not
+	// sent yet, are still the client's: matched on their current flags
+	// (one deleted meanwhile matches nothing).
+	others, err := c.othersFlags(view.UIDs())
+	if err != nil {
+		return err
+	}
 	n := uint32(view.Len())
 	maxUID := view.UID(n)
 	w := c.Writer()
@@ -169,7 +200,10 @@ func (c *Conn) searchView(node query.Node, uid bool) error {
 	for seq := uint32(1); seq <= n; seq++ {
 		u := view.UID(seq)
 		f, ok := view.Flags(u)
-		if !ok || view.Expunged(u) {
+		if of, other := others[u]; other {
+			f, ok = derefFlags(of)
+		}
+		if !ok {
 			continue
 		}
 		m = query.Msg{UID: u, Seq: seq, Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted,
@@ -185,6 +219,11 @@ func (c *Conn) searchView(node query.Node, uid bool) error {
 		}
 	}
 	w.CRLF()
+	for _, f := range others {
+		if f == nil { // deleted meanwhile: see searchDone
+			return c.OK(CodeExpungeIssued, name+" completed")
+		}
+	}
 	return nil
 }
 

@@ -60,6 +60,7 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	s := &selection{mb: snap.Mailbox, readOnly: readOnly, view: NewView(snap.UIDs, snap.Recent, snap.ModSeq), polled: time.Now(),
 		kw: newKeywordSet(snap.Keywords)}
 	s.view.KeepFlags(snap.Flags)
+	s.view.KeepIDs(snap.IDs)
 	s.sub = c.Store().Notifier().Subscribe(s.mb.ID)
 	c.sel = s
 	c.poll = func(allowExpunge bool) error { return c.pollSelected(allowExpunge, false) }
@@ -128,7 +129,7 @@ func (c *Conn) syncSelected(force bool) error {
 		if s.ownHi > 0 && s.ownHi > s.view.ModSeq() {
 			lo, hi = s.ownLo, s.ownHi
 		}
-		ch, err := c.Store().ChangesSinceExcept(c.Ctx(), s.mb.Box(), s.view.ModSeq(), !s.readOnly, lo, hi)
+		ch, err := c.Store().ChangesSinceHeld(c.Ctx(), s.mb.Box(), s.view.ModSeq(), !s.readOnly, lo, hi, s.view.Held())
 		if errors.Is(err, store.ErrNotFound) {
 			return Bye("", "selected mailbox was deleted")
 		} else if err != nil {
@@ -232,6 +233,21 @@ func cmdUnselect(c *Conn, cmd *Command) error {
 func cmdCheck(c *Conn, cmd *Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err
+	}
+	return c.syncPoint()
+}
+
+// syncPoint is a mailbox-level sync point (NOOP, CHECK, IDLE; EXPUNGE
+// releases in its handler): the messages this session's own commands took
+// out of the selected view are released and their EXPUNGEs sent with
+// everything else pending (README "Own changes in a view"). NOOP is "a
+// periodic poll for new messages or message status updates"
+// (rfc3501.txt:1374-1378): the point where a client expects the mailbox to
+// change under it. Until then a message the session's own STORE took out
+// of a view keeps its number and its UID (View.Own).
+func (c *Conn) syncPoint() error {
+	if c.sel != nil {
+		c.sel.view.Release(nil)
 	}
 	return c.pollSelected(true, true)
 }

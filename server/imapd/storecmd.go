@@ -109,7 +109,11 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 	if len(uids) == 0 {
 		return nil // rfc3501.txt:3349-3353: a UID STORE of no messages is OK
 	}
-	if it.op != store.FlagsSet && s.view.KeepsFlags() {
+	// Messages this session's own STORE took out of the view are still
+	// the client's, at the same UIDs: they are changed by message id
+	// (StoreFlagsHeld), README "Own changes in a view".
+	held := s.view.Gone(uids, true)
+	if it.op != store.FlagsSet && s.view.KeepsFlags() && held.Len() == 0 {
 		return c.addRemoveFlags(cmd.Name, uid, it, flags, uids)
 	}
 	if it.silent && it.op != store.FlagsSet {
@@ -121,10 +125,11 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 			return err
 		}
 	}
-	changes, err := c.Store().StoreFlags(c.Ctx(), s.mb.Box(), uids, it.op, flags)
+	changes, err := c.Store().StoreFlagsHeld(c.Ctx(), s.mb.Box(), uids, held, it.op, flags)
 	if err != nil {
 		return err
 	}
+	c.ownChanges(changes)
 	// Flag-defined views (Flagged, Unread, ...) and other sessions' flags
 	// change: the post-command poll reads the store.
 	s.dirty = true
@@ -140,6 +145,7 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 		// Either the client was just told (FETCH below) or it knows what
 		// it set (.SILENT, rfc3501.txt:3229): the poll must not repeat it.
 		s.view.Told(ch.UID, ch.ModSeq)
+		s.view.SetFlags(ch.UID, ch.Flags)
 		if it.silent {
 			continue
 		}
@@ -188,6 +194,7 @@ func (c *Conn) addRemoveFlags(name string, uid bool, it storeItem, flags store.F
 	if len(changed) > 0 {
 		s.ownLo, s.ownHi = lo, hi
 	}
+	c.ownChanges(changed)
 	for _, ch := range changed {
 		s.view.Told(ch.UID, ch.ModSeq)
 		s.view.SetFlags(ch.UID, ch.Flags)
@@ -203,7 +210,7 @@ func (c *Conn) addRemoveFlags(name string, uid bool, it storeItem, flags store.F
 	w.Lock()
 	defer w.Unlock()
 	for _, u := range uids {
-		if s.view.Expunged(u) {
+		if s.view.Expunged(u) && !s.view.IsHeld(u) {
 			continue
 		}
 		seq := s.view.Seq(u)
@@ -214,4 +221,18 @@ func (c *Conn) addRemoveFlags(name string, uid bool, it storeItem, flags store.F
 		c.writeStoreFetch(seq, u, uid, fl)
 	}
 	return nil
+}
+
+// ownChanges records the messages whose flags this session's command
+// changed: in a query mailbox, one that stops matching the view stays in
+// this session's view until a sync point (View.Own; README "Own changes in
+// a view"). A folder's membership never depends on flags.
+func (c *Conn) ownChanges(chs []store.FlagChange) {
+	s := c.sel
+	if !s.mb.IsQuery() {
+		return
+	}
+	for _, ch := range chs {
+		s.view.Own(ch.UID)
+	}
 }

@@ -117,31 +117,39 @@ func TestStoreFlaggedEntersView(t *testing.T) {
 	c1.OK(`STORE 2 +FLAGS.SILENT (\Flagged)`)
 	imaptest.Expect(t, c2.OK("NOOP"), "* 1 EXISTS", "* 1 RECENT")
 	imaptest.Expect(t, c2.OK("SEARCH FLAGGED"), "* SEARCH 1")
-	// Unflagging it there: it leaves, with EXPUNGE only when allowed.
+	// Unflagging it there: it leaves, but this session keeps it until
+	// NOOP (README "Own changes in a view").
 	imaptest.Expect(t, c2.OK(`STORE 1 -FLAGS (\Flagged)`), `* 1 FETCH (FLAGS (\Recent))`)
-	imaptest.Expect(t, c2.OK("SEARCH ALL"), "* SEARCH")
+	imaptest.Expect(t, c2.OK("SEARCH ALL"), "* SEARCH 1")
 	imaptest.Expect(t, c2.OK("NOOP"), "* 1 EXPUNGE")
 }
 
-// \Seen makes a message leave "Unread"; the session with "Unread" selected
-// gets the EXPUNGE at NOOP, not during STORE or SEARCH (rfc3501.txt:4053-4063),
-// but during UID STORE (a different command, rfc3501.txt:4061).
+// \Seen makes a message leave "Unread"; the session whose STORE did it
+// keeps it, at its number and UID, until its next sync point (NOOP: README
+// "Own changes in a view"), even across UID STORE, which may send EXPUNGE
+// (rfc3501.txt:4061); another session in Unread is told at once.
 func TestStoreSeenLeavesUnread(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 3)
 	c := e.dial()
 	c.OK("SELECT Unread")
 	imaptest.Expect(t, c.OK(`STORE 1 +FLAGS (\Seen)`), `* 1 FETCH (FLAGS (\Seen \Recent))`)
-	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 2 3")
+	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 1 2 3")
+	imaptest.Expect(t, c.OK("SEARCH UNSEEN"), "* SEARCH 2 3")
 	imaptest.Expect(t, c.OK(`STORE 2 +FLAGS (\Flagged)`), `* 2 FETCH (FLAGS (\Flagged \Recent))`)
 	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXPUNGE")
-	imaptest.Expect(t, c.OK(`UID STORE 3 +FLAGS (\Seen)`), `* 2 FETCH (UID 3 FLAGS (\Seen \Recent))`, "* 2 EXPUNGE")
-	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 1")
+	imaptest.Expect(t, c.OK(`UID STORE 3 +FLAGS (\Seen)`), `* 2 FETCH (UID 3 FLAGS (\Seen \Recent))`)
+	imaptest.Expect(t, c.OK("SEARCH ALL"), "* SEARCH 1 2")
+	// Read from the message itself (its membership row is gone).
+	if u := c.OK("UID FETCH 3 (FLAGS RFC822.SIZE)"); len(u) != 1 || u[0].Attrs()["RFC822.SIZE"].S == "" {
+		t.Fatalf("UID FETCH of the held message: %s", u)
+	}
 	// Another session in Unread sees the EXPUNGE at NOOP.
 	c2 := e.dial()
 	c2.OK("SELECT Unread")
 	c.OK(`STORE 1 +FLAGS.SILENT (\Seen)`)
 	imaptest.Expect(t, c2.OK("NOOP"), "* 1 EXPUNGE")
+	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXPUNGE", "* 1 EXPUNGE")
 }
 
 // BenchmarkStoreAll: one STORE over 1,000 messages, silent and not.
@@ -159,4 +167,69 @@ func BenchmarkStoreAll(b *testing.B) {
 			b.Fatalf("%d responses", len(u))
 		}
 	}
+}
+
+// A message this session's own STORE takes out of a view is held until a
+// sync point: NOOP, CHECK, EXPUNGE and IDLE each send its EXPUNGE; UID
+// commands in between do not (README "Own changes in a view", issue 14).
+func TestHeldUntilSyncPoint(t *testing.T) {
+	for _, sync := range []string{"NOOP", "CHECK", "EXPUNGE", "IDLE"} {
+		t.Run(sync, func(t *testing.T) {
+			e := newEnv(t)
+			deliverN(e, "INBOX", 3)
+			c := e.dial()
+			c.OK("SELECT Unread")
+			imaptest.Expect(t, c.OK(`STORE 1 +FLAGS.SILENT (\Seen)`))
+			imaptest.Expect(t, c.OK("UID FETCH 1:* (UID)"), "* 1 FETCH (UID 1)", "* 2 FETCH (UID 2)", "* 3 FETCH (UID 3)")
+			imaptest.Expect(t, c.OK("UID SEARCH UNSEEN"), "* SEARCH 2 3")
+			if sync == "IDLE" {
+				c.Send("i1 IDLE")
+				if r := c.Next(); r.Tag != "+" {
+					t.Fatalf("IDLE: %s", r)
+				}
+				imaptest.Expect(t, []*imaptest.Resp{c.Next()}, "* 1 EXPUNGE")
+				c.Send("DONE")
+				c.Until("i1")
+			} else {
+				imaptest.Expect(t, c.OK(sync), "* 1 EXPUNGE")
+			}
+			imaptest.Expect(t, c.OK("UID FETCH 1:* (UID)"), "* 1 FETCH (UID 2)", "* 2 FETCH (UID 3)")
+		})
+	}
+}
+
+// A view selected empty learns message ids from the changes: a message
+// that entered it, then left by this session's STORE, is still moved by
+// UID MOVE (the view kept no ids when it started empty: issue 14).
+func TestHeldAfterEmptySelect(t *testing.T) {
+	e := newEnv(t)
+	deliverN(e, "INBOX", 2)
+	trash := uidValidity(t, e, "Trash")
+	c, c2 := e.dial(), e.dial()
+	imaptest.Expect(t, c.OK("SELECT Flagged")[1:2], "* 0 EXISTS")
+	c2.OK("SELECT INBOX")
+	c2.OK(`STORE 2 +FLAGS.SILENT (\Flagged)`)
+	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXISTS", "* 1 RECENT")
+	imaptest.Expect(t, c.OK(`UID STORE 1 -FLAGS (\Flagged)`), `* 1 FETCH (UID 1 FLAGS (\Recent))`)
+	imaptest.Expect(t, c.OK("UID MOVE 1 Trash"), fmt.Sprintf("* OK [COPYUID %d 1 1] moved", trash), "* 1 EXPUNGE")
+	imaptest.Expect(t, c2.OK("NOOP"), "* 2 EXPUNGE")
+	imaptest.Expect(t, c.OK("STATUS Trash (MESSAGES)"), `* STATUS "Trash" (MESSAGES 1)`)
+}
+
+// A held message's flags stay current: another session's change reaches
+// this session as for any message of its view, at the held number, though
+// the mailbox's rows no longer show it (store.ChangesSinceHeld).
+func TestHeldFlagsStayCurrent(t *testing.T) {
+	e := newEnv(t)
+	deliverN(e, "INBOX", 2)
+	c, c2 := e.dial(), e.dial()
+	c.OK("SELECT Unread")
+	c2.OK("SELECT INBOX")
+	imaptest.Expect(t, c.OK(`UID STORE 1 +FLAGS.SILENT (\Seen)`))
+	c2.OK(`STORE 1 +FLAGS.SILENT (\Flagged)`)
+	imaptest.Expect(t, c.OK("UID FETCH 1 (FLAGS)"), `* 1 FETCH (FLAGS (\Flagged \Seen \Recent))`,
+		`* 1 FETCH (UID 1 FLAGS (\Seen \Flagged \Recent))`)
+	c2.OK(`STORE 1 -FLAGS.SILENT (\Flagged)`)
+	imaptest.Expect(t, c.OK("UID SEARCH FLAGGED"), "* SEARCH", `* 1 FETCH (FLAGS (\Seen \Recent))`)
+	imaptest.Expect(t, c.OK("NOOP"), "* 1 EXPUNGE")
 }

@@ -25,11 +25,19 @@ import (
 //     numbers after it are "immediately decremented").
 //   - EXISTS never decreases except through EXPUNGE, and comes before any
 //     data about the new messages.
+//   - A message that left the mailbox because of this session's own
+//     command (a STORE taking it out of Unread) is held: it keeps its
+//     number, its UID still names it, and its EXPUNGE waits for the next
+//     sync point (NOOP, CHECK, IDLE, EXPUNGE; README "Own changes in a
+//     view"), not just for the next command that may send EXPUNGE.
 type View struct {
 	uids      []uint32
+	ids       []int64 // ids[i]: the message uids[i] names; nil = not kept
 	recent    map[uint32]bool
-	pendExp   map[uint32]bool // in the client's view, gone from the store
-	pendNew   []uint32        // in the store, not yet announced (ascending)
+	gone      map[uint32]goneMsg // in the client's view, gone from the mailbox
+	own       map[uint32]bool    // changed by this session's command: an expunge the next Apply finds is held
+	pendNew   []uint32           // in the store, not yet announced (ascending)
+	newID     map[uint32]int64   // ids of pendNew messages
 	pendFlags map[uint32]store.Flags
 	told      map[uint32]int64 // flags this session already reported, by modseq
 	modseq    int64
@@ -70,6 +78,32 @@ func packFlags(f store.Flags) uint8 {
 		b |= fDraft
 	}
 	return b
+}
+
+// goneMsg is a message of the client's view no longer in the mailbox,
+// whose EXPUNGE is not sent yet. held: it left by this session's own
+// command, and its EXPUNGE waits for a sync point (Release).
+type goneMsg struct {
+	id   int64 // the message (0: not known)
+	held bool
+}
+
+// KeepIDs makes the view keep the message id of each UID, starting from
+// ids (aligned with the snapshot's UIDs): messages that leave the mailbox
+// can then still be read and changed by id until their EXPUNGE is sent.
+func (v *View) KeepIDs(ids []int64) {
+	v.ids = append(make([]int64, 0, max(len(ids), 1)), ids...) // not nil, even for an empty mailbox
+	v.newID = map[uint32]int64{}
+}
+
+func (v *View) messageID(uid uint32) int64 {
+	if v.ids == nil {
+		return 0
+	}
+	if i, ok := slices.BinarySearch(v.uids, uid); ok {
+		return v.ids[i]
+	}
+	return 0
 }
 
 // KeepFlags makes the view keep the store's flags of its messages, starting
@@ -141,7 +175,7 @@ type Update struct {
 
 // NewView starts a view from a SELECT snapshot.
 func NewView(uids, recent []uint32, modseq int64) *View {
-	v := &View{uids: slices.Clone(uids), recent: map[uint32]bool{}, pendExp: map[uint32]bool{},
+	v := &View{uids: slices.Clone(uids), recent: map[uint32]bool{}, gone: map[uint32]goneMsg{}, own: map[uint32]bool{},
 		pendFlags: map[uint32]store.Flags{}, told: map[uint32]int64{}, modseq: modseq}
 	for _, u := range recent {
 		v.recent[u] = true
@@ -191,8 +225,69 @@ func (v *View) Recent() []uint32 {
 	return out
 }
 
-// Expunged reports whether uid is in the view but already gone from the store.
-func (v *View) Expunged(uid uint32) bool { return v.pendExp[uid] }
+// Expunged reports whether uid is in the view but already gone from the
+// mailbox (held or not).
+func (v *View) Expunged(uid uint32) bool { _, ok := v.gone[uid]; return ok }
+
+// IsHeld reports whether uid left the mailbox by this session's own command
+// and is held until a sync point.
+func (v *View) IsHeld(uid uint32) bool { return v.gone[uid].held }
+
+// Gone returns the messages among uids (ascending) that are in the client's
+// view but gone from the mailbox with a known id; with heldOnly, those held
+// by the session's own command only.
+func (v *View) Gone(uids []uint32, heldOnly bool) store.Held {
+	var h store.Held
+	if len(v.gone) == 0 {
+		return h
+	}
+	for _, u := range uids {
+		if g, ok := v.gone[u]; ok && g.id != 0 && (g.held || !heldOnly) {
+			h.UIDs, h.IDs = append(h.UIDs, u), append(h.IDs, g.id)
+		}
+	}
+	return h
+}
+
+// Held returns every held message: the poll keeps their flags current
+// (store.ChangesSinceHeld), as the mailbox's rows no longer show them.
+func (v *View) Held() store.Held {
+	if len(v.gone) == 0 {
+		return store.Held{}
+	}
+	return v.Gone(sortedKeysOf(v.gone), true)
+}
+
+func sortedKeysOf[T any](m map[uint32]T) []uint32 {
+	us := make([]uint32, 0, len(m))
+	for u := range m {
+		us = append(us, u)
+	}
+	slices.Sort(us)
+	return us
+}
+
+// Own records that this session's command changed uids: if the next Apply
+// finds one of them gone from the mailbox (a view it stopped matching), it
+// is held rather than announced.
+func (v *View) Own(uids ...uint32) {
+	for _, u := range uids {
+		v.own[u] = true
+	}
+}
+
+// Release ends the hold of uids (all held messages when uids is nil): their
+// EXPUNGE goes out with the next Flush that allows EXPUNGE. A sync point
+// releases all; MOVE releases what it moved (it has the effect of COPY +
+// STORE \Deleted + UID EXPUNGE, rfc6851.txt:149-156).
+func (v *View) Release(uids []uint32) {
+	for u, g := range v.gone {
+		if g.held && (uids == nil || slices.Contains(uids, u)) {
+			g.held = false
+			v.gone[u] = g
+		}
+	}
+}
 
 // Told records that this session reported uid's flags at modseq (a STORE's
 // own FETCH response), so the same change is not announced again.
@@ -209,21 +304,27 @@ func (v *View) Apply(ch *store.Changes) {
 	for _, u := range ch.Expunged {
 		switch {
 		case v.Seq(u) != 0:
-			v.pendExp[u] = true
-			delete(v.pendFlags, u)
+			if _, ok := v.gone[u]; !ok {
+				v.gone[u] = goneMsg{id: v.messageID(u), held: v.own[u]}
+			}
+			if !v.gone[u].held {
+				delete(v.pendFlags, u)
+			}
 		case isNew(u):
 			i, _ := slices.BinarySearch(v.pendNew, u)
 			v.pendNew = slices.Delete(v.pendNew, i, i+1)
 			delete(v.newFl, u)
+			delete(v.newID, u)
 		}
 	}
+	clear(v.own)
 	for _, c := range ch.Changed {
 		if c.Recent {
 			v.recent[c.UID] = true
 		}
 		switch seq := v.Seq(c.UID); {
 		case seq != 0:
-			if v.pendExp[c.UID] {
+			if g, ok := v.gone[c.UID]; ok && !g.held {
 				continue
 			}
 			if v.fbits != nil { // the store's flags, announced or not
@@ -241,6 +342,9 @@ func (v *View) Apply(ch *store.Changes) {
 			if v.fbits != nil {
 				v.newFl[c.UID] = c.Flags
 			}
+			if v.ids != nil {
+				v.newID[c.UID] = c.MessageID
+			}
 		}
 	}
 	if ch.ModSeq > v.modseq {
@@ -253,29 +357,37 @@ func (v *View) Apply(ch *store.Changes) {
 // FETCH FLAGS for changed ones.
 func (v *View) Flush(allowExpunge bool) []Update {
 	var out []Update
-	if allowExpunge && len(v.pendExp) > 0 {
-		var gone []uint32
-		for u := range v.pendExp {
-			gone = append(gone, u)
-		}
-		sort.Slice(gone, func(i, j int) bool { return gone[i] < gone[j] })
-		for _, u := range gone {
+	if allowExpunge && len(v.gone) > 0 {
+		for _, u := range sortedKeysOf(v.gone) {
+			if v.gone[u].held {
+				continue // until a sync point (Release)
+			}
 			seq := v.Seq(u)
 			out = append(out, Update{Kind: UpdExpunge, N: seq, UID: u})
 			v.uids = slices.Delete(v.uids, int(seq-1), int(seq))
+			if v.ids != nil {
+				v.ids = slices.Delete(v.ids, int(seq-1), int(seq))
+			}
 			if v.fbits != nil {
 				v.fbits = slices.Delete(v.fbits, int(seq-1), int(seq))
 				delete(v.kw, u)
 			}
 			delete(v.recent, u)
 			delete(v.told, u)
+			delete(v.pendFlags, u)
+			delete(v.gone, u)
 		}
-		clear(v.pendExp)
 	}
 	if len(v.pendNew) > 0 {
 		// New UIDs are above every UID the mailbox ever had (never reused).
 		n := len(v.uids)
 		v.uids = append(v.uids, v.pendNew...)
+		if v.ids != nil {
+			for _, u := range v.pendNew {
+				v.ids = append(v.ids, v.newID[u])
+			}
+			clear(v.newID)
+		}
 		if v.fbits != nil {
 			v.fbits = append(v.fbits, make([]uint8, len(v.pendNew))...)
 			for i, u := range v.pendNew {

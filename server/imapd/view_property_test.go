@@ -10,6 +10,12 @@ package imapd
 // unilateral responses the View emits, and must agree with the store after
 // every poll (RFC 3501 §7.4.1 EXPUNGE, §7.3.1 EXISTS, §5.5 no EXPUNGE during
 // FETCH/STORE/SEARCH, §6.4.8 "n:*").
+//
+// Held messages (issue 14): the session's own STORE may take messages out
+// of the mailbox (a view they stop matching); those stay in the client's
+// view, with current flags (other sessions may change them: the store
+// reports their changes at the held UIDs, ChangesSinceHeld), and their
+// EXPUNGE waits for a sync point (NOOP, CHECK, IDLE, EXPUNGE: Release).
 
 import (
 	"fmt"
@@ -40,18 +46,21 @@ type viewMachine struct {
 	uidnext uint32
 	present map[uint32]*simMsg
 	tombs   map[uint32]int64 // mailbox_expunges: uid -> modseq
+	left    map[uint32]*simMsg // messages the session's own STORE took out of the mailbox, by their old UID
 	claim   bool             // read-write session (SELECT), claims \Recent
 
 	v *View
 
 	// what the View has read from the store (as of its last Apply)
-	read map[uint32]simMsg
+	read     map[uint32]simMsg
+	readLeft map[uint32]simMsg // of left messages the View holds
 
 	// the client: what it was told
 	client   []uint32               // sequence number n is client[n-1]
 	known    map[uint32]store.Flags // flags the client believes
 	knownMod map[uint32]int64       // modseq of that knowledge
 	mine     map[uint32]bool        // \Recent claimed by this session
+	held     map[uint32]bool        // left by the session's own STORE, no sync point since
 }
 
 var (
@@ -113,15 +122,22 @@ func sortedKeys[V any](m map[uint32]V) []uint32 {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// changesSince is store.ChangesSince on the simulated store.
-func (m *viewMachine) changesSince(since int64) *store.Changes {
+// changesSince is store.ChangesSinceHeld on the simulated store: held are
+// the messages the View holds (View.Held).
+func (m *viewMachine) changesSince(since int64, held store.Held) *store.Changes {
 	ch := &store.Changes{UIDValidity: 1, ModSeq: since}
+	for _, u := range held.UIDs {
+		if msg := m.left[u]; msg != nil && msg.modseq > since {
+			ch.Changed = append(ch.Changed, store.Change{UID: u, MessageID: simID(u), Flags: msg.flags, ModSeq: msg.modseq})
+			ch.ModSeq = max(ch.ModSeq, msg.modseq)
+		}
+	}
 	for _, u := range sortedKeys(m.present) {
 		msg := m.present[u]
 		if msg.modseq <= since {
 			continue
 		}
-		c := store.Change{UID: u, Flags: msg.flags, ModSeq: msg.modseq}
+		c := store.Change{UID: u, MessageID: simID(u), Flags: msg.flags, ModSeq: msg.modseq}
 		c.Flags.Keywords = slices.Clone(msg.flags.Keywords)
 		if m.claim && msg.recent {
 			msg.recent, c.Recent = false, true
@@ -138,10 +154,19 @@ func (m *viewMachine) changesSince(since int64) *store.Changes {
 	return ch
 }
 
+// simID is the message id of the simulated message first seen at uid.
+func simID(u uint32) int64 { return 1000 + int64(u) }
+
 func (m *viewMachine) snapshotRead() {
 	m.read = map[uint32]simMsg{}
 	for u, msg := range m.present {
 		m.read[u] = *msg
+	}
+	m.readLeft = map[uint32]simMsg{}
+	for _, u := range m.v.Held().UIDs {
+		if msg := m.left[u]; msg != nil {
+			m.readLeft[u] = *msg
+		}
 	}
 }
 
@@ -181,7 +206,7 @@ func (m *viewMachine) storeFlags(uids []uint32, op store.FlagOp, f store.Flags) 
 }
 
 func (m *viewMachine) init(t *rapid.T) {
-	m.present, m.tombs = map[uint32]*simMsg{}, map[uint32]int64{}
+	m.present, m.tombs, m.left, m.held = map[uint32]*simMsg{}, map[uint32]int64{}, map[uint32]*simMsg{}, map[uint32]bool{}
 	m.uidnext = 1
 	m.claim = rapid.Bool().Draw(t, "read-write (SELECT, not EXAMINE)")
 	for range rapid.IntRange(0, 5).Draw(t, "messages before SELECT") {
@@ -205,6 +230,11 @@ func (m *viewMachine) init(t *rapid.T) {
 		fl = append(fl, m.present[u].flags)
 	}
 	m.v.KeepFlags(fl)
+	var ids []int64
+	for _, u := range uids {
+		ids = append(ids, simID(u))
+	}
+	m.v.KeepIDs(ids)
 	m.snapshotRead()
 	m.client = slices.Clone(uids)
 	m.known, m.knownMod, m.mine = map[uint32]store.Flags{}, map[uint32]int64{}, map[uint32]bool{}
@@ -228,7 +258,7 @@ func (m *viewMachine) drawSubset(t *rapid.T, xs []uint32, label string) []uint32
 
 // poll is Conn.pollSelected with a fresh read: ChangesSince, Apply, Flush.
 func (m *viewMachine) poll(t *rapid.T, allowExpunge bool) {
-	ch := m.changesSince(m.v.ModSeq())
+	ch := m.changesSince(m.v.ModSeq(), m.v.Held())
 	for _, c := range ch.Changed {
 		if c.Recent {
 			m.mine[c.UID] = true
@@ -241,6 +271,9 @@ func (m *viewMachine) poll(t *rapid.T, allowExpunge bool) {
 	// from them) are the store's, for every message still in the store.
 	for _, u := range m.v.UIDs() {
 		p, ok := m.present[u]
+		if !ok && m.held[u] {
+			p, ok = m.left[u], true // a held message's flags stay current
+		}
 		if !ok {
 			continue
 		}
@@ -288,6 +321,9 @@ func (m *viewMachine) flush(t *rapid.T, allowExpunge, complete bool) {
 			u := m.client[up.N-1]
 			if u != up.UID {
 				t.Fatalf("EXPUNGE %d: the client has uid %d there, the View meant %d", up.N, u, up.UID)
+			}
+			if m.held[u] {
+				t.Fatalf("EXPUNGE %d (uid %d): the session's own STORE took it out, no sync point since (README \"Own changes in a view\")", up.N, u)
 			}
 			if _, ok := m.read[u]; ok {
 				t.Fatalf("EXPUNGE %d (uid %d) of a message still in the store", up.N, u)
@@ -338,6 +374,9 @@ func (m *viewMachine) flush(t *rapid.T, allowExpunge, complete bool) {
 				t.Fatalf("FETCH %d: the client has uid %d there, the View meant %d", up.N, u, up.UID)
 			}
 			msg, ok := m.read[u]
+			if !ok && m.held[u] {
+				msg, ok = m.readLeft[u]
+			}
 			if !ok {
 				t.Fatalf("FETCH FLAGS for uid %d, which is not in the store", u)
 			}
@@ -365,8 +404,15 @@ func (m *viewMachine) flush(t *rapid.T, allowExpunge, complete bool) {
 	if !complete {
 		return
 	}
-	// Nothing lost: the client now agrees with the store.
+	// Nothing lost: the client now agrees with the store, held messages
+	// included.
 	want := sortedKeys(m.read)
+	for u := range m.held {
+		if slices.Contains(m.client, u) {
+			want = append(want, u)
+		}
+	}
+	slices.Sort(want)
 	if !allowExpunge {
 		want = slices.Clone(before)
 		for _, u := range sortedKeys(m.read) {
@@ -380,6 +426,9 @@ func (m *viewMachine) flush(t *rapid.T, allowExpunge, complete bool) {
 	}
 	for _, u := range m.client {
 		msg, ok := m.read[u]
+		if !ok && m.held[u] {
+			msg, ok = m.readLeft[u]
+		}
 		if !ok {
 			continue // expunged, announcement pending
 		}
@@ -543,8 +592,86 @@ func TestPropertyViewModel(t *testing.T) {
 				}
 				m.poll(t, false)
 			},
+			"own STORE leaving the view": func(t *rapid.T) {
+				// STORE/UID STORE in a query mailbox (storecmd.go): the
+				// changed messages that stop matching leave in the same
+				// transaction; the View holds them (View.Own) and the
+				// post-command poll (EXPUNGE allowed for UID STORE) must
+				// not announce them. Some may be held already (STORE on a
+				// held message changes it by id).
+				var in []uint32
+				for _, u := range m.client {
+					if m.present[u] != nil || m.left[u] != nil && m.held[u] {
+						in = append(in, u)
+					}
+				}
+				uids := m.drawSubset(t, in, "uids")
+				if len(uids) == 0 {
+					t.Skip("nothing to change")
+				}
+				f := drawFlags(t, "flags")
+				uidCmd := rapid.Bool().Draw(t, "UID STORE")
+				var live []uint32
+				for _, u := range uids {
+					if m.present[u] != nil {
+						live = append(live, u)
+					}
+				}
+				leave := m.drawSubset(t, live, "leave the view")
+				t.Logf("session: STORE %v +FLAGS (%s), %v leave the view", uids, flagKey(f), leave)
+				var chs []store.FlagChange
+				for _, u := range uids {
+					msg := m.present[u]
+					if msg == nil {
+						msg = m.left[u]
+					}
+					nf := applyOp(msg.flags, store.FlagsAdd, f)
+					if !sameFlags(nf, msg.flags) {
+						m.modseq++
+						msg.flags, msg.modseq = nf, m.modseq
+					}
+					chs = append(chs, store.FlagChange{UID: u, Flags: msg.flags, ModSeq: msg.modseq})
+				}
+				for _, u := range leave {
+					m.left[u] = m.present[u]
+					m.expunge(u)
+				}
+				for _, ch := range chs {
+					m.v.Told(ch.UID, ch.ModSeq)
+					m.v.SetFlags(ch.UID, ch.Flags)
+					m.v.Own(ch.UID)
+					m.known[ch.UID], m.knownMod[ch.UID] = ch.Flags, max(m.knownMod[ch.UID], ch.ModSeq)
+				}
+				for _, u := range leave {
+					m.held[u] = true
+				}
+				m.poll(t, uidCmd)
+			},
+			"external STORE on a held message": func(t *rapid.T) {
+				us := m.drawSubset(t, sortedKeys(m.held), "held uids")
+				if len(us) == 0 {
+					t.Skip("nothing held")
+				}
+				f := drawFlags(t, "flags")
+				for _, u := range us {
+					msg := m.left[u]
+					nf := applyOp(msg.flags, store.FlagsSet, f)
+					if !sameFlags(nf, msg.flags) {
+						m.modseq++
+						msg.flags, msg.modseq = nf, m.modseq
+					}
+				}
+				t.Logf("store: another session STORE held %v FLAGS (%s)", us, flagKey(f))
+			},
+			"sync point": func(t *rapid.T) {
+				// NOOP/CHECK/IDLE/EXPUNGE: held messages are released.
+				m.v.Release(nil)
+				clear(m.held)
+				m.poll(t, true)
+			},
 			"poll": func(t *rapid.T) {
-				// NOOP/IDLE/any command but FETCH, STORE, SEARCH.
+				// Any command but FETCH, STORE, SEARCH (and NOOP, CHECK,
+				// IDLE, EXPUNGE: "sync point").
 				m.poll(t, true)
 			},
 			"poll during FETCH/STORE/SEARCH": func(t *rapid.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -92,12 +93,20 @@ func nilOrInt64s(u []uint32) []int64 {
 type Copied struct {
 	UIDValidity uint32
 	Src, Dst    []uint32
+
+	ids []int64 // the messages of Src
 }
 
 // Copy adds the messages to a folder (membership, no byte copy; flags are the
 // message's and so shared). A message already in the destination keeps its
 // UID there. A query mailbox destination gives ErrCannot.
 func (s *Store) Copy(ctx context.Context, b Box, uids []uint32, dst string) (Copied, error) {
+	return s.CopyHeld(ctx, b, uids, Held{}, dst)
+}
+
+// CopyHeld is Copy that also copies messages the session holds (Held, by
+// message id; uids includes their UIDs).
+func (s *Store) CopyHeld(ctx context.Context, b Box, uids []uint32, held Held, dst string) (Copied, error) {
 	if err := b.check(); err != nil {
 		return Copied{}, err
 	}
@@ -105,7 +114,7 @@ func (s *Store) Copy(ctx context.Context, b Box, uids []uint32, dst string) (Cop
 	var c Copied
 	err := s.change(ctx, userID, durable, func(tx pgx.Tx) error {
 		var err error
-		c, err = copyTx(ctx, tx, userID, srcID, uids, dst, false)
+		c, err = copyTx(ctx, tx, userID, srcID, uids, held, dst, false)
 		return err
 	})
 	return c, wrap("copy", err)
@@ -115,6 +124,13 @@ func (s *Store) Copy(ctx context.Context, b Box, uids []uint32, dst string) (Cop
 // mailbox takes the message out of the view and out of every other folder, so
 // it ends up only in the destination (what "delete to Trash" from a view means).
 func (s *Store) Move(ctx context.Context, b Box, uids []uint32, dst string) (Copied, error) {
+	return s.MoveHeld(ctx, b, uids, Held{}, dst)
+}
+
+// MoveHeld is Move that also moves messages the session holds (Held, by
+// message id; uids includes their UIDs): out of every folder into dst, as
+// from a view.
+func (s *Store) MoveHeld(ctx context.Context, b Box, uids []uint32, held Held, dst string) (Copied, error) {
 	if err := b.check(); err != nil {
 		return Copied{}, err
 	}
@@ -122,7 +138,7 @@ func (s *Store) Move(ctx context.Context, b Box, uids []uint32, dst string) (Cop
 	var c Copied
 	err := s.change(ctx, userID, durable, func(tx pgx.Tx) error {
 		var err error
-		if c, err = copyTx(ctx, tx, userID, srcID, uids, dst, true); err != nil || len(c.Src) == 0 {
+		if c, err = copyTx(ctx, tx, userID, srcID, uids, held, dst, true); err != nil || len(c.Src) == 0 {
 			return err
 		}
 		var srcQuery bool
@@ -134,16 +150,9 @@ func (s *Store) Move(ctx context.Context, b Box, uids []uint32, dst string) (Cop
 		if dstID == srcID {
 			return nil // handled by copyTx: the messages got new UIDs in place
 		}
-		if srcQuery {
-			rows, err := tx.Query(ctx, `SELECT message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2)`, srcID, toInt64s(c.Src))
-			if err != nil {
-				return err
-			}
-			ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-			if err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `DELETE FROM mailbox_messages mm USING mailboxes b
+		if srcQuery || held.Len() > 0 {
+			ids := c.ids
+			_, err := tx.Exec(ctx, `DELETE FROM mailbox_messages mm USING mailboxes b
 				WHERE b.id = mm.mailbox_id AND mm.message_id = ANY($2)
 				AND (b.id = $1 OR (b.definition IS NULL AND b.id <> $3))`, srcID, ids, dstID)
 			if err != nil {
@@ -160,7 +169,7 @@ func (s *Store) Move(ctx context.Context, b Box, uids []uint32, dst string) (Cop
 	return c, wrap("move", err)
 }
 
-func copyTx(ctx context.Context, tx pgx.Tx, userID, srcID int64, uids []uint32, dst string, move bool) (Copied, error) {
+func copyTx(ctx context.Context, tx pgx.Tx, userID, srcID int64, uids []uint32, held Held, dst string, move bool) (Copied, error) {
 	var c Copied
 	d, err := scanMailbox(tx.QueryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2 FOR UPDATE`, userID, NormName(dst)))
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -188,8 +197,10 @@ func copyTx(ctx context.Context, tx pgx.Tx, userID, srcID int64, uids []uint32, 
 		}
 		return c, bumpUIDNext(ctx, tx, d.ID)
 	}
-	rows, err := tx.Query(ctx, `SELECT uid, message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid`,
-		srcID, toInt64s(uids))
+	rows, err := tx.Query(ctx, `SELECT uid, message_id FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2)
+		UNION ALL SELECT h.uid, h.id FROM unnest($3::bigint[], $4::bigint[]) AS h(uid, id)
+			WHERE EXISTS (SELECT 1 FROM messages m WHERE m.id = h.id AND m.user_id = $5) ORDER BY 1`,
+		srcID, toInt64s(uids), toInt64s(held.UIDs), held.IDs, userID)
 	if err != nil {
 		return c, err
 	}
@@ -205,6 +216,7 @@ func copyTx(ctx context.Context, tx pgx.Tx, userID, srcID int64, uids []uint32, 
 	if err := rows.Err(); err != nil || len(ids) == 0 {
 		return c, err
 	}
+	c.ids = slices.Clone(ids)
 	// A message the destination already holds is really copied (RFC 3501
 	// §6.4.7: COPY appends copies), since a folder holds a message once. A
 	// MOVE of such a message just leaves it where it already is.

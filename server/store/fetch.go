@@ -36,6 +36,13 @@ type FetchRow struct {
 	tz int32 // internal_tz, seconds east of UTC
 }
 
+// fetchCol is a column group of a FETCH read.
+type fetchCol struct {
+	on   bool
+	expr string
+	ptr  func(r *FetchRow) []any
+}
+
 // Fetch chunks: a connection is never held while fn runs (fn writes to a
 // client's socket, which may be slow or stalled), so rows are read a chunk at
 // a time, the connection released, then handed to fn. A chunk is at most
@@ -51,16 +58,36 @@ const (
 // calls fn for each, ascending by UID: one query per chunk (one in all for
 // up to fetchChunkRows messages without text), only the needed columns.
 func (s *Store) Fetch(ctx context.Context, b Box, uids []uint32, cols FetchCols, fn func(*FetchRow) error) error {
+	return s.FetchHeld(ctx, b, uids, Held{}, cols, fn)
+}
+
+// FetchHeld is Fetch that also reads the messages a session holds (Held):
+// by message id, reported at their held UIDs, in UID order with the
+// mailbox's (uids includes the held UIDs). A message deleted meanwhile has
+// no row.
+func (s *Store) FetchHeld(ctx context.Context, b Box, uids []uint32, held Held, cols FetchCols, fn func(*FetchRow) error) error {
 	if err := b.check(); err != nil {
 		return err
 	}
-	mailboxID := b.id
-	sel := []string{"mm.uid"}
-	type col struct {
-		on   bool
-		expr string
-		ptr  func(r *FetchRow) []any
+	return s.fetch(ctx, b.id, uids, held, cols, fn)
+}
+
+// members is the relation "mm" (uid, message_id, modseq) a FETCH reads:
+// the mailbox's rows or, with held messages, those and the held pairs.
+// Its parameters come first; the UID condition's start at $n, and where
+// is to be followed by it.
+func members(mailboxID int64, held Held) (from string, args []any, n int, where string) {
+	if held.Len() == 0 {
+		return "mailbox_messages mm", []any{mailboxID}, 2, "mm.mailbox_id = $1 AND "
 	}
+	return `(SELECT uid, message_id, modseq FROM mailbox_messages WHERE mailbox_id = $1
+		UNION ALL SELECT h.uid, h.message_id, 0::bigint FROM unnest($2::bigint[], $3::bigint[]) AS h(uid, message_id)) mm`,
+		append([]any{mailboxID}, held.args()...), 4, ""
+}
+
+func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held Held, cols FetchCols, fn func(*FetchRow) error) error {
+	sel := []string{"mm.uid"}
+	type col = fetchCol
 	cs := []col{
 		{cols.IDs, "m.id, m.thread_id", func(r *FetchRow) []any { return []any{&r.MessageID, &r.ThreadID} }},
 		{cols.Flags, "f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}')", func(r *FetchRow) []any {
@@ -84,27 +111,27 @@ func (s *Store) Fetch(ctx context.Context, b Box, uids []uint32, cols FetchCols,
 	}
 	// Join only what the items need: FETCH (UID FLAGS) or (UID RFC822.SIZE
 	// FLAGS) never touches the wide message rows.
-	from := "mailbox_messages mm"
+	from, margs, n, where := members(mailboxID, held)
 	if cols.IDs || cols.InternalDate || cols.Envelope || cols.BodyStructure || cols.BodySimple || cols.Header || cols.Body {
 		from += " JOIN messages m ON m.id = mm.message_id"
 	}
-	if cols.Flags || cols.ModSeq || cols.Size {
+	if cols.Flags || cols.ModSeq || cols.Size || held.Len() > 0 { // (a held message deleted since has no flags row)
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
 	chunks := chunkUIDs(uids, fetchChunkRows)
 	if (cols.Header || cols.Body) && len(uids) > 1 {
 		var err error
-		if chunks, err = s.chunkBySize(ctx, mailboxID, uids); err != nil {
+		if chunks, err = s.chunkBySize(ctx, mailboxID, uids, held); err != nil {
 			return err
 		}
 	}
 	var rows []FetchRow
 	for _, chunk := range chunks {
 		rows = rows[:0]
-		cond, args, want := uidCond(chunk, 2)
+		cond, args, want := uidCond(chunk, n)
 		err := func() error {
 			q, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
-				WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
+				WHERE `+where+cond+` ORDER BY mm.uid`, append(margs[:len(margs):len(margs)], args...)...)
 			if err != nil {
 				return err
 			}
@@ -154,11 +181,12 @@ func chunkUIDs(uids []uint32, n int) [][]uint32 {
 
 // chunkBySize splits uids into chunks of about fetchChunkBytes of message
 // text, reading the sizes in one query.
-func (s *Store) chunkBySize(ctx context.Context, mailboxID int64, uids []uint32) ([][]uint32, error) {
-	cond, args, want := uidCond(uids, 2)
-	q, err := s.pool.Query(ctx, `SELECT mm.uid, f.size FROM mailbox_messages mm
+func (s *Store) chunkBySize(ctx context.Context, mailboxID int64, uids []uint32, held Held) ([][]uint32, error) {
+	from, margs, n, where := members(mailboxID, held)
+	cond, args, want := uidCond(uids, n)
+	q, err := s.pool.Query(ctx, `SELECT mm.uid, f.size FROM `+from+`
 		JOIN message_flags f ON f.message_id = mm.message_id
-		WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
+		WHERE `+where+cond+` ORDER BY mm.uid`, append(margs, args...)...)
 	if err != nil {
 		return nil, wrap("fetch sizes", err)
 	}
@@ -214,6 +242,12 @@ func (s *Store) PrepareSearch(n query.Node) (query.Node, error) {
 // Limits.Search is refused before it reaches Postgres: the error matches
 // ErrLimit and wraps a *query.LimitError.
 func (s *Store) Search(ctx context.Context, b Box, n query.Node, env *query.Env) ([]uint32, error) {
+	return s.SearchHeld(ctx, b, n, env, Held{})
+}
+
+// SearchHeld is Search that also matches the program against messages the
+// session holds (Held), in the same query, reporting their held UIDs.
+func (s *Store) SearchHeld(ctx context.Context, b Box, n query.Node, env *query.Env, held Held) ([]uint32, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
@@ -228,8 +262,16 @@ func (s *Store) Search(ctx context.Context, b Box, n query.Node, env *query.Env)
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT mm.uid FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id`+
-		msgJoins(query.UsesText(n))+` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (`+pred+`) ORDER BY mm.uid`, env.Args...)
+	sql := `SELECT mm.uid FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id` +
+		msgJoins(query.UsesText(n)) + ` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (` + pred + `)`
+	if held.Len() > 0 {
+		k := len(env.Args)
+		sql += fmt.Sprintf(` UNION ALL SELECT mm.uid FROM unnest($%d::bigint[], $%d::bigint[]) AS mm(uid, message_id)
+			JOIN messages m ON m.id = mm.message_id`, k+1, k+2) +
+			msgJoins(query.UsesText(n)) + ` WHERE m.user_id = $2 AND (` + pred + `)`
+		env.Args = append(env.Args, held.args()...)
+	}
+	rows, err := s.pool.Query(ctx, sql+` ORDER BY 1`, env.Args...)
 	if err != nil {
 		return nil, wrap("search", err)
 	}

@@ -125,6 +125,13 @@ type FlagChange struct {
 // a message that stops matching leaves, one that starts matching enters with
 // a new UID.
 func (s *Store) StoreFlags(ctx context.Context, b Box, uids []uint32, op FlagOp, f Flags) ([]FlagChange, error) {
+	return s.StoreFlagsHeld(ctx, b, uids, Held{}, op, f)
+}
+
+// StoreFlagsHeld is StoreFlags that also changes the messages a session
+// holds (Held: they left the mailbox, the session still shows them), found
+// by message id and reported at their held UIDs; uids includes those UIDs.
+func (s *Store) StoreFlagsHeld(ctx context.Context, b Box, uids []uint32, held Held, op FlagOp, f Flags) ([]FlagChange, error) {
 	if err := b.check(); err != nil {
 		return nil, err
 	}
@@ -133,9 +140,20 @@ func (s *Store) StoreFlags(ctx context.Context, b Box, uids []uint32, op FlagOp,
 	err := s.change(ctx, userID, lazy, func(tx pgx.Tx) error {
 		out = out[:0]
 		cond, args, want := uidCond(uids, 2)
+		args = append([]any{mailboxID}, args...)
+		heldSQL := ""
+		if held.Len() > 0 {
+			n := len(args)
+			heldSQL = fmt.Sprintf(`
+			UNION ALL
+			SELECT h.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), f.modseq
+			FROM unnest($%d::bigint[], $%d::bigint[]) AS h(uid, id) JOIN message_flags f ON f.message_id = h.id
+			WHERE f.user_id = $%d`, n+1, n+2, n+3)
+			args = append(append(args, held.args()...), userID)
+		}
 		rows, err := tx.Query(ctx, `SELECT mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), f.modseq
 			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
-			WHERE mm.mailbox_id = $1 AND `+cond+` ORDER BY mm.uid`, append([]any{mailboxID}, args...)...)
+			WHERE mm.mailbox_id = $1 AND `+cond+heldSQL+` ORDER BY 1`, args...)
 		if err != nil {
 			return err
 		}

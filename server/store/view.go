@@ -14,6 +14,7 @@ import (
 type Snapshot struct {
 	Mailbox  Mailbox
 	UIDs     []uint32
+	IDs      []int64  // IDs[i] is the message UIDs[i] names (its global id)
 	Flags    []Flags  // Flags[i] are the flags of UIDs[i]
 	Unseen   []uint32 // UIDs without \Seen
 	Recent   []uint32 // \Recent for this session (claimed unless read-only)
@@ -49,17 +50,18 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 	// Every member with its flags (the session keeps them: FETCH FLAGS
 	// is answered from memory); keywords are NULL when empty, which
 	// decodes without allocating.
-	b.Queue(`SELECT mm.uid, mm.recent, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}')
+	b.Queue(`SELECT mm.uid, mm.message_id, mm.recent, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}')
 		FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 		WHERE mm.mailbox_id = `+mb+` ORDER BY mm.uid`, args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var uid int64
+			var uid, id int64
 			var isRecent bool
 			var f Flags
-			if err := rows.Scan(&uid, &isRecent, &f.Seen, &f.Answered, &f.Flagged, &f.Deleted, &f.Draft, &f.Keywords); err != nil {
+			if err := rows.Scan(&uid, &id, &isRecent, &f.Seen, &f.Answered, &f.Flagged, &f.Deleted, &f.Draft, &f.Keywords); err != nil {
 				return err
 			}
 			snap.UIDs = append(snap.UIDs, uint32(uid))
+			snap.IDs = append(snap.IDs, id)
 			snap.Flags = append(snap.Flags, f)
 			if isRecent {
 				recent = append(recent, uid)
@@ -112,11 +114,26 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 
 // Change is a message added or changed since a cursor.
 type Change struct {
-	UID    uint32
-	Flags  Flags
-	ModSeq int64
-	Recent bool // claimed as \Recent by this session
+	UID       uint32
+	MessageID int64 // the message the UID names
+	Flags     Flags
+	ModSeq    int64
+	Recent    bool // claimed as \Recent by this session
 }
+
+// Held are messages a session still shows at UIDs of a mailbox they have
+// left (a view the session's own STORE took them out of, or an expunge not
+// yet announced): UIDs[i] named message IDs[i]. Reads and changes by UID
+// reach them through their message id, as their membership row is gone.
+type Held struct {
+	UIDs []uint32
+	IDs  []int64
+}
+
+// Len is the number of held messages.
+func (h Held) Len() int { return len(h.UIDs) }
+
+func (h Held) args() []any { return []any{toInt64s(h.UIDs), h.IDs} }
 
 // Changes is what happened in a mailbox after a modseq cursor.
 type Changes struct {
@@ -138,7 +155,15 @@ func (s *Store) ChangesSince(ctx context.Context, b Box, since int64, claimRecen
 // modseqs in [lo, hi]: a session's own STORE, whose results it already has
 // (AddRemoveFlags). Under the user's lock nobody else took a modseq of
 // this user in that range, so the new cursor is at least hi.
-func (s *Store) ChangesSinceExcept(ctx context.Context, box Box, since int64, claimRecent bool, lo, hi int64) (*Changes, error) {
+func (s *Store) ChangesSinceExcept(ctx context.Context, b Box, since int64, claimRecent bool, lo, hi int64) (*Changes, error) {
+	return s.ChangesSinceHeld(ctx, b, since, claimRecent, lo, hi, Held{})
+}
+
+// ChangesSinceHeld is ChangesSinceExcept that also reports the flag changes
+// (after since, outside lo..hi) of the messages a session holds (Held), at
+// their held UIDs: their membership rows are gone, so the mailbox's own
+// rows never show them; the session keeps their flags current with these.
+func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, claimRecent bool, lo, hi int64, held Held) (*Changes, error) {
 	if err := box.check(); err != nil {
 		return nil, err
 	}
@@ -162,31 +187,41 @@ func (s *Store) ChangesSinceExcept(ctx context.Context, box Box, since int64, cl
 	// Memberships newer than since, then flag changes (not the session's
 	// own) of older memberships: no row twice, so no UNION's dedup, and no
 	// ORDER BY (sorted here): a third less work per call.
-	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[], false
+	heldSQL, args := "", []any{mailboxID, since, lo, hi}
+	if held.Len() > 0 {
+		heldSQL = `
+		UNION ALL
+		SELECT 1, h.uid, f.modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), false, f.message_id
+			FROM unnest($5::bigint[], $6::bigint[]) AS h(uid, id), LATERAL (SELECT * FROM message_flags f
+				WHERE f.message_id = h.id OFFSET 0) f
+			WHERE f.modseq > $2 AND NOT f.modseq BETWEEN $3 AND $4`
+		args = append(args, held.args()...)
+	}
+	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[], false, 0::bigint
 			FROM mailboxes WHERE id = $1
 		UNION ALL
 		SELECT 1, mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft,
-				nullif(f.keywords, '{}'), mm.recent
+				nullif(f.keywords, '{}'), mm.recent, mm.message_id
 			FROM mailbox_messages mm, LATERAL (SELECT * FROM message_flags f WHERE f.message_id = mm.message_id OFFSET 0) f
 			WHERE mm.mailbox_id = $1 AND mm.modseq > $2
 		UNION ALL
 		SELECT 1, mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft,
-				nullif(f.keywords, '{}'), false
+				nullif(f.keywords, '{}'), false, mm.message_id
 			FROM message_flags f, LATERAL (SELECT * FROM mailbox_messages mm
 				WHERE mm.message_id = f.message_id AND mm.mailbox_id = $1 AND mm.modseq <= $2 OFFSET 0) mm
 			WHERE f.user_id = (SELECT user_id FROM mailboxes WHERE id = $1) AND f.modseq > $2
 				AND NOT f.modseq BETWEEN $3 AND $4
 		UNION ALL
-		SELECT 2, u.uid, e.modseq, false, false, false, false, false, '{}'::text[], false
-			FROM mailbox_expunges e, unnest(e.uids) AS u(uid) WHERE e.mailbox_id = $1 AND e.modseq > $2`,
-		mailboxID, since, lo, hi).Query(func(rows pgx.Rows) error {
+		SELECT 2, u.uid, e.modseq, false, false, false, false, false, '{}'::text[], false, 0::bigint
+			FROM mailbox_expunges e, unnest(e.uids) AS u(uid) WHERE e.mailbox_id = $1 AND e.modseq > $2`+heldSQL,
+		args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var kind int32
 			var uid, ms int64
 			var c Change
 			var isFresh bool
 			if err := rows.Scan(&kind, &uid, &ms, &c.Flags.Seen, &c.Flags.Answered, &c.Flags.Flagged, &c.Flags.Deleted,
-				&c.Flags.Draft, &c.Flags.Keywords, &isFresh); err != nil {
+				&c.Flags.Draft, &c.Flags.Keywords, &isFresh, &c.MessageID); err != nil {
 				return err
 			}
 			switch kind {
