@@ -166,3 +166,26 @@ func (s *Store) expungeToTrash(ctx context.Context, userID, viewID int64, uids [
 	})
 	return out, wrap("expunge", err)
 }
+
+// SetUserSetting sets a per-user setting, stored in the configuration
+// table as key:<user name> (as imapd_disable:<user> is). Known keys:
+// view_expunge (ViewExpungeTrash or ViewExpungeDelete). An empty value
+// removes the setting (the default applies).
+func (s *Store) SetUserSetting(ctx context.Context, user, key, value string) error {
+	switch key {
+	case ViewExpungeKey:
+		if value != "" && value != ViewExpungeTrash && value != ViewExpungeDelete {
+			return fmt.Errorf("%w: %s is %q or %q", ErrInvalid, key, ViewExpungeTrash, ViewExpungeDelete)
+		}
+	default:
+		return fmt.Errorf("%w: unknown user setting %q (known: %s)", ErrInvalid, key, ViewExpungeKey)
+	}
+	if _, err := s.UserByName(ctx, user); err != nil {
+		return err
+	}
+	if value == "" {
+		_, err := s.pool.Exec(ctx, `DELETE FROM configuration WHERE key = $1`, key+":"+user)
+		return wrap("user setting", err)
+	}
+	return wrap("user setting", s.SetConfig(ctx, key+":"+user, value))
+}

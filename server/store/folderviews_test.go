@@ -159,3 +159,21 @@ func TestFolderTermViews(t *testing.T) {
 		t.Error("FOLDER without a name accepted")
 	}
 }
+
+func TestSetUserSetting(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	must(t, s.SetUserSetting(ctx, u.Name, store.ViewExpungeKey, store.ViewExpungeDelete))
+	if v, _ := s.Config(ctx, "view_expunge:u", ""); v != "delete" {
+		t.Fatalf("view_expunge:u = %q", v)
+	}
+	must(t, s.SetUserSetting(ctx, u.Name, store.ViewExpungeKey, ""))
+	if v, _ := s.Config(ctx, "view_expunge:u", "unset"); v != "unset" {
+		t.Fatalf("view_expunge:u after reset = %q", v)
+	}
+	for _, bad := range [][3]string{{"u", "view_expunge", "later"}, {"u", "colour", "blue"}, {"nobody", "view_expunge", "delete"}} {
+		if err := s.SetUserSetting(ctx, bad[0], bad[1], bad[2]); err == nil {
+			t.Errorf("SetUserSetting%v accepted", bad)
+		}
+	}
+}
