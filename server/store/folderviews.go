@@ -124,9 +124,10 @@ func (s *Store) expungeToTrash(ctx context.Context, userID, viewID int64, uids [
 			return err
 		}
 		var trash int64
-		err = tx.QueryRow(ctx, `SELECT coalesce((SELECT id FROM mailboxes WHERE user_id = $1 AND definition IS NULL
-			AND (special_use = '\Trash' OR name = 'Trash') ORDER BY special_use = '\Trash' DESC NULLS LAST, id LIMIT 1 FOR UPDATE), 0)`,
-			userID).Scan(&trash)
+		var trashName string
+		err = tx.QueryRow(ctx, `SELECT coalesce(max(id), 0), coalesce(max(name), '') FROM (SELECT id, name FROM mailboxes
+			WHERE user_id = $1 AND definition IS NULL AND (special_use = '\Trash' OR name = 'Trash')
+			ORDER BY special_use = '\Trash' DESC NULLS LAST, id LIMIT 1 FOR UPDATE) t`, userID).Scan(&trash, &trashName)
 		if err != nil {
 			return err
 		}
@@ -161,8 +162,14 @@ func (s *Store) expungeToTrash(ctx context.Context, userID, viewID int64, uids [
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
-		// The other views: the messages are only in Trash now.
-		return refreshFolderViews(ctx, tx, userID, moved, nil)
+		// The other views: the messages are only in Trash now. (A \Trash
+		// folder renamed to another name than Trash is not left out by
+		// the views' rule: they enter them again, this one too.)
+		var entering []int64
+		if !isTrashFolder(trashName) {
+			entering = moved
+		}
+		return refreshFolderViews(ctx, tx, userID, moved, entering)
 	})
 	return out, wrap("expunge", err)
 }
