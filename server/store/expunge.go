@@ -164,6 +164,15 @@ func (s *Store) Copy(ctx context.Context, userID, srcID int64, uids []uint32, ds
 		if c, f, err = copyTx(ctx, tx, userID, srcID, uids, dst, false); err != nil {
 			return err
 		}
+		if len(f.entering) == 0 {
+			// The messages only gained a folder and none became kept:
+			// only views with folder terms can change.
+			var any bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE user_id = $1 AND uses_folders)`,
+				userID).Scan(&any); err != nil || !any {
+				return err
+			}
+		}
 		return refreshFolderViews(ctx, tx, userID, f.ids, f.entering)
 	})
 	return c, wrap("copy", err)
