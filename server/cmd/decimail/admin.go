@@ -131,7 +131,7 @@ func init() {
 	})})
 
 	register(&command{name: "mailbox define", args: "USER NAME DEFINITION",
-		help: "create or redefine a query mailbox (DEFINITION is an IMAP SEARCH program)",
+		help: "create or redefine a query mailbox (DEFINITION: an IMAP SEARCH program, plus FOLDER/ONLYFOLDER; redefining changes UIDVALIDITY)",
 		run: withUser(func(ctx context.Context, s *store.Store, u store.User, args []string) error {
 			if err := needArgs(args, 2, "USER NAME DEFINITION"); err != nil {
 				return err
