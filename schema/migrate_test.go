@@ -112,7 +112,7 @@ func TestMigrateKeepsTexts(t *testing.T) {
 	}
 }
 
-// TestMigrateViewsLeaveTrash (issue 14): migration 0008 gives existing views
+// TestMigrateViewsLeaveTrash (issue 14): migration 0010 gives existing views
 // the default rule: a message only Trash and Junk hold leaves them, with a
 // tombstone (open sessions get EXPUNGE); the others stay.
 func TestMigrateViewsLeaveTrash(t *testing.T) {
@@ -167,7 +167,7 @@ func TestMigrateViewsLeaveTrash(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !slices.Equal(members, []int64{1}) || !slices.Equal(tomb, []int64{2, 3}) {
-			t.Errorf("view %d after 0008: members %v, expunged UIDs %v; want [1], [2 3]", view, members, tomb)
+			t.Errorf("view %d after 0010: members %v, expunged UIDs %v; want [1], [2 3]", view, members, tomb)
 		}
 	}
 }
