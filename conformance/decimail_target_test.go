@@ -75,3 +75,15 @@ func (d *decimail) Define(t testing.TB, user, name, definition string) {
 		t.Fatalf("define %s %q: %v", name, definition, err)
 	}
 }
+
+// Set sets a per-user setting (fixture directive set), see Setter.
+func (d *decimail) Set(t testing.TB, user, key, value string) {
+	t.Helper()
+	v, ok := d.users.Load(user)
+	if !ok {
+		t.Fatalf("set %s: unknown user %s", key, user)
+	}
+	if err := v.(decimailAccount).st.SetUserSetting(context.Background(), user, key, value); err != nil {
+		t.Fatalf("set %s %q: %v", key, value, err)
+	}
+}

@@ -27,13 +27,23 @@ import (
 //	define "Flagged" FLAGGED
 //
 // which makes a query mailbox (a saved SEARCH program) and which only a
-// target implementing Definer understands (Decimail); use it only in fixtures
-// of applies: decimail scenarios.
+// target implementing Definer understands (Decimail), and
+//
+//	set view_expunge delete
+//
+// which sets a per-user setting (Setter); use them only in fixtures of
+// applies: decimail scenarios.
 
 // Definer is implemented by targets that can create query mailboxes (fixture
 // directive define NAME DEFINITION) outside IMAP.
 type Definer interface {
 	Define(t testing.TB, user, name, definition string)
+}
+
+// Setter is implemented by targets with per-user settings (fixture
+// directive set KEY VALUE).
+type Setter interface {
+	Set(t testing.TB, user, key, value string)
 }
 
 // LoadFixture logs in, applies the fixture (if name is not empty) and returns
@@ -71,7 +81,11 @@ func loadFixture(t testing.TB, tg Target, addr, user, pass, dir, name string) []
 		if d, ok := tg.(Definer); ok {
 			define = func(name, def string) error { d.Define(t, user, name, def); return nil }
 		}
-		if err := applyFixture(c, dir, name, define); err != nil {
+		var set func(key, value string) error
+		if st, ok := tg.(Setter); ok {
+			set = func(key, value string) error { st.Set(t, user, key, value); return nil }
+		}
+		if err := applyFixture(c, dir, name, define, set); err != nil {
 			t.Fatalf("fixture %s: %v", name, err)
 		}
 	}
@@ -79,7 +93,7 @@ func loadFixture(t testing.TB, tg Target, addr, user, pass, dir, name string) []
 	return caps
 }
 
-func applyFixture(c *Conn, dir, name string, define func(name, def string) error) error {
+func applyFixture(c *Conn, dir, name string, define func(name, def string) error, set func(key, value string) error) error {
 	data, err := os.ReadFile(filepath.Join(dir, name+".fix"))
 	if err != nil {
 		return err
@@ -121,6 +135,15 @@ func applyFixture(c *Conn, dir, name string, define func(name, def string) error
 				return fmt.Errorf("line %d: define needs a target that implements Definer (applies: decimail)", i+1)
 			}
 			err = define(mbox, def)
+		case "set":
+			key, value, ok := strings.Cut(args, " ")
+			if !ok || key == "" || strings.TrimSpace(value) == "" {
+				return fmt.Errorf("line %d: set KEY VALUE", i+1)
+			}
+			if set == nil {
+				return fmt.Errorf("line %d: set needs a target that implements Setter (applies: decimail)", i+1)
+			}
+			err = set(key, strings.TrimSpace(value))
 		default:
 			return fmt.Errorf("line %d: unknown operation %q", i+1, op)
 		}

@@ -195,3 +195,63 @@ func TestMigrateFoldsTexts(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateViewsLeaveTrash (issue 14): migration 0010 gives existing views
+// the default rule: a message only Trash and Junk hold leaves them, with a
+// tombstone (open sessions get EXPUNGE); the others stay.
+func TestMigrateViewsLeaveTrash(t *testing.T) {
+	ctx := context.Background()
+	c := emptyDB(t)
+	ms, err := schema.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version >= 8 {
+			break
+		}
+		if _, err := c.Exec(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		if _, err := c.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		`INSERT INTO users (id, name, password_hash) VALUES (1, 'u', 'x')`,
+		`INSERT INTO mailboxes (id, user_id, name, definition) VALUES (1, 1, 'INBOX', NULL), (2, 1, 'Trash', NULL),
+			(3, 1, 'Junk', NULL), (4, 1, 'All Mail', 'ALL'), (5, 1, 'Unread', 'UNSEEN')`,
+		`INSERT INTO messages (id, user_id, internal_date, internal_day, size, header, body, envelope, bodystructure, body_simple, thread_id)
+			SELECT i, 1, now(), current_date, 10, '', '', '', '', '', i FROM generate_series(1, 3) i`,
+		`INSERT INTO message_flags (message_id, user_id, size, internal_day, modseq)
+			SELECT i, 1, 10, current_date, nextval('modseq_seq') FROM generate_series(1, 3) i`,
+		// 1 in INBOX and Trash, 2 in Trash, 3 in Trash and Junk; all in both views.
+		`INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq) VALUES
+			(1, 1, 1, 1), (2, 1, 1, 1), (2, 2, 2, 1), (2, 3, 3, 1), (3, 1, 3, 1),
+			(4, 1, 1, 1), (4, 2, 2, 1), (4, 3, 3, 1), (5, 1, 1, 1), (5, 2, 2, 1), (5, 3, 3, 1)`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%.60s…: %v", q, err)
+		}
+	}
+	if _, err := schema.Migrate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, view := range []int64{4, 5} {
+		var members, tomb []int64
+		if err := c.QueryRow(ctx, `SELECT coalesce(array_agg(message_id ORDER BY message_id), '{}') FROM mailbox_messages WHERE mailbox_id = $1`,
+			view).Scan(&members); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.QueryRow(ctx, `SELECT coalesce(array_agg(u ORDER BY u), '{}') FROM mailbox_expunges, unnest(uids) u WHERE mailbox_id = $1`,
+			view).Scan(&tomb); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(members, []int64{1}) || !slices.Equal(tomb, []int64{2, 3}) {
+			t.Errorf("view %d after 0010: members %v, expunged UIDs %v; want [1], [2 3]", view, members, tomb)
+		}
+	}
+}

@@ -101,19 +101,24 @@ func TestMove(t *testing.T) {
 	}
 }
 
-// MOVE out of the Unread view into Trash: the view shrinks by EXPUNGE, and the
-// message, still unread, comes back into the view under a new UID (a view's
-// membership always equals its definition).
+// MOVE out of the Unread view into Trash: the view shrinks by EXPUNGE and the
+// message does not come back, as only Trash holds it (views leave out Trash,
+// issue 14). MOVE into Archive: the message, still unread, comes back into
+// the view under a new UID (a view's membership always equals its definition).
 func TestMoveFromView(t *testing.T) {
 	e := newEnv(t)
 	deliverN(e, "INBOX", 3)
 	trash := uidValidity(t, e, "Trash")
+	arch := uidValidity(t, e, "Archive")
 	c := e.dial()
 	u := c.OK("SELECT Unread")
 	imaptest.Expect(t, u[1:2], "* 3 EXISTS")
 	u, _ = c.Do("MOVE 2 Trash")
-	imaptest.Expect(t, u, fmt.Sprintf("* OK [COPYUID %d 2 1] moved", trash), "* 2 EXPUNGE", "* 3 EXISTS")
-	imaptest.Expect(t, c.OK("UID SEARCH ALL"), "* SEARCH 1 3 4")
+	imaptest.Expect(t, u, fmt.Sprintf("* OK [COPYUID %d 2 1] moved", trash), "* 2 EXPUNGE")
+	imaptest.Expect(t, c.OK("UID SEARCH ALL"), "* SEARCH 1 3")
+	u, _ = c.Do("MOVE 1 Archive")
+	imaptest.Expect(t, u, fmt.Sprintf("* OK [COPYUID %d 1 1] moved", arch), "* 1 EXPUNGE", "* 2 EXISTS")
+	imaptest.Expect(t, c.OK("UID SEARCH ALL"), "* SEARCH 3 4")
 }
 
 func TestOrderedUIDSet(t *testing.T) {

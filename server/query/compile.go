@@ -251,6 +251,8 @@ func (c *compiler) node(n Node) error {
 			return err
 		}
 		c.uidSet(set)
+	case Folder, OnlyFolder: // definitions only (folder.go)
+		c.folderCond(n)
 	case Not: // NOT <search-key>, rfc3501.txt:2863
 		c.w("NOT (")
 		if err := c.node(n.X); err != nil {

@@ -193,3 +193,36 @@ func TestUses(t *testing.T) {
 		}
 	}
 }
+
+// TestCompileFolders pins the folder terms' SQL: one probe of the message's
+// memberships, folders only, the names as parameters.
+func TestCompileFolders(t *testing.T) {
+	n, err := ParseDefinition(`FOLDER "Lists/golang" NOT ONLYFOLDER (Trash Junk)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !UsesFolders(n) {
+		t.Error("UsesFolders = false")
+	}
+	env := &Env{Msg: "m"}
+	sql, err := Compile(n, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"EXISTS (SELECT 1 FROM mailbox_messages fm JOIN mailboxes fb ON fb.id = fm.mailbox_id",
+		"fm.message_id = m.id AND fb.definition IS NULL AND fb.name = $1::text)",
+		"NOT (NOT EXISTS (", "fb.name <> ALL($2::text[]))"} {
+		if !strings.Contains(sql, want) {
+			t.Errorf("SQL lacks %q:\n%s", want, sql)
+		}
+	}
+	if d := cmp.Diff([]any{"Lists/golang", []string{"Trash", "Junk"}}, env.Args); d != "" {
+		t.Errorf("args (-want +got):\n%s", d)
+	}
+	for _, s := range []string{"ALL", "UNSEEN", "NOT OR FROM x KEYWORD y"} {
+		n, _ := ParseDefinition(s)
+		if UsesFolders(n) {
+			t.Errorf("UsesFolders(%q) = true", s)
+		}
+	}
+}

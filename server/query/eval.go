@@ -15,6 +15,7 @@ type Msg struct {
 	Subject, From, To, Cc, Bcc, HeaderText, BodyText string
 	Seen, Answered, Flagged, Deleted, Draft, Recent  bool
 	Keywords                                         []string
+	Folders                                          []string // names of the folders holding it (folder terms)
 
 	low [7]lowered // the text fields folded, kept between Evals (lower)
 }
@@ -133,6 +134,8 @@ func Eval(n Node, m *Msg, maxUID, maxSeq uint32) bool {
 			}
 		}
 		return false
+	case Folder, OnlyFolder:
+		return evalFolder(n, m)
 	case Not:
 		return !Eval(n.X, m, maxUID, maxSeq)
 	case Or:

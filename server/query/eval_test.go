@@ -103,3 +103,54 @@ func TestEvalFoldsOncePerText(t *testing.T) {
 		t.Fatal("Eval used the folded text of the old BodyText")
 	}
 }
+
+func TestEvalFolders(t *testing.T) {
+	inTrash := &Msg{Folders: []string{"Trash"}}
+	trashJunk := &Msg{Folders: []string{"Junk", "Trash"}}
+	twice := &Msg{Folders: []string{"INBOX", "Lists/golang"}}
+	for _, tt := range []struct {
+		in   string
+		m    *Msg
+		want bool
+	}{
+		{"FOLDER Trash", inTrash, true}, {"FOLDER trash", inTrash, false}, {"FOLDER inbox", twice, true},
+		{"FOLDER Lists", twice, false}, {`FOLDER "Lists/golang"`, twice, true},
+		{"ONLYFOLDER Trash", inTrash, true}, {"ONLYFOLDER Trash", trashJunk, false},
+		{"ONLYFOLDER (Junk Trash)", trashJunk, true}, {"ONLYFOLDER INBOX", twice, false},
+		{"NOT ONLYFOLDER (Trash Junk)", twice, true}, {"NOT ONLYFOLDER (Trash Junk)", trashJunk, false},
+	} {
+		n, err := ParseDefinition(tt.in)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.in, err)
+		}
+		if got := Eval(n, tt.m, 0, 0); got != tt.want {
+			t.Errorf("Eval(%q, %v) = %v, want %v", tt.in, tt.m.Folders, got, tt.want)
+		}
+	}
+}
+
+// TestViewNode pins the default rule: a definition without folder terms
+// leaves out messages only Trash and Junk hold; one with a folder term
+// says for itself.
+func TestViewNode(t *testing.T) {
+	for _, tt := range []struct {
+		def  string
+		m    *Msg
+		want bool
+	}{
+		{"ALL", &Msg{Folders: []string{"Trash"}}, false},
+		{"ALL", &Msg{Folders: []string{"Junk", "Trash"}}, false},
+		{"ALL", &Msg{Folders: []string{"Trash", "INBOX"}}, true},
+		{"UNSEEN", &Msg{Folders: []string{"Archive"}}, true},
+		{"FOLDER Trash", &Msg{Folders: []string{"Trash"}}, true},
+		{"OR ALL FOLDER Nowhere", &Msg{Folders: []string{"Junk"}}, true},
+	} {
+		n, err := ParseDefinition(tt.def)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Eval(ViewNode(n), tt.m, 0, 0); got != tt.want {
+			t.Errorf("view %q, folders %v: %v, want %v", tt.def, tt.m.Folders, got, tt.want)
+		}
+	}
+}

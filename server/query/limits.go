@@ -73,6 +73,10 @@ func (l Limits) checkValues(n Node) error {
 			vs = []string{n.Field, n.Value}
 		case Keyword:
 			vs = []string{n.Flag}
+		case Folder:
+			vs = []string{n.Name}
+		case OnlyFolder:
+			vs = n.Names
 		}
 		for _, v := range vs {
 			if len(v) > l.MaxValue {

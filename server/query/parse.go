@@ -173,14 +173,20 @@ var dateKeys = map[string]bool{
 
 // Parse parses a SEARCH program: the arguments after SEARCH [CHARSET x].
 func Parse(args []Arg) (Node, error) {
+	return parseProgram(args, false)
+}
+
+// parseProgram parses a SEARCH program, or a definition (def: folder terms
+// allowed, folder.go).
+func parseProgram(args []Arg, def bool) (Node, error) {
 	if len(args) == 0 {
 		return nil, synErr("", "empty search program")
 	}
-	return parseList(args, 0)
+	return parseList(args, 0, def)
 }
 
-func parseList(args []Arg, depth int) (Node, error) {
-	s := &stream{args: args}
+func parseList(args []Arg, depth int, def bool) (Node, error) {
+	s := &stream{args: args, def: def}
 	var nodes []Node
 	for s.pos < len(s.args) {
 		n, err := s.key(depth)
@@ -198,6 +204,7 @@ func parseList(args []Arg, depth int) (Node, error) {
 type stream struct {
 	args []Arg
 	pos  int
+	def  bool // a mailbox definition: folder terms allowed
 }
 
 func argText(a Arg) string {
@@ -238,7 +245,7 @@ func (s *stream) key(depth int) (Node, error) {
 		if len(a.List) == 0 {
 			return nil, synErr("()", "empty list")
 		}
-		return parseList(a.List, depth+1)
+		return parseList(a.List, depth+1, s.def)
 	case Str:
 		return nil, synErr(argText(a), "expected search key, got string")
 	}
@@ -246,6 +253,8 @@ func (s *stream) key(depth int) (Node, error) {
 	switch {
 	case k == "ALL":
 		return All{}, nil
+	case s.def && (k == "FOLDER" || k == "ONLYFOLDER"):
+		return s.folderKey(k)
 	case flagKeys[k] != "":
 		return Flag{Key: k, Set: true}, nil
 	case strings.HasPrefix(k, "UN") && flagKeys[k[2:]] != "":
@@ -432,7 +441,8 @@ func asciiUpper(s string) string {
 }
 
 // ParseDefinition tokenises a definition string (atoms, "quoted strings" with
-// \" and \\ escapes, parentheses) and calls Parse.
+// \" and \\ escapes, parentheses) and parses it as Parse does, folder
+// terms allowed (folder.go).
 func ParseDefinition(s string) (Node, error) {
 	t := tokenizer{s: s}
 	args, err := t.list(0)
@@ -442,7 +452,7 @@ func ParseDefinition(s string) (Node, error) {
 	if t.pos < len(s) { // stray ')'
 		return nil, synErr(")", "unbalanced parenthesis")
 	}
-	return Parse(args)
+	return parseProgram(args, true)
 }
 
 type tokenizer struct {
@@ -567,6 +577,8 @@ func write(b *strings.Builder, n Node) {
 		for i, r := range n.Set {
 			writeRange(b, i, uint32(r.Start), uint32(r.Stop))
 		}
+	case Folder, OnlyFolder:
+		writeFolder(b, n)
 	case Not:
 		b.WriteString("NOT ")
 		write(b, n.X)

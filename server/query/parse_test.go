@@ -68,6 +68,12 @@ func TestParseKeys(t *testing.T) {
 		{"FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"", And{Flag{Key: "FLAGGED", Set: true},
 			Date{Key: "SINCE", Day: day(1994, 2, 1)}, Not{X: Text{Key: "FROM", Value: "Smith"}}}},
 		{"TEXT word UNDELETED", And{Text{Key: "TEXT", Value: "word"}, Flag{Key: "DELETED"}}},
+		{`FOLDER "Lists/golang"`, Folder{Name: "Lists/golang"}},
+		{`folder inbox`, Folder{Name: "INBOX"}},
+		{`FOLDER "inbox/Sub"`, Folder{Name: "INBOX/Sub"}},
+		{`ONLYFOLDER Trash`, OnlyFolder{Names: []string{"Trash"}}},
+		{`NOT ONLYFOLDER (Trash "Junk" Trash)`, Not{X: OnlyFolder{Names: []string{"Trash", "Junk"}}}},
+		{`UNSEEN NOT FOLDER "Spam folder"`, And{Flag{Key: "SEEN"}, Not{X: Folder{Name: "Spam folder"}}}},
 	}
 	for _, tt := range tests {
 		got, err := ParseDefinition(tt.in)
@@ -149,6 +155,12 @@ func TestParseErrors(t *testing.T) {
 		{"KEYWORD \"\"", "KEYWORD"},
 		{"CHARSET UTF-8 ALL", "CHARSET"},
 		{"ſeen", "ſeen"},
+		{"FOLDER", "FOLDER"},
+		{`FOLDER ""`, "FOLDER"},
+		{"FOLDER (INBOX)", "("},
+		{"ONLYFOLDER ()", "()"},
+		{"ONLYFOLDER (Trash (Junk))", "("},
+		{`ONLYFOLDER (Trash "")`, "ONLYFOLDER"},
 	}
 	for _, tt := range tests {
 		_, err := ParseDefinition(tt.in)
@@ -159,6 +171,14 @@ func TestParseErrors(t *testing.T) {
 		}
 		if se.Token != tt.tok {
 			t.Errorf("ParseDefinition(%q) token = %q, want %q (%v)", tt.in, se.Token, tt.tok, err)
+		}
+	}
+	// Folder terms are for definitions: SEARCH has no such key.
+	for _, k := range []string{"FOLDER", "ONLYFOLDER"} {
+		_, err := Parse([]Arg{{Kind: Atom, S: k}, {Kind: Atom, S: "INBOX"}})
+		var se *SyntaxError
+		if !errors.As(err, &se) || se.Token != k {
+			t.Errorf("Parse(%s INBOX) err = %v, want unknown search key", k, err)
 		}
 	}
 	// NUL and invalid UTF-8 only arrive via literals.
@@ -228,13 +248,16 @@ var genString = rapid.OneOf(
 	rapid.SampledFrom([]string{"", "a", "x y", `\`, `"`, "%", "_", "(", ")", "*", "ü", "\n", "NIL", `\Seen`, "1-Jan-2000"}),
 )
 
+// genFolder draws folder names as ParseDefinition leaves them (INBOX upper case).
+var genFolder = rapid.SampledFrom([]string{"INBOX", "INBOX/x", "Trash", "Junk", "Lists/golang", "a b", `q"\\`})
+
 var genSeqNum = rapid.OneOf(rapid.Just(uint32(0)), rapid.Uint32Range(1, 20), rapid.Uint32Range(1, 1<<32-1))
 
 // genNode draws an AST in Parse's normal form (every And has >= 2 elements).
 func genNode(t *rapid.T, depth int) Node {
-	max := 11
+	max := 13
 	if depth >= 4 {
-		max = 8 // leaves only
+		max = 10 // leaves only
 	}
 	switch rapid.IntRange(0, max).Draw(t, "kind") {
 	case 0:
@@ -269,8 +292,13 @@ func genNode(t *rapid.T, depth int) Node {
 		}
 		return UID{Set: set}
 	case 9:
-		return Not{X: genNode(t, depth+1)}
+		return Folder{Name: genFolder.Draw(t, "folder")}
 	case 10:
+		names := rapid.SliceOfNDistinct(genFolder, 1, 3, rapid.ID[string]).Draw(t, "folders")
+		return OnlyFolder{Names: names}
+	case 11:
+		return Not{X: genNode(t, depth+1)}
+	case 12:
 		return Or{A: genNode(t, depth+1), B: genNode(t, depth+1)}
 	default:
 		var a And

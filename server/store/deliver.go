@@ -261,14 +261,18 @@ type viewsCache struct {
 	defs    []string
 }
 
+// match returns the views the new message enters; the folder it is
+// delivered to is the one that holds it (query.ViewNode: a view without
+// folder terms does not take a delivery into Trash or Junk).
 func (p *deliverPre) match(m *query.Msg) ([]int64, error) {
 	var ids []int64
+	m.Folders = []string{p.target.Name}
 	for i, def := range p.viewDefs {
 		n, err := parseDefinition(def)
 		if err != nil {
 			return nil, fmt.Errorf("mailbox %d definition %q: %w", p.viewIDs[i], def, err)
 		}
-		if query.Eval(n, m, 0, 0) {
+		if query.Eval(query.ViewNode(n), m, 0, 0) {
 			ids = append(ids, p.viewIDs[i])
 		}
 	}
@@ -793,6 +797,10 @@ func addMatchingSQL(v viewDef, userID int64, ids []int64) (string, []any) {
 	n := len(v.args)
 	from := "messages m"
 	args := append(append([]any{}, v.args...), v.id, userID)
+	cond := v.sql
+	if !v.usesFolders {
+		cond = "(" + cond + ") AND " + keptSQL("m.id") // query.ViewNode
+	}
 	if ids != nil {
 		// A join, not m.id = ANY($ids): when the planner starts from a text
 		// search (message_texts), each probe of messages with = ANY of
@@ -810,7 +818,7 @@ func addMatchingSQL(v viewDef, userID int64, ids []int64) (string, []any) {
 			ORDER BY m.id
 			RETURNING 1)
 		UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $%[1]d`,
-		n+1, n+2, from, v.sql, msgJoins(v.usesText))
+		n+1, n+2, from, cond, msgJoins(v.usesText))
 	return q, args
 }
 

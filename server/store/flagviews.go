@@ -423,10 +423,13 @@ func queueAddToView(b *pgx.Batch, view int64, ids []int64) {
 }
 
 // queueAddToViewFrom is queueAddToView for the message ids a query selects
-// (its parameters numbered from $2).
+// (its parameters numbered from $2). A view without folder terms takes
+// only messages a folder other than Trash or Junk holds (keptSQL): the
+// callers decide by flags alone.
 func queueAddToViewFrom(b *pgx.Batch, view int64, ids string, args []any) {
 	b.Queue(`WITH new AS (SELECT t.id, row_number() OVER (ORDER BY t.id) AS i FROM (`+ids+`) AS t(id)
-			WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $1 AND x.message_id = t.id)),
+			WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $1 AND x.message_id = t.id)
+			AND ((SELECT uses_folders FROM mailboxes WHERE id = $1) OR `+keptSQL("t.id")+`)),
 		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
 			SELECT $1, b.uidnext + new.i - 1, new.id, nextval('modseq_seq')
 			FROM new, mailboxes b WHERE b.id = $1 ORDER BY new.i RETURNING 1)

@@ -92,10 +92,11 @@ func scanMailbox(r pgx.Row) (Mailbox, error) {
 // compiled is a query mailbox definition compiled for the aliases m
 // (messages), f (message_flags) and mt (message_texts), joined by msgJoins.
 type compiled struct {
-	sql       string
-	args      []any
-	usesFlags bool
-	usesText  bool
+	sql         string
+	args        []any
+	usesFlags   bool
+	usesText    bool
+	usesFolders bool // else the view also follows query.Kept (keptSQL)
 }
 
 // compileDefinition parses and compiles a query mailbox definition.
@@ -112,7 +113,17 @@ func compileDefinition(def string) (compiled, error) {
 	if err != nil {
 		return compiled{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	return compiled{sql, env.Args, query.UsesFlags(n), query.UsesText(n)}, nil
+	return compiled{sql, env.Args, query.UsesFlags(n), query.UsesText(n), query.UsesFolders(n)}, nil
+}
+
+// keptSQL is query.Kept, "NOT ONLYFOLDER (Trash Junk)", for the message
+// whose id is the SQL expression id: some folder other than Trash and Junk
+// holds it. Every view without folder terms follows it (query.ViewNode);
+// it is written apart from the definitions' SQL so that the paths that
+// decide a view in Go (flag changes, deliveries) need only add it.
+func keptSQL(id string) string {
+	return `EXISTS (SELECT 1 FROM mailbox_messages km JOIN mailboxes kb ON kb.id = km.mailbox_id
+		WHERE km.message_id = ` + id + ` AND kb.definition IS NULL AND kb.name <> ALL('{Trash,Junk}'::text[]))`
 }
 
 // msgJoins joins a message m to what a compiled condition reads: its flags
@@ -132,13 +143,13 @@ func (s *Store) createMailbox(ctx context.Context, tx pgx.Tx, userID int64, name
 	if err := s.limits.checkName(name, false); err != nil {
 		return Mailbox{}, err
 	}
-	usesFlags := false
+	usesFlags, usesFolders := false, false
 	if def != "" {
 		c, err := compileDefinition(def)
 		if err != nil {
 			return Mailbox{}, err
 		}
-		usesFlags = c.usesFlags
+		usesFlags, usesFolders = c.usesFlags, c.usesFolders
 	}
 	var exists bool
 	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes WHERE user_id = $1 AND name = $2)`, userID, name).Scan(&exists); err != nil {
@@ -147,8 +158,8 @@ func (s *Store) createMailbox(ctx context.Context, tx pgx.Tx, userID int64, name
 	if exists {
 		return Mailbox{}, ErrExists
 	}
-	m, err := scanMailbox(tx.QueryRow(ctx, `INSERT INTO mailboxes (user_id, name, definition, uses_flags, special_use)
-		VALUES ($1, $2, nullif($3, ''), $4, nullif($5, '')) RETURNING `+mailboxCols, userID, name, def, usesFlags, specialUse))
+	m, err := scanMailbox(tx.QueryRow(ctx, `INSERT INTO mailboxes (user_id, name, definition, uses_flags, uses_folders, special_use)
+		VALUES ($1, $2, nullif($3, ''), $4, $5, nullif($6, '')) RETURNING `+mailboxCols, userID, name, def, usesFlags, usesFolders, specialUse))
 	if err != nil {
 		return Mailbox{}, err
 	}
@@ -312,7 +323,15 @@ func (s *Store) DeleteMailbox(ctx context.Context, userID int64, name string) er
 		if _, err := tx.Exec(ctx, `DELETE FROM mailboxes WHERE id = $1`, m.ID); err != nil {
 			return err
 		}
-		return deleteOrphans(ctx, tx, ids)
+		if err := deleteOrphans(ctx, tx, ids); err != nil {
+			return err
+		}
+		// The survivors left a folder: the views follow (folderviews.go).
+		left, err := survivingMessages(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		return refreshFolderViews(ctx, tx, userID, left, nil)
 	})
 }
 
@@ -356,39 +375,70 @@ func (s *Store) RenameMailbox(ctx context.Context, userID int64, from, to string
 					len(to)+tail, s.limits.MailboxName), TooLong: true}
 			}
 		}
-		parts := strings.Split(to, Delim)
-		for i := 1; i < len(parts); i++ {
-			if _, err := s.createMailbox(ctx, tx, userID, strings.Join(parts[:i], Delim), "", ""); err != nil && !errors.Is(err, ErrExists) {
-				return err
-			}
-		}
-		if from == "INBOX" {
-			dst, err := s.createMailbox(ctx, tx, userID, to, "", "")
-			if err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `WITH moved AS (DELETE FROM mailbox_messages WHERE mailbox_id = $1 RETURNING uid, message_id)
-				INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-				SELECT $2, row_number() OVER (ORDER BY uid), message_id, nextval('modseq_seq') FROM moved`, src.ID, dst.ID)
-			if err != nil {
-				return err
-			}
-			_, err = tx.Exec(ctx, `UPDATE mailboxes SET uidnext = 1 + (SELECT count(*) FROM mailbox_messages WHERE mailbox_id = $1) WHERE id = $1`, dst.ID)
-			return err
-		}
-		// The mailbox keeps its id (MAILBOXID is stable across RENAME, RFC 8474)
-		// and its UIDVALIDITY (its UIDs did not change).
-		_, err = tx.Exec(ctx, `UPDATE mailboxes SET name = $3 || substr(name, length($2) + 1)
-			WHERE user_id = $1 AND (name = $2 OR starts_with(name, $2 || '/'))`, userID, from, to)
+		// The messages of the renamed folders: their folders' names change,
+		// and the views follow (folderviews.go), after the rename.
+		rows, err := tx.Query(ctx, `SELECT DISTINCT mm.message_id FROM mailbox_messages mm JOIN mailboxes b ON b.id = mm.mailbox_id
+			WHERE b.user_id = $1 AND b.definition IS NULL AND (b.name = $2 OR starts_with(b.name, $2 || '/')) ORDER BY 1`, userID, from)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE subscriptions SET name = $3 || substr(name, length($2) + 1)
-			WHERE user_id = $1 AND (name = $2 OR starts_with(name, $2 || '/'))
-			AND NOT EXISTS (SELECT 1 FROM subscriptions s2 WHERE s2.user_id = $1 AND s2.name = $3 || substr(subscriptions.name, length($2) + 1))`,
-			userID, from, to)
-		return err
+		moved, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		if err := s.renameTx(ctx, tx, userID, src, from, to); err != nil {
+			return err
+		}
+		return refreshFolderViews(ctx, tx, userID, moved, moved)
 	})
+}
+
+// renameTx is RenameMailbox's change of names (and of INBOX's messages).
+func (s *Store) renameTx(ctx context.Context, tx pgx.Tx, userID int64, src Mailbox, from, to string) error {
+	parts := strings.Split(to, Delim)
+	for i := 1; i < len(parts); i++ {
+		if _, err := s.createMailbox(ctx, tx, userID, strings.Join(parts[:i], Delim), "", ""); err != nil && !errors.Is(err, ErrExists) {
+			return err
+		}
+	}
+	if from == "INBOX" {
+		dst, err := s.createMailbox(ctx, tx, userID, to, "", "")
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `WITH moved AS (DELETE FROM mailbox_messages WHERE mailbox_id = $1 RETURNING uid, message_id)
+			INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
+			SELECT $2, row_number() OVER (ORDER BY uid), message_id, nextval('modseq_seq') FROM moved`, src.ID, dst.ID)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE mailboxes SET uidnext = 1 + (SELECT count(*) FROM mailbox_messages WHERE mailbox_id = $1) WHERE id = $1`, dst.ID)
+		return err
+	}
+	// The mailbox keeps its id (MAILBOXID is stable across RENAME, RFC 8474)
+	// and its UIDVALIDITY (its UIDs did not change).
+	_, err := tx.Exec(ctx, `UPDATE mailboxes SET name = $3 || substr(name, length($2) + 1)
+		WHERE user_id = $1 AND (name = $2 OR starts_with(name, $2 || '/'))`, userID, from, to)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE subscriptions SET name = $3 || substr(name, length($2) + 1)
+		WHERE user_id = $1 AND (name = $2 OR starts_with(name, $2 || '/'))
+		AND NOT EXISTS (SELECT 1 FROM subscriptions s2 WHERE s2.user_id = $1 AND s2.name = $3 || substr(subscriptions.name, length($2) + 1))`,
+		userID, from, to)
+	return err
+}
+
+// survivingMessages returns those of ids that still exist.
+func survivingMessages(ctx context.Context, tx pgx.Tx, ids []int64) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id FROM messages WHERE id = ANY($1) ORDER BY id`, ids)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
 }
 
 // DefineMailbox sets (or changes) a query mailbox's definition: membership is
@@ -427,8 +477,8 @@ func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def strin
 		if _, err := tx.Exec(ctx, `DELETE FROM mailbox_expunges WHERE mailbox_id = $1`, m.ID); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE mailboxes SET definition = $2, uses_flags = $3, uidnext = 1,
-			uidvalidity = nextval('uidvalidity_seq') WHERE id = $1`, m.ID, def, c.usesFlags); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE mailboxes SET definition = $2, uses_flags = $3, uses_folders = $4, uidnext = 1,
+			uidvalidity = nextval('uidvalidity_seq') WHERE id = $1`, m.ID, def, c.usesFlags, c.usesFolders); err != nil {
 			return err
 		}
 		if err := addMatching(ctx, tx, m.ID, userID, nil); err != nil {

@@ -226,6 +226,10 @@ func wrap76(s string) string {
 	return strings.Join(append(lines, s), "\r\n")
 }
 
+// searchFolders are the folder names folder terms draw: the property
+// tests' folders (after renames too) and one that never exists.
+var searchFolders = []string{"INBOX", "Archive", "Trash", "Junk", "Old", "Nowhere"}
+
 // searchGen draws SEARCH programs for a mailbox of n messages with UIDs up
 // to maxUID; with def, only keys a mailbox definition may use.
 type searchGen struct {
@@ -239,6 +243,7 @@ func (g searchGen) node(t *rapid.T, depth int) query.Node {
 	switch {
 	case g.def:
 		kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == "recent" || k == "uid" || k == "seq" })
+		kinds = append(kinds, "folder", "onlyfolder") // definitions only (query/folder.go)
 	case g.n == 0:
 		kinds = kinds[:len(kinds)-1] // a sequence set needs a message ("*" in an empty mailbox is BAD)
 	}
@@ -270,6 +275,10 @@ func (g searchGen) node(t *rapid.T, depth int) query.Node {
 		return query.UID{Set: uidSet(g.ranges(t, g.maxUID+3))}
 	case "seq":
 		return query.Seq{Set: seqSet(g.ranges(t, uint32(g.n)))}
+	case "folder":
+		return query.Folder{Name: rapid.SampledFrom(searchFolders).Draw(t, "folder")}
+	case "onlyfolder":
+		return query.OnlyFolder{Names: rapid.SliceOfNDistinct(rapid.SampledFrom(searchFolders), 1, 3, rapid.ID[string]).Draw(t, "folders")}
 	case "NOT":
 		return query.Not{X: g.node(t, depth+1)}
 	case "OR":

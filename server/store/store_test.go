@@ -346,7 +346,8 @@ func TestCorruptMessageStoredExactly(t *testing.T) {
 }
 
 // EXPUNGE in a folder removes membership; the message is deleted (delete_log)
-// only when no folder holds it. EXPUNGE in a view deletes the message.
+// only when no folder holds it. EXPUNGE in a view moves the message to
+// Trash (issue 14), where EXPUNGE deletes it.
 func TestExpungeSemantics(t *testing.T) {
 	s, u := newStore(t)
 	ctx := context.Background()
@@ -373,22 +374,44 @@ func TestExpungeSemantics(t *testing.T) {
 	if logged != 0 {
 		t.Fatalf("delete_log has %d rows, want 0", logged)
 	}
-	// Expunge from the view deletes the message everywhere.
+	// Expunge from the view moves the message to Trash, out of Archive.
 	all := mailbox(t, s, u, "All Mail")
-	_, err = s.Expunge(ctx, all.Box(), nil) // a still \Deleted
+	gone, err := s.Expunge(ctx, all.Box(), nil) // a still \Deleted
 	must(t, err)
+	if !slices.Equal(gone, []uint32{1}) {
+		t.Fatalf("view expunge removed %v", gone)
+	}
 	if got := uids(t, s, u, "Archive"); len(got) != 1 {
 		t.Fatalf("Archive after view expunge: %v", got)
 	}
+	if got := uids(t, s, u, "Trash"); len(got) != 1 {
+		t.Fatalf("Trash after view expunge: %v", got)
+	}
+	if got := uids(t, s, u, "All Mail"); !slices.Equal(got, []uint32{2}) {
+		t.Fatalf("All Mail after view expunge: %v", got)
+	}
+	must(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM delete_log WHERE message_id = $1`, a.MessageID).Scan(&logged))
+	if logged != 0 {
+		t.Fatalf("delete_log rows for a: %d", logged)
+	}
+	// In Trash it is not \Deleted any more; EXPUNGE there deletes it.
+	trash := mailbox(t, s, u, "Trash")
+	if gone, err := s.Expunge(ctx, trash.Box(), nil); err != nil || len(gone) != 0 {
+		t.Fatalf("Trash expunge without Deleted: %v %v", gone, err)
+	}
+	_, err = s.StoreFlags(ctx, trash.Box(), []uint32{1}, store.FlagsAdd, store.Flags{Deleted: true})
+	must(t, err)
+	_, err = s.Expunge(ctx, trash.Box(), nil)
+	must(t, err)
 	must(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM delete_log WHERE message_id = $1`, a.MessageID).Scan(&logged))
 	if logged != 1 {
-		t.Fatalf("delete_log rows for a: %d", logged)
+		t.Fatalf("delete_log rows for a after Trash expunge: %d", logged)
 	}
 	// UID EXPUNGE only touches the given UIDs.
 	arch := mailbox(t, s, u, "Archive")
 	_, err = s.StoreFlags(ctx, arch.Box(), []uint32{2}, store.FlagsAdd, store.Flags{Deleted: true})
 	must(t, err)
-	gone, err := s.Expunge(ctx, arch.Box(), []uint32{1})
+	gone, err = s.Expunge(ctx, arch.Box(), []uint32{1})
 	must(t, err)
 	if len(gone) != 0 {
 		t.Fatalf("UID EXPUNGE 1 removed %v", gone)
@@ -414,11 +437,22 @@ func TestCopyMoveIntoViewRefused(t *testing.T) {
 	if !slices.Equal(m.Dst, []uint32{1}) || len(uids(t, s, u, "INBOX")) != 0 || len(uids(t, s, u, "Trash")) != 1 {
 		t.Fatalf("move: %+v", m)
 	}
+	// Only Trash holds it: it left the views (issue 14) ...
+	if got := uids(t, s, u, "Unread"); len(got) != 0 {
+		t.Fatalf("Unread after move to Trash: %v", got)
+	}
+	// ... and is back, with a new UID, when it leaves Trash.
+	tr := mailbox(t, s, u, "Trash")
+	_, err = s.Move(ctx, tr.Box(), []uint32{1}, "INBOX")
+	must(t, err)
+	if got := uids(t, s, u, "Unread"); !slices.Equal(got, []uint32{2}) {
+		t.Fatalf("Unread after move out of Trash: %v", got)
+	}
 	// Moving from a view takes the message out of its folders into the target.
 	unread := mailbox(t, s, u, "Unread")
-	m, err = s.Move(ctx, unread.Box(), []uint32{1}, "Archive")
+	m, err = s.Move(ctx, unread.Box(), []uint32{2}, "Archive")
 	must(t, err)
-	if len(uids(t, s, u, "Trash")) != 0 || len(uids(t, s, u, "Archive")) != 1 || !slices.Equal(uids(t, s, u, "Unread"), []uint32{2}) {
+	if len(uids(t, s, u, "INBOX")) != 0 || len(uids(t, s, u, "Archive")) != 1 || !slices.Equal(uids(t, s, u, "Unread"), []uint32{3}) {
 		t.Fatalf("move from view: %+v", m)
 	}
 }

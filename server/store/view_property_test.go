@@ -33,6 +33,8 @@ var viewDefs = []string{
 	"SUBJECT golang", "FROM alice", "HEADER List-Id golang", "OR SUBJECT news NOT FROM bob", "TEXT café", "LARGER 600",
 	"SUBJECT rust FLAGGED", "OR FROM carol UNSEEN", "SINCE 26-Oct-2026", "KEYWORD \\Seen SENTBEFORE 25-Oct-2026",
 	"SUBJECT MÜNCHEN", "TEXT strasse", "OR BODY ς FROM CARÖL", "SUBJECT İSTANBUL",
+	// Folder terms (issue 14): no default rule for these.
+	"FOLDER Archive", "OR FOLDER Trash UNSEEN", "NOT ONLYFOLDER Trash", "ONLYFOLDER (INBOX Archive) FLAGGED",
 }
 
 // mbTrack is what the test remembers of one mailbox between actions.
@@ -65,11 +67,14 @@ func flagsJoin(ctx context.Context, t testing.TB, s *store.Store) string {
 	return "JOIN messages f ON f.id = m.id"
 }
 
-// userMsgs reads every message of the user with what query.Eval needs.
+// userMsgs reads every message of the user with what query.Eval needs,
+// the names of the folders holding it included.
 func (sm *viewStoreMachine) userMsgs(t *rapid.T) map[int64]*query.Msg {
 	rows, err := sm.s.Pool().Query(sm.ctx, `SELECT m.id, m.subject, m.from_addr, m.to_addr, m.cc_addr, m.bcc_addr,
 			t.header_text, t.body_text, m.internal_day, m.sent_day, m.size, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords,
-			m.header || m.body
+			m.header || m.body,
+			array(SELECT b.name FROM mailbox_messages mm JOIN mailboxes b ON b.id = mm.mailbox_id
+				WHERE mm.message_id = m.id AND b.definition IS NULL ORDER BY b.name)
 		FROM messages m JOIN message_texts t ON t.message_id = m.id `+sm.flagsJoin+` WHERE m.user_id = $1`, sm.u.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +87,7 @@ func (sm *viewStoreMachine) userMsgs(t *rapid.T) map[int64]*query.Msg {
 		var sent *time.Time
 		var raw []byte
 		if err := rows.Scan(&id, &m.Subject, &m.From, &m.To, &m.Cc, &m.Bcc, &m.HeaderText, &m.BodyText, &m.InternalDay, &sent,
-			&m.Size, &m.Seen, &m.Answered, &m.Flagged, &m.Deleted, &m.Draft, &m.Keywords, &raw); err != nil {
+			&m.Size, &m.Seen, &m.Answered, &m.Flagged, &m.Deleted, &m.Draft, &m.Keywords, &raw, &m.Folders); err != nil {
 			t.Fatal(err)
 		}
 		if err := origTexts(&m, raw); err != nil { // Eval folds the message's own text
@@ -161,7 +166,9 @@ func (sm *viewStoreMachine) check(t *rapid.T) {
 	for _, mb := range sm.mailboxes(t) {
 		checkCounters(sm.ctx, t, sm.s, mb)
 		cur := mem[mb.ID]
-		// Membership of a query mailbox = its definition over all the user's messages.
+		// Membership of a query mailbox = its definition over all the
+		// user's messages, with the default rule unless it has folder
+		// terms (query.ViewNode).
 		if mb.Definition != "" {
 			def, err := query.ParseDefinition(mb.Definition)
 			if err != nil {
@@ -169,7 +176,7 @@ func (sm *viewStoreMachine) check(t *rapid.T) {
 			}
 			var diff []string
 			for id, m := range msgs {
-				want := query.Eval(def, m, 0, 0)
+				want := query.Eval(query.ViewNode(def), m, 0, 0)
 				if _, got := cur[id]; got != want {
 					diff = append(diff, fmt.Sprintf("message %d member=%v, definition says %v: %s", id, got, want, describeMsg(*m)))
 				}
@@ -295,7 +302,13 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 			t.Fatal(err)
 		}
 		sm := &viewStoreMachine{ctx: ctx, s: s, u: u, flagsJoin: join, track: map[int64]*mbTrack{}, redefined: map[int64]bool{},
-			folders: []string{"INBOX", "Archive", "Trash"}}
+			folders: []string{"INBOX", "Archive", "Trash", "Junk"}}
+		// EXPUNGE in a view: to Trash (the default) or at once (issue 14).
+		if rapid.Bool().Draw(t, "view expunge deletes") {
+			if err := s.SetConfig(ctx, store.ViewExpungeKey+":"+u.Name, store.ViewExpungeDelete); err != nil {
+				t.Fatal(err)
+			}
+		}
 		// Besides All Mail, Flagged and Unread: a flag-based, a header-based and a mixed view.
 		for i, pool := range [][]string{viewDefs[:6], viewDefs[6:12], viewDefs[12:]} {
 			name := fmt.Sprintf("View%d", i)
@@ -306,11 +319,13 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 			sm.views = append(sm.views, name)
 		}
 		sm.check(t)
-		anyMailbox := append(append([]string{}, sm.folders...), append(sm.views, "All Mail", "Flagged", "Unread")...)
+		anyMailbox := func() []string { // folders change names ("rename folder")
+			return append(append([]string{}, sm.folders...), append(sm.views, "All Mail", "Flagged", "Unread")...)
+		}
 		actions := map[string]func(*rapid.T){
 			"deliver": func(t *rapid.T) {
 				raw, what := genViewMessage(t)
-				to := rapid.SampledFrom(sm.folders[:2]).Draw(t, "mailbox")
+				to := rapid.SampledFrom(sm.folders).Draw(t, "mailbox")
 				f := drawStoreFlags(t, "flags")
 				d, err := s.Deliver(ctx, u.ID, raw, store.DeliverOptions{Mailbox: to, Flags: f, InternalDate: drawTime(t, "internal")})
 				if err != nil {
@@ -319,7 +334,7 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 				t.Logf("deliver %s flags %v into %s: message %d uid %d", what, f.Names(), to, d.MessageID, d.UID)
 			},
 			"store flags": func(t *rapid.T) {
-				name := rapid.SampledFrom(anyMailbox).Draw(t, "mailbox")
+				name := rapid.SampledFrom(anyMailbox()).Draw(t, "mailbox")
 				uids := sm.uidsOf(t, name)
 				op := rapid.SampledFrom([]store.FlagOp{store.FlagsSet, store.FlagsAdd, store.FlagsDel}).Draw(t, "op")
 				f := drawStoreFlags(t, "flags")
@@ -332,7 +347,7 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 			"add/remove flags": func(t *rapid.T) {
 				// AddRemoveFlags: one round trip when the new flags decide
 				// the views that read them, else the views re-evaluated.
-				name := rapid.SampledFrom(anyMailbox).Draw(t, "mailbox")
+				name := rapid.SampledFrom(anyMailbox()).Draw(t, "mailbox")
 				uids := sm.uidsOf(t, name)
 				add := rapid.Bool().Draw(t, "add")
 				f := drawStoreFlags(t, "flags")
@@ -378,7 +393,7 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 				}
 			},
 			"copy": func(t *rapid.T) {
-				from := rapid.SampledFrom(anyMailbox).Draw(t, "from")
+				from := rapid.SampledFrom(anyMailbox()).Draw(t, "from")
 				uids := sm.uidsOf(t, from)
 				to := rapid.SampledFrom(sm.folders).Draw(t, "to")
 				c, err := s.Copy(ctx, sm.box(t, from), uids, to)
@@ -390,7 +405,7 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 			"move": func(t *rapid.T) {
 				// Out of a query mailbox too: a message that still matches
 				// must be back in the view, with a new UID.
-				from := rapid.SampledFrom(anyMailbox).Draw(t, "from")
+				from := rapid.SampledFrom(anyMailbox()).Draw(t, "from")
 				uids := sm.uidsOf(t, from)
 				to := rapid.SampledFrom(sm.folders).Draw(t, "to")
 				c, err := s.Move(ctx, sm.box(t, from), uids, to)
@@ -400,7 +415,7 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 				t.Logf("MOVE %s %v -> %s %v", from, c.Src, to, c.Dst)
 			},
 			"expunge": func(t *rapid.T) {
-				name := rapid.SampledFrom(anyMailbox).Draw(t, "mailbox")
+				name := rapid.SampledFrom(anyMailbox()).Draw(t, "mailbox")
 				var uids []uint32
 				if rapid.Bool().Draw(t, "UID EXPUNGE") {
 					uids = sm.uidsOf(t, name)
@@ -410,6 +425,23 @@ func TestPropertyQueryMailboxes(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Logf("EXPUNGE %s (uids %v): %v", name, uids, gone)
+			},
+			"rename folder": func(t *rapid.T) {
+				// Folder names are what folder terms and the default rule
+				// read: a view follows a RENAME of Trash (issue 14).
+				i := rapid.IntRange(1, len(sm.folders)-1).Draw(t, "folder")
+				var free []string
+				for _, n := range searchFolders[1:5] {
+					if !slices.Contains(sm.folders, n) {
+						free = append(free, n)
+					}
+				}
+				to := rapid.SampledFrom(free).Draw(t, "to")
+				if err := s.RenameMailbox(ctx, u.ID, sm.folders[i], to); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("RENAME %s %s", sm.folders[i], to)
+				sm.folders[i] = to
 			},
 			"index texts": func(t *rapid.T) {
 				// Views defined later read the texts through the trigram

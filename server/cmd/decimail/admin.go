@@ -96,6 +96,19 @@ func init() {
 		return s.DeleteUser(ctx, args[0])
 	})})
 
+	register(&command{name: "user set", args: "NAME KEY [VALUE]",
+		help: "set a per-user setting (view_expunge trash|delete); no VALUE: back to the default",
+		run: withStore(func(ctx context.Context, s *store.Store, args []string) error {
+			if len(args) < 2 || len(args) > 3 {
+				return fmt.Errorf("want NAME KEY [VALUE]")
+			}
+			value := ""
+			if len(args) == 3 {
+				value = args[2]
+			}
+			return s.SetUserSetting(ctx, args[0], args[1], value)
+		})})
+
 	register(&command{name: "address add", args: "ADDRESS USER", help: "deliver ADDRESS (or a catch-all @domain) to USER",
 		run: withStore(func(ctx context.Context, s *store.Store, args []string) error {
 			if err := needArgs(args, 2, "ADDRESS USER"); err != nil {
@@ -118,7 +131,7 @@ func init() {
 	})})
 
 	register(&command{name: "mailbox define", args: "USER NAME DEFINITION",
-		help: "create or redefine a query mailbox (DEFINITION is an IMAP SEARCH program)",
+		help: "create or redefine a query mailbox (DEFINITION: an IMAP SEARCH program, plus FOLDER/ONLYFOLDER; redefining changes UIDVALIDITY)",
 		run: withUser(func(ctx context.Context, s *store.Store, u store.User, args []string) error {
 			if err := needArgs(args, 2, "USER NAME DEFINITION"); err != nil {
 				return err
