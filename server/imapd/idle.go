@@ -81,9 +81,12 @@ func cmdIdle(c *Conn, cmd *Command) error {
 	}
 }
 
-// idleUpdate sends what changed; IDLE is a sync point (select.go syncPoint).
+// idleUpdate sends what changed. IDLE is not a sync point for the messages
+// this session's own commands took out of a view (select.go syncPoint):
+// Thunderbird idles after every command, so it would lose the message it
+// just marked read before its user can act on it.
 func (c *Conn) idleUpdate() error {
-	if err := c.syncPoint(); err != nil {
+	if err := c.pollSelected(true, true); err != nil {
 		return err
 	}
 	return c.Flush()

@@ -88,11 +88,15 @@ func cmdCapability(c *Conn, cmd *Command) error {
 // NOOP always reads the store, so updates from other sessions are reported
 // even when their notification has not arrived yet (rfc3501.txt:1374-1378: "a
 // periodic poll for new messages").
+//
+// NOOP is not a sync point for the messages this session's own commands
+// took out of a view (select.go syncPoint): clients poll with it between
+// their own commands (Thunderbird after every IDLE).
 func cmdNoop(c *Conn, cmd *Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err
 	}
-	return c.syncPoint()
+	return c.pollSelected(true, true)
 }
 
 // LOGOUT, rfc3501.txt:1407: BYE, then the tagged OK, then close.

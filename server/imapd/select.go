@@ -229,7 +229,8 @@ func cmdUnselect(c *Conn, cmd *Command) error {
 }
 
 // cmdCheck is a checkpoint (RFC 3501 §6.4.1): our writes are already
-// durable, so it only reports pending updates, like NOOP.
+// durable, so it reports pending updates, like NOOP, and is a sync point
+// (the "housekeeping" a checkpoint is for).
 func cmdCheck(c *Conn, cmd *Command) error {
 	if err := noArgs(cmd); err != nil {
 		return err
@@ -237,14 +238,16 @@ func cmdCheck(c *Conn, cmd *Command) error {
 	return c.syncPoint()
 }
 
-// syncPoint is a mailbox-level sync point (NOOP, CHECK, IDLE; EXPUNGE
-// releases in its handler): the messages this session's own commands took
-// out of the selected view are released and their EXPUNGEs sent with
-// everything else pending (README "Own changes in a view"). NOOP is "a
-// periodic poll for new messages or message status updates"
-// (rfc3501.txt:1374-1378): the point where a client expects the mailbox to
-// change under it. Until then a message the session's own STORE took out
-// of a view keeps its number and its UID (View.Own).
+// syncPoint is a mailbox-level sync point (CHECK; EXPUNGE releases in its
+// handler; SELECT, EXAMINE, CLOSE and UNSELECT end the selection): the
+// messages this session's own commands took out of the selected view are
+// released and their EXPUNGEs sent with everything else pending (README
+// "Own changes in a view"). CHECK "requests a checkpoint of the currently
+// selected mailbox" (rfc3501.txt:2627). NOOP and IDLE are not sync points:
+// the first capture of Thunderbird with them (issue 14) lost the message it
+// had just marked read in Unread at the IDLE it sent right after, before
+// its user pressed Delete. Until a sync point a message the session's own
+// STORE took out of a view keeps its number and its UID (View.Own).
 func (c *Conn) syncPoint() error {
 	if c.sel != nil {
 		c.sel.view.Release(nil)
