@@ -15,48 +15,10 @@ func init() {
 	const tbStart = "Thunderbird 153 ESR under Xvfb, new profile (client-configs/thunderbird-user.js with the tap's port, one IMAP connection, no offline download; password stored by Thunderbird beforehand), first start and first sync until 5s quiet; then "
 	register(&scenario{client: "thunderbird", name: "03-unread-read-delete", account: conformance.AccountSeedViews,
 		text: tbStart + "open Unread, select its first message (Thunderbird marks it read), wait 5s quiet, press Delete, wait 5s quiet, ctrl+q",
-		run: tbScenario(func(ctx context.Context, t *tbird) error {
-			if err := t.open("Unread"); err != nil {
-				return err
-			}
-			t.settle(3*time.Second, 30*time.Second)
-			if err := t.selectRow(0); err != nil {
-				return err
-			}
-			t.settle(5*time.Second, 30*time.Second)
-			t.logState("after selecting")
-			t.screenshot("selected")
-			t.r.logf("key Delete")
-			if err := t.key("Delete"); err != nil {
-				return err
-			}
-			t.settle(5*time.Second, 30*time.Second)
-			t.logState("after Delete")
-			t.screenshot("deleted")
-			return nil
-		})})
+		run:  tbDeleteFirst("Unread")})
 	register(&scenario{client: "thunderbird", name: "04-allmail-delete", account: conformance.AccountSeedViews,
 		text: tbStart + "open All Mail, select its first message, wait 5s quiet, press Delete, wait 5s quiet, ctrl+q",
-		run: tbScenario(func(ctx context.Context, t *tbird) error {
-			if err := t.open("All Mail"); err != nil {
-				return err
-			}
-			t.settle(3*time.Second, 30*time.Second)
-			if err := t.selectRow(0); err != nil {
-				return err
-			}
-			t.settle(5*time.Second, 30*time.Second)
-			t.logState("after selecting")
-			t.screenshot("selected")
-			t.r.logf("key Delete")
-			if err := t.key("Delete"); err != nil {
-				return err
-			}
-			t.settle(5*time.Second, 30*time.Second)
-			t.logState("after Delete")
-			t.screenshot("deleted")
-			return nil
-		})})
+		run:  tbDeleteFirst("All Mail")})
 	register(&scenario{client: "thunderbird", name: "05-flagged-unflag-flag", account: conformance.AccountSeedViews,
 		text: tbStart + "open Flagged, select its first message, wait 5s quiet, press s (star: unflag), wait 5s quiet, press s again (flag), wait 5s quiet, ctrl+q",
 		run: tbScenario(func(ctx context.Context, t *tbird) error {
@@ -96,4 +58,28 @@ func init() {
 			t.screenshot("new-mail")
 			return nil
 		})})
+}
+
+// tbDeleteFirst opens folder, selects its first message and presses Delete.
+func tbDeleteFirst(folder string) func(context.Context, *runCtx) error {
+	return tbScenario(func(ctx context.Context, t *tbird) error {
+		if err := t.open(folder); err != nil {
+			return err
+		}
+		t.settle(3*time.Second, 30*time.Second)
+		if err := t.selectRow(0); err != nil {
+			return err
+		}
+		t.settle(5*time.Second, 30*time.Second)
+		t.logState("after selecting")
+		t.screenshot("selected")
+		t.r.logf("key Delete")
+		if err := t.key("Delete"); err != nil {
+			return err
+		}
+		t.settle(5*time.Second, 30*time.Second)
+		t.logState("after Delete")
+		t.screenshot("deleted")
+		return nil
+	})
 }
