@@ -302,7 +302,7 @@ func TestLeftoverResponses(t *testing.T) {
 	msgs := (&fakeT{TB: t}).run(func(t testing.TB) {
 		c := DialTest(t, addr)
 		Expect(t, c.OK("NOOP"))
-		testwait.For(t, 5*time.Second, "the * 5 EXISTS after the tagged OK", func() (bool, string) { return c.Pending(), "nothing pending" })
+		testwait.For(t, 30*time.Second, "the * 5 EXISTS after the tagged OK", func() (bool, string) { return c.Pending(), "nothing pending" })
 	})
 	if len(msgs) != 1 || !strings.Contains(msgs[0], "unread response at the end of the test: * 5 EXISTS") {
 		t.Errorf("failures %q", msgs)

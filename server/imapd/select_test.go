@@ -147,7 +147,7 @@ func TestConnectionsPerAddress(t *testing.T) {
 	imaptest.Expect(t, u, "* BYE Decimail logging out")
 	// The place is given back after the session has closed its socket; only
 	// a new connection's greeting shows it.
-	testwait.For(t, 5*time.Second, "the place freed by LOGOUT", func() (bool, string) {
+	testwait.For(t, 30*time.Second, "the place freed by LOGOUT", func() (bool, string) {
 		g := greeting()
 		return g.Status == "OK", "greeting " + g.String()
 	})
