@@ -110,8 +110,12 @@ func heldMinus(h, x store.Held) store.Held {
 // sent. The others were served; the tagged reply is NO [EXPUNGEISSUED]
 // (RFC 2180 §4.1.2; EXPUNGEISSUED: "Someone else has issued an EXPUNGE
 // for the same mailbox", rfc5530.txt:202-205).
+//
+// Not for UID FETCH: a UID that names no message is no error there, and the
+// message's EXPUNGE goes out with this command's response (EXPUNGE may be
+// sent during UID commands, rfc3501.txt:4053-4063), as Dovecot does.
 func (f *fetcher) served(uids []uint32) error {
-	if len(f.got) >= len(uids) {
+	if f.uid || len(f.got) >= len(uids) {
 		return nil
 	}
 	for _, u := range f.missing(uids) {
