@@ -414,7 +414,6 @@ const (
 	AllowDateZone     Allowed = "date-zone"     // INTERNALDATE: same instant, we keep the APPEND zone, Dovecot says +0000
 	AllowClosed       Allowed = "closed"        // [CLOSED] (RFC 7162 QRESYNC) on SELECT while selected
 	AllowListAttrs    Allowed = "list-attrs"    // optional LIST attributes on one side only (\HasChildren..., \Marked...)
-	AllowNewKeyword   Allowed = "new-keyword"   // FLAGS/PERMANENTFLAGS update when STORE creates a keyword
 	AllowRecent       Allowed = "recent"        // \Recent in FETCH FLAGS only (see TRANSCRIPTS.md)
 	AllowEnabled      Allowed = "enabled"       // empty "* ENABLED" that Dovecot omits
 	AllowExtraCode    Allowed = "extra-code"    // a response code only we sent (e.g. [HIGHESTMODSEQ], [MAILBOXID])
@@ -711,7 +710,7 @@ func CompareBatch(cmds []*TCmd, exs []*Exchange) []Problem {
 	if e.flags == nil && g.flags != nil && !selects {
 		st.bad("unexpected FLAGS %v (Dovecot sent none)", g.flags)
 	} else if e.flags != nil && g.flags == nil && !selects {
-		st.allow(AllowNewKeyword, "no FLAGS %v", e.flags)
+		st.bad("no FLAGS %v (Dovecot announced a keyword new to the mailbox; so must we, issue 14)", e.flags)
 	} else if e.flags != nil && !slices.Equal(e.flags, g.flags) {
 		st.allow(AllowFlagsList, "FLAGS %v, Dovecot %v", g.flags, e.flags)
 	}
@@ -776,7 +775,7 @@ func compareCodes(st *cmpState, selects bool, e, g *respSet) {
 			}
 		case "PERMANENTFLAGS":
 			if !ok && !selects {
-				st.allow(AllowNewKeyword, "no [PERMANENTFLAGS %s]", tokString(ev))
+				st.bad("no [PERMANENTFLAGS %s] (Dovecot announced a keyword new to the mailbox; so must we, issue 14)", tokString(ev))
 				continue
 			}
 			if !ok || len(ev) == 0 || len(gv) == 0 {
