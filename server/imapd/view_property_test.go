@@ -45,9 +45,9 @@ type viewMachine struct {
 	modseq  int64
 	uidnext uint32
 	present map[uint32]*simMsg
-	tombs   map[uint32]int64 // mailbox_expunges: uid -> modseq
+	tombs   map[uint32]int64   // mailbox_expunges: uid -> modseq
 	left    map[uint32]*simMsg // messages the session's own STORE took out of the mailbox, by their old UID
-	claim   bool             // read-write session (SELECT), claims \Recent
+	claim   bool               // read-write session (SELECT), claims \Recent
 
 	v *View
 
