@@ -36,6 +36,19 @@ func (s *Store) claimSubmitted(ctx context.Context, c Copy, msgID string) (d Del
 		return d, false, nil
 	}
 	cutoff := time.Now().Add(-c.SentWindow)
+	// Almost every APPEND is not of a filed Sent copy: find that out with
+	// one read, outside the user's lock and without a transaction, before
+	// taking both (the many-sessions line: every APPEND waited for the
+	// lock twice).
+	var maybe bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM mailboxes b
+			JOIN mailbox_messages mm ON mm.mailbox_id = b.id
+			JOIN messages m ON m.id = mm.message_id
+			WHERE b.user_id = $1 AND b.name = $2 AND b.special_use = '\Sent'
+				AND m.user_id = $1 AND m.message_id = $3 AND m.submitted > $4)`,
+		c.UserID, NormName(c.Mailbox), msgID, cutoff).Scan(&maybe); err != nil || !maybe {
+		return d, false, err
+	}
 	err = s.change(ctx, c.UserID, lazy, func(tx pgx.Tx) error {
 		var uid int64
 		err := tx.QueryRow(ctx, `WITH hit AS (
