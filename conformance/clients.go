@@ -127,3 +127,29 @@ func MaildirFlags(flags []string) string {
 
 // ToLF converts CRLF line ends to LF, as clients that write Unix files do.
 func ToLF(b []byte) []byte { return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n")) }
+
+// MuttRC is client-configs/muttrc for user and password on the IMAP server
+// at addr (host:port), without the mailboxes it polls, plus the settings
+// that keep mutt and neomutt from asking questions on the way out. The
+// mutt test and the neomutt capture share it.
+func MuttRC(user, password, addr string) string {
+	return fmt.Sprintf(`set imap_user = %q
+set imap_pass = %q
+set folder = "imap://%s@%s/"
+set spoolfile = "+INBOX"
+set record = ""
+set postponed = "+Drafts"
+set ssl_starttls = no
+set ssl_force_tls = no
+set header_cache = ""
+set message_cachedir = ""
+set mail_check = 60
+set timeout = 30
+set sort = date
+set move = no
+set quit = yes
+set mark_old = no
+set wait_key = no
+set delete = yes
+`, user, password, user, addr)
+}

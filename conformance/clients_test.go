@@ -293,28 +293,8 @@ poll 127.0.0.1 protocol IMAP port %s auth password
 
 func testMutt(t *testing.T, env *seedEnv, port string) {
 	dir := t.TempDir()
-	// client-configs/muttrc, pointed at our port, plus the settings that
-	// keep mutt from asking questions on the way out.
 	rc := filepath.Join(dir, "muttrc")
-	conf := fmt.Sprintf(`set imap_user = "testuser"
-set imap_pass = "pass"
-set folder = "imap://testuser@127.0.0.1:%s/"
-set spoolfile = "+INBOX"
-set record = ""
-set postponed = "+Drafts"
-set ssl_starttls = no
-set ssl_force_tls = no
-set header_cache = ""
-set message_cachedir = ""
-set mail_check = 60
-set timeout = 30
-set sort = date
-set move = no
-set quit = yes
-set mark_old = no
-set wait_key = no
-set delete = yes
-`, port)
+	conf := MuttRC("testuser", "pass", "127.0.0.1:"+port)
 	if err := os.WriteFile(rc, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

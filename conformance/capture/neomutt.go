@@ -33,29 +33,11 @@ func init() {
 		run:  neomuttUnreadDelete})
 }
 
-// neomuttRC is client-configs/muttrc for the tap's port, without the
-// mailboxes it polls (each poll would be a STATUS at a time that depends on
-// the clock), plus the settings that keep neomutt from asking questions.
-const neomuttRC = `set imap_user = "%s"
-set imap_pass = "%s"
-set folder = "imap://%s@%s/"
-set spoolfile = "+INBOX"
-set record = ""
-set postponed = "+Drafts"
-set ssl_starttls = no
-set ssl_force_tls = no
-set header_cache = ""
-set message_cachedir = ""
-set mail_check = 60
-set timeout = 30
-set sort = date
-set move = no
-set quit = yes
-set mark_old = no
-set wait_key = no
-set delete = yes
-set confirmappend = no
-`
+// neomuttRC is conformance.MuttRC for the tap's port plus the answer to
+// neomutt's question before appending.
+func neomuttRC(addr string) string {
+	return conformance.MuttRC(conformance.SeedUser, conformance.SeedPassword, addr) + "set confirmappend = no\n"
+}
 
 type tmuxSession struct {
 	r    *runCtx
@@ -116,7 +98,7 @@ func settle(r *runCtx, quiet, max time.Duration) {
 func neomuttUnreadDelete(ctx context.Context, r *runCtx) error {
 	s := &tmuxSession{r: r, sock: filepath.Join(r.tmp, "tmux.sock"), home: r.tmp}
 	rc := filepath.Join(r.tmp, "muttrc")
-	if err := os.WriteFile(rc, []byte(fmt.Sprintf(neomuttRC, conformance.SeedUser, conformance.SeedPassword, conformance.SeedUser, r.tap.Addr())), 0o600); err != nil {
+	if err := os.WriteFile(rc, []byte(neomuttRC(r.tap.Addr())), 0o600); err != nil {
 		return err
 	}
 	defer func() {
