@@ -72,19 +72,28 @@ func flagKeys(f Flags) []string {
 // evalOnly evaluates a definition knowing only some flags' values (vals, by
 // flagDeps key): known is false when the result depends on anything else.
 func evalOnly(n query.Node, vals map[string]bool) (v, known bool) {
+	return eval3(n, func(l query.Node) (bool, bool) {
+		k, set := leafKey(l)
+		has, ok := vals[k]
+		return ok && has == set, ok
+	})
+}
+
+// eval3 evaluates a definition three-valued: leaf gives the value of a flag
+// or keyword term (or that it is unknown); every other term is unknown, and
+// NOT, OR and AND decide what they can without it.
+func eval3(n query.Node, leaf func(query.Node) (v, known bool)) (v, known bool) {
 	switch n := n.(type) {
 	case query.All:
 		return true, true
 	case query.Flag, query.Keyword:
-		k, set := leafKey(n)
-		has, ok := vals[k]
-		return ok && has == set, ok
+		return leaf(n)
 	case query.Not:
-		v, known := evalOnly(n.X, vals)
+		v, known := eval3(n.X, leaf)
 		return !v, known
 	case query.Or:
-		a, ka := evalOnly(n.A, vals)
-		b, kb := evalOnly(n.B, vals)
+		a, ka := eval3(n.A, leaf)
+		b, kb := eval3(n.B, leaf)
 		if (ka && a) || (kb && b) {
 			return true, true
 		}
@@ -92,7 +101,7 @@ func evalOnly(n query.Node, vals map[string]bool) (v, known bool) {
 	case query.And:
 		all := true
 		for _, x := range n {
-			v, known := evalOnly(x, vals)
+			v, known := eval3(x, leaf)
 			if known && !v {
 				return false, true
 			}
@@ -211,34 +220,8 @@ func changedFlags(a, b Flags, into map[string]bool) {
 // evalFlags evaluates a definition knowing only a message's flags: known is
 // false when the result depends on something else (text, dates, size).
 func evalFlags(n query.Node, f Flags) (v, known bool) {
-	switch n := n.(type) {
-	case query.All:
-		return true, true
-	case query.Flag, query.Keyword:
-		m := &query.Msg{Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft, Keywords: f.Keywords}
-		return query.Eval(n, m, 0, 0), true
-	case query.Not:
-		v, known := evalFlags(n.X, f)
-		return !v, known
-	case query.Or:
-		a, ka := evalFlags(n.A, f)
-		b, kb := evalFlags(n.B, f)
-		if (ka && a) || (kb && b) {
-			return true, true
-		}
-		return false, ka && kb
-	case query.And:
-		all := true
-		for _, x := range n {
-			v, known := evalFlags(x, f)
-			if known && !v {
-				return false, true
-			}
-			all = all && known
-		}
-		return true, all
-	}
-	return false, false
+	m := &query.Msg{Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted, Draft: f.Draft, Keywords: f.Keywords}
+	return eval3(n, func(l query.Node) (bool, bool) { return query.Eval(l, m, 0, 0), true })
 }
 
 // reevalFlagViews brings the query mailboxes that depend on the changed flags
