@@ -7,6 +7,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"decimail/server/query"
+	"decimail/server/store"
 )
 
 func init() {
@@ -116,12 +117,7 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		if seq == 0 {
 			continue
 		}
-		w.SP()
-		if uid {
-			w.Number(uint64(u))
-		} else {
-			w.Number(uint64(seq))
-		}
+		writeHit(w, uid, u, seq)
 	}
 	w.CRLF()
 	return c.searchDone(cmd.Name)
@@ -137,12 +133,29 @@ func (c *Conn) searchDone(name string) error {
 	if err != nil {
 		return err
 	}
+	return c.searchReply(name, others)
+}
+
+// searchReply is searchDone once the flags of the messages other sessions
+// took out of the mailbox are read (nil: deleted meanwhile).
+func (c *Conn) searchReply(name string, others map[uint32]*store.Flags) error {
 	for _, f := range others {
 		if f == nil {
 			return c.OK(CodeExpungeIssued, name+" completed")
 		}
 	}
 	return nil
+}
+
+// writeHit writes one number of a SEARCH response: the UID or the
+// sequence number.
+func writeHit(w *Writer, uid bool, u, seq uint32) {
+	w.SP()
+	if uid {
+		w.Number(uint64(u))
+	} else {
+		w.Number(uint64(seq))
+	}
 }
 
 // flagsOnly reports whether a program reads nothing but flags, keywords,
@@ -211,20 +224,10 @@ func (c *Conn) searchView(node query.Node, uid bool, name string) error {
 		if !query.Eval(node, &m, maxUID, n) {
 			continue
 		}
-		w.SP()
-		if uid {
-			w.Number(uint64(u))
-		} else {
-			w.Number(uint64(seq))
-		}
+		writeHit(w, uid, u, seq)
 	}
 	w.CRLF()
-	for _, f := range others {
-		if f == nil { // deleted meanwhile: see searchDone
-			return c.OK(CodeExpungeIssued, name+" completed")
-		}
-	}
-	return nil
+	return c.searchReply(name, others)
 }
 
 // searchArgs converts command arguments to the query package's form.
