@@ -56,8 +56,10 @@ func UsesFolders(n Node) bool {
 	})
 }
 
-// folderName canonicalises a folder name as store.NormName does.
-func folderName(name string) string {
+// NormName canonicalises a mailbox name: INBOX is case-insensitive (RFC
+// 3501 §5.1), including as the first level of a hierarchy. The store's
+// names and the folder terms of definitions both use it (store.NormName).
+func NormName(name string) string {
 	if strings.EqualFold(name, "INBOX") {
 		return "INBOX"
 	}
@@ -85,7 +87,7 @@ func (s *stream) folderKey(k string) (Node, error) {
 			if name == "" {
 				return nil, synErr(k, "empty folder name after")
 			}
-			if name = folderName(name); !contains2(names, name) {
+			if name = NormName(name); !contains2(names, name) {
 				names = append(names, name)
 			}
 		}
@@ -99,9 +101,9 @@ func (s *stream) folderKey(k string) (Node, error) {
 		return nil, synErr(k, "empty folder name after")
 	}
 	if k == "FOLDER" {
-		return Folder{Name: folderName(name)}, nil
+		return Folder{Name: NormName(name)}, nil
 	}
-	return OnlyFolder{Names: []string{folderName(name)}}, nil
+	return OnlyFolder{Names: []string{NormName(name)}}, nil
 }
 
 func contains2(xs []string, x string) bool {

@@ -68,15 +68,7 @@ type MailboxStatus struct {
 
 // NormName canonicalises a mailbox name: INBOX is case-insensitive (RFC 3501
 // §5.1), including as the first level of a hierarchy.
-func NormName(name string) string {
-	if strings.EqualFold(name, "INBOX") {
-		return "INBOX"
-	}
-	if len(name) > 6 && strings.EqualFold(name[:6], "INBOX/") {
-		return "INBOX" + name[5:]
-	}
-	return name
-}
+func NormName(name string) string { return query.NormName(name) }
 
 const mailboxCols = `id, user_id, name, coalesce(definition, ''), uidvalidity, uidnext, coalesce(special_use, '')`
 
