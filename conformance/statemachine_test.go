@@ -603,6 +603,9 @@ func (m *smModel) actMove(t *rapid.T) {
 func (m *smModel) actNoop(t *rapid.T) {
 	c := m.drawConn(t)
 	cmd := rapid.SampledFrom([]string{"NOOP", "CHECK"}).Draw(t, "poll")
+	if cmd == "CHECK" {
+		m.barrier(t)
+	}
 	m.cmd(t, c, cmdMode{}, cmd)
 	if cmd == "CHECK" {
 		m.checkSynced(t, c)
@@ -791,10 +794,26 @@ func (m *smModel) actStatus(t *rapid.T) {
 	}
 }
 
+// barrier waits until both server processes have received the
+// notifications of every change committed so far. A session reads the store
+// only when its mailbox was signalled (issue 15); a change made through the
+// other process is signalled through LISTEN, so a sync point shows it once
+// that notification has arrived: the barrier waits for that, nothing more
+// (a change through the same process is signalled before its command
+// answers).
+func (m *smModel) barrier(t *rapid.T) {
+	for _, st := range m.env.st {
+		if err := st.Barrier(context.Background()); err != nil {
+			t.Fatalf("barrier: %v", err)
+		}
+	}
+}
+
 // actSync is the sync point: CHECK on every session, then each view must equal
 // the store; then every session learns its whole view again by sequence
 // number, which must agree with what it knew.
 func (m *smModel) actSync(t *rapid.T) {
+	m.barrier(t)
 	for _, c := range m.conns {
 		m.cmd(t, c, cmdMode{}, "CHECK")
 	}

@@ -417,7 +417,7 @@ func (w *fuzzWorld) elsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub := w.st.Notifier().Subscribe(mb.ID)
+	sub := w.st.Notifier().Subscribe(u.ID, mb.ID, w.st.Notifier().Gen())
 	defer sub.Close()
 	if _, err := w.st.Deliver(ctx, u.ID, w.msgs["small.eml"], store.DeliverOptions{}); err != nil {
 		t.Fatal(err)

@@ -68,6 +68,7 @@ func cmdIdle(c *Conn, cmd *Command) error {
 			}
 			return nil
 		case <-notify:
+			c.sel.stale = true // the signal is consumed here, not by syncSelected
 			if err := c.idleUpdate(); err != nil {
 				return err
 			}

@@ -51,6 +51,7 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	// A failed SELECT leaves no mailbox selected (rfc3501.txt:1805-1810: "no
 	// mailbox is selected").
 	c.Unselect()
+	gen := c.Store().Notifier().Gen() // before the snapshot (Subscribe)
 	snap, err := c.Store().Select(c.Ctx(), c.User().ID, name, readOnly)
 	if errors.Is(err, store.ErrNotFound) {
 		return No(CodeNonExistent, "no such mailbox")
@@ -61,7 +62,7 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 		kw: newKeywordSet(snap.Keywords)}
 	s.view.KeepFlags(snap.Flags)
 	s.view.KeepIDs(snap.IDs)
-	s.sub = c.Store().Notifier().Subscribe(s.mb.ID)
+	s.sub = c.Store().Notifier().Subscribe(c.User().ID, s.mb.ID, gen)
 	c.sel = s
 	c.poll = func(allowExpunge bool) error { return c.pollSelected(allowExpunge, false) }
 	c.onUnselect = func() {
@@ -96,11 +97,8 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	return c.OK("READ-WRITE", cmd.Name+" completed")
 }
 
-// pollSelected sends the updates other sessions (or this one) caused. It
-// reads the store when this session changed the mailbox, when force is set
-// (NOOP, CHECK, IDLE, and the commands that answer from the view), when a
-// notification arrived and the last read is older than pollCoalesce, or
-// when the last read is old (a lost notification only delays).
+// pollSelected sends the updates other sessions (or this one) caused
+// (syncSelected says when it reads the store).
 func (c *Conn) pollSelected(allowExpunge, force bool) error {
 	if err := c.syncSelected(force); err != nil || c.sel == nil {
 		return err
@@ -110,7 +108,16 @@ func (c *Conn) pollSelected(allowExpunge, force bool) error {
 }
 
 // syncSelected is pollSelected's read: it brings the view up to date with
-// the store and leaves the updates pending.
+// the store and leaves the updates pending. It reads the store only when
+// something may have changed since its last read: this session changed
+// the mailbox (dirty), or the subscription was signalled (stale; every
+// change is signalled before anyone can act on it, store.Notifier), or the
+// process is not listening, or the last read is older than pollFallback.
+// Otherwise the view is the store's state and NOOP, CHECK, IDLE and FETCH
+// of kept flags answer without a round trip (issue 15: the ~1 ms floor).
+// A signal arriving within pollCoalesce of the last read waits for the
+// next command that must be current (force: NOOP, CHECK, IDLE, the
+// commands that answer from the view) instead of causing another read.
 func (c *Conn) syncSelected(force bool) error {
 	s := c.sel
 	if s == nil {
@@ -122,7 +129,11 @@ func (c *Conn) syncSelected(force bool) error {
 	default:
 	}
 	since := time.Since(s.polled)
-	if force || s.dirty || s.stale && since >= pollCoalesce || since > 30*time.Second {
+	read := s.dirty || since > pollFallback || !c.Store().Notifier().Listening()
+	if s.stale && (force || since >= pollCoalesce) {
+		read = true
+	}
+	if read {
 		s.dirty, s.stale = false, false
 		s.polled = time.Now()
 		lo, hi := int64(0), int64(-1)
@@ -148,8 +159,13 @@ func (c *Conn) syncSelected(force bool) error {
 // 2 round trips to Postgres per command instead of 1 (bench/ANALYSIS.md,
 // many sessions). The updates are not lost, only sent with the next
 // command; IDLE, NOOP, the commands that answer from the session's flags
-// and those that changed the mailbox always read.
+// and those that changed the mailbox always read when signalled.
 const pollCoalesce = 25 * time.Millisecond
+
+// pollFallback: a session reads the store at least this often while it
+// runs commands (and IDLE's ticks), signalled or not: the fallback should
+// a notification be lost without the listener noticing.
+const pollFallback = 5 * time.Second
 
 // applyChanges brings the view up to date with changes read from the store.
 func (c *Conn) applyChanges(ch *store.Changes) error {

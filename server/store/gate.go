@@ -21,6 +21,9 @@ import (
 type userGates struct {
 	mu sync.Mutex
 	m  map[int64]*userGate
+	// touch is called with the user on leaving the gate: the change has
+	// committed (or failed), before the caller answers (Notifier.Touch).
+	touch func(userID int64)
 }
 
 type userGate struct {
@@ -50,7 +53,13 @@ func (g *userGates) enter(ctx context.Context, userID int64) (func(), error) {
 	}
 	select {
 	case e.ch <- struct{}{}:
-		return func() { <-e.ch; done() }, nil
+		return func() {
+			<-e.ch
+			done()
+			if g.touch != nil {
+				g.touch(userID)
+			}
+		}, nil
 	case <-ctx.Done():
 		done()
 		return func() {}, ctx.Err()

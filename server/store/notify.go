@@ -3,66 +3,211 @@ package store
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
 // Notifier holds the process's ONE listening connection (LISTEN decimail) and
-// fans notifications out to subscribed sessions by mailbox id. A signal is a
-// hint: subscribers re-read changes by modseq, so a lost notification only
-// delays. After a reconnect every subscriber is signalled (notifications sent
-// while disconnected are lost). Sessions hold no database connection.
+// fans notifications out to subscribed sessions by mailbox id. Sessions hold
+// no database connection.
+//
+// A session may skip reading the store when its subscription was not
+// signalled since its last read (issue 15: NOOP, CHECK and FETCH of kept
+// data answered without a round trip). That is exact because every change
+// that a session's view must show is signalled before anyone can act on it:
+//   - a change made through this process's store (every change of a user's
+//     mail passes the user's gate, gate.go) signals the user's subscriptions
+//     when it leaves the gate, after COMMIT and before the command that made
+//     it answers (Touch);
+//   - a change by another process arrives through LISTEN; Postgres sends the
+//     NOTIFY of the mailbox-changing triggers at COMMIT;
+//   - while the listening connection is down, Listening is false and
+//     sessions read the store every time; a reconnect signals everyone
+//     (notifications sent while disconnected are lost);
+//   - a subscription made after a snapshot (SELECT) is signalled at once
+//     when a notification for its mailbox or user arrived after Gen was
+//     taken, before the snapshot (Subscribe's since).
 type Notifier struct {
 	conn *pgx.ConnConfig // its own connection, drawn from no pool
 	log  *slog.Logger
 
-	mu      sync.Mutex
-	subs    map[int64]map[*Subscription]struct{}
-	started bool
-	cancel  context.CancelFunc
-	done    chan struct{}
-	ready   chan struct{}
+	mu        sync.Mutex
+	subs      map[int64]map[*Subscription]struct{}
+	started   bool
+	listening bool
+	cancel    context.CancelFunc
+	done      chan struct{}
+	ready     chan struct{}
+	// gen counts signals; lastMB and lastUser hold the gen of the last
+	// signal of a mailbox and of a user (Touch); floor is the gen below
+	// which nothing is known (the listener's last (re)connect, or when the
+	// maps were cleared at maxRemembered entries).
+	gen, floor       uint64
+	lastMB, lastUser map[int64]uint64
+	barriers         map[string]chan struct{} // Barrier's waiters by token
+	barrierSeq       atomic.Int64
 }
+
+// maxRemembered bounds lastMB and lastUser: past it they are cleared and
+// floor raised, which only makes new subscriptions read once more.
+const maxRemembered = 100_000
 
 // Subscription receives a signal (capacity 1, never blocks the notifier).
 type Subscription struct {
-	C         chan struct{}
-	n         *Notifier
-	mailboxID int64
+	C                 chan struct{}
+	n                 *Notifier
+	mailboxID, userID int64
 }
 
 func newNotifier(conn *pgx.ConnConfig, log *slog.Logger) *Notifier {
-	return &Notifier{conn: conn.Copy(), log: log, subs: map[int64]map[*Subscription]struct{}{}, ready: make(chan struct{})}
+	return &Notifier{conn: conn.Copy(), log: log, subs: map[int64]map[*Subscription]struct{}{}, ready: make(chan struct{}),
+		lastMB: map[int64]uint64{}, lastUser: map[int64]uint64{}}
 }
 
 // Notifier returns the store's notifier.
 func (s *Store) Notifier() *Notifier { return s.notif }
 
-// Subscribe signals the subscription whenever mailbox changes. The first
-// subscription starts the listener and waits (briefly) until it is listening.
-func (n *Notifier) Subscribe(mailboxID int64) *Subscription {
-	sub := &Subscription{C: make(chan struct{}, 1), n: n, mailboxID: mailboxID}
+// Gen is the notifier's signal count: taken before a snapshot of a mailbox,
+// it is Subscribe's since.
+func (n *Notifier) Gen() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.gen
+}
+
+// Listening reports whether the listening connection is up: while it is
+// not, changes by other processes are not signalled.
+func (n *Notifier) Listening() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.listening
+}
+
+// Subscribe signals the subscription whenever mailbox (of user) changes, and
+// at once when it may have changed after since (a Gen taken before the
+// caller's snapshot). The first subscription starts the listener and waits
+// (briefly) until it is listening.
+func (n *Notifier) Subscribe(userID, mailboxID int64, since uint64) *Subscription {
+	sub := &Subscription{C: make(chan struct{}, 1), n: n, mailboxID: mailboxID, userID: userID}
 	n.mu.Lock()
 	if n.subs[mailboxID] == nil {
 		n.subs[mailboxID] = map[*Subscription]struct{}{}
 	}
 	n.subs[mailboxID][sub] = struct{}{}
-	if !n.started {
-		n.started = true
-		ctx, cancel := context.WithCancel(context.Background())
-		n.cancel, n.done = cancel, make(chan struct{})
-		go n.run(ctx)
-	}
+	n.startLocked()
 	ready := n.ready
 	n.mu.Unlock()
 	select {
 	case <-ready:
 	case <-time.After(5 * time.Second):
 	}
+	n.mu.Lock()
+	if n.floor > since || n.lastMB[mailboxID] > since || n.lastUser[userID] > since {
+		select {
+		case sub.C <- struct{}{}:
+		default: // signalled already
+		}
+	}
+	n.mu.Unlock()
 	return sub
+}
+
+// startLocked starts the listener once (under mu).
+func (n *Notifier) startLocked() {
+	if !n.started {
+		n.started = true
+		ctx, cancel := context.WithCancel(context.Background())
+		n.cancel, n.done = cancel, make(chan struct{})
+		go n.run(ctx)
+	}
+}
+
+// barrierChannel carries Barrier's tokens.
+const barrierChannel = "decimail_barrier"
+
+// Barrier returns once every notification committed before it was called
+// has been dispatched to this process's subscriptions: it sends a token on
+// barrierChannel and waits for the listener to receive it (Postgres
+// delivers notifications in commit order). A reconnect of the listener
+// releases waiters too (it signals every subscription). For tests and
+// tools that must know a session has been told what another process did;
+// sessions themselves never wait for it.
+func (s *Store) Barrier(ctx context.Context) error {
+	n := s.notif
+	token := strconv.FormatInt(n.barrierSeq.Add(1), 10) + "." + strconv.Itoa(os.Getpid()) + "." + strconv.FormatInt(time.Now().UnixNano(), 36)
+	ch := make(chan struct{})
+	n.mu.Lock()
+	n.startLocked()
+	if n.barriers == nil {
+		n.barriers = map[string]chan struct{}{}
+	}
+	n.barriers[token] = ch
+	ready := n.ready
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.barriers, token)
+		n.mu.Unlock()
+	}()
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, barrierChannel, token); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// releaseBarriers releases the waiters of token, or all (under mu).
+func (n *Notifier) releaseBarriers(token string, all bool) {
+	for k, ch := range n.barriers {
+		if all || k == token {
+			close(ch)
+			delete(n.barriers, k)
+		}
+	}
+}
+
+// Touch signals every subscription of the user's mailboxes: a change of the
+// user's mail committed by this process (the user's gate calls it on leaving).
+func (n *Notifier) Touch(userID int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.gen++
+	n.remember(n.lastUser, userID)
+	for _, set := range n.subs {
+		for s := range set {
+			if s.userID != userID {
+				break // a mailbox's subscribers are all of its user
+			}
+			select {
+			case s.C <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// remember records n.gen for id in m (under mu).
+func (n *Notifier) remember(m map[int64]uint64, id int64) {
+	if len(m) >= maxRemembered {
+		clear(n.lastMB)
+		clear(n.lastUser)
+		n.floor = n.gen
+	}
+	m[id] = n.gen
 }
 
 // Close unsubscribes.
@@ -79,6 +224,12 @@ func (s *Subscription) Close() {
 func (n *Notifier) signal(mailboxID int64, all bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.gen++
+	if all {
+		n.floor = n.gen
+	} else {
+		n.remember(n.lastMB, mailboxID)
+	}
 	for id, set := range n.subs {
 		if !all && id != mailboxID {
 			continue
@@ -98,7 +249,7 @@ func (n *Notifier) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		conn, err := pgx.ConnectConfig(ctx, n.conn.Copy())
 		if err == nil {
-			_, err = conn.Exec(ctx, "LISTEN decimail")
+			_, err = conn.Exec(ctx, "LISTEN decimail; LISTEN "+barrierChannel)
 		}
 		if err != nil {
 			if conn != nil {
@@ -111,20 +262,34 @@ func (n *Notifier) run(ctx context.Context) {
 			}
 			continue
 		}
+		n.mu.Lock()
+		n.listening = true
+		n.releaseBarriers("", true) // their tokens may have been sent while down
+		n.mu.Unlock()
+		// Everyone reads again: after a reconnect notifications were lost;
+		// before the first, sessions that subscribed meanwhile missed some.
+		n.signal(0, true)
 		if first {
 			close(n.ready)
 			first = false
-		} else {
-			n.signal(0, true) // resync everyone after a reconnect
 		}
 		for {
 			nt, err := conn.WaitForNotification(ctx)
 			if err != nil {
 				break
 			}
+			if nt.Channel == barrierChannel {
+				n.mu.Lock()
+				n.releaseBarriers(nt.Payload, false)
+				n.mu.Unlock()
+				continue
+			}
 			id, _ := strconv.ParseInt(nt.Payload, 10, 64)
 			n.signal(id, false)
 		}
+		n.mu.Lock()
+		n.listening = false
+		n.mu.Unlock()
 		conn.Close(context.Background())
 		if ctx.Err() == nil {
 			n.log.Warn("notifier: connection lost, reconnecting")

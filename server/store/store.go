@@ -125,8 +125,9 @@ type Store struct {
 	indexPassed  atomic.Pointer[func(indexed int)] // tests: called after each indexer pass (export_test.go)
 	stop         context.CancelFunc
 
-	gates          userGates // one change per user at a time in this process (gate.go)
-	flagViewsCache sync.Map  // user id -> *userFlagViews, the views flag changes update (flagviews.go)
+	trips          *atomic.Int64 // RoundTrips
+	gates          userGates     // one change per user at a time in this process (gate.go)
+	flagViewsCache sync.Map      // user id -> *userFlagViews, the views flag changes update (flagviews.go)
 }
 
 // Open connects to dsn, applies pending migrations and returns a Store.
@@ -138,9 +139,8 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	// No JIT: ILIKE's planner cost (schema 0001) puts text searches above
 	// jit_above_cost, and compiling them took 20-25 ms of a 27 ms SEARCH.
 	cfg.ConnConfig.RuntimeParams["jit"] = "off"
-	if os.Getenv("DECIMAIL_SQL_TRACE") != "" {
-		cfg.ConnConfig.Tracer = sqlTracer{}
-	}
+	trips := new(atomic.Int64)
+	cfg.ConnConfig.Tracer = sqlTracer{print: os.Getenv("DECIMAIL_SQL_TRACE") != "", n: trips}
 	c, err := pgx.ConnectConfig(ctx, cfg.ConnConfig.Copy())
 	if err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, memCap: o.DeliveryMemory, limits: limits}
+	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, memCap: o.DeliveryMemory, limits: limits, trips: trips}
 	if s.memCap <= 0 {
 		s.memCap = 256 << 20
 	}
@@ -188,6 +188,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.notif = newNotifier(cfg.ConnConfig, log)
+	s.gates.touch = s.notif.Touch
 	if s.objectIDs, err = loadObjectIDs(ctx, s); err != nil {
 		pool.Close()
 		return nil, err

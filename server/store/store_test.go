@@ -529,16 +529,19 @@ func TestDefineMailboxNewUIDValidity(t *testing.T) {
 	}
 }
 
-// A change commits, then the notifier signals subscribers of that mailbox only.
+// A change another process commits reaches this process's subscribers of
+// that mailbox only, through LISTEN.
 func TestNotifierSignalsAfterCommit(t *testing.T) {
 	s, u := newStore(t)
+	other := secondStore(t, s)
 	ib := mailbox(t, s, u, "INBOX")
 	tr := mailbox(t, s, u, "Trash")
-	sub := s.Notifier().Subscribe(ib.ID)
+	sub := s.Notifier().Subscribe(u.ID, ib.ID, s.Notifier().Gen())
 	defer sub.Close()
-	other := s.Notifier().Subscribe(tr.ID)
-	defer other.Close()
-	deliver(t, s, u, msg("n", "x"), store.DeliverOptions{})
+	trash := s.Notifier().Subscribe(u.ID, tr.ID, s.Notifier().Gen())
+	defer trash.Close()
+	drain(sub, trash) // the listener's first connect signals everyone
+	deliver(t, other, u, msg("n", "x"), store.DeliverOptions{})
 	select {
 	case <-sub.C:
 	case <-time.After(5 * time.Second):
@@ -547,18 +550,107 @@ func TestNotifierSignalsAfterCommit(t *testing.T) {
 	// The listener dispatches notifications in commit order: once a later
 	// change's has arrived, a signal for Trash from the INBOX delivery
 	// would be there already.
-	sent := s.Notifier().Subscribe(mailbox(t, s, u, "Sent").ID)
+	sent := s.Notifier().Subscribe(u.ID, mailbox(t, s, u, "Sent").ID, s.Notifier().Gen())
 	defer sent.Close()
-	deliver(t, s, u, msg("later", "x"), store.DeliverOptions{Mailbox: "Sent"})
+	drain(sent)
+	deliver(t, other, u, msg("later", "x"), store.DeliverOptions{Mailbox: "Sent"})
 	select {
 	case <-sent.C:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no notification for Sent")
 	}
 	select {
-	case <-other.C:
+	case <-trash.C:
 		t.Fatal("Trash subscriber signalled for an INBOX delivery")
 	default:
+	}
+}
+
+// A change made through this process's store signals every subscription of
+// its user before the store call returns (Touch, from the user's gate), and
+// no other user's: a session may skip its read when not signalled.
+func TestNotifierTouchesBeforeReturn(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	v, err := s.CreateUser(ctx, "v", "pw")
+	must(t, err)
+	n := s.Notifier()
+	tr := n.Subscribe(u.ID, mailbox(t, s, u, "Trash").ID, n.Gen())
+	defer tr.Close()
+	vin := n.Subscribe(v.ID, mailbox(t, s, v, "INBOX").ID, n.Gen())
+	defer vin.Close()
+	drain(tr, vin)
+	deliver(t, s, u, msg("t", "x"), store.DeliverOptions{})
+	select {
+	case <-tr.C:
+	default:
+		t.Fatal("the user's subscription was not signalled when Deliver returned")
+	}
+	ib := mailbox(t, s, u, "INBOX")
+	_, err = s.StoreFlags(ctx, ib.Box(), []uint32{1}, store.FlagsAdd, store.Flags{Seen: true})
+	must(t, err)
+	select {
+	case <-tr.C:
+	default:
+		t.Fatal("not signalled when StoreFlags returned")
+	}
+	select {
+	case <-vin.C:
+		t.Fatal("another user's subscription was signalled")
+	default:
+	}
+}
+
+// A subscription made after a snapshot is signalled at once when its
+// mailbox was notified after the Gen taken before the snapshot.
+func TestNotifierSubscribeSince(t *testing.T) {
+	s, u := newStore(t)
+	other := secondStore(t, s)
+	n := s.Notifier()
+	ib := mailbox(t, s, u, "INBOX")
+	watch := n.Subscribe(u.ID, ib.ID, n.Gen()) // starts the listener
+	defer watch.Close()
+	drain(watch)
+	gen := n.Gen()
+	deliver(t, other, u, msg("s", "x"), store.DeliverOptions{}) // to INBOX, by another process
+	select {
+	case <-watch.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no notification for INBOX")
+	}
+	late := n.Subscribe(u.ID, ib.ID, gen)
+	defer late.Close()
+	select {
+	case <-late.C:
+	default:
+		t.Fatal("a subscription after a notified snapshot was not signalled")
+	}
+	fresh := n.Subscribe(u.ID, ib.ID, n.Gen())
+	defer fresh.Close()
+	select {
+	case <-fresh.C:
+		t.Fatal("a subscription with a current Gen was signalled")
+	default:
+	}
+}
+
+// secondStore opens another store on s's database: another server process
+// as far as notifications go (its own listener, its own gates).
+func secondStore(t *testing.T, s *store.Store) *store.Store {
+	t.Helper()
+	o, err := store.Open(context.Background(), s.Pool().Config().ConnString(), store.Options{SpoolDir: t.TempDir(), PasswordCost: bcrypt.MinCost})
+	must(t, err)
+	t.Cleanup(o.Close)
+	return o
+}
+
+// drain empties the subscriptions' channels.
+func drain(subs ...*store.Subscription) {
+	for _, s := range subs {
+		select {
+		case <-s.C:
+		default:
+		}
 	}
 }
 

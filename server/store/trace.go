@@ -5,15 +5,25 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// sqlTracer prints every statement with its duration to stderr when
-// DECIMAIL_SQL_TRACE is set: the quickest way to see where a command's time
-// goes (then EXPLAIN ANALYZE the slow statement).
-type sqlTracer struct{}
+// sqlTracer counts the round trips to Postgres (a statement or a batch:
+// RoundTrips) and, when DECIMAIL_SQL_TRACE is set (print), prints every
+// statement with its duration to stderr: the quickest way to see where a
+// command's time goes (then EXPLAIN ANALYZE the slow statement).
+type sqlTracer struct {
+	print bool
+	n     *atomic.Int64
+}
+
+// RoundTrips is the number of statements and batches this store's
+// connections have sent to Postgres: tests use it to prove a command
+// answered without one (issue 15).
+func (s *Store) RoundTrips() int64 { return s.trips.Load() }
 
 type traceKey struct{}
 
@@ -22,11 +32,18 @@ type traceStart struct {
 	start time.Time
 }
 
-func (sqlTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+func (t sqlTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	t.n.Add(1)
+	if !t.print {
+		return ctx
+	}
 	return context.WithValue(ctx, traceKey{}, traceStart{d.SQL, time.Now()})
 }
 
-func (sqlTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+func (t sqlTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+	if !t.print {
+		return
+	}
 	st, _ := ctx.Value(traceKey{}).(traceStart)
 	traceLine(st.start, d.Err, "", st.sql)
 }
@@ -41,13 +58,20 @@ func traceLine(start time.Time, err error, prefix, sql string) {
 	fmt.Fprintf(os.Stderr, "sql %8.2fms %-6v %s%s\n", float64(time.Since(start).Microseconds())/1000, err == nil, prefix, q)
 }
 
-func (sqlTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+func (t sqlTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	t.n.Add(1)
+	if !t.print {
+		return ctx
+	}
 	return context.WithValue(ctx, traceKey{}, traceStart{"batch", time.Now()})
 }
 
 // TraceBatchQuery prints each statement of a batch as its result is read
 // (durations are since the batch was sent: cumulative).
-func (sqlTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+func (t sqlTracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	if !t.print {
+		return
+	}
 	st, _ := ctx.Value(traceKey{}).(traceStart)
 	traceLine(st.start, d.Err, "batch: ", d.SQL)
 }

@@ -1,0 +1,149 @@
+package imapd
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"decimail/internal/imaptest"
+	"decimail/internal/testwait"
+	"decimail/server/store"
+)
+
+// Issue 15: a session whose mailbox was not signalled since its last read
+// answers NOOP, CHECK, IDLE and FETCH of the flags it keeps without a
+// round trip to Postgres; one that was signalled (this process's change,
+// through the user's gate) reads before it answers.
+func TestNoRoundTripWhenNothingChanged(t *testing.T) {
+	e := newEnv(t)
+	deliverN(e, "INBOX", 3)
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	c.OK("NOOP") // the listener's first connect signals every subscription
+	before := e.st.RoundTrips()
+	for range 5 {
+		imaptest.Expect(t, c.OK("NOOP"))
+		imaptest.Expect(t, c.OK("CHECK"))
+	}
+	imaptest.Expect(t, c.OK("FETCH 1:* (UID FLAGS)"), `* 1 FETCH (UID 1 FLAGS (\Recent))`, `* 2 FETCH (UID 2 FLAGS (\Recent))`, `* 3 FETCH (UID 3 FLAGS (\Recent))`)
+	if n := e.st.RoundTrips() - before; n != 0 {
+		t.Fatalf("NOOP, CHECK and FETCH (UID FLAGS) on an unchanged mailbox: %d round trips, want 0", n)
+	}
+	// Another session of this process changes the mailbox: the next NOOP
+	// shows it, with no wait for the notification to come back.
+	ib, err := e.st.Mailbox(t.Context(), e.user.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.StoreFlags(t.Context(), ib.Box(), []uint32{2}, store.FlagsAdd, store.Flags{Flagged: true}); err != nil {
+		t.Fatal(err)
+	}
+	imaptest.Expect(t, c.OK("NOOP"), `* 2 FETCH (FLAGS (\Flagged \Recent))`)
+	e.deliver("INBOX", testMsg("new"), store.Flags{})
+	imaptest.Expect(t, c.OK("NOOP"), "* 4 EXISTS", "* 4 RECENT")
+}
+
+// Changes another process makes while this one's session runs commands
+// reach the session through LISTEN alone: after a burst of deliveries, flag
+// changes and expunges by the other store (under load: a client in a
+// command loop meanwhile), the session's view, which answers FETCH (UID
+// FLAGS) from memory, equals the store's. Then the listening connection is
+// killed: a change made while it reconnects is still seen (the reconnect
+// signals every session, and sessions read every time while it is down).
+func TestOtherProcessChangesSeenWithoutPolling(t *testing.T) {
+	if pollFallback < 2*convergeWithin {
+		t.Fatalf("pollFallback %v: the session's periodic read could be what shows the changes", pollFallback)
+	}
+	e := newEnv(t)
+	deliverN(e, "INBOX", 5)
+	other, err := store.Open(t.Context(), e.st.Pool().Config().ConnString(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	ib, err := other.Mailbox(t.Context(), e.user.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < 60 && err == nil; i++ {
+			switch i % 3 {
+			case 0:
+				_, err = other.Deliver(t.Context(), e.user.ID, []byte(testMsg(fmt.Sprint("m", i))), store.DeliverOptions{})
+			case 1:
+				_, err = other.StoreFlags(t.Context(), ib.Box(), []uint32{uint32(i%5 + 1)}, store.FlagsAdd, store.Flags{Flagged: true})
+			case 2:
+				uid := uint32(6 + i/3)
+				if _, err = other.StoreFlags(t.Context(), ib.Box(), []uint32{uid}, store.FlagsAdd, store.Flags{Deleted: true}); err == nil {
+					_, err = other.Expunge(t.Context(), ib.Box(), []uint32{uid})
+				}
+			}
+		}
+		done <- err
+	}()
+	for {
+		c.OK("NOOP")
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			converge(t, e, c, other)
+			goto killed
+		default:
+		}
+	}
+killed:
+	var pid int
+	// This process's listener: the first of this database (the other
+	// store's started with converge's reference session, later).
+	if err := e.st.Pool().QueryRow(t.Context(), `SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN decimail%' ORDER BY backend_start LIMIT 1`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.Pool().Exec(t.Context(), `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.StoreFlags(t.Context(), ib.Box(), []uint32{1}, store.FlagsAdd, store.Flags{Answered: true}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, e, c, other)
+}
+
+// converge waits until the session's flags (FETCH (UID FLAGS), answered
+// from its view after NOOP) are the store's, as another process reads them.
+func converge(t *testing.T, e *testEnv, c *imaptest.TestClient, other *store.Store) {
+	t.Helper()
+	other2 := &testEnv{t: t, st: other, user: e.user}
+	_, addr := other2.serve(Config{AuthFailDelay: time.Millisecond})
+	ref := other2.dialAddr(addr)
+	ref.OK("LOGIN u pw")
+	ref.OK("EXAMINE INBOX")
+	want := flagLines(ref.OK("UID FETCH 1:* (UID FLAGS)"))
+	testwait.For(t, convergeWithin, "the session's view to show the other process's changes", func() (bool, string) {
+		c.OK("NOOP")
+		got := flagLines(c.OK("UID FETCH 1:* (UID FLAGS)"))
+		return slices.Equal(got, want), fmt.Sprintf("session %q, store %q", got, want)
+	})
+}
+
+// convergeWithin: the changes must reach the session through notifications,
+// well before its periodic read (pollFallback).
+const convergeWithin = 2500 * time.Millisecond
+
+// flagLines renders FETCH responses without \Recent (which only the
+// session that claimed a message sees).
+func flagLines(rs []*imaptest.Resp) []string {
+	var out []string
+	for _, r := range rs {
+		l := strings.ReplaceAll(r.String(), ` \Recent`, "")
+		out = append(out, strings.ReplaceAll(strings.ReplaceAll(l, `(\Recent `, "("), `(\Recent)`, "()"))
+	}
+	return out
+}
