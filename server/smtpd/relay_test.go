@@ -465,3 +465,44 @@ func TestRelayDeadWorkersLeaseExpires(t *testing.T) {
 		t.Fatalf("after the lease: sent %d", n)
 	}
 }
+
+// TestRelayNoHostBounces (issue 18): with no smart host configured
+// (smtp_relay_host empty) a message for a remote recipient cannot leave:
+// the submission logs a warning saying it will bounce, and the relay
+// bounces it at once (status 5.4.4, no route) instead of keeping it
+// queued forever. With a relay host configured there is no warning.
+func TestRelayNoHostBounces(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("nohost"))
+	if !strings.Contains(e.logs.String(), "no relay host (smtp_relay_host) is configured") {
+		t.Errorf("no warning at submission:\n%s", e.logs.String())
+	}
+	r := newRelay(e, "", &clock{t: time.Now().Add(time.Second)})
+	if n := runOnce(t, r); n != 1 {
+		t.Fatalf("relay handled %d messages, want 1", n)
+	}
+	if q := queue(t, e.st); len(q) != 0 {
+		t.Fatalf("still queued: %+v", q)
+	}
+	inbox := messages(t, e.st, e.u, "INBOX")
+	if len(inbox) != 1 {
+		t.Fatalf("INBOX holds %d messages, want the bounce", len(inbox))
+	}
+	for _, want := range []string{"Subject: Undelivered Mail Returned to Sender", "multipart/report; report-type=delivery-status",
+		"<bob@elsewhere.example>: no relay host is configured (smtp_relay_host)", "Final-Recipient: rfc822; bob@elsewhere.example",
+		"Action: failed", "Status: 5.4.4", "Content-Type: text/rfc822-headers", "Subject: nohost", "In-Reply-To: <nohost@remote.example>"} {
+		if !strings.Contains(inbox[0], want) {
+			t.Errorf("bounce lacks %q:\n%s", want, inbox[0])
+		}
+	}
+	if strings.Contains(inbox[0], "Remote-MTA") || strings.Contains(inbox[0], "Diagnostic-Code") {
+		t.Errorf("bounce names a remote MTA that was never asked:\n%s", inbox[0])
+	}
+
+	e2 := newEnv(t, smtpd.Config{RelayHost: "smarthost.example:25"})
+	submit(t, e2, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("withhost"))
+	if strings.Contains(e2.logs.String(), "no relay host") {
+		t.Errorf("warning with a relay host configured:\n%s", e2.logs.String())
+	}
+}
