@@ -255,3 +255,53 @@ func TestMigrateViewsLeaveTrash(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateAutoAddresses (issue 18): migration 0011 makes the auto
+// addresses and the per-correspondent addresses handed out before it
+// addresses of their user, so replies to them are delivered; an address
+// that is already another user's stays theirs.
+func TestMigrateAutoAddresses(t *testing.T) {
+	ctx := context.Background()
+	c := emptyDB(t)
+	ms, err := schema.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version >= 11 {
+			break
+		}
+		if _, err := c.Exec(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		if _, err := c.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		`INSERT INTO users (id, name, password_hash) VALUES (1, 'u', 'x'), (2, 'v', 'x')`,
+		`INSERT INTO addresses (address, user_id) VALUES ('u@a.test', 1), ('taken@a.test', 2)`,
+		`INSERT INTO auto_users (address, user_id, template) VALUES ('auto@a.test', 1, '%s@a.test')`,
+		`INSERT INTO random_addrs (auto_address, correspondent, address) VALUES
+			('auto@a.test', 'bob@x.test', 'r1xxxxxx@a.test'), ('auto@a.test', 'eve@x.test', 'taken@a.test')`,
+		`INSERT INTO explicit_addrs (auto_address, correspondent, address) VALUES ('auto@a.test', 'carol@x.test', 'for-carol@a.test')`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%.60s…: %v", q, err)
+		}
+	}
+	if _, err := schema.Migrate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := c.QueryRow(ctx, `SELECT array_agg(address || '=' || user_id ORDER BY address) FROM addresses`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"auto@a.test=1", "for-carol@a.test=1", "r1xxxxxx@a.test=1", "taken@a.test=2", "u@a.test=1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("addresses after 0011: %v, want %v", got, want)
+	}
+}

@@ -33,6 +33,17 @@ func (r *Relay) bounce(ctx context.Context, m *store.OutboundMessage, fails []fa
 	return err
 }
 
+// localError is a failure this server decides, not a reply of the smart
+// host: an RFC 3463 status and a text, no SMTP reply code.
+type localError struct{ status, text string }
+
+func (e *localError) Error() string { return e.text }
+
+// errNoRelay: with no smart host configured, mail to a remote recipient
+// has no next hop (RFC 3463 §3.5, X.4.4 "Unable to route"); Decimail does
+// not look up MX records itself.
+var errNoRelay = &localError{"5.4.4", "no relay host is configured (smtp_relay_host) and this server does not deliver to remote mail servers itself"}
+
 func (r *Relay) dsn(m *store.OutboundMessage, fails []failure) []byte {
 	now := r.cfg.Now()
 	boundary := "dsn-" + token(16)
@@ -62,7 +73,10 @@ func (r *Relay) dsn(m *store.OutboundMessage, fails []failure) []byte {
 	for _, f := range fails {
 		status, diag := "5.0.0", ""
 		var se *smtp.SMTPError
-		if errors.As(f.err, &se) {
+		var le *localError
+		if errors.As(f.err, &le) {
+			status = le.status
+		} else if errors.As(f.err, &se) {
 			if se.EnhancedCode != smtp.NoEnhancedCode && se.EnhancedCode != (smtp.EnhancedCode{}) {
 				status = fmt.Sprintf("5.%d.%d", se.EnhancedCode[1], se.EnhancedCode[2])
 			}

@@ -20,7 +20,7 @@ import (
 
 // RelayConfig configures the outbound relay. Zero values take defaults.
 type RelayConfig struct {
-	Host         string        // smart host "host:port" (smtp_relay_host); empty: nothing is sent
+	Host         string        // smart host "host:port" (smtp_relay_host); empty: queued mail bounces (errNoRelay)
 	User         string        // smtp_relay_user; AUTH PLAIN when set
 	Password     string        // smtp_relay_password
 	Hostname     string        // our EHLO name, default os.Hostname()
@@ -116,7 +116,9 @@ func LoadRelayConfig(ctx context.Context, st *store.Store, base RelayConfig) (Re
 // (store.FinishOutbound). A message
 // leaves the queue only after 250 for its recipients, or after a bounce:
 // at once on 5xx, after GiveUp on 4xx and connection failures (retried with
-// exponential backoff meanwhile).
+// exponential backoff meanwhile). Without a smart host (Host empty) there
+// is no way out: every queued message bounces at once (errNoRelay) rather
+// than waiting for GiveUp.
 type Relay struct {
 	st  *store.Store
 	cfg RelayConfig
@@ -142,7 +144,7 @@ func NewRelay(st *store.Store, cfg RelayConfig, log *slog.Logger) *Relay {
 func (r *Relay) Run(ctx context.Context) error {
 	ctx = store.WithClass(ctx, store.ClassDelivery)
 	if r.cfg.Host == "" {
-		r.log.Warn("relay: smtp_relay_host not set; outbound mail stays queued")
+		r.log.Warn("relay: smtp_relay_host not set; mail to remote recipients is bounced to its sender")
 	}
 	listening, wake := make(chan struct{}, 1), make(chan struct{}, 1)
 	go listen(ctx, r.st, store.OutboundChannel, listening, wake, r.log)
@@ -169,9 +171,6 @@ func (r *Relay) Run(ctx context.Context) error {
 // many it handled.
 func (r *Relay) RunOnce(ctx context.Context) (int, error) {
 	ctx = store.WithClass(ctx, store.ClassDelivery)
-	if r.cfg.Host == "" {
-		return 0, nil
-	}
 	var mu sync.Mutex
 	n := 0
 	var errs []error
@@ -213,7 +212,9 @@ type failure struct {
 
 func classify(rcpt string, err error) failure {
 	var se *smtp.SMTPError
-	return failure{rcpt, err, errors.As(err, &se) && se.Code >= 500}
+	var le *localError
+	perm := errors.As(err, &se) && se.Code >= 500 || errors.As(err, &le) && strings.HasPrefix(le.status, "5.")
+	return failure{rcpt, err, perm}
 }
 
 func (r *Relay) attempt(ctx context.Context, m *store.OutboundMessage) store.OutboundResult {
@@ -277,6 +278,9 @@ func (r *Relay) send(ctx context.Context, m *store.OutboundMessage) []failure {
 			fs[i] = classify(rc, err)
 		}
 		return fs
+	}
+	if r.cfg.Host == "" {
+		return all(errNoRelay)
 	}
 	c, err := r.dial(ctx)
 	if err != nil {

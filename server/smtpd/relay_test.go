@@ -336,7 +336,8 @@ func TestRewriteCases(t *testing.T) {
 		t.Fatalf("random address %q", random)
 	}
 	check("erin@elsewhere.example", random)
-	// A reply to the random address reaches u through the catch-all.
+	// A reply to the random address reaches u (TestAutoAddressesDeliverable
+	// shows it without the catch-all).
 	if u, err := e.st.LookupAddress(ctx, random); err != nil || u.ID != e.u.ID {
 		t.Fatalf("random address not deliverable: %v", err)
 	}
@@ -463,5 +464,105 @@ func TestRelayDeadWorkersLeaseExpires(t *testing.T) {
 	clk.Add(31 * time.Minute)
 	if n := runOnce(t, r); n != 1 || len(h.received()) != 1 {
 		t.Fatalf("after the lease: sent %d", n)
+	}
+}
+
+// TestRelayNoHostBounces (issue 18): with no smart host configured
+// (smtp_relay_host empty) a message for a remote recipient cannot leave:
+// the submission logs a warning saying it will bounce, and the relay
+// bounces it at once (status 5.4.4, no route) instead of keeping it
+// queued forever. With a relay host configured there is no warning.
+func TestRelayNoHostBounces(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("nohost"))
+	if !strings.Contains(e.logs.String(), "no relay host (smtp_relay_host) is configured") {
+		t.Errorf("no warning at submission:\n%s", e.logs.String())
+	}
+	r := newRelay(e, "", &clock{t: time.Now().Add(time.Second)})
+	if n := runOnce(t, r); n != 1 {
+		t.Fatalf("relay handled %d messages, want 1", n)
+	}
+	if q := queue(t, e.st); len(q) != 0 {
+		t.Fatalf("still queued: %+v", q)
+	}
+	inbox := messages(t, e.st, e.u, "INBOX")
+	if len(inbox) != 1 {
+		t.Fatalf("INBOX holds %d messages, want the bounce", len(inbox))
+	}
+	for _, want := range []string{"Subject: Undelivered Mail Returned to Sender", "multipart/report; report-type=delivery-status",
+		"<bob@elsewhere.example>: no relay host is configured (smtp_relay_host)", "Final-Recipient: rfc822; bob@elsewhere.example",
+		"Action: failed", "Status: 5.4.4", "Content-Type: text/rfc822-headers", "Subject: nohost", "In-Reply-To: <nohost@remote.example>"} {
+		if !strings.Contains(inbox[0], want) {
+			t.Errorf("bounce lacks %q:\n%s", want, inbox[0])
+		}
+	}
+	if strings.Contains(inbox[0], "Remote-MTA") || strings.Contains(inbox[0], "Diagnostic-Code") {
+		t.Errorf("bounce names a remote MTA that was never asked:\n%s", inbox[0])
+	}
+
+	e2 := newEnv(t, smtpd.Config{RelayHost: "smarthost.example:25"})
+	submit(t, e2, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("withhost"))
+	if strings.Contains(e2.logs.String(), "no relay host") {
+		t.Errorf("warning with a relay host configured:\n%s", e2.logs.String())
+	}
+}
+
+// TestAutoAddressesDeliverable (issue 18): the addresses auto@ hands out
+// are addresses of the user, in a domain with no catch-all: a reply sent
+// over SMTP to the address made at submission time for a correspondent
+// reaches the user's INBOX, as does mail to an explicit per-correspondent
+// address and to the auto address itself; any other local part of that
+// domain is still refused (550 5.1.1), and so is a made address another
+// user already has.
+func TestAutoAddressesDeliverable(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	ctx := context.Background()
+	must(t, e.st.AddAutoUser(ctx, "auto@auto.example.test", "u", "%s@auto.example.test"))
+	must(t, e.st.SetExplicitAddr(ctx, "auto@auto.example.test", "carol@elsewhere.example", "for-carol@auto.example.test"))
+	h := newSmartHost(t)
+	r := newRelay(e, h.addr, &clock{t: time.Now().Add(time.Second)})
+	submit(t, e, "auto@auto.example.test", []string{"erin@elsewhere.example"},
+		"From: U <auto@auto.example.test>\r\nTo: erin@elsewhere.example\r\nSubject: hello erin\r\nMessage-ID: <to-erin@u>\r\n\r\nhi\r\n")
+	runOnce(t, r)
+	got := h.received()
+	if len(got) != 1 || !strings.HasSuffix(got[0].from, "@auto.example.test") || got[0].from == "auto@auto.example.test" {
+		t.Fatalf("smart host got %+v", got)
+	}
+	made := got[0].from
+
+	// erin replies, over SMTP, to the address she got.
+	for _, to := range []string{made, "for-carol@auto.example.test", "auto@auto.example.test"} {
+		c := dial(t, e.mx)
+		must(t, send(c, "erin@elsewhere.example", []string{to},
+			"From: erin@elsewhere.example\r\nTo: "+to+"\r\nSubject: re: "+to+"\r\nIn-Reply-To: <to-erin@u>\r\n\r\nthanks\r\n"))
+		c.Quit()
+	}
+	inbox := messages(t, e.st, e.u, "INBOX")
+	if len(inbox) != 3 {
+		t.Fatalf("INBOX holds %d messages, want the 3 replies", len(inbox))
+	}
+	for i, to := range []string{made, "for-carol@auto.example.test", "auto@auto.example.test"} {
+		if !strings.Contains(inbox[i], "Delivered-To: "+to+"\r\n") || !strings.Contains(inbox[i], "Subject: re: "+to) {
+			t.Errorf("INBOX message %d is not the reply to %s:\n%s", i+1, to, inbox[i])
+		}
+	}
+	// No catch-all: other local parts of the domain are unknown.
+	c := dial(t, e.mx)
+	wantCode(t, send(c, "erin@elsewhere.example", []string{"guess@auto.example.test"}, testMsg("guess")), 550)
+
+	// A made address never takes another user's address.
+	_, err := e.st.CreateUser(ctx, "v", "pw")
+	must(t, err)
+	must(t, e.st.AddAddress(ctx, "v@auto.example.test", "v"))
+	if _, err := e.st.RecordRandomAddr(ctx, "auto@auto.example.test", "frank@elsewhere.example", "v@auto.example.test"); !errors.Is(err, store.ErrAddressTaken) {
+		t.Errorf("recorded another user's address for u: %v", err)
+	}
+	if u, err := e.st.LookupAddress(ctx, "v@auto.example.test"); err != nil || u.Name != "v" {
+		t.Errorf("v@auto.example.test now goes to %v (%v)", u.Name, err)
+	}
+	if a, err := e.st.CorrespondentAddr(ctx, "auto@auto.example.test", "frank@elsewhere.example"); err != nil || a != "" {
+		t.Errorf("frank got %q (%v) after the refused address", a, err)
 	}
 }

@@ -40,8 +40,9 @@ type Outgoing struct {
 //     lowercase letters/digits), recorded in random_addrs, so the same
 //     correspondent gets the same address next time.
 //
-// Replies to a generated address reach the user only if the template's
-// domain has a catch-all (addresses "@example.com") for them.
+// Every address handed out here is one of the user's addresses (the store
+// records it in addresses: RecordRandomAddr, SetExplicitAddr), so replies
+// to it are delivered to the user, with no catch-all needed.
 func Rewrite(ctx context.Context, st AddrStore, userID int64, m Outgoing) (string, error) {
 	from := strings.ToLower(m.From)
 	a, err := st.AutoUser(ctx, from)

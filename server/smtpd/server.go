@@ -72,6 +72,10 @@ type Config struct {
 	// the session number, AUTH credentials and message data redacted
 	// (smtpd_log_conversation).
 	LogConversation bool
+	// RelayHost is the relay's smart host (smtp_relay_host, as
+	// RelayConfig.Host). Empty: a message queued for remote recipients will
+	// bounce (Relay), and the submission logs a warning saying so.
+	RelayHost string
 }
 
 func (c *Config) defaults() {
@@ -122,7 +126,8 @@ func (c *Config) defaults() {
 // smtpd_read_timeout, smtpd_write_timeout, smtpd_data_timeout (Go
 // durations), smtpd_data_min_rate, smtpd_max_header_bytes,
 // smtpd_max_conns_per_ip, smtpd_max_auth_failures, smtpd_log_conversation (true/false),
-// smtpd_allow_insecure_auth, smtpd_trusted_nets (comma-separated prefixes).
+// smtpd_allow_insecure_auth, smtpd_trusted_nets (comma-separated prefixes),
+// and smtp_relay_host (the relay's key: RelayHost).
 func LoadConfig(ctx context.Context, st *store.Store, base Config) (Config, error) {
 	c := base
 	get := func(key string) (string, bool, error) {
@@ -177,6 +182,7 @@ func LoadConfig(ctx context.Context, st *store.Store, base Config) (Config, erro
 		*dst = b
 	}
 	str("smtpd_hostname", &c.Hostname)
+	str("smtp_relay_host", &c.RelayHost)
 	num("smtpd_max_message_bytes", func(n int64) { c.MaxMessageBytes = n })
 	num("smtpd_max_recipients", func(n int64) { c.MaxRecipients = int(n) })
 	num("smtpd_max_line_length", func(n int64) { c.MaxLineLength = int(n) })
