@@ -97,16 +97,14 @@ func init() {
 		}})
 
 	var dlf listenFlags
-	var dataDir string
-	register(&command{name: "dev", help: "private Postgres under ./var, demo account, daemons on loopback (make run)",
+	register(&command{name: "dev", help: "private Postgres under -var DIR (./var), demo account, daemons on loopback (make run)",
 		flags: func(fs *flag.FlagSet) {
 			dlf.register(fs, "127.0.0.1:1143", "127.0.0.1:1993", "127.0.0.1:2525", "127.0.0.1:2587")
-			fs.StringVar(&dataDir, "var", "var", "directory for the dev cluster, spool and certificate")
 		},
-		run: func(ctx context.Context, _ *flag.FlagSet, _ []string) error { return runDev(ctx, dlf, dataDir) }})
+		run: func(ctx context.Context, _ *flag.FlagSet, _ []string) error { return runDev(ctx, dlf, varDir) }})
 }
 
-// runDev starts (or reuses) the private cluster under ./var, provisions the
+// runDev starts (or reuses) the private cluster under dir, provisions the
 // demo account once, and serves until interrupted.
 func runDev(ctx context.Context, lf listenFlags, dir string) error {
 	log := slog.Default()
