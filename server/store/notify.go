@@ -21,6 +21,7 @@ type Notifier struct {
 
 	mu      sync.Mutex
 	subs    map[int64]map[*Subscription]struct{}
+	cfgSubs map[chan struct{}]struct{} // notify_config.go
 	started bool
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -50,19 +51,24 @@ func (n *Notifier) Subscribe(mailboxID int64) *Subscription {
 		n.subs[mailboxID] = map[*Subscription]struct{}{}
 	}
 	n.subs[mailboxID][sub] = struct{}{}
-	if !n.started {
-		n.started = true
-		ctx, cancel := context.WithCancel(context.Background())
-		n.cancel, n.done = cancel, make(chan struct{})
-		go n.run(ctx)
-	}
-	ready := n.ready
+	ready := n.startLocked()
 	n.mu.Unlock()
 	select {
 	case <-ready:
 	case <-time.After(5 * time.Second):
 	}
 	return sub
+}
+
+// startLocked starts the listener once; n.mu is held.
+func (n *Notifier) startLocked() (ready chan struct{}) {
+	if !n.started {
+		n.started = true
+		ctx, cancel := context.WithCancel(context.Background())
+		n.cancel, n.done = cancel, make(chan struct{})
+		go n.run(ctx)
+	}
+	return n.ready
 }
 
 // Close unsubscribes.
@@ -98,7 +104,7 @@ func (n *Notifier) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		conn, err := pgx.ConnectConfig(ctx, n.conn.Copy())
 		if err == nil {
-			_, err = conn.Exec(ctx, "LISTEN decimail")
+			_, err = conn.Exec(ctx, "LISTEN decimail; LISTEN "+ConfigChannel)
 		}
 		if err != nil {
 			if conn != nil {
@@ -116,11 +122,16 @@ func (n *Notifier) run(ctx context.Context) {
 			first = false
 		} else {
 			n.signal(0, true) // resync everyone after a reconnect
+			n.signalConfig()
 		}
 		for {
 			nt, err := conn.WaitForNotification(ctx)
 			if err != nil {
 				break
+			}
+			if nt.Channel == ConfigChannel {
+				n.signalConfig()
+				continue
 			}
 			id, _ := strconv.ParseInt(nt.Payload, 10, 64)
 			n.signal(id, false)
