@@ -107,6 +107,7 @@ func init() {
 // runDev starts (or reuses) the private cluster under dir, provisions the
 // demo account once, and serves until interrupted.
 func runDev(ctx context.Context, lf listenFlags, dir string) error {
+	defer takeTerminal()() // Ctrl-C to decimail alone: `make run` exits 0
 	log := slog.Default()
 	dsn := os.Getenv("DECIMAIL_DATABASE_URL")
 	if dsn == "" {
