@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -211,5 +212,25 @@ func TestConfigLiveReload(t *testing.T) {
 	eventually("IDLE not offered again after unset", func(c map[string]bool) bool { return c["IDLE"] })
 	if d.cmd.ProcessState != nil {
 		t.Fatal("the server exited")
+	}
+}
+
+// Issue 18: README's command table names every command there is.
+func TestREADMEListsCommands(t *testing.T) {
+	b, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	i := strings.Index(readme, "## The `decimail` command")
+	j := strings.Index(readme[i+1:], "\n## ")
+	if i < 0 || j < 0 {
+		t.Fatal("README.md has no section \"The `decimail` command\"")
+	}
+	section := readme[i : i+1+j]
+	for _, c := range commands {
+		if !regexp.MustCompile("`" + regexp.QuoteMeta(c.name) + "[ `]").MatchString(section) {
+			t.Errorf("README.md, \"The `decimail` command\": %q is missing", c.name)
+		}
 	}
 }
