@@ -76,7 +76,7 @@ var Settings = []Setting{
 	{Key: "delete_retention", Type: TypeDuration, Default: "720h", Effect: "how long the spool file of a deleted message is kept (`0s`: removed at once)"},
 	{Key: "delete_sweep", Type: TypeDuration, Default: "1m", Effect: "how often the delete daemon looks besides notifications"},
 	// Written by the server itself
-	{Key: objectIDKey, Type: TypeString, Internal: true, Effect: "key of the OBJECTID hash (RFC 8474), made on first use; changing it changes every EMAILID"},
+	{Key: objectIDKey, Type: TypeString, Internal: true, Secret: true, Effect: "key of the OBJECTID hash (RFC 8474), made on first use; changing it changes every EMAILID"},
 	{Key: "modseq_epoch", Type: TypeString, Internal: true, Effect: "the Postgres start time the modseq sequence was last moved on for (see Durability)"},
 }
 

@@ -141,7 +141,11 @@ func TestMakeRunInterrupt(t *testing.T) {
 	tmp := t.TempDir()
 	cmd := exec.Command(makePath, "-C", root, "run", "BIN="+filepath.Join(tmp, "decimail"),
 		"DEVFLAGS=-var "+filepath.Join(tmp, "var")+" "+strings.Join(loopbackFlags, " "))
-	cmd.Env = devEnv()
+	for _, kv := range devEnv() { // not the jobserver of a make running the tests
+		if !strings.HasPrefix(kv, "MAKEFLAGS=") && !strings.HasPrefix(kv, "MFLAGS=") && !strings.HasPrefix(kv, "MAKELEVEL=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
