@@ -6,9 +6,14 @@ TESTFLAGS ?= -race -timeout 20m
 
 .PHONY: run test test-deps vet bench bench-compare property fuzz coverage build clean capture
 
-## run: private Postgres under ./var, demo account (demo/demo), daemons on loopback
-run:
-	$(GO) run ./server/cmd/decimail dev
+## run: private Postgres under ./var, demo account (demo/demo), daemons on loopback;
+## Ctrl-C stops it and make exits 0. The binary is built, then run: `go run`
+## exits 1 when interrupted, whatever its program does. DEVFLAGS are more
+## flags of `decimail dev` (e.g. -var DIR -imap 127.0.0.1:0).
+BIN      ?= bin/decimail
+DEVFLAGS ?=
+run: build
+	exec $(BIN) dev $(DEVFLAGS)
 
 ## test: every test on real Postgres (started privately when no DSN is set)
 test: vet test-deps
@@ -33,7 +38,7 @@ capture:
 	for c in $(CLIENT); do $(GO) run ./conformance/capture $$c $(SCENARIO) || exit 1; done
 
 build:
-	$(GO) build -o bin/decimail ./server/cmd/decimail
+	$(GO) build -o $(BIN) ./server/cmd/decimail
 
 ## bench: the benchmarks in bench/ and the packages (go test -bench)
 bench:

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -57,7 +58,11 @@ func All() ([]Migration, error) {
 
 // Migrate applies every pending migration in one transaction and returns the
 // names applied.
-func Migrate(ctx context.Context, conn *pgx.Conn) ([]string, error) {
+func Migrate(ctx context.Context, conn *pgx.Conn) ([]string, error) { return MigrateTo(ctx, conn, 0) }
+
+// MigrateTo is Migrate up to and including version upto (0: all); tests use
+// it to make a database as an older version left it.
+func MigrateTo(ctx context.Context, conn *pgx.Conn, upto int) ([]string, error) {
 	ms, err := All()
 	if err != nil {
 		return nil, err
@@ -88,7 +93,7 @@ func Migrate(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 	}
 	var applied []string
 	for _, m := range ms {
-		if done[m.Version] {
+		if done[m.Version] || (upto > 0 && m.Version > upto) {
 			continue
 		}
 		if _, err := tx.Exec(ctx, m.SQL); err != nil {
@@ -105,4 +110,56 @@ func Migrate(ctx context.Context, conn *pgx.Conn) ([]string, error) {
 		applied = append(applied, m.Name)
 	}
 	return applied, tx.Commit(ctx)
+}
+
+// State is a migration and whether it is applied.
+type State struct {
+	Migration
+	Applied   bool
+	AppliedAt time.Time
+	GoStep    bool // the migration runs Go code after its SQL (fold.go)
+	Unknown   bool // applied, but this binary does not have it (a newer version migrated the database)
+}
+
+// Status returns every migration with its state, in version order: this
+// binary's migrations, and any applied one it does not know.
+func Status(ctx context.Context, conn *pgx.Conn) ([]State, error) {
+	ms, err := All()
+	if err != nil {
+		return nil, err
+	}
+	applied := map[int]State{}
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, err
+	}
+	if exists {
+		rows, err := conn.Query(ctx, `SELECT version, name, applied_at FROM schema_migrations`)
+		if err != nil {
+			return nil, err
+		}
+		var v int32
+		var name string
+		var at time.Time
+		if _, err := pgx.ForEachRow(rows, []any{&v, &name, &at}, func() error {
+			applied[int(v)] = State{Migration: Migration{Version: int(v), Name: name}, Applied: true, AppliedAt: at, Unknown: true}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	var out []State
+	for _, m := range ms {
+		st := State{Migration: m, GoStep: steps[m.Version] != nil}
+		if a, ok := applied[m.Version]; ok {
+			st.Applied, st.AppliedAt = true, a.AppliedAt
+			delete(applied, m.Version)
+		}
+		out = append(out, st)
+	}
+	for _, a := range applied {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Version < out[j].Version })
+	return out, nil
 }

@@ -35,7 +35,7 @@ func cmdAppend(c *Conn, cmd *Command) error {
 	opts.Mailbox = name
 	// A client's copy of a message the submission server already filed
 	// in Sent is answered with that copy (store/sentdedup.go).
-	opts.SentWindow = max(c.srv.cfg.SentDedupWindow, 0)
+	opts.SentWindow = max(c.cfg.SentDedupWindow, 0)
 	i, last := 1, len(args)-1
 	if i < last && args[i].Kind == List {
 		if opts.Flags, err = appendFlags(args[i]); err != nil {

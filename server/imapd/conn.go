@@ -33,6 +33,7 @@ func (s State) String() string {
 // goroutine, which flushes it before reading (flushReader).
 type Conn struct {
 	srv   *Server
+	cfg   *Config  // the server's configuration when the connection began (Server.Reload)
 	nc    net.Conn // raw or TLS
 	peer  net.Conn // the accepted connection (per-address connection count)
 	isTLS bool
@@ -72,13 +73,13 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
-	c := &Conn{srv: s, nc: nc, peer: nc, isTLS: isTLS}
+	c := &Conn{srv: s, cfg: s.config(), nc: nc, peer: nc, isTLS: isTLS}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.id = s.sessions.Add(1)
 	c.ip = peerIP(nc)
 	c.log = s.log.With("session", c.id)
 	c.disabled = map[string]bool{}
-	for k, v := range s.cfg.Disabled {
+	for k, v := range c.cfg.Disabled {
 		c.disabled[strings.ToUpper(k)] = v
 	}
 	c.setStream(nc)
@@ -91,7 +92,7 @@ func (c *Conn) setStream(nc net.Conn) {
 	c.nc = nc
 	c.br = bufio.NewReaderSize(flushReader{c, nc}, 16<<10)
 	var logf func(string)
-	if c.srv.cfg.LogIMAP {
+	if c.cfg.LogIMAP {
 		logf = func(line string) { c.log.Debug("S: " + line) }
 	}
 	dw := deadlineWriter{nc, c.srv.cfg.WriteTimeout}
@@ -159,7 +160,7 @@ func (c *Conn) Ctx() context.Context { return c.ctx }
 func (c *Conn) Store() *store.Store { return c.srv.st }
 
 // Config returns the server configuration.
-func (c *Conn) Config() *Config { return &c.srv.cfg }
+func (c *Conn) Config() *Config { return c.cfg }
 
 // Writer returns the response writer; lock it around a response.
 func (c *Conn) Writer() *Writer { return c.w }
@@ -377,7 +378,7 @@ func (c *Conn) bye(st *Status) error {
 }
 
 func (c *Conn) logCommand(cmd *Command) {
-	if !c.srv.cfg.LogIMAP {
+	if !c.cfg.LogIMAP {
 		return
 	}
 	c.log.Debug("C: " + formatCommand(cmd, true))
@@ -398,5 +399,5 @@ func (c *Conn) isLoopback() bool {
 // when configured (rfc3501.txt:1704-1713: "some other mechanism that protects
 // the session from password snooping").
 func (c *Conn) plaintextOK() bool {
-	return c.isTLS || c.srv.cfg.AllowPlaintext || c.isLoopback()
+	return c.isTLS || c.cfg.AllowPlaintext || c.isLoopback()
 }

@@ -145,7 +145,7 @@ func (c *Conn) parseList(args []Value, lsub bool) (*listReq, error) {
 		req.ref, req.none = "", true
 	}
 	req.delimOnly = len(pats) == 1 && pats[0] == "" && args[1].Kind != List
-	max := c.srv.cfg.MaxListPattern
+	max := c.cfg.MaxListPattern
 	for _, p := range pats {
 		p, err := decodeMUTF7(p)
 		if err != nil {

@@ -43,6 +43,7 @@ type authenticator interface {
 // Server is one IMAP server instance.
 type Server struct {
 	cfg  Config
+	live atomic.Pointer[Config] // set by Reload (live.go)
 	st   *store.Store
 	auth authenticator
 	log  *slog.Logger

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -175,17 +176,18 @@ func (s *Store) expungeToTrash(ctx context.Context, userID, viewID int64, uids [
 }
 
 // SetUserSetting sets a per-user setting, stored in the configuration
-// table as key:<user name> (as imapd_disable:<user> is). Known keys:
-// view_expunge (ViewExpungeTrash or ViewExpungeDelete). An empty value
+// table as key:<user name> (Settings: the keys ending in ":<user>", e.g.
+// view_expunge, ViewExpungeTrash or ViewExpungeDelete). An empty value
 // removes the setting (the default applies).
 func (s *Store) SetUserSetting(ctx context.Context, user, key, value string) error {
-	switch key {
-	case ViewExpungeKey:
-		if value != "" && value != ViewExpungeTrash && value != ViewExpungeDelete {
-			return fmt.Errorf("%w: %s is %q or %q", ErrInvalid, key, ViewExpungeTrash, ViewExpungeDelete)
+	if set, _, err := LookupSetting(key + ":" + user); err != nil || !set.PerUser() || set.Key != key+":<user>" {
+		var known []string
+		for _, x := range Settings {
+			if x.PerUser() {
+				known = append(known, strings.TrimSuffix(x.Key, ":<user>"))
+			}
 		}
-	default:
-		return fmt.Errorf("%w: unknown user setting %q (known: %s)", ErrInvalid, key, ViewExpungeKey)
+		return fmt.Errorf("%w: unknown user setting %q (known: %s)", ErrInvalid, key, strings.Join(known, ", "))
 	}
 	if _, err := s.UserByName(ctx, user); err != nil {
 		return err
@@ -194,5 +196,6 @@ func (s *Store) SetUserSetting(ctx context.Context, user, key, value string) err
 		_, err := s.pool.Exec(ctx, `DELETE FROM configuration WHERE key = $1`, key+":"+user)
 		return wrap("user setting", err)
 	}
-	return wrap("user setting", s.SetConfig(ctx, key+":"+user, value))
+	_, err := s.SetSetting(ctx, key+":"+user, value)
+	return err
 }

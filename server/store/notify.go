@@ -38,6 +38,7 @@ type Notifier struct {
 
 	mu        sync.Mutex
 	subs      map[int64]map[*Subscription]struct{}
+	cfgSubs   map[chan struct{}]struct{} // notify_config.go
 	started   bool
 	listening bool
 	cancel    context.CancelFunc
@@ -99,8 +100,7 @@ func (n *Notifier) Subscribe(userID, mailboxID int64, since uint64) *Subscriptio
 		n.subs[mailboxID] = map[*Subscription]struct{}{}
 	}
 	n.subs[mailboxID][sub] = struct{}{}
-	n.startLocked()
-	ready := n.ready
+	ready := n.startLocked()
 	n.mu.Unlock()
 	select {
 	case <-ready:
@@ -117,14 +117,16 @@ func (n *Notifier) Subscribe(userID, mailboxID int64, since uint64) *Subscriptio
 	return sub
 }
 
-// startLocked starts the listener once (under mu).
-func (n *Notifier) startLocked() {
+// startLocked starts the listener once (under mu) and returns the channel
+// closed when it first listens.
+func (n *Notifier) startLocked() (ready chan struct{}) {
 	if !n.started {
 		n.started = true
 		ctx, cancel := context.WithCancel(context.Background())
 		n.cancel, n.done = cancel, make(chan struct{})
 		go n.run(ctx)
 	}
+	return n.ready
 }
 
 // barrierChannel carries Barrier's tokens.
@@ -142,12 +144,11 @@ func (s *Store) Barrier(ctx context.Context) error {
 	token := strconv.FormatInt(n.barrierSeq.Add(1), 10) + "." + strconv.Itoa(os.Getpid()) + "." + strconv.FormatInt(time.Now().UnixNano(), 36)
 	ch := make(chan struct{})
 	n.mu.Lock()
-	n.startLocked()
+	ready := n.startLocked()
 	if n.barriers == nil {
 		n.barriers = map[string]chan struct{}{}
 	}
 	n.barriers[token] = ch
-	ready := n.ready
 	n.mu.Unlock()
 	defer func() {
 		n.mu.Lock()
@@ -249,7 +250,7 @@ func (n *Notifier) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		conn, err := pgx.ConnectConfig(ctx, n.conn.Copy())
 		if err == nil {
-			_, err = conn.Exec(ctx, "LISTEN decimail; LISTEN "+barrierChannel)
+			_, err = conn.Exec(ctx, "LISTEN decimail; LISTEN "+barrierChannel+"; LISTEN "+ConfigChannel)
 		}
 		if err != nil {
 			if conn != nil {
@@ -272,6 +273,8 @@ func (n *Notifier) run(ctx context.Context) {
 		if first {
 			close(n.ready)
 			first = false
+		} else {
+			n.signalConfig() // a change may have been missed
 		}
 		for {
 			nt, err := conn.WaitForNotification(ctx)
@@ -282,6 +285,10 @@ func (n *Notifier) run(ctx context.Context) {
 				n.mu.Lock()
 				n.releaseBarriers(nt.Payload, false)
 				n.mu.Unlock()
+				continue
+			}
+			if nt.Channel == ConfigChannel {
+				n.signalConfig()
 				continue
 			}
 			id, _ := strconv.ParseInt(nt.Payload, 10, 64)

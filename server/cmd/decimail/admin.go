@@ -10,36 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
-	"decimail/schema"
 	"decimail/server/store"
 )
 
 func init() {
-	register(&command{name: "migrate", help: "apply pending schema migrations", run: func(ctx context.Context, _ *flag.FlagSet, _ []string) error {
-		dsn, err := databaseURL()
-		if err != nil {
-			return err
-		}
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			return err
-		}
-		defer c.Close(ctx)
-		applied, err := schema.Migrate(ctx, c)
-		if err != nil {
-			return err
-		}
-		if len(applied) == 0 {
-			fmt.Println("schema is up to date")
-		}
-		for _, a := range applied {
-			fmt.Println("applied", a)
-		}
-		return nil
-	}})
-
 	var password string
 	pwFlag := func(fs *flag.FlagSet) {
 		fs.StringVar(&password, "password", "", "the password (default: read a line from stdin)")
@@ -97,7 +71,7 @@ func init() {
 	})})
 
 	register(&command{name: "user set", args: "NAME KEY [VALUE]",
-		help: "set a per-user setting (view_expunge trash|delete); no VALUE: back to the default",
+		help: "set a per-user setting (view_expunge trash|delete, imapd_disable CAPABILITIES); no VALUE: back to the default",
 		run: withStore(func(ctx context.Context, s *store.Store, args []string) error {
 			if len(args) < 2 || len(args) > 3 {
 				return fmt.Errorf("want NAME KEY [VALUE]")

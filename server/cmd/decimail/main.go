@@ -35,19 +35,26 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-18s %s\n", c.name, c.help)
 	}
-	fmt.Fprintln(w, "\nThe database is $DECIMAIL_DATABASE_URL, else the dev cluster under ./var (see `decimail dev`).")
+	fmt.Fprintln(w, "\nglobal flags (before or after the command):\n  -var DIR           the dev directory (default ./var): `dev` keeps its cluster there,\n                     the other commands read DIR/dsn")
+	fmt.Fprintln(w, "\nThe database is $DECIMAIL_DATABASE_URL, else the running dev cluster of -var DIR (see `decimail dev`).")
 	fmt.Fprintln(w, "Run `decimail <command> -h` for a command's flags.")
 }
 
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
 	slog.SetDefault(log)
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
+	global, err := parseGlobal(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "decimail: %v\n\n", err)
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	if len(global) == 0 || global[0] == "-h" || global[0] == "--help" || global[0] == "help" {
 		usage(os.Stdout)
 		return
 	}
-	name := os.Args[1]
-	args := os.Args[2:]
+	name := global[0]
+	args := global[1:]
 	// Two-word commands: "user add", "mailbox define", ...
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		if c := find(name + " " + args[0]); c != nil {
@@ -65,6 +72,7 @@ func main() {
 		fmt.Fprintf(fs.Output(), "usage: decimail %s [flags] %s\n\n%s\n", c.name, c.args, c.help)
 		fs.PrintDefaults()
 	}
+	fs.StringVar(&varDir, "var", varDir, "the dev directory: its dsn file names the database when $DECIMAIL_DATABASE_URL is not set")
 	if c.flags != nil {
 		c.flags(fs)
 	}
@@ -86,6 +94,29 @@ func main() {
 		fmt.Fprintf(os.Stderr, "decimail %s: %s\n", c.name, strings.Join(lines, "\n"))
 		os.Exit(1)
 	}
+}
+
+// parseGlobal takes the global flags (-var DIR) off the front of args.
+func parseGlobal(args []string) ([]string, error) {
+	for len(args) > 0 {
+		a := strings.TrimPrefix(args[0], "-")
+		if a == args[0] || a == "h" || a == "-help" {
+			return args, nil
+		}
+		a = strings.TrimPrefix(a, "-")
+		switch {
+		case a == "var":
+			if len(args) < 2 {
+				return nil, errors.New("-var needs a directory")
+			}
+			varDir, args = args[1], args[2:]
+		case strings.HasPrefix(a, "var="):
+			varDir, args = strings.TrimPrefix(a, "var="), args[1:]
+		default:
+			return nil, fmt.Errorf("unknown global flag %s", args[0])
+		}
+	}
+	return args, nil
 }
 
 // parseInterspersed allows flags after positional arguments
@@ -123,18 +154,23 @@ func logLevel() slog.Level {
 	return slog.LevelInfo
 }
 
-// dsnFile is where `decimail dev` leaves the DSN of its cluster, so that the
-// other commands reach it while it runs.
-const dsnFile = "var/dsn"
+// varDir is the dev directory (global flag -var): `decimail dev` keeps its
+// cluster, spool and certificate there and leaves the DSN of its cluster in
+// varDir/dsn while it runs, so that every other command given the same
+// -var reaches it.
+var varDir = "var"
 
+// databaseURL is $DECIMAIL_DATABASE_URL, else the DSN the running dev
+// cluster of varDir left (the order `dev` itself follows).
 func databaseURL() (string, error) {
 	if dsn := os.Getenv("DECIMAIL_DATABASE_URL"); dsn != "" {
 		return dsn, nil
 	}
-	if b, err := os.ReadFile(dsnFile); err == nil {
+	f := filepath.Join(varDir, "dsn")
+	if b, err := os.ReadFile(f); err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
-	return "", errors.New("no database: set DECIMAIL_DATABASE_URL, or start `make run` (decimail dev) in this directory")
+	return "", fmt.Errorf("no database: set DECIMAIL_DATABASE_URL, or start `decimail dev -var %s` (make run: ./var); %s does not exist", varDir, f)
 }
 
 func openStore(ctx context.Context) (*store.Store, error) {
@@ -149,7 +185,7 @@ func spoolDir() string {
 	if d := os.Getenv("DECIMAIL_SPOOL"); d != "" {
 		return d
 	}
-	d, _ := filepath.Abs("var/spool")
+	d, _ := filepath.Abs(filepath.Join(varDir, "spool"))
 	return d
 }
 

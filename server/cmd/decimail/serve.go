@@ -97,18 +97,17 @@ func init() {
 		}})
 
 	var dlf listenFlags
-	var dataDir string
-	register(&command{name: "dev", help: "private Postgres under ./var, demo account, daemons on loopback (make run)",
+	register(&command{name: "dev", help: "private Postgres under -var DIR (./var), demo account, daemons on loopback (make run)",
 		flags: func(fs *flag.FlagSet) {
 			dlf.register(fs, "127.0.0.1:1143", "127.0.0.1:1993", "127.0.0.1:2525", "127.0.0.1:2587")
-			fs.StringVar(&dataDir, "var", "var", "directory for the dev cluster, spool and certificate")
 		},
-		run: func(ctx context.Context, _ *flag.FlagSet, _ []string) error { return runDev(ctx, dlf, dataDir) }})
+		run: func(ctx context.Context, _ *flag.FlagSet, _ []string) error { return runDev(ctx, dlf, varDir) }})
 }
 
-// runDev starts (or reuses) the private cluster under ./var, provisions the
+// runDev starts (or reuses) the private cluster under dir, provisions the
 // demo account once, and serves until interrupted.
 func runDev(ctx context.Context, lf listenFlags, dir string) error {
+	defer takeTerminal()() // Ctrl-C to decimail alone: `make run` exits 0
 	log := slog.Default()
 	dsn := os.Getenv("DECIMAIL_DATABASE_URL")
 	if dsn == "" {
@@ -204,6 +203,10 @@ func runDaemons(ctx context.Context, s *store.Store, lf listenFlags, tlsCfg *tls
 		return err
 	}
 	srv := imapd.New(cfg, s, log.With("daemon", "imap"))
+	// Subscribed before the listeners start: no change after them is missed.
+	changed, unsubscribe := s.Notifier().SubscribeConfig()
+	defer unsubscribe()
+	go reloadIMAP(ctx, s, srv, changed, lf.hostname, tlsCfg)
 	errc := make(chan error, 8)
 	serve := func(addr string, fn func(net.Listener) error, what string) error {
 		if addr == "" {
@@ -253,7 +256,14 @@ func runDaemons(ctx context.Context, s *store.Store, lf listenFlags, tlsCfg *tls
 // imapd_max_list_pattern (bytes; negative: no limit), imapd_sent_dedup_window
 // (a duration; negative: off).
 func imapConfig(ctx context.Context, s *store.Store, hostname string, tlsCfg *tls.Config) (imapd.Config, error) {
-	get := func(k string) string { v, _ := s.Config(ctx, k, ""); return v }
+	var readErr error
+	get := func(k string) string {
+		v, err := s.Config(ctx, k, "")
+		if err != nil && readErr == nil {
+			readErr = fmt.Errorf("configuration %s: %w", k, err)
+		}
+		return v
+	}
 	cfg := imapd.Config{Hostname: hostname, TLS: tlsCfg, Version: "0.1",
 		LogIMAP: get("imapd_log_imap") == "true", AllowPlaintext: get("imapd_allow_plaintext") == "true",
 		Disabled: capSet(get("imapd_disable"))}
@@ -275,7 +285,30 @@ func imapConfig(ctx context.Context, s *store.Store, hostname string, tlsCfg *tl
 		v, _ := s.Config(context.Background(), "imapd_disable:"+user, "")
 		return capSet(v)
 	}
-	return cfg, nil
+	return cfg, readErr
+}
+
+// reloadIMAP re-reads the IMAP settings after every change of the
+// configuration table (store.ConfigChannel) until ctx ends: the keys marked
+// live in store.Settings take effect for new connections without restart.
+// A value that does not parse is logged and the settings stay as they were.
+func reloadIMAP(ctx context.Context, s *store.Store, srv *imapd.Server, changed <-chan struct{}, hostname string, tlsCfg *tls.Config) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+		cfg, err := imapConfig(ctx, s, hostname, tlsCfg)
+		if ctx.Err() != nil {
+			return
+		} else if err != nil {
+			slog.Error("configuration changed, not reloaded", "daemon", "imap", "err", err)
+			continue
+		}
+		srv.Reload(cfg)
+		slog.Info("configuration reloaded", "daemon", "imap")
+	}
 }
 
 func capSet(list string) map[string]bool {
