@@ -311,6 +311,31 @@ func IMAPLines() []Line {
 			err := c.Stream("SELECT INBOX", nil)
 			return ms(time.Since(t0)), err
 		}},
+		{Name: "NOOP round trip (mean of 200, one at a time)", Key: "NoopRoundTrip", Runs: 5, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			t0 := time.Now()
+			for range 200 {
+				if err := c.Stream("NOOP", nil); err != nil {
+					return nil, err
+				}
+			}
+			return []float64{float64(time.Since(t0)) / float64(time.Millisecond) / 200}, nil
+		}},
+		{Name: "STATUS of every mailbox, one command at a time", Key: "StatusOneByOne", Runs: 5, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			t0 := time.Now()
+			err := statusEach(c, e.Mailboxes)
+			return ms(time.Since(t0)), err
+		}},
+		{Name: "start-up after LOGIN: LIST + STATUS of every mailbox, one command at a time", Key: "StartupUnpipelined", Runs: 5, Goal: "ratio ≤ 1.0", Run: startupUnpipelined},
+		{Name: "UID SEARCH SUBJECT <the subject word of ~12% of messages>", Key: "SearchSubjectCommon", Runs: 5, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			return timedSearch(c, "UID SEARCH SUBJECT "+CommonSubjectWord(e.Msgs))
+		}},
+		{Name: "UID SEARCH FROM example.org (~1/6 of messages)", Key: "SearchFromCommon", Runs: 5, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			return timedSearch(c, "UID SEARCH FROM example.org")
+		}},
+		{Name: `UID STORE 1:* -FLAGS (\Seen)`, Key: "StoreUnseen", Runs: 5, Goal: "ratio ≤ 1.0", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			d, err := timed(c, `UID STORE 1:* -FLAGS (\Seen)`, "FETCH", -1)
+			return d, restore(c, err, "UID STORE "+e.seen+` +FLAGS.SILENT (\Seen)`, e.seen)
+		}},
 		{Name: "start-up: connect + LOGIN + LIST + STATUS of every mailbox (pipelined)", Key: "StartupStatus", Runs: 5, Goal: "ratio ≤ 1.0", Run: startup},
 		{Name: "start-up: connect + LOGIN + LIST RETURN (STATUS) (LIST-STATUS)", Key: "StartupListStatus", Runs: 5, Run: startupListStatus},
 		{Name: "50 concurrent clients: connect + LOGIN + SELECT INBOX (wall time)", Key: "Concurrent50Open", Runs: 3, Run: concurrentOpen},
@@ -359,6 +384,90 @@ func startup(e *Env, _ *imaptest.Client) ([]float64, error) {
 	}
 	return ms(d), nil
 }
+
+// statusEach sends STATUS for each mailbox, waiting for each answer before
+// the next command, as a client that does not pipeline does.
+func statusEach(c *imaptest.Client, names []string) error {
+	if len(names) < Folders+Views {
+		return fmt.Errorf("%d mailboxes", len(names))
+	}
+	for _, name := range names {
+		if err := c.Stream("STATUS "+name+" (MESSAGES UIDNEXT UNSEEN)", nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startupUnpipelined: what a client that does not pipeline does at start,
+// after LOGIN (left out: ours checks a bcrypt hash of production cost, the
+// Dovecot peer a plain password).
+func startupUnpipelined(e *Env, _ *imaptest.Client) ([]float64, error) {
+	c, err := Login(e.Addr, e.User, e.Pass)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	t0 := time.Now()
+	var names []string
+	if err := c.Stream(`LIST "" "*"`, func(r *imaptest.Raw) {
+		if name, ok := listName(r.Bytes); ok {
+			names = append(names, name)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	err = statusEach(c, names)
+	return ms(time.Since(t0)), err
+}
+
+// CommonSubjectWord is the word (of 4+ letters, ASCII) in the Subject of
+// the number of messages nearest 12% of msgs: the many-hits SUBJECT search
+// (issue 15 measured one with 1,187 hits of 10,000).
+func CommonSubjectWord(msgs []Message) string {
+	commonWordMu.Lock()
+	defer commonWordMu.Unlock()
+	if w, ok := commonWords[len(msgs)]; ok {
+		return w
+	}
+	var commonWord string
+	{
+		cnt := map[string]int{}
+		for _, m := range msgs {
+			raw := m.Raw
+			i := bytes.Index(raw, []byte("\r\nSubject: "))
+			if i < 0 {
+				continue
+			}
+			line := raw[i+11:]
+			line = line[:bytes.Index(line, []byte("\r\n"))]
+			seen := map[string]bool{}
+			for _, w := range strings.Fields(strings.ToLower(string(line))) {
+				if len(w) >= 4 && !seen[w] && strings.Trim(w, "abcdefghijklmnopqrstuvwxyz") == "" {
+					seen[w] = true
+					cnt[w]++
+				}
+			}
+		}
+		target, best := len(msgs)*12/100, -1
+		for w, k := range cnt {
+			d := k - target
+			if d < 0 {
+				d = -d
+			}
+			if best < 0 || d < best || d == best && w < commonWord {
+				best, commonWord = d, w
+			}
+		}
+	}
+	commonWords[len(msgs)] = commonWord
+	return commonWord
+}
+
+var (
+	commonWordMu sync.Mutex
+	commonWords  = map[int]string{} // by corpus size (a corpus is its size and seed 1)
+)
 
 func startupListStatus(e *Env, _ *imaptest.Client) ([]float64, error) {
 	t0 := time.Now()
