@@ -30,7 +30,9 @@ func benchSizes(def ...int) []int {
 }
 
 // TestCompare is `make bench-compare`: the side-by-side run (10,000
-// messages unless DECIMAIL_BENCH_SIZES says otherwise). It prints the table
+// messages unless DECIMAIL_BENCH_SIZES says otherwise). DECIMAIL_BENCH_QUICK=1
+// runs only the IMAP lines (both sections), DECIMAIL_BENCH_LINES=Key,... only
+// those lines. It prints the table
 // and rewrites RESULTS.md (DECIMAIL_BENCH_RESULTS names another file).
 func TestCompare(t *testing.T) {
 	if !*compareFlag {
@@ -39,9 +41,16 @@ func TestCompare(t *testing.T) {
 	ctx := context.Background()
 	var reps []*Report
 	for _, n := range benchSizes(10000) {
-		rep, err := Compare(ctx, CompareConfig{N: n, Seed: 1, SMTPTotal: 400, SMTPSustained: 2500, IdleConns: 2000, DovecotIdleConns: 300,
-			Stress: &StressConfig{Sessions: 50, Duration: 60 * time.Second, Messages: 1000},
-			Log:    func(f string, a ...any) { t.Logf(f, a...) }})
+		cfg := CompareConfig{N: n, Seed: 1, SMTPTotal: 400, SMTPSustained: 2500, IdleConns: 2000, DovecotIdleConns: 300,
+			Stress:  &StressConfig{Sessions: 50, Duration: 60 * time.Second, Messages: 1000},
+			Durable: true,
+			Log:     func(f string, a ...any) { t.Logf(f, a...) }}
+		if os.Getenv("DECIMAIL_BENCH_QUICK") != "" {
+			// Only the IMAP lines (DECIMAIL_BENCH_LINES=Key,... picks some),
+			// fast cluster and durable: for working on a line.
+			cfg.SMTPTotal, cfg.SMTPSustained, cfg.IdleConns, cfg.Stress = 0, 0, 0, nil
+		}
+		rep, err := Compare(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
