@@ -7,6 +7,7 @@ package imapd
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"slices"
 	"strconv"
 
@@ -51,6 +52,22 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 		}
 		return f.served(uids)
 	}
+	if len(uids) == 1 && !setSeen && textOnly(req.cols(setSeen)) {
+		// One message's text: the process's text cache or one read by id,
+		// no membership (store.FetchText); a message deleted since goes
+		// the way below.
+		if id := s.view.ID(uids[0]); id != 0 {
+			h, b, err := c.Store().FetchText(c.Ctx(), s.mb.Box(), id)
+			if err == nil {
+				f.w.Lock()
+				err = f.row(&store.FetchRow{UID: uids[0], MessageID: id, Header: h, Body: b})
+				f.w.Unlock()
+				return err
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+	}
 	// A message the client still has but the mailbox no longer holds (it
 	// left a view, by this session's STORE or another's; or another
 	// session expunged it, not yet announced) is served from the message
@@ -79,6 +96,11 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 		}
 	}
 	return f.served(uids)
+}
+
+// textOnly: the items need the message's header or body and nothing else.
+func textOnly(fc store.FetchCols) bool {
+	return (fc.Header || fc.Body) && fc == store.FetchCols{Header: fc.Header, Body: fc.Body}
 }
 
 // missing returns the uids no row was served for.

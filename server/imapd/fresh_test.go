@@ -147,3 +147,32 @@ func flagLines(rs []*imaptest.Resp) []string {
 	}
 	return out
 }
+
+// A one-message FETCH of a text is answered from the process's text cache
+// the second time: no round trip (store.FetchText). A message another
+// session expunged meanwhile, not yet announced, is still served (RFC 2180
+// §4.1.1), from the cache.
+func TestFetchTextNoRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	deliverN(e, "INBOX", 2)
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	c.OK("NOOP")
+	first := c.OK("FETCH 2 BODY.PEEK[]")
+	before := e.st.RoundTrips()
+	again := c.OK("FETCH 2 BODY.PEEK[]")
+	c.OK("UID FETCH 2 BODY.PEEK[HEADER]")
+	if n := e.st.RoundTrips() - before; n != 0 {
+		t.Fatalf("FETCH of a cached text: %d round trips", n)
+	}
+	if len(first) != 1 || first[0].String() != again[0].String() {
+		t.Fatalf("first %v, again %v", first, again)
+	}
+	other := e.dial()
+	other.OK("SELECT INBOX")
+	other.OK(`STORE 2 +FLAGS.SILENT (\Deleted)`)
+	other.OK("EXPUNGE")
+	if got := c.OK("FETCH 2 BODY.PEEK[]"); len(got) != 1 || got[0].String() != first[0].String() {
+		t.Fatalf("FETCH of an expunged, unannounced message: %v", got)
+	}
+}

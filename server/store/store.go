@@ -77,6 +77,9 @@ type Options struct {
 	// AcquireTimeout bounds the wait for a free connection (ErrBusy after
 	// it), default 10 s.
 	AcquireTimeout time.Duration
+	// TextCache bounds the bytes of message texts the process keeps for
+	// one-message FETCHes (textcache.go): default 64 MiB, negative none.
+	TextCache int64
 	// StatementTimeout is Postgres's statement_timeout on the Sessions and
 	// Delivery connections: no statement an IMAP or SMTP command runs takes
 	// longer (ErrTooSlow), default 30 s. Background connections get 10 min.
@@ -97,6 +100,9 @@ func (o Options) withDefaults(dsnMax int32) Options {
 	}
 	if o.StatementTimeout <= 0 {
 		o.StatementTimeout = 30 * time.Second
+	}
+	if o.TextCache == 0 {
+		o.TextCache = 64 << 20
 	}
 	return o
 }
@@ -126,6 +132,7 @@ type Store struct {
 	stop         context.CancelFunc
 
 	trips          *atomic.Int64 // RoundTrips
+	texts          *textCache    // FetchText
 	gates          userGates     // one change per user at a time in this process (gate.go)
 	flagViewsCache sync.Map      // user id -> *userFlagViews, the views flag changes update (flagviews.go)
 }
@@ -178,7 +185,8 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, memCap: o.DeliveryMemory, limits: limits, trips: trips}
+	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, memCap: o.DeliveryMemory, limits: limits, trips: trips,
+		texts: newTextCache(o.TextCache)}
 	if s.memCap <= 0 {
 		s.memCap = 256 << 20
 	}

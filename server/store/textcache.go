@@ -1,0 +1,106 @@
+package store
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A message's header and body never change (a stored message is immutable;
+// flags and memberships live elsewhere), so the process keeps the texts it
+// read last, up to a size, and a one-message FETCH of a text it holds is
+// answered without a round trip to Postgres (issue 15: BODY.PEEK[] one
+// message per command, what mutt does on opening a message and Thunderbird
+// when it fetches a message's parts one command after another, cost a
+// query each, 4-9× Dovecot's read of a cached file).
+//
+// Entries are keyed by message id and carry the user: FetchText serves an
+// entry to its user's Box only. A message deleted since is still served from
+// here to a session whose view shows it (RFC 2180 §4.1.1 allows serving a
+// message expunged by another session until its EXPUNGE is sent; a session
+// only asks for ids its view holds).
+type textCache struct {
+	mu   sync.Mutex
+	max  int64 // bytes
+	size int64
+	m    map[int64]*list.Element
+	lru  list.List // front: most recently used; values *cachedText
+}
+
+type cachedText struct {
+	id, userID   int64
+	header, body []byte
+}
+
+// TextCacheMax is the largest message the cache keeps: a bigger one would
+// push out many small ones for a single read.
+const TextCacheMax = 1 << 20
+
+func newTextCache(max int64) *textCache {
+	return &textCache{max: max, m: map[int64]*list.Element{}}
+}
+
+func (c *textCache) get(userID, id int64) (*cachedText, bool) {
+	if c == nil || c.max <= 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok {
+		return nil, false
+	}
+	t := e.Value.(*cachedText)
+	if t.userID != userID {
+		return nil, false
+	}
+	c.lru.MoveToFront(e)
+	return t, true
+}
+
+func (c *textCache) put(t *cachedText) {
+	n := int64(len(t.header) + len(t.body))
+	if c == nil || c.max <= 0 || n > TextCacheMax || n > c.max {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[t.id]; ok {
+		return
+	}
+	c.m[t.id] = c.lru.PushFront(t)
+	c.size += n
+	for c.size > c.max {
+		e := c.lru.Back()
+		old := e.Value.(*cachedText)
+		c.lru.Remove(e)
+		delete(c.m, old.id)
+		c.size -= int64(len(old.header) + len(old.body))
+	}
+}
+
+// FetchText reads the header and body of one message of b's user by its id
+// (the id a session's view holds for the UID: messages are immutable, so no
+// membership is read), from the process's text cache when it is there, else
+// with one indexed read, after which it is cached. It returns ErrNotFound
+// when no such message of the user exists (deleted since): the caller falls
+// back to reading by UID. The slices are shared with the cache: read only.
+func (s *Store) FetchText(ctx context.Context, b Box, id int64) (header, body []byte, err error) {
+	if err := b.check(); err != nil {
+		return nil, nil, err
+	}
+	if t, ok := s.texts.get(b.userID, id); ok {
+		return t.header, t.body, nil
+	}
+	err = s.pool.QueryRow(ctx, `SELECT header, body FROM messages WHERE id = $1 AND user_id = $2`, id, b.userID).Scan(&header, &body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil, ErrNotFound
+	} else if err != nil {
+		return nil, nil, wrap("fetch text", err)
+	}
+	s.texts.put(&cachedText{id: id, userID: b.userID, header: header, body: body})
+	return header, body, nil
+}

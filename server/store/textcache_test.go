@@ -1,0 +1,63 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"decimail/server/pgrun"
+	"decimail/server/store"
+)
+
+// FetchText serves a message's text by id to its user only; a second read
+// of the same message makes no round trip; the cache stays within its bound
+// and keeps no message larger than TextCacheMax.
+func TestFetchTextCache(t *testing.T) {
+	ctx := context.Background()
+	const bound = 64 << 10
+	s, err := store.Open(ctx, pgrun.TestDB(t), store.Options{SpoolDir: t.TempDir(), PasswordCost: bcrypt.MinCost, TextCache: bound})
+	must(t, err)
+	defer s.Close()
+	u, err := s.CreateUser(ctx, "u", "pw")
+	must(t, err)
+	eve, err := s.CreateUser(ctx, "eve", "pw")
+	must(t, err)
+	d := deliver(t, s, u, msg("cached", "the body"), store.DeliverOptions{})
+	h, b, err := s.FetchText(ctx, d.Box(), d.MessageID)
+	must(t, err)
+	if !strings.Contains(string(h), "Subject: cached") || !strings.Contains(string(b), "the body") {
+		t.Fatalf("header %q body %q", h, b)
+	}
+	before := s.RoundTrips()
+	h2, _, err := s.FetchText(ctx, d.Box(), d.MessageID)
+	must(t, err)
+	if n := s.RoundTrips() - before; n != 0 || string(h2) != string(h) {
+		t.Fatalf("second read: %d round trips, same header %v", n, string(h2) == string(h))
+	}
+	// Another user asking for the id (through a Box of theirs) gets nothing,
+	// from the cache or the table.
+	ib, err := s.Mailbox(ctx, eve.ID, "INBOX")
+	must(t, err)
+	if _, _, err := s.FetchText(ctx, ib.Box(), d.MessageID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("another user's read: %v", err)
+	}
+	if _, _, err := s.FetchText(ctx, ib.Box(), 1<<40); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("no such message: %v", err)
+	}
+	// Many messages: the cache holds at most its bound.
+	for i := range 40 {
+		d := deliver(t, s, u, msg(fmt.Sprint("m", i), strings.Repeat("x", 4000)), store.DeliverOptions{})
+		_, _, err := s.FetchText(ctx, d.Box(), d.MessageID)
+		must(t, err)
+		if size, max := s.TextCacheSize(); size > max || max != bound {
+			t.Fatalf("cache %d bytes, bound %d", size, max)
+		}
+	}
+	if size, _ := s.TextCacheSize(); size < bound/2 {
+		t.Fatalf("cache %d bytes after 160 KB of reads: it keeps nothing", size)
+	}
+}
