@@ -768,6 +768,10 @@ func (m *smModel) actSearch(t *rapid.T) {
 func (m *smModel) actStatus(t *rapid.T) {
 	c := m.drawConn(t)
 	box := rapid.SampledFrom([]string{"INBOX", "Trash", "Unread", "All Mail"}).Draw(t, "mailbox")
+	// STATUS answers from the process's cache while the mailbox was not
+	// signalled (store/statuscache.go): exact once the other process's
+	// notifications have arrived.
+	m.barrier(t)
 	untagged, _ := m.cmd(t, c, cmdMode{}, fmt.Sprintf("STATUS %s (MESSAGES UIDNEXT UIDVALIDITY)", imaptest.Quote(box)))
 	for _, r := range untagged {
 		if r.Status != "" || len(r.Data) < 3 || !strings.EqualFold(r.Data[0].S, "STATUS") {

@@ -266,16 +266,25 @@ func (s *Store) Statuses(ctx context.Context, userID int64, names []string) (map
 	return out, rows.Err()
 }
 
-// Status returns one mailbox's counts.
+// Status returns one mailbox's counts, from the status cache when nothing
+// of the mailbox or its user was signalled since it was read
+// (statuscache.go), else with one read.
 func (s *Store) Status(ctx context.Context, userID int64, name string) (MailboxStatus, error) {
+	key := statusKey{userID, NormName(name)}
+	if st, ok := s.statuses.get(s.notif, key); ok {
+		return st, nil
+	}
+	s.notif.Start()
+	gen := s.notif.Gen()
 	all, err := s.Statuses(ctx, userID, []string{name})
 	if err != nil {
 		return MailboxStatus{}, err
 	}
-	st, ok := all[NormName(name)]
+	st, ok := all[key.name]
 	if !ok {
 		return MailboxStatus{}, ErrNotFound
 	}
+	s.statuses.put(key, st, gen)
 	return st, nil
 }
 

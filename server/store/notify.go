@@ -201,6 +201,33 @@ func (n *Notifier) Touch(userID int64) {
 	}
 }
 
+// Fresh reports whether nothing of the user's or of the mailbox may have
+// changed since gen (a Gen taken before a read of the mailbox): the
+// listener is up, was up when gen was taken, and neither was signalled
+// since. The status cache relies on it (statuscache.go).
+func (n *Notifier) Fresh(userID, mailboxID int64, gen uint64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.listening && n.floor <= gen && n.lastMB[mailboxID] <= gen && n.lastUser[userID] <= gen
+}
+
+// Start starts the listener if it is not running, without waiting.
+func (n *Notifier) Start() {
+	n.mu.Lock()
+	n.startLocked()
+	n.mu.Unlock()
+}
+
+// mark records a change of mailbox made by this process outside a user's
+// gate (a \Recent claim) for Fresh, without signalling subscriptions: its
+// NOTIFY reaches them.
+func (n *Notifier) mark(mailboxID int64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.gen++
+	n.remember(n.lastMB, mailboxID)
+}
+
 // remember records n.gen for id in m (under mu).
 func (n *Notifier) remember(m map[int64]uint64, id int64) {
 	if len(m) >= maxRemembered {

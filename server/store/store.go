@@ -133,6 +133,7 @@ type Store struct {
 
 	trips          *atomic.Int64 // RoundTrips
 	texts          *textCache    // FetchText
+	statuses       statusCache   // Status
 	gates          userGates     // one change per user at a time in this process (gate.go)
 	flagViewsCache sync.Map      // user id -> *userFlagViews, the views flag changes update (flagviews.go)
 }

@@ -61,3 +61,53 @@ func TestFetchTextCache(t *testing.T) {
 		t.Fatalf("cache %d bytes after 160 KB of reads: it keeps nothing", size)
 	}
 }
+
+// STATUS numbers are answered from the status cache while nothing of the
+// mailbox or its user was signalled, and are never stale after a change
+// through this process (signalled before the change returns) or, once its
+// notification has arrived (Barrier), through another.
+func TestStatusCache(t *testing.T) {
+	ctx := context.Background()
+	s, u := newStore(t)
+	other := secondStore(t, s)
+	must(t, s.Barrier(ctx)) // the listener is up
+	st := func(name string) store.MailboxStatus {
+		t.Helper()
+		v, err := s.Status(ctx, u.ID, name)
+		must(t, err)
+		return v
+	}
+	st("INBOX")
+	before := s.RoundTrips()
+	if v := st("INBOX"); v.Messages != 0 {
+		t.Fatalf("INBOX: %d messages", v.Messages)
+	}
+	if n := s.RoundTrips() - before; n != 0 {
+		t.Fatalf("a second STATUS of an unchanged mailbox: %d round trips", n)
+	}
+	deliver(t, s, u, msg("local", "x"), store.DeliverOptions{})
+	if v := st("INBOX"); v.Messages != 1 || v.Recent != 1 || v.Unseen != 1 {
+		t.Fatalf("after a delivery through this process: %+v", v)
+	}
+	must(t, s.Barrier(ctx))
+	st("INBOX") // cached after every notification so far
+	if _, err := s.Select(ctx, u.ID, "INBOX", false); err != nil { // claims \Recent
+		t.Fatal(err)
+	}
+	if v := st("INBOX"); v.Recent != 0 {
+		t.Fatalf("after the claim: RECENT %d", v.Recent)
+	}
+	deliver(t, other, u, msg("remote", "x"), store.DeliverOptions{})
+	must(t, s.Barrier(ctx))
+	if v := st("INBOX"); v.Messages != 2 {
+		t.Fatalf("after a delivery through another process: %+v", v)
+	}
+	_, err := s.CreateMailbox(ctx, u.ID, "Old", "", "")
+	must(t, err)
+	st("Old")
+	must(t, other.RenameMailbox(ctx, u.ID, "Old", "New"))
+	must(t, s.Barrier(ctx))
+	if _, err := s.Status(ctx, u.ID, "Old"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("STATUS of a name another process renamed: %v", err)
+	}
+}

@@ -286,5 +286,8 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, uids []int64) 
 	if isRetryable(err) {
 		return map[uint32]bool{}, nil
 	}
+	if len(claimed) > 0 {
+		s.notif.mark(mailboxID) // RECENT changed (statuscache.go)
+	}
 	return claimed, err
 }
