@@ -90,7 +90,7 @@ func TestStatusCache(t *testing.T) {
 		t.Fatalf("after a delivery through this process: %+v", v)
 	}
 	must(t, s.Barrier(ctx))
-	st("INBOX") // cached after every notification so far
+	st("INBOX")                                                    // cached after every notification so far
 	if _, err := s.Select(ctx, u.ID, "INBOX", false); err != nil { // claims \Recent
 		t.Fatal(err)
 	}
