@@ -24,6 +24,7 @@ var extensions = []struct{ name, command string }{
 	{"MOVE", "MOVE"}, {"ENABLE", "ENABLE"}, {"UNSELECT", "UNSELECT"},
 	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""}, {"CREATE-SPECIAL-USE", ""}, {"STATUS=SIZE", ""},
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
+	{"ESEARCH", ""},
 }
 
 // capabilities is the one place that decides what this connection
@@ -31,7 +32,7 @@ var extensions = []struct{ name, command string }{
 func (c *Conn) capabilities() []string {
 	caps := []string{"IMAP4rev1"}
 	for _, e := range extensions {
-		if c.disabled[e.name] {
+		if !c.capable(e.name) {
 			continue
 		}
 		if _, ok := commands[e.command]; e.command != "" && !ok {

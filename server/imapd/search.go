@@ -26,9 +26,17 @@ type badSeqError struct{ err error }
 func (e *badSeqError) Error() string { return e.err.Error() }
 
 // cmdSearch implements SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8):
-// parse → ONE store query → filter to the client's view → "* SEARCH".
+// parse → ONE store query → filter to the client's view → "* SEARCH", or
+// with result options "* ESEARCH" (RFC 4731).
 func cmdSearch(c *Conn, cmd *Command, uid bool) error {
-	args := cmd.Args
+	ret, args, err := c.parseReturn(cmd.Args)
+	if err != nil {
+		return err
+	}
+	return search(c, cmd, uid, ret, args)
+}
+
+func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) error {
 	// search = "SEARCH" [SP "CHARSET" SP astring] 1*(SP search-key), rfc3501.txt:4954
 	if len(args) > 0 && args[0].Kind == Atom && strings.EqualFold(args[0].S, "CHARSET") {
 		if len(args) < 2 {
@@ -76,7 +84,7 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 	if view.KeepsFlags() && flagsOnly(node) {
 		// The store's limits apply as to its own search (Store.Search).
 		if node, err = c.Store().PrepareSearch(node); err == nil {
-			return c.searchView(node, uid, cmd.Name)
+			return c.searchView(node, cmd, newHits(uid, ret))
 		}
 	} else if err = c.syncSelected(true); err == nil {
 		// Messages the client still has that left the mailbox (their
@@ -105,11 +113,11 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		return err
 	}
 
+	h := newHits(uid, ret)
 	w := c.Writer()
 	w.Lock()
 	defer w.Unlock()
-	w.Untagged()
-	w.Raw("SEARCH") // rfc3501.txt:3927: "* SEARCH" even when nothing matched
+	h.start(w)
 	for _, u := range found {
 		// The store may hold messages the client was not told about yet
 		// (no EXISTS sent): they are not in its view and must not appear.
@@ -117,10 +125,9 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		if seq == 0 {
 			continue
 		}
-		writeHit(w, uid, u, seq)
+		h.writeHit(u, seq)
 	}
-	w.CRLF()
-	return c.searchDone(cmd.Name)
+	return c.searchDone(cmd, h)
 }
 
 // searchDone is the tagged reply of a SEARCH: OK, or OK [EXPUNGEISSUED]
@@ -128,34 +135,26 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 // not sent yet): it could not be matched and is not in the result, and
 // the client learns why ("Someone else has issued an EXPUNGE for the same
 // mailbox", rfc5530.txt:202-209) instead of a silent omission.
-func (c *Conn) searchDone(name string) error {
+func (c *Conn) searchDone(cmd *Command, h *hits) error {
 	others, err := c.othersFlags(c.sel.view.UIDs())
 	if err != nil {
 		return err
 	}
-	return c.searchReply(name, others)
+	return c.searchReply(cmd, h, others)
 }
 
 // searchReply is searchDone once the flags of the messages other sessions
-// took out of the mailbox are read (nil: deleted meanwhile).
-func (c *Conn) searchReply(name string, others map[uint32]*store.Flags) error {
+// took out of the mailbox are read (nil: deleted meanwhile): it ends the
+// SEARCH or ESEARCH response, saves the result (SAVE) and chooses the
+// tagged OK.
+func (c *Conn) searchReply(cmd *Command, h *hits, others map[uint32]*store.Flags) error {
+	h.finish(cmd.Tag)
 	for _, f := range others {
 		if f == nil {
-			return c.OK(CodeExpungeIssued, name+" completed")
+			return c.OK(CodeExpungeIssued, cmd.Name+" completed")
 		}
 	}
 	return nil
-}
-
-// writeHit writes one number of a SEARCH response: the UID or the
-// sequence number.
-func writeHit(w *Writer, uid bool, u, seq uint32) {
-	w.SP()
-	if uid {
-		w.Number(uint64(u))
-	} else {
-		w.Number(uint64(seq))
-	}
 }
 
 // flagsOnly reports whether a program reads nothing but flags, keywords,
@@ -190,7 +189,7 @@ func flagsOnly(n query.Node) bool {
 // answer, messages the client was not told of yet are left out (the
 // post-command poll announces them) and messages expunged meanwhile are
 // not found.
-func (c *Conn) searchView(node query.Node, uid bool, name string) error {
+func (c *Conn) searchView(node query.Node, cmd *Command, h *hits) error {
 	if err := c.syncSelected(true); err != nil {
 		return err
 	}
@@ -207,8 +206,7 @@ func (c *Conn) searchView(node query.Node, uid bool, name string) error {
 	w := c.Writer()
 	w.Lock()
 	defer w.Unlock()
-	w.Untagged()
-	w.Raw("SEARCH") // rfc3501.txt:3927: "* SEARCH" even when nothing matched
+	h.start(w)
 	var m query.Msg
 	for seq := uint32(1); seq <= n; seq++ {
 		u := view.UID(seq)
@@ -224,10 +222,9 @@ func (c *Conn) searchView(node query.Node, uid bool, name string) error {
 		if !query.Eval(node, &m, maxUID, n) {
 			continue
 		}
-		writeHit(w, uid, u, seq)
+		h.writeHit(u, seq)
 	}
-	w.CRLF()
-	return c.searchReply(name, others)
+	return c.searchReply(cmd, h, others)
 }
 
 // searchArgs converts command arguments to the query package's form.
