@@ -24,7 +24,7 @@ var extensions = []struct{ name, command string }{
 	{"MOVE", "MOVE"}, {"ENABLE", "ENABLE"}, {"UNSELECT", "UNSELECT"},
 	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""}, {"CREATE-SPECIAL-USE", ""}, {"STATUS=SIZE", ""},
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
-	{"ESEARCH", ""},
+	{"ESEARCH", ""}, {"SEARCHRES", ""},
 }
 
 // capabilities is the one place that decides what this connection
@@ -63,6 +63,10 @@ func (c *Conn) capable(ext string) bool {
 	switch ext {
 	case "STARTTLS":
 		return !c.isTLS && c.srv.cfg.TLS != nil && c.state == NotAuthenticated
+	case "SEARCHRES":
+		// SAVE is a result option of the extended SEARCH: no SEARCHRES
+		// without ESEARCH's RETURN (rfc9051.txt:6967-6971).
+		return !c.disabled["ESEARCH"]
 	}
 	return true
 }

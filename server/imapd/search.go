@@ -27,13 +27,24 @@ func (e *badSeqError) Error() string { return e.err.Error() }
 
 // cmdSearch implements SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8):
 // parse → ONE store query → filter to the client's view → "* SEARCH", or
-// with result options "* ESEARCH" (RFC 4731).
+// with result options "* ESEARCH" (RFC 4731) and the saved result
+// (SEARCHRES, searchres.go).
 func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 	ret, args, err := c.parseReturn(cmd.Args)
 	if err != nil {
 		return err
 	}
-	return search(c, cmd, uid, ret, args)
+	err = search(c, cmd, uid, ret, args)
+	if ret != nil && ret.save && err != nil && c.sel != nil {
+		// "A SEARCH command with the SAVE result option that caused the
+		// server to return the NO tagged response sets the value of the
+		// search result variable to the empty sequence" (rfc9051.txt:4062-4064);
+		// a BAD leaves it alone (rfc9051.txt:4051-4055).
+		if st := (*Status)(nil); !errors.As(err, &st) || st.Kind != "BAD" {
+			c.sel.saved = nil
+		}
+	}
+	return err
 }
 
 func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) error {
@@ -53,7 +64,7 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 		}
 		args = args[2:]
 	}
-	node, err := query.Parse(searchArgs(args))
+	node, err := query.ParseSaved(searchArgs(args), c.savedNode())
 	if err != nil {
 		return Bad("", err.Error())
 	}
@@ -149,6 +160,9 @@ func (c *Conn) searchDone(cmd *Command, h *hits) error {
 // tagged OK.
 func (c *Conn) searchReply(cmd *Command, h *hits, others map[uint32]*store.Flags) error {
 	h.finish(cmd.Tag)
+	if h.ret != nil && h.ret.save {
+		c.sel.saved = h.saved()
+	}
 	for _, f := range others {
 		if f == nil {
 			return c.OK(CodeExpungeIssued, cmd.Name+" completed")
