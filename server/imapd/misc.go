@@ -24,7 +24,7 @@ var extensions = []struct{ name, command string }{
 	{"MOVE", "MOVE"}, {"ENABLE", "ENABLE"}, {"UNSELECT", "UNSELECT"},
 	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""}, {"CREATE-SPECIAL-USE", ""}, {"STATUS=SIZE", ""},
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
-	{"ESEARCH", ""}, {"SEARCHRES", ""},
+	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
 }
 
 // capabilities is the one place that decides what this connection
