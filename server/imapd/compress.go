@@ -9,7 +9,7 @@ import (
 // COMPRESS=DEFLATE (RFC 4978): after the tagged OK both directions are a
 // raw DEFLATE stream (RFC 1951, no zlib header: "The windowBits value must
 // be in the range -8 to -15, or else deflateInit2() uses the wrong
-// format", rfc4978.txt:262-263).
+// format", rfc4978.txt:260-266).
 //
 // The server flushes its output only before it blocks reading from the
 // socket (flushReader, conn.go) and where a client waits (continuation
@@ -18,7 +18,7 @@ import (
 // the client is owed can be decompressed when it waits, and pipelined
 // responses still leave in few writes. Under TLS the compressed stream
 // goes into TLS ("first COMPRESS, then SASL, and finally TLS",
-// rfc4978.txt:160-162): deflate writes to the current connection.
+// rfc4978.txt:160-178): deflate writes to the current connection.
 
 func init() {
 	// "command-auth =/ compress" (rfc4978.txt:308): the authenticated state,
@@ -38,7 +38,7 @@ func cmdCompress(c *Conn, cmd *Command) error {
 	}
 	if c.w.fl != nil {
 		// BAD "COMPRESS already active" (rfc4978.txt:131-132), with the
-		// code that names why (rfc4978.txt:143-146, 317).
+		// code that names why, COMPRESSIONACTIVE (rfc4978.txt:143-146, 317).
 		return Bad("COMPRESSIONACTIVE", "DEFLATE active already")
 	}
 	c.afterReply = c.startDeflate
@@ -47,8 +47,8 @@ func cmdCompress(c *Conn, cmd *Command) error {
 
 // startDeflate runs after the tagged OK has been flushed: "the server
 // MUST compress starting immediately after the CRLF which ends the tagged
-// OK response" (rfc4978.txt:148-150), and "the client MUST compress
-// starting with the first command after COMPRESS" (rfc4978.txt:139-140),
+// OK response" (rfc4978.txt:148-152), and "the client MUST compress
+// starting with the first command after COMPRESS" (rfc4978.txt:138-141),
 // so what is already buffered from the client is compressed too.
 func (c *Conn) startDeflate() error {
 	c.w.Lock()

@@ -66,7 +66,8 @@ func TestCompress(t *testing.T) {
 	imaptest.ExpectDone(t, done, "OK DEFLATE active")
 	c.OK("SELECT INBOX")
 	imaptest.Expect(t, c.OK("FETCH 1 (UID FLAGS)"), `* 1 FETCH (UID 1 FLAGS (\Recent))`)
-	// Nothing after the OK is plain text (rfc4978.txt:148-150).
+	// Nothing after the OK is plain text: the server compresses "starting
+	// immediately after the CRLF" (rfc4978.txt:148-152).
 	after := tap.since(tag + " OK DEFLATE active\r\n")
 	if len(after) == 0 || bytes.Contains(after, []byte("FETCH")) {
 		t.Fatalf("after COMPRESS the server sent plain text (%d octets): %q", len(after), after)
@@ -92,7 +93,8 @@ func TestCompress(t *testing.T) {
 	u, done = c.Until("i1")
 	imaptest.ExpectDone(t, done, "OK IDLE completed")
 	imaptest.Expect(t, u)
-	// Again: BAD, with COMPRESSIONACTIVE (rfc4978.txt:131-132, 143-146); the
+	// Again: BAD, "COMPRESS already active", with COMPRESSIONACTIVE
+	// (rfc4978.txt:131-132, 143-146); the
 	// stream goes on compressed.
 	_, done = c.Do("COMPRESS DEFLATE")
 	imaptest.ExpectDone(t, done, "BAD [COMPRESSIONACTIVE] DEFLATE active already")
@@ -129,7 +131,8 @@ func TestCompressRefused(t *testing.T) {
 	c.OK("NOOP")
 }
 
-// After STARTTLS the compressed stream runs inside TLS (rfc4978.txt:160-162).
+// After STARTTLS the compressed stream runs inside TLS: "first COMPRESS,
+// then SASL, and finally TLS" (rfc4978.txt:160-178).
 func TestCompressAfterStartTLS(t *testing.T) {
 	e := newEnv(t)
 	_, addr := e.serve(Config{AuthFailDelay: time.Millisecond, TLS: selfSignedTLS(t)})

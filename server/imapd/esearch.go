@@ -122,10 +122,11 @@ func (h *hits) savesAll() bool {
 }
 
 // finish ends the response: the SEARCH line, or the ESEARCH response of
-// the command tagged tag (esearch-response, rfc9051.txt:6546-6547). MIN,
-// MAX and ALL are left out when nothing matched, COUNT never
-// (rfc4731.txt:98-100, 128-135); a UID SEARCH says UID
-// (rfc4731.txt:141-142). SAVE alone "suppresses any ESEARCH response"
+// the command tagged tag (esearch-response, rfc9051.txt:6546-6549). MIN,
+// MAX and ALL are left out when nothing matched ("MUST NOT include the
+// MIN result option", rfc4731.txt:98-100, 128-135), COUNT "MUST always be
+// included" (rfc4731.txt:132-135); a UID SEARCH answers "with the UID
+// indicator present" (rfc4731.txt:141-142). SAVE alone "suppresses any ESEARCH response"
 // (rfc9051.txt:3800-3802).
 func (h *hits) finish(tag string) {
 	w, r := h.w, h.ret
@@ -168,8 +169,9 @@ func (h *hits) finish(tag string) {
 	w.CRLF()
 }
 
-// saved is the search result variable SAVE sets: UIDs, ascending
-// (rfc9051.txt:4046-4049, and the MIN/MAX rules of savesAll).
+// saved is the search result variable SAVE sets, "the list of messages
+// found" (rfc9051.txt:4046-4049, and the MIN/MAX rules of savesAll): UIDs,
+// ascending.
 func (h *hits) saved() []uint32 {
 	switch {
 	case h.n == 0:
@@ -189,7 +191,7 @@ func (h *hits) saved() []uint32 {
 
 // writeSeqSet writes ascending numbers as a sequence-set of ranges
 // ("2,10:15,21"): ALL is returned "using the sequence-set syntax"
-// (rfc4731.txt:119-122).
+// (rfc4731.txt:119-126).
 func writeSeqSet(w *Writer, nums []uint32) {
 	for i := 0; i < len(nums); {
 		j := i

@@ -36,7 +36,8 @@ func TestESearch(t *testing.T) {
 		}
 		imaptest.Expect(t, u, tc.want)
 	}
-	// Unknown options are BAD (rfc9051.txt:3745-3746), as is a RETURN without a list.
+	// Unknown options are BAD, "Any options not defined by extensions that the
+	// server supports" (rfc9051.txt:3745-3746), as is a RETURN without a list.
 	for _, cmd := range []string{"SEARCH RETURN (FOO) ALL", "SEARCH RETURN ALL", "SEARCH RETURN (MIN)", "UID SEARCH RETURN ((MIN)) ALL"} {
 		if u, done := c.Do(cmd); done.Status != "BAD" || len(u) != 0 {
 			t.Errorf("%s: %s %s, want BAD and nothing else", cmd, u, done)

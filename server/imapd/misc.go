@@ -65,7 +65,7 @@ func (c *Conn) capable(ext string) bool {
 		return !c.isTLS && c.srv.cfg.TLS != nil && c.state == NotAuthenticated
 	case "SEARCHRES":
 		// SAVE is a result option of the extended SEARCH: no SEARCHRES
-		// without ESEARCH's RETURN (rfc9051.txt:6967-6971).
+		// without ESEARCH's RETURN (rfc9051.txt:6970-6974).
 		return !c.disabled["ESEARCH"]
 	}
 	return true

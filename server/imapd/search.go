@@ -39,7 +39,8 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		// "A SEARCH command with the SAVE result option that caused the
 		// server to return the NO tagged response sets the value of the
 		// search result variable to the empty sequence" (rfc9051.txt:4062-4064);
-		// a BAD leaves it alone (rfc9051.txt:4051-4055).
+		// a BAD leaves it alone: such a SEARCH "MUST NOT change the search
+		// result variable" (rfc9051.txt:4051-4060).
 		if st := (*Status)(nil); !errors.As(err, &st) || st.Kind != "BAD" {
 			c.sel.saved = nil
 		}

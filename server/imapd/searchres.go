@@ -9,10 +9,10 @@ import "decimail/server/query"
 // programs ("sequence-set =/ seq-last-command", rfc9051.txt:7047-7051).
 //
 // The variable holds UIDs: "$" names the same messages whether the command
-// counts in UIDs or in sequence numbers, which the server maps "depending
-// on the context where the "$" marker is used" (rfc9051.txt:4120-4129); a
+// counts in UIDs or in sequence numbers, as "$" "can reference IMAP
+// message sequences or UID sequences" (rfc9051.txt:4120-4129); a
 // message expunged since "is automatically removed from the list"
-// (rfc9051.txt:4066-4067) because only UIDs still in the session's view
+// (rfc9051.txt:4066-4070) because only UIDs still in the session's view
 // resolve. A new selection starts empty ("Upon successful completion of a
 // SELECT or an EXAMINE command ... the current search result variable is
 // reset to the empty sequence", rfc9051.txt:4042-4044); the variable is

@@ -17,7 +17,8 @@ func TestSearchRes(t *testing.T) {
 		t.Fatalf("FETCH $ unselected: %s", done)
 	}
 	c.OK("SELECT INBOX")
-	// A fresh selection: "$" is empty, a valid set matching nothing (rfc9051.txt:4076-4080).
+	// A fresh selection: "$" is empty, a "valid, but non-matching, list of
+	// messages" (rfc9051.txt:4076-4080).
 	imaptest.Expect(t, c.OK("FETCH $ FLAGS"))
 	// SAVE alone: no ESEARCH response (rfc9051.txt:3800-3802).
 	imaptest.Expect(t, c.OK("SEARCH RETURN (SAVE) UNSEEN"))
@@ -34,7 +35,8 @@ func TestSearchRes(t *testing.T) {
 			t.Errorf("%s: %s, want BAD", cmd, done)
 		}
 	}
-	// A BAD SEARCH leaves "$" alone (rfc9051.txt:4051-4055).
+	// A BAD SEARCH "MUST NOT change the search result variable"
+	// (rfc9051.txt:4051-4060).
 	imaptest.Expect(t, c.OK("FETCH $ (UID)"), "* 2 FETCH (UID 3)", "* 3 FETCH (UID 4)", "* 4 FETCH (UID 5)")
 	// UID SEARCH SAVE with MIN MAX: "$" is those two (rfc9051.txt:4091-4094).
 	imaptest.Expect(t, okTag(t, c, "s1", "UID SEARCH RETURN (SAVE MIN MAX) ALL"), `* ESEARCH (TAG "s1") UID MIN 2 MAX 5`)
@@ -49,13 +51,15 @@ func TestSearchRes(t *testing.T) {
 		`* 1 FETCH (FLAGS (\Seen \Answered \Recent))`, `* 2 FETCH (FLAGS (\Flagged \Answered \Recent))`, `* 4 FETCH (FLAGS (\Answered \Recent))`)
 	c.OK("CREATE Other")
 	imaptest.Expect(t, c.OK("COPY $ Other"))
-	// A SAVE that fails with NO empties "$" (rfc9051.txt:4062-4064).
+	// A SAVE that caused the server "to return the NO tagged response"
+	// empties "$" (rfc9051.txt:4062-4064).
 	if _, done := c.Do("SEARCH RETURN (SAVE) CHARSET KOI8-R ALL"); done.Status != "NO" {
 		t.Fatalf("BADCHARSET: %s", done)
 	}
 	imaptest.Expect(t, c.OK("FETCH $ FLAGS"))
-	// An expunged message leaves "$" (rfc9051.txt:4066-4067); a new
-	// selection resets it (rfc9051.txt:4042-4044).
+	// An expunged message "is automatically removed from the list"
+	// (rfc9051.txt:4066-4070); after SELECT or EXAMINE "the current search
+	// result variable is reset" (rfc9051.txt:4042-4044).
 	c.OK("SEARCH RETURN (SAVE) ALL")
 	imaptest.Expect(t, c.OK("EXPUNGE"), "* 3 EXPUNGE")
 	imaptest.Expect(t, c.OK("UID FETCH $ (UID)"), "* 1 FETCH (UID 2)", "* 2 FETCH (UID 3)", "* 3 FETCH (UID 5)")

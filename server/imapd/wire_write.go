@@ -54,7 +54,8 @@ func (w *Writer) reset(dst io.Writer) { w.bw.Reset(outCounter{w, dst}) }
 // keeps counting the octets of the responses, before compression.
 func (w *Writer) compress(dst io.Writer) {
 	// Level 5: "keep it at 1-5 the rest of the time" (rfc4978.txt:293);
-	// IMAP responses compress well at low levels (rfc4978.txt:231-233).
+	// IMAP responses are "highly compressible" at low levels
+	// (rfc4978.txt:231-233).
 	w.fl, _ = flate.NewWriter(dst, 5) // only an invalid level fails
 	w.flushedAt = w.out.Load()
 	w.bw.Reset(outCounter{w, w.fl})
