@@ -240,7 +240,7 @@ func (c *Client) ReadRaw() (*Raw, error) {
 	if c.arm.tag != "" && c.raw.Tagged(c.arm.tag) {
 		r, err := c.raw.Parse()
 		if err == nil && c.arm.starts(r) {
-			c.br = inflate(c.br)
+			c.br = inflating(c.br)
 			c.startDeflate()
 		}
 	}
@@ -315,7 +315,7 @@ func (c *Client) Background() {
 				res.r, res.err = raw.Parse()
 				res.caps, res.hasCaps = capsOf(raw.Bytes)
 				if res.err == nil && c.arm.starts(res.r) {
-					br = inflate(br) // what follows the OK is compressed
+					br = inflating(br) // what follows the OK is compressed
 					res.compress = true
 				}
 			}

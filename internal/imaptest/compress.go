@@ -5,6 +5,8 @@ import (
 	"compress/flate"
 	"strings"
 	"sync"
+
+	"decimail/internal/inflate"
 )
 
 // COMPRESS=DEFLATE (RFC 4978) on the client side: after the tagged OK to
@@ -55,10 +57,12 @@ func (c *Client) Compress() error {
 // Compressing reports whether compression is on.
 func (c *Client) Compressing() bool { return c.deflating }
 
-// inflate is the reader after the OK: what br holds and receives is
+// inflating is the reader after the OK: what br holds and receives is
 // compressed.
-func inflate(br *bufio.Reader) *bufio.Reader {
-	return bufio.NewReaderSize(flate.NewReader(br), 64<<10)
+func inflating(br *bufio.Reader) *bufio.Reader {
+	// Output at every block's end, not only at a sync flush: a server may
+	// end its responses with a partial flush (internal/inflate).
+	return bufio.NewReaderSize(inflate.NewReader(br), 64<<10)
 }
 
 // startDeflate compresses what the client writes from now on; every Flush

@@ -2,8 +2,10 @@ package imapd
 
 import (
 	"bufio"
-	"compress/flate"
+	"io"
 	"strings"
+
+	"decimail/internal/inflate"
 )
 
 // COMPRESS=DEFLATE (RFC 4978): after the tagged OK both directions are a
@@ -54,6 +56,14 @@ func (c *Conn) startDeflate() error {
 	c.w.Lock()
 	c.w.compress(deadlineWriter{c.nc, c.srv.cfg.WriteTimeout})
 	c.w.Unlock()
-	c.setReader(bufio.NewReaderSize(flate.NewReader(c.br), 16<<10))
+	c.setReader(bufio.NewReaderSize(newInflater(c.br), 16<<10))
 	return nil
 }
+
+// newInflater decompresses the client's stream with internal/inflate:
+// compress/flate's reader hands out what it decoded only at a sync flush,
+// and a client that ends each batch with Z_PARTIAL_FLUSH (mbsync 1.4)
+// would wait for an answer forever while its commands sat decoded in the
+// server's window (the mbsync test in conformance/clients_test.go timed
+// out; TestCompressPartialFlush). RFC 4978 leaves the flush to the client.
+func newInflater(r *bufio.Reader) io.Reader { return inflate.NewReader(r) }

@@ -150,3 +150,22 @@ func TestCompressAfterStartTLS(t *testing.T) {
 	imaptest.Expect(t, okTag(t, c, "s1", "SEARCH RETURN () ALL"), `* ESEARCH (TAG "s1")`)
 	imaptest.Expect(t, c.OK(`LIST "" INBOX`), `* LIST (\HasNoChildren) "/" "INBOX"`)
 }
+
+// TestCompressPartialFlush pins the answer to a client that ends its
+// commands with zlib's Z_PARTIAL_FLUSH instead of a sync flush, as mbsync
+// 1.4 does: with compress/flate's reader the command sat decoded in the
+// server's window and mbsync timed out (internal/inflate). The octets are
+// zlib's raw deflate of "a1 NOOP\r\n" with Z_PARTIAL_FLUSH.
+func TestCompressPartialFlush(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial()
+	if err := c.Compress(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Conn().Write([]byte{0x4a, 0x34, 0x54, 0xf0, 0xf3, 0xf7, 0x0f, 0xe0, 0xe5, 0x02, 0x08}); err != nil {
+		t.Fatal(err)
+	}
+	u, done := c.Until("a1")
+	imaptest.ExpectDone(t, done, "OK NOOP completed")
+	imaptest.Expect(t, u)
+}
