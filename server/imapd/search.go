@@ -125,6 +125,11 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 		return err
 	}
 
+	// Read before the response starts: an error must not cut it in half.
+	others, err := c.othersFlags(view.UIDs())
+	if err != nil {
+		return err
+	}
 	h := newHits(uid, ret)
 	w := c.Writer()
 	w.Lock()
@@ -139,26 +144,17 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 		}
 		h.writeHit(u, seq)
 	}
-	return c.searchDone(cmd, h)
-}
-
-// searchDone is the tagged reply of a SEARCH: OK, or OK [EXPUNGEISSUED]
-// when a message the client still has was deleted meanwhile (its EXPUNGE
-// not sent yet): it could not be matched and is not in the result, and
-// the client learns why ("Someone else has issued an EXPUNGE for the same
-// mailbox", rfc5530.txt:202-209) instead of a silent omission.
-func (c *Conn) searchDone(cmd *Command, h *hits) error {
-	others, err := c.othersFlags(c.sel.view.UIDs())
-	if err != nil {
-		return err
-	}
 	return c.searchReply(cmd, h, others)
 }
 
-// searchReply is searchDone once the flags of the messages other sessions
-// took out of the mailbox are read (nil: deleted meanwhile): it ends the
-// SEARCH or ESEARCH response, saves the result (SAVE) and chooses the
-// tagged OK.
+// searchReply ends a SEARCH once the flags of the messages other sessions
+// took out of the mailbox are read (others; nil: deleted meanwhile): it
+// ends the SEARCH or ESEARCH response, saves the result (SAVE) and chooses
+// the tagged reply: OK, or OK [EXPUNGEISSUED] when a message the client
+// still has was deleted meanwhile (its EXPUNGE not sent yet): it could not
+// be matched and is not in the result, and the client learns why ("Someone
+// else has issued an EXPUNGE for the same mailbox", rfc5530.txt:202-209)
+// instead of a silent omission.
 func (c *Conn) searchReply(cmd *Command, h *hits, others map[uint32]*store.Flags) error {
 	h.finish(cmd.Tag)
 	if h.ret != nil && h.ret.save {
