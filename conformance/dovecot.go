@@ -37,6 +37,7 @@ func dovecotOptions() dovecot.Options {
 		Greeting:             "Dovecot ready.",
 		SpecialUse:           true,
 		MaxUserIPConnections: 1000,
+		Compress:             true, // COMPRESS=DEFLATE (extensions/compress)
 		StartTimeout:         10 * time.Second,
 	}
 }

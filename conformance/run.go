@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"decimail/internal/imaptest"
 )
 
 // Run replays a scenario against a target.
@@ -61,6 +63,11 @@ func Run(t *testing.T, sc *Scenario, tg Target, fixtureDir string) {
 			for _, p := range st.Send {
 				buf = append(buf, p.Raw...)
 				buf = append(buf, substitute(p.Text, vars)...)
+			}
+			if tag, cmd, ok := strings.Cut(string(buf), " "); ok && imaptest.IsCompress(cmd) {
+				// After its OK the conversation is compressed (RFC 4978):
+				// the scenario goes on in plain text, the client deflates.
+				c.CompressAfter(tag)
 			}
 			if err := c.Write(buf); err != nil {
 				t.Fatalf("%s: %s: write: %v", where, st.Conn, err)

@@ -69,6 +69,9 @@ type Options struct {
 	// SpecialUse declares Drafts, Sent, Trash and Junk with their special-use
 	// attributes in the inbox namespace (not auto-created).
 	SpecialUse bool
+	// Compress loads the zlib plugins, so that IMAP advertises
+	// COMPRESS=DEFLATE (Dovecot 2.3: imap_zlib).
+	Compress bool
 	// StartTimeout bounds the wait for the IMAP port; default 15s.
 	StartTimeout time.Duration
 }
@@ -162,9 +165,17 @@ func (o *Options) config(dir, port string) string {
 		}
 	}
 	line("}")
-	if o.MaxUserIPConnections > 0 {
+	if o.Compress {
+		line("mail_plugins = $mail_plugins zlib")
+	}
+	if o.MaxUserIPConnections > 0 || o.Compress {
 		line("protocol imap {")
-		line("  mail_max_userip_connections = %d", o.MaxUserIPConnections)
+		if o.MaxUserIPConnections > 0 {
+			line("  mail_max_userip_connections = %d", o.MaxUserIPConnections)
+		}
+		if o.Compress {
+			line("  mail_plugins = $mail_plugins imap_zlib")
+		}
 		line("}")
 	}
 	return b.String()

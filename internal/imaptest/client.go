@@ -47,6 +47,9 @@ type Client struct {
 	raw      Raw
 	rdl, wdl time.Time // the deadlines this client set (zero: none)
 
+	arm       compressArm // COMPRESS armed (compress.go)
+	deflating bool        // the writer compresses
+
 	bg        chan result // background mode: responses read by the reader goroutine
 	bgErr     error       // the error that ended the background reader
 	closed    chan struct{}
@@ -54,10 +57,11 @@ type Client struct {
 }
 
 type result struct {
-	r       *Resp
-	caps    []string
-	hasCaps bool
-	err     error
+	r        *Resp
+	compress bool // r is the OK to COMPRESS: the writer compresses from now on
+	caps     []string
+	hasCaps  bool
+	err      error
 }
 
 // StatusError is a tagged NO or BAD (or a BYE greeting).
@@ -233,6 +237,13 @@ func (c *Client) ReadRaw() (*Raw, error) {
 	if caps, ok := capsOf(c.raw.Bytes); ok {
 		c.setCaps(caps)
 	}
+	if c.arm.tag != "" && c.raw.Tagged(c.arm.tag) {
+		r, err := c.raw.Parse()
+		if err == nil && c.arm.starts(r) {
+			c.br = inflating(c.br)
+			c.startDeflate()
+		}
+	}
 	return &c.raw, nil
 }
 
@@ -303,6 +314,10 @@ func (c *Client) Background() {
 			if res.err = raw.read(br); res.err == nil {
 				res.r, res.err = raw.Parse()
 				res.caps, res.hasCaps = capsOf(raw.Bytes)
+				if res.err == nil && c.arm.starts(res.r) {
+					br = inflating(br) // what follows the OK is compressed
+					res.compress = true
+				}
 			}
 			select {
 			case ch <- res:
@@ -357,6 +372,9 @@ func (c *Client) take(res result, ok bool) (*Resp, error) {
 	default:
 		if res.hasCaps {
 			c.setCaps(res.caps)
+		}
+		if res.compress {
+			c.startDeflate()
 		}
 		return res.r, nil
 	}

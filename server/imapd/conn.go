@@ -101,6 +101,13 @@ func (c *Conn) setStream(nc net.Conn) {
 	} else {
 		c.w.reset(dw)
 	}
+	c.setReader(c.br)
+}
+
+// setReader reads the commands from br: the buffered socket, or the
+// decompressed stream after COMPRESS (compress.go).
+func (c *Conn) setReader(br *bufio.Reader) {
+	c.br = br
 	c.r = newReader(c.br, c.srv.cfg.limits(), c.continueLiteral)
 	c.r.mem = c
 	if st := c.srv.st; st != nil {

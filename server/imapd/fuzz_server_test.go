@@ -939,6 +939,8 @@ func fuzzServerSeeds(tb testing.TB) [][]byte {
 		{fzSelected, "a STORE 1:3 +FLAGS (\\Deleted foo)\r\nb UID STORE 1:* -FLAGS.SILENT (\\Seen)\r\nc EXPUNGE\r\nd UID EXPUNGE 4\r\n"},
 		{fzSelected, "a SEARCH OR FROM alice TEXT hello NOT (SEEN SINCE 1-Jun-2025)\r\nb UID SEARCH CHARSET UTF-8 SUBJECT \"\xc3\xa9\" 1:*\r\n"},
 		{fzSelected, "a COPY 1:2 Archive\r\nb UID MOVE 3 Lists/golang\r\nc CHECK\r\nd CLOSE\r\n"},
+		{fzSelected, "a SEARCH RETURN (SAVE MIN) UNSEEN\r\nb FETCH $ FLAGS\r\nc UID SEARCH RETURN (MIN MAX COUNT ALL) $ OR 1 UID 2:*\r\n" +
+			"d UID STORE $ +FLAGS (\\Seen)\r\ne SEARCH RETURN (SAVE) CHARSET X ALL\r\nf MOVE $ Archive\r\ng SEARCH RETURN () NOT $\r\n"},
 		{fzExamined, "a STORE 1 +FLAGS (\\Seen)\r\nb FETCH 1 BODY[]\r\nc UNSELECT\r\n"},
 		{fzView, "a FETCH 1:* (UID FLAGS)\r\nb STORE 1 -FLAGS (\\Flagged)\r\nc NOOP\r\nd COPY 1 INBOX\r\ne EXPUNGE\r\n"},
 		{fzIdle, "DONE\r\na NOOP\r\n"},

@@ -24,6 +24,7 @@ var extensions = []struct{ name, command string }{
 	{"MOVE", "MOVE"}, {"ENABLE", "ENABLE"}, {"UNSELECT", "UNSELECT"},
 	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""}, {"CREATE-SPECIAL-USE", ""}, {"STATUS=SIZE", ""},
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
+	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
 }
 
 // capabilities is the one place that decides what this connection
@@ -31,7 +32,7 @@ var extensions = []struct{ name, command string }{
 func (c *Conn) capabilities() []string {
 	caps := []string{"IMAP4rev1"}
 	for _, e := range extensions {
-		if c.disabled[e.name] {
+		if !c.capable(e.name) {
 			continue
 		}
 		if _, ok := commands[e.command]; e.command != "" && !ok {
@@ -62,6 +63,10 @@ func (c *Conn) capable(ext string) bool {
 	switch ext {
 	case "STARTTLS":
 		return !c.isTLS && c.srv.cfg.TLS != nil && c.state == NotAuthenticated
+	case "SEARCHRES":
+		// SAVE is a result option of the extended SEARCH: no SEARCHRES
+		// without ESEARCH's RETURN (rfc9051.txt:6970-6974).
+		return !c.disabled["ESEARCH"]
 	}
 	return true
 }

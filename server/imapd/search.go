@@ -26,9 +26,29 @@ type badSeqError struct{ err error }
 func (e *badSeqError) Error() string { return e.err.Error() }
 
 // cmdSearch implements SEARCH and UID SEARCH (RFC 3501 §6.4.4, §6.4.8):
-// parse → ONE store query → filter to the client's view → "* SEARCH".
+// parse → ONE store query → filter to the client's view → "* SEARCH", or
+// with result options "* ESEARCH" (RFC 4731) and the saved result
+// (SEARCHRES, searchres.go).
 func cmdSearch(c *Conn, cmd *Command, uid bool) error {
-	args := cmd.Args
+	ret, args, err := c.parseReturn(cmd.Args)
+	if err != nil {
+		return err
+	}
+	err = search(c, cmd, uid, ret, args)
+	if ret != nil && ret.save && err != nil && c.sel != nil {
+		// "A SEARCH command with the SAVE result option that caused the
+		// server to return the NO tagged response sets the value of the
+		// search result variable to the empty sequence" (rfc9051.txt:4062-4064);
+		// a BAD leaves it alone: such a SEARCH "MUST NOT change the search
+		// result variable" (rfc9051.txt:4051-4060).
+		if st := (*Status)(nil); !errors.As(err, &st) || st.Kind != "BAD" {
+			c.sel.saved = nil
+		}
+	}
+	return err
+}
+
+func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) error {
 	// search = "SEARCH" [SP "CHARSET" SP astring] 1*(SP search-key), rfc3501.txt:4954
 	if len(args) > 0 && args[0].Kind == Atom && strings.EqualFold(args[0].S, "CHARSET") {
 		if len(args) < 2 {
@@ -45,7 +65,7 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		}
 		args = args[2:]
 	}
-	node, err := query.Parse(searchArgs(args))
+	node, err := query.ParseSaved(searchArgs(args), c.savedNode())
 	if err != nil {
 		return Bad("", err.Error())
 	}
@@ -76,7 +96,7 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 	if view.KeepsFlags() && flagsOnly(node) {
 		// The store's limits apply as to its own search (Store.Search).
 		if node, err = c.Store().PrepareSearch(node); err == nil {
-			return c.searchView(node, uid, cmd.Name)
+			return c.searchView(node, cmd, newHits(uid, ret))
 		}
 	} else if err = c.syncSelected(true); err == nil {
 		// Messages the client still has that left the mailbox (their
@@ -105,11 +125,16 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		return err
 	}
 
+	// Read before the response starts: an error must not cut it in half.
+	others, err := c.othersFlags(view.UIDs())
+	if err != nil {
+		return err
+	}
+	h := newHits(uid, ret)
 	w := c.Writer()
 	w.Lock()
 	defer w.Unlock()
-	w.Untagged()
-	w.Raw("SEARCH") // rfc3501.txt:3927: "* SEARCH" even when nothing matched
+	h.start(w)
 	for _, u := range found {
 		// The store may hold messages the client was not told about yet
 		// (no EXISTS sent): they are not in its view and must not appear.
@@ -117,45 +142,30 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		if seq == 0 {
 			continue
 		}
-		writeHit(w, uid, u, seq)
+		h.writeHit(u, seq)
 	}
-	w.CRLF()
-	return c.searchDone(cmd.Name)
+	return c.searchReply(cmd, h, others)
 }
 
-// searchDone is the tagged reply of a SEARCH: OK, or OK [EXPUNGEISSUED]
-// when a message the client still has was deleted meanwhile (its EXPUNGE
-// not sent yet): it could not be matched and is not in the result, and
-// the client learns why ("Someone else has issued an EXPUNGE for the same
-// mailbox", rfc5530.txt:202-209) instead of a silent omission.
-func (c *Conn) searchDone(name string) error {
-	others, err := c.othersFlags(c.sel.view.UIDs())
-	if err != nil {
-		return err
+// searchReply ends a SEARCH once the flags of the messages other sessions
+// took out of the mailbox are read (others; nil: deleted meanwhile): it
+// ends the SEARCH or ESEARCH response, saves the result (SAVE) and chooses
+// the tagged reply: OK, or OK [EXPUNGEISSUED] when a message the client
+// still has was deleted meanwhile (its EXPUNGE not sent yet): it could not
+// be matched and is not in the result, and the client learns why ("Someone
+// else has issued an EXPUNGE for the same mailbox", rfc5530.txt:202-209)
+// instead of a silent omission.
+func (c *Conn) searchReply(cmd *Command, h *hits, others map[uint32]*store.Flags) error {
+	h.finish(cmd.Tag)
+	if h.ret != nil && h.ret.save {
+		c.sel.saved = h.saved()
 	}
-	return c.searchReply(name, others)
-}
-
-// searchReply is searchDone once the flags of the messages other sessions
-// took out of the mailbox are read (nil: deleted meanwhile).
-func (c *Conn) searchReply(name string, others map[uint32]*store.Flags) error {
 	for _, f := range others {
 		if f == nil {
-			return c.OK(CodeExpungeIssued, name+" completed")
+			return c.OK(CodeExpungeIssued, cmd.Name+" completed")
 		}
 	}
 	return nil
-}
-
-// writeHit writes one number of a SEARCH response: the UID or the
-// sequence number.
-func writeHit(w *Writer, uid bool, u, seq uint32) {
-	w.SP()
-	if uid {
-		w.Number(uint64(u))
-	} else {
-		w.Number(uint64(seq))
-	}
 }
 
 // flagsOnly reports whether a program reads nothing but flags, keywords,
@@ -190,7 +200,7 @@ func flagsOnly(n query.Node) bool {
 // answer, messages the client was not told of yet are left out (the
 // post-command poll announces them) and messages expunged meanwhile are
 // not found.
-func (c *Conn) searchView(node query.Node, uid bool, name string) error {
+func (c *Conn) searchView(node query.Node, cmd *Command, h *hits) error {
 	if err := c.syncSelected(true); err != nil {
 		return err
 	}
@@ -207,8 +217,7 @@ func (c *Conn) searchView(node query.Node, uid bool, name string) error {
 	w := c.Writer()
 	w.Lock()
 	defer w.Unlock()
-	w.Untagged()
-	w.Raw("SEARCH") // rfc3501.txt:3927: "* SEARCH" even when nothing matched
+	h.start(w)
 	var m query.Msg
 	for seq := uint32(1); seq <= n; seq++ {
 		u := view.UID(seq)
@@ -224,10 +233,9 @@ func (c *Conn) searchView(node query.Node, uid bool, name string) error {
 		if !query.Eval(node, &m, maxUID, n) {
 			continue
 		}
-		writeHit(w, uid, u, seq)
+		h.writeHit(u, seq)
 	}
-	w.CRLF()
-	return c.searchReply(name, others)
+	return c.searchReply(cmd, h, others)
 }
 
 // searchArgs converts command arguments to the query package's form.

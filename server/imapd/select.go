@@ -33,6 +33,7 @@ type selection struct {
 	ownLo, ownHi int64
 	polled       time.Time   // last store poll (a fallback for lost notifications)
 	kw           *keywordSet // the FLAGS announced (keywords.go)
+	saved        []uint32    // the search result variable "$", UIDs (searchres.go)
 }
 
 // systemFlags are the flags every mailbox supports (rfc3501.txt:574-577: "The
@@ -304,6 +305,9 @@ var errNotMUTF7 = No(CodeNonExistent, "no such mailbox (the name is not modified
 // resolveSet parses a sequence set (uid=false) or UID set argument and
 // returns the UIDs of the view it names.
 func (c *Conn) resolveSet(v Value, uid bool) ([]uint32, error) {
+	if c.isSaved(v) {
+		return c.savedSet(), nil // SEARCHRES (searchres.go)
+	}
 	if v.Kind != Atom {
 		return nil, Syntax("sequence set expected")
 	}

@@ -10,6 +10,7 @@ package imapd
 
 import (
 	"bufio"
+	"compress/flate"
 	"fmt"
 	"io"
 	"strconv"
@@ -31,6 +32,12 @@ type Writer struct {
 	held bool              // taken with Lock, by the command goroutine (Conn.call)
 	logf func(line string) // conversation log, nil when off
 	logb []byte            // current line for the log
+	// fl compresses the output after COMPRESS DEFLATE (compress.go); nil
+	// before. Flush ends each batch of responses with a sync flush, so
+	// that the client can decompress all of it; flushedAt is out at the
+	// last one (nothing new: no empty flush block).
+	fl        *flate.Writer
+	flushedAt int64
 }
 
 func newWriter(dst io.Writer, logf func(string)) *Writer {
@@ -41,6 +48,18 @@ func newWriter(dst io.Writer, logf func(string)) *Writer {
 
 // reset sends further output to dst (after STARTTLS).
 func (w *Writer) reset(dst io.Writer) { w.bw.Reset(outCounter{w, dst}) }
+
+// compress sends further output through a raw DEFLATE stream to dst
+// (COMPRESS, compress.go); what is buffered must have been flushed. out
+// keeps counting the octets of the responses, before compression.
+func (w *Writer) compress(dst io.Writer) {
+	// Level 5: "keep it at 1-5 the rest of the time" (rfc4978.txt:293);
+	// IMAP responses are "highly compressible" at low levels
+	// (rfc4978.txt:231-233).
+	w.fl, _ = flate.NewWriter(dst, 5) // only an invalid level fails
+	w.flushedAt = w.out.Load()
+	w.bw.Reset(outCounter{w, w.fl})
+}
 
 type outCounter struct {
 	w   *Writer
@@ -222,7 +241,16 @@ func (w *Writer) literalHeader(n int64) {
 }
 
 // Flush sends buffered output and returns the first write error.
-func (w *Writer) Flush() error { return w.bw.Flush() }
+func (w *Writer) Flush() error {
+	if err := w.bw.Flush(); err != nil || w.fl == nil {
+		return err
+	}
+	if out := w.out.Load(); out != w.flushedAt {
+		w.flushedAt = out
+		return w.fl.Flush()
+	}
+	return nil
+}
 
 // Buffered returns the number of bytes not yet flushed (tests).
 func (w *Writer) Buffered() int { return w.bw.Buffered() }

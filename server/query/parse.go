@@ -173,20 +173,36 @@ var dateKeys = map[string]bool{
 
 // Parse parses a SEARCH program: the arguments after SEARCH [CHARSET x].
 func Parse(args []Arg) (Node, error) {
-	return parseProgram(args, false)
+	return parseProgram(args, parseOpts{})
+}
+
+// ParseSaved parses a SEARCH program in which "$", the search result
+// variable of SEARCHRES, stands for saved: as a sequence-set key and as the
+// set of a UID key ("sequence-set =/ seq-last-command", rfc9051.txt:7047;
+// "UID SEARCH UID $" and "UID SEARCH $" are the same, rfc9051.txt:4196-4200).
+// saved is the node the variable means now (the caller maps it to the
+// messages it holds); nil: "$" is not a key (no SEARCHRES).
+func ParseSaved(args []Arg, saved Node) (Node, error) {
+	return parseProgram(args, parseOpts{saved: saved})
+}
+
+// parseOpts are what a program may use beyond RFC 3501's keys.
+type parseOpts struct {
+	def   bool // a mailbox definition: folder terms allowed (folder.go)
+	saved Node // "$" (ParseSaved)
 }
 
 // parseProgram parses a SEARCH program, or a definition (def: folder terms
 // allowed, folder.go).
-func parseProgram(args []Arg, def bool) (Node, error) {
+func parseProgram(args []Arg, o parseOpts) (Node, error) {
 	if len(args) == 0 {
 		return nil, synErr("", "empty search program")
 	}
-	return parseList(args, 0, def)
+	return parseList(args, 0, o)
 }
 
-func parseList(args []Arg, depth int, def bool) (Node, error) {
-	s := &stream{args: args, def: def}
+func parseList(args []Arg, depth int, o parseOpts) (Node, error) {
+	s := &stream{args: args, parseOpts: o}
 	var nodes []Node
 	for s.pos < len(s.args) {
 		n, err := s.key(depth)
@@ -204,7 +220,7 @@ func parseList(args []Arg, depth int, def bool) (Node, error) {
 type stream struct {
 	args []Arg
 	pos  int
-	def  bool // a mailbox definition: folder terms allowed
+	parseOpts
 }
 
 func argText(a Arg) string {
@@ -245,7 +261,7 @@ func (s *stream) key(depth int) (Node, error) {
 		if len(a.List) == 0 {
 			return nil, synErr("()", "empty list")
 		}
-		return parseList(a.List, depth+1, s.def)
+		return parseList(a.List, depth+1, s.parseOpts)
 	case Str:
 		return nil, synErr(argText(a), "expected search key, got string")
 	}
@@ -328,10 +344,15 @@ func (s *stream) key(depth int) (Node, error) {
 			xs[i] = x
 		}
 		return Or{A: xs[0], B: xs[1]}, nil
+	case k == "$" && s.saved != nil:
+		return s.saved, nil
 	case k == "UID":
 		v, err := s.operand(k, false)
 		if err != nil {
 			return nil, err
+		}
+		if v == "$" && s.saved != nil {
+			return s.saved, nil
 		}
 		rs, ok := parseSet(v)
 		if !ok {
@@ -452,7 +473,7 @@ func ParseDefinition(s string) (Node, error) {
 	if t.pos < len(s) { // stray ')'
 		return nil, synErr(")", "unbalanced parenthesis")
 	}
-	return parseProgram(args, true)
+	return parseProgram(args, parseOpts{def: true})
 }
 
 type tokenizer struct {

@@ -371,3 +371,37 @@ func FuzzParseArgs(f *testing.F) {
 
 func sr(a, b uint32) imap.SeqRange { return imap.SeqRange{Start: a, Stop: b} }
 func ur(a, b uint32) imap.UIDRange { return imap.UIDRange{Start: imap.UID(a), Stop: imap.UID(b)} }
+
+// "$" (SEARCHRES) is the saved node as a sequence-set key and as the set of
+// UID, also nested; without ParseSaved it is no key, and as a text operand
+// ("SUBJECT $", "KEYWORD $x") it stays text.
+func TestParseSaved(t *testing.T) {
+	saved := UID{Set: imap.UIDSet{{Start: 3, Stop: 4}}}
+	a := func(s string) Arg { return Arg{Kind: Atom, S: s} }
+	for _, tt := range []struct {
+		args []Arg
+		want Node
+	}{
+		{[]Arg{a("$")}, saved},
+		{[]Arg{a("UID"), a("$")}, saved},
+		{[]Arg{a("OR"), a("$"), a("1"), a("SUBJECT"), a("$")},
+			And{Or{A: saved, B: Seq{Set: imap.SeqSet{{Start: 1, Stop: 1}}}}, Text{Key: "SUBJECT", Value: "$"}}},
+		{[]Arg{{Kind: List, List: []Arg{a("NOT"), a("$")}}}, Not{X: saved}},
+	} {
+		got, err := ParseSaved(tt.args, saved)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if d := cmp.Diff(tt.want, got); d != "" {
+			t.Errorf("%v (-want +got):\n%s", tt.args, d)
+		}
+	}
+	for _, args := range [][]Arg{{a("$")}, {a("UID"), a("$")}} {
+		if _, err := Parse(args); err == nil {
+			t.Errorf("Parse(%v) without a saved result: no error", args)
+		}
+	}
+	if _, err := ParseSaved([]Arg{a("$,1")}, saved); err == nil {
+		t.Error(`"$,1" parsed: "$" is a whole sequence-set (rfc9051.txt:7047)`)
+	}
+}

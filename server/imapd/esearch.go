@@ -1,0 +1,211 @@
+package imapd
+
+import (
+	"strings"
+)
+
+// ESEARCH (RFC 4731): SEARCH and UID SEARCH with result options, answered
+// by one "* ESEARCH" response instead of "* SEARCH". The options and the
+// response are RFC 9051's (rfc9051.txt:6918-6919, search-return-opts),
+// which folds in RFC 4731 and the SAVE option of SEARCHRES (searchres.go).
+
+// searchReturn is a SEARCH's result options; nil: a plain SEARCH, answered
+// "* SEARCH".
+type searchReturn struct {
+	min, max, all, count, save bool
+}
+
+// parseReturn reads "RETURN (option ...)" at the start of a SEARCH's
+// arguments (search-return-opts, rfc9051.txt:6967-6968) and returns the
+// arguments after it. Without ESEARCH "RETURN" is left to the search
+// program, which does not know it: BAD.
+func (c *Conn) parseReturn(args []Value) (*searchReturn, []Value, error) {
+	if len(args) == 0 || args[0].Kind != Atom || !strings.EqualFold(args[0].S, "RETURN") || !c.capable("ESEARCH") {
+		return nil, args, nil
+	}
+	if len(args) < 2 || args[1].Kind != List {
+		return nil, nil, Syntax("RETURN takes a list of result options")
+	}
+	r := &searchReturn{}
+	for _, o := range args[1].List {
+		if o.Kind != Atom {
+			return nil, nil, Syntax("result option expected")
+		}
+		switch strings.ToUpper(o.S) {
+		case "MIN":
+			r.min = true
+		case "MAX":
+			r.max = true
+		case "ALL":
+			r.all = true
+		case "COUNT":
+			r.count = true
+		case "SAVE":
+			if !c.capable("SEARCHRES") {
+				return nil, nil, Syntax("unknown result option SAVE")
+			}
+			r.save = true
+		default:
+			// "Any options not defined by extensions that the server
+			// supports MUST be rejected with a BAD response"
+			// (rfc9051.txt:3745-3746).
+			return nil, nil, Syntax("unknown result option " + o.S)
+		}
+	}
+	if !r.min && !r.max && !r.count && !r.save {
+		// "If the list of result options is empty, that requests the
+		// server to return an ESEARCH response instead of the SEARCH
+		// response.  This is equivalent to "(ALL)"" (rfc4731.txt:149-151).
+		r.all = true
+	}
+	return r, args[2:], nil
+}
+
+// hits is the answer of one SEARCH, fed its matches in ascending order by
+// both search paths (the store's and the view's): a plain SEARCH writes
+// its "* SEARCH" line as they come; with result options they are counted
+// and kept for the ESEARCH response and the saved result, written by
+// finish.
+type hits struct {
+	w   *Writer
+	uid bool
+	ret *searchReturn
+
+	n           int
+	first, last [2]uint32 // (UID, sequence number) of the lowest and highest match
+	nums        []uint32  // the matches in the response's numbering (ALL)
+	uids        []uint32  // the matches' UIDs (SAVE of all found messages)
+}
+
+func newHits(uid bool, ret *searchReturn) *hits { return &hits{uid: uid, ret: ret} }
+
+// start begins the response, under w's lock.
+func (h *hits) start(w *Writer) {
+	h.w = w
+	if h.ret == nil {
+		w.Untagged()
+		w.Raw("SEARCH") // rfc3501.txt:3927: "* SEARCH" even when nothing matched
+	}
+}
+
+// writeHit adds one match: a plain SEARCH writes its number, the UID or
+// the sequence number.
+func (h *hits) writeHit(u, seq uint32) {
+	num := seq
+	if h.uid {
+		num = u
+	}
+	if h.ret == nil {
+		h.w.SP()
+		h.w.Number(uint64(num))
+		return
+	}
+	if h.n == 0 {
+		h.first = [2]uint32{u, seq}
+	}
+	h.last = [2]uint32{u, seq}
+	h.n++
+	if h.ret.all {
+		h.nums = append(h.nums, num)
+	}
+	if h.ret.save && h.savesAll() {
+		h.uids = append(h.uids, u)
+	}
+}
+
+// savesAll: SAVE keeps every match unless MIN and/or MAX come without ALL
+// and COUNT ("the "$" marker would contain a single message as returned in
+// the MIN/MAX return item", rfc9051.txt:4085-4098).
+func (h *hits) savesAll() bool {
+	r := h.ret
+	return r.all || r.count || !r.min && !r.max
+}
+
+// finish ends the response: the SEARCH line, or the ESEARCH response of
+// the command tagged tag (esearch-response, rfc9051.txt:6546-6549). MIN,
+// MAX and ALL are left out when nothing matched ("MUST NOT include the
+// MIN result option", rfc4731.txt:98-100, 128-135), COUNT "MUST always be
+// included" (rfc4731.txt:132-135); a UID SEARCH answers "with the UID
+// indicator present" (rfc4731.txt:141-142). SAVE alone "suppresses any ESEARCH response"
+// (rfc9051.txt:3800-3802).
+func (h *hits) finish(tag string) {
+	w, r := h.w, h.ret
+	if r == nil {
+		w.CRLF()
+		return
+	}
+	if !r.min && !r.max && !r.all && !r.count {
+		return
+	}
+	w.Untagged()
+	w.Raw("ESEARCH (TAG ")
+	w.String(tag)
+	w.Raw(")")
+	if h.uid {
+		w.Raw(" UID")
+	}
+	pick := func(m [2]uint32) uint64 {
+		if h.uid {
+			return uint64(m[0])
+		}
+		return uint64(m[1])
+	}
+	if r.min && h.n > 0 {
+		w.Raw(" MIN ")
+		w.Number(pick(h.first))
+	}
+	if r.max && h.n > 0 {
+		w.Raw(" MAX ")
+		w.Number(pick(h.last))
+	}
+	if r.all && h.n > 0 {
+		w.Raw(" ALL ")
+		writeSeqSet(w, h.nums)
+	}
+	if r.count {
+		w.Raw(" COUNT ")
+		w.Number(uint64(h.n))
+	}
+	w.CRLF()
+}
+
+// saved is the search result variable SAVE sets, "the list of messages
+// found" (rfc9051.txt:4046-4049, and the MIN/MAX rules of savesAll): UIDs,
+// ascending.
+func (h *hits) saved() []uint32 {
+	switch {
+	case h.n == 0:
+		return nil
+	case h.savesAll():
+		return h.uids
+	}
+	var out []uint32
+	if h.ret.min {
+		out = append(out, h.first[0])
+	}
+	if h.ret.max && (out == nil || h.last[0] != out[0]) {
+		out = append(out, h.last[0])
+	}
+	return out
+}
+
+// writeSeqSet writes ascending numbers as a sequence-set of ranges
+// ("2,10:15,21"): ALL is returned "using the sequence-set syntax"
+// (rfc4731.txt:119-126).
+func writeSeqSet(w *Writer, nums []uint32) {
+	for i := 0; i < len(nums); {
+		j := i
+		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
+			j++
+		}
+		if i > 0 {
+			w.Raw(",")
+		}
+		w.Number(uint64(nums[i]))
+		if j > i {
+			w.Raw(":")
+			w.Number(uint64(nums[j]))
+		}
+		i = j + 1
+	}
+}
