@@ -152,9 +152,9 @@ func restore(ctx context.Context, dir string) error {
 	}
 	// The spool files' paths, recorded in the rows, move to this spool.
 	if m.Spool != spool {
-		for _, table := range []string{"messages", "delete_log"} {
-			if _, err := c.Exec(ctx, `UPDATE `+table+` SET spool_path = $2 || substr(spool_path, length($1) + 1)
-				WHERE left(spool_path, length($1) + 1) = $1 || '/'`, m.Spool, spool); err != nil {
+		const move = ` SET spool_path = $2 || substr(spool_path, length($1) + 1) WHERE left(spool_path, length($1) + 1) = $1 || '/'`
+		for _, q := range []string{`UPDATE messages` + move, `UPDATE delete_log` + move} {
+			if _, err := c.Exec(ctx, q, m.Spool, spool); err != nil {
 				return fmt.Errorf("the database is restored, but moving its spool paths to %s failed: %w", spool, err)
 			}
 		}
