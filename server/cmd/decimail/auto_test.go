@@ -1,8 +1,6 @@
 package main
 
 import (
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,18 +13,7 @@ import (
 // user; the auto address is then one of the user's addresses (address
 // list), and another user's address cannot become one.
 func TestCLIAutoAdd(t *testing.T) {
-	bin := binary(t)
-	env := append(os.Environ(), "DECIMAIL_DATABASE_URL="+pgrun.TestDB(t), "DECIMAIL_SPOOL="+t.TempDir())
-	run := func(wantOK bool, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if (err == nil) != wantOK {
-			t.Fatalf("decimail %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	run := cliRun(t, pgrun.TestDB(t))
 	run(true, "migrate")
 	run(true, "user", "add", "alice", "-password", "secret")
 	run(true, "user", "add", "bob", "-password", "secret")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,17 +23,7 @@ func TestDKIMCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	bin := binary(t)
-	run := func(wantOK bool, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "DECIMAIL_DATABASE_URL="+dsn, "DECIMAIL_SPOOL="+t.TempDir())
-		out, err := cmd.CombinedOutput()
-		if (err == nil) != wantOK {
-			t.Fatalf("decimail %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	run := cliRun(t, dsn)
 	out := run(true, "dkim", "generate", "-selector", "s1", "Example.Test")
 	m := regexp.MustCompile(`(?m)^s1\._domainkey\.example\.test\. IN TXT ((?:"[^"]{1,255}" ?)+)$`).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "outgoing mail From @example.test is signed") {

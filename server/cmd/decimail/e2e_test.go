@@ -32,6 +32,24 @@ var binOnce struct {
 }
 
 // binary builds the decimail command once per test run.
+// cliRun returns a runner of the built binary on the database dsn (a
+// spool of its own): run(wantOK, args...) fails the test when the command's
+// success is not wantOK and returns its combined output.
+func cliRun(t *testing.T, dsn string) func(wantOK bool, args ...string) string {
+	bin := binary(t)
+	env := append(os.Environ(), "DECIMAIL_DATABASE_URL="+dsn, "DECIMAIL_SPOOL="+t.TempDir())
+	return func(wantOK bool, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != wantOK {
+			t.Fatalf("decimail %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+}
+
 func binary(t *testing.T) string {
 	t.Helper()
 	binOnce.Do(func() {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,18 +52,7 @@ func TestQueueCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bin := binary(t)
-	env := append(os.Environ(), "DECIMAIL_DATABASE_URL="+dsn, "DECIMAIL_SPOOL="+t.TempDir())
-	run := func(wantOK bool, args ...string) string {
-		t.Helper()
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if (err == nil) != wantOK {
-			t.Fatalf("decimail %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
+	run := cliRun(t, dsn)
 	s1, s2 := strconv.FormatInt(id1, 10), strconv.FormatInt(id2, 10)
 
 	list := run(true, "queue", "list")
