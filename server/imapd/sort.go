@@ -31,7 +31,8 @@ type sortKey struct {
 }
 
 // sortItem is a found message with its sequence number, the implicit last
-// sort criterion (rfc5256.txt:231-234).
+// sort criterion: "If two or more messages exactly match according to the
+// sorting criteria", sequence order decides (rfc5256.txt:231-234).
 type sortItem struct {
 	store.SortMsg
 	seq uint32
@@ -111,7 +112,9 @@ func parseSortKeys(vs []Value) ([]sortKey, error) {
 // ascending order" (rfc5256.txt:219-222), REVERSE reverses only its own
 // criterion, not the implicit sequence number one (rfc5256.txt:265-276).
 // The text keys are folded: octet order is i;unicode-casemap's
-// (rfc5256.txt:858-861), the empty string first (rfc5256.txt:249-250).
+// (rfc5256.txt:858-863), the empty string first ("If the associated
+// RFC-822 header for a particular criterion is absent, it is treated as the
+// empty string", rfc5256.txt:246-250).
 func sortItems(items []*sortItem, keys []sortKey) {
 	slices.SortFunc(items, func(a, b *sortItem) int {
 		for _, k := range keys {

@@ -53,12 +53,13 @@ var (
 )
 
 // drawSubject decorates a base subject with leaders, blobs, trailers and
-// [fwd: ] wrappers (rfc5256.txt:94-132); the reply flag is whether one of
-// them marks a reply or forward (rfc5256.txt:433-436).
+// [fwd: ] wrappers ("base subject", rfc5256.txt:92-132); the reply flag is
+// whether one of them marks a "reply or forward" (rfc5256.txt:438-441).
 func drawSubject(t *rapid.T, base string, label string) (string, bool) {
 	s, reply := base, false
 	if base == "[x]" {
-		// A lone blob stays the base subject (rfc5256.txt:119-121):
+		// A lone blob stays: only a blob that "leaves a non-empty subj-base"
+		// goes (rfc5256.txt:119-121);
 		// only leaders may precede it.
 		if rapid.Bool().Draw(t, label+" re") {
 			return rapid.SampledFrom([]string{"Re: ", "[l] Fwd: ", "RE[2]: "}).Draw(t, label+" leader") + s, true
@@ -88,7 +89,7 @@ func drawSubject(t *rapid.T, base string, label string) (string, bool) {
 }
 
 // drawRefID renders a canonical id in one of its equivalent forms
-// (rfc5256.txt:399-411).
+// (a normalized msg-id, rfc5256.txt:399-411).
 func drawRefID(t *rapid.T, id, label string) string {
 	if rapid.Bool().Draw(t, label+" quoted") {
 		return `<"` + id + `"@x>`
@@ -158,7 +159,8 @@ func drawRefMailbox(t *rapid.T, seq int) []*refMsg {
 	return ms
 }
 
-// refSort is SORT (rfc5256.txt:213-294) over the model.
+// refSort is SORT over the model ("Sorting is in ascending order",
+// rfc5256.txt:219-222).
 func refSort(ms []*refMsg, keys []sortKey) []int {
 	out := slices.Clone(ms)
 	slices.SortStableFunc(out, func(a, b *refMsg) int { // stable over sequence order: the implicit last key
@@ -246,7 +248,8 @@ func (t *refTree) before(a, b int) int {
 	return cmp.Compare(ka.seq, kb.seq)
 }
 
-// refReferences is THREAD=REFERENCES, rfc5256.txt:446-670, step by step.
+// refReferences is THREAD=REFERENCES step by step, from "For each searched
+// message" (rfc5256.txt:455-645).
 func refReferences(ms []*refMsg) []int /* top level */ {
 	t := &refTree{ms: ms}
 	byID := map[string]int{}

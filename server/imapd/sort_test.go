@@ -67,7 +67,8 @@ func sortFixture(t *testing.T) *testEnv {
 }
 
 // Every sort key, REVERSE, the implicit sequence number tie-break, and the
-// UID form (rfc5256.txt:219-294).
+// UID form ("Sorting is in ascending order", rfc5256.txt:219-222; the keys
+// ARRIVAL to TO, rfc5256.txt:252-294).
 func TestSort(t *testing.T) {
 	e := sortFixture(t)
 	c := e.dial()
@@ -114,7 +115,8 @@ func TestSort(t *testing.T) {
 			t.Errorf("%s: %s %s, want BAD", cmd, u, done)
 		}
 	}
-	// Other charsets: NO [BADCHARSET] (rfc5256.txt:201-204, rfc3501.txt:2771-2774).
+	// Charsets but US-ASCII and UTF-8: NO [BADCHARSET] (rfc5256.txt:201-204,
+	// rfc3501.txt:2771-2774).
 	if u, done := c.Do("SORT (SUBJECT) ISO-8859-1 ALL"); done.Status != "NO" || done.CodeName() != "BADCHARSET" || len(u) != 0 {
 		t.Errorf("SORT with ISO-8859-1: %s %s", u, done)
 	}
@@ -134,7 +136,7 @@ func TestSortView(t *testing.T) {
 	imaptest.Expect(t, c.OK("THREAD REFERENCES UTF-8 ALL"), "* THREAD (2 1)")
 }
 
-// THREAD ORDEREDSUBJECT and REFERENCES (rfc5256.txt:360-675).
+// THREAD ORDEREDSUBJECT and REFERENCES (rfc5256.txt:360-379, 381-436).
 func TestThread(t *testing.T) {
 	e := newEnv(t)
 	d := func(n int) string { return fmt.Sprintf("Thu, %d Jan 2026 10:00:00 +0000", n) }
@@ -143,15 +145,15 @@ func TestThread(t *testing.T) {
 		/*2*/ {subject: "Re: Plan", date: d(2), msgID: "<b@x>", refs: "<a@x>"},
 		/*3*/ {subject: "Re: Plan", date: d(4), msgID: "<c@x>", refs: "<a@x> <b@x>"},
 		/*4*/ {subject: "Re: Plan", date: d(3), msgID: "<d@x>", inReplyTo: "<a@x>"},
-		// Siblings under a parent not in the mailbox: a dummy (rfc5256.txt:745-749).
+		// Siblings under a parent not in the mailbox: a dummy: "does not exist in the mailbox" (rfc5256.txt:746-750).
 		/*5*/ {subject: "Lost", date: d(6), msgID: "<e@x>", refs: "<gone@x>"},
 		/*6*/ {subject: "Re: Lost", date: d(5), msgID: "<f@x>", refs: `<"gone"@x>`},
 		// Same base subject, no references: merged under the original.
 		/*7*/ {subject: "Fwd: Plan", date: d(7), msgID: "<g@x>"},
 		// A loop: 8 and 9 refer to each other. 8 made the dummy <i@x>
 		// its parent, so 9 (<i@x>) cannot become 8's child
-		// (rfc5256.txt:483-487): 9 is the parent. 10 duplicates 1's
-		// Message-ID: a unique one (rfc5256.txt:467-471).
+		// ("would introduce a loop", rfc5256.txt:490-493): 9 is the parent. 10 duplicates 1's
+		// Message-ID: "only use that Message ID in the first" (rfc5256.txt:471-475).
 		/*8*/ {subject: "Loop", date: d(8), msgID: "<h@x>", refs: "<i@x>"},
 		/*9*/ {subject: "Loop two", date: d(9), msgID: "<i@x>", refs: "<h@x>"},
 		/*10*/ {subject: "Dup", date: d(10), msgID: "<a@x>"},

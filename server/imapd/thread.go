@@ -3,7 +3,7 @@ package imapd
 // THREAD and UID THREAD (RFC 5256 §3, "BASE.6.4.THREAD",
 // rfc5256.txt:306-356): the search of SORT (sort.go: sortSearch), then
 // ORDEREDSUBJECT or REFERENCES threading over the found messages, answered
-// by one "* THREAD" response (rfc5256.txt:707-745).
+// by one "* THREAD" response of "zero or more threads" (rfc5256.txt:700-715).
 
 import (
 	"slices"
@@ -65,8 +65,10 @@ type threadNode struct {
 // write appends the node's thread-members or thread-nested
 // (rfc5256.txt:791-795): its number, then a single child continues the
 // list ("successive parent and child"), several children nest, each in
-// parentheses ("(3 6 (4 23)(44 7 96))", rfc5256.txt:732-742). A dummy
-// contributes no number: "((3)(5))" (rfc5256.txt:745-749).
+// parentheses ("indicating successive parent and child", rfc5256.txt:706-711;
+// the example "* THREAD (2)(3 6 (4 23)(44 7 96))"). A dummy contributes no number:
+// "((3)(5))", siblings of a parent that "does not exist in the mailbox"
+// (rfc5256.txt:746-750).
 func (n *threadNode) write(b []byte, uid bool) []byte {
 	if n.msg != nil {
 		b = strconv.AppendUint(b, uint64(number(n.msg, uid)), 10)
@@ -92,7 +94,7 @@ func (n *threadNode) write(b []byte, uid bool) []byte {
 }
 
 // first is the message a node sorts by: its own, or its first child's for
-// a dummy (rfc5256.txt:585-588, 668-670).
+// a dummy ("use the first child for the top-level sort", rfc5256.txt:536-539).
 func (n *threadNode) first() *sortItem {
 	for n.msg == nil && len(n.children) > 0 {
 		n = n.children[0]
@@ -100,7 +102,8 @@ func (n *threadNode) first() *sortItem {
 	return n.msg
 }
 
-// cmpSent orders by sent date, ties by sequence number (rfc5256.txt:159-161).
+// cmpSent orders by sent date, ties by sequence number ("When comparing two
+// sent dates that match exactly", rfc5256.txt:159-161).
 func cmpSent(a, b *sortItem) int {
 	if r := a.sent().Compare(b.sent()); r != 0 {
 		return r
@@ -148,9 +151,9 @@ func threadOrderedSubject(items []*sortItem) []*threadNode {
 	return roots
 }
 
-// threadReferences is REFERENCES (rfc5256.txt:381-675), steps 1 to 6.
+// threadReferences is REFERENCES (rfc5256.txt:381-436), steps 1 to 6.
 func threadReferences(items []*sortItem) []*threadNode {
-	// (1) Link messages by their references (rfc5256.txt:446-517).
+	// (1) "For each searched message": link by references (rfc5256.txt:455-517).
 	ids := map[string]*threadNode{}
 	node := func(id string) *threadNode {
 		n := ids[id]
@@ -167,19 +170,21 @@ func threadReferences(items []*sortItem) []*threadNode {
 		if id != "" {
 			if n = node(id); n.msg != nil {
 				// A duplicate Message-ID: only the first message (lowest
-				// sequence number) keeps it (rfc5256.txt:467-471).
+				// sequence number) keeps it ("only use that Message ID in the first",
+				// rfc5256.txt:471-475).
 				n = nil
 			}
 		}
 		if n == nil {
-			// No valid Message-ID: a unique one (rfc5256.txt:463-466).
+			// No valid Message-ID: "assign a unique Message ID" (rfc5256.txt:466-469).
 			n = &threadNode{id: "\x00" + strconv.Itoa(i)}
 		}
 		n.msg = m
 		all = append(all, n)
 		// (A) References, else the first valid In-Reply-To
-		// (rfc5256.txt:413-431), linked each to the next unless the child
-		// has a parent already or a loop would result (rfc5256.txt:473-488).
+		// ("If a message contains a References header line", rfc5256.txt:416-423),
+		// linked each to the next unless the child "already has a parent"
+		// (rfc5256.txt:482-488) or it "would introduce a loop" (rfc5256.txt:490-493).
 		var refs []*threadNode
 		for _, r := range m.Refs {
 			if r = normMsgID(r); r != "" {
@@ -197,14 +202,16 @@ func threadReferences(items []*sortItem) []*threadNode {
 			}
 		}
 		// (B) The last reference becomes the message's parent, replacing
-		// any parent (rfc5256.txt:491-507).
+		// any parent ("Create a parent/child link between the last reference",
+		// rfc5256.txt:497-513).
 		unlink(n)
 		if len(refs) > 0 && !wouldLoop(refs[len(refs)-1], n) {
 			link(refs[len(refs)-1], n)
 		}
 	}
 	// (2) Every node without a parent is a child of the root
-	// (rfc5256.txt:566-569), in the order made; only dummies not yet seen
+	// ("Gather together all of the messages that have no parents",
+	// rfc5256.txt:519-522), in the order made; only dummies not yet seen
 	// remain in ids.
 	root := &threadNode{}
 	seen := map[*threadNode]bool{}
@@ -219,23 +226,25 @@ func threadReferences(items []*sortItem) []*threadNode {
 			root.children = append(root.children, n)
 		}
 	}
-	// (3) Prune dummies (rfc5256.txt:571-580).
+	// (3) "Prune dummy messages" (rfc5256.txt:524-534).
 	root.children = prune(root.children, true)
 	for _, n := range root.children {
 		n.parent = nil
 	}
 	// (4) Sort the top level by sent date, a dummy by its first child
-	// after sorting its children (rfc5256.txt:582-588).
+	// after sorting its children ("Sort the messages under the root",
+	// rfc5256.txt:536-539).
 	for _, n := range root.children {
 		if n.msg == nil {
 			slices.SortStableFunc(n.children, cmpNodes)
 		}
 	}
 	slices.SortStableFunc(root.children, cmpNodes)
-	// (5) Merge threads by base subject (rfc5256.txt:590-660).
+	// (5) "Gather together messages under the root" of one base subject
+	// (rfc5256.txt:541-632).
 	root.children = mergeSubjects(root.children)
 	// (6) Sort every set of siblings by sent date, the deepest first
-	// (rfc5256.txt:662-670).
+	// ("sort each set of siblings by sent date", rfc5256.txt:638-645).
 	sortTree(root)
 	return root.children
 }
@@ -275,7 +284,7 @@ func normMsgID(s string) string {
 }
 
 // wouldLoop reports whether making p the parent of c would make a loop:
-// p is c or one of c's descendants (rfc5256.txt:483-487).
+// p is c or one of c's descendants ("would introduce a loop", rfc5256.txt:490-493).
 func wouldLoop(p, c *threadNode) bool {
 	for a := p; a != nil; a = a.parent {
 		if a == c {
@@ -332,7 +341,7 @@ func prune(list []*threadNode, top bool) []*threadNode {
 // returns does not matter: step 6 sorts it.
 func mergeSubjects(top []*threadNode) []*threadNode {
 	// (i) The thread subject: the message's base subject, or its first
-	// child's for a dummy (rfc5256.txt:597-600; after pruning, a dummy's
+	// child's for a dummy ("This is the thread subject", rfc5256.txt:550-553; after pruning, a dummy's
 	// children are messages).
 	subject := func(n *threadNode) string {
 		if n.msg != nil {
@@ -347,7 +356,7 @@ func mergeSubjects(top []*threadNode) []*threadNode {
 		if s == "" {
 			continue
 		}
-		// (iv) rfc5256.txt:610-620.
+		// (iv) "If there is no message in the subject table", rfc5256.txt:570-584.
 		t, ok := table[s]
 		if !ok || t.msg != nil && (n.msg == nil || reply(t) && !reply(n)) {
 			table[s] = n
@@ -363,7 +372,8 @@ func mergeSubjects(top []*threadNode) []*threadNode {
 		if s == "" || t == n {
 			continue
 		}
-		// rfc5256.txt:631-655.
+		// "merge the current message with the one in the subject table",
+		// rfc5256.txt:601-632.
 		switch {
 		case t.msg == nil && n.msg == nil:
 			for _, ch := range n.children {

@@ -3,14 +3,14 @@ package message
 import "strings"
 
 // BaseSubject returns the "base subject" of a decoded Subject (RFC 5256
-// §2.1, rfc5256.txt:94-132) and whether the extraction removed a reply or
-// forward marker: a subj-refwd, a "(fwd)" subj-trailer or a subj-fwd-hdr
-// and subj-fwd-trl (rfc5256.txt:433-436; THREAD=REFERENCES step 5 prefers
+// §2.1, rfc5256.txt:92-132) and whether the extraction removed a "reply or
+// forward" marker: a subj-refwd, a "(fwd)" subj-trailer or a subj-fwd-hdr
+// and subj-fwd-trl (rfc5256.txt:438-441; THREAD=REFERENCES step 5 prefers
 // a thread's original message over replies to it). Step (1), the RFC 2047
 // decoding, is done by the parser (Parsed.Subject); case is kept: the
-// caller compares with i;unicode-casemap (rfc5256.txt:858-861).
+// caller compares with i;unicode-casemap (rfc5256.txt:858-863).
 //
-// "All servers ... MUST use exactly this algorithm" (rfc5256.txt:134-135).
+// "All servers ... MUST use exactly this algorithm" (rfc5256.txt:134-137).
 func BaseSubject(subject string) (base string, reply bool) {
 	// (1) "Convert all tabs and continuations to space. Convert all
 	// multiple spaces to a single space." (rfc5256.txt:101-102)
@@ -28,7 +28,8 @@ func BaseSubject(subject string) (base string, reply bool) {
 			}
 		}
 		// (3)-(5): subj-leaders, then one subj-blob when a subj-base is
-		// left behind it, until neither matches (rfc5256.txt:107-123).
+		// left behind it, until neither matches ("Remove all prefix text",
+		// rfc5256.txt:107-123).
 		for {
 			changed := false
 			for {
@@ -46,7 +47,7 @@ func BaseSubject(subject string) (base string, reply bool) {
 				break
 			}
 		}
-		// (6) "[fwd:" subject "]": remove both and repeat from (2)
+		// (6) subj-fwd-hdr "[fwd:", subject, "]": remove both, repeat from (2)
 		// (rfc5256.txt:128-130, 805-809).
 		if len(s) >= 6 && strings.EqualFold(s[:5], "[fwd:") && s[len(s)-1] == ']' {
 			s = s[5 : len(s)-1]

@@ -2,8 +2,8 @@ package message
 
 import "testing"
 
-// The base subject extraction of rfc5256.txt:94-132, rule by rule, and the
-// reply/forward marker of rfc5256.txt:433-436.
+// The "base subject" extraction of rfc5256.txt:92-132, rule by rule, and the
+// "reply or forward" marker of rfc5256.txt:438-441.
 func TestBaseSubject(t *testing.T) {
 	for _, tc := range []struct {
 		in, want string
