@@ -233,3 +233,17 @@ func TestSortDisabled(t *testing.T) {
 		}
 	}
 }
+
+// A COPY into a mailbox that already holds the message makes a new message
+// row (store: duplicateMessages): it keeps the sort keys.
+func TestSortCopyKeepsKeys(t *testing.T) {
+	e := newEnv(t)
+	e.deliverSort("INBOX", sortMsg{from: "zed@x.test", subject: "Re: beta"}, store.Flags{})
+	e.deliverSort("INBOX", sortMsg{from: "amy@x.test", subject: "alpha"}, store.Flags{})
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	c.OK("COPY 1 INBOX")
+	c.OK("NOOP")
+	imaptest.Expect(t, c.OK("SORT (SUBJECT) UTF-8 ALL"), "* SORT 2 1 3")
+	imaptest.Expect(t, c.OK("SORT (REVERSE FROM) UTF-8 ALL"), "* SORT 1 3 2")
+}
