@@ -191,17 +191,17 @@ func (c *compiler) node(n Node) error {
 		switch n.Key {
 		case "TEXT": // rfc3501.txt:2923: header or body
 			p := c.param(likePattern(n.Value))
-			return c.text(c.textCol("header_text")+" ILIKE "+p, c.textCol("body_text")+" ILIKE "+p)
+			return c.text(c.textCol("header_text")+" LIKE "+p, c.textCol("body_text")+" LIKE "+p)
 		case "HEADER": // rfc3501.txt:2836
 			return c.text(c.headerCond(n.Field, n.Value))
 		case "BODY": // rfc3501.txt:2815
-			return c.text(c.textCol("body_text") + " ILIKE " + c.param(likePattern(n.Value)))
+			return c.text(c.textCol("body_text") + " LIKE " + c.param(likePattern(n.Value)))
 		default:
 			col := textCols[n.Key]
 			if col == "" {
 				return fmt.Errorf("query: bad text key %q", n.Key)
 			}
-			c.w(c.col(col), " ILIKE ", c.param(likePattern(n.Value)))
+			c.w(c.col(col), " LIKE ", c.param(likePattern(n.Value)))
 		}
 	case Date: // BEFORE, ON, SENTBEFORE to SENTSINCE, SINCE: rfc3501.txt:2811, 2871, 2884-2898: disregarding time and timezone
 		col, op := "internal_day", ""
@@ -364,8 +364,12 @@ func systemFlagColumn(f string) string {
 	return flagKeys[asciiUpper(f[1:])]
 }
 
-// likePattern builds the ILIKE pattern %s% of s folded (likeEscape, Fold:
-// the searched columns hold folded text).
+// likePattern builds the LIKE pattern %s% of s folded (likeEscape, Fold:
+// the searched columns hold folded text). LIKE, not ILIKE: both sides are
+// folded already, and ILIKE lowercases the whole text (a copy) on every
+// row before it compares: re-adding 3,087 messages to 25 "UNSEEN HEADER
+// List-Id x" views (STORE -FLAGS (\Seen)) spent most of its time there
+// (issue 15, bench/ANALYSIS.md).
 func likePattern(s string) string { return "%" + likeEscape(Fold(s)) + "%" }
 
 // likeEscape escapes \ % _ by backslash, LIKE's default escape character.
@@ -387,7 +391,7 @@ func likeEscape(s string) string {
 //
 // No regular expression is built from the user's strings: an ARE made of a
 // 60,000-character value ran 37 s and then failed as "too complex" (issue
-// 13). The first condition, an ILIKE over the whole text, is what the
+// 13). The first condition, a LIKE over the whole text, is what the
 // trigram index serves (both the name's and the value's trigrams); the
 // second, over the lines of the rows it leaves, makes it exact. Both are
 // linear in the text for a bounded value (Limits.MaxValue).
@@ -396,8 +400,8 @@ func (c *compiler) headerCond(name, value string) string {
 	prefix := likeEscape(Fold(name)) + ":%" + likeEscape(Fold(value)) + "%"
 	whole := c.param("%" + prefix)
 	line := c.param(prefix)
-	return "(" + h + " ILIKE " + whole + " AND EXISTS (SELECT 1 FROM unnest(string_to_array(" + h +
-		", chr(10))) AS hl(l) WHERE hl.l ILIKE " + line + "))"
+	return "(" + h + " LIKE " + whole + " AND EXISTS (SELECT 1 FROM unnest(string_to_array(" + h +
+		", chr(10))) AS hl(l) WHERE hl.l LIKE " + line + "))"
 }
 
 // UsesFlags reports whether the program depends on flags or keywords, so

@@ -36,7 +36,7 @@ func TestCompileGolden(t *testing.T) {
 	}
 	// hdr is HEADER's condition with its two parameters $a, $b (compiler.headerCond).
 	hdr := func(a, b int) string {
-		return fmt.Sprintf("(mt.header_text ILIKE $%d AND EXISTS (SELECT 1 FROM unnest(string_to_array(mt.header_text, chr(10))) AS hl(l) WHERE hl.l ILIKE $%d))", a, b)
+		return fmt.Sprintf("(mt.header_text LIKE $%d AND EXISTS (SELECT 1 FROM unnest(string_to_array(mt.header_text, chr(10))) AS hl(l) WHERE hl.l LIKE $%d))", a, b)
 	}
 	tests := []struct {
 		in   string
@@ -47,12 +47,12 @@ func TestCompileGolden(t *testing.T) {
 		{"SEEN", "m.seen", nil},
 		{"UNDELETED", "NOT m.deleted", nil},
 		{"ANSWERED DRAFT UNFLAGGED", "(m.answered AND m.draft AND NOT m.flagged)", nil},
-		{"SUBJECT \"50% off_now\\\\\"", "m.subject ILIKE $1", []any{`%50\% off\_now\\%`}},
+		{"SUBJECT \"50% off_now\\\\\"", "m.subject LIKE $1", []any{`%50\% off\_now\\%`}},
 		// Values are folded (Fold), as the stored columns are.
-		{"SUBJECT MÜNCHEN FROM Straße", "(m.subject ILIKE $1 AND m.from_addr ILIKE $2)", []any{"%mu\u0308nchen%", "%strasse%"}},
-		{"FROM a BCC b CC c TO d BODY e", "(m.from_addr ILIKE $1 AND m.bcc_addr ILIKE $2 AND m.cc_addr ILIKE $3 AND m.to_addr ILIKE $4 AND " + txt("mt.body_text ILIKE $5") + ")",
+		{"SUBJECT MÜNCHEN FROM Straße", "(m.subject LIKE $1 AND m.from_addr LIKE $2)", []any{"%mu\u0308nchen%", "%strasse%"}},
+		{"FROM a BCC b CC c TO d BODY e", "(m.from_addr LIKE $1 AND m.bcc_addr LIKE $2 AND m.cc_addr LIKE $3 AND m.to_addr LIKE $4 AND " + txt("mt.body_text LIKE $5") + ")",
 			[]any{"%a%", "%b%", "%c%", "%d%", "%e%"}},
-		{"TEXT word UNDELETED", "(" + txt("mt.header_text ILIKE $1", "mt.body_text ILIKE $1") + " AND NOT m.deleted)", []any{"%word%"}},
+		{"TEXT word UNDELETED", "(" + txt("mt.header_text LIKE $1", "mt.body_text LIKE $1") + " AND NOT m.deleted)", []any{"%word%"}},
 		{"HEADER List-Id golang.org", txt(hdr(1, 2)), []any{"%list-id:%golang.org%", "list-id:%golang.org%"}},
 		{`HEADER X-Spam ""`, txt(hdr(1, 2)), []any{"%x-spam:%%", "x-spam:%%"}},
 		{`HEADER Subject "ü (a|b)*"`, txt(hdr(1, 2)), []any{"%subject:%u\u0308 (a|b)*%", "subject:%u\u0308 (a|b)*%"}},
@@ -76,7 +76,7 @@ func TestCompileGolden(t *testing.T) {
 		{"UID 1:2,3:4,5:6,7:8,9:10", "EXISTS (SELECT 1 FROM unnest($1::bigint[], $2::bigint[]) AS r(lo, hi) WHERE mm.uid BETWEEN r.lo AND r.hi)",
 			[]any{[]int64{1, 3, 5, 7, 9}, []int64{2, 4, 6, 8, 10}}},
 		{"2:*", "mm.uid BETWEEN $1 AND $2", []any{int64(20), int64(50)}},
-		{"OR FROM golang-nuts HEADER List-Id golang", "(m.from_addr ILIKE $1 OR " + txt(hdr(2, 3)) + ")", []any{"%golang-nuts%", "%list-id:%golang%", "list-id:%golang%"}},
+		{"OR FROM golang-nuts HEADER List-Id golang", "(m.from_addr LIKE $1 OR " + txt(hdr(2, 3)) + ")", []any{"%golang-nuts%", "%list-id:%golang%", "list-id:%golang%"}},
 		{"NOT (SEEN OR FLAGGED DRAFT)", "NOT ((m.seen AND (m.flagged OR m.draft)))", nil},
 	}
 	for _, tt := range tests {
@@ -103,12 +103,12 @@ func TestCompileAppendsArgs(t *testing.T) {
 	env := &Env{Msg: "msg", Args: []any{int64(42), "user"}}
 	n, _ := ParseDefinition("SUBJECT x")
 	sql, err := Compile(n, env)
-	if err != nil || sql != "msg.subject ILIKE $3" || len(env.Args) != 3 {
+	if err != nil || sql != "msg.subject LIKE $3" || len(env.Args) != 3 {
 		t.Fatalf("got %q %v %v", sql, env.Args, err)
 	}
 	// No alias: bare columns.
 	sql, _ = Compile(n, &Env{})
-	if sql != "subject ILIKE $1" {
+	if sql != "subject LIKE $1" {
 		t.Errorf("no alias: %q", sql)
 	}
 	// Empty Recent compiles to FALSE without a parameter.

@@ -135,8 +135,8 @@ func (x *session) deliver(ctx context.Context, in *store.Incoming, d store.Deliv
 	}
 	if d.Queue != nil {
 		x.log.Info("smtpd: queued", "from", d.Queue.From, "rcpts", d.Queue.Rcpts, "queue", res.QueueID, "size", in.Size())
-		if x.s.cfg.RelayHost == "" {
-			x.log.Warn("smtpd: no relay host (smtp_relay_host) is configured: the message to remote recipients will bounce",
+		if x.s.cfg.RelayHost == "" && !x.s.cfg.RelayDirect {
+			x.log.Warn("smtpd: no relay host (smtp_relay_host) is configured and direct delivery (smtp_relay_direct) is off: the message to remote recipients will bounce",
 				"from", d.Queue.From, "rcpts", d.Queue.Rcpts, "queue", res.QueueID)
 		}
 	}

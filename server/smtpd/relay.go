@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +21,12 @@ import (
 
 // RelayConfig configures the outbound relay. Zero values take defaults.
 type RelayConfig struct {
-	Host         string        // smart host "host:port" (smtp_relay_host); empty: queued mail bounces (errNoRelay)
+	Host string // smart host "host:port" (smtp_relay_host); empty: direct delivery (Direct), else queued mail bounces (errNoRelay)
+	// Direct: without a smart host, deliver to each recipient domain's mail
+	// exchangers (smtp_relay_direct, default true; direct.go).
+	Direct       *bool
+	DirectPort   int           // smtp_relay_direct_port, default 25 (tests: another)
+	Resolver     Resolver      // MX lookups, default net.DefaultResolver
 	User         string        // smtp_relay_user; AUTH PLAIN when set
 	Password     string        // smtp_relay_password
 	Hostname     string        // our EHLO name, default os.Hostname()
@@ -70,6 +76,16 @@ func (c *RelayConfig) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Direct == nil {
+		t := true
+		c.Direct = &t
+	}
+	if c.DirectPort <= 0 {
+		c.DirectPort = 25
+	}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
+	}
 }
 
 // LoadRelayConfig overlays the configuration table's smtp_relay_* keys on base.
@@ -84,6 +100,7 @@ func LoadRelayConfig(ctx context.Context, st *store.Store, base RelayConfig) (Re
 		{"smtp_relay_hostname", &c.Hostname},
 		{"smtp_relay_give_up", &c.GiveUp}, {"smtp_relay_retry_base", &c.RetryBase}, {"smtp_relay_retry_max", &c.RetryMax},
 		{"smtp_relay_poll", &c.PollInterval}, {"smtp_relay_workers", &c.Workers}, {"smtp_relay_lease", &c.Lease},
+		{"smtp_relay_direct", &c.Direct}, {"smtp_relay_direct_port", &c.DirectPort},
 	} {
 		v, err := st.Config(ctx, k.key, "\x00")
 		if err != nil {
@@ -105,6 +122,12 @@ func LoadRelayConfig(ctx context.Context, st *store.Store, base RelayConfig) (Re
 			if _, err := fmt.Sscan(v, d); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", k.key, err))
 			}
+		case **bool:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", k.key, err))
+			}
+			*d = &b
 		}
 	}
 	return c, errors.Join(errs...)
@@ -143,8 +166,8 @@ func NewRelay(st *store.Store, cfg RelayConfig, log *slog.Logger) *Relay {
 // notifications and every PollInterval.
 func (r *Relay) Run(ctx context.Context) error {
 	ctx = store.WithClass(ctx, store.ClassDelivery)
-	if r.cfg.Host == "" {
-		r.log.Warn("relay: smtp_relay_host not set; mail to remote recipients is bounced to its sender")
+	if r.cfg.Host == "" && !*r.cfg.Direct {
+		r.log.Warn("relay: smtp_relay_host not set and smtp_relay_direct off; mail to remote recipients is bounced to its sender")
 	}
 	listening, wake := make(chan struct{}, 1), make(chan struct{}, 1)
 	go listen(ctx, r.st, store.OutboundChannel, listening, wake, r.log)
@@ -279,7 +302,14 @@ func (r *Relay) send(ctx context.Context, m *store.OutboundMessage) []failure {
 		}
 		return fs
 	}
+	data, err := r.sign(ctx, m.Data)
+	if err != nil {
+		return all(err) // retried: the key could not be read
+	}
 	if r.cfg.Host == "" {
+		if *r.cfg.Direct {
+			return r.sendDirect(ctx, m, data)
+		}
 		return all(errNoRelay)
 	}
 	c, err := r.dial(ctx)
@@ -317,7 +347,7 @@ func (r *Relay) send(ctx context.Context, m *store.OutboundMessage) []failure {
 	if err != nil {
 		return dataFail(err)
 	}
-	if _, err := w.Write(m.Data); err != nil {
+	if _, err := w.Write(data); err != nil {
 		w.Close()
 		return dataFail(err)
 	}

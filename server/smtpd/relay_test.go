@@ -109,9 +109,12 @@ func (c *clock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// newRelay: without a host, no direct delivery either (direct_test.go
+// tests that), so queued mail bounces.
 func newRelay(e *env, host string, clk *clock) *smtpd.Relay {
+	off := false
 	return smtpd.NewRelay(e.st, smtpd.RelayConfig{Host: host, Hostname: "mx.example.test", Now: clk.Now,
-		RetryBase: time.Minute, GiveUp: time.Hour, Timeout: 5 * time.Second}, nil)
+		RetryBase: time.Minute, GiveUp: time.Hour, Timeout: 5 * time.Second, Direct: &off}, nil)
 }
 
 func runOnce(t testing.TB, r *smtpd.Relay) int {

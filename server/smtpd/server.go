@@ -73,9 +73,14 @@ type Config struct {
 	// (smtpd_log_conversation).
 	LogConversation bool
 	// RelayHost is the relay's smart host (smtp_relay_host, as
-	// RelayConfig.Host). Empty: a message queued for remote recipients will
-	// bounce (Relay), and the submission logs a warning saying so.
+	// RelayConfig.Host). Empty with RelayDirect off: a message queued for
+	// remote recipients will bounce (Relay), and the submission logs a
+	// warning saying so.
 	RelayHost string
+	// RelayDirect: the relay delivers to the recipients' mail exchangers
+	// when there is no smart host (smtp_relay_direct; LoadConfig's default
+	// true, the zero Config's false).
+	RelayDirect bool
 }
 
 func (c *Config) defaults() {
@@ -183,6 +188,8 @@ func LoadConfig(ctx context.Context, st *store.Store, base Config) (Config, erro
 	}
 	str("smtpd_hostname", &c.Hostname)
 	str("smtp_relay_host", &c.RelayHost)
+	c.RelayDirect = true
+	boolean("smtp_relay_direct", &c.RelayDirect)
 	num("smtpd_max_message_bytes", func(n int64) { c.MaxMessageBytes = n })
 	num("smtpd_max_recipients", func(n int64) { c.MaxRecipients = int(n) })
 	num("smtpd_max_line_length", func(n int64) { c.MaxLineLength = int(n) })

@@ -62,7 +62,9 @@ var Settings = []Setting{
 	{Key: "smtpd_allow_insecure_auth", Type: TypeBool, Default: "false", Effect: "AUTH without TLS from any client"},
 	{Key: "smtpd_trusted_nets", Type: TypeList, Default: "`127.0.0.0/8,::1/128`", check: prefixes, Effect: "networks that may relay without AUTH and AUTH without TLS (`none`: no network)"},
 	// Outbound relay
-	{Key: "smtp_relay_host", Type: TypeString, check: hostPort, Effect: "smart host (`host:port`) all outbound mail goes to; empty: nothing is sent, mail stays queued"},
+	{Key: "smtp_relay_host", Type: TypeString, check: hostPort, Effect: "smart host (`host:port`) all outbound mail goes to; empty: direct delivery to the recipients' mail exchangers (`smtp_relay_direct`), or, with that off, queued mail bounces at once"},
+	{Key: "smtp_relay_direct", Type: TypeBool, Default: "true", Effect: "without a smart host, deliver to each recipient domain's MX hosts (port `smtp_relay_direct_port`, STARTTLS when offered, unverified); false: bounce such mail"},
+	{Key: "smtp_relay_direct_port", Type: TypeInt, Default: "25", check: nonZero, Effect: "the port of direct delivery (another only for tests)"},
 	{Key: "smtp_relay_user", Type: TypeString, Effect: "user name for AUTH PLAIN at the smart host (none: no AUTH)"},
 	{Key: "smtp_relay_password", Type: TypeString, Secret: true, Effect: "password for the smart host (`config list` does not show it)"},
 	{Key: "smtp_relay_hostname", Type: TypeString, Default: "`-hostname`", Effect: "our EHLO name at the smart host"},

@@ -61,7 +61,7 @@ func TestSubmissionBounces(t *testing.T) {
 		name, status, why string
 		relay             bool
 	}{
-		{"no relay host", "Status: 5.4.4", "no relay host is configured (smtp_relay_host)", false},
+		{"no relay host, no direct delivery", "Status: 5.4.4", "no relay host is configured (smtp_relay_host)", false},
 		{"relay answers 550", "Status: 5.1.1", "550 No such user here", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,6 +91,8 @@ func TestSubmissionBounces(t *testing.T) {
 				if err := st.SetConfig(ctx, "smtp_relay_host", ln.Addr().String()); err != nil {
 					t.Fatal(err)
 				}
+			} else if err := st.SetConfig(ctx, "smtp_relay_direct", "false"); err != nil {
+				t.Fatal(err)
 			}
 
 			logs := &lockedBuf{}
@@ -130,7 +132,7 @@ func TestSubmissionBounces(t *testing.T) {
 				t.Fatalf("submission: %v", err)
 			}
 			c.Quit()
-			warned := strings.Contains(logs.String(), "no relay host (smtp_relay_host) is configured: the message to remote recipients will bounce")
+			warned := strings.Contains(logs.String(), "no relay host (smtp_relay_host) is configured and direct delivery (smtp_relay_direct) is off: the message to remote recipients will bounce")
 			if warned == tc.relay {
 				t.Errorf("warning at submission: %v, want %v; log:\n%s", warned, !tc.relay, logs.String())
 			}
