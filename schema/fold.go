@@ -15,7 +15,7 @@ import (
 // (store.Open, decimail migrate, the test template) runs them.
 var steps = map[int]func(context.Context, pgx.Tx) error{
 	8:  foldTexts,
-	14: sortKeys,
+	16: sortKeys,
 }
 
 // foldTexts folds the searched text columns of the rows stored before

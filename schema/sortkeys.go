@@ -10,7 +10,7 @@ import (
 	"decimail/server/query"
 )
 
-// sortKeys fills the SORT and THREAD keys of schema 0014 (base_subject,
+// sortKeys fills the SORT and THREAD keys of schema 0016 (base_subject,
 // subject_reply, from_mbox, to_mbox, cc_mbox) for the rows stored before
 // it, from their stored header section, as a delivery now computes them
 // (message.Parse; the text columns folded by query.Fold). Rows are read in

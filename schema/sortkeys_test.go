@@ -9,7 +9,7 @@ import (
 	"decimail/server/query"
 )
 
-// TestMigrateSortKeys: messages stored before 0014 get their SORT keys
+// TestMigrateSortKeys: messages stored before 0016 get their SORT keys
 // from their stored header by its Go step (message.BaseSubject, the
 // first addr-mailbox of From/To/Cc, folded), as deliveries now write them;
 // more rows than one batch are all reached.
@@ -24,7 +24,7 @@ func TestMigrateSortKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range ms {
-		if m.Version >= 14 {
+		if m.Version >= 16 {
 			break
 		}
 		if _, err := c.Exec(ctx, m.SQL); err != nil {
@@ -64,7 +64,7 @@ func TestMigrateSortKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(applied, "0014_sort_keys.sql") {
+	if !slices.Contains(applied, "0016_sort_keys.sql") {
 		t.Fatalf("applied %v", applied)
 	}
 	count := func(q string, args ...any) int {

@@ -4,7 +4,7 @@ package imapd
 // and the search they share with THREAD (thread.go). The search program
 // is SEARCH's (query.ParseSaved, one store query: store.SortKeys, the
 // twin of store.SearchHeld); the keys come precomputed from the store
-// (schema 0014) and the ordering is done here, in Go.
+// (schema 0016) and the ordering is done here, in Go.
 
 import (
 	"errors"

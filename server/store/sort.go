@@ -11,7 +11,7 @@ import (
 )
 
 // SortMsg is one message's SORT and THREAD keys (RFC 5256), as delivery
-// stored them (schema 0014): the text keys are folded (query.Fold), so
+// stored them (schema 0016): the text keys are folded (query.Fold), so
 // that comparing their octets is the i;unicode-casemap order the RFC asks
 // for (rfc5256.txt:858-863).
 type SortMsg struct {
