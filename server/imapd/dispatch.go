@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"time"
 
 	"decimail/server/store"
 )
@@ -69,12 +70,14 @@ func (c *Conn) lookup(name string) (cmdSpec, *Status) {
 // error only when the client connection failed during the command
 // (connError): the session ends.
 func (c *Conn) execute(cmd *Command) error {
+	start := time.Now()
 	if cmd.Name != "STATUS" {
 		c.statusAhead = nil
 	}
 	spec, st := c.lookup(cmd.Name)
 	if st != nil {
 		c.reply(cmd, st)
+		c.observe(cmd.Name, st.Kind, start)
 		return nil
 	}
 	stop := c.watchHangup()
@@ -85,12 +88,14 @@ func (c *Conn) execute(cmd *Command) error {
 	}
 	st = c.status(cmd, err)
 	if st.Kind == "BYE" {
+		c.observe(cmd.Name, st.Kind, start)
 		return c.bye(st)
 	}
 	if c.poll != nil && c.state == Selected {
 		if perr := c.poll(!noExpunge[cmd.Name]); perr != nil {
 			var ps *Status
 			if errors.As(perr, &ps) && ps.Kind == "BYE" {
+				c.observe(cmd.Name, ps.Kind, start)
 				return c.bye(ps)
 			}
 			if store.IsUnavailable(perr) {
@@ -101,6 +106,7 @@ func (c *Conn) execute(cmd *Command) error {
 		}
 	}
 	c.reply(cmd, st)
+	c.observe(cmd.Name, st.Kind, start)
 	return nil
 }
 

@@ -47,6 +47,8 @@ type Server struct {
 	st   *store.Store
 	auth authenticator
 	log  *slog.Logger
+	// metrics, when set (SetMetrics, before Serve), receives every command.
+	metrics Metrics
 
 	ctx    context.Context // cancelled by Close: aborts store calls
 	cancel context.CancelFunc

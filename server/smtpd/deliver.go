@@ -122,6 +122,13 @@ func (x *session) remoteFor() string {
 // stored nothing, so the client's retry cannot duplicate anything.
 func (x *session) deliver(ctx context.Context, in *store.Incoming, d store.Delivery) error {
 	res, err := x.s.st.DeliverIncoming(ctx, in, d)
+	if m := x.s.metrics; m != nil {
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		m.Delivery(x.kind.String(), result)
+	}
 	if err != nil {
 		x.log.Error("smtpd: deliver", "from", x.from, "err", err)
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {

@@ -244,6 +244,10 @@ type Server struct {
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
 	seq    atomic.Uint64 // session numbers
+	// conns counts the open connections by listener kind (Conns);
+	// metrics, when set (SetMetrics), receives every delivery.
+	conns   [2]atomic.Int64
+	metrics Metrics
 
 	mu        sync.Mutex
 	closed    bool
@@ -374,6 +378,8 @@ func (s *Server) handle(c net.Conn, k kind) {
 		s.mu.Unlock()
 	}()
 	log.Info("smtpd: connect")
+	s.conns[k].Add(1)
+	defer s.conns[k].Add(-1)
 	start := time.Now()
 
 	trusted := s.trusted(ip)

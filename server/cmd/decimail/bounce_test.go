@@ -112,7 +112,7 @@ func TestSubmissionBounces(t *testing.T) {
 					subm = ln.Addr().String()
 					go fn(ln)
 					return nil
-				})
+				}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,7 +18,7 @@ import (
 )
 
 // loopbackFlags are dev's listeners on ports the kernel picks.
-var loopbackFlags = []string{"-imap", "127.0.0.1:0", "-imaps", "127.0.0.1:0", "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0"}
+var loopbackFlags = []string{"-imap", "127.0.0.1:0", "-imaps", "127.0.0.1:0", "-smtp", "127.0.0.1:0", "-submission", "127.0.0.1:0", "-admin", "127.0.0.1:0"}
 
 // lineWaiter collects a process's output and waits for a line.
 type lineWaiter struct {

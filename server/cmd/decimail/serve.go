@@ -25,6 +25,7 @@ import (
 
 	"decimail/fixtures"
 	"decimail/server/imapd"
+	"decimail/server/metrics"
 	"decimail/server/pgrun"
 	"decimail/server/store"
 )
@@ -35,9 +36,11 @@ type listenFlags struct {
 	smtp, submission            string
 	certFile, keyFile, hostname string
 	pprof                       string
+	admin                       string // /metrics and /healthz (metrics.go)
+	logFormat                   string
 }
 
-func (l *listenFlags) register(fs *flag.FlagSet, imap, imaps, smtp, sub string) {
+func (l *listenFlags) register(fs *flag.FlagSet, imap, imaps, smtp, sub, admin string) {
 	fs.StringVar(&l.imap, "imap", imap, "IMAP listen address (STARTTLS when a certificate is set); empty disables")
 	fs.StringVar(&l.imaps, "imaps", imaps, "IMAP over implicit TLS listen address; empty disables")
 	fs.StringVar(&l.smtp, "smtp", smtp, "SMTP (MX) listen address; empty disables")
@@ -47,6 +50,8 @@ func (l *listenFlags) register(fs *flag.FlagSet, imap, imaps, smtp, sub string) 
 	host, _ := os.Hostname()
 	fs.StringVar(&l.hostname, "hostname", host, "host name for greetings and Received: lines")
 	fs.StringVar(&l.pprof, "pprof", "", "serve Go's net/http/pprof on this loopback address (diagnostics, e.g. 127.0.0.1:6060); empty disables")
+	fs.StringVar(&l.admin, "admin", admin, "serve /metrics (Prometheus) and /healthz on this address, e.g. 127.0.0.1:9150; empty disables")
+	fs.StringVar(&l.logFormat, "log-format", "text", "log lines as text (key=value) or json")
 }
 
 // servePprof exposes net/http/pprof on a loopback address: profiles show
@@ -78,8 +83,11 @@ func servePprof(addr string) error {
 func init() {
 	var lf listenFlags
 	register(&command{name: "serve", help: "run the daemons on $DECIMAIL_DATABASE_URL",
-		flags: func(fs *flag.FlagSet) { lf.register(fs, ":143", "", ":25", ":587") },
+		flags: func(fs *flag.FlagSet) { lf.register(fs, ":143", "", ":25", ":587", "") },
 		run: func(ctx context.Context, _ *flag.FlagSet, _ []string) error {
+			if err := setLogFormat(lf.logFormat); err != nil {
+				return err
+			}
 			s, err := openStore(ctx)
 			if err != nil {
 				return err
@@ -99,9 +107,14 @@ func init() {
 	var dlf listenFlags
 	register(&command{name: "dev", help: "private Postgres under -var DIR (./var), demo account, daemons on loopback (make run)",
 		flags: func(fs *flag.FlagSet) {
-			dlf.register(fs, "127.0.0.1:1143", "127.0.0.1:1993", "127.0.0.1:2525", "127.0.0.1:2587")
+			dlf.register(fs, "127.0.0.1:1143", "127.0.0.1:1993", "127.0.0.1:2525", "127.0.0.1:2587", "127.0.0.1:9150")
 		},
-		run: func(ctx context.Context, _ *flag.FlagSet, _ []string) error { return runDev(ctx, dlf, varDir) }})
+		run: func(ctx context.Context, _ *flag.FlagSet, _ []string) error {
+			if err := setLogFormat(dlf.logFormat); err != nil {
+				return err
+			}
+			return runDev(ctx, dlf, varDir)
+		}})
 }
 
 // runDev starts (or reuses) the private cluster under dir, provisions the
@@ -143,6 +156,7 @@ Decimail is running (Ctrl-C stops it). Demo account: user "demo", password "demo
   IMAPS       %s
   SMTP (MX)   %s
   Submission  %s  (AUTH PLAIN as demo/demo)
+  Metrics     %s  (/metrics, /healthz)
 
   mutt:         mutt -f imap://demo:demo@%s/INBOX
   Thunderbird:  Account Settings > Add Mail Account > "Configure manually":
@@ -153,7 +167,7 @@ Decimail is running (Ctrl-C stops it). Demo account: user "demo", password "demo
   send a mail:  swaks --server %s --to demo@example.test
   admin:        go run ./server/cmd/decimail -h   (e.g. mailbox list demo)
 
-`, lf.imap, lf.imaps, lf.smtp, lf.submission, lf.imap, host(lf.imap), port(lf.imap),
+`, lf.imap, lf.imaps, lf.smtp, lf.submission, orOff(lf.admin), lf.imap, host(lf.imap), port(lf.imap),
 			host(lf.submission), port(lf.submission), lf.imap, lf.smtp)
 	}
 	return runDaemons(ctx, s, lf, tlsCfg, banner)
@@ -203,6 +217,8 @@ func runDaemons(ctx context.Context, s *store.Store, lf listenFlags, tlsCfg *tls
 		return err
 	}
 	srv := imapd.New(cfg, s, log.With("daemon", "imap"))
+	m := metrics.New(s)
+	m.WatchIMAP(srv)
 	// Subscribed before the listeners start: no change after them is missed.
 	changed, unsubscribe := s.Notifier().SubscribeConfig()
 	defer unsubscribe()
@@ -228,9 +244,17 @@ func runDaemons(ctx context.Context, s *store.Store, lf listenFlags, tlsCfg *tls
 			return err
 		}
 	}
-	stopSMTP, err := startSMTP(ctx, s, lf, tlsCfg, serve)
+	stopSMTP, err := startSMTP(ctx, s, lf, tlsCfg, serve, m)
 	if err != nil {
 		return err
+	}
+	if lf.admin != "" {
+		stopAdmin, err := serveAdmin(lf.admin, m.Handler())
+		if err != nil {
+			stopSMTP()
+			return err
+		}
+		defer stopAdmin()
 	}
 	if ready != nil {
 		ready()

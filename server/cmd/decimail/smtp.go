@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"decimail/server/metrics"
 	"decimail/server/smtpd"
 	"decimail/server/store"
 )
@@ -49,13 +50,16 @@ func init() {
 // startSMTP starts the MX and submission listeners, the relay worker and the
 // delete daemon; stop ends them.
 func startSMTP(ctx context.Context, s *store.Store, lf listenFlags, tlsCfg *tls.Config,
-	serve func(addr string, fn func(net.Listener) error, what string) error) (stop func(), err error) {
+	serve func(addr string, fn func(net.Listener) error, what string) error, m *metrics.Metrics) (stop func(), err error) {
 	log := slog.Default()
 	cfg, err := smtpd.LoadConfig(ctx, s, smtpd.Config{Hostname: lf.hostname, TLS: tlsCfg})
 	if err != nil {
 		return nil, err
 	}
 	srv := smtpd.New(cfg, s, log.With("daemon", "smtp"))
+	if m != nil {
+		m.WatchSMTP(srv)
+	}
 	if err := serve(lf.smtp, srv.ServeMX, "smtp"); err != nil {
 		return nil, err
 	}
