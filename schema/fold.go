@@ -14,7 +14,8 @@ import (
 // transaction, for what SQL cannot compute. Every caller of Migrate
 // (store.Open, decimail migrate, the test template) runs them.
 var steps = map[int]func(context.Context, pgx.Tx) error{
-	8: foldTexts,
+	8:  foldTexts,
+	16: sortKeys,
 }
 
 // foldTexts folds the searched text columns of the rows stored before

@@ -46,8 +46,9 @@ func register(name string, spec cmdSpec) {
 }
 
 // noExpunge lists the commands during which EXPUNGE must not be sent (FETCH,
-// STORE, SEARCH: rfc3501.txt:4053-4059); their UID forms may (rfc3501.txt:4061-4063).
-var noExpunge = map[string]bool{"FETCH": true, "STORE": true, "SEARCH": true}
+// STORE, SEARCH: rfc3501.txt:4053-4059; SORT, THREAD: rfc5256.txt:242-244,
+// 354-356); their UID forms may (rfc3501.txt:4061-4063).
+var noExpunge = map[string]bool{"FETCH": true, "STORE": true, "SEARCH": true, "SORT": true, "THREAD": true}
 
 // lookup finds the command and checks capability and state: the single
 // place where per-state allow-lists are enforced. A command in the wrong

@@ -941,6 +941,9 @@ func fuzzServerSeeds(tb testing.TB) [][]byte {
 		{fzSelected, "a COPY 1:2 Archive\r\nb UID MOVE 3 Lists/golang\r\nc CHECK\r\nd CLOSE\r\n"},
 		{fzSelected, "a SEARCH RETURN (SAVE MIN) UNSEEN\r\nb FETCH $ FLAGS\r\nc UID SEARCH RETURN (MIN MAX COUNT ALL) $ OR 1 UID 2:*\r\n" +
 			"d UID STORE $ +FLAGS (\\Seen)\r\ne SEARCH RETURN (SAVE) CHARSET X ALL\r\nf MOVE $ Archive\r\ng SEARCH RETURN () NOT $\r\n"},
+		{fzSelected, "a SORT (REVERSE DATE SUBJECT) UTF-8 ALL\r\nb UID SORT (FROM CC TO SIZE ARRIVAL) US-ASCII OR 1:2 $\r\n" +
+			"c THREAD REFERENCES UTF-8 NOT DELETED\r\nd UID THREAD ORDEREDSUBJECT UTF-8 1:*\r\ne SORT (REVERSE) X ALL\r\n"},
+		{fzView, "a THREAD REFERENCES UTF-8 ALL\r\nb SORT (SUBJECT) UTF-8 UNSEEN\r\n"},
 		{fzExamined, "a STORE 1 +FLAGS (\\Seen)\r\nb FETCH 1 BODY[]\r\nc UNSELECT\r\n"},
 		{fzView, "a FETCH 1:* (UID FLAGS)\r\nb STORE 1 -FLAGS (\\Flagged)\r\nc NOOP\r\nd COPY 1 INBOX\r\ne EXPUNGE\r\n"},
 		{fzIdle, "DONE\r\na NOOP\r\n"},

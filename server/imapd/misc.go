@@ -25,6 +25,7 @@ var extensions = []struct{ name, command string }{
 	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""}, {"CREATE-SPECIAL-USE", ""}, {"STATUS=SIZE", ""},
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
 	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
+	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
 }
 
 // capabilities is the one place that decides what this connection
@@ -67,6 +68,12 @@ func (c *Conn) capable(ext string) bool {
 		// SAVE is a result option of the extended SEARCH: no SEARCHRES
 		// without ESEARCH's RETURN (rfc9051.txt:6970-6974).
 		return !c.disabled["ESEARCH"]
+	case "THREAD":
+		// The THREAD command: on while one of its algorithms is
+		// (sort.go, thread.go; RFC 5256 capabilities THREAD=<alg>).
+		return c.capable("THREAD=ORDEREDSUBJECT") || c.capable("THREAD=REFERENCES")
+	case "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES":
+		return !c.disabled["THREAD"]
 	}
 	return true
 }

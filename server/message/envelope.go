@@ -462,6 +462,7 @@ func (t *tree) fillHeaderFields(p *Parsed, en *entity) {
 		case "from":
 			if p.From == "" {
 				p.From = formatAddrs(v)
+				p.FromMailbox = FirstMailbox(v)
 				for _, a := range parseAddressList(v) {
 					if !a.groupStart && !a.groupEnd && a.host != missingDomain {
 						p.FromAddr = cleanText(strings.ToLower(a.mailbox + "@" + a.host))
@@ -471,8 +472,14 @@ func (t *tree) fillHeaderFields(p *Parsed, en *entity) {
 			}
 		case "to":
 			p.To = joinList(p.To, formatAddrs(v))
+			if p.ToMailbox == "" {
+				p.ToMailbox = FirstMailbox(v)
+			}
 		case "cc":
 			p.Cc = joinList(p.Cc, formatAddrs(v))
+			if p.CcMailbox == "" {
+				p.CcMailbox = FirstMailbox(v)
+			}
 		case "bcc":
 			p.Bcc = joinList(p.Bcc, formatAddrs(v))
 		case "reply-to":
@@ -496,6 +503,7 @@ func (t *tree) fillHeaderFields(p *Parsed, en *entity) {
 		}
 	}
 	p.HeaderText = ht.String()
+	p.BaseSubject, p.SubjectReply = BaseSubject(p.Subject)
 }
 
 func joinList(a, b string) string {

@@ -33,6 +33,13 @@ type Parsed struct {
 	BodyText   string   // decoded text/* parts joined with "\n", capped at MaxBodyText
 	Lines      int      // body lines of the message
 	Broken     bool     // malformed (the bytes are still stored exactly)
+
+	// SORT and THREAD keys (RFC 5256, basesubject.go).
+	BaseSubject  string // base subject of Subject, case kept
+	SubjectReply bool   // the base subject extraction removed a reply/forward marker
+	FromMailbox  string // addr-mailbox of the first From address
+	ToMailbox    string // addr-mailbox of the first To address
+	CcMailbox    string // addr-mailbox of the first Cc address
 }
 
 // MaxBodyText caps Parsed.BodyText.

@@ -1,0 +1,86 @@
+package schema_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"decimail/schema"
+	"decimail/server/query"
+)
+
+// TestMigrateSortKeys: messages stored before 0016 get their SORT keys
+// from their stored header by its Go step (message.BaseSubject, the
+// first addr-mailbox of From/To/Cc, folded), as deliveries now write them;
+// more rows than one batch are all reached.
+func TestMigrateSortKeys(t *testing.T) {
+	ctx := context.Background()
+	c := emptyDB(t)
+	ms, err := schema.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.Version >= 16 {
+			break
+		}
+		if _, err := c.Exec(ctx, m.SQL); err != nil {
+			t.Fatalf("%s: %v", m.Name, err)
+		}
+		if step := schema.StepForTest(m.Version); step != nil {
+			tx, err := c.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := step(ctx, tx); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 1,200 messages (more than two batches): odd ones a reply to a list
+	// with a non-ASCII subject, even ones without Subject, From or Cc.
+	for _, q := range []string{
+		`INSERT INTO users (name, password_hash) VALUES ('u', 'x')`,
+		`INSERT INTO messages (user_id, internal_date, internal_day, size, header, body, envelope, bodystructure, body_simple, thread_id)
+		 SELECT 1, now(), current_date, 10, convert_to(CASE WHEN i % 2 = 1
+			THEN E'From: "Jürgen" <JUERGEN.' || i || E'@x.de>\r\nTo: team: Ann@x, bob@x;\r\nCc: =?UTF-8?Q?=C3=89mile?= <EMILE@x>\r\nSubject: Re: [golang] =?UTF-8?Q?Gr=C3=BC=C3=9Fe?= (fwd)\r\n\r\n'
+			ELSE E'To: zed@x\r\n\r\n' END, 'UTF8'), '', '', '', '', 1
+		 FROM generate_series(1, 1200) i`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%.60s…: %v", q, err)
+		}
+	}
+	applied, err := schema.Migrate(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(applied, "0016_sort_keys.sql") {
+		t.Fatalf("applied %v", applied)
+	}
+	count := func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := c.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
+	}
+	odd := `SELECT count(*) FROM messages WHERE base_subject = $1 AND subject_reply AND from_mbox = 'juergen.' || id AND to_mbox = 'ann' AND cc_mbox = 'emile'`
+	if n := count(odd, query.Fold("Grüße")); n != 600 {
+		t.Errorf("%d odd rows with their keys, want 600", n)
+	}
+	even := `SELECT count(*) FROM messages WHERE base_subject = '' AND NOT subject_reply AND from_mbox = '' AND to_mbox = 'zed' AND cc_mbox = ''`
+	if n := count(even); n != 600 {
+		t.Errorf("%d even rows with their keys, want 600", n)
+	}
+}
