@@ -3,7 +3,7 @@ package imapd
 // CONDSTORE (RFC 7162 §3.1): mod-sequences in FETCH, STORE, SEARCH,
 // SELECT/EXAMINE and STATUS. The store keeps them (server/store/condstore.go);
 // this file holds the session's side: whether the client is CONDSTORE-aware
-// (it sent a "CONDSTORE enabling command", rfc7162.txt:368-386), and the
+// (it sent one of the "CONDSTORE enabling commands", rfc7162.txt:368-386), and the
 // parsing of the command modifiers.
 
 import (
@@ -12,12 +12,13 @@ import (
 )
 
 // condstoreAware reports whether this session sent a CONDSTORE enabling
-// command: from then on every untagged FETCH carries MODSEQ
-// (rfc7162.txt:388-400) and SELECT/EXAMINE report HIGHESTMODSEQ
-// (rfc7162.txt:415-420).
+// command: from then on the server "MUST then include mod-sequence data in
+// all subsequent untagged FETCH responses" (rfc7162.txt:388-400), and
+// SELECT/EXAMINE report HIGHESTMODSEQ (rfc7162.txt:415-420).
 func (c *Conn) condstoreAware() bool { return c.condstore }
 
-// enableCondstore records a CONDSTORE enabling command (rfc7162.txt:368-386).
+// enableCondstore records one of the "CONDSTORE enabling commands"
+// (rfc7162.txt:368-386).
 // The first one with a mailbox selected "MUST cause the server to return
 // HIGHESTMODSEQ" for it (rfc7162.txt:402-407), as an untagged OK before the
 // command's own responses.
@@ -38,7 +39,7 @@ func (c *Conn) enableCondstore() error {
 }
 
 // parseModSeq parses mod-sequence-value (zero false) or
-// mod-sequence-valzer (zero true): 1*DIGIT, at most 63 bits
+// mod-sequence-valzer (zero true): 1*DIGIT, "unsigned 63-bit values"
 // (rfc7162.txt:297-300, 2550-2555).
 func parseModSeq(v Value, zero bool) (int64, bool) {
 	if v.Kind != Atom || v.S == "" || strings.TrimLeft(v.S, "0123456789") != "" {
@@ -53,9 +54,9 @@ func parseModSeq(v Value, zero bool) (int64, bool) {
 
 // parseModifier parses a parenthesised list holding one modifier name
 // and its mod-sequence ("(CHANGEDSINCE 5)", "(UNCHANGEDSINCE 0)"), the only
-// modifiers of FETCH and STORE this server knows (fetch-modifier,
-// store-modifier: rfc7162.txt:2471-2479; RFC 4466 allows a list of
-// several, each name at most once).
+// modifiers of FETCH and STORE this server knows (store-modifier,
+// fetch-modifier, chgsince-fetch-mod: rfc7162.txt:2471-2473, 2475-2477,
+// 2479-2481; RFC 4466 allows a list of several, each name at most once).
 func parseModifier(v Value, name string, zero bool) (int64, error) {
 	if v.Kind != List || len(v.List) != 2 || v.List[0].Kind != Atom || !strings.EqualFold(v.List[0].S, name) {
 		return 0, Syntax("(" + name + " mod-sequence) expected")

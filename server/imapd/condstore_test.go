@@ -51,13 +51,14 @@ func highest(t *testing.T, rs []*imaptest.Resp) int64 {
 	return 0
 }
 
-// The CONDSTORE basics on a folder: HIGHESTMODSEQ is the highest MODSEQ of
-// the mailbox's messages (rfc7162.txt:439-442); a STORE gives the message a
-// mod-sequence above it (rfc7162.txt:274-291), reported in the STORE's FETCH
-// response; CHANGEDSINCE returns only that message (rfc7162.txt:871-878),
-// SEARCH MODSEQ finds it with the highest mod-sequence appended
-// (rfc7162.txt:1077-1083), STATUS reports the same HIGHESTMODSEQ
-// (rfc7162.txt:1131-1133).
+// The CONDSTORE basics on a folder: HIGHESTMODSEQ is "the highest
+// mod-sequence value of all messages in the mailbox" (rfc7162.txt:439-444);
+// a STORE gives the message a mod-sequence above it (rfc7162.txt:274-295),
+// reported in the STORE's FETCH response; with CHANGEDSINCE data is "only
+// returned for messages that have a mod-sequence bigger than" it
+// (rfc7162.txt:871-878); SEARCH MODSEQ finds it with "the highest
+// mod-sequence for all messages being returned" (rfc7162.txt:1077-1083),
+// STATUS reports the same HIGHESTMODSEQ (rfc7162.txt:1131-1137).
 func TestCondstoreFolder(t *testing.T) {
 	e := newEnv(t)
 	for i := range 3 {
@@ -79,8 +80,8 @@ func TestCondstoreFolder(t *testing.T) {
 	if m2 <= h0 {
 		t.Fatalf("MODSEQ after STORE %d, not above HIGHESTMODSEQ %d", m2, h0)
 	}
-	// Setting a flag already set does not change the mod-sequence
-	// (rfc7162.txt:312-314).
+	// "Setting a flag that is already set" does not change the
+	// mod-sequence (rfc7162.txt:312-314).
 	if again := modseqs(t, c.OK("STORE 2 +FLAGS (\\Seen)"))[2]; again != m2 {
 		t.Errorf("+FLAGS of a set flag moved MODSEQ %d -> %d", m2, again)
 	}
@@ -108,7 +109,9 @@ func slicesOf(m map[uint32]int64) []int64 {
 }
 
 // Two sessions: one changes flags, the other, CONDSTORE-aware, is told
-// with the new MODSEQ and the UID (rfc7162.txt:943-949, 1421-1426); a
+// with the new MODSEQ and the UID (the server "sends an unsolicited FETCH
+// response", and "MUST automatically include both UID and mod-sequence
+// data", rfc7162.txt:943-949, 1421-1430); a
 // session that is not aware gets FLAGS alone. HIGHESTMODSEQ never goes
 // backwards.
 func TestCondstoreOtherSessionSeesModSeq(t *testing.T) {
@@ -132,7 +135,8 @@ func TestCondstoreOtherSessionSeesModSeq(t *testing.T) {
 	}
 	imaptest.Expect(t, c3.OK("NOOP"), `* 2 FETCH (FLAGS (\Flagged))`)
 	// c2's first enabling command with a mailbox selected reports its
-	// HIGHESTMODSEQ first (rfc7162.txt:402-407).
+	// HIGHESTMODSEQ first ("A first CONDSTORE enabling command executed in
+	// the session with a mailbox selected", rfc7162.txt:402-407).
 	u = c2.OK("FETCH 2 (MODSEQ)")
 	imaptest.Expect(t, u, fmt.Sprintf("* OK [HIGHESTMODSEQ %d] highest mod-sequence", ms), fmt.Sprintf("* 2 FETCH (MODSEQ (%d))", ms))
 	// Now c2 gets MODSEQ in its STORE responses, even .SILENT.
@@ -220,8 +224,10 @@ func tokStrings(ts []imaptest.Tok) []string {
 // A view's mod-sequences: a message entering it (a flag change elsewhere)
 // gets a MODSEQ above the view's HIGHESTMODSEQ, leaving is a modseq'd
 // event (the tombstone raises HIGHESTMODSEQ), and re-entering gives a new
-// UID with a MODSEQ above everything before. HIGHESTMODSEQ never goes
-// backwards (rfc7162.txt:316-320, 439-442).
+// UID with a MODSEQ above everything before: the server "generates a new
+// modification sequence that is higher than the highest" (rfc7162.txt:316-320).
+// HIGHESTMODSEQ, "the highest mod-sequence value of all messages in the
+// mailbox" (rfc7162.txt:439-444), never goes backwards.
 func TestCondstoreView(t *testing.T) {
 	e := newEnv(t)
 	e.deliver("INBOX", testMsg("one"), store.Flags{Seen: true})
@@ -301,7 +307,8 @@ func TestCondstoreDisabled(t *testing.T) {
 	}
 }
 
-// Syntax: modifiers and mod-sequences (rfc7162.txt:2471-2479, 2550-2555).
+// Syntax: store-modifier, chgsince-fetch-mod, mod-sequence-value and
+// mod-sequence-valzer (rfc7162.txt:2471-2473, 2479-2481, 2550, 2555).
 func TestCondstoreSyntax(t *testing.T) {
 	e := newEnv(t)
 	e.deliver("INBOX", testMsg("one"), store.Flags{})

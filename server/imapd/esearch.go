@@ -136,7 +136,7 @@ func (h *hits) finish(tag string) {
 	w, r := h.w, h.ret
 	if r == nil {
 		if h.modseq > 0 && h.any {
-			// search-sort-mod-seq after the numbers (rfc7162.txt:1109-1112, 2565-2566)
+			// search-sort-mod-seq after the numbers: the server "MUST also append" it (rfc7162.txt:1109-1113, 2565-2566)
 			w.Raw(" (MODSEQ ")
 			w.Number(uint64(h.modseq))
 			w.Raw(")")

@@ -37,7 +37,7 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 		return err
 	}
 	if len(cmd.Args) == 3 {
-		// fetch-modifier CHANGEDSINCE (rfc7162.txt:2475-2479); it "implicitly
+		// fetch-modifier =/ chgsince-fetch-mod (rfc7162.txt:2475-2477, 2479-2481); it "implicitly
 		// adds the MODSEQ FETCH message data item" (rfc7162.txt:877-878).
 		if req.changedSince, err = parseModifier(cmd.Args[2], "CHANGEDSINCE", false); err != nil {
 			return err
@@ -258,7 +258,7 @@ func (f *fetcher) row(r *store.FetchRow) error {
 	}
 	f.got = append(f.got, r.UID)
 	if f.req.changedSince >= 0 && r.ModSeq <= f.req.changedSince {
-		return nil // not changed since: served, with nothing to report (rfc7162.txt:871-875)
+		return nil // "only returned for messages that have a mod-sequence bigger than" it (rfc7162.txt:871-875)
 	}
 	seeing := f.setSeen && !r.Flags.Seen
 	if seeing {
@@ -465,7 +465,8 @@ func (f *fetcher) storeSeen() error {
 		// A CONDSTORE-aware client is not told here: the poll after the
 		// command reports the new flags with their new mod-sequence, which
 		// the responses above (written before the change) could not carry
-		// (rfc7162.txt:1421-1426).
+		// (the server "MUST automatically include both UID and
+		// mod-sequence data", rfc7162.txt:1421-1430).
 		if sent, ok := f.shown[ch.UID]; ok && slices.Equal(sent.Names(), ch.Flags.Names()) && !f.c.condstoreAware() {
 			s.view.Told(ch.UID, ch.ModSeq)
 		}

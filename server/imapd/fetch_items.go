@@ -24,7 +24,7 @@ const (
 	itemSection       // BODY[...], BODY.PEEK[...], RFC822, RFC822.HEADER, RFC822.TEXT
 	itemEmailID       // EMAILID, rfc8474.txt:289
 	itemThreadID      // THREADID, rfc8474.txt:312
-	itemModSeq        // MODSEQ, rfc7162.txt:914-921
+	itemModSeq        // MODSEQ, fetch-mod-sequence (rfc7162.txt:2486)
 )
 
 // fetchItem is one requested data item.
@@ -47,8 +47,8 @@ type fetchRequest struct {
 	hasFlags bool // FLAGS was requested explicitly
 	seen     bool // some item sets \Seen
 	modseq   bool // MODSEQ was requested (or implied by CHANGEDSINCE)
-	// changedSince >= 0: the CHANGEDSINCE modifier, only messages whose
-	// mod-sequence is above it are reported (rfc7162.txt:871-878).
+	// changedSince >= 0: the CHANGEDSINCE modifier, data "only returned for
+	// messages that have a mod-sequence bigger than" it (rfc7162.txt:871-878).
 	changedSince int64
 }
 

@@ -135,7 +135,7 @@ func (c *Conn) statusItems(v Value) ([]string, error) {
 			if !c.capAdvertised("STATUS=SIZE") {
 				return nil, Bad("", "unknown status item "+it.S)
 			}
-		case "HIGHESTMODSEQ": // rfc7162.txt:1131-1133
+		case "HIGHESTMODSEQ": // "The highest mod-sequence value of all messages", rfc7162.txt:1131-1137
 			if !c.capAdvertised("CONDSTORE") {
 				return nil, Bad("", "unknown status item "+it.S)
 			}

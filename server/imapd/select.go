@@ -102,7 +102,8 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	}
 	if c.condstoreAware() {
 		// Every mailbox keeps mod-sequences, so never NOMODSEQ
-		// (rfc7162.txt:422-428, 439-442).
+		// (rfc7162.txt:422-428); the value is "the highest mod-sequence
+		// value of all messages in the mailbox" (rfc7162.txt:439-444).
 		w.Line("OK [HIGHESTMODSEQ %d] highest mod-sequence", snap.HighestModSeq)
 	}
 	w.Unlock()
@@ -240,10 +241,12 @@ func (c *Conn) writeUpdates(ups []Update) {
 		case UpdFlags:
 			c.announceKeywords(u.Flags.Keywords)
 			if c.condstoreAware() {
-				// With MODSEQ once CONDSTORE is enabled (rfc7162.txt:388-400),
+				// The server "MUST then include mod-sequence data in all
+				// subsequent untagged FETCH responses" (rfc7162.txt:388-400),
 				// and the UID, as servers with QRESYNC must and those with
-				// CONDSTORE alone "SHOULD" (rfc7162.txt:940-941, 1421-1426):
-				// the client can file the mod-sequence under the message.
+				// CONDSTORE alone "SHOULD comply with requirements from
+				// Section 3.2.4" (rfc7162.txt:940-941, 1421-1430): the client
+				// can file the mod-sequence under the message.
 				w.Line("%d FETCH (UID %d FLAGS (%s) MODSEQ (%d))", u.N, u.UID, strings.Join(c.flagNames(u.UID, u.Flags), " "), u.ModSeq)
 				continue
 			}

@@ -111,7 +111,8 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 		return err
 	}
 	if unchangedSince >= 0 {
-		// A CONDSTORE enabling command (rfc7162.txt:382).
+		// "a STORE command with the UNCHANGEDSINCE modifier" enables
+		// CONDSTORE (rfc7162.txt:382).
 		if err := c.enableCondstore(); err != nil {
 			return err
 		}
@@ -175,9 +176,10 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 			c.writeStoreFetch(seq, ch.UID, uid, ch.Flags, ch.ModSeq)
 		case unchangedSince >= 0 || c.condstoreAware() && !slices.Equal(before.Names(), ch.Flags.Names()):
 			// A conditional STORE reports the new mod-sequence "even if
-			// the .SILENT suffix is specified" (rfc7162.txt:548-553); so does
+			// the .SILENT suffix is specified" (rfc7162.txt:543-553); so does
 			// any STORE that changed the flags once CONDSTORE is enabled: the
-			// client cannot know the mod-sequence it set (rfc7162.txt:852-859).
+			// client cannot know the mod-sequence it set ("The server is
+			// REQUIRED to include the mod-sequence value", rfc7162.txt:852-859).
 			c.writeStoreModSeq(seq, ch.UID, uid, ch.ModSeq)
 		}
 	}
@@ -201,7 +203,8 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 }
 
 // writeStoreModSeq writes a silent STORE's "* seq FETCH ([UID u] MODSEQ
-// (n))" (rfc7162.txt:581-586); the writer is locked.
+// (n))": "An untagged FETCH response MUST be sent, even if the .SILENT
+// suffix is specified" (rfc7162.txt:543-553); the writer is locked.
 func (c *Conn) writeStoreModSeq(seq, u uint32, withUID bool, ms int64) {
 	w := c.Writer()
 	w.Untagged()
@@ -234,7 +237,7 @@ func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags, ms in
 	w.Raw("FLAGS ")
 	w.Flags(c.flagNames(u, f))
 	if c.condstoreAware() && ms > 0 {
-		writeModSeq(w, ms) // rfc7162.txt:852-859
+		writeModSeq(w, ms) // "The server is REQUIRED to include the mod-sequence value", rfc7162.txt:852-859
 	}
 	w.Raw(")")
 	w.CRLF()

@@ -237,7 +237,7 @@ func (c *compiler) node(n Node) error {
 			op = " > "
 		}
 		c.w(c.flagCol("size"), op, c.param(int64(n.N)), "::bigint")
-	case ModSeq: // rfc7162.txt:1045-1048: "equal to or greater than"
+	case ModSeq: // rfc7162.txt:1047-1059: "equal to or greater than"
 		if c.env.Member == "" {
 			return &NotAllowedError{Key: "MODSEQ"}
 		}

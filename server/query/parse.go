@@ -116,7 +116,7 @@ type Size struct {
 // whose mod-sequence is at least N (rfc7162.txt:1045-1059). Entry is the
 // entry name as given ("/flags/\\Draft"), Type "priv", "shared" or "all";
 // one mod-sequence is kept per message, so both are ignored ("it MUST
-// ignore <entry-name> and <entry-type-req>", rfc7162.txt:1056-1058).
+// ignore <entry-name> and <entry-type-req>", rfc7162.txt:1056-1059).
 type ModSeq struct {
 	N           uint64
 	Entry, Type string
@@ -430,8 +430,8 @@ func digits(s string) bool {
 // modseqKey parses the rest of search-modsequence = "MODSEQ"
 // [search-modseq-ext] SP mod-sequence-valzer, search-modseq-ext = SP
 // entry-name SP entry-type-req (rfc7162.txt:2499-2502), entry-name a quoted
-// "/flags/" attr-flag (rfc7162.txt:2527), entry-type-req "priv" / "shared"
-// / "all" (rfc7162.txt:2539-2542).
+// "/flags/" attr-flag (rfc7162.txt:2527), entry-type-req = entry-type-resp
+// / "all", entry-type-resp = "priv" / "shared" (rfc7162.txt:2539-2540, 2542-2545).
 func (s *stream) modseqKey(k string) (Node, error) {
 	var n ModSeq
 	if s.pos < len(s.args) && s.args[s.pos].Kind == Str {
