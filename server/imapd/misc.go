@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"crypto/tls"
+	"slices"
 	"strings"
 	"time"
 )
@@ -169,7 +170,9 @@ func cmdEnable(c *Conn, cmd *Command) error {
 		if a.Kind != Atom {
 			return Syntax("ENABLE takes atoms")
 		}
-		if strings.EqualFold(a.S, "CONDSTORE") && c.capable("CONDSTORE") && !c.condstore {
+		if strings.EqualFold(a.S, "CONDSTORE") && c.capable("CONDSTORE") && !slices.Contains(enabled, "CONDSTORE") {
+			// Listed even when an implicit enabling command came first:
+			// it is enabled, as the client asked (so does Dovecot).
 			c.condstore = true
 			enabled = append(enabled, "CONDSTORE")
 		}
