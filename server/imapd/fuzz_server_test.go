@@ -941,6 +941,8 @@ func fuzzServerSeeds(tb testing.TB) [][]byte {
 		{fzSelected, "a COPY 1:2 Archive\r\nb UID MOVE 3 Lists/golang\r\nc CHECK\r\nd CLOSE\r\n"},
 		{fzSelected, "a SEARCH RETURN (SAVE MIN) UNSEEN\r\nb FETCH $ FLAGS\r\nc UID SEARCH RETURN (MIN MAX COUNT ALL) $ OR 1 UID 2:*\r\n" +
 			"d UID STORE $ +FLAGS (\\Seen)\r\ne SEARCH RETURN (SAVE) CHARSET X ALL\r\nf MOVE $ Archive\r\ng SEARCH RETURN () NOT $\r\n"},
+		{fzSelected, "a FETCH 1:* (MODSEQ)\r\nb UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)\r\nc STORE 1:2 (UNCHANGEDSINCE 5) +FLAGS.SILENT (x)\r\n" +
+			"d SEARCH MODSEQ \"/flags/\\\\Seen\" all 1 UNSEEN\r\ne SEARCH RETURN (ALL) MODSEQ 1\r\nf STATUS INBOX (HIGHESTMODSEQ)\r\ng EXAMINE Work (CONDSTORE)\r\n"},
 		{fzExamined, "a STORE 1 +FLAGS (\\Seen)\r\nb FETCH 1 BODY[]\r\nc UNSELECT\r\n"},
 		{fzView, "a FETCH 1:* (UID FLAGS)\r\nb STORE 1 -FLAGS (\\Flagged)\r\nc NOOP\r\nd COPY 1 INBOX\r\ne EXPUNGE\r\n"},
 		{fzIdle, "DONE\r\na NOOP\r\n"},
