@@ -34,9 +34,18 @@ func (c *Conn) enableCondstore() error {
 	if err != nil {
 		return err
 	}
-	c.Untagged("OK [HIGHESTMODSEQ %d] highest mod-sequence", hm)
+	c.Untagged("OK [HIGHESTMODSEQ %d] highest mod-sequence", highestModSeq(hm))
 	return nil
 }
+
+// highestModSeq is the HIGHESTMODSEQ reported for a mailbox whose
+// counter is hm: at least 1, as the response code takes a
+// mod-sequence-value, "1 <= n" (rfc7162.txt:2504, 2550-2553), and STATUS
+// reports "the same value" (rfc7162.txt:1131-1137). A mailbox that never
+// held a message has 0; 1 is below every modseq ever given out, as the
+// store moves the sequence a million on at its first connection
+// (store/gate.go afterRestart).
+func highestModSeq(hm int64) int64 { return max(hm, 1) }
 
 // parseModSeq parses mod-sequence-value (zero false) or
 // mod-sequence-valzer (zero true): 1*DIGIT, "unsigned 63-bit values"

@@ -324,3 +324,17 @@ func TestCondstoreSyntax(t *testing.T) {
 		}
 	}
 }
+
+// A mailbox that never held a message still reports a mod-sequence-value,
+// "1 <= n" (rfc7162.txt:2504, 2550-2553), the same in STATUS.
+func TestCondstoreEmptyMailbox(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial()
+	c.OK("CREATE Empty")
+	if h := highest(t, c.OK("STATUS Empty (HIGHESTMODSEQ)")); h != 1 {
+		t.Errorf("STATUS HIGHESTMODSEQ of an empty mailbox: %d, want 1", h)
+	}
+	if h := highest(t, c.OK("SELECT Empty (CONDSTORE)")); h != 1 {
+		t.Errorf("SELECT HIGHESTMODSEQ of an empty mailbox: %d, want 1", h)
+	}
+}

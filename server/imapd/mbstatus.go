@@ -183,7 +183,7 @@ func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
 		case "MAILBOXID":
 			w.Raw("(" + c.Store().ObjectIDs().Mailbox(st.ID) + ")") // "The response item in the STATUS response contains the ObjectID", rfc8474.txt:245
 		case "HIGHESTMODSEQ":
-			w.Number(uint64(st.HighestModSeq))
+			w.Number(uint64(highestModSeq(st.HighestModSeq)))
 		}
 	}
 	w.Raw(")")

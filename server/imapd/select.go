@@ -104,7 +104,7 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 		// Every mailbox keeps mod-sequences, so never NOMODSEQ
 		// (rfc7162.txt:422-428); the value is "the highest mod-sequence
 		// value of all messages in the mailbox" (rfc7162.txt:439-444).
-		w.Line("OK [HIGHESTMODSEQ %d] highest mod-sequence", snap.HighestModSeq)
+		w.Line("OK [HIGHESTMODSEQ %d] highest mod-sequence", highestModSeq(snap.HighestModSeq))
 	}
 	w.Unlock()
 	if readOnly {
