@@ -70,6 +70,8 @@ type Conn struct {
 	// statusAhead: STATUS answers read ahead for pipelined STATUS commands
 	// (mbstatus.go), by normalised name; any other command drops them.
 	statusAhead map[string]store.MailboxStatus
+	// condstore: the client sent a CONDSTORE enabling command (condstore.go).
+	condstore bool
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {

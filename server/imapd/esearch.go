@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"strconv"
 	"strings"
 )
 
@@ -75,6 +76,8 @@ type hits struct {
 	first, last [2]uint32 // (UID, sequence number) of the lowest and highest match
 	nums        []uint32  // the matches in the response's numbering (ALL)
 	uids        []uint32  // the matches' UIDs (SAVE of all found messages)
+	any         bool      // a plain SEARCH wrote a number
+	modseq      int64     // > 0: the program had a MODSEQ key; the matches' highest mod-sequence
 }
 
 func newHits(uid bool, ret *searchReturn) *hits { return &hits{uid: uid, ret: ret} }
@@ -98,6 +101,7 @@ func (h *hits) writeHit(u, seq uint32) {
 	if h.ret == nil {
 		h.w.SP()
 		h.w.Number(uint64(num))
+		h.any = true
 		return
 	}
 	if h.n == 0 {
@@ -131,6 +135,12 @@ func (h *hits) savesAll() bool {
 func (h *hits) finish(tag string) {
 	w, r := h.w, h.ret
 	if r == nil {
+		if h.modseq > 0 && h.any {
+			// search-sort-mod-seq after the numbers: the server "MUST also append" it (rfc7162.txt:1109-1113, 2565-2566)
+			w.Raw(" (MODSEQ ")
+			w.Number(uint64(h.modseq))
+			w.Raw(")")
+		}
 		w.CRLF()
 		return
 	}
@@ -165,6 +175,12 @@ func (h *hits) finish(tag string) {
 	if r.count {
 		w.Raw(" COUNT ")
 		w.Number(uint64(h.n))
+	}
+	if h.modseq > 0 && h.n > 0 {
+		// "the ESEARCH response containing the MODSEQ result option"
+		// (rfc7162.txt:1208-1212)
+		w.Raw(" MODSEQ ")
+		w.Number(uint64(h.modseq))
 	}
 	w.CRLF()
 }
@@ -208,4 +224,26 @@ func writeSeqSet(w *Writer, nums []uint32) {
 		}
 		i = j + 1
 	}
+}
+
+// seqSetString renders ascending numbers as a sequence-set of ranges
+// ("2,10:15,21"), for response codes (MODIFIED, rfc7162.txt:2506).
+func seqSetString(nums []uint32) string {
+	var b strings.Builder
+	for i := 0; i < len(nums); {
+		j := i
+		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
+			j++
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(uint64(nums[i]), 10))
+		if j > i {
+			b.WriteByte(':')
+			b.WriteString(strconv.FormatUint(uint64(nums[j]), 10))
+		}
+		i = j + 1
+	}
+	return b.String()
 }

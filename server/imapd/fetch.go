@@ -29,16 +29,33 @@ func init() {
 // mailbox) inside the StoreFlags transaction, so FETCH BODY[] there would
 // return nothing. If StoreFlags fails the command ends NO [SERVERBUG].
 func cmdFetch(c *Conn, cmd *Command, uid bool) error {
-	if len(cmd.Args) != 2 {
+	if len(cmd.Args) != 2 && (len(cmd.Args) != 3 || !c.capable("CONDSTORE")) {
 		return Syntax("FETCH needs a sequence set and fetch items")
 	}
 	req, err := c.parseFetchItems(cmd.Args[1])
 	if err != nil {
 		return err
 	}
+	if len(cmd.Args) == 3 {
+		// fetch-modifier =/ chgsince-fetch-mod (rfc7162.txt:2475-2477, 2479-2481); it "implicitly
+		// adds the MODSEQ FETCH message data item" (rfc7162.txt:877-878).
+		if req.changedSince, err = parseModifier(cmd.Args[2], "CHANGEDSINCE", false); err != nil {
+			return err
+		}
+		if !req.modseq {
+			req.modseq = true
+			req.items = append(req.items, fetchItem{kind: itemModSeq})
+		}
+	}
 	uids, err := c.resolveSet(cmd.Args[0], uid)
 	if err != nil {
 		return err
+	}
+	if req.modseq {
+		// FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE (rfc7162.txt:377-380).
+		if err := c.enableCondstore(); err != nil {
+			return err
+		}
 	}
 	s := c.sel
 	if len(uids) == 0 {
@@ -240,6 +257,9 @@ func (f *fetcher) row(r *store.FetchRow) error {
 		return nil
 	}
 	f.got = append(f.got, r.UID)
+	if f.req.changedSince >= 0 && r.ModSeq <= f.req.changedSince {
+		return nil // "only returned for messages that have a mod-sequence bigger than" it (rfc7162.txt:871-875)
+	}
 	seeing := f.setSeen && !r.Flags.Seen
 	if seeing {
 		r.Flags.Seen = true
@@ -303,6 +323,10 @@ func (f *fetcher) row(r *store.FetchRow) error {
 			w.Raw("THREADID (" + f.c.Store().ObjectIDs().Thread(r.ThreadID) + ")")
 		case itemSection:
 			raw = f.section(it, r, raw)
+		case itemModSeq: // fetch-mod-resp, rfc7162.txt:2488
+			w.Raw("MODSEQ (")
+			f.number(uint64(r.ModSeq))
+			w.Raw(")")
 		}
 	}
 	f.raw = raw
@@ -438,7 +462,12 @@ func (f *fetcher) storeSeen() error {
 	f.c.ownChanges(chs)
 	for _, ch := range chs {
 		s.view.SetFlags(ch.UID, ch.Flags)
-		if sent, ok := f.shown[ch.UID]; ok && slices.Equal(sent.Names(), ch.Flags.Names()) {
+		// A CONDSTORE-aware client is not told here: the poll after the
+		// command reports the new flags with their new mod-sequence, which
+		// the responses above (written before the change) could not carry
+		// (the server "MUST automatically include both UID and
+		// mod-sequence data", rfc7162.txt:1421-1430).
+		if sent, ok := f.shown[ch.UID]; ok && slices.Equal(sent.Names(), ch.Flags.Names()) && !f.c.condstoreAware() {
 			s.view.Told(ch.UID, ch.ModSeq)
 		}
 	}

@@ -24,6 +24,7 @@ const (
 	itemSection       // BODY[...], BODY.PEEK[...], RFC822, RFC822.HEADER, RFC822.TEXT
 	itemEmailID       // EMAILID, rfc8474.txt:289
 	itemThreadID      // THREADID, rfc8474.txt:312
+	itemModSeq        // MODSEQ, fetch-mod-sequence (rfc7162.txt:2486)
 )
 
 // fetchItem is one requested data item.
@@ -45,6 +46,10 @@ type fetchRequest struct {
 	hasUID   bool // UID was requested explicitly
 	hasFlags bool // FLAGS was requested explicitly
 	seen     bool // some item sets \Seen
+	modseq   bool // MODSEQ was requested (or implied by CHANGEDSINCE)
+	// changedSince >= 0: the CHANGEDSINCE modifier, data "only returned for
+	// messages that have a mod-sequence bigger than" it (rfc7162.txt:871-878).
+	changedSince int64
 }
 
 // Macros ALL, FAST, FULL, only valid alone (rfc3501.txt:4748, 3017-3039).
@@ -78,7 +83,7 @@ func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 	default:
 		return nil, Syntax("fetch items expected")
 	}
-	req := &fetchRequest{items: make([]fetchItem, 0, len(atoms))}
+	req := &fetchRequest{items: make([]fetchItem, 0, len(atoms)), changedSince: -1}
 	for _, a := range atoms {
 		it, err := c.parseFetchItem(a)
 		if err != nil {
@@ -89,6 +94,8 @@ func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 			req.hasUID = true
 		case itemFlags:
 			req.hasFlags = true
+		case itemModSeq:
+			req.modseq = true
 		}
 		req.seen = req.seen || it.seen
 		req.items = append(req.items, it)
@@ -129,6 +136,10 @@ func (c *Conn) parseFetchItem(a string) (fetchItem, error) {
 	case "THREADID":
 		if c.capable("OBJECTID") {
 			return fetchItem{kind: itemThreadID}, nil
+		}
+	case "MODSEQ":
+		if c.capable("CONDSTORE") {
+			return fetchItem{kind: itemModSeq}, nil
 		}
 	}
 	return fetchItem{}, Bad("", "unknown fetch item "+a)
@@ -323,6 +334,8 @@ func (req *fetchRequest) cols(setSeen bool) store.FetchCols {
 			fc.BodyStructure = true
 		case itemEmailID, itemThreadID:
 			fc.IDs = true
+		case itemModSeq:
+			fc.ModSeq = true
 		case itemSection:
 			switch {
 			case it.part != nil || it.spec == "":

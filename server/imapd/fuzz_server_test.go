@@ -944,6 +944,8 @@ func fuzzServerSeeds(tb testing.TB) [][]byte {
 		{fzSelected, "a SORT (REVERSE DATE SUBJECT) UTF-8 ALL\r\nb UID SORT (FROM CC TO SIZE ARRIVAL) US-ASCII OR 1:2 $\r\n" +
 			"c THREAD REFERENCES UTF-8 NOT DELETED\r\nd UID THREAD ORDEREDSUBJECT UTF-8 1:*\r\ne SORT (REVERSE) X ALL\r\n"},
 		{fzView, "a THREAD REFERENCES UTF-8 ALL\r\nb SORT (SUBJECT) UTF-8 UNSEEN\r\n"},
+		{fzSelected, "a FETCH 1:* (MODSEQ)\r\nb UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)\r\nc STORE 1:2 (UNCHANGEDSINCE 5) +FLAGS.SILENT (x)\r\n" +
+			"d SEARCH MODSEQ \"/flags/\\\\Seen\" all 1 UNSEEN\r\ne SEARCH RETURN (ALL) MODSEQ 1\r\nf STATUS INBOX (HIGHESTMODSEQ)\r\ng EXAMINE Work (CONDSTORE)\r\n"},
 		{fzExamined, "a STORE 1 +FLAGS (\\Seen)\r\nb FETCH 1 BODY[]\r\nc UNSELECT\r\n"},
 		{fzView, "a FETCH 1:* (UID FLAGS)\r\nb STORE 1 -FLAGS (\\Flagged)\r\nc NOOP\r\nd COPY 1 INBOX\r\ne EXPUNGE\r\n"},
 		{fzIdle, "DONE\r\na NOOP\r\n"},

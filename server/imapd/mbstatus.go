@@ -33,6 +33,12 @@ func cmdStatus(c *Conn, cmd *Command) error {
 	if err != nil {
 		return err
 	}
+	if slices.Contains(items, "HIGHESTMODSEQ") {
+		// "a STATUS (HIGHESTMODSEQ) command" enables CONDSTORE (rfc7162.txt:375).
+		if err := c.enableCondstore(); err != nil {
+			return err
+		}
+	}
 	st, err := c.mailboxStatus(name)
 	if errors.Is(err, store.ErrNotFound) {
 		return No(CodeNonExistent, "no such mailbox") // NONEXISTENT, rfc5530.txt:295
@@ -129,6 +135,10 @@ func (c *Conn) statusItems(v Value) ([]string, error) {
 			if !c.capAdvertised("STATUS=SIZE") {
 				return nil, Bad("", "unknown status item "+it.S)
 			}
+		case "HIGHESTMODSEQ": // "The highest mod-sequence value of all messages", rfc7162.txt:1131-1137
+			if !c.capAdvertised("CONDSTORE") {
+				return nil, Bad("", "unknown status item "+it.S)
+			}
 		default:
 			return nil, Bad("", "unknown status item "+it.S)
 		}
@@ -172,6 +182,8 @@ func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
 			w.Number(uint64(st.Size))
 		case "MAILBOXID":
 			w.Raw("(" + c.Store().ObjectIDs().Mailbox(st.ID) + ")") // "The response item in the STATUS response contains the ObjectID", rfc8474.txt:245
+		case "HIGHESTMODSEQ":
+			w.Number(uint64(highestModSeq(st.HighestModSeq)))
 		}
 	}
 	w.Raw(")")

@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"crypto/tls"
+	"slices"
 	"strings"
 	"time"
 )
@@ -24,7 +25,7 @@ var extensions = []struct{ name, command string }{
 	{"MOVE", "MOVE"}, {"ENABLE", "ENABLE"}, {"UNSELECT", "UNSELECT"},
 	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""}, {"CREATE-SPECIAL-USE", ""}, {"STATUS=SIZE", ""},
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
-	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
+	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
 	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
 }
 
@@ -164,19 +165,26 @@ func cmdID(c *Conn, cmd *Command) error {
 }
 
 // ENABLE, rfc5161.txt §3.1: unknown capabilities are ignored; the ENABLED
-// response lists only what this command newly enabled. No extension this
-// server implements changes behaviour when enabled (CONDSTORE will), so the
-// list is empty.
+// response lists only what this command newly enabled. CONDSTORE is the
+// one extension that can be enabled (rfc7162.txt:384-386); ENABLE is valid
+// only in the authenticated state, so no HIGHESTMODSEQ is due.
 func cmdEnable(c *Conn, cmd *Command) error {
 	if len(cmd.Args) == 0 {
 		return Syntax("ENABLE needs a capability")
 	}
+	var enabled []string
 	for _, a := range cmd.Args {
 		if a.Kind != Atom {
 			return Syntax("ENABLE takes atoms")
 		}
+		if strings.EqualFold(a.S, "CONDSTORE") && c.capable("CONDSTORE") && !slices.Contains(enabled, "CONDSTORE") {
+			// Listed even when an implicit enabling command came first:
+			// it is enabled, as the client asked (so does Dovecot).
+			c.condstore = true
+			enabled = append(enabled, "CONDSTORE")
+		}
 	}
-	c.Untagged("ENABLED")
+	c.Untagged("%s", strings.TrimSpace("ENABLED "+strings.Join(enabled, " ")))
 	return nil
 }
 

@@ -69,6 +69,17 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 	if err != nil {
 		return Bad("", err.Error())
 	}
+	withModSeq := query.UsesModSeq(node)
+	if withModSeq {
+		if !c.capable("CONDSTORE") {
+			return Bad("", "unknown search key MODSEQ")
+		}
+		// "a FETCH or SEARCH command that includes the MODSEQ message data
+		// item" enables CONDSTORE (rfc7162.txt:377-378).
+		if err := c.enableCondstore(); err != nil {
+			return err
+		}
+	}
 	s := c.sel
 	view := s.view
 	env := &query.Env{
@@ -131,6 +142,11 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 		return err
 	}
 	h := newHits(uid, ret)
+	if withModSeq {
+		if h.modseq, err = c.highestOf(found); err != nil {
+			return err
+		}
+	}
 	w := c.Writer()
 	w.Lock()
 	defer w.Unlock()
@@ -166,6 +182,26 @@ func (c *Conn) searchReply(cmd *Command, h *hits, others map[uint32]*store.Flags
 		}
 	}
 	return nil
+}
+
+// highestOf returns the highest mod-sequence of the messages among uids
+// the client knows (0 for none): a SEARCH with a MODSEQ key appends it to
+// a non-empty result (rfc7162.txt:1077-1083), one more read of the hits.
+func (c *Conn) highestOf(uids []uint32) (int64, error) {
+	view := c.sel.view
+	var known []uint32
+	for _, u := range uids {
+		if view.Seq(u) != 0 {
+			known = append(known, u)
+		}
+	}
+	if len(known) == 0 {
+		return 0, nil
+	}
+	var hm int64
+	err := c.Store().FetchHeld(c.Ctx(), c.sel.mb.Box(), known, view.Gone(known, false), store.FetchCols{ModSeq: true},
+		func(r *store.FetchRow) error { hm = max(hm, r.ModSeq); return nil })
+	return hm, err
 }
 
 // flagsOnly reports whether a program reads nothing but flags, keywords,

@@ -49,8 +49,17 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	if err != nil {
 		return err
 	}
+	if err := c.selectParams(cmd.Args[1:]); err != nil {
+		return err
+	}
 	// A failed SELECT leaves no mailbox selected (rfc3501.txt:1805-1810: "no
 	// mailbox is selected").
+	if c.sel != nil && c.capable("CONDSTORE") {
+		// The boundary between the responses of the closed mailbox and the
+		// new one: a server advertising CONDSTORE "must return the CLOSED
+		// response code in this case" (rfc7162.txt:2111-2123).
+		c.Untagged("OK [CLOSED] previous mailbox closed")
+	}
 	c.Unselect()
 	gen := c.Store().Notifier().Gen() // before the snapshot (Subscribe)
 	snap, err := c.Store().Select(c.Ctx(), c.User().ID, name, readOnly)
@@ -91,11 +100,36 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	if c.capable("OBJECTID") {
 		w.Line("OK [MAILBOXID (%s)] mailbox id", c.Store().ObjectIDs().Mailbox(snap.Mailbox.ID)) // untagged OK for SELECT and EXAMINE, rfc8474.txt:203ff
 	}
+	if c.condstoreAware() {
+		// Every mailbox keeps mod-sequences, so never NOMODSEQ
+		// (rfc7162.txt:422-428); the value is "the highest mod-sequence
+		// value of all messages in the mailbox" (rfc7162.txt:439-444).
+		w.Line("OK [HIGHESTMODSEQ %d] highest mod-sequence", highestModSeq(snap.HighestModSeq))
+	}
 	w.Unlock()
 	if readOnly {
 		return c.OK("READ-ONLY", cmd.Name+" completed")
 	}
 	return c.OK("READ-WRITE", cmd.Name+" completed")
+}
+
+// selectParams reads SELECT/EXAMINE's optional parameter list (the
+// select-params of RFC 4466); the one select-param known is CONDSTORE, a CONDSTORE enabling
+// command (rfc7162.txt:1148-1151, 2559). Anything else is BAD.
+func (c *Conn) selectParams(args []Value) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if len(args) != 1 || args[0].Kind != List || len(args[0].List) == 0 {
+		return Syntax("mailbox name and optional parameter list expected")
+	}
+	for _, p := range args[0].List {
+		if p.Kind != Atom || !strings.EqualFold(p.S, "CONDSTORE") || !c.capable("CONDSTORE") {
+			return Syntax("unknown SELECT parameter " + formatValue(p))
+		}
+	}
+	c.condstore = true // before the selection: no separate HIGHESTMODSEQ response
+	return nil
 }
 
 // pollSelected sends the updates other sessions (or this one) caused
@@ -206,6 +240,16 @@ func (c *Conn) writeUpdates(ups []Update) {
 			w.Line("%d RECENT", u.N)
 		case UpdFlags:
 			c.announceKeywords(u.Flags.Keywords)
+			if c.condstoreAware() {
+				// The server "MUST then include mod-sequence data in all
+				// subsequent untagged FETCH responses" (rfc7162.txt:388-400),
+				// and the UID, as servers with QRESYNC must and those with
+				// CONDSTORE alone "SHOULD comply with requirements from
+				// Section 3.2.4" (rfc7162.txt:940-941, 1421-1430): the client
+				// can file the mod-sequence under the message.
+				w.Line("%d FETCH (UID %d FLAGS (%s) MODSEQ (%d))", u.N, u.UID, strings.Join(c.flagNames(u.UID, u.Flags), " "), u.ModSeq)
+				continue
+			}
 			w.Line("%d FETCH (FLAGS (%s))", u.N, strings.Join(c.flagNames(u.UID, u.Flags), " "))
 		}
 	}

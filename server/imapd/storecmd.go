@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"slices"
 	"strings"
 
 	"decimail/server/store"
@@ -84,20 +85,37 @@ func formatValue(v Value) string { return string(appendValue(nil, v, true)) }
 // cmdStore implements STORE and UID STORE (RFC 3501 §6.4.6, §6.4.8):
 // parse → ONE store call → a FETCH FLAGS per message unless .SILENT.
 func cmdStore(c *Conn, cmd *Command, uid bool) error {
-	if len(cmd.Args) < 3 {
+	args := cmd.Args
+	unchangedSince := int64(-1)
+	if len(args) > 1 && args[1].Kind == List && c.capable("CONDSTORE") {
+		// store-modifier UNCHANGEDSINCE (rfc7162.txt:2471).
+		var err error
+		if unchangedSince, err = parseModifier(args[1], "UNCHANGEDSINCE", true); err != nil {
+			return err
+		}
+		args = append([]Value{args[0]}, args[2:]...)
+	}
+	if len(args) < 3 {
 		return Syntax("STORE sequence-set item flags")
 	}
-	it, ok := parseStoreItem(cmd.Args[1])
+	it, ok := parseStoreItem(args[1])
 	if !ok {
-		return Syntax("unknown STORE item " + formatValue(cmd.Args[1]))
+		return Syntax("unknown STORE item " + formatValue(args[1]))
 	}
-	flags, err := storeFlagArgs(cmd.Args[2:])
+	flags, err := storeFlagArgs(args[2:])
 	if err != nil {
 		return err
 	}
-	uids, err := c.resolveSet(cmd.Args[0], uid)
+	uids, err := c.resolveSet(args[0], uid)
 	if err != nil {
 		return err
+	}
+	if unchangedSince >= 0 {
+		// "a STORE command with the UNCHANGEDSINCE modifier" enables
+		// CONDSTORE (rfc7162.txt:382).
+		if err := c.enableCondstore(); err != nil {
+			return err
+		}
 	}
 	s := c.sel
 	if s.readOnly {
@@ -113,7 +131,7 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 	// the client's, at the same UIDs: they are changed by message id
 	// (StoreFlagsHeld), README "Own changes in a view".
 	held := s.view.Gone(uids, true)
-	if it.op != store.FlagsSet && s.view.KeepsFlags() && held.Len() == 0 {
+	if it.op != store.FlagsSet && s.view.KeepsFlags() && held.Len() == 0 && !c.condstoreAware() {
 		return c.addRemoveFlags(cmd.Name, uid, it, flags, uids)
 	}
 	if it.silent && it.op != store.FlagsSet {
@@ -125,7 +143,13 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 			return err
 		}
 	}
-	changes, err := c.Store().StoreFlagsHeld(c.Ctx(), s.mb.Box(), uids, held, it.op, flags)
+	var changes []store.FlagChange
+	var modified []uint32
+	if unchangedSince >= 0 {
+		changes, modified, err = c.Store().StoreFlagsUnchangedSince(c.Ctx(), s.mb.Box(), uids, held, it.op, flags, unchangedSince)
+	} else {
+		changes, err = c.Store().StoreFlagsHeld(c.Ctx(), s.mb.Box(), uids, held, it.op, flags)
+	}
 	if err != nil {
 		return err
 	}
@@ -144,19 +168,62 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 		}
 		// Either the client was just told (FETCH below) or it knows what
 		// it set (.SILENT, rfc3501.txt:3229): the poll must not repeat it.
+		before, _ := s.view.Flags(ch.UID)
 		s.view.Told(ch.UID, ch.ModSeq)
 		s.view.SetFlags(ch.UID, ch.Flags)
-		if it.silent {
-			continue
+		switch {
+		case !it.silent:
+			c.writeStoreFetch(seq, ch.UID, uid, ch.Flags, ch.ModSeq)
+		case unchangedSince >= 0 || c.condstoreAware() && !slices.Equal(before.Names(), ch.Flags.Names()):
+			// A conditional STORE reports the new mod-sequence "even if
+			// the .SILENT suffix is specified" (rfc7162.txt:543-553); so does
+			// any STORE that changed the flags once CONDSTORE is enabled: the
+			// client cannot know the mod-sequence it set ("The server is
+			// REQUIRED to include the mod-sequence value", rfc7162.txt:852-859).
+			c.writeStoreModSeq(seq, ch.UID, uid, ch.ModSeq)
 		}
-		c.writeStoreFetch(seq, ch.UID, uid, ch.Flags)
+	}
+	if len(modified) > 0 {
+		// The messages that failed the UNCHANGEDSINCE test, as a
+		// sequence set (STORE) or UID set (UID STORE): MODIFIED
+		// (rfc7162.txt:571-577).
+		nums := modified
+		if !uid {
+			nums = nil
+			for _, u := range modified {
+				if seq := s.view.Seq(u); seq != 0 {
+					nums = append(nums, seq)
+				}
+			}
+			slices.Sort(nums)
+		}
+		return c.OK("MODIFIED "+seqSetString(nums), "conditional STORE failed for some messages")
 	}
 	return nil
 }
 
+// writeStoreModSeq writes a silent STORE's "* seq FETCH ([UID u] MODSEQ
+// (n))": "An untagged FETCH response MUST be sent, even if the .SILENT
+// suffix is specified" (rfc7162.txt:543-553); the writer is locked.
+func (c *Conn) writeStoreModSeq(seq, u uint32, withUID bool, ms int64) {
+	w := c.Writer()
+	w.Untagged()
+	w.Number(uint64(seq))
+	w.Raw(" FETCH (")
+	if withUID {
+		w.Raw("UID ")
+		w.Number(uint64(u))
+		w.SP()
+	}
+	w.Raw("MODSEQ (")
+	w.Number(uint64(ms))
+	w.Raw("))")
+	w.CRLF()
+}
+
 // writeStoreFetch writes a STORE's "* seq FETCH (FLAGS (...))" (with the
 // UID for UID STORE, rfc3501.txt:3390-3393); the writer is locked.
-func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags) {
+func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags, ms int64) {
 	c.announceKeywords(f.Keywords)
 	w := c.Writer()
 	w.Untagged()
@@ -169,6 +236,9 @@ func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags) {
 	}
 	w.Raw("FLAGS ")
 	w.Flags(c.flagNames(u, f))
+	if c.condstoreAware() && ms > 0 {
+		writeModSeq(w, ms) // "The server is REQUIRED to include the mod-sequence value", rfc7162.txt:852-859
+	}
 	w.Raw(")")
 	w.CRLF()
 }
@@ -218,7 +288,7 @@ func (c *Conn) addRemoveFlags(name string, uid bool, it storeItem, flags store.F
 		if seq == 0 || !ok {
 			continue
 		}
-		c.writeStoreFetch(seq, u, uid, fl)
+		c.writeStoreFetch(seq, u, uid, fl, 0)
 	}
 	return nil
 }

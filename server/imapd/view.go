@@ -39,6 +39,7 @@ type View struct {
 	pendNew   []uint32           // in the store, not yet announced (ascending)
 	newID     map[uint32]int64   // ids of pendNew messages
 	pendFlags map[uint32]store.Flags
+	pendMS    map[uint32]int64 // the mod-sequence of each pendFlags entry (CONDSTORE)
 	told      map[uint32]int64 // flags this session already reported, by modseq
 	modseq    int64
 	sentRec   int // last RECENT count announced
@@ -176,16 +177,17 @@ const (
 
 // Update is one unilateral response to send.
 type Update struct {
-	Kind  UpdateKind
-	N     uint32 // sequence number, or the count for EXISTS/RECENT
-	UID   uint32
-	Flags store.Flags
+	Kind   UpdateKind
+	N      uint32 // sequence number, or the count for EXISTS/RECENT
+	UID    uint32
+	Flags  store.Flags
+	ModSeq int64 // UpdFlags: the message's mod-sequence with these flags
 }
 
 // NewView starts a view from a SELECT snapshot.
 func NewView(uids, recent []uint32, modseq int64) *View {
 	v := &View{uids: slices.Clone(uids), recent: map[uint32]bool{}, gone: map[uint32]goneMsg{}, own: map[uint32]bool{},
-		pendFlags: map[uint32]store.Flags{}, told: map[uint32]int64{}, modseq: modseq}
+		pendFlags: map[uint32]store.Flags{}, pendMS: map[uint32]int64{}, told: map[uint32]int64{}, modseq: modseq}
 	for _, u := range recent {
 		v.recent[u] = true
 	}
@@ -343,6 +345,7 @@ func (v *View) Apply(ch *store.Changes) {
 				continue
 			}
 			v.pendFlags[c.UID] = c.Flags
+			v.pendMS[c.UID] = c.ModSeq
 		default:
 			if !isNew(c.UID) {
 				i, _ := slices.BinarySearch(v.pendNew, c.UID)
@@ -424,10 +427,11 @@ func (v *View) Flush(allowExpunge bool) []Update {
 		sort.Slice(us, func(i, j int) bool { return us[i] < us[j] })
 		for _, u := range us {
 			if seq := v.Seq(u); seq != 0 {
-				out = append(out, Update{Kind: UpdFlags, N: seq, UID: u, Flags: v.pendFlags[u]})
+				out = append(out, Update{Kind: UpdFlags, N: seq, UID: u, Flags: v.pendFlags[u], ModSeq: v.pendMS[u]})
 			}
 		}
 		clear(v.pendFlags)
+		clear(v.pendMS)
 	}
 	return out
 }

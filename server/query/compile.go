@@ -237,6 +237,11 @@ func (c *compiler) node(n Node) error {
 			op = " > "
 		}
 		c.w(c.flagCol("size"), op, c.param(int64(n.N)), "::bigint")
+	case ModSeq: // rfc7162.txt:1047-1059: "equal to or greater than"
+		if c.env.Member == "" {
+			return &NotAllowedError{Key: "MODSEQ"}
+		}
+		c.w("greatest(", c.env.Member, ".modseq, ", c.flagCol("modseq"), ") >= ", c.param(int64(n.N)), "::bigint")
 	case UID: // rfc3501.txt:2931
 		if c.env.Member == "" {
 			return &NotAllowedError{Key: "UID"}
@@ -431,11 +436,16 @@ func UsesText(n Node) bool {
 func UsesSession(n Node) bool {
 	return walk(n, func(n Node) bool {
 		switch n.(type) {
-		case UID, Seq, Recent:
+		case UID, Seq, Recent, ModSeq:
 			return true
 		}
 		return false
 	})
+}
+
+// UsesModSeq reports whether the program has a MODSEQ key (CONDSTORE).
+func UsesModSeq(n Node) bool {
+	return walk(n, func(n Node) bool { _, ok := n.(ModSeq); return ok })
 }
 
 // walk reports whether f holds for any node in the tree.

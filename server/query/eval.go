@@ -15,6 +15,7 @@ type Msg struct {
 	Subject, From, To, Cc, Bcc, HeaderText, BodyText string
 	Seen, Answered, Flagged, Deleted, Draft, Recent  bool
 	Keywords                                         []string
+	ModSeq                                           int64    // CONDSTORE mod-sequence in the mailbox
 	Folders                                          []string // names of the folders holding it (folder terms)
 
 	low [7]lowered // the text fields folded, kept between Evals (lower)
@@ -113,6 +114,8 @@ func Eval(n Node, m *Msg, maxUID, maxSeq uint32) bool {
 			return a >= b
 		}
 		return false
+	case ModSeq:
+		return m.ModSeq >= int64(n.N)
 	case Size:
 		if n.Larger {
 			return int64(m.Size) > int64(n.N)

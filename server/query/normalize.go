@@ -96,6 +96,8 @@ func (h *hashCons) norm(n Node) *normed {
 		return h.leaf(n, 'D', n.Key, n.Day.Format("2006-01-02"))
 	case Size:
 		return h.leaf(n, 'S', strconv.FormatBool(n.Larger), strconv.FormatUint(uint64(n.N), 10))
+	case ModSeq:
+		return h.leaf(n, 'M', strconv.FormatUint(n.N, 10))
 	case Seq:
 		var b strings.Builder
 		for i, r := range n.Set {

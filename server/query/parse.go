@@ -112,6 +112,16 @@ type Size struct {
 	N      uint32
 }
 
+// ModSeq is CONDSTORE's MODSEQ [entry-name entry-type-req] n: messages
+// whose mod-sequence is at least N (rfc7162.txt:1045-1059). Entry is the
+// entry name as given ("/flags/\\Draft"), Type "priv", "shared" or "all";
+// one mod-sequence is kept per message, so both are ignored ("it MUST
+// ignore <entry-name> and <entry-type-req>", rfc7162.txt:1056-1059).
+type ModSeq struct {
+	N           uint64
+	Entry, Type string
+}
+
 // Seq is a message sequence number set, "<sequence set>" (rfc3501.txt:2784); 0 means "*".
 // Ranges are kept as written (Start may exceed Stop).
 type Seq struct{ Set imap.SeqSet }
@@ -135,6 +145,7 @@ func (Recent) node()  {}
 func (Text) node()    {}
 func (Date) node()    {}
 func (Size) node()    {}
+func (ModSeq) node()  {}
 func (Seq) node()     {}
 func (UID) node()     {}
 func (Not) node()     {}
@@ -322,6 +333,8 @@ func (s *stream) key(depth int) (Node, error) {
 			return nil, synErr(v, "bad number for %s", k)
 		}
 		return Size{Larger: k == "LARGER", N: n}, nil
+	case k == "MODSEQ":
+		return s.modseqKey(k)
 	case k == "NOT":
 		if s.pos >= len(s.args) {
 			return nil, synErr(k, "missing argument after")
@@ -414,6 +427,42 @@ func digits(s string) bool {
 }
 
 // parseNumber parses number = 1*DIGIT, 32-bit (rfc3501.txt number).
+// modseqKey parses the rest of search-modsequence = "MODSEQ"
+// [search-modseq-ext] SP mod-sequence-valzer, search-modseq-ext = SP
+// entry-name SP entry-type-req (rfc7162.txt:2499-2502), entry-name a quoted
+// "/flags/" attr-flag (rfc7162.txt:2527), entry-type-req = entry-type-resp
+// / "all", entry-type-resp = "priv" / "shared" (rfc7162.txt:2539-2540, 2542-2545).
+func (s *stream) modseqKey(k string) (Node, error) {
+	var n ModSeq
+	if s.pos < len(s.args) && s.args[s.pos].Kind == Str {
+		name, _ := s.operand(k, true)
+		if !strings.HasPrefix(strings.ToLower(name), "/flags/") || len(name) == len("/flags/") {
+			return nil, synErr(name, "bad entry name for %s", k)
+		}
+		typ, err := s.operand(k, false)
+		if err != nil {
+			return nil, err
+		}
+		switch t := strings.ToLower(typ); t {
+		case "priv", "shared", "all":
+			n.Entry, n.Type = name, t
+		default:
+			return nil, synErr(typ, "bad entry type for %s", k)
+		}
+	}
+	v, err := s.operand(k, false)
+	if err != nil {
+		return nil, err
+	}
+	// mod-sequence-valzer = "0" / 1*DIGIT, 63 bits (rfc7162.txt:2550-2555).
+	x, err := strconv.ParseUint(v, 10, 63)
+	if !digits(v) || err != nil {
+		return nil, synErr(v, "bad mod-sequence for %s", k)
+	}
+	n.N = x
+	return n, nil
+}
+
 func parseNumber(s string) (uint32, bool) {
 	if !digits(s) {
 		return 0, false
@@ -589,6 +638,12 @@ func write(b *strings.Builder, n Node) {
 			b.WriteString("SMALLER ")
 		}
 		b.WriteString(strconv.FormatUint(uint64(n.N), 10))
+	case ModSeq:
+		b.WriteString("MODSEQ ")
+		if n.Entry != "" {
+			b.WriteString(strconv.Quote(n.Entry) + " " + n.Type + " ")
+		}
+		b.WriteString(strconv.FormatUint(n.N, 10))
 	case Seq:
 		for i, r := range n.Set {
 			writeRange(b, i, r.Start, r.Stop)

@@ -132,13 +132,21 @@ func (s *Store) StoreFlags(ctx context.Context, b Box, uids []uint32, op FlagOp,
 // holds (Held: they left the mailbox, the session still shows them), found
 // by message id and reported at their held UIDs; uids includes those UIDs.
 func (s *Store) StoreFlagsHeld(ctx context.Context, b Box, uids []uint32, held Held, op FlagOp, f Flags) ([]FlagChange, error) {
+	out, _, err := s.storeFlags(ctx, b, uids, held, op, f, -1)
+	return out, err
+}
+
+// storeFlags is StoreFlagsHeld that, with unchangedSince >= 0, leaves out
+// the messages whose modseq in the mailbox is above it and returns their
+// UIDs as modified (CONDSTORE's UNCHANGEDSINCE, condstore.go).
+func (s *Store) storeFlags(ctx context.Context, b Box, uids []uint32, held Held, op FlagOp, f Flags,
+	unchangedSince int64) (out []FlagChange, modified []uint32, err error) {
 	if err := b.check(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	userID, mailboxID := b.userID, b.id
-	var out []FlagChange
-	err := s.change(ctx, userID, lazy, func(tx pgx.Tx) error {
-		out = out[:0]
+	err = s.change(ctx, userID, lazy, func(tx pgx.Tx) error {
+		out, modified = out[:0], modified[:0]
 		cond, args, want := uidCond(uids, 2)
 		args = append([]any{mailboxID}, args...)
 		heldSQL := ""
@@ -151,7 +159,8 @@ func (s *Store) StoreFlagsHeld(ctx context.Context, b Box, uids []uint32, held H
 			WHERE f.user_id = $%d`, n+1, n+2, n+3)
 			args = append(append(args, held.args()...), userID)
 		}
-		rows, err := tx.Query(ctx, `SELECT mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), f.modseq
+		rows, err := tx.Query(ctx, `SELECT mm.uid, f.message_id, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'),
+				greatest(mm.modseq, f.modseq)
 			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 			WHERE mm.mailbox_id = $1 AND `+cond+heldSQL+` ORDER BY 1`, args...)
 		if err != nil {
@@ -172,6 +181,10 @@ func (s *Store) StoreFlagsHeld(ctx context.Context, b Box, uids []uint32, held H
 			}
 			c.UID = uint32(uid)
 			if want != nil && !want[c.UID] {
+				continue
+			}
+			if unchangedSince >= 0 && c.ModSeq > unchangedSince {
+				modified = append(modified, c.UID)
 				continue
 			}
 			c.Flags = cur.apply(op, f)
@@ -243,7 +256,7 @@ func (s *Store) StoreFlagsHeld(ctx context.Context, b Box, uids []uint32, held H
 		// notifies them.
 		return reevalFlagViews(ctx, tx, userID, newFlags, which)
 	})
-	return out, wrap("store flags", err)
+	return out, modified, wrap("store flags", err)
 }
 
 // AddRemoveFlags is StoreFlags for the commonest STORE, +FLAGS or -FLAGS

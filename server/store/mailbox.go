@@ -98,7 +98,7 @@ func compileDefinition(def string) (compiled, error) {
 		return compiled{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	if query.UsesSession(n) {
-		return compiled{}, fmt.Errorf("%w: a definition cannot use UID, sequence numbers or RECENT", ErrInvalid)
+		return compiled{}, fmt.Errorf("%w: a definition cannot use UID, sequence numbers, RECENT or MODSEQ", ErrInvalid)
 	}
 	env := &query.Env{Msg: "m", Flags: "f", Texts: "mt"}
 	sql, err := query.Compile(n, env)

@@ -20,6 +20,10 @@ type Snapshot struct {
 	Recent   []uint32 // \Recent for this session (claimed unless read-only)
 	Keywords []string // keywords in use in the mailbox
 	ModSeq   int64
+	// HighestModSeq is the mailbox's HIGHESTMODSEQ (RFC 7162): the highest
+	// modseq of its memberships, their flags and its tombstones, as of the
+	// snapshot.
+	HighestModSeq int64
 }
 
 // Select snapshots a mailbox for a session. Unless readOnly, the session
@@ -46,6 +50,14 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 		found = err == nil
 		rows.Close()
 		return err
+	})
+	b.Queue(`SELECT highest_modseq FROM mailboxes WHERE user_id = $1 AND name = $2`, args...).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := rows.Scan(&snap.HighestModSeq); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
 	})
 	// Every member with its flags (the session keeps them: FETCH FLAGS
 	// is answered from memory); keywords are NULL when empty, which
