@@ -191,8 +191,15 @@ func TestIMAPSOverLimitSilentPeer(t *testing.T) {
 	first.Close()
 	testwait.For(t, 30*time.Second, "the first connection's place to be freed", func() (bool, string) {
 		srv.mu.Lock()
-		defer srv.mu.Unlock()
-		return len(srv.conns) == 0, fmt.Sprintf("%d connections", len(srv.conns))
+		n := len(srv.conns)
+		srv.mu.Unlock()
+		if n == 0 {
+			return true, ""
+		}
+		// Seen once under load (make test's packages side by side on 2
+		// cores) and never alone: say where the session is when it fails.
+		buf := make([]byte, 1<<20)
+		return false, fmt.Sprintf("%d connections; goroutines of the package:\n%s", n, imapdStacks(buf[:runtime.Stack(buf, true)]))
 	})
 	// Generous deadlines: make test runs this beside the other packages
 	// under -race on 2 cores, where 5 s was once not enough.
@@ -301,4 +308,16 @@ func TestAppendMemoryPerMessage(t *testing.T) {
 	if err := e.st.Pool().QueryRow(t.Context(), `SELECT count(*) FROM messages WHERE size = $1`, size).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("%d messages of %d bytes stored (%v)", n, size, err)
 	}
+}
+
+// imapdStacks keeps the goroutines of a stack dump that run this package's
+// code (a failure's diagnosis).
+func imapdStacks(dump []byte) string {
+	var keep []string
+	for _, g := range strings.Split(string(dump), "\n\n") {
+		if strings.Contains(g, "decimail/server/imapd.(*Conn)") || strings.Contains(g, "decimail/server/imapd.(*Server)") {
+			keep = append(keep, g)
+		}
+	}
+	return strings.Join(keep, "\n\n")
 }
