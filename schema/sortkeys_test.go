@@ -16,35 +16,8 @@ import (
 func TestMigrateSortKeys(t *testing.T) {
 	ctx := context.Background()
 	c := emptyDB(t)
-	ms, err := schema.All()
-	if err != nil {
+	if _, err := schema.MigrateTo(ctx, c, 15); err != nil { // as version 15 left it
 		t.Fatal(err)
-	}
-	if _, err := c.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.Version >= 16 {
-			break
-		}
-		if _, err := c.Exec(ctx, m.SQL); err != nil {
-			t.Fatalf("%s: %v", m.Name, err)
-		}
-		if step := schema.StepForTest(m.Version); step != nil {
-			tx, err := c.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := step(ctx, tx); err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := c.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, m.Version, m.Name); err != nil {
-			t.Fatal(err)
-		}
 	}
 	// 1,200 messages (more than two batches): odd ones a reply to a list
 	// with a non-ASCII subject, even ones without Subject, From or Cc.
