@@ -19,9 +19,9 @@ import (
 //
 //	go test ./bench -run XXX -bench 'IMAP/n=10000/HeaderListing' -benchtime 10x
 
-// loadOurs starts Decimail on a fresh database with n corpus messages and the
-// Prepare mailboxes (100 folders, 100 query mailboxes, IdleBox).
-func loadOurs(b *testing.B, n int) (*Ours, *Env) {
+// oursWithInbox starts Decimail on a fresh database (closed with the
+// benchmark) whose INBOX holds the n messages of the corpus (seed 1).
+func oursWithInbox(b *testing.B, n int) (*Ours, []Message) {
 	b.Helper()
 	ctx := context.Background()
 	o, err := StartOurs(ctx)
@@ -30,10 +30,19 @@ func loadOurs(b *testing.B, n int) (*Ours, *Env) {
 	}
 	b.Cleanup(o.Close)
 	msgs := Corpus(n, 1)
-	t0 := time.Now()
 	if err := LoadStore(ctx, o.Store, o.UserID, "INBOX", msgs); err != nil {
 		b.Fatal(err)
 	}
+	return o, msgs
+}
+
+// loadOurs starts Decimail on a fresh database with n corpus messages and the
+// Prepare mailboxes (100 folders, 100 query mailboxes, IdleBox).
+func loadOurs(b *testing.B, n int) (*Ours, *Env) {
+	b.Helper()
+	ctx := context.Background()
+	t0 := time.Now()
+	o, msgs := oursWithInbox(b, n)
 	b.Logf("n=%d: delivered through the store in %v", n, time.Since(t0))
 	e, err := Prepare(&o.Target, msgs, func(name, def string) error {
 		_, err := o.Store.DefineMailbox(ctx, o.UserID, name, def)

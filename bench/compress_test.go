@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -21,15 +20,7 @@ import (
 func BenchmarkCompressHeaderListing(b *testing.B) {
 	for _, n := range benchSizes(1000) {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			ctx := context.Background()
-			o, err := StartOurs(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(o.Close)
-			if err := LoadStore(ctx, o.Store, o.UserID, "INBOX", Corpus(n, 1)); err != nil {
-				b.Fatal(err)
-			}
+			o, _ := oursWithInbox(b, n)
 			for _, deflate := range []bool{false, true} {
 				name := "plain"
 				if deflate {

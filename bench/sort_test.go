@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -22,15 +21,7 @@ import (
 func BenchmarkSortThread(b *testing.B) {
 	for _, n := range benchSizes(3000) {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
-			ctx := context.Background()
-			o, err := StartOurs(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(o.Close)
-			if err := LoadStore(ctx, o.Store, o.UserID, "INBOX", Corpus(n, 1)); err != nil {
-				b.Fatal(err)
-			}
+			o, _ := oursWithInbox(b, n)
 			for _, cmd := range []string{"SORT (REVERSE DATE) UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL",
 				"SORT (SUBJECT FROM) UTF-8 ALL", "THREAD ORDEREDSUBJECT UTF-8 ALL"} {
 				b.Run(strings.ReplaceAll(cmd, " ", "_"), func(b *testing.B) {
