@@ -97,10 +97,18 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 // Log returns the tail of the process's log.
 func (p *Process) Log() string {
 	b, _ := os.ReadFile(filepath.Join(p.dir, "serve.log"))
+	// The WARN and ERROR lines first (up to 20): under thousands of
+	// sessions the tail is only their INFO lines.
+	var bad []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if (strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN")) && len(bad) < 20 {
+			bad = append(bad, l)
+		}
+	}
 	if len(b) > 3000 {
 		b = b[len(b)-3000:]
 	}
-	return string(b)
+	return strings.Join(bad, "\n") + "\n…\n" + string(b)
 }
 
 // Close stops the process.

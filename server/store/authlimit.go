@@ -131,8 +131,10 @@ func (s *Store) AuthenticateFrom(ctx context.Context, remote netip.Addr, name, p
 	p := s.auth
 	addr, user := authKeys(remote, name)
 	var refused, wait pgtype.Interval
-	err := s.pool.QueryRow(ctx, `SELECT refused, user_wait FROM auth_begin($1, $2, $3, $4, $5, $6, $7, $8)`,
-		addr, user, p.AddrFree, p.UserFree, p.Base, p.AddrMax, p.UserMax, p.Window).Scan(&refused, &wait)
+	err := retryLocked(func() error {
+		return s.pool.QueryRow(ctx, `SELECT refused, user_wait FROM auth_begin($1, $2, $3, $4, $5, $6, $7, $8)`,
+			addr, user, p.AddrFree, p.UserFree, p.Base, p.AddrMax, p.UserMax, p.Window).Scan(&refused, &wait)
+	})
 	if err != nil {
 		return User{}, wrap("auth limiter", err)
 	}
@@ -154,10 +156,28 @@ func (s *Store) AuthenticateFrom(ctx context.Context, remote netip.Addr, name, p
 		return u, err
 	}
 	// A success, or our own failure: not the client's fault.
-	if _, rerr := s.pool.Exec(ctx, `SELECT auth_success($1, $2, $3)`, addr, user, p.AddrFree); rerr != nil && err == nil {
+	rerr := retryLocked(func() error {
+		_, err := s.pool.Exec(ctx, `SELECT auth_success($1, $2, $3)`, addr, user, p.AddrFree)
+		return err
+	})
+	if rerr != nil && err == nil {
 		return User{}, wrap("auth limiter", rerr)
 	}
 	return u, err
+}
+
+// retryLocked runs f again after a deadlock or serialization failure (its
+// statement is one implicit transaction, so nothing of it was kept), a few
+// times, as tx does.
+func retryLocked(f func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := f()
+		if isRetryable(err) && attempt < 8 {
+			time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
+			continue
+		}
+		return err
+	}
 }
 
 // purgeAuthLimits deletes forgotten limiter rows, at most once a minute per process.
