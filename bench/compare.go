@@ -107,6 +107,11 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare ours: %w", err)
 	}
+	// Statistics, as autovacuum would have them on a server in use and as
+	// the durable section has them (Durable.LoadFolder).
+	if _, err := ours.Store.Pool().Exec(ctx, "ANALYZE"); err != nil {
+		return nil, err
+	}
 
 	var envD *Env
 	var dov *Dovecot
