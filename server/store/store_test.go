@@ -1009,6 +1009,15 @@ func TestIndexerRefreshesStatistics(t *testing.T) {
 	if e := estimate(); e > 50 {
 		t.Fatalf("after indexing 800 texts the planner still estimates %v unindexed", e)
 	}
+	// The tables a search joins were analysed with them (a bulk load came
+	// with the texts).
+	for _, tbl := range []string{"messages", "mailbox_messages", "message_flags"} {
+		var analysed bool
+		must(t, s.Pool().QueryRow(ctx, `SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = $1`, tbl).Scan(&analysed))
+		if !analysed {
+			t.Errorf("%s not analysed after a large indexing pass", tbl)
+		}
+	}
 }
 
 // TestTextIndexCostIgnoresOtherUsers: a user's text search reads the trigram
