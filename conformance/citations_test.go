@@ -768,6 +768,7 @@ var absentRFCs = map[string]string{
 	"rfc3463.txt": "Enhanced Mail System Status Codes",
 	"rfc1035.txt": "Domain Names - Implementation and Specification",
 	"rfc6376.txt": "DomainKeys Identified Mail (DKIM) Signatures",
+	"rfc7889.txt": "The IMAP APPENDLIMIT Extension",
 }
 
 // TestCitationShift measures how strict the checker is: every citation that

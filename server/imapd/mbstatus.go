@@ -135,6 +135,10 @@ func (c *Conn) statusItems(v Value) ([]string, error) {
 			if !c.capAdvertised("STATUS=SIZE") {
 				return nil, Bad("", "unknown status item "+it.S)
 			}
+		case "APPENDLIMIT": // RFC 7889 §4
+			if !c.capable("APPENDLIMIT") {
+				return nil, Bad("", "unknown status item "+it.S)
+			}
 		case "HIGHESTMODSEQ": // "The highest mod-sequence value of all messages", rfc7162.txt:1131-1137
 			if !c.capAdvertised("CONDSTORE") {
 				return nil, Bad("", "unknown status item "+it.S)
@@ -180,6 +184,8 @@ func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
 			w.Number(uint64(st.Unseen))
 		case "SIZE":
 			w.Number(uint64(st.Size))
+		case "APPENDLIMIT": // the same for every mailbox (the capability's value)
+			w.Number(uint64(c.srv.cfg.MaxAppendLiteral))
 		case "MAILBOXID":
 			w.Raw("(" + c.Store().ObjectIDs().Mailbox(st.ID) + ")") // "The response item in the STATUS response contains the ObjectID", rfc8474.txt:245
 		case "HIGHESTMODSEQ":

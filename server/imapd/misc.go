@@ -3,6 +3,7 @@ package imapd
 import (
 	"crypto/tls"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -27,6 +28,7 @@ var extensions = []struct{ name, command string }{
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
 	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
 	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
+	{"APPENDLIMIT", ""},
 }
 
 // capabilities is the one place that decides what this connection
@@ -38,6 +40,12 @@ func (c *Conn) capabilities() []string {
 			continue
 		}
 		if _, ok := commands[e.command]; e.command != "" && !ok {
+			continue
+		}
+		if e.name == "APPENDLIMIT" {
+			// One limit for every mailbox: advertised with its value (RFC
+			// 7889 §3), which STATUS APPENDLIMIT repeats per mailbox.
+			caps = append(caps, "APPENDLIMIT="+strconv.FormatInt(c.srv.cfg.MaxAppendLiteral, 10))
 			continue
 		}
 		caps = append(caps, e.name)
