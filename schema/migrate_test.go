@@ -147,14 +147,7 @@ func TestMigrateFoldsTexts(t *testing.T) {
 	if !slices.Contains(applied, "0008_text_fold.sql") {
 		t.Fatalf("applied %v", applied)
 	}
-	count := func(q string, args ...any) int {
-		t.Helper()
-		var n int
-		if err := c.QueryRow(ctx, q, args...).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return n
-	}
+	count := counter(t, c)
 	like := func(s string) string { return "%" + query.Fold(s) + "%" }
 	for _, tc := range []struct {
 		q    string
@@ -258,5 +251,18 @@ func TestMigrateAutoAddresses(t *testing.T) {
 	want := []string{"auto@a.test=1", "for-carol@a.test=1", "r1xxxxxx@a.test=1", "taken@a.test=2", "u@a.test=1"}
 	if !slices.Equal(got, want) {
 		t.Errorf("addresses after 0011: %v, want %v", got, want)
+	}
+}
+
+// counter returns a reader of one integer (a count) from c; a failed query
+// fails the test.
+func counter(t *testing.T, c *pgx.Conn) func(q string, args ...any) int {
+	return func(q string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := c.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return n
 	}
 }

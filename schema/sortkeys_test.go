@@ -40,14 +40,7 @@ func TestMigrateSortKeys(t *testing.T) {
 	if !slices.Contains(applied, "0016_sort_keys.sql") {
 		t.Fatalf("applied %v", applied)
 	}
-	count := func(q string, args ...any) int {
-		t.Helper()
-		var n int
-		if err := c.QueryRow(ctx, q, args...).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		return n
-	}
+	count := counter(t, c)
 	odd := `SELECT count(*) FROM messages WHERE base_subject = $1 AND subject_reply AND from_mbox = 'juergen.' || id AND to_mbox = 'ann' AND cc_mbox = 'emile'`
 	if n := count(odd, query.Fold("Grüße")); n != 600 {
 		t.Errorf("%d odd rows with their keys, want 600", n)

@@ -206,25 +206,15 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 // (n))": "An untagged FETCH response MUST be sent, even if the .SILENT
 // suffix is specified" (rfc7162.txt:543-553); the writer is locked.
 func (c *Conn) writeStoreModSeq(seq, u uint32, withUID bool, ms int64) {
-	w := c.Writer()
-	w.Untagged()
-	w.Number(uint64(seq))
-	w.Raw(" FETCH (")
-	if withUID {
-		w.Raw("UID ")
-		w.Number(uint64(u))
-		w.SP()
-	}
+	w := c.storeFetchStart(seq, u, withUID)
 	w.Raw("MODSEQ (")
 	w.Number(uint64(ms))
 	w.Raw("))")
 	w.CRLF()
 }
 
-// writeStoreFetch writes a STORE's "* seq FETCH (FLAGS (...))" (with the
-// UID for UID STORE, rfc3501.txt:3390-3393); the writer is locked.
-func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags, ms int64) {
-	c.announceKeywords(f.Keywords)
+// storeFetchStart writes "* seq FETCH (" and, for UID STORE, "UID u ".
+func (c *Conn) storeFetchStart(seq, u uint32, withUID bool) *Writer {
 	w := c.Writer()
 	w.Untagged()
 	w.Number(uint64(seq))
@@ -234,6 +224,14 @@ func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags, ms in
 		w.Number(uint64(u))
 		w.SP()
 	}
+	return w
+}
+
+// writeStoreFetch writes a STORE's "* seq FETCH (FLAGS (...))" (with the
+// UID for UID STORE, rfc3501.txt:3390-3393); the writer is locked.
+func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags, ms int64) {
+	c.announceKeywords(f.Keywords)
+	w := c.storeFetchStart(seq, u, withUID)
 	w.Raw("FLAGS ")
 	w.Flags(c.flagNames(u, f))
 	if c.condstoreAware() && ms > 0 {
