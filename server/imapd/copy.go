@@ -78,7 +78,7 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 		// rfc4315.txt:246: "nothing copied", OK without COPYUID.
 		return nil
 	}
-	code := fmt.Sprintf("COPYUID %d %s %s", res.UIDValidity, orderedUIDSet(res.Src), orderedUIDSet(res.Dst))
+	code := fmt.Sprintf("COPYUID %d %s %s", res.UIDValidity, numSet(res.Src), numSet(res.Dst))
 	if move {
 		// rfc6851.txt:258-263: COPYUID in an untagged OK before the
 		// EXPUNGEs, which the post-command poll sends (allowed for MOVE:
@@ -91,12 +91,12 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 	return c.OK(code, cmd.Name+" completed") // COPYUID "is returned in a tagged OK response to the COPY command", rfc4315.txt:202-203
 }
 
-// orderedUIDSet renders UIDs as a set in the given order, joining only runs
+// numSet renders numbers as a set in the given order, joining only runs
 // that ascend by one: the source and destination sets of COPYUID correspond
 // element by element and must keep their order (rfc4315.txt:192-195: "the
 // destination UID set corresponds to the source UID set and is in the same
 // order").
-func orderedUIDSet(uids []uint32) string {
+func numSet(uids []uint32) string {
 	var b strings.Builder
 	for i := 0; i < len(uids); {
 		j := i

@@ -129,8 +129,8 @@ func TestOrderedUIDSet(t *testing.T) {
 		{nil, ""}, {[]uint32{7}, "7"}, {[]uint32{1, 2, 3, 5}, "1:3,5"}, {[]uint32{304, 319, 320}, "304,319:320"},
 		{[]uint32{5, 3, 4}, "5,3:4"}, {[]uint32{2, 1}, "2,1"},
 	} {
-		if got := orderedUIDSet(tc.in); got != tc.want {
-			t.Errorf("orderedUIDSet(%v) = %q, want %q", tc.in, got, tc.want)
+		if got := numSet(tc.in); got != tc.want {
+			t.Errorf("numSet(%v) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

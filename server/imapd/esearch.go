@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"strconv"
 	"strings"
 )
 
@@ -208,42 +207,4 @@ func (h *hits) saved() []uint32 {
 // writeSeqSet writes ascending numbers as a sequence-set of ranges
 // ("2,10:15,21"): ALL is returned "using the sequence-set syntax"
 // (rfc4731.txt:119-126).
-func writeSeqSet(w *Writer, nums []uint32) {
-	for i := 0; i < len(nums); {
-		j := i
-		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
-			j++
-		}
-		if i > 0 {
-			w.Raw(",")
-		}
-		w.Number(uint64(nums[i]))
-		if j > i {
-			w.Raw(":")
-			w.Number(uint64(nums[j]))
-		}
-		i = j + 1
-	}
-}
-
-// seqSetString renders ascending numbers as a sequence-set of ranges
-// ("2,10:15,21"), for response codes (MODIFIED, rfc7162.txt:2506).
-func seqSetString(nums []uint32) string {
-	var b strings.Builder
-	for i := 0; i < len(nums); {
-		j := i
-		for j+1 < len(nums) && nums[j+1] == nums[j]+1 {
-			j++
-		}
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatUint(uint64(nums[i]), 10))
-		if j > i {
-			b.WriteByte(':')
-			b.WriteString(strconv.FormatUint(uint64(nums[j]), 10))
-		}
-		i = j + 1
-	}
-	return b.String()
-}
+func writeSeqSet(w *Writer, nums []uint32) { w.Raw(numSet(nums)) }

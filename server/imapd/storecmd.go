@@ -197,7 +197,7 @@ func cmdStore(c *Conn, cmd *Command, uid bool) error {
 			}
 			slices.Sort(nums)
 		}
-		return c.OK("MODIFIED "+seqSetString(nums), "conditional STORE failed for some messages")
+		return c.OK("MODIFIED "+numSet(nums), "conditional STORE failed for some messages")
 	}
 	return nil
 }
