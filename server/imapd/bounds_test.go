@@ -188,6 +188,12 @@ func TestIMAPSOverLimitSilentPeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
+	// Only once the accept loop has refused it: closed before, first's
+	// place could be free when silent is accepted, and silent admitted
+	// (what failed under load: the admitted connection was silent's).
+	testwait.For(t, 30*time.Second, "the second connection to be refused", func() (bool, string) {
+		return srv.refused.Load() == 1, fmt.Sprintf("%d refused", srv.refused.Load())
+	})
 	first.Close()
 	testwait.For(t, 30*time.Second, "the first connection's place to be freed", func() (bool, string) {
 		srv.mu.Lock()

@@ -54,6 +54,8 @@ type Server struct {
 	cancel context.CancelFunc
 
 	sessions atomic.Uint64
+	// refused counts connections refused over the per-address limit.
+	refused atomic.Uint64
 	closing  atomic.Bool
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}
@@ -120,6 +122,7 @@ func (s *Server) serve(ln net.Listener, isTLS bool) error {
 		}
 		backoff = 0
 		if !s.admit(nc) {
+			s.refused.Add(1)
 			// Over the per-address limit (DESIGN "Security": limits on
 			// connections): a BYE explains it (rfc3501.txt:3746-3749: "not
 			// willing to accept a connection from this client"). Not on
