@@ -80,6 +80,10 @@ type Options struct {
 	// TextCache bounds the bytes of message texts the process keeps for
 	// one-message FETCHes (textcache.go): default 64 MiB, negative none.
 	TextCache int64
+	// SnapshotCache bounds the messages of the mailbox snapshots the
+	// process keeps for the next SELECT of each (snapcache.go), all
+	// together (default 1,000,000, about 50 MB; negative: none).
+	SnapshotCache int
 	// StatementTimeout is Postgres's statement_timeout on the Sessions and
 	// Delivery connections: no statement an IMAP or SMTP command runs takes
 	// longer (ErrTooSlow), default 30 s. Background connections get 10 min.
@@ -103,6 +107,9 @@ func (o Options) withDefaults(dsnMax int32) Options {
 	}
 	if o.TextCache == 0 {
 		o.TextCache = 64 << 20
+	}
+	if o.SnapshotCache == 0 {
+		o.SnapshotCache = 1_000_000
 	}
 	return o
 }
@@ -134,7 +141,10 @@ type Store struct {
 	trips          *atomic.Int64 // RoundTrips
 	texts          *textCache    // FetchText
 	statuses       statusCache   // Status
+	snaps          *snapCache    // Select
+	claims         claimSet      // claimRecent
 	gates          userGates     // one change per user at a time in this process (gate.go)
+	combined       atomic.Int64  // combined transactions (gate.go: changeBatch)
 	flagViewsCache sync.Map      // user id -> *userFlagViews, the views flag changes update (flagviews.go)
 }
 
@@ -187,7 +197,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, memCap: o.DeliveryMemory, limits: limits, trips: trips,
-		texts: newTextCache(o.TextCache)}
+		texts: newTextCache(o.TextCache), snaps: newSnapCache(o.SnapshotCache)}
 	if s.memCap <= 0 {
 		s.memCap = 256 << 20
 	}

@@ -3,8 +3,8 @@ package store
 import (
 	"cmp"
 	"context"
-	"maps"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -29,16 +29,62 @@ type Snapshot struct {
 // Select snapshots a mailbox for a session. Unless readOnly, the session
 // claims the mailbox's \Recent messages (RFC 3501 §2.3.2: only one session
 // sees a message as recent).
+//
+// The snapshot's slices are shared with the process's snapshot cache
+// (snapcache.go): the caller must not modify them.
 func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly bool) (*Snapshot, error) {
-	snap := &Snapshot{}
+	key := statusKey{userID, NormName(name)}
+	var snap *Snapshot
 	var recent []int64 // not yet claimed by any session
+	if base := s.snaps.get(key); base != nil {
+		var ok bool
+		var err error
+		if snap, recent, ok, err = s.selectSince(ctx, base); err != nil {
+			return nil, err
+		} else if !ok {
+			snap = nil
+		}
+	}
+	if snap == nil {
+		var err error
+		if snap, recent, err = s.selectAll(ctx, userID, name); err != nil {
+			return nil, err
+		}
+	}
+	snap.derive()
+	s.snaps.put(&cachedSnap{key: key, mailboxID: snap.Mailbox.ID, uidValidity: snap.Mailbox.UIDValidity, modseq: snap.ModSeq,
+		at: time.Now(), uids: snap.UIDs, ids: snap.IDs, flags: snap.Flags})
+	// Claimed after the snapshot, in a transaction of their own: as part of
+	// it, a claim waited for other sessions' claims and changes of the same
+	// rows, and made the snapshot start over (REPEATABLE READ).
+	if readOnly {
+		for _, u := range recent {
+			snap.Recent = append(snap.Recent, uint32(u))
+		}
+	} else if len(recent) > 0 {
+		claimed, err := s.claimRecent(ctx, snap.Mailbox.ID, snap.Mailbox.UIDValidity, recent)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range recent {
+			if claimed[uint32(u)] {
+				snap.Recent = append(snap.Recent, uint32(u))
+			}
+		}
+	}
+	return snap, nil
+}
+
+// selectAll reads the whole snapshot of a mailbox: its members, their
+// flags and its unclaimed \Recent members.
+func (s *Store) selectAll(ctx context.Context, userID int64, name string) (snap *Snapshot, recent []int64, err error) {
+	snap = &Snapshot{}
 	// One round trip: BEGIN, the three reads, COMMIT (a read-only
 	// REPEATABLE READ transaction: one snapshot, which nothing can make
 	// fail). The reads after the first find the mailbox by name as well.
 	const mb = `(SELECT id FROM mailboxes WHERE user_id = $1 AND name = $2)`
 	args := []any{userID, NormName(name)}
 	found := false
-	kws := map[string]bool{}
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY`)
 	b.Queue(`SELECT `+mailboxCols+` FROM mailboxes WHERE user_id = $1 AND name = $2`, args...).Query(func(rows pgx.Rows) error {
@@ -78,12 +124,6 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 			if isRecent {
 				recent = append(recent, uid)
 			}
-			if !f.Seen {
-				snap.Unseen = append(snap.Unseen, uint32(uid))
-			}
-			for _, k := range f.Keywords {
-				kws[k] = true
-			}
 		}
 		return rows.Err()
 	})
@@ -97,31 +137,12 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 	})
 	b.Queue(`COMMIT`)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !found {
-		return nil, ErrNotFound
+		return nil, nil, ErrNotFound
 	}
-	snap.Keywords = slices.Sorted(maps.Keys(kws))
-	// Claimed after the snapshot, in a transaction of their own: as part of
-	// it, a claim waited for other sessions' claims and changes of the same
-	// rows, and made the snapshot start over (REPEATABLE READ).
-	if readOnly {
-		for _, u := range recent {
-			snap.Recent = append(snap.Recent, uint32(u))
-		}
-	} else if len(recent) > 0 {
-		claimed, err := s.claimRecent(ctx, snap.Mailbox.ID, recent)
-		if err != nil {
-			return nil, err
-		}
-		for _, u := range recent {
-			if claimed[uint32(u)] {
-				snap.Recent = append(snap.Recent, uint32(u))
-			}
-		}
-	}
-	return snap, nil
+	return snap, recent, nil
 }
 
 // Change is a message added or changed since a cursor.
@@ -194,8 +215,77 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)
 	ch := &Changes{ModSeq: max(since, hi)}
-	found := false
+	var found bool
 	var fresh []int64 // unclaimed \Recent
+	queueChanges(b, mailboxID, since, lo, hi, held, ch, &found, &fresh)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, wrap("changes", err)
+	}
+	if !found {
+		return nil, ErrNotFound
+	}
+	slices.SortFunc(ch.Changed, func(a, b Change) int { return cmp.Compare(a.UID, b.UID) })
+	slices.Sort(ch.Expunged)
+	if claimRecent && len(fresh) > 0 {
+		claimed, err := s.claimRecent(ctx, mailboxID, ch.UIDValidity, fresh)
+		if err != nil {
+			return nil, wrap("changes", err)
+		}
+		for i := range ch.Changed {
+			ch.Changed[i].Recent = claimed[ch.Changed[i].UID]
+		}
+	}
+	return ch, nil
+}
+
+// claimRecent claims those of uids still \Recent for this session (RFC 3501
+// §2.3.2: one session sees a message as recent) and returns them. Rows
+// another session is claiming are skipped, not waited for (SKIP LOCKED:
+// 50 sessions polling after one APPEND otherwise queued up behind the
+// first, and claims of overlapping sets in different orders deadlocked);
+// a claim that fails as a deadlock or serialization failure claims nothing.
+// A claim commits lazily (gate.go): losing one in a crash only shows a
+// message as recent again. The batch is one implicit transaction (one
+// Sync), so the setting covers its COMMIT, in the same round trip.
+//
+// A UID some session of this process has tried to claim is not tried
+// again (claimSet): with 50 sessions of one account each new message was
+// claimed up to twice more, in vain, by sessions whose polls had seen it
+// before the first claim committed.
+func (s *Store) claimRecent(ctx context.Context, mailboxID int64, uidValidity uint32, uids []int64) (map[uint32]bool, error) {
+	claimed := map[uint32]bool{}
+	if uids = s.claims.untried(mailboxID, uidValidity, uids); len(uids) == 0 {
+		return claimed, nil
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)`)
+	b.Queue(`UPDATE mailbox_messages m SET recent = false
+		FROM (SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2) AND recent
+			ORDER BY uid FOR UPDATE SKIP LOCKED) c
+		WHERE m.mailbox_id = $1 AND m.uid = c.uid RETURNING m.uid`,
+		mailboxID, uids).Query(func(rows pgx.Rows) error {
+		var u int64
+		_, err := pgx.ForEachRow(rows, []any{&u}, func() error { claimed[uint32(u)] = true; return nil })
+		return err
+	})
+	err := s.pool.SendBatch(ctx, b).Close()
+	if isRetryable(err) {
+		return map[uint32]bool{}, nil
+	}
+	if err == nil {
+		s.claims.tried(mailboxID, uidValidity, uids)
+	}
+	if len(claimed) > 0 {
+		s.notif.mark(mailboxID) // RECENT changed (statuscache.go)
+	}
+	return claimed, err
+}
+
+// queueChanges queues the one statement of ChangesSinceHeld on b: it fills
+// ch (Changed and Expunged unsorted; ModSeq raised to what it read), sets
+// found when the mailbox exists and lists in fresh the unclaimed \Recent
+// members among the changes.
+func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *Changes, found *bool, fresh *[]int64) {
 	// Memberships newer than since, then flag changes (not the session's
 	// own) of older memberships: no row twice, so no UNION's dedup, and no
 	// ORDER BY (sorted here): a third less work per call.
@@ -238,12 +328,12 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 			}
 			switch kind {
 			case 0:
-				found, ch.UIDValidity = true, uint32(uid)
+				*found, ch.UIDValidity = true, uint32(uid)
 			case 1:
 				c.UID, c.ModSeq = uint32(uid), ms
 				ch.Changed = append(ch.Changed, c)
 				if isFresh {
-					fresh = append(fresh, uid)
+					*fresh = append(*fresh, uid)
 				}
 			case 2:
 				ch.Expunged = append(ch.Expunged, uint32(uid))
@@ -252,54 +342,4 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 		}
 		return rows.Err()
 	})
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, wrap("changes", err)
-	}
-	if !found {
-		return nil, ErrNotFound
-	}
-	slices.SortFunc(ch.Changed, func(a, b Change) int { return cmp.Compare(a.UID, b.UID) })
-	slices.Sort(ch.Expunged)
-	if claimRecent && len(fresh) > 0 {
-		claimed, err := s.claimRecent(ctx, mailboxID, fresh)
-		if err != nil {
-			return nil, wrap("changes", err)
-		}
-		for i := range ch.Changed {
-			ch.Changed[i].Recent = claimed[ch.Changed[i].UID]
-		}
-	}
-	return ch, nil
-}
-
-// claimRecent claims those of uids still \Recent for this session (RFC 3501
-// §2.3.2: one session sees a message as recent) and returns them. Rows
-// another session is claiming are skipped, not waited for (SKIP LOCKED:
-// 50 sessions polling after one APPEND otherwise queued up behind the
-// first, and claims of overlapping sets in different orders deadlocked);
-// a claim that fails as a deadlock or serialization failure claims nothing.
-// A claim commits lazily (gate.go): losing one in a crash only shows a
-// message as recent again. The batch is one implicit transaction (one
-// Sync), so the setting covers its COMMIT, in the same round trip.
-func (s *Store) claimRecent(ctx context.Context, mailboxID int64, uids []int64) (map[uint32]bool, error) {
-	claimed := map[uint32]bool{}
-	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)`)
-	b.Queue(`UPDATE mailbox_messages m SET recent = false
-		FROM (SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2) AND recent
-			ORDER BY uid FOR UPDATE SKIP LOCKED) c
-		WHERE m.mailbox_id = $1 AND m.uid = c.uid RETURNING m.uid`,
-		mailboxID, uids).Query(func(rows pgx.Rows) error {
-		var u int64
-		_, err := pgx.ForEachRow(rows, []any{&u}, func() error { claimed[uint32(u)] = true; return nil })
-		return err
-	})
-	err := s.pool.SendBatch(ctx, b).Close()
-	if isRetryable(err) {
-		return map[uint32]bool{}, nil
-	}
-	if len(claimed) > 0 {
-		s.notif.mark(mailboxID) // RECENT changed (statuscache.go)
-	}
-	return claimed, err
 }
