@@ -3,6 +3,7 @@ package smtpd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -27,6 +28,8 @@ type smartHost struct {
 	dataErr func(n int) error
 	n       int
 	got     []hostMsg
+	// sessions counts connections, ended the sessions that ended.
+	sessions, ended int
 }
 
 type hostMsg struct {
@@ -35,11 +38,19 @@ type hostMsg struct {
 	data string
 }
 
-func newSmartHost(t testing.TB) *smartHost {
+func newSmartHost(t testing.TB, opts ...func(*smtp.Server)) *smartHost {
 	h := &smartHost{}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &hostSession{h: h}, nil }))
+	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		h.mu.Lock()
+		h.sessions++
+		h.mu.Unlock()
+		return &hostSession{h: h}, nil
+	}))
 	s.Domain = "smarthost.test"
 	s.ErrorLog = nopLog{}
+	for _, o := range opts {
+		o(s)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	h.addr = ln.Addr().String()
@@ -59,8 +70,13 @@ type hostSession struct {
 	to   []string
 }
 
-func (s *hostSession) Reset()        { s.from, s.to = "", nil }
-func (s *hostSession) Logout() error { return nil }
+func (s *hostSession) Reset() { s.from, s.to = "", nil }
+func (s *hostSession) Logout() error {
+	s.h.mu.Lock()
+	s.h.ended++
+	s.h.mu.Unlock()
+	return nil
+}
 func (s *hostSession) Mail(from string, _ *smtp.MailOptions) error {
 	s.from = from
 	return nil
@@ -567,5 +583,81 @@ func TestAutoAddressesDeliverable(t *testing.T) {
 	}
 	if a, err := e.st.CorrespondentAddr(ctx, "auto@auto.example.test", "frank@elsewhere.example"); err != nil || a != "" {
 		t.Errorf("frank got %q (%v) after the refused address", a, err)
+	}
+}
+
+// counts returns how many sessions the host has had and how many ended.
+func (h *smartHost) counts() (sessions, ended int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions, h.ended
+}
+
+// TestRelayReusesConnection: messages to one smart host go over one
+// session (RSET between them), which ends after KeepIdle; the next
+// message opens a new one.
+func TestRelayReusesConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t)
+	off := false
+	r := smtpd.NewRelay(e.st, smtpd.RelayConfig{Host: h.addr, Hostname: "mx.example.test", Timeout: 5 * time.Second,
+		Direct: &off, Workers: 1, KeepIdle: 500 * time.Millisecond}, nil)
+	for i := range 3 {
+		submit(t, e, "u@example.test", []string{fmt.Sprintf("bob%d@elsewhere.example", i)}, outMsg(fmt.Sprintf("reuse %d", i)))
+	}
+	if n := runOnce(t, r); n != 3 {
+		t.Fatalf("handled %d, want 3", n)
+	}
+	if got := h.received(); len(got) != 3 {
+		t.Fatalf("smart host got %d messages, want 3", len(got))
+	}
+	if s, ended := h.counts(); s != 1 || ended != 0 {
+		t.Fatalf("%d sessions (%d ended) for 3 messages, want 1 still open", s, ended)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ended := h.counts(); ended == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the idle session was not ended after KeepIdle")
+		}
+	}
+	submit(t, e, "u@example.test", []string{"carol@elsewhere.example"}, outMsg("after idle"))
+	if n := runOnce(t, r); n != 1 {
+		t.Fatalf("handled %d, want 1", n)
+	}
+	if s, _ := h.counts(); s != 2 || len(h.received()) != 4 {
+		t.Fatalf("%d sessions, %d messages; want 2 and 4", s, len(h.received()))
+	}
+}
+
+// TestRelayReuseAfterHostClosed: a kept session the host has closed
+// meanwhile (its idle timeout) fails the RSET; the message goes over a
+// new session, nothing is deferred.
+func TestRelayReuseAfterHostClosed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t, func(s *smtp.Server) { s.ReadTimeout = 200 * time.Millisecond })
+	off := false
+	r := smtpd.NewRelay(e.st, smtpd.RelayConfig{Host: h.addr, Hostname: "mx.example.test", Timeout: 5 * time.Second,
+		Direct: &off, Workers: 1}, nil)
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("first"))
+	runOnce(t, r)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ended := h.counts(); ended == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the host did not close the idle session")
+		}
+	}
+	submit(t, e, "u@example.test", []string{"carol@elsewhere.example"}, outMsg("second"))
+	runOnce(t, r)
+	if q := queue(t, e.st); len(q) != 0 {
+		t.Fatalf("deferred: %+v", q)
+	}
+	if s, _ := h.counts(); s != 2 || len(h.received()) != 2 {
+		t.Fatalf("%d sessions, %d messages; want 2 and 2", s, len(h.received()))
 	}
 }
