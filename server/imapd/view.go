@@ -436,6 +436,22 @@ func (v *View) Flush(allowExpunge bool) []Update {
 	return out
 }
 
+// FlushMessages is Flush leaving the flag changes pending (NOTIFY without
+// FlagChange: they go out with a later command's updates).
+func (v *View) FlushMessages(allowExpunge bool) []Update {
+	pf, pm := v.pendFlags, v.pendMS
+	v.pendFlags, v.pendMS = map[uint32]store.Flags{}, map[uint32]int64{}
+	out := v.Flush(allowExpunge)
+	for u := range pf {
+		if _, gone := v.gone[u]; !gone && v.Seq(u) == 0 {
+			delete(pf, u) // expunged just now
+			delete(pm, u)
+		}
+	}
+	v.pendFlags, v.pendMS = pf, pm
+	return out
+}
+
 // errBadSet is a sequence set naming messages the client cannot know of.
 var errBadSet = errors.New("invalid message sequence number")
 

@@ -502,15 +502,28 @@ func (s *Store) Subscribe(ctx context.Context, userID int64, name string) error 
 	if err := s.limits.checkName(NormName(name), true); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO subscriptions (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, userID, NormName(name))
+	_, err := s.pool.Exec(ctx, `WITH ins AS (INSERT INTO subscriptions (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING name)
+		SELECT `+notifySubscription, userID, NormName(name))
+	if err == nil {
+		s.notif.Touch(userID)
+	}
 	return wrap("subscribe", err)
 }
+
+// notifySubscription: a subscription changed signals the mailbox of its
+// name, if there is one, to every process (NOTIFY's SubscriptionChange,
+// imapd/notify.go); ins holds the changed row.
+const notifySubscription = `pg_notify('decimail', b.id::text) FROM ins, mailboxes b WHERE b.user_id = $1 AND b.name = ins.name`
 
 // Unsubscribe removes a name from the user's subscriptions.
 func (s *Store) Unsubscribe(ctx context.Context, userID int64, name string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM subscriptions WHERE user_id = $1 AND name = $2`, userID, NormName(name))
 	if err == nil && tag.RowsAffected() == 0 {
 		return ErrNotFound
+	}
+	if err == nil {
+		_, err = s.pool.Exec(ctx, `WITH ins AS (SELECT $2::text AS name) SELECT `+notifySubscription, userID, NormName(name))
+		s.notif.Touch(userID)
 	}
 	return wrap("unsubscribe", err)
 }
