@@ -81,12 +81,16 @@ type Command struct {
 	Line int // command number within the session, for logs
 }
 
-// Close releases the spool files of the command's literals.
-func (cmd *Command) Close() {
-	for _, v := range cmd.Args {
+// Close releases the spool files of the command's literals (also those
+// in lists: CATENATE's TEXT parts).
+func (cmd *Command) Close() { closeValues(cmd.Args) }
+
+func closeValues(vs []Value) {
+	for _, v := range vs {
 		if v.File != nil {
 			v.File.Close()
 		}
+		closeValues(v.List)
 	}
 }
 

@@ -1,0 +1,212 @@
+package imapd
+
+// CATENATE (RFC 4469): APPEND builds a message from literals and parts of
+// the user's own messages, named by relative IMAP URLs (RFC 5092 §3,
+// "/" enc-mailbox [";UIDVALIDITY=" n] "/;UID=" n ["/;SECTION=" s]
+// ["/;PARTIAL=" o["." n]]). Only relative URLs are taken ("only relative
+// IMAP message or message part URLs", rfc4469.txt:160-166); an absolute
+// one, another user's mailbox or a message that is not there is
+// NO [BADURL url] (rfc4469.txt:215-222). The mailbox is looked up among the
+// session user's mailboxes only, so no URL reaches another user's mail.
+
+import (
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"decimail/server/message"
+	"decimail/server/store"
+)
+
+// catenate joins the cat-parts (cat-part = text-literal / url,
+// rfc4469.txt:253-257) into a new message in a spool file: one part is in
+// memory at a time.
+func (c *Conn) catenate(parts []Value) (*store.Incoming, error) {
+	if len(parts)%2 != 0 {
+		return nil, Syntax("CATENATE (TEXT literal / URL url ...)")
+	}
+	in, err := c.Store().NewIncoming()
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			in.Close()
+		}
+	}()
+	for i := 0; i < len(parts); i += 2 {
+		kind, v := parts[i], parts[i+1]
+		if kind.Kind != Atom {
+			return nil, Syntax("TEXT or URL expected")
+		}
+		var data []byte
+		switch strings.ToUpper(kind.S) {
+		case "TEXT": // text-literal = "TEXT" SP literal, rfc4469.txt:255
+			if v.Kind != Literal && !(v.Kind == Literal8 && c.capAdvertised("BINARY")) {
+				return nil, Syntax("TEXT needs a literal")
+			}
+			if data, err = literalBytes(v); err != nil {
+				return nil, err
+			}
+		case "URL": // url = "URL" SP astring, rfc4469.txt:257
+			s, isStr := v.AString()
+			if !isStr {
+				return nil, Syntax("URL needs a string")
+			}
+			if data, err = c.urlData(s); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, Syntax("TEXT or URL expected")
+		}
+		if in.Size()+int64(len(data)) > c.srv.cfg.MaxAppendLiteral {
+			// "if the resulting message exceeds a server-specific message
+			// size limit", rfc4469.txt:238-240.
+			return nil, No(CodeTooBig, "catenated message too big")
+		}
+		if _, err := in.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return in, nil
+}
+
+// literalBytes returns a literal's octets, from memory or its spool file.
+func literalBytes(v Value) ([]byte, error) {
+	if v.File != nil {
+		return v.File.Bytes()
+	}
+	return []byte(v.S), nil
+}
+
+// catURL is a parsed relative IMAP URL to a message or a part of one.
+type catURL struct {
+	mailbox     string
+	uidValidity uint32 // 0: not given
+	uid         uint32
+	section     fetchItem // part, spec, fields, partial
+}
+
+// parseCatURL parses "/" enc-mailbox [uidvalidity] iuid [isection]
+// [ipartial] (RFC 5092 §9, imessagepart); keys are case-insensitive,
+// values percent-encoded, the mailbox name is UTF-8 (RFC 5092 §5).
+func parseCatURL(s string) (catURL, bool) {
+	var u catURL
+	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") {
+		return u, false // absolute, or with an iserver: not this session's
+	}
+	segs := strings.Split(s[1:], "/")
+	box, uv, found := strings.Cut(segs[0], ";")
+	name, err := url.PathUnescape(box)
+	if err != nil || name == "" || strings.IndexByte(name, 0) >= 0 {
+		return u, false
+	}
+	u.mailbox = store.NormName(name)
+	if found {
+		k, v, _ := strings.Cut(uv, "=")
+		n, err := strconv.ParseUint(v, 10, 32)
+		if !strings.EqualFold(k, "UIDVALIDITY") || err != nil || n == 0 {
+			return u, false
+		}
+		u.uidValidity = uint32(n)
+	}
+	seen := map[string]bool{}
+	for i, seg := range segs[1:] {
+		k, v, ok := strings.Cut(strings.TrimPrefix(seg, ";"), "=")
+		k = strings.ToUpper(k)
+		if !ok || !strings.HasPrefix(seg, ";") || seen[k] || (i == 0) != (k == "UID") {
+			return u, false
+		}
+		seen[k] = true
+		v, err := url.PathUnescape(v)
+		if err != nil {
+			return u, false
+		}
+		switch k {
+		case "UID":
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n == 0 || v[0] == '+' {
+				return u, false
+			}
+			u.uid = uint32(n)
+		case "SECTION":
+			if seen["PARTIAL"] || u.section.parseSection(v) != nil {
+				return u, false
+			}
+		case "PARTIAL": // partial-range = number ["." nz-number]
+			o, n, hasLen := strings.Cut(v, ".")
+			origin, err1 := strconv.ParseUint(o, 10, 32)
+			count, err2 := uint64(1<<32-1), error(nil)
+			if hasLen {
+				count, err2 = strconv.ParseUint(n, 10, 32)
+			}
+			if err1 != nil || err2 != nil || count == 0 || o == "" || o[0] == '+' {
+				return u, false
+			}
+			u.section.partial, u.section.origin, u.section.count = true, uint32(origin), uint32(count)
+		default:
+			return u, false
+		}
+	}
+	return u, u.uid != 0
+}
+
+// urlData returns the octets a URL names, "as if the literal returned in a
+// FETCH BODY response were put in place" (rfc4469.txt:153-156): \Seen is
+// not set (rfc4469.txt:156-157).
+func (c *Conn) urlData(s string) ([]byte, error) {
+	bad := No("BADURL "+strings.Map(urlRespChar, s), "bad URL") // rfc4469.txt:215-222, 263-268
+	u, ok := parseCatURL(s)
+	if !ok {
+		return nil, bad
+	}
+	mb, err := c.Store().Mailbox(c.Ctx(), c.User().ID, u.mailbox)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, bad
+	} else if err != nil {
+		return nil, err
+	}
+	if u.uidValidity != 0 && u.uidValidity != mb.UIDValidity {
+		return nil, bad
+	}
+	var data []byte
+	found := false
+	err = c.Store().Fetch(c.Ctx(), mb.Box(), []uint32{u.uid}, store.FetchCols{Header: true, Body: true}, func(r *store.FetchRow) error {
+		found = true
+		it := &u.section
+		var a, b []byte
+		if it.part == nil && it.spec == "" {
+			a, b = r.Header, r.Body
+		} else {
+			raw := append(r.Header, r.Body...)
+			if a, err = message.Section(raw, it.part, it.spec, it.fields); err != nil || a == nil {
+				found = false
+				return nil
+			}
+		}
+		if it.partial {
+			a, b = cut(a, b, uint64(it.origin), uint64(it.count))
+		}
+		data = append(a[:len(a):len(a)], b...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, bad
+	}
+	return data, nil
+}
+
+// urlRespChar keeps a URL printable in the BADURL code (url-resp-text: any
+// TEXT-CHAR except "]", rfc4469.txt:265-268).
+func urlRespChar(r rune) rune {
+	if r == ']' || r < ' ' || r == 0x7f {
+		return -1
+	}
+	return r
+}
