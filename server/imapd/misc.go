@@ -28,7 +28,7 @@ var extensions = []struct{ name, command string }{
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
 	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
 	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
-	{"APPENDLIMIT", ""}, {"MULTIAPPEND", ""}, {"CATENATE", ""},
+	{"APPENDLIMIT", ""}, {"MULTIAPPEND", ""}, {"CATENATE", ""}, {"BINARY", ""},
 }
 
 // capabilities is the one place that decides what this connection
