@@ -132,16 +132,39 @@ func Binary(raw []byte, part []int) ([]byte, error) {
 	}
 	switch cte := strings.TrimSpace(t.cte(en)); cte {
 	case "", "7bit", "8bit", "binary":
-		return body, nil
 	case "base64", "quoted-printable":
-		return nonNilBytes(decodeCTE(cte, body)), nil
+		body = decodeCTE(cte, body)
+	default:
+		return nil, ErrUnknownCTE
 	}
-	return nil, ErrUnknownCTE
+	if en.typ == "text" {
+		// "textual line-oriented sections are always transmitted using
+		// the IMAP CRLF line termination" (rfc9051.txt:5905-5911).
+		body = toCRLF(body)
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	return body, nil
 }
 
-func nonNilBytes(b []byte) []byte {
-	if b == nil {
-		return []byte{}
+// toCRLF returns b with every bare LF made CRLF (b itself when there is none).
+func toCRLF(b []byte) []byte {
+	n := 0
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			n++
+		}
 	}
-	return b
+	if n == 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+n)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
 }
