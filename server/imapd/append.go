@@ -72,7 +72,7 @@ func cmdAppend(c *Conn, cmd *Command) error {
 		for i, m := range msgs {
 			opts[i] = m.opts
 		}
-		// One transaction: all or none (rfc3502.txt:143-146).
+		// One transaction: "no partial appending is permitted" (rfc3502.txt:143-146).
 		ds, err = c.Store().DeliverAll(c.Ctx(), c.User().ID, ins, opts)
 	}
 	switch {
@@ -93,7 +93,7 @@ func cmdAppend(c *Conn, cmd *Command) error {
 	}
 	// A claimed Sent copy: its UID, as that is the message appended. A
 	// MULTIAPPEND's UIDs as a set, in the order of the messages
-	// (rfc4315.txt:155-162; append-uid =/ uid-set, rfc4315.txt:307-311).
+	// (rfc4315.txt:155-160; append-uid =/ uid-set, rfc4315.txt:307-313).
 	return c.OK(fmt.Sprintf("APPENDUID %d %s", ds[0].UIDValidity, numSet(uids)), "APPEND completed")
 }
 

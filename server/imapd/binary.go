@@ -57,7 +57,7 @@ func (f *fetcher) binary(it *fetchItem, d []byte) {
 		}
 	}
 	if bytes.IndexByte(d, 0) < 0 {
-		// No NUL: a string, not a literal8 (rfc9051.txt:5898-5902).
+		// No NUL: a string, not a literal8 (rfc9051.txt:5899-5903).
 		f.literal(d, nil)
 		return
 	}

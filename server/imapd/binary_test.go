@@ -44,11 +44,12 @@ func TestFetchBinary(t *testing.T) {
 		t.Fatalf("capabilities: %s", caps)
 	}
 	c.OK("SELECT INBOX")
-	// base64 with NUL: literal8 (rfc9051.txt:5898-5902, 6663).
+	// base64 with NUL: literal8 (rfc9051.txt:5899-5903, 6663).
 	if got, want := fetchRaw(t, c, "FETCH 1 BINARY.PEEK[2]"), "* 1 FETCH (BINARY[2] ~{7}\r\n\x00\x01\x02\x03\x00hi)\r\n"; got != want {
 		t.Errorf("BINARY[2]: %q, want %q", got, want)
 	}
-	// A partial range of the decoded data (rfc9051.txt:4379-4383), here
+	// A partial range, "a subset of the data", of the decoded data
+	// (rfc9051.txt:4379-4383), here
 	// without NUL: a plain literal.
 	if got, want := fetchRaw(t, c, "FETCH 1 BINARY.PEEK[2]<4.3>"), "* 1 FETCH (BINARY[2]<4> ~{3}\r\n\x00hi)\r\n"; got != want {
 		t.Errorf("BINARY[2]<4.3>: %q, want %q", got, want)

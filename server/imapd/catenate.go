@@ -62,8 +62,8 @@ func (c *Conn) catenate(parts []Value) (*store.Incoming, error) {
 			return nil, Syntax("TEXT or URL expected")
 		}
 		if in.Size()+int64(len(data)) > c.srv.cfg.MaxAppendLiteral {
-			// "if the resulting message exceeds a server-specific message
-			// size limit", rfc4469.txt:238-240.
+			// TOOBIG "if the resulting message exceeds a server-specific
+			// message size limit" (rfc4469.txt:231-240).
 			return nil, No(CodeTooBig, "catenated message too big")
 		}
 		if _, err := in.Write(data); err != nil {
@@ -154,9 +154,10 @@ func parseCatURL(s string) (catURL, bool) {
 	return u, u.uid != 0
 }
 
-// urlData returns the octets a URL names, "as if the literal returned in a
-// FETCH BODY response were put in place" (rfc4469.txt:153-156): \Seen is
-// not set (rfc4469.txt:156-157).
+// urlData returns the octets a URL names ("If a message URL is specified"),
+// as BODY[section] would:
+// "as if the literal returned in a FETCH BODY response were put in place"
+// of the URL; "does not cause the \Seen flag to be set" (rfc4469.txt:147-158).
 func (c *Conn) urlData(s string) ([]byte, error) {
 	bad := No("BADURL "+strings.Map(urlRespChar, s), "bad URL") // rfc4469.txt:215-222, 263-268
 	u, ok := parseCatURL(s)

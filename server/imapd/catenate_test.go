@@ -36,8 +36,8 @@ func (e *testEnv) fetchBody(mailbox string, uid uint32) string {
 }
 
 // CATENATE (RFC 4469): a message made of literals and parts of the user's
-// own messages named by relative IMAP URLs, octets copied unchanged
-// (rfc4469.txt:192-197); with MULTIAPPEND; \Seen of the source untouched.
+// own messages named by relative IMAP URLs: the server "copies octets,
+// unchanged" (rfc4469.txt:192-202); with MULTIAPPEND; \Seen of the source untouched.
 func TestCatenate(t *testing.T) {
 	e := newEnv(t)
 	d := e.deliver("INBOX", catMultipart, store.Flags{})
@@ -64,7 +64,7 @@ func TestCatenate(t *testing.T) {
 		t.Errorf("partial: %q", got)
 	}
 	c.OK("SELECT INBOX")
-	imaptest.Expect(t, c.OK("FETCH 1 FLAGS"), `* 1 FETCH (FLAGS (\Recent))`) // not \Seen (rfc4469.txt:156-157)
+	imaptest.Expect(t, c.OK("FETCH 1 FLAGS"), `* 1 FETCH (FLAGS (\Recent))`) // "If a message URL is specified": "does not cause the \Seen flag to be set" (rfc4469.txt:147-158)
 }
 
 // A URL that names nothing of this user's is NO [BADURL url] and stores

@@ -15,7 +15,7 @@ func litArg(s string) string { return fmt.Sprintf("{%d+}\r\n%s", len(s), s) }
 
 // MULTIAPPEND (RFC 3502): several messages in one APPEND, each with its own
 // flags and date, stored in order; APPENDUID carries their UIDs as a set
-// (rfc4315.txt:155-162); the selected session sees them before the OK.
+// (rfc4315.txt:155-160); the selected session sees them before the OK.
 func TestMultiAppend(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial()
@@ -35,7 +35,8 @@ func TestMultiAppend(t *testing.T) {
 		`* 3 FETCH (FLAGS (\Recent) BODY[HEADER.FIELDS (SUBJECT)] `+subj("three")+`)`)
 	imaptest.Expect(t, c.OK("FETCH 1 INTERNALDATE"), `* 1 FETCH (INTERNALDATE "02-Nov-2026 09:00:00 +0000")`)
 
-	// One message: APPENDUID with one UID, never a range (rfc4315.txt:162-166).
+	// One message: APPENDUID with one UID: "MUST NOT send a range such as
+	// 123:123" (rfc4315.txt:162-166).
 	_, done = c.Do(appendCmd("INBOX", "", testMsg("four")))
 	imaptest.ExpectDone(t, done, fmt.Sprintf("OK [APPENDUID %d 4] APPEND completed", inbox.UIDValidity))
 	c.OK("NOOP")

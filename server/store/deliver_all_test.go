@@ -12,7 +12,7 @@ import (
 )
 
 // TestDeliverAllAtomic: MULTIAPPEND's messages are stored in ONE
-// transaction (rfc3502.txt:143-146): when the second one fails inside
+// transaction, "no partial appending is permitted" (rfc3502.txt:143-146): when the second one fails inside
 // Postgres, the first is not stored either, no UID is used up and no
 // spool file is left; otherwise they get consecutive UIDs in order.
 func TestDeliverAllAtomic(t *testing.T) {
