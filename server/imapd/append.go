@@ -51,6 +51,7 @@ func cmdAppend(c *Conn, cmd *Command) error {
 			}
 		}
 	}()
+	var total int64
 	for i, m := range msgs {
 		if ins[i], err = c.appendData(m); err != nil {
 			return err
@@ -60,6 +61,12 @@ func cmdAppend(c *Conn, cmd *Command) error {
 			// literal argument is an error, and MUST return a NO",
 			// rfc3502.txt:140-141); it cancels a MULTIAPPEND.
 			return No("", "can't save a zero byte message")
+		}
+		// The messages go to the store together, each in memory once: their
+		// sum has the bound of the command's literals (wire_read.go), which
+		// catenated messages would otherwise escape.
+		if total += ins[i].Size(); total > c.srv.cfg.MaxAppendLiteral+c.srv.cfg.MaxLiteral {
+			return No(CodeTooBig, "messages too big together") // TOOBIG, rfc4469.txt:231-240
 		}
 	}
 	var ds []store.Delivered

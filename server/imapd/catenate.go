@@ -41,7 +41,7 @@ func (c *Conn) catenate(parts []Value) (*store.Incoming, error) {
 		if kind.Kind != Atom {
 			return nil, Syntax("TEXT or URL expected")
 		}
-		var data []byte
+		var data, more []byte // the part is data followed by more
 		switch strings.ToUpper(kind.S) {
 		case "TEXT": // text-literal = "TEXT" SP literal, rfc4469.txt:255
 			if v.Kind != Literal && !(v.Kind == Literal8 && c.capAdvertised("BINARY")) {
@@ -55,18 +55,21 @@ func (c *Conn) catenate(parts []Value) (*store.Incoming, error) {
 			if !isStr {
 				return nil, Syntax("URL needs a string")
 			}
-			if data, err = c.urlData(s); err != nil {
+			if data, more, err = c.urlData(s); err != nil {
 				return nil, err
 			}
 		default:
 			return nil, Syntax("TEXT or URL expected")
 		}
-		if in.Size()+int64(len(data)) > c.srv.cfg.MaxAppendLiteral {
+		if in.Size()+int64(len(data)+len(more)) > c.srv.cfg.MaxAppendLiteral {
 			// TOOBIG "if the resulting message exceeds a server-specific
 			// message size limit" (rfc4469.txt:231-240).
 			return nil, No(CodeTooBig, "catenated message too big")
 		}
 		if _, err := in.Write(data); err != nil {
+			return nil, err
+		}
+		if _, err := in.Write(more); err != nil {
 			return nil, err
 		}
 	}
@@ -158,49 +161,46 @@ func parseCatURL(s string) (catURL, bool) {
 // as BODY[section] would:
 // "as if the literal returned in a FETCH BODY response were put in place"
 // of the URL; "does not cause the \Seen flag to be set" (rfc4469.txt:147-158).
-func (c *Conn) urlData(s string) ([]byte, error) {
+func (c *Conn) urlData(s string) (data, more []byte, err error) {
 	bad := No("BADURL "+strings.Map(urlRespChar, s), "bad URL") // rfc4469.txt:215-222, 263-268
 	u, ok := parseCatURL(s)
 	if !ok {
-		return nil, bad
+		return nil, nil, bad
 	}
 	mb, err := c.Store().Mailbox(c.Ctx(), c.User().ID, u.mailbox)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, bad
+		return nil, nil, bad
 	} else if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if u.uidValidity != 0 && u.uidValidity != mb.UIDValidity {
-		return nil, bad
+		return nil, nil, bad
 	}
-	var data []byte
 	found := false
 	err = c.Store().Fetch(c.Ctx(), mb.Box(), []uint32{u.uid}, store.FetchCols{Header: true, Body: true}, func(r *store.FetchRow) error {
-		found = true
 		it := &u.section
-		var a, b []byte
-		if it.part == nil && it.spec == "" {
-			a, b = r.Header, r.Body
-		} else {
-			raw := append(r.Header, r.Body...)
-			if a, err = message.Section(raw, it.part, it.spec, it.fields); err != nil || a == nil {
-				found = false
-				return nil
+		data, more = r.Header, r.Body
+		if it.part != nil || it.spec != "" {
+			var err error
+			data, err = message.Section(append(r.Header, r.Body...), it.part, it.spec, it.fields)
+			if err != nil || data == nil {
+				return nil // no such part
 			}
+			more = nil
 		}
 		if it.partial {
-			a, b = cut(a, b, uint64(it.origin), uint64(it.count))
+			data, more = cut(data, more, uint64(it.origin), uint64(it.count))
 		}
-		data = append(a[:len(a):len(a)], b...)
+		found = true
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !found {
-		return nil, bad
+		return nil, nil, bad
 	}
-	return data, nil
+	return data, more, nil
 }
 
 // urlRespChar keeps a URL printable in the BADURL code (url-resp-text: any

@@ -131,18 +131,25 @@ func TestCatenateBadURL(t *testing.T) {
 }
 
 // The catenated message is bounded by the APPEND limit: NO [TOOBIG]
-// (rfc4469.txt:231-240). Switched off, CATENATE is not advertised and BAD.
+// (rfc4469.txt:231-240), and all messages of one APPEND together by the
+// command's literal limit (MaxAppendLiteral + MaxLiteral), which small URLs
+// would escape. Switched off, CATENATE is not advertised and BAD.
 func TestCatenateLimitAndDisabled(t *testing.T) {
 	e := newEnv(t)
 	body := strings.Repeat("x", 3000)
 	e.deliver("INBOX", "Subject: big\r\n\r\n"+body, store.Flags{})
-	_, addr := e.serve(Config{MaxAppendLiteral: 4096, AuthFailDelay: time.Millisecond})
+	_, addr := e.serve(Config{MaxAppendLiteral: 4096, MaxLiteral: 1024, AuthFailDelay: time.Millisecond})
 	c := e.dialAddr(addr)
 	c.OK("LOGIN u pw")
 	_, done := c.Do(`APPEND INBOX CATENATE (URL "/INBOX/;UID=1" URL "/INBOX/;UID=1/;SECTION=TEXT")`)
 	if done.Status != "NO" || done.CodeName() != "TOOBIG" {
 		t.Fatalf("catenation over the limit: %s", done)
 	}
+	_, done = c.Do(`APPEND INBOX CATENATE (URL "/INBOX/;UID=1") CATENATE (URL "/INBOX/;UID=1")`)
+	if done.Status != "NO" || done.CodeName() != "TOOBIG" {
+		t.Fatalf("MULTIAPPEND of catenations over the command's limit: %s", done)
+	}
+	imaptest.Expect(t, c.OK("STATUS INBOX (MESSAGES)"), `* STATUS "INBOX" (MESSAGES 1)`)
 	c.OK(`APPEND INBOX CATENATE (URL "/INBOX/;UID=1" TEXT {2+}` + "\r\n\r\n)")
 	imaptest.Expect(t, c.OK("STATUS INBOX (MESSAGES)"), `* STATUS "INBOX" (MESSAGES 2)`)
 
