@@ -155,10 +155,8 @@ func (c *Conn) appendData(m appendMsg) (*store.Incoming, error) {
 	}
 	if m.data.File != nil {
 		// A large message was spooled to disk as it arrived (wire_read.go):
-		// it is read once, by the delivery. The command's Close closes it.
-		f := m.data.File
-		m.data.File = nil
-		return f, nil
+		// it is read once, by the delivery.
+		return m.data.File, nil
 	}
 	return store.IncomingBytes([]byte(m.data.S)), nil
 }

@@ -179,8 +179,9 @@ func parseSectionItem(a string, lb int) (fetchItem, error) {
 }
 
 // parseBinaryItem parses "BINARY" ["." ("PEEK" / "SIZE")] section-binary
-// [partial] with section-binary = "[" [section-part] "]" (rfc9051.txt:
-// fetch-att; BINARY.SIZE takes no partial). BINARY sets \Seen as BODY does.
+// [partial], section-binary = "[" [section-part] "]" (fetch-att,
+// rfc9051.txt:6557ff; section-binary, rfc9051.txt:6987): BINARY.SIZE takes
+// no partial. BINARY sets \Seen as BODY does.
 func parseBinaryItem(a string, lb int) (fetchItem, error) {
 	pre := strings.ToUpper(a[:lb])
 	it := fetchItem{kind: itemBinary, seen: pre == "BINARY"}
