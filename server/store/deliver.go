@@ -167,11 +167,11 @@ func (s *Store) DeliverIncoming(ctx context.Context, in *Incoming, d Delivery) (
 
 // DeliverAll stores several messages for one user in ONE transaction
 // (MULTIAPPEND, RFC 3502: "no partial appending is permitted",
-// rfc3502.txt:143-146): a failure
-// stores none of them. Their UIDs in each target are in the order given.
-// The messages are read into memory together (each once; the caller bounds
-// their sum: an APPEND command's literal limit), and go to Postgres one
-// after the other. No Sent copy is claimed (DeliverOptions.SentWindow).
+// rfc3502.txt:143-146): a failure stores none of them. Their UIDs in each
+// target are in the order given. The messages are read into memory
+// together (each once; the caller bounds their sum: an APPEND command's
+// literal limit), and go to Postgres one after the other. No Sent copy is
+// claimed (DeliverOptions.SentWindow).
 func (s *Store) DeliverAll(ctx context.Context, userID int64, ins []*Incoming, opts []DeliverOptions) ([]Delivered, error) {
 	var spooled int64
 	for _, in := range ins {
