@@ -769,6 +769,8 @@ var absentRFCs = map[string]string{
 	"rfc1035.txt": "Domain Names - Implementation and Specification",
 	"rfc6376.txt": "DomainKeys Identified Mail (DKIM) Signatures",
 	"rfc7889.txt": "The IMAP APPENDLIMIT Extension",
+	"rfc3516.txt": "IMAP4 Binary Content Extension (BINARY; RFC 9051 §6.4.5 includes it)",
+	"rfc5092.txt": "IMAP URL Scheme (CATENATE's URLs)",
 }
 
 // TestCitationShift measures how strict the checker is: every citation that

@@ -104,13 +104,19 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 		}
 	}
 	f.w.Unlock()
-	if err != nil {
+	var st *Status
+	if err != nil && !errors.As(err, &st) {
 		return err
 	}
+	// A NO for one message (BINARY's UNKNOWN-CTE) still sets \Seen on
+	// those whose responses went out saying so.
 	if len(f.newSeen) > 0 {
 		if err := f.storeSeen(); err != nil {
 			return err
 		}
+	}
+	if err != nil {
+		return err
 	}
 	return f.served(uids)
 }
@@ -260,6 +266,12 @@ func (f *fetcher) row(r *store.FetchRow) error {
 	if f.req.changedSince >= 0 && r.ModSeq <= f.req.changedSince {
 		return nil // "only returned for messages that have a mod-sequence bigger than" it (rfc7162.txt:871-875)
 	}
+	// BINARY data is decoded before the response starts: an encoding it
+	// cannot undo fails the command (binary.go).
+	bin, err := f.binaries(r)
+	if err != nil {
+		return err
+	}
 	seeing := f.setSeen && !r.Flags.Seen
 	if seeing {
 		r.Flags.Seen = true
@@ -323,6 +335,8 @@ func (f *fetcher) row(r *store.FetchRow) error {
 			w.Raw("THREADID (" + f.c.Store().ObjectIDs().Thread(r.ThreadID) + ")")
 		case itemSection:
 			raw = f.section(it, r, raw)
+		case itemBinary, itemBinarySize:
+			f.binary(it, bin[i])
 		case itemModSeq: // fetch-mod-resp, rfc7162.txt:2488
 			w.Raw("MODSEQ (")
 			f.number(uint64(r.ModSeq))

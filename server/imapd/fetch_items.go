@@ -25,6 +25,8 @@ const (
 	itemEmailID       // EMAILID, rfc8474.txt:289
 	itemThreadID      // THREADID, rfc8474.txt:312
 	itemModSeq        // MODSEQ, fetch-mod-sequence (rfc7162.txt:2486)
+	itemBinary        // BINARY[part], BINARY.PEEK[part] (RFC 9051 §6.4.5, from RFC 3516)
+	itemBinarySize    // BINARY.SIZE[part]
 )
 
 // fetchItem is one requested data item.
@@ -106,6 +108,9 @@ func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 // parseFetchItem parses one fetch-att (case-insensitive, rfc3501.txt:4751).
 func (c *Conn) parseFetchItem(a string) (fetchItem, error) {
 	if i := strings.IndexByte(a, '['); i >= 0 {
+		if strings.HasPrefix(strings.ToUpper(a), "BINARY") && !c.capable("BINARY") {
+			return fetchItem{}, Bad("", "unknown fetch item "+a)
+		}
 		return parseSectionItem(a, i)
 	}
 	switch strings.ToUpper(a) {
@@ -154,6 +159,8 @@ func parseSectionItem(a string, lb int) (fetchItem, error) {
 	case "BODY":
 		it.seen = true // "The \Seen flag is implicitly set", rfc3501.txt:3156
 	case "BODY.PEEK": // rfc3501.txt:3159
+	case "BINARY", "BINARY.PEEK", "BINARY.SIZE":
+		return parseBinaryItem(a, lb)
 	default:
 		return it, Bad("", "unknown fetch item "+a)
 	}
@@ -169,6 +176,47 @@ func parseSectionItem(a string, lb int) (fetchItem, error) {
 	}
 	it.name = it.responseName()
 	return it, nil
+}
+
+// parseBinaryItem parses "BINARY" ["." ("PEEK" / "SIZE")] section-binary
+// [partial], section-binary = "[" [section-part] "]" (fetch-att,
+// rfc9051.txt:6557ff; section-binary, rfc9051.txt:6987): BINARY.SIZE takes
+// no partial. BINARY sets \Seen as BODY does.
+func parseBinaryItem(a string, lb int) (fetchItem, error) {
+	pre := strings.ToUpper(a[:lb])
+	it := fetchItem{kind: itemBinary, seen: pre == "BINARY"}
+	if pre == "BINARY.SIZE" {
+		it.kind = itemBinarySize
+	}
+	rb := strings.IndexByte(a, ']')
+	if rb < lb {
+		return it, Syntax("unterminated section")
+	}
+	if err := it.parseSection(a[lb+1 : rb]); err != nil || it.spec != "" {
+		return it, Syntax("BINARY takes part numbers only: " + a)
+	}
+	if err := it.parsePartial(a[rb+1:]); err != nil || it.partial && it.kind == itemBinarySize {
+		return it, Syntax("invalid partial " + a[rb+1:])
+	}
+	it.name = strings.TrimSuffix(pre, ".PEEK") + partName(it.part) // BINARY.PEEK answers as BINARY
+	if it.partial {
+		it.name += "<" + strconv.FormatUint(uint64(it.origin), 10) + ">"
+	}
+	return it, nil
+}
+
+// partName renders "[1.2]".
+func partName(part []int) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, p := range part {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strconv.Itoa(p))
+	}
+	b.WriteByte(']')
+	return b.String()
 }
 
 // parseSection parses section-spec (rfc3501.txt:4975-4994).
@@ -336,6 +384,8 @@ func (req *fetchRequest) cols(setSeen bool) store.FetchCols {
 			fc.IDs = true
 		case itemModSeq:
 			fc.ModSeq = true
+		case itemBinary, itemBinarySize:
+			fc.Header, fc.Body = true, true
 		case itemSection:
 			switch {
 			case it.part != nil || it.spec == "":

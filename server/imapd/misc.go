@@ -28,7 +28,7 @@ var extensions = []struct{ name, command string }{
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
 	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
 	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
-	{"APPENDLIMIT", ""}, {"NOTIFY", "NOTIFY"},
+	{"APPENDLIMIT", ""}, {"MULTIAPPEND", ""}, {"CATENATE", ""}, {"BINARY", ""}, {"NOTIFY", "NOTIFY"},
 }
 
 // capabilities is the one place that decides what this connection
