@@ -28,7 +28,7 @@ var extensions = []struct{ name, command string }{
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
 	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
 	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
-	{"APPENDLIMIT", ""},
+	{"APPENDLIMIT", ""}, {"QUOTA", "GETQUOTA"}, {"QUOTA=RES-STORAGE", "GETQUOTA"}, {"QUOTA=RES-MESSAGE", "GETQUOTA"},
 }
 
 // capabilities is the one place that decides what this connection
@@ -83,6 +83,8 @@ func (c *Conn) capable(ext string) bool {
 		return c.capable("THREAD=ORDEREDSUBJECT") || c.capable("THREAD=REFERENCES")
 	case "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES":
 		return !c.disabled["THREAD"]
+	case "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE":
+		return !c.disabled["QUOTA"] // switched off with QUOTA
 	}
 	return true
 }
