@@ -301,6 +301,14 @@ func (f *fetcher) row(r *store.FetchRow) error {
 			w.Raw("INTERNALDATE ")
 			f.num = r.InternalDate.AppendFormat(f.num[:0], `"02-Jan-2006 15:04:05 -0700"`)
 			f.bytes(f.num)
+		case itemSaveDate: // "SAVEDATE" SP (date-time / nil), rfc8514.txt:275; in UTC, the zone SEARCH SAVEDON compares in
+			if r.SaveDate == nil { // a message the session holds after it left the mailbox
+				w.Raw("SAVEDATE NIL")
+				break
+			}
+			w.Raw("SAVEDATE ")
+			f.num = r.SaveDate.UTC().AppendFormat(f.num[:0], `"02-Jan-2006 15:04:05 -0700"`)
+			f.bytes(f.num)
 		case itemSize:
 			w.Raw("RFC822.SIZE ")
 			f.number(uint64(r.Size))

@@ -25,6 +25,7 @@ const (
 	itemEmailID       // EMAILID, rfc8474.txt:289
 	itemThreadID      // THREADID, rfc8474.txt:312
 	itemModSeq        // MODSEQ, fetch-mod-sequence (rfc7162.txt:2486)
+	itemSaveDate      // SAVEDATE, rfc8514.txt:178-190
 )
 
 // fetchItem is one requested data item.
@@ -140,6 +141,10 @@ func (c *Conn) parseFetchItem(a string) (fetchItem, error) {
 	case "MODSEQ":
 		if c.capable("CONDSTORE") {
 			return fetchItem{kind: itemModSeq}, nil
+		}
+	case "SAVEDATE":
+		if c.capable("SAVEDATE") {
+			return fetchItem{kind: itemSaveDate}, nil
 		}
 	}
 	return fetchItem{}, Bad("", "unknown fetch item "+a)
@@ -336,6 +341,8 @@ func (req *fetchRequest) cols(setSeen bool) store.FetchCols {
 			fc.IDs = true
 		case itemModSeq:
 			fc.ModSeq = true
+		case itemSaveDate:
+			fc.SaveDate = true
 		case itemSection:
 			switch {
 			case it.part != nil || it.spec == "":

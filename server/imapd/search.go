@@ -48,6 +48,19 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 	return err
 }
 
+// parseProgram parses a SEARCH program (SEARCH, SORT, THREAD); the keys
+// of a switched-off extension are BAD like unknown ones.
+func (c *Conn) parseProgram(args []Value) (query.Node, error) {
+	node, err := query.ParseSaved(searchArgs(args), c.savedNode())
+	if err != nil {
+		return nil, Bad("", err.Error())
+	}
+	if query.UsesSaveDate(node) && !c.capable("SAVEDATE") {
+		return nil, Bad("", "unknown search key (SAVEDATE)")
+	}
+	return node, nil
+}
+
 func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) error {
 	// search = "SEARCH" [SP "CHARSET" SP astring] 1*(SP search-key), rfc3501.txt:4954
 	if len(args) > 0 && args[0].Kind == Atom && strings.EqualFold(args[0].S, "CHARSET") {
@@ -65,9 +78,9 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 		}
 		args = args[2:]
 	}
-	node, err := query.ParseSaved(searchArgs(args), c.savedNode())
+	node, err := c.parseProgram(args)
 	if err != nil {
-		return Bad("", err.Error())
+		return err
 	}
 	withModSeq := query.UsesModSeq(node)
 	if withModSeq {

@@ -180,9 +180,9 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 	if !searchCharsets[strings.ToUpper(cs)] {
 		return nil, false, No("BADCHARSET (US-ASCII UTF-8)", "unsupported charset "+cs)
 	}
-	node, perr := query.ParseSaved(searchArgs(args[1:]), c.savedNode())
+	node, perr := c.parseProgram(args[1:])
 	if perr != nil {
-		return nil, false, Bad("", perr.Error())
+		return nil, false, perr
 	}
 	if err := c.syncSelected(true); err != nil {
 		return nil, false, err

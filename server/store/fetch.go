@@ -15,7 +15,7 @@ import (
 // FetchCols selects the columns one FETCH needs (DESIGN "Performance rules":
 // one query per command, only the needed columns, bodies only when asked).
 type FetchCols struct {
-	Flags, InternalDate, Size, Envelope, BodyStructure, BodySimple, Header, Body, IDs, ModSeq bool
+	Flags, InternalDate, Size, Envelope, BodyStructure, BodySimple, Header, Body, IDs, ModSeq, SaveDate bool
 }
 
 // FetchRow is one message's requested data. Slices are fresh per row.
@@ -27,6 +27,7 @@ type FetchRow struct {
 	InternalDate  time.Time
 	Size          int
 	ModSeq        int64
+	SaveDate      *time.Time // when the message entered the mailbox (schema 0020); nil for a held message no longer in it
 	Envelope      []byte
 	BodyStructure []byte
 	BodySimple    []byte
@@ -80,8 +81,8 @@ func members(mailboxID int64, held Held) (from string, args []any, n int, where 
 	if held.Len() == 0 {
 		return "mailbox_messages mm", []any{mailboxID}, 2, "mm.mailbox_id = $1 AND "
 	}
-	return `(SELECT uid, message_id, modseq FROM mailbox_messages WHERE mailbox_id = $1
-		UNION ALL SELECT h.uid, h.message_id, 0::bigint FROM unnest($2::bigint[], $3::bigint[]) AS h(uid, message_id)) mm`,
+	return `(SELECT uid, message_id, modseq, saved_at FROM mailbox_messages WHERE mailbox_id = $1
+		UNION ALL SELECT h.uid, h.message_id, 0::bigint, NULL::timestamptz FROM unnest($2::bigint[], $3::bigint[]) AS h(uid, message_id)) mm`,
 		append([]any{mailboxID}, held.args()...), 4, ""
 }
 
@@ -96,6 +97,7 @@ func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held 
 		{cols.InternalDate, "m.internal_date, m.internal_tz", func(r *FetchRow) []any { return []any{&r.InternalDate, &r.tz} }},
 		{cols.Size, "f.size", func(r *FetchRow) []any { return []any{&r.Size} }},
 		{cols.ModSeq, "greatest(mm.modseq, f.modseq)", func(r *FetchRow) []any { return []any{&r.ModSeq} }},
+		{cols.SaveDate, "mm.saved_at", func(r *FetchRow) []any { return []any{&r.SaveDate} }},
 		{cols.Envelope, "m.envelope", func(r *FetchRow) []any { return []any{&r.Envelope} }},
 		{cols.BodyStructure, "m.bodystructure", func(r *FetchRow) []any { return []any{&r.BodyStructure} }},
 		{cols.BodySimple, "m.body_simple", func(r *FetchRow) []any { return []any{&r.BodySimple} }},
@@ -266,7 +268,7 @@ func (s *Store) SearchHeld(ctx context.Context, b Box, n query.Node, env *query.
 		msgJoins(query.UsesText(n)) + ` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (` + pred + `)`
 	if held.Len() > 0 {
 		k := len(env.Args)
-		sql += fmt.Sprintf(` UNION ALL SELECT mm.uid FROM (SELECT h.uid, h.message_id, 0::bigint AS modseq
+		sql += fmt.Sprintf(` UNION ALL SELECT mm.uid FROM (SELECT h.uid, h.message_id, 0::bigint AS modseq, NULL::timestamptz AS saved_at
 				FROM unnest($%d::bigint[], $%d::bigint[]) AS h(uid, message_id)) mm
 			JOIN messages m ON m.id = mm.message_id`, k+1, k+2) +
 			msgJoins(query.UsesText(n)) + ` WHERE m.user_id = $2 AND (` + pred + `)`
