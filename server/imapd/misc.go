@@ -29,7 +29,7 @@ var extensions = []struct{ name, command string }{
 	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
 	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
 	{"APPENDLIMIT", ""}, {"QUOTA", "GETQUOTA"}, {"QUOTA=RES-STORAGE", "GETQUOTA"}, {"QUOTA=RES-MESSAGE", "GETQUOTA"},
-	{"SAVEDATE", ""},
+	{"SAVEDATE", ""}, {"PREVIEW", ""},
 }
 
 // capabilities is the one place that decides what this connection

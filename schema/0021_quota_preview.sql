@@ -48,3 +48,9 @@ CREATE TRIGGER quota_insert AFTER INSERT ON message_flags
     REFERENCING NEW TABLE AS newrows FOR EACH STATEMENT EXECUTE FUNCTION quota_added();
 CREATE TRIGGER quota_delete AFTER DELETE ON message_flags
     REFERENCING OLD TABLE AS oldrows FOR EACH STATEMENT EXECUTE FUNCTION quota_removed();
+
+-- PREVIEW (RFC 8970): the preview text of a message, computed at delivery
+-- (message.Parsed.Preview); '' when the message has no text to preview.
+-- NULL for messages stored before this migration: a FETCH PREVIEW makes
+-- theirs from the message (and PREVIEW (LAZY) answers NIL for them).
+ALTER TABLE messages ADD COLUMN preview text;
