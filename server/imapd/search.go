@@ -30,7 +30,7 @@ func (e *badSeqError) Error() string { return e.err.Error() }
 // with result options "* ESEARCH" (RFC 4731) and the saved result
 // (SEARCHRES, searchres.go).
 func cmdSearch(c *Conn, cmd *Command, uid bool) error {
-	ret, args, err := c.parseReturn(cmd.Args)
+	ret, args, err := c.parseReturn(cmd.Args, "ESEARCH", "CONTEXT=SEARCH")
 	if err != nil {
 		return err
 	}
