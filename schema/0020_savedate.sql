@@ -1,8 +1,8 @@
 -- SAVEDATE (RFC 8514): when a message entered a mailbox, kept on the
 -- membership row. "the current date and time at which the message is
--- delivered to a mailbox MUST be used" (rfc8514.txt:135-139), and it
+-- delivered to a mailbox MUST be used" (rfc8514.txt:142-150), and it
 -- "MUST NOT change as long as the message is contained within the same
--- mailbox" (rfc8514.txt:140-141): every INSERT INTO mailbox_messages takes
+-- mailbox" (rfc8514.txt:151-152): every INSERT INTO mailbox_messages takes
 -- the default (the transaction's start), no UPDATE sets it. A view's row
 -- is inserted when the message comes to match the view, so a view's save
 -- date is when the message entered the view (a message leaving and

@@ -152,7 +152,7 @@ func (c *Conn) status(cmd *Command, err error) *Status {
 	case errors.Is(err, store.ErrOverQuota):
 		// APPEND, COPY (a real copy) or MOVE over a limit (quota.go):
 		// "the addition of the message(s) puts the target mailbox over any
-		// one of its quota limits", rfc9208.txt:472-475.
+		// one of its quota limits", rfc9208.txt:474-476.
 		return No(CodeOverQuota, "over quota")
 	case errors.Is(err, store.ErrTooSlow):
 		c.log.Warn("command over the statement timeout", "cmd", cmd.Name, "line", cmd.Line)

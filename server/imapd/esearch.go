@@ -13,7 +13,7 @@ import (
 // ESORT (RFC 5267 §3) gives SORT the same options, answered in sort order
 // (sort.go). CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4) add three
 // options: CONTEXT, a hint (ignored, rfc5267.txt:275-278), PARTIAL
-// (rfc5267.txt:541-552), and UPDATE, which is not implemented: it is
+// (rfc5267.txt:544-549), and UPDATE, which is not implemented: it is
 // refused with "* NO [NOUPDATE tag]" as RFC 5267 §4.3.1 allows
 // (rfc5267.txt:359-368), the other options honoured. That falls short of
 // "Servers MUST provide at least one updating context per client"
@@ -54,7 +54,7 @@ func (c *Conn) parseReturn(args []Value, ext, context string) (*searchReturn, []
 			switch name {
 			case "UPDATE":
 				r.update = true
-			case "PARTIAL": // modifier-partial = "PARTIAL" SP partial-range (rfc5267.txt:726)
+			case "PARTIAL": // modifier-partial = "PARTIAL" SP partial-range (rfc5267.txt:640)
 				i++
 				if i == len(opts) || r.partial[0] != 0 || !parsePartialRange(opts[i], &r.partial) {
 					return nil, nil, Syntax("PARTIAL takes one range lo:hi of positive numbers")
@@ -84,7 +84,7 @@ func (c *Conn) parseReturn(args []Value, ext, context string) (*searchReturn, []
 		}
 	}
 	if r.all && r.partial[0] != 0 {
-		// "either one PARTIAL, one ALL, or neither" (rfc5267.txt:545-547)
+		// "either one PARTIAL, one ALL, or neither" (rfc5267.txt:551-553)
 		return nil, nil, Syntax("PARTIAL and ALL exclude each other")
 	}
 	if !r.min && !r.max && !r.count && !r.save && r.partial[0] == 0 {
@@ -97,7 +97,7 @@ func (c *Conn) parseReturn(args []Value, ext, context string) (*searchReturn, []
 }
 
 // parsePartialRange reads partial-range = nz-number ":" nz-number, "500:400
-// is the same as 400:500" (rfc5267.txt:727-730).
+// is the same as 400:500" (rfc5267.txt:642-645).
 func parsePartialRange(v Value, r *[2]uint32) bool {
 	a, b, ok := strings.Cut(v.S, ":")
 	lo, err1 := strconv.ParseUint(a, 10, 32)
@@ -223,7 +223,7 @@ func (h *hits) finish(tag string) {
 	if p := r.partial; p[0] != 0 {
 		// ret-data-partial = "PARTIAL" SP "(" partial-range SP
 		// partial-results ")", NIL when no result is in the range
-		// (rfc5267.txt:749-755)
+		// (rfc5267.txt:662-668)
 		w.Raw(" PARTIAL (" + strconv.FormatUint(uint64(p[0]), 10) + ":" + strconv.FormatUint(uint64(p[1]), 10) + " ")
 		if len(h.nums) == 0 {
 			w.Raw("NIL")

@@ -25,8 +25,8 @@ const (
 	itemEmailID       // EMAILID, rfc8474.txt:289
 	itemThreadID      // THREADID, rfc8474.txt:312
 	itemModSeq        // MODSEQ, fetch-mod-sequence (rfc7162.txt:2486)
-	itemSaveDate      // SAVEDATE, rfc8514.txt:178-190
-	itemPreview       // PREVIEW [(LAZY)], rfc8970.txt:139-144, 239-251
+	itemSaveDate      // SAVEDATE fetch-att, rfc8514.txt:263
+	itemPreview       // PREVIEW [(LAZY)] fetch-att, rfc8970.txt:345-346
 )
 
 // fetchItem is one requested data item.
@@ -80,7 +80,7 @@ func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 		}
 		for i, x := range v.List {
 			if x.Kind == List && i > 0 && strings.EqualFold(v.List[i-1].S, "PREVIEW") && v.List[i-1].Kind == Atom {
-				// "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"], preview-mod = "LAZY" (rfc8970.txt:367-372)
+				// "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"], preview-mod = "LAZY" (rfc8970.txt:345-350)
 				if !previewMods(x) {
 					return nil, Syntax("PREVIEW modifiers: (LAZY)")
 				}
@@ -166,8 +166,8 @@ func (c *Conn) parseFetchItem(a string) (fetchItem, error) {
 	return fetchItem{}, Bad("", "unknown fetch item "+a)
 }
 
-// previewMods reports whether v is a list of PREVIEW modifiers; LAZY is
-// the one there is (rfc8970.txt:368-372).
+// previewMods reports whether v is a list of PREVIEW modifiers (preview-mod); LAZY is
+// the one there is (rfc8970.txt:350).
 func previewMods(v Value) bool {
 	for _, m := range v.List {
 		if m.Kind != Atom || !strings.EqualFold(m.S, "LAZY") {

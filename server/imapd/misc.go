@@ -88,7 +88,7 @@ func (c *Conn) capable(ext string) bool {
 		return !c.disabled["QUOTA"] // switched off with QUOTA
 	case "ESORT", "CONTEXT=SORT":
 		// SORT's return options: no ESORT without SORT, no CONTEXT=SORT
-		// without ESORT's syntax (rfc5267.txt:251-253).
+		// without ESORT's syntax (rfc5267.txt:251-254).
 		return !c.disabled["SORT"] && (ext == "ESORT" || c.capable("ESORT"))
 	case "CONTEXT=SEARCH":
 		return !c.disabled["ESEARCH"] // its options extend ESEARCH's RETURN

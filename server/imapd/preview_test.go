@@ -11,8 +11,8 @@ import (
 )
 
 // PREVIEW (RFC 8970): made at delivery from the first text part, decoded
-// (base64, charset) and HTML reduced to text; "" when there is no text (not
-// NIL: rfc8970.txt:191-200). A message stored before previews were kept
+// (base64, charset) and HTML reduced to text; "" when there is no text ("zero-length string", not
+// NIL: rfc8970.txt:172-188). A message stored before previews were kept
 // gets one made on FETCH PREVIEW; PREVIEW (LAZY) answers NIL for it.
 func TestPreview(t *testing.T) {
 	e := newEnv(t)

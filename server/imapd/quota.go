@@ -7,9 +7,9 @@ import (
 // QUOTA (RFC 9208): one quota root per user, named "", holding every
 // mailbox of the user; resources STORAGE and MESSAGE. Limits are set by
 // the administrator (`decimail user set NAME quota_storage KIB`), so
-// SETQUOTA answers NO and QUOTASET is not advertised (rfc9208.txt:120-122).
+// SETQUOTA answers NO and QUOTASET is not advertised (rfc9208.txt:327-330).
 // Over a limit, APPEND and COPY answer NO [OVERQUOTA] (dispatch.go,
-// rfc9208.txt:472-475).
+// rfc9208.txt:474-476).
 
 func init() {
 	register("GETQUOTA", cmdSpec{states: authenticated, ext: "QUOTA", fn: cmdGetQuota})
@@ -24,13 +24,14 @@ func cmdGetQuota(c *Conn, cmd *Command) error {
 		return Syntax("GETQUOTA quota-root")
 	}
 	if root != "" {
-		return No(CodeNonExistent, "no such quota root") // "no such quota root", rfc9208.txt:252
+		return No(CodeNonExistent, "no such quota root") // "no such quota root", rfc9208.txt:253
 	}
 	return c.writeQuota()
 }
 
 // cmdGetQuotaRoot: GETQUOTAROOT mailbox (rfc9208.txt:278-314); the
-// mailbox need not exist (rfc9208.txt:296-298): every name is under "".
+// mailbox "doesn't have to reference an existing mailbox"
+// (rfc9208.txt:295-297): every name is under "".
 func cmdGetQuotaRoot(c *Conn, cmd *Command) error {
 	name, ok := oneAString(cmd)
 	if !ok {
@@ -50,7 +51,7 @@ func cmdGetQuotaRoot(c *Conn, cmd *Command) error {
 	return c.writeQuota()
 }
 
-// cmdSetQuota: limits are the administrator's (rfc9208.txt:338-339 "NO -
+// cmdSetQuota: limits are the administrator's (rfc9208.txt:324 "NO -
 // setquota error: can't set that data").
 func cmdSetQuota(c *Conn, cmd *Command) error {
 	if len(cmd.Args) != 2 || cmd.Args[1].Kind != List {
@@ -68,7 +69,7 @@ func oneAString(cmd *Command) (string, bool) {
 
 // writeQuota writes `* QUOTA "" (...)` with the resources that have a
 // limit; "Resources not named in the list are not limited"
-// (rfc9208.txt:437-438). STORAGE is in units of 1024 octets
+// (rfc9208.txt:440-442). STORAGE is in units of 1024 octets
 // (rfc9208.txt:543), rounded up so that usage within the limit never
 // shows above it, nor a refused message under it.
 func (c *Conn) writeQuota() error {

@@ -52,7 +52,8 @@ func TestQuotaStorage(t *testing.T) {
 	c.OK(appendCmd("INBOX", "", sized("three", 20)))
 	imaptest.Expect(t, c.OK(`GETQUOTA ""`), `* QUOTA "" (STORAGE 2 2)`) // 1044 octets, rounded up
 
-	// No limit: the root has no resources (rfc9208.txt:437-438).
+	// No limit: "an empty list means there are no administrative resource
+	// limits" (rfc9208.txt:440-442).
 	if err := e.st.SetUserSetting(ctx, "u", store.QuotaStorageKey, ""); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 // SAVEDATE (RFC 8514): the save date is when the message entered the
 // mailbox, not its internal date, shown in UTC; a COPY gets its own
-// (rfc8514.txt:135-147) and the source's does not change. A view's save
+// (rfc8514.txt:142-152) and the source's does not change. A view's save
 // date is when the message came to match it: a message flagged today
 // enters Flagged today, whatever its INBOX save date. SEARCH SAVED* compares
 // days in UTC.

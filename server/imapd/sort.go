@@ -51,7 +51,7 @@ func (m *sortItem) sent() time.Time {
 // cmdSort: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria
 // (rfc5256.txt:758-760), search-criteria = charset 1*(SP search-key)
 // (rfc5256.txt:774); with ESORT, search-return-opts may come first
-// (extended-sort, rfc5267.txt:766-768).
+// (extended-sort, rfc5267.txt:692-695).
 func cmdSort(c *Conn, cmd *Command, uid bool) error {
 	ret, args, err := c.parseReturn(cmd.Args, "ESORT", "CONTEXT=SORT")
 	if err != nil {

@@ -8,7 +8,8 @@ import (
 
 // MaxPreview is the length of a preview in characters: "The server SHOULD
 // limit the length of the preview text to 200 preview characters"
-// (rfc8970.txt:225-230; at most 256, rfc8970.txt:232-233).
+// (rfc8970.txt:206-209); "The server MUST NOT output preview text longer
+// than 256 preview characters" (rfc8970.txt:211-212).
 const MaxPreview = 200
 
 // maxPreviewInput bounds the part bytes a preview is made from: enough for
@@ -22,7 +23,7 @@ func Preview(raw []byte) string { return Parse(raw).Preview }
 // not an attachment, decoded (transfer encoding, charset), HTML reduced to
 // its text, white space collapsed, cut to MaxPreview characters. "" when
 // there is none: "the server MUST return a zero-length string"
-// (rfc8970.txt:191-196).
+// (rfc8970.txt:172-183).
 func (t *tree) preview(en *entity) string {
 	switch {
 	case en.multipart():

@@ -203,17 +203,18 @@ func (c *compiler) node(n Node) error {
 			}
 			c.w(c.col(col), " LIKE ", c.param(likePattern(n.Value)))
 		}
-	case SaveDateSupported: // rfc8514.txt:236-240: every mailbox keeps save dates
+	case SaveDateSupported: // SAVEDATESUPPORTED, rfc8514.txt:231-235: every mailbox keeps save dates
 		c.w("TRUE")
 	case Date: // BEFORE, ON, SENTBEFORE to SENTSINCE, SINCE: rfc3501.txt:2811, 2871, 2884-2898: disregarding time and timezone
 		col, op := "internal_day", ""
 		key := n.Key
 		if strings.HasPrefix(key, "SAVED") {
-			// rfc8514.txt:220-231: the day the message entered the
-			// mailbox, in UTC (FETCH SAVEDATE shows it in UTC). A message
-			// the session holds after it left has no membership row: its
-			// internal date stands in, as for storage without save dates
-			// (rfc8514.txt:242-244).
+			// SAVEDBEFORE, SAVEDON, SAVEDSINCE (rfc8514.txt:207-217): the
+			// day the message entered the mailbox, in UTC (FETCH SAVEDATE
+			// shows it in UTC). A message the session holds after it left
+			// has no membership row: its internal date stands in, as for
+			// storage without save dates ("MUST use the internal date
+			// attribute instead", rfc8514.txt:237-243).
 			if c.env.Member == "" {
 				return &NotAllowedError{Key: n.Key}
 			}

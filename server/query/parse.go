@@ -101,7 +101,7 @@ type Text struct {
 }
 
 // Date is BEFORE ON SINCE SENTBEFORE SENTON SENTSINCE, and SAVEDATE's
-// SAVEDBEFORE SAVEDON SAVEDSINCE (rfc8514.txt:220-231: the day the message
+// SAVEDBEFORE SAVEDON SAVEDSINCE (rfc8514.txt:207-217: the day the message
 // entered the mailbox); Day is UTC midnight.
 type Date struct {
 	Key string
@@ -109,7 +109,7 @@ type Date struct {
 }
 
 // SaveDateSupported is SAVEDATESUPPORTED: every message, since every
-// mailbox keeps save dates (rfc8514.txt:236-240).
+// mailbox keeps save dates (rfc8514.txt:231-235).
 type SaveDateSupported struct{}
 
 // Size is LARGER (Larger) or SMALLER n (rfc3501.txt:2847, 2900).
@@ -187,7 +187,7 @@ var textCols = map[string]string{
 
 var dateKeys = map[string]bool{
 	"BEFORE": true, "ON": true, "SINCE": true, "SENTBEFORE": true, "SENTON": true, "SENTSINCE": true,
-	"SAVEDBEFORE": true, "SAVEDON": true, "SAVEDSINCE": true, // rfc8514.txt:220-231
+	"SAVEDBEFORE": true, "SAVEDON": true, "SAVEDSINCE": true, // rfc8514.txt:207-217
 }
 
 // Parse parses a SEARCH program: the arguments after SEARCH [CHARSET x].

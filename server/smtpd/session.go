@@ -31,7 +31,7 @@ var (
 	errAuthInTx  = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH is not permitted during a mail transaction"}
 	errNoStorage = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage, try again later"}
 	// A local recipient over their quota (store.Quota): 552 "exceeded
-	// storage allocation" (rfc5321.txt:2379), X.2.2 "Mailbox full" (RFC 3463 §3.3).
+	// storage allocation" (rfc5321.txt:2839), X.2.2 "Mailbox full" (RFC 3463 §3.3).
 	errOverQuota = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}, Message: "Mailbox full"}
 )
 

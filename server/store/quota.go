@@ -15,7 +15,7 @@ import (
 const overQuotaCode = "DQ001"
 
 // Quota settings, per user (Settings): STORAGE in units of 1024 octets
-// (rfc9208.txt:541-545), MESSAGE in messages (rfc9208.txt:569-572).
+// (rfc9208.txt:543), MESSAGE in messages (rfc9208.txt:571).
 const (
 	QuotaStorageKey  = "quota_storage"
 	QuotaMessagesKey = "quota_messages"
@@ -52,7 +52,7 @@ func (q Quota) Room(size int64) bool {
 }
 
 // AddDeleted fills Deleted and DeletedSize of the statuses (STATUS
-// DELETED and DELETED-STORAGE, rfc9208.txt:383-402) in one query; the
+// DELETED and DELETED-STORAGE, rfc9208.txt:383-403) in one query; the
 // \Deleted messages of a user are found by their partial index (schema
 // 0007).
 func (s *Store) AddDeleted(ctx context.Context, userID int64, sts ...*MailboxStatus) error {
