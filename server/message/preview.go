@@ -77,9 +77,10 @@ func collapse(s string, n int) string {
 	return b.String()
 }
 
-// htmlText reduces HTML to its text: tags and comments go (a block tag
-// becomes a space), and the contents of head, script, style and title;
-// character references are decoded. Enough for a preview, not a renderer.
+// htmlText reduces HTML to its text: tags and comments go (a tag other
+// than an inline one becomes a space), and the contents of head, script,
+// style and title; character references are decoded. Enough for a
+// preview, not a renderer.
 func htmlText(s string) string {
 	var b strings.Builder
 	for s != "" {
@@ -122,7 +123,13 @@ func htmlText(s string) string {
 				}
 			}
 		}
-		b.WriteByte(' ')
+		if !inlineTags[name] {
+			b.WriteByte(' ')
+		}
 	}
 	return b.String()
 }
+
+// inlineTags do not separate words: "W<b>o</b>rld" is one.
+var inlineTags = map[string]bool{"a": true, "b": true, "i": true, "u": true, "em": true, "strong": true,
+	"span": true, "font": true, "small": true, "big": true, "sub": true, "sup": true, "code": true, "s": true}

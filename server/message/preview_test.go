@@ -18,6 +18,7 @@ func TestPreview(t *testing.T) {
 		{"latin1 qp", "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe=\r\n aus M=FCnchen\r\n", "Grüße aus München"},
 		{"alternative: the first", "Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain one\r\n--b\r\nContent-Type: text/html\r\n\r\n<p>html one</p>\r\n--b--\r\n", "plain one"},
 		{"attachment skipped", "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Disposition: attachment; filename=a.txt\r\n\r\nfile\r\n--b\r\nContent-Type: text/plain\r\n\r\nbody\r\n--b--\r\n", "body"},
+		{"inline tags join", "Content-Type: text/html\r\n\r\n<div>one</div><div>W<b>o</b>rld &lt;3</div>\r\n", "one World <3"},
 		{"no text", "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n", ""},
 		{"long", "Subject: x\r\n\r\n" + long + "\r\n", strings.TrimSpace(strings.Repeat("wörd ", 40))},
 	}
