@@ -149,6 +149,11 @@ func (c *Conn) status(cmd *Command, err error) *Status {
 		// The client went away (or the server is closing): nobody reads this.
 		c.log.Info("command cancelled", "cmd", cmd.Name, "err", err)
 		return No(CodeUnavailable, "command cancelled")
+	case errors.Is(err, store.ErrOverQuota):
+		// APPEND, COPY (a real copy) or MOVE over a limit (quota.go):
+		// "the addition of the message(s) puts the target mailbox over any
+		// one of its quota limits", rfc9208.txt:474-476.
+		return No(CodeOverQuota, "over quota")
 	case errors.Is(err, store.ErrTooSlow):
 		c.log.Warn("command over the statement timeout", "cmd", cmd.Name, "line", cmd.Line)
 		return No(CodeLimit, "command took too long") // LIMIT, rfc5530.txt:256-259

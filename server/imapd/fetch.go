@@ -10,6 +10,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 
 	"decimail/server/message"
 	"decimail/server/store"
@@ -29,6 +30,11 @@ func init() {
 // mailbox) inside the StoreFlags transaction, so FETCH BODY[] there would
 // return nothing. If StoreFlags fails the command ends NO [SERVERBUG].
 func cmdFetch(c *Conn, cmd *Command, uid bool) error {
+	if a := cmd.Args; len(a) == 3 && a[1].Kind == Atom && strings.EqualFold(a[1].S, "PREVIEW") && previewMods(a[2]) {
+		// FETCH n PREVIEW (LAZY): one fetch-att with its modifier
+		// (rfc8970.txt:345-346), not fetch-modifiers.
+		cmd.Args = []Value{a[0], {Kind: List, List: a[1:]}}
+	}
 	if len(cmd.Args) != 2 && (len(cmd.Args) != 3 || !c.capable("CONDSTORE")) {
 		return Syntax("FETCH needs a sequence set and fetch items")
 	}
@@ -313,6 +319,17 @@ func (f *fetcher) row(r *store.FetchRow) error {
 			w.Raw("INTERNALDATE ")
 			f.num = r.InternalDate.AppendFormat(f.num[:0], `"02-Jan-2006 15:04:05 -0700"`)
 			f.bytes(f.num)
+		case itemSaveDate: // "SAVEDATE" SP (date-time / nil), rfc8514.txt:265; in UTC, the zone SEARCH SAVEDON compares in
+			if r.SaveDate == nil { // a message the session holds after it left the mailbox
+				w.Raw("SAVEDATE NIL")
+				break
+			}
+			w.Raw("SAVEDATE ")
+			f.num = r.SaveDate.UTC().AppendFormat(f.num[:0], `"02-Jan-2006 15:04:05 -0700"`)
+			f.bytes(f.num)
+		case itemPreview: // msg-att-dynamic, rfc8970.txt:348; NIL only for LAZY (rfc8970.txt:185-188)
+			w.Raw("PREVIEW ")
+			w.NString(r.Preview.String, r.Preview.Valid)
 		case itemSize:
 			w.Raw("RFC822.SIZE ")
 			f.number(uint64(r.Size))

@@ -27,6 +27,8 @@ const (
 	itemModSeq        // MODSEQ, fetch-mod-sequence (rfc7162.txt:2486)
 	itemBinary        // BINARY[part], BINARY.PEEK[part] (RFC 9051 §6.4.5, from RFC 3516)
 	itemBinarySize    // BINARY.SIZE[part]
+	itemSaveDate      // SAVEDATE fetch-att, rfc8514.txt:263
+	itemPreview       // PREVIEW [(LAZY)] fetch-att, rfc8970.txt:345-346
 )
 
 // fetchItem is one requested data item.
@@ -38,6 +40,7 @@ type fetchItem struct {
 	fields  []string // HEADER.FIELDS(.NOT) names as the client sent them
 	seen    bool     // sets \Seen implicitly (rfc3501.txt:3156)
 	partial bool     // <origin.count> given, "fetch a substring" (rfc3501.txt:3128)
+	lazy    bool     // PREVIEW (LAZY)
 	origin  uint32
 	count   uint32
 }
@@ -65,6 +68,7 @@ var fetchMacros = map[string][]string{
 // a parenthesised non-empty list of items.
 func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 	var atoms []string
+	lazy := map[int]bool{} // atoms[i] is PREVIEW with the LAZY modifier
 	switch v.Kind {
 	case Atom:
 		if m, ok := fetchMacros[strings.ToUpper(v.S)]; ok {
@@ -76,7 +80,15 @@ func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 		if len(v.List) == 0 { // rfc3501.txt:4749: at least one fetch-att
 			return nil, Syntax("empty fetch item list")
 		}
-		for _, x := range v.List {
+		for i, x := range v.List {
+			if x.Kind == List && i > 0 && strings.EqualFold(v.List[i-1].S, "PREVIEW") && v.List[i-1].Kind == Atom {
+				// "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"], preview-mod = "LAZY" (rfc8970.txt:345-350)
+				if !previewMods(x) {
+					return nil, Syntax("PREVIEW modifiers: (LAZY)")
+				}
+				lazy[len(atoms)-1] = true
+				continue
+			}
 			if x.Kind != Atom {
 				return nil, Syntax("fetch item expected")
 			}
@@ -86,11 +98,12 @@ func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 		return nil, Syntax("fetch items expected")
 	}
 	req := &fetchRequest{items: make([]fetchItem, 0, len(atoms)), changedSince: -1}
-	for _, a := range atoms {
+	for i, a := range atoms {
 		it, err := c.parseFetchItem(a)
 		if err != nil {
 			return nil, err
 		}
+		it.lazy = lazy[i]
 		switch it.kind {
 		case itemUID:
 			req.hasUID = true
@@ -146,8 +159,27 @@ func (c *Conn) parseFetchItem(a string) (fetchItem, error) {
 		if c.capable("CONDSTORE") {
 			return fetchItem{kind: itemModSeq}, nil
 		}
+	case "SAVEDATE":
+		if c.capable("SAVEDATE") {
+			return fetchItem{kind: itemSaveDate}, nil
+		}
+	case "PREVIEW":
+		if c.capable("PREVIEW") {
+			return fetchItem{kind: itemPreview}, nil
+		}
 	}
 	return fetchItem{}, Bad("", "unknown fetch item "+a)
+}
+
+// previewMods reports whether v is a list of PREVIEW modifiers (preview-mod); LAZY is
+// the one there is (rfc8970.txt:350).
+func previewMods(v Value) bool {
+	for _, m := range v.List {
+		if m.Kind != Atom || !strings.EqualFold(m.S, "LAZY") {
+			return false
+		}
+	}
+	return v.Kind == List && len(v.List) > 0
 }
 
 // parseSectionItem parses "BODY[section]<partial>" or the BODY.PEEK form;
@@ -386,6 +418,16 @@ func (req *fetchRequest) cols(setSeen bool) store.FetchCols {
 			fc.ModSeq = true
 		case itemBinary, itemBinarySize:
 			fc.Header, fc.Body = true, true
+		case itemSaveDate:
+			fc.SaveDate = true
+		case itemPreview:
+			// Lazy: only stored previews. A PREVIEW without LAZY in the
+			// same request makes every missing one anyway.
+			if it.lazy && fc.Preview != store.PreviewMake {
+				fc.Preview = store.PreviewStored
+			} else {
+				fc.Preview = store.PreviewMake
+			}
 		case itemSection:
 			switch {
 			case it.part != nil || it.spec == "":

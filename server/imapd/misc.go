@@ -29,6 +29,8 @@ var extensions = []struct{ name, command string }{
 	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
 	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
 	{"APPENDLIMIT", ""}, {"MULTIAPPEND", ""}, {"CATENATE", ""}, {"BINARY", ""}, {"NOTIFY", "NOTIFY"},
+	{"QUOTA", "GETQUOTA"}, {"QUOTA=RES-STORAGE", "GETQUOTA"}, {"QUOTA=RES-MESSAGE", "GETQUOTA"},
+	{"SAVEDATE", ""}, {"PREVIEW", ""}, {"ESORT", "SORT"}, {"CONTEXT=SEARCH", ""}, {"CONTEXT=SORT", "SORT"},
 }
 
 // capabilities is the one place that decides what this connection
@@ -83,6 +85,14 @@ func (c *Conn) capable(ext string) bool {
 		return c.capable("THREAD=ORDEREDSUBJECT") || c.capable("THREAD=REFERENCES")
 	case "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES":
 		return !c.disabled["THREAD"]
+	case "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE":
+		return !c.disabled["QUOTA"] // switched off with QUOTA
+	case "ESORT", "CONTEXT=SORT":
+		// SORT's return options: no ESORT without SORT, no CONTEXT=SORT
+		// without ESORT's syntax (rfc5267.txt:251-254).
+		return !c.disabled["SORT"] && (ext == "ESORT" || c.capable("ESORT"))
+	case "CONTEXT=SEARCH":
+		return !c.disabled["ESEARCH"] // its options extend ESEARCH's RETURN
 	}
 	return true
 }

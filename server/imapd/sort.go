@@ -50,9 +50,16 @@ func (m *sortItem) sent() time.Time {
 
 // cmdSort: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria
 // (rfc5256.txt:758-760), search-criteria = charset 1*(SP search-key)
-// (rfc5256.txt:774).
+// (rfc5256.txt:774); with ESORT, search-return-opts may come first
+// (extended-sort, rfc5267.txt:692-695).
 func cmdSort(c *Conn, cmd *Command, uid bool) error {
-	args := cmd.Args
+	ret, args, err := c.parseReturn(cmd.Args, "ESORT", "CONTEXT=SORT")
+	if err != nil {
+		return err
+	}
+	if ret != nil && ret.save {
+		return Syntax("SAVE is a SEARCH result option")
+	}
 	if len(args) == 0 || args[0].Kind != List || len(args[0].List) == 0 {
 		return Syntax("SORT takes a parenthesized list of sort criteria")
 	}
@@ -65,6 +72,22 @@ func cmdSort(c *Conn, cmd *Command, uid bool) error {
 		return err
 	}
 	sortItems(items, keys)
+	if ret != nil {
+		// "returns results in an ESEARCH response" (rfc5267.txt:175-179),
+		// in sort order: MIN and MAX are the first and last sorted
+		// message, ALL and PARTIAL list them in that order, with ranges
+		// only where numbers ascend (rfc5267.txt:186-214).
+		h := newHits(uid, ret)
+		w := c.Writer()
+		w.Lock()
+		h.start(w)
+		for _, m := range items {
+			h.writeHit(m.UID, m.seq)
+		}
+		h.finish(cmd.Tag)
+		w.Unlock()
+		return c.sortReply(cmd, issued)
+	}
 	var b strings.Builder
 	b.WriteString("SORT") // sort-data = "SORT" *(SP nz-number), rfc5256.txt:779
 	for _, m := range items {
@@ -180,9 +203,9 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 	if !searchCharsets[strings.ToUpper(cs)] {
 		return nil, false, No("BADCHARSET (US-ASCII UTF-8)", "unsupported charset "+cs)
 	}
-	node, perr := query.ParseSaved(searchArgs(args[1:]), c.savedNode())
+	node, perr := c.parseProgram(args[1:])
 	if perr != nil {
-		return nil, false, Bad("", perr.Error())
+		return nil, false, perr
 	}
 	if err := c.syncSelected(true); err != nil {
 		return nil, false, err

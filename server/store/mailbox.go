@@ -64,6 +64,10 @@ type MailboxStatus struct {
 	Unseen        int
 	Size          int64
 	HighestModSeq int64
+	// Deleted and DeletedSize (the \Deleted messages and their octets)
+	// are read only by AddDeleted.
+	Deleted     int
+	DeletedSize int64
 }
 
 // NormName canonicalises a mailbox name: INBOX is case-insensitive (RFC 3501

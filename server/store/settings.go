@@ -34,6 +34,9 @@ var Settings = []Setting{
 	{Key: "imapd_sent_dedup_window", Type: TypeDuration, Default: "10m", Live: true, check: nonZero, Effect: "an APPEND to `\\Sent` of a message the submission server filed there less than this long ago is answered with the filed copy (see \"Using it with a mail client\"); negative: off"},
 	{Key: ViewExpungeKey + ":<user>", Type: TypeEnum, Default: ViewExpungeTrash, Live: true, Values: []string{ViewExpungeTrash, ViewExpungeDelete},
 		Effect: "EXPUNGE in a view: `trash` moves the messages to Trash, `delete` deletes them at once (see Views; also `decimail user set`); read at each EXPUNGE"},
+	// Quota (RFC 9208; issue 17)
+	{Key: QuotaStorageKey + ":<user>", Type: TypeInt, Live: true, check: nonNegative, Effect: "the user's storage limit in KiB (units of 1024 octets), all mailboxes together, each message counted once; a delivery, APPEND or COPY that would exceed it: `NO [OVERQUOTA]`, SMTP 552 5.2.2; unset: no limit (also `decimail user set`)"},
+	{Key: QuotaMessagesKey + ":<user>", Type: TypeInt, Live: true, check: nonNegative, Effect: "the user's limit on the number of messages, as `quota_storage`; unset: no limit"},
 	// Store limits (issue 13)
 	{Key: "search_max_terms", Type: TypeInt, Default: "1000", check: nonZero, Effect: "keys of a SEARCH program or new view definition, counted after copies are removed (`HEADER X a` 5,000 times is one key); more: `NO [LIMIT]`, definition refused; negative: no limit"},
 	{Key: "search_max_value", Type: TypeInt, Default: "1024", check: nonZero, Effect: "bytes of one string of a program (a substring, a HEADER field name, a KEYWORD); longer: `NO [LIMIT]`, definition refused"},
@@ -194,6 +197,13 @@ func nonZero(v string) error {
 	}
 	if d, err := time.ParseDuration(v); err == nil && d == 0 {
 		return errors.New("not zero (negative: off)")
+	}
+	return nil
+}
+
+func nonNegative(v string) error {
+	if n, err := strconv.Atoi(v); err == nil && n < 0 {
+		return errors.New("not negative (unset the key for no limit)")
 	}
 	return nil
 }

@@ -55,7 +55,8 @@ func (s *Store) SortKeys(ctx context.Context, b Box, n query.Node, env *query.En
 		msgJoins(query.UsesText(n)) + ` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (` + pred + `)`
 	if held.Len() > 0 {
 		k := len(env.Args)
-		sql += fmt.Sprintf(` UNION ALL SELECT `+cols+` FROM unnest($%d::bigint[], $%d::bigint[]) AS mm(uid, message_id)
+		sql += fmt.Sprintf(` UNION ALL SELECT `+cols+` FROM (SELECT h.uid, h.message_id, 0::bigint AS modseq, NULL::timestamptz AS saved_at
+				FROM unnest($%d::bigint[], $%d::bigint[]) AS h(uid, message_id)) mm
 			JOIN messages m ON m.id = mm.message_id`, k+1, k+2) +
 			msgJoins(query.UsesText(n)) + ` WHERE m.user_id = $2 AND (` + pred + `)`
 		env.Args = append(env.Args, held.args()...)
