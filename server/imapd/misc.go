@@ -27,7 +27,7 @@ var extensions = []struct{ name, command string }{
 	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""}, {"CREATE-SPECIAL-USE", ""}, {"STATUS=SIZE", ""},
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
 	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
-	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
+	{"SORT", "SORT"}, {"SORT=DISPLAY", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
 	{"APPENDLIMIT", ""}, {"MULTIAPPEND", ""}, {"CATENATE", ""}, {"BINARY", ""}, {"NOTIFY", "NOTIFY"},
 	{"QUOTA", "GETQUOTA"}, {"QUOTA=RES-STORAGE", "GETQUOTA"}, {"QUOTA=RES-MESSAGE", "GETQUOTA"},
 	{"SAVEDATE", ""}, {"PREVIEW", ""}, {"ESORT", "SORT"}, {"CONTEXT=SEARCH", ""}, {"CONTEXT=SORT", "SORT"},
@@ -87,6 +87,8 @@ func (c *Conn) capable(ext string) bool {
 		return !c.disabled["THREAD"]
 	case "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE":
 		return !c.disabled["QUOTA"] // switched off with QUOTA
+	case "SORT=DISPLAY": // SORT's keys: off with SORT
+		return !c.disabled["SORT"]
 	case "ESORT", "CONTEXT=SORT":
 		// SORT's return options: no ESORT without SORT, no CONTEXT=SORT
 		// without ESORT's syntax (rfc5267.txt:251-254).

@@ -63,7 +63,7 @@ func cmdSort(c *Conn, cmd *Command, uid bool) error {
 	if len(args) == 0 || args[0].Kind != List || len(args[0].List) == 0 {
 		return Syntax("SORT takes a parenthesized list of sort criteria")
 	}
-	keys, err := parseSortKeys(args[0].List)
+	keys, err := parseSortKeys(args[0].List, c.capable("SORT=DISPLAY"))
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func number(m *sortItem, uid bool) uint32 {
 
 // parseSortKeys reads sort-criterion *(SP sort-criterion), each
 // ["REVERSE" SP] sort-key (rfc5256.txt:760-765).
-func parseSortKeys(vs []Value) ([]sortKey, error) {
+func parseSortKeys(vs []Value, display bool) ([]sortKey, error) {
 	var keys []sortKey
 	for i := 0; i < len(vs); i++ {
 		if vs[i].Kind != Atom {
@@ -123,6 +123,10 @@ func parseSortKeys(vs []Value) ([]sortKey, error) {
 		}
 		switch k.key {
 		case "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO":
+		case "DISPLAYFROM", "DISPLAYTO": // SORT=DISPLAY (RFC 5957)
+			if !display {
+				return nil, Syntax("unknown sort key " + vs[i].S)
+			}
 		default:
 			return nil, Syntax("unknown sort key " + vs[i].S)
 		}
@@ -157,6 +161,10 @@ func sortItems(items []*sortItem, keys []sortKey) {
 				r = strings.Compare(a.To, b.To)
 			case "CC":
 				r = strings.Compare(a.Cc, b.Cc)
+			case "DISPLAYFROM":
+				r = strings.Compare(a.DisplayFrom, b.DisplayFrom)
+			case "DISPLAYTO":
+				r = strings.Compare(a.DisplayTo, b.DisplayTo)
 			}
 			if k.reverse {
 				r = -r

@@ -41,6 +41,9 @@ type Parsed struct {
 	FromMailbox  string // addr-mailbox of the first From address
 	ToMailbox    string // addr-mailbox of the first To address
 	CcMailbox    string // addr-mailbox of the first Cc address
+	// SORT=DISPLAY keys (RFC 5957): the first From and To address's
+	// display-name, decoded, else its addr-spec (FirstDisplay).
+	FromDisplay, ToDisplay string
 }
 
 // MaxBodyText caps Parsed.BodyText.

@@ -427,13 +427,15 @@ var (
 	messageCols = []string{"id", "user_id", "internal_date", "internal_tz", "internal_day", "size", "header", "body",
 		"envelope", "bodystructure", "body_simple", "sent_date", "sent_day", "subject", "from_addr", "to_addr", "cc_addr",
 		"bcc_addr", "reply_to", "from_key", "message_id", "in_reply_to", "refs", "thread_id", "broken", "delivered_to",
-		"spool_path", "submitted", "base_subject", "subject_reply", "from_mbox", "to_mbox", "cc_mbox", "preview"}
+		"spool_path", "submitted", "base_subject", "subject_reply", "from_mbox", "to_mbox", "cc_mbox", "preview",
+		"from_display", "to_display"}
 	messageOIDs = []uint32{pgtype.Int8OID, pgtype.Int8OID, pgtype.TimestamptzOID, pgtype.Int4OID, pgtype.DateOID,
 		pgtype.Int4OID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID,
 		pgtype.TimestamptzOID, pgtype.DateOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID,
 		pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextArrayOID,
 		pgtype.Int8OID, pgtype.BoolOID, pgtype.TextOID, pgtype.TextOID, pgtype.TimestamptzOID,
-		pgtype.TextOID, pgtype.BoolOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID}
+		pgtype.TextOID, pgtype.BoolOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID,
+		pgtype.TextOID, pgtype.TextOID}
 )
 
 const colHeader, colBody = 6, 7
@@ -459,7 +461,8 @@ func messageRow(c *copyState) []any {
 		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, folded(p.Subject), folded(p.From), folded(p.To), folded(p.Cc),
 		folded(p.Bcc), clean(p.ReplyTo), clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refs),
 		c.thread, p.Broken, c.DeliveredTo, c.spool, submitted,
-		folded(p.BaseSubject), p.SubjectReply, folded(p.FromMailbox), folded(p.ToMailbox), folded(p.CcMailbox), clean(p.Preview)}
+		folded(p.BaseSubject), p.SubjectReply, folded(p.FromMailbox), folded(p.ToMailbox), folded(p.CcMailbox), clean(p.Preview),
+		folded(p.FromDisplay), folded(p.ToDisplay)}
 }
 
 // copyRow is a binary COPY stream of one row (columns oids, values vals),

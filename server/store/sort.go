@@ -23,6 +23,8 @@ type SortMsg struct {
 	Reply   bool   // the subject marked a reply or forward
 	From    string // addr-mailbox of the first From address, folded
 	To, Cc  string
+	// DisplayFrom, DisplayTo: the SORT=DISPLAY keys (RFC 5957), folded.
+	DisplayFrom, DisplayTo string
 	MsgID   string   // Message-ID as in the header (THREAD only)
 	InReply string   // first msg-id of In-Reply-To (THREAD only)
 	Refs    []string // msg-ids of References (THREAD only)
@@ -47,7 +49,7 @@ func (s *Store) SortKeys(ctx context.Context, b Box, n query.Node, env *query.En
 	if err != nil {
 		return nil, err
 	}
-	cols := `mm.uid, m.internal_date, m.sent_date, m.size, m.base_subject, m.subject_reply, m.from_mbox, m.to_mbox, m.cc_mbox`
+	cols := `mm.uid, m.internal_date, m.sent_date, m.size, m.base_subject, m.subject_reply, m.from_mbox, m.to_mbox, m.cc_mbox, m.from_display, m.to_display`
 	if thread {
 		cols += `, m.message_id, m.in_reply_to, m.refs`
 	}
@@ -69,7 +71,7 @@ func (s *Store) SortKeys(ctx context.Context, b Box, n query.Node, env *query.En
 		var m SortMsg
 		var uid int64
 		var sent *time.Time
-		dst := []any{&uid, &m.Arrival, &sent, &m.Size, &m.Subject, &m.Reply, &m.From, &m.To, &m.Cc}
+		dst := []any{&uid, &m.Arrival, &sent, &m.Size, &m.Subject, &m.Reply, &m.From, &m.To, &m.Cc, &m.DisplayFrom, &m.DisplayTo}
 		if thread {
 			dst = append(dst, &m.MsgID, &m.InReply, &m.Refs)
 		}
