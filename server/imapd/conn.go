@@ -72,6 +72,8 @@ type Conn struct {
 	statusAhead map[string]store.MailboxStatus
 	// condstore: the client sent a CONDSTORE enabling command (condstore.go).
 	condstore bool
+	// qresync: the client sent ENABLE QRESYNC (qresync.go); implies condstore.
+	qresync bool
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {

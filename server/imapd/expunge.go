@@ -1,5 +1,7 @@
 package imapd
 
+import "fmt"
+
 func init() {
 	register("EXPUNGE", cmdSpec{states: selected, fn: func(c *Conn, cmd *Command) error { return cmdExpunge(c, cmd, false) }})
 	register("UID EXPUNGE", cmdSpec{states: selected, ext: "UIDPLUS", fn: func(c *Conn, cmd *Command) error { return cmdExpunge(c, cmd, true) }})
@@ -40,9 +42,19 @@ func cmdExpunge(c *Conn, cmd *Command, uid bool) error {
 		// (nil would mean "all \Deleted" to the store.)
 		return nil
 	}
-	if _, err := c.Store().Expunge(c.Ctx(), s.mb.Box(), uids); err != nil {
+	gone, err := c.Store().Expunge(c.Ctx(), s.mb.Box(), uids)
+	if err != nil {
 		return err
 	}
 	s.dirty = true
-	return nil
+	if !c.qresync || len(gone) == 0 {
+		return nil
+	}
+	// With QRESYNC, the tagged OK carries the mailbox's new mod-sequence
+	// (rfc7162.txt:1799-1803, 1914-1918): the one the view reaches once
+	// the VANISHED responses (and everything else pending) are sent.
+	if err := c.pollSelected(true, true); err != nil {
+		return err
+	}
+	return c.OK(fmt.Sprintf("HIGHESTMODSEQ %d", highestModSeq(c.sel.view.ModSeq())), cmd.Name+" completed")
 }

@@ -26,7 +26,7 @@ var extensions = []struct{ name, command string }{
 	{"MOVE", "MOVE"}, {"ENABLE", "ENABLE"}, {"UNSELECT", "UNSELECT"},
 	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""}, {"CREATE-SPECIAL-USE", ""}, {"STATUS=SIZE", ""},
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
-	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
+	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"QRESYNC", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
 	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
 	{"APPENDLIMIT", ""},
 }
@@ -83,6 +83,10 @@ func (c *Conn) capable(ext string) bool {
 		return c.capable("THREAD=ORDEREDSUBJECT") || c.capable("THREAD=REFERENCES")
 	case "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES":
 		return !c.disabled["THREAD"]
+	case "QRESYNC":
+		// QRESYNC "implies support for the CONDSTORE IMAP extension"
+		// (rfc7162.txt:1387-1388): off with it.
+		return !c.disabled["CONDSTORE"]
 	}
 	return true
 }
@@ -173,9 +177,11 @@ func cmdID(c *Conn, cmd *Command) error {
 }
 
 // ENABLE, rfc5161.txt §3.1: unknown capabilities are ignored; the ENABLED
-// response lists only what this command newly enabled. CONDSTORE is the
-// one extension that can be enabled (rfc7162.txt:384-386); ENABLE is valid
-// only in the authenticated state, so no HIGHESTMODSEQ is due.
+// response lists only what this command newly enabled. CONDSTORE and
+// QRESYNC can be enabled (rfc7162.txt:384-386, 1384-1398); QRESYNC enables
+// CONDSTORE too ("ENABLE QRESYNC" and "ENABLE QRESYNC CONDSTORE" "have
+// identical results", rfc7162.txt:1389-1393). ENABLE is valid only in the
+// authenticated state, so no HIGHESTMODSEQ is due.
 func cmdEnable(c *Conn, cmd *Command) error {
 	if len(cmd.Args) == 0 {
 		return Syntax("ENABLE needs a capability")
@@ -185,12 +191,15 @@ func cmdEnable(c *Conn, cmd *Command) error {
 		if a.Kind != Atom {
 			return Syntax("ENABLE takes atoms")
 		}
-		if strings.EqualFold(a.S, "CONDSTORE") && c.capable("CONDSTORE") && !slices.Contains(enabled, "CONDSTORE") {
-			// Listed even when an implicit enabling command came first:
-			// it is enabled, as the client asked (so does Dovecot).
-			c.condstore = true
-			enabled = append(enabled, "CONDSTORE")
+		ext := strings.ToUpper(a.S)
+		if ext != "CONDSTORE" && ext != "QRESYNC" || !c.capable(ext) || slices.Contains(enabled, ext) {
+			continue
 		}
+		// Listed even when an implicit enabling command came first:
+		// it is enabled, as the client asked (so does Dovecot).
+		c.condstore = true
+		c.qresync = c.qresync || ext == "QRESYNC"
+		enabled = append(enabled, ext)
 	}
 	c.Untagged("%s", strings.TrimSpace("ENABLED "+strings.Join(enabled, " ")))
 	return nil
