@@ -309,4 +309,3 @@ func (c *Conn) resync(p *qresyncParam) error {
 	req := &fetchRequest{items: []fetchItem{{kind: itemFlags}, {kind: itemModSeq}}, hasFlags: true, modseq: true, changedSince: p.modseq}
 	return c.fetchUIDs(uids, req, true)
 }
-

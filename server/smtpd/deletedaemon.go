@@ -22,8 +22,8 @@ type DeleteConfig struct {
 	// for QRESYNC (expunge_horizon); default 2160h (90 days), negative:
 	// for ever.
 	ExpungeHorizon time.Duration
-	Batch     int           // rows per transaction, default 500
-	Now       func() time.Time
+	Batch          int // rows per transaction, default 500
+	Now            func() time.Time
 }
 
 // LoadDeleteConfig overlays delete_retention and delete_sweep on base.
