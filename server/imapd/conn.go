@@ -74,6 +74,9 @@ type Conn struct {
 	condstore bool
 	// qresync: the client sent ENABLE QRESYNC (qresync.go); implies condstore.
 	qresync bool
+	// sentModSeq: the highest MODSEQ the current command sent (qresync.go
+	// delayedVanished).
+	sentModSeq int64
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {

@@ -81,6 +81,7 @@ func (c *Conn) execute(cmd *Command) error {
 		return nil
 	}
 	stop := c.watchHangup()
+	c.sentModSeq = 0
 	err := c.call(spec, cmd)
 	stop()
 	if ce := (*connError)(nil); errors.As(err, &ce) {
@@ -104,6 +105,7 @@ func (c *Conn) execute(cmd *Command) error {
 				c.log.Error("poll failed", "cmd", cmd.Name, "err", perr)
 			}
 		}
+		c.delayedVanished()
 	}
 	c.reply(cmd, st)
 	c.observe(cmd.Name, st.Kind, start)

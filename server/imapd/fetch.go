@@ -377,6 +377,7 @@ func (f *fetcher) row(r *store.FetchRow) error {
 			w.Raw("MODSEQ (")
 			f.number(uint64(r.ModSeq))
 			w.Raw(")")
+			f.c.sentModSeq = max(f.c.sentModSeq, r.ModSeq)
 		}
 	}
 	f.raw = raw

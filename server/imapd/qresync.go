@@ -33,6 +33,25 @@ func (c *Conn) writeVanished(ups []Update) []Update {
 	return ups
 }
 
+// delayedVanished runs at the end of a command in the selected state: if
+// it sent a MODSEQ at or above the tombstone of a message whose VANISHED
+// is delayed (EXPUNGE was not allowed, or the session's own change took
+// it out of a view, held until a sync point), it sends a HIGHESTMODSEQ
+// below that tombstone. A client computes its HIGHESTMODSEQ from the
+// MODSEQs it saw unless it gets that code (rfc7162.txt:2283-2300), so
+// without it a client that went offline now would resynchronise from a
+// mod-sequence above the removal and never learn of it (rfc7162.txt:
+// 1343-1354, "the server MUST send the HIGHESTMODSEQ response code with
+// a lower value than the EXPUNGE's mod-sequence").
+func (c *Conn) delayedVanished() {
+	if !c.qresync || c.sel == nil || c.sentModSeq == 0 {
+		return
+	}
+	if first := c.sel.view.FirstGone(); first > 0 && c.sentModSeq >= first {
+		c.Untagged("OK [HIGHESTMODSEQ %d] VANISHED delayed", first-1)
+	}
+}
+
 // qresyncParam is the QRESYNC select-param (rfc7162.txt:2605-2609).
 type qresyncParam struct {
 	uidValidity uint32

@@ -294,3 +294,60 @@ func TestQresyncLargeKnownUIDs(t *testing.T) {
 	u = c.OK(fmt.Sprintf("EXAMINE INBOX (QRESYNC (%s %d %s (%s %s)))", uv, h0, set, strings.Join(seqs, ","), strings.Join(uids, ",")))
 	imaptest.Expect(t, only(u, "VANISHED"), "* VANISHED (EARLIER) "+numSet(above))
 }
+
+// QRESYNC on a view: a message leaving it is a vanished UID, one entering
+// (again) a new UID changed since (README "Mod-sequences"). The session's
+// own STORE that takes a message out of the view holds its VANISHED until a
+// sync point; a MODSEQ sent meanwhile above its tombstone is followed by
+// a HIGHESTMODSEQ below it (rfc7162.txt:1343-1354), and a client that
+// resynchronises from there learns of it.
+func TestQresyncView(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for i := range 4 {
+		e.deliver("INBOX", testMsg(fmt.Sprint("m", i)), store.Flags{})
+	}
+	if _, err := e.st.DefineMailbox(ctx, e.user.ID, "Unread", "UNSEEN"); err != nil {
+		t.Fatal(err)
+	}
+	c := e.dial()
+	c.OK("ENABLE QRESYNC")
+	sel := c.OK("SELECT Unread")
+	uv, h0 := selUIDValidity(t, sel), highest(t, sel)
+	o := e.dial()
+	o.OK("SELECT INBOX")
+
+	// Own STORE: message 1 leaves Unread, held until a sync point.
+	c.OK("UID STORE 1 +FLAGS.SILENT (\\Seen)")
+	o.OK("UID STORE 2 +FLAGS.SILENT (\\Flagged)")
+	u := c.OK("NOOP")
+	var hm string
+	for _, r := range u {
+		if r.Name() == "VANISHED" {
+			t.Fatalf("NOOP sent %s: NOOP is no sync point", r)
+		}
+		if r.CodeName() == "HIGHESTMODSEQ" {
+			hm = r.Code[1].S
+		}
+	}
+	if hm == "" {
+		t.Fatalf("NOOP: %v, want FETCH MODSEQ then OK [HIGHESTMODSEQ] below the held tombstone", u)
+	}
+	// A client offline from that HIGHESTMODSEQ learns that 1 vanished.
+	d := e.dial()
+	d.OK("ENABLE QRESYNC")
+	u = d.OK(fmt.Sprintf("EXAMINE Unread (QRESYNC (%s %s 1:4))", uv, hm))
+	imaptest.Expect(t, only(u, "VANISHED"), "* VANISHED (EARLIER) 1")
+	imaptest.Expect(t, c.OK("CHECK"), "* VANISHED 1")
+
+	// 3 leaves by another session's change and comes back as UID 5.
+	o.OK("UID STORE 3 +FLAGS.SILENT (\\Seen)")
+	o.OK("UID STORE 3 -FLAGS.SILENT (\\Seen)")
+	u = d.OK(fmt.Sprintf("EXAMINE Unread (QRESYNC (%s %d 1:4))", uv, h0))
+	imaptest.Expect(t, append(only(u, "VANISHED"), only(u, "FETCH")...),
+		"* VANISHED (EARLIER) 1,3", `* 1 FETCH (UID 2 FLAGS (\Flagged) MODSEQ (0))`)
+	u = d.OK(fmt.Sprintf("EXAMINE Unread (QRESYNC (%s %d))", uv, h0))
+	imaptest.Expect(t, append(only(u, "VANISHED"), only(u, "FETCH")...),
+		"* VANISHED (EARLIER) 1,3", `* 1 FETCH (UID 2 FLAGS (\Flagged) MODSEQ (0))`, `* 3 FETCH (UID 5 FLAGS (\Recent) MODSEQ (0))`)
+	imaptest.Expect(t, c.OK("NOOP"), "* VANISHED 3", "* 3 EXISTS")
+}

@@ -273,6 +273,7 @@ func (c *Conn) writeUpdates(ups []Update) {
 				// Section 3.2.4" (rfc7162.txt:940-941, 1421-1430): the client
 				// can file the mod-sequence under the message.
 				w.Line("%d FETCH (UID %d FLAGS (%s) MODSEQ (%d))", u.N, u.UID, strings.Join(c.flagNames(u.UID, u.Flags), " "), u.ModSeq)
+				c.sentModSeq = max(c.sentModSeq, u.ModSeq)
 				continue
 			}
 			w.Line("%d FETCH (FLAGS (%s))", u.N, strings.Join(c.flagNames(u.UID, u.Flags), " "))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sort"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -152,11 +153,25 @@ type Changes struct {
 	UIDValidity uint32
 	Changed     []Change // new or changed memberships, by UID
 	Expunged    []uint32 // removed UIDs, ascending
+	ExpungedAt  []int64  // ExpungedAt[i]: the modseq of Expunged[i]'s tombstone
 	ModSeq      int64    // the new cursor
 }
 
 // ChangesSince reads everything that changed in a mailbox after modseq since,
 // in ONE statement (one snapshot, one round trip: it runs at every poll).
+// byUID sorts expunged UIDs with their modseqs.
+type byUID struct {
+	uids []uint32
+	ms   []int64
+}
+
+func (b byUID) Len() int           { return len(b.uids) }
+func (b byUID) Less(i, j int) bool { return b.uids[i] < b.uids[j] }
+func (b byUID) Swap(i, j int) {
+	b.uids[i], b.uids[j] = b.uids[j], b.uids[i]
+	b.ms[i], b.ms[j] = b.ms[j], b.ms[i]
+}
+
 // claimRecent claims new \Recent messages for this (read-write) session.
 // A deleted mailbox gives ErrNotFound.
 func (s *Store) ChangesSince(ctx context.Context, b Box, since int64, claimRecent bool) (*Changes, error) {
@@ -247,6 +262,7 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 				}
 			case 2:
 				ch.Expunged = append(ch.Expunged, uint32(uid))
+				ch.ExpungedAt = append(ch.ExpungedAt, ms)
 			}
 			ch.ModSeq = max(ch.ModSeq, ms)
 		}
@@ -259,7 +275,7 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 		return nil, ErrNotFound
 	}
 	slices.SortFunc(ch.Changed, func(a, b Change) int { return cmp.Compare(a.UID, b.UID) })
-	slices.Sort(ch.Expunged)
+	sort.Sort(byUID{ch.Expunged, ch.ExpungedAt})
 	if claimRecent && len(fresh) > 0 {
 		claimed, err := s.claimRecent(ctx, mailboxID, fresh)
 		if err != nil {
