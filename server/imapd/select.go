@@ -232,6 +232,13 @@ func (c *Conn) applyChanges(ch *store.Changes) error {
 		// (rfc3501.txt:478-482: a new UIDVALIDITY); the client must reselect.
 		return Bye("", "mailbox UIDVALIDITY changed, please reselect")
 	}
+	if ch.Pruned {
+		// Removals since the session's last read are no longer known
+		// (expunge_horizon is far longer than any session goes without
+		// reading; a tiny one could do this): reselecting, QRESYNC
+		// included, answers from the membership (store.Vanished).
+		return Bye("", "mailbox history expired, please reselect")
+	}
 	s.view.Apply(ch)
 	s.ownLo, s.ownHi = 0, 0
 	// Keywords new to the session (a STORE, APPEND, COPY or MOVE of any

@@ -89,10 +89,11 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 		return rows.Err()
 	})
 	// The cursor: every change of this mailbox so far, flag changes included
-	// (found by the user's flag modseq).
+	// (found by the user's flag modseq), and pruned tombstones.
 	b.Queue(`SELECT greatest(
 			(SELECT coalesce(max(modseq), 0) FROM mailbox_messages WHERE mailbox_id = `+mb+`),
 			(SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = `+mb+`),
+			(SELECT expunges_pruned FROM mailboxes WHERE id = `+mb+`),
 			(SELECT coalesce(max(modseq), 0) FROM message_flags WHERE user_id = $1))`, args...).QueryRow(func(r pgx.Row) error {
 		return r.Scan(&snap.ModSeq)
 	})
@@ -155,6 +156,10 @@ type Changes struct {
 	Expunged    []uint32 // removed UIDs, ascending
 	ExpungedAt  []int64  // ExpungedAt[i]: the modseq of Expunged[i]'s tombstone
 	ModSeq      int64    // the new cursor
+	// Pruned: tombstones after the cursor were pruned (expunge_horizon,
+	// PruneExpunges), so Expunged may lack removals: the session cannot
+	// follow the mailbox any more and must select it again.
+	Pruned bool
 }
 
 // ChangesSince reads everything that changed in a mailbox after modseq since,
@@ -224,7 +229,7 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 			WHERE f.modseq > $2 AND NOT f.modseq BETWEEN $3 AND $4`
 		args = append(args, held.args()...)
 	}
-	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[], false, 0::bigint
+	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, expunges_pruned, false, false, false, false, false, '{}'::text[], false, 0::bigint
 			FROM mailboxes WHERE id = $1
 		UNION ALL
 		SELECT 1, mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft,
@@ -253,7 +258,8 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 			}
 			switch kind {
 			case 0:
-				found, ch.UIDValidity = true, uint32(uid)
+				found, ch.UIDValidity, ch.Pruned = true, uint32(uid), ms > since
+				continue
 			case 1:
 				c.UID, c.ModSeq = uint32(uid), ms
 				ch.Changed = append(ch.Changed, c)
