@@ -222,6 +222,13 @@ func TestQresyncFetchVanished(t *testing.T) {
 	}
 	imaptest.Expect(t, only(u, "FETCH"),
 		`* 2 FETCH (UID 3 FLAGS (\Seen \Recent) MODSEQ (0))`, `* 3 FETCH (UID 4 FLAGS (\Deleted \Recent) MODSEQ (0))`)
+	// Expunged by another session, not yet announced: the VANISHED after
+	// the FETCH, not also (EARLIER) before it (rfc7162.txt:1972-1977).
+	o := e.dial()
+	o.OK("SELECT INBOX")
+	o.OK("UID EXPUNGE 4")
+	u = c.OK(fmt.Sprintf("UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)", h0))
+	imaptest.Expect(t, only(u, "VANISHED"), "* VANISHED (EARLIER) 2", "* VANISHED 4")
 	for _, cmd := range []string{"FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)", "UID FETCH 1:* (FLAGS) (VANISHED)",
 		"UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED VANISHED)"} {
 		if _, done := c.Do(cmd); done.Status != "BAD" {
@@ -350,4 +357,31 @@ func TestQresyncView(t *testing.T) {
 	imaptest.Expect(t, append(only(u, "VANISHED"), only(u, "FETCH")...),
 		"* VANISHED (EARLIER) 1,3", `* 1 FETCH (UID 2 FLAGS (\Flagged) MODSEQ (0))`, `* 3 FETCH (UID 5 FLAGS (\Recent) MODSEQ (0))`)
 	imaptest.Expect(t, c.OK("NOOP"), "* VANISHED 3", "* 3 EXISTS")
+}
+
+// Tombstones pruned under a selected session (an expunge_horizon shorter
+// than the session's last read): it cannot know what it missed, so BYE;
+// a new SELECT starts above the pruned history and is not told so again.
+func TestQresyncPrunedSession(t *testing.T) {
+	e := newEnv(t)
+	for i := range 3 {
+		e.deliver("INBOX", testMsg(fmt.Sprint("m", i)), store.Flags{})
+	}
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	o := e.dial()
+	o.OK("SELECT INBOX")
+	o.OK("UID STORE 2 +FLAGS.SILENT (\\Deleted)")
+	o.OK("UID EXPUNGE 2")
+	if _, err := e.st.PruneExpunges(context.Background(), time.Now().Add(time.Hour), 100); err != nil {
+		t.Fatal(err)
+	}
+	c.Send("n1 NOOP")
+	if r, err := c.Read(); err != nil || r.Status != "BYE" {
+		t.Fatalf("NOOP after the pruning: %v %v, want BYE", r, err)
+	}
+	d := e.dial()
+	d.OK("SELECT INBOX")
+	imaptest.Expect(t, d.OK("NOOP"))
+	imaptest.Expect(t, d.OK("UID FETCH 1:* (UID)"), "* 1 FETCH (UID 1)", "* 2 FETCH (UID 3)")
 }
