@@ -50,9 +50,11 @@ func cmdExpunge(c *Conn, cmd *Command, uid bool) error {
 	if !c.qresync || len(gone) == 0 {
 		return nil
 	}
-	// With QRESYNC, the tagged OK carries the mailbox's new mod-sequence
-	// (rfc7162.txt:1799-1803, 1914-1918): the one the view reaches once
-	// the VANISHED responses (and everything else pending) are sent.
+	// With QRESYNC, the tagged OK carries the mailbox's new mod-sequence:
+	// "the server MUST send the updated per-mailbox modification sequence
+	// using the HIGHESTMODSEQ response code" (rfc7162.txt:1799-1804,
+	// 1914-1919), the one the view reaches once the VANISHED responses
+	// (and everything else pending) are sent.
 	if err := c.pollSelected(true, true); err != nil {
 		return err
 	}

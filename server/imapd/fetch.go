@@ -74,8 +74,10 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 
 // fetchModifiers parses FETCH's modifier list: CHANGEDSINCE n
 // (chgsince-fetch-mod, rfc7162.txt:2475-2481) and, for UID FETCH in a
-// session that enabled QRESYNC, VANISHED, only with CHANGEDSINCE
-// (rexpunges-fetch-mod, rfc7162.txt:1693-1704, 2635-2640); each at most
+// session that enabled QRESYNC, VANISHED (rexpunges-fetch-mod,
+// rfc7162.txt:2639): "NOT allowed with a FETCH command", only after
+// "ENABLE QRESYNC", and "MUST only be specified together with the
+// CHANGEDSINCE UID FETCH modifier" (rfc7162.txt:1693-1704); each at most
 // once (RFC 4466).
 func (c *Conn) fetchModifiers(v Value, uid bool) (changedSince int64, vanished bool, err error) {
 	if v.Kind != List || len(v.List) == 0 {

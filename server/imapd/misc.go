@@ -84,8 +84,8 @@ func (c *Conn) capable(ext string) bool {
 	case "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES":
 		return !c.disabled["THREAD"]
 	case "QRESYNC":
-		// QRESYNC "implies support for the CONDSTORE IMAP extension"
-		// (rfc7162.txt:1387-1388): off with it.
+		// "the presence of the "QRESYNC" capability implies support for
+		// the CONDSTORE IMAP extension" (rfc7162.txt:1386-1409): off with it.
 		return !c.disabled["CONDSTORE"]
 	}
 	return true
@@ -178,10 +178,12 @@ func cmdID(c *Conn, cmd *Command) error {
 
 // ENABLE, rfc5161.txt §3.1: unknown capabilities are ignored; the ENABLED
 // response lists only what this command newly enabled. CONDSTORE and
-// QRESYNC can be enabled (rfc7162.txt:384-386, 1384-1398); QRESYNC enables
-// CONDSTORE too ("ENABLE QRESYNC" and "ENABLE QRESYNC CONDSTORE" "have
-// identical results", rfc7162.txt:1389-1393). ENABLE is valid only in the
-// authenticated state, so no HIGHESTMODSEQ is due.
+// QRESYNC can be enabled (rfc7162.txt:384-386, RFC 7162 §3.2.3); QRESYNC
+// enables CONDSTORE too: a server "is REQUIRED to support "ENABLE QRESYNC"
+// and "ENABLE QRESYNC CONDSTORE" (which are "CONDSTORE enabling commands",
+// see Section 3.1, and have identical results)" (rfc7162.txt:1386-1409).
+// ENABLE is valid only in the authenticated state, so no HIGHESTMODSEQ is
+// due.
 func cmdEnable(c *Conn, cmd *Command) error {
 	if len(cmd.Args) == 0 {
 		return Syntax("ENABLE needs a capability")

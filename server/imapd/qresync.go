@@ -18,9 +18,10 @@ import (
 )
 
 // writeVanished writes the EXPUNGEs at the head of ups (Flush puts them
-// first) as one "* VANISHED uids" (rfc7162.txt:1992-2008: "instead of the
-// EXPUNGE response"; the client decrements the count once per UID) and
-// returns the rest. The caller holds the writer.
+// first) as one "* VANISHED uids": the server "MUST use the VANISHED
+// response without the EARLIER tag instead of the EXPUNGE response"
+// (rfc7162.txt:1996-2005), and the client decrements the count once per
+// UID. It returns the rest. The caller holds the writer.
 func (c *Conn) writeVanished(ups []Update) []Update {
 	var uids []uint32
 	for len(ups) > 0 && ups[0].Kind == UpdExpunge {
@@ -38,11 +39,13 @@ func (c *Conn) writeVanished(ups []Update) []Update {
 // is delayed (EXPUNGE was not allowed, or the session's own change took
 // it out of a view, held until a sync point), it sends a HIGHESTMODSEQ
 // below that tombstone. A client computes its HIGHESTMODSEQ from the
-// MODSEQs it saw unless it gets that code (rfc7162.txt:2283-2300), so
-// without it a client that went offline now would resynchronise from a
-// mod-sequence above the removal and never learn of it (rfc7162.txt:
-// 1343-1354, "the server MUST send the HIGHESTMODSEQ response code with
-// a lower value than the EXPUNGE's mod-sequence").
+// MODSEQs it saw unless it gets that code ("If the HIGHESTMODSEQ response
+// code is received, the client MUST use it even if it has seen higher
+// mod-sequences", rfc7162.txt:2286-2297), so without it a client that went
+// offline now would resynchronise from a mod-sequence above the removal
+// and never learn of it: "the server MUST send the HIGHESTMODSEQ response
+// code with a lower value than the EXPUNGE's mod-sequence"
+// (rfc7162.txt:1340-1354).
 func (c *Conn) delayedVanished() {
 	if !c.qresync || c.sel == nil || c.sentModSeq == 0 {
 		return
@@ -52,17 +55,18 @@ func (c *Conn) delayedVanished() {
 	}
 }
 
-// qresyncParam is the QRESYNC select-param (rfc7162.txt:2605-2609).
+// qresyncParam is the QRESYNC select-param (rfc7162.txt:2598-2602).
 type qresyncParam struct {
 	uidValidity uint32
 	modseq      int64
-	known       uidSet // nil: 1:<maxuid> (rfc7162.txt:1524-1529)
-	seqs, uids  uidSet // the message sequence match data (rfc7162.txt:1579-1600)
+	known       uidSet // nil: "the server acts as if the client has specified "1:<maxuid>"" (rfc7162.txt:1523-1529)
+	seqs, uids  uidSet // "Message Sequence Match Data" (rfc7162.txt:1579-1584)
 }
 
 // parseQresync parses "(uidvalidity modseq [known-uids [(seq-set uid-set)]])".
-// known-uids and the match data are sequence-sets without "*"
-// (rfc7162.txt:2613-2627), of any length the command line allows.
+// known-uids, known-sequence-set and known-uid-set are sequence-sets
+// without "*" (rfc7162.txt:2608-2619), of any length the command line
+// allows.
 func parseQresync(v Value) (*qresyncParam, error) {
 	bad := Syntax("QRESYNC (uidvalidity mod-sequence [known-uids [(known-sequence-set known-uid-set)]]) expected")
 	if v.Kind != List || len(v.List) < 2 || len(v.List) > 4 {
@@ -152,7 +156,8 @@ func (s uidSet) count() uint64 {
 // matched applies the message sequence match data to the view: the pairs
 // are compared in order while the view's message at the sequence number
 // has the UID; the last UID that matched is returned (0: none). "no UIDs
-// equal to or less than" it are vanished (rfc7162.txt:1587-1600): the
+// equal to or less than 8 are present in the VANISHED response" when the
+// pair (4, 8) matches (rfc7162.txt:1595-1601): the
 // client and the mailbox hold the same number of messages below it, and a
 // mailbox only loses messages below a UID. At most Len()+1 pairs are read,
 // however large the sets.
@@ -246,8 +251,8 @@ func (s uidSet) String() string {
 }
 
 // argSet is the UID set argument of UID FETCH as the client sent it, not
-// resolved against the view: VANISHED reports UIDs of "the UID set
-// parameter" that are gone (rfc7162.txt:1706-1710). "*" has no bound here
+// resolved against the view: VANISHED reports "those messages from the
+// UID set parameter that have been expunged" (rfc7162.txt:1706-1716). "*" has no bound here
 // (every UID Vanished reports is below UIDNEXT); "$" is the saved result.
 func (c *Conn) argSet(v Value) (uidSet, error) {
 	if c.isSaved(v) {
@@ -279,14 +284,14 @@ func ranges(uids []uint32) []store.UIDRange {
 	return rs
 }
 
-// writeVanishedEarlier writes "* VANISHED (EARLIER) uids" (rfc7162.txt:
-// 1979-1990) for the UIDs of known (nil: every UID) above `after` that
+// writeVanishedEarlier writes "* VANISHED (EARLIER) uids" (RFC 7162
+// §3.2.10.1) for the UIDs of known (nil: every UID) above `after` that
 // left the mailbox after modseq since. UIDs still in the client's view
 // are left out: the mailbox lost them after the view's snapshot, or by
 // this session's own change to a view not announced yet, and their
-// VANISHED without EARLIER follows (rfc7162.txt:2013-2024: that one must
-// name only messages the client has; the two kinds are not combined,
-// rfc7162.txt:1972-1977).
+// VANISHED without EARLIER follows, as one "MUST refer only to messages
+// that are visible to the client" (rfc7162.txt:2023-2031); "servers MUST
+// NOT combine them" (rfc7162.txt:1973-1977).
 func (c *Conn) writeVanishedEarlier(known uidSet, since int64, after uint32) error {
 	rs, err := c.Store().Vanished(c.Ctx(), c.sel.mb.Box(), since)
 	if err != nil {

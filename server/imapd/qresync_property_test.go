@@ -10,9 +10,11 @@ package imapd
 // modseq known-uids)) and a UID FETCH of the new messages, and its cache
 // must be exactly what a fresh SELECT shows: every UID, every flag.
 //
-// The client's HIGHESTMODSEQ follows rfc7162.txt:2283-2300: at each tagged
-// response, the last HIGHESTMODSEQ code received in the command if any,
-// else the highest MODSEQ of its FETCH responses if that is higher.
+// The client's HIGHESTMODSEQ follows RFC 7162 §6: at each tagged response,
+// the last HIGHESTMODSEQ code received in the command if any ("the client
+// MUST use it even if it has seen higher mod-sequences",
+// rfc7162.txt:2286-2297), else the highest MODSEQ of its FETCH responses
+// if that is higher.
 
 import (
 	"context"

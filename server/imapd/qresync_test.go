@@ -42,9 +42,10 @@ func zeroModSeq(r *imaptest.Resp) *imaptest.Resp {
 	return z
 }
 
-// ENABLE QRESYNC enables CONDSTORE too (rfc7162.txt:1384-1393); QRESYNC is
-// advertised, and switched off with CONDSTORE (imapd_disable), which it
-// implies (rfc7162.txt:1387-1388), or by its own name.
+// ENABLE QRESYNC enables CONDSTORE too ("have identical results"); QRESYNC
+// is advertised, and switched off with CONDSTORE (imapd_disable), which it
+// implies ("implies support for the CONDSTORE IMAP extension",
+// rfc7162.txt:1386-1409), or by its own name.
 func TestQresyncEnable(t *testing.T) {
 	e := newEnv(t)
 	e.deliver("INBOX", testMsg("one"), store.Flags{})
@@ -52,8 +53,8 @@ func TestQresyncEnable(t *testing.T) {
 	if caps := c.OK("CAPABILITY")[0].String(); !strings.Contains(caps, " QRESYNC") {
 		t.Fatalf("QRESYNC not advertised: %s", caps)
 	}
-	// The parameter and the modifier before ENABLE QRESYNC: BAD
-	// (rfc7162.txt:1412-1417, 1446-1449, 1697-1699).
+	// The parameter and the modifier before "ENABLE QRESYNC": BAD
+	// (rfc7162.txt:1411-1417, 1446-1450, 1697-1699).
 	if _, done := c.Do("SELECT INBOX (QRESYNC (1 1))"); done.Status != "BAD" {
 		t.Errorf("SELECT (QRESYNC) before ENABLE: %s, want BAD", done)
 	}
@@ -63,7 +64,8 @@ func TestQresyncEnable(t *testing.T) {
 	}
 	c.OK("UNSELECT")
 	imaptest.Expect(t, c.OK("ENABLE QRESYNC"), "* ENABLED QRESYNC")
-	// CONDSTORE-aware now: SELECT reports HIGHESTMODSEQ (rfc7162.txt:415-420).
+	// CONDSTORE-aware now: SELECT reports HIGHESTMODSEQ, as it does
+	// "after a CONDSTORE enabling command" (rfc7162.txt:417-420).
 	highest(t, c.OK("SELECT INBOX"))
 
 	for _, off := range []string{"CONDSTORE", "QRESYNC"} {
@@ -81,9 +83,12 @@ func TestQresyncEnable(t *testing.T) {
 }
 
 // Once QRESYNC is enabled, VANISHED replaces EXPUNGE for this session's
-// EXPUNGE (with HIGHESTMODSEQ in the tagged OK, rfc7162.txt:1799-1803),
-// UID EXPUNGE, MOVE and another session's expunge seen at NOOP and in IDLE
-// (rfc7162.txt:1992-2008); a session without it still gets EXPUNGE.
+// EXPUNGE (with "the updated per-mailbox modification sequence" in the
+// tagged OK, rfc7162.txt:1799-1804), UID EXPUNGE, MOVE and another
+// session's expunge seen at NOOP and in IDLE ("the VANISHED response
+// without the EARLIER tag instead of the EXPUNGE response" also for
+// "messages expunged in other connections", rfc7162.txt:1996-2005);
+// a session without it still gets EXPUNGE.
 func TestQresyncVanishedReplacesExpunge(t *testing.T) {
 	e := newEnv(t)
 	for i := range 8 {
@@ -146,9 +151,9 @@ func TestQresyncVanishedReplacesExpunge(t *testing.T) {
 
 // SELECT (QRESYNC ...) on a folder: VANISHED (EARLIER) for the known UIDs
 // expunged since the mod-sequence, then FETCH (UID FLAGS MODSEQ) of those
-// changed since (rfc7162.txt:1519-1541); without known-uids, 1:<maxuid>
-// (rfc7162.txt:1524-1529); with another UIDVALIDITY a plain SELECT
-// (rfc7162.txt:1462-1467); [CLOSED] when a mailbox was selected
+// changed since (rfc7162.txt:1519-1541); without known-uids, "1:<maxuid>"
+// (rfc7162.txt:1523-1529); with another UIDVALIDITY a plain SELECT
+// (rfc7162.txt:1470-1477); [CLOSED] when a mailbox was selected
 // (rfc7162.txt:2111-2123).
 func TestQresyncSelectFolder(t *testing.T) {
 	e := newEnv(t)
@@ -198,9 +203,10 @@ func TestQresyncSelectFolder(t *testing.T) {
 	}
 }
 
-// UID FETCH ... (CHANGEDSINCE n VANISHED): VANISHED (EARLIER) of the UID
-// set's expunged messages first (rfc7162.txt:1706-1716); VANISHED only with
-// CHANGEDSINCE, only in UID FETCH (rfc7162.txt:1693-1704).
+// UID FETCH ... (CHANGEDSINCE n VANISHED): VANISHED (EARLIER) of "those
+// messages from the UID set parameter that have been expunged" first
+// (rfc7162.txt:1706-1716); VANISHED "NOT allowed with a FETCH command",
+// only with CHANGEDSINCE (rfc7162.txt:1693-1704).
 func TestQresyncFetchVanished(t *testing.T) {
 	e := newEnv(t)
 	for i := range 5 {
@@ -240,8 +246,10 @@ func TestQresyncFetchVanished(t *testing.T) {
 // A known-uids set and match data of tens of kilobytes (a Nextcloud Mail
 // set over 4 KB broke another server): every other UID of 20,000, the
 // mailbox holding every third. Past the tombstone horizon (pruned), the
-// answer is every known UID not in the mailbox, narrowed by the match data
-// (rfc7162.txt:1587-1600, 1718-1721).
+// answer is every known UID not in the mailbox ("as if it was requested to
+// report all expunged messages", rfc7162.txt:1718-1721), narrowed by the
+// match data ("no UIDs equal to or less than 8 are present in the VANISHED
+// response", rfc7162.txt:1595-1601).
 func TestQresyncLargeKnownUIDs(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -306,7 +314,8 @@ func TestQresyncLargeKnownUIDs(t *testing.T) {
 // (again) a new UID changed since (README "Mod-sequences"). The session's
 // own STORE that takes a message out of the view holds its VANISHED until a
 // sync point; a MODSEQ sent meanwhile above its tombstone is followed by
-// a HIGHESTMODSEQ below it (rfc7162.txt:1343-1354), and a client that
+// a HIGHESTMODSEQ below it ("the server MUST send the HIGHESTMODSEQ
+// response code with a lower value", rfc7162.txt:1340-1354), and a client that
 // resynchronises from there learns of it.
 func TestQresyncView(t *testing.T) {
 	e := newEnv(t)

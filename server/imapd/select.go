@@ -109,8 +109,9 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	}
 	w.Unlock()
 	if qr != nil && qr.uidValidity == snap.Mailbox.UIDValidity {
-		// (With another UIDVALIDITY the parameter is ignored, "as if no
-		// dynamic message data changed", rfc7162.txt:1462-1467.)
+		// (With another UIDVALIDITY the parameter is ignored: "the server
+		// MUST ignore the remaining parameters and behave as if no dynamic
+		// message data changed", rfc7162.txt:1470-1477.)
 		if err := c.resync(qr); err != nil {
 			return err
 		}
@@ -123,9 +124,11 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 
 // selectParams reads SELECT/EXAMINE's optional parameter list (the
 // select-params of RFC 4466): CONDSTORE, a CONDSTORE enabling command
-// (rfc7162.txt:1148-1151, 2559), and QRESYNC (...) (rfc7162.txt:2605-2609),
-// only after ENABLE QRESYNC (rfc7162.txt:1446-1449), which it returns.
-// Anything else is BAD, before the mailbox is opened (rfc7162.txt:1451-1455).
+// (rfc7162.txt:1148-1151; the select-param condstore-param,
+// rfc7162.txt:2559), and QRESYNC (...) (rfc7162.txt:2598-2602), only
+// after "ENABLE QRESYNC" (rfc7162.txt:1446-1450), which it returns.
+// Anything else is BAD before the mailbox is opened: "the server verifies
+// all arguments for syntactic validity" (rfc7162.txt:1452-1468).
 func (c *Conn) selectParams(args []Value) (*qresyncParam, error) {
 	if len(args) == 0 {
 		return nil, nil
