@@ -77,6 +77,9 @@ type Conn struct {
 	// sentModSeq: the highest MODSEQ the current command sent (qresync.go
 	// delayedVanished).
 	sentModSeq int64
+	// seqCriteria: the current command's search criteria named message
+	// sequence numbers (a UID SEARCH, SORT or THREAD: no VANISHED then).
+	seqCriteria bool
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {

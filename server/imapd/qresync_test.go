@@ -147,6 +147,19 @@ func TestQresyncVanishedReplacesExpunge(t *testing.T) {
 	c.Send("DONE")
 	c.Wait("i1")
 	imaptest.Expect(t, c.OK("UID FETCH 1:* (UID)"), "* 1 FETCH (UID 8)")
+
+	// Not during a UID SEARCH with message numbers (rfc7162.txt:2041-2045),
+	// as during one without.
+	e.deliver("INBOX", testMsg("m9"), store.Flags{})
+	e.deliver("INBOX", testMsg("m10"), store.Flags{})
+	c.OK("NOOP")
+	plain.OK("NOOP")
+	plain.OK("UID STORE 9 +FLAGS.SILENT (\\Deleted)")
+	plain.OK("UID EXPUNGE 9")
+	if u := c.OK("UID SEARCH 1:2"); len(only(u, "VANISHED")) != 0 {
+		t.Errorf("UID SEARCH with message numbers: %v, want no VANISHED", u)
+	}
+	imaptest.Expect(t, only(c.OK("UID SEARCH UID 1:*"), "VANISHED"), "* VANISHED 9")
 }
 
 // SELECT (QRESYNC ...) on a folder: VANISHED (EARLIER) for the known UIDs
