@@ -1,7 +1,5 @@
 package imapd
 
-import "fmt"
-
 func init() {
 	register("EXPUNGE", cmdSpec{states: selected, fn: func(c *Conn, cmd *Command) error { return cmdExpunge(c, cmd, false) }})
 	register("UID EXPUNGE", cmdSpec{states: selected, ext: "UIDPLUS", fn: func(c *Conn, cmd *Command) error { return cmdExpunge(c, cmd, true) }})
@@ -53,10 +51,6 @@ func cmdExpunge(c *Conn, cmd *Command, uid bool) error {
 	// With QRESYNC, the tagged OK carries the mailbox's new mod-sequence:
 	// "the server MUST send the updated per-mailbox modification sequence
 	// using the HIGHESTMODSEQ response code" (rfc7162.txt:1799-1804,
-	// 1914-1919), the one the view reaches once the VANISHED responses
-	// (and everything else pending) are sent.
-	if err := c.pollSelected(true, true); err != nil {
-		return err
-	}
-	return c.OK(fmt.Sprintf("HIGHESTMODSEQ %d", highestModSeq(c.sel.view.ModSeq())), cmd.Name+" completed")
+	// 1914-1919).
+	return c.okSynced(cmd)
 }

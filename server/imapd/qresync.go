@@ -7,6 +7,7 @@ package imapd
 // tombstones (store.Vanished), kept for the setting expunge_horizon.
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"sort"
@@ -53,6 +54,21 @@ func (c *Conn) delayedVanished() {
 	if first := c.sel.view.FirstGone(); first > 0 && c.sentModSeq >= first {
 		c.Untagged("OK [HIGHESTMODSEQ %d] VANISHED delayed", first-1)
 	}
+}
+
+// okSynced is the tagged OK of an EXPUNGE, UID EXPUNGE or MOVE that
+// removed messages in a session with QRESYNC: the updates are sent first,
+// VANISHED included, and the OK carries the HIGHESTMODSEQ the client is
+// in sync with then: the view's, below any removal still delayed.
+func (c *Conn) okSynced(cmd *Command) error {
+	if err := c.pollSelected(true, true); err != nil {
+		return err
+	}
+	ms := c.sel.view.ModSeq()
+	if first := c.sel.view.FirstGone(); first > 0 {
+		ms = min(ms, first-1)
+	}
+	return c.OK(fmt.Sprintf("HIGHESTMODSEQ %d", highestModSeq(ms)), cmd.Name+" completed")
 }
 
 // qresyncParam is the QRESYNC select-param (rfc7162.txt:2598-2602).

@@ -114,9 +114,9 @@ func TestQresyncVanishedReplacesExpunge(t *testing.T) {
 
 	c.OK("UID STORE 7 +FLAGS.SILENT (\\Deleted)")
 	imaptest.Expect(t, c.OK("UID EXPUNGE 6:7"), "* VANISHED 7")
-	u = c.OK("UID MOVE 1 Archive")
-	if len(u) != 2 || u[0].CodeName() != "COPYUID" {
-		t.Errorf("UID MOVE: %v, want COPYUID and VANISHED", u)
+	u, done = c.Do("UID MOVE 1 Archive")
+	if len(u) != 2 || u[0].CodeName() != "COPYUID" || done.CodeName() != "HIGHESTMODSEQ" {
+		t.Errorf("UID MOVE: %v %v, want COPYUID, VANISHED and OK [HIGHESTMODSEQ]", u, done)
 	}
 	imaptest.Expect(t, only(u, "VANISHED"), "* VANISHED 1")
 
