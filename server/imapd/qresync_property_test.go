@@ -4,7 +4,8 @@ package imapd
 // and Postgres: a client caches a mailbox (a folder or a view) as RFC 7162
 // §6 describes, then random changes happen (other sessions' flag changes
 // that move messages into and out of views, expunges, deliveries, the
-// client's own STOREs, tombstones pruned past the horizon), with the client
+// client's own STOREs, EXPUNGEs and MOVEs, tombstones pruned past the
+// horizon), with the client
 // connected (NOOP, FETCH with MODSEQ, IDLE-less polling) or away. Whenever
 // it comes back it resynchronises with SELECT (QRESYNC (uidvalidity
 // modseq known-uids)) and a UID FETCH of the new messages, and its cache
@@ -215,7 +216,7 @@ func TestPropertyQresync(t *testing.T) {
 		away := false
 		steps := rapid.IntRange(1, 12).Draw(rt, "steps")
 		for i := range steps {
-			switch rapid.IntRange(0, 8).Draw(rt, fmt.Sprintf("step %d", i)) {
+			switch rapid.IntRange(0, 9).Draw(rt, fmt.Sprintf("step %d", i)) {
 			case 0, 1: // another session changes flags (in or out of views)
 				if set := pick(inbox(), "other store"); set != "" {
 					op := rapid.SampledFrom([]string{"+FLAGS.SILENT", "-FLAGS.SILENT"}).Draw(rt, "op")
@@ -273,6 +274,12 @@ func TestPropertyQresync(t *testing.T) {
 			case 8: // the client's own EXPUNGE
 				if !away {
 					q.do("EXPUNGE")
+				}
+			case 9: // the client moves messages out (its held ones stay held)
+				if !away {
+					if set := pick(slices.Sorted(maps.Keys(q.cache)), "move"); set != "" {
+						q.do("UID MOVE " + set + " Archive")
+					}
 				}
 			}
 		}
