@@ -73,6 +73,14 @@ type Conn struct {
 	statusAhead map[string]store.MailboxStatus
 	// condstore: the client sent a CONDSTORE enabling command (condstore.go).
 	condstore bool
+	// qresync: the client sent ENABLE QRESYNC (qresync.go); implies condstore.
+	qresync bool
+	// sentModSeq: the highest MODSEQ the current command sent (qresync.go
+	// delayedVanished).
+	sentModSeq int64
+	// seqCriteria: the current command's search criteria named message
+	// sequence numbers (a UID SEARCH, SORT or THREAD: no VANISHED then).
+	seqCriteria bool
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {

@@ -42,13 +42,14 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 	if err != nil {
 		return err
 	}
+	vanished := false
 	if len(cmd.Args) == 3 {
-		// fetch-modifier =/ chgsince-fetch-mod (rfc7162.txt:2475-2477, 2479-2481); it "implicitly
-		// adds the MODSEQ FETCH message data item" (rfc7162.txt:877-878).
-		if req.changedSince, err = parseModifier(cmd.Args[2], "CHANGEDSINCE", false); err != nil {
+		if req.changedSince, vanished, err = c.fetchModifiers(cmd.Args[2], uid); err != nil {
 			return err
 		}
 		if !req.modseq {
+			// CHANGEDSINCE "implicitly adds the MODSEQ FETCH message data
+			// item" (rfc7162.txt:877-878).
 			req.modseq = true
 			req.items = append(req.items, fetchItem{kind: itemModSeq})
 		}
@@ -63,6 +64,56 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 			return err
 		}
 	}
+	if vanished {
+		// "before any FETCH responses" (rfc7162.txt:1714-1716).
+		known, err := c.argSet(cmd.Args[0])
+		if err != nil {
+			return err
+		}
+		if err := c.writeVanishedEarlier(known, req.changedSince, 0); err != nil {
+			return err
+		}
+	}
+	return c.fetchUIDs(uids, req, uid)
+}
+
+// fetchModifiers parses FETCH's modifier list: CHANGEDSINCE n
+// (chgsince-fetch-mod, rfc7162.txt:2475-2481) and, for UID FETCH in a
+// session that enabled QRESYNC, VANISHED (rexpunges-fetch-mod,
+// rfc7162.txt:2639): "NOT allowed with a FETCH command", only after
+// "ENABLE QRESYNC", and "MUST only be specified together with the
+// CHANGEDSINCE UID FETCH modifier" (rfc7162.txt:1693-1704); each at most
+// once (RFC 4466).
+func (c *Conn) fetchModifiers(v Value, uid bool) (changedSince int64, vanished bool, err error) {
+	if v.Kind != List || len(v.List) == 0 {
+		return 0, false, Syntax("(CHANGEDSINCE mod-sequence) expected")
+	}
+	changedSince = -1
+	for l := v.List; len(l) > 0; {
+		if l[0].Kind != Atom {
+			return 0, false, Syntax("fetch modifier expected")
+		}
+		switch name := strings.ToUpper(l[0].S); {
+		case name == "CHANGEDSINCE" && changedSince < 0 && len(l) > 1:
+			if changedSince, err = parseModifier(Value{Kind: List, List: l[:2]}, "CHANGEDSINCE", false); err != nil {
+				return 0, false, err
+			}
+			l = l[2:]
+		case name == "VANISHED" && !vanished && uid && c.qresync:
+			vanished, l = true, l[1:]
+		default:
+			return 0, false, Syntax("unknown or repeated fetch modifier " + formatValue(l[0]))
+		}
+	}
+	if changedSince < 0 {
+		return 0, false, Syntax("VANISHED needs CHANGEDSINCE") // rfc7162.txt:1701-1704
+	}
+	return changedSince, vanished, nil
+}
+
+// fetchUIDs fetches the items of req for uids (of the view), as UID FETCH
+// when uid.
+func (c *Conn) fetchUIDs(uids []uint32, req *fetchRequest, uid bool) error {
 	s := c.sel
 	if len(uids) == 0 {
 		return nil
@@ -100,7 +151,7 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 	// read of the store's changes finds it, and it is served after the
 	// others (FETCH responses may come in any order).
 	f.w.Lock()
-	err = c.Store().FetchHeld(c.Ctx(), s.mb.Box(), uids, s.view.Gone(uids, false), req.cols(setSeen), f.row)
+	err := c.Store().FetchHeld(c.Ctx(), s.mb.Box(), uids, s.view.Gone(uids, false), req.cols(setSeen), f.row)
 	if err == nil && len(f.got) < len(uids) {
 		known := s.view.Gone(uids, false)
 		if err = c.syncSelected(true); err == nil {
@@ -358,6 +409,7 @@ func (f *fetcher) row(r *store.FetchRow) error {
 			w.Raw("MODSEQ (")
 			f.number(uint64(r.ModSeq))
 			w.Raw(")")
+			f.c.sentModSeq = max(f.c.sentModSeq, r.ModSeq)
 		}
 	}
 	f.raw = raw

@@ -102,6 +102,7 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 		// command that uses a message sequence number greater than the
 		// number of messages in the selected mailbox").
 		SeqToUID: func(set imap.SeqSet) (imap.UIDSet, error) {
+			c.seqCriteria = true
 			uids, err := view.Resolve(set)
 			if err != nil {
 				return nil, &badSeqError{err}

@@ -221,6 +221,7 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 	view := c.sel.view
 	env := &query.Env{
 		SeqToUID: func(set imap.SeqSet) (imap.UIDSet, error) {
+			c.seqCriteria = true
 			uids, err := view.Resolve(set)
 			if err != nil {
 				return nil, &badSeqError{err}

@@ -87,6 +87,7 @@ func packFlags(f store.Flags) uint8 {
 type goneMsg struct {
 	id   int64 // the message (0: not known)
 	held bool
+	ms   int64 // the modseq of its tombstone (0: not known)
 }
 
 // KeepIDs makes the view keep the message id of each UID, starting from
@@ -240,6 +241,18 @@ func (v *View) Recent() []uint32 {
 // mailbox (held or not).
 func (v *View) Expunged(uid uint32) bool { _, ok := v.gone[uid]; return ok }
 
+// FirstGone is the lowest tombstone modseq of the messages gone from the
+// mailbox whose EXPUNGE (VANISHED) is not sent yet, or 0.
+func (v *View) FirstGone() int64 {
+	first := int64(0)
+	for _, g := range v.gone {
+		if g.ms > 0 && (first == 0 || g.ms < first) {
+			first = g.ms
+		}
+	}
+	return first
+}
+
 // IsHeld reports whether uid left the mailbox by this session's own command
 // and is held until a sync point.
 func (v *View) IsHeld(uid uint32) bool { return v.gone[uid].held }
@@ -312,11 +325,15 @@ func (v *View) Told(uid uint32, modseq int64) {
 // Apply merges store changes after the view's cursor into the pending state.
 func (v *View) Apply(ch *store.Changes) {
 	isNew := func(u uint32) bool { _, ok := slices.BinarySearch(v.pendNew, u); return ok }
-	for _, u := range ch.Expunged {
+	for i, u := range ch.Expunged {
 		switch {
 		case v.Seq(u) != 0:
 			if _, ok := v.gone[u]; !ok {
-				v.gone[u] = goneMsg{id: v.messageID(u), held: v.own[u]}
+				g := goneMsg{id: v.messageID(u), held: v.own[u]}
+				if i < len(ch.ExpungedAt) {
+					g.ms = ch.ExpungedAt[i]
+				}
+				v.gone[u] = g
 			}
 			if !v.gone[u].held {
 				delete(v.pendFlags, u)

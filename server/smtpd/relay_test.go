@@ -427,6 +427,47 @@ func TestDeleteDaemon(t *testing.T) {
 	}
 }
 
+// The delete daemon prunes tombstones older than expunge_horizon and
+// raises the mailbox's expunges_pruned (store.Vanished then answers from
+// the membership); a negative horizon keeps them.
+func TestDeleteDaemonExpungeHorizon(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	ctx := context.Background()
+	c := dial(t, e.mx)
+	must(t, send(c, "alice@remote.example", []string{"u@example.test"}, testMsg("gone")))
+	snap, err := e.st.Select(ctx, e.u.ID, "INBOX", false)
+	must(t, err)
+	_, err = e.st.StoreFlags(ctx, snap.Mailbox.Box(), snap.UIDs, store.FlagsAdd, store.Flags{Deleted: true})
+	must(t, err)
+	_, err = e.st.Expunge(ctx, snap.Mailbox.Box(), nil)
+	must(t, err)
+	count := func() (tombs int, pruned int64) {
+		must(t, e.st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM mailbox_expunges WHERE mailbox_id = $1),
+			(SELECT expunges_pruned FROM mailboxes WHERE id = $1)`, snap.Mailbox.ID).Scan(&tombs, &pruned))
+		return
+	}
+	clk := &clock{t: time.Now().Add(time.Second)}
+	for _, h := range []time.Duration{-1, time.Hour} {
+		_, err := smtpd.NewDeleteDaemon(e.st, smtpd.DeleteConfig{ExpungeHorizon: h, Now: clk.Now}, nil).RunOnce(ctx)
+		must(t, err)
+		if n, p := count(); n != 1 || p != 0 {
+			t.Fatalf("horizon %v, 1 s later: %d tombstones, expunges_pruned %d; want 1, 0", h, n, p)
+		}
+	}
+	clk.Add(2 * time.Hour)
+	_, err = smtpd.NewDeleteDaemon(e.st, smtpd.DeleteConfig{ExpungeHorizon: time.Hour, Now: clk.Now}, nil).RunOnce(ctx)
+	must(t, err)
+	if n, p := count(); n != 0 || p == 0 {
+		t.Fatalf("past the horizon: %d tombstones, expunges_pruned %d; want 0, the tombstone's modseq", n, p)
+	}
+	vs, err := e.st.Vanished(ctx, snap.Mailbox.Box(), 1)
+	must(t, err)
+	if len(vs) != 1 || vs[0] != (store.UIDRange{Lo: 1, Hi: 1}) {
+		t.Fatalf("Vanished past the horizon: %v, want [1:1]", vs)
+	}
+}
+
 // TestRelayHoldsNoTransaction pins finding 6: the relay held a transaction
 // (and the queue row's lock) open across its whole SMTP session with the
 // smart host. It now leases the row, commits, talks SMTP, and records the

@@ -483,7 +483,7 @@ func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def strin
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE mailboxes SET definition = $2, uses_flags = $3, uses_folders = $4, uidnext = 1,
-			uidvalidity = nextval('uidvalidity_seq') WHERE id = $1`, m.ID, def, c.usesFlags, c.usesFolders); err != nil {
+			uidvalidity = nextval('uidvalidity_seq'), expunges_pruned = 0 WHERE id = $1`, m.ID, def, c.usesFlags, c.usesFolders); err != nil {
 			return err
 		}
 		if err := addMatching(ctx, tx, m.ID, userID, nil); err != nil {
