@@ -233,7 +233,15 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 	if n := view.Len(); n > 0 {
 		env.MaxUID = view.UID(uint32(n))
 	}
-	found, err := c.Store().SortKeys(c.Ctx(), c.sel.mb.Box(), node, env, view.Gone(view.UIDs(), false), thread)
+	var found []store.SortMsg
+	if view.KeepsFlags() && view.KeepsIDs() && flagsOnly(node) {
+		// Matched on the session's flags, sorted on cached keys.
+		if node, err = c.Store().PrepareSearch(node); err == nil {
+			items, issued, err = c.sortFromView(node)
+		}
+	} else {
+		found, err = c.Store().SortKeys(c.Ctx(), c.sel.mb.Box(), node, env, view.Gone(view.UIDs(), false), thread)
+	}
 	var bs *badSeqError
 	var na *query.NotAllowedError
 	var le *query.LimitError
@@ -247,6 +255,9 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 		return nil, false, No(CodeLimit, le.Error())
 	case err != nil:
 		return nil, false, err
+	}
+	if items != nil {
+		return items, issued, nil
 	}
 	items = make([]*sortItem, 0, len(found))
 	for _, m := range found {
@@ -273,4 +284,60 @@ func (c *Conn) sortReply(cmd *Command, issued bool) error {
 		return c.OK(CodeExpungeIssued, cmd.Name+" completed")
 	}
 	return nil
+}
+
+// sortFromView is sortSearch for a program of flags only: matched on the
+// session's kept flags (as searchView), the keys of the matches from the
+// store's cache of sort keys (store.SortKeysByID), so a repeated SORT or
+// THREAD of a large mailbox reads nothing but the keys of messages new to
+// the process. Items is never nil.
+func (c *Conn) sortFromView(node query.Node) (items []*sortItem, issued bool, err error) {
+	view := c.sel.view
+	others, err := c.othersFlags(view.UIDs())
+	if err != nil {
+		return nil, false, err
+	}
+	n := uint32(view.Len())
+	maxUID := view.UID(n)
+	type hit struct {
+		uid, seq uint32
+		id       int64
+	}
+	var hits []hit
+	var ids []int64
+	var m query.Msg
+	for seq := uint32(1); seq <= n; seq++ {
+		u := view.UID(seq)
+		f, ok := view.Flags(u)
+		if of, other := others[u]; other {
+			f, ok = derefFlags(of)
+		}
+		if !ok {
+			continue
+		}
+		m = query.Msg{UID: u, Seq: seq, Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted,
+			Draft: f.Draft, Recent: view.IsRecent(u), Keywords: f.Keywords}
+		if query.Eval(node, &m, maxUID, n) {
+			id := view.ID(u)
+			hits, ids = append(hits, hit{u, seq, id}), append(ids, id)
+		}
+	}
+	keys, err := c.Store().SortKeysByID(c.Ctx(), c.sel.mb.Box(), ids)
+	if err != nil {
+		return nil, false, err
+	}
+	items = make([]*sortItem, 0, len(hits))
+	for _, h := range hits {
+		k, ok := keys[h.id]
+		if !ok { // deleted meanwhile: cannot be matched (EXPUNGEISSUED)
+			issued = true
+			continue
+		}
+		k.UID = h.uid
+		items = append(items, &sortItem{SortMsg: k, seq: h.seq})
+	}
+	for _, f := range others {
+		issued = issued || f == nil
+	}
+	return items, issued, nil
 }

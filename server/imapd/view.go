@@ -166,6 +166,9 @@ func (v *View) SetFlags(uid uint32, f store.Flags) {
 // KeepsFlags reports whether Flags can answer.
 func (v *View) KeepsFlags() bool { return v.fbits != nil }
 
+// KeepsIDs reports whether the view keeps its messages' ids (KeepIDs).
+func (v *View) KeepsIDs() bool { return v.ids != nil }
+
 // UpdateKind is the kind of an unilateral response.
 type UpdateKind int
 
