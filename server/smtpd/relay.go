@@ -146,9 +146,10 @@ func LoadRelayConfig(ctx context.Context, st *store.Store, base RelayConfig) (Re
 // (store.FinishOutbound). A message
 // leaves the queue only after 250 for its recipients, or after a bounce:
 // at once on 5xx, after GiveUp on 4xx and connection failures (retried with
-// exponential backoff meanwhile). Without a smart host (Host empty) there
-// is no way out: every queued message bounces at once (errNoRelay) rather
-// than waiting for GiveUp.
+// exponential backoff meanwhile). Without a smart host (Host empty) the
+// message goes to the recipients' exchangers (Direct, direct.go); with
+// that off too there is no way out: every queued message bounces at once
+// (errNoRelay) rather than waiting for GiveUp.
 type Relay struct {
 	st  *store.Store
 	cfg RelayConfig

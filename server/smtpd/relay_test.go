@@ -528,7 +528,7 @@ func TestRelayDeadWorkersLeaseExpires(t *testing.T) {
 }
 
 // TestRelayNoHostBounces (issue 18): with no smart host configured
-// (smtp_relay_host empty) a message for a remote recipient cannot leave:
+// (smtp_relay_host empty) and direct delivery off, a message for a remote recipient cannot leave:
 // the submission logs a warning saying it will bounce, and the relay
 // bounces it at once (status 5.4.4, no route) instead of keeping it
 // queued forever. With a relay host configured there is no warning.
@@ -551,7 +551,7 @@ func TestRelayNoHostBounces(t *testing.T) {
 		t.Fatalf("INBOX holds %d messages, want the bounce", len(inbox))
 	}
 	for _, want := range []string{"Subject: Undelivered Mail Returned to Sender", "multipart/report; report-type=delivery-status",
-		"<bob@elsewhere.example>: no relay host is configured (smtp_relay_host)", "Final-Recipient: rfc822; bob@elsewhere.example",
+		"<bob@elsewhere.example>: no relay host is configured (smtp_relay_host) and direct delivery (smtp_relay_direct) is off", "Final-Recipient: rfc822; bob@elsewhere.example",
 		"Action: failed", "Status: 5.4.4", "Content-Type: text/rfc822-headers", "Subject: nohost", "In-Reply-To: <nohost@remote.example>"} {
 		if !strings.Contains(inbox[0], want) {
 			t.Errorf("bounce lacks %q:\n%s", want, inbox[0])
