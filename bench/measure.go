@@ -353,6 +353,10 @@ func IMAPLines() []Line {
 		{Name: "SORT RETURN (PARTIAL 1:50) (REVERSE DATE) UTF-8 ALL (ESORT, CONTEXT=SORT)", Key: "EsortPartial", Runs: 5, Goal: "ratio ≤ 0.5", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			return timed(c, "SORT RETURN (PARTIAL 1:50) (REVERSE DATE) UTF-8 ALL", "ESEARCH", 1)
 		}},
+		{Name: "resync of INBOX after 100 flag changes and 10 expunges: SELECT (QRESYNC (uidvalidity modseq))", Key: "ResyncQresync", Runs: 5,
+			Goal: "ratio ≤ 1.0", Run: resync(true)},
+		{Name: "resync of INBOX after 100 flag changes and 10 expunges, without QRESYNC: SELECT + FETCH 1:* (UID FLAGS)", Key: "ResyncFull", Runs: 5,
+			Run: resync(false)},
 		{Name: "IDLE: APPEND on another connection/process → * EXISTS at the idler", Key: "IdleNotify", Runs: 30, Stats: []string{"p50", "p99"}, Goal: "p99 ≤ 20 ms", Run: idleLatency},
 	}
 }
@@ -641,4 +645,109 @@ func percentile(s []float64, p float64) float64 {
 	}
 	i := int(float64(len(s))*p/100+0.999999) - 1
 	return s[min(max(i, 0), len(s)-1)]
+}
+
+// resync is issue 16's line: a client that last saw INBOX (10k messages)
+// resyncs after another session changed the flags of 100 messages and
+// expunged 10 it knew. With QRESYNC: SELECT INBOX (QRESYNC (uidvalidity
+// modseq)), which answers VANISHED (EARLIER) and the changed messages'
+// FETCH; without: SELECT INBOX and FETCH 1:* (UID FLAGS), what a client
+// without it must do. The changes are made untimed on a second
+// connection: 10 messages appended before the client's snapshot and
+// expunged after it (the mailbox keeps its size), a keyword set on 100 of
+// the sample and cleared again afterwards.
+func resync(withQresync bool) func(e *Env, c *imaptest.Client) ([]float64, error) {
+	return func(e *Env, c *imaptest.Client) ([]float64, error) {
+		d, err := Login(e.Addr, e.User, e.Pass)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		if err := d.Stream("SELECT INBOX", nil); err != nil {
+			return nil, err
+		}
+		nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
+		for i := range 10 {
+			msg := fmt.Sprintf("From: r@example.org\r\nSubject: resync-%s %d\r\n\r\nresync\r\n", nonce, i)
+			if err := d.Stream(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg), nil); err != nil {
+				return nil, err
+			}
+		}
+		var added []string
+		if err := d.Stream("UID SEARCH SUBJECT resync-"+nonce, func(r *imaptest.Raw) {
+			if f := strings.Fields(string(r.Bytes)); len(f) > 2 && f[1] == "SEARCH" {
+				added = f[2:]
+			}
+		}); err != nil || len(added) != 10 {
+			return nil, fmt.Errorf("the 10 appended messages: %v %v", added, err)
+		}
+		// The client's last state.
+		var uv, hms string
+		grab := func(r *imaptest.Raw) {
+			s := string(r.Bytes)
+			for _, code := range []struct {
+				name string
+				dst  *string
+			}{{"[UIDVALIDITY ", &uv}, {"[HIGHESTMODSEQ ", &hms}} {
+				if i := strings.Index(s, code.name); i >= 0 {
+					v := s[i+len(code.name):]
+					*code.dst = v[:strings.IndexByte(v, ']')]
+				}
+			}
+		}
+		if err := c.Stream("UNSELECT", nil); err != nil {
+			return nil, err
+		}
+		if withQresync {
+			if err := c.Stream("ENABLE QRESYNC", nil); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.Stream("SELECT INBOX", grab); err != nil {
+			return nil, err
+		}
+		if withQresync && (uv == "" || hms == "") {
+			return nil, fmt.Errorf("SELECT gave UIDVALIDITY %q HIGHESTMODSEQ %q", uv, hms)
+		}
+		var set []string // up to 100 distinct messages of the sample
+		seen := map[int]bool{}
+		for _, s := range e.sample {
+			if !seen[s] && len(set) < 100 {
+				seen[s] = true
+				set = append(set, strconv.Itoa(s))
+			}
+		}
+		for _, cmd := range []string{"STORE " + strings.Join(set, ",") + " +FLAGS.SILENT ($Resync)",
+			"UID STORE " + strings.Join(added, ",") + " +FLAGS.SILENT (\\Deleted)", "UID EXPUNGE " + strings.Join(added, ",")} {
+			if err := d.Stream(cmd, nil); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.Stream("UNSELECT", nil); err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		fetches := 0
+		counter := func(r *imaptest.Raw) {
+			if b := r.Bytes; bytes.HasPrefix(b, []byte("* ")) && bytes.Contains(b[:min(len(b), 30)], []byte("FETCH")) {
+				fetches++
+			}
+		}
+		if withQresync {
+			err = c.Stream("SELECT INBOX (QRESYNC ("+uv+" "+hms+"))", counter)
+		} else if err = c.Stream("SELECT INBOX", nil); err == nil {
+			err = c.Stream("FETCH 1:* (UID FLAGS)", counter)
+		}
+		took := time.Since(t0)
+		if err == nil {
+			err = d.Stream("STORE "+strings.Join(set, ",")+" -FLAGS.SILENT ($Resync)", nil)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if withQresync && (fetches < len(set) || fetches > 2*len(set)) || !withQresync && fetches != len(e.Msgs) {
+			return nil, fmt.Errorf("resync: %d FETCH responses", fetches)
+		}
+		return ms(took), nil
+	}
 }
