@@ -16,6 +16,7 @@ import (
 var steps = map[int]func(context.Context, pgx.Tx) error{
 	8:  foldTexts,
 	16: sortKeys,
+	23: fillAllCandidates,
 }
 
 // foldTexts folds the searched text columns of the rows stored before

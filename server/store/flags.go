@@ -324,12 +324,13 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		// change were already where they belong).
 		// Additions first: the targeted messages are found through the
 		// STORE's mailbox, which may be a view they leave.
-		target, targs := targetSQL(mailboxID, uids, 2)
-		for _, v := range enter {
-			queueAddToViewFrom(b, v, target, targs)
+		if len(enter) > 0 {
+			target, targs := targetSQL(mailboxID, uids, 3)
+			queueEnterViews(b, enter, target, targs)
 		}
 		if len(leave) > 0 {
 			// "mailbox_id + 0": probe by message, never views × messages.
+			target, targs := targetSQL(mailboxID, uids, 2)
 			b.Queue(`DELETE FROM mailbox_messages WHERE mailbox_id + 0 = ANY($1) AND message_id IN (`+target+`)`,
 				append([]any{leave}, targs...)...)
 		}
