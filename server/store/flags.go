@@ -316,23 +316,23 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		if !ok {
 			return durable, errSlowPath
 		}
-		b.Queue(`SELECT decimail_check((SELECT views_version FROM users WHERE id = $1) = $2, 'the views changed during the STORE')`,
+		// The mark: every flags row of the user has a modseq up to it, and
+		// the UPDATE gives those it changes higher ones (one sequence, and
+		// the user's lock), so changedSQL finds them by index.
+		b.Queue(`SELECT decimail_check((SELECT views_version FROM users WHERE id = $1) = $2, 'the views changed during the STORE'),
+			set_config('decimail.flags_mark', (SELECT coalesce(max(modseq), 0) FROM message_flags WHERE user_id = $1)::text, true)`,
 			userID, fv.version)
 		b.Queue(update, args...).Query(func(rows pgx.Rows) error { _, err := scan(rows); return err })
-		// The targeted messages: every one of them now has the new value,
-		// so each such view takes all of them or none (those that did not
-		// change were already where they belong).
-		// Additions first: the targeted messages are found through the
-		// STORE's mailbox, which may be a view they leave.
+		// The changed messages: every one of them now has the new value,
+		// so each such view takes all of them or none (the targeted ones
+		// that did not change were already where they belong).
 		if len(enter) > 0 {
-			target, targs := targetSQL(mailboxID, uids, 3)
-			queueEnterViews(b, enter, target, targs)
+			queueEnterViews(b, enter, changedSQL(3), []any{userID})
 		}
 		if len(leave) > 0 {
 			// "mailbox_id + 0": probe by message, never views × messages.
-			target, targs := targetSQL(mailboxID, uids, 2)
-			b.Queue(`DELETE FROM mailbox_messages WHERE mailbox_id + 0 = ANY($1) AND message_id IN (`+target+`)`,
-				append([]any{leave}, targs...)...)
+			b.Queue(`DELETE FROM mailbox_messages WHERE mailbox_id + 0 = ANY($1) AND message_id IN (`+changedSQL(2)+`)`,
+				leave, userID)
 		}
 		if len(enter) > 0 {
 			return durable, nil // gives out UIDs in the views (gate.go)
@@ -399,15 +399,12 @@ func flagsUpdateSQL(mailboxID int64, uids []uint32, add bool, f Flags) (string, 
 		append([]any{mailboxID, add, f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, kw}, cargs...)
 }
 
-// targetSQL selects the message ids of the given UIDs of a mailbox, its
-// parameters numbered from $n.
-func targetSQL(mailboxID int64, uids []uint32, n int) (string, []any) {
-	cond, args, want := uidCond(uids, n+1)
-	if want != nil {
-		cond, args = fmt.Sprintf("mm.uid = ANY($%d)", n+1), []any{toInt64s(uids)}
-	}
-	return fmt.Sprintf(`SELECT mm.message_id FROM mailbox_messages mm WHERE mm.mailbox_id = $%d AND %s`, n, cond),
-		append([]any{mailboxID}, args...)
+// changedSQL selects the messages whose flags AddRemoveFlags's UPDATE
+// changed, by the mark set before it (decimail.flags_mark); the user's id
+// is $n.
+func changedSQL(n int) string {
+	return fmt.Sprintf(`SELECT f.message_id FROM message_flags f
+		WHERE f.user_id = $%d AND f.modseq > current_setting('decimail.flags_mark')::bigint`, n)
 }
 
 func jsonArrays(kws [][]string) []string {

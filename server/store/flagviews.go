@@ -447,13 +447,14 @@ func queueEnterViews(b *pgx.Batch, views []viewRef, ids string, args []any) {
 			UNION ALL
 			SELECT c.mailbox_id, c.message_id, t.kept FROM t JOIN view_candidates c ON c.message_id = t.id
 			WHERE c.mailbox_id = ANY($2)),
-		new AS (SELECT e.mailbox_id, e.message_id, row_number() OVER (PARTITION BY e.mailbox_id ORDER BY e.message_id) AS i
-			FROM e JOIN mailboxes b ON b.id = e.mailbox_id
-			WHERE (e.kept OR b.uses_folders)
+		vb AS MATERIALIZED (SELECT id, uidnext, uses_folders FROM mailboxes WHERE id = ANY($1) OR id = ANY($2)),
+		new AS (SELECT e.mailbox_id, e.message_id,
+				vb.uidnext + row_number() OVER (PARTITION BY e.mailbox_id ORDER BY e.message_id) - 1 AS uid
+			FROM e JOIN vb ON vb.id = e.mailbox_id
+			WHERE (e.kept OR vb.uses_folders)
 				AND NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = e.mailbox_id AND x.message_id = e.message_id)),
 		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-			SELECT n.mailbox_id, b.uidnext + n.i - 1, n.message_id, nextval('modseq_seq')
-			FROM new n JOIN mailboxes b ON b.id = n.mailbox_id ORDER BY n.mailbox_id, n.i RETURNING mailbox_id)
+			SELECT mailbox_id, uid, message_id, nextval('modseq_seq') FROM new ORDER BY mailbox_id, uid RETURNING mailbox_id)
 		UPDATE mailboxes b SET uidnext = b.uidnext + k.n
 		FROM (SELECT mailbox_id, count(*) AS n FROM ins GROUP BY mailbox_id) k WHERE b.id = k.mailbox_id`,
 		append([]any{nonNilIDs(plain), nonNilIDs(cand)}, args...)...)
