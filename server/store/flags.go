@@ -266,12 +266,12 @@ func (s *Store) storeFlags(ctx context.Context, b Box, uids []uint32, held Held,
 // it used), not every targeted message; the session has the others' flags.
 //
 // It commits lazily unless messages enter a view (gate.go). When the new
-// value of the flags it sets or clears decides every query
-// mailbox reading them (Unread for \Seen, Flagged for \Flagged: the
-// default views; "UNSEEN HEADER List-Id x" for +\Seen), the change is one
-// round trip (changeBatch): the UPDATE, the removals from the views the
-// targeted messages leave and the additions to those they enter, all
-// queued at once, checked under the lock against the views it planned with
+// value of the flags it sets or clears decides every query mailbox reading
+// them (Unread for \Seen, Flagged for \Flagged: the default views; "UNSEEN
+// HEADER List-Id x" for ±\Seen, by its candidates: decider), the change is
+// one round trip (changeBatch): the UPDATE, the removals from the views the
+// changed messages leave and the additions to those they enter, all queued
+// at once, checked under the lock against the views it planned with
 // (users.views_version). Otherwise the views are re-evaluated from the
 // UPDATE's result (reevalFlagViews), in a transaction of a few round trips.
 func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bool, f Flags) (changed []FlagChange, lo, hi int64, err error) {
@@ -317,8 +317,9 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 			return durable, errSlowPath
 		}
 		// The mark: every flags row of the user has a modseq up to it, and
-		// the UPDATE gives those it changes higher ones (one sequence, and
-		// the user's lock), so changedSQL finds them by index.
+		// the UPDATE gives those it changes higher ones (one sequence,
+		// without a cache, so its values come in call order; and the
+		// user's lock), so changedSQL finds them by index.
 		b.Queue(`SELECT decimail_check((SELECT views_version FROM users WHERE id = $1) = $2, 'the views changed during the STORE'),
 			set_config('decimail.flags_mark', (SELECT coalesce(max(modseq), 0) FROM message_flags WHERE user_id = $1)::text, true)`,
 			userID, fv.version)
