@@ -339,6 +339,20 @@ func IMAPLines() []Line {
 		{Name: "start-up: connect + LOGIN + LIST + STATUS of every mailbox (pipelined)", Key: "StartupStatus", Runs: 5, Goal: "ratio ≤ 1.0", Run: startup},
 		{Name: "start-up: connect + LOGIN + LIST RETURN (STATUS) (LIST-STATUS)", Key: "StartupListStatus", Runs: 5, Run: startupListStatus},
 		{Name: "50 concurrent clients: connect + LOGIN + SELECT INBOX (wall time)", Key: "Concurrent50Open", Runs: 3, Run: concurrentOpen},
+		// Issue 17: what webmail sends on every list page (goal ≤ 0.5×
+		// Dovecot; PARTIAL flat from 10k to 100k).
+		{Name: "SORT (REVERSE DATE) UTF-8 ALL", Key: "SortReverseDate", Runs: 5, Goal: "ratio ≤ 0.5", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			return timed(c, "SORT (REVERSE DATE) UTF-8 ALL", "SORT", 1)
+		}},
+		{Name: "SORT (SUBJECT) UTF-8 UNSEEN", Key: "SortSubjectUnseen", Runs: 5, Goal: "ratio ≤ 0.5", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			return timed(c, "SORT (SUBJECT) UTF-8 UNSEEN", "SORT", 1)
+		}},
+		{Name: "THREAD REFERENCES UTF-8 ALL", Key: "ThreadReferences", Runs: 5, Goal: "ratio ≤ 0.5", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			return timed(c, "THREAD REFERENCES UTF-8 ALL", "THREAD", 1)
+		}},
+		{Name: "SORT RETURN (PARTIAL 1:50) (REVERSE DATE) UTF-8 ALL (ESORT, CONTEXT=SORT)", Key: "EsortPartial", Runs: 5, Goal: "ratio ≤ 0.5", Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			return timed(c, "SORT RETURN (PARTIAL 1:50) (REVERSE DATE) UTF-8 ALL", "ESEARCH", 1)
+		}},
 		{Name: "IDLE: APPEND on another connection/process → * EXISTS at the idler", Key: "IdleNotify", Runs: 30, Stats: []string{"p50", "p99"}, Goal: "p99 ≤ 20 ms", Run: idleLatency},
 	}
 }

@@ -16,6 +16,7 @@ import (
 var steps = map[int]func(context.Context, pgx.Tx) error{
 	8:  foldTexts,
 	16: sortKeys,
+	19: displayKeys,
 	23: fillAllCandidates,
 }
 

@@ -267,6 +267,42 @@ func counter(t *testing.T, c *pgx.Conn) func(q string, args ...any) int {
 	}
 }
 
+// TestMigrateSaveDateAndQuota (issue 17): migration 0020 gives memberships
+// stored before it their message's internal date as save date (new ones
+// take the time they are inserted); 0021 counts each user's stored
+// messages once, however many mailboxes show them.
+func TestMigrateSaveDateAndQuota(t *testing.T) {
+	ctx := context.Background()
+	c := emptyDB(t)
+	if _, err := schema.MigrateTo(ctx, c, 19); err != nil { // as version 19 left it
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO users (id, name, password_hash) VALUES (1, 'u', 'x'), (2, 'v', 'x')`,
+		`INSERT INTO mailboxes (id, user_id, name, definition) VALUES (1, 1, 'INBOX', NULL), (2, 1, 'All Mail', 'ALL')`,
+		`INSERT INTO messages (id, user_id, internal_date, internal_day, size, header, body, envelope, bodystructure, body_simple, thread_id)
+			SELECT i, 1, ('2020-01-0' || i || ' 12:00Z')::timestamptz, '2020-01-01', 100 * i, '', '', '', '', '', i FROM generate_series(1, 3) i`,
+		`INSERT INTO message_flags (message_id, user_id, size, internal_day, modseq)
+			SELECT i, 1, 100 * i, current_date, nextval('modseq_seq') FROM generate_series(1, 3) i`,
+		`INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq) VALUES
+			(1, 1, 1, 1), (1, 2, 2, 1), (1, 3, 3, 1), (2, 1, 1, 1), (2, 2, 2, 1), (2, 3, 3, 1)`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%.60s…: %v", q, err)
+		}
+	}
+	if _, err := schema.Migrate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	count := counter(t, c)
+	if n := count(`SELECT count(*) FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id WHERE mm.saved_at = m.internal_date`); n != 6 {
+		t.Errorf("memberships with the internal date as save date: %d, want 6", n)
+	}
+	if n := count(`SELECT count(*) FROM users WHERE (id, used_bytes, used_messages) IN ((1, 600, 3), (2, 0, 0))`); n != 2 {
+		t.Errorf("usage after 0021 not (600 octets, 3 messages) and (0, 0)")
+	}
+}
+
 // TestMigrateFillsCandidates (issue 15): migration 0023 writes the
 // candidates of the views that exist (the messages the flag-free part of
 // the definition matches), and none for a view of flags only.

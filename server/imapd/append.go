@@ -15,58 +15,72 @@ func init() {
 	register("APPEND", cmdSpec{states: authenticated, fn: cmdAppend})
 }
 
-// cmdAppend: APPEND mailbox [flag-list] [date-time] literal
-// (rfc3501.txt:4547). The reader has already read the literal (LITERAL+
-// too) within Limits.MaxAppend.
+// appendMsg is one message of an APPEND: its options and either its
+// literal or its CATENATE parts.
+type appendMsg struct {
+	opts store.DeliverOptions
+	data Value   // the literal (or literal8)
+	cat  []Value // CATENATE's cat-parts, when data is not set
+}
+
+// cmdAppend: APPEND mailbox 1*([SP flag-list] [SP date-time] SP append-data)
+// (rfc3501.txt:4547; MULTIAPPEND rfc3502.txt:95-101, 1*append-message; CATENATE
+// rfc4469.txt:251). The reader has already read every literal (LITERAL+
+// too), each within Limits.MaxAppend and all of them within the command's
+// limit (wire_read.go); large ones are in spool files.
 func cmdAppend(c *Conn, cmd *Command) error {
 	args := cmd.Args
-	if len(args) < 2 || len(args) > 4 {
-		return Syntax("APPEND mailbox [(flags)] [date-time] literal")
+	if len(args) < 2 {
+		return Syntax("APPEND mailbox [(flags)] [date-time] literal ...")
 	}
 	name, err := mailboxArg(args[0])
 	if err != nil {
 		return err
 	}
-	msg := args[len(args)-1]
-	if msg.Kind != Literal && !(msg.Kind == Literal8 && c.capAdvertised("BINARY")) {
-		return Syntax("the message must be a literal")
+	msgs, err := c.parseAppend(name, args[1:])
+	if err != nil {
+		return err
 	}
-	var opts store.DeliverOptions
-	opts.Mailbox = name
-	// A client's copy of a message the submission server already filed
-	// in Sent is answered with that copy (store/sentdedup.go).
-	opts.SentWindow = max(c.cfg.SentDedupWindow, 0)
-	i, last := 1, len(args)-1
-	if i < last && args[i].Kind == List {
-		if opts.Flags, err = appendFlags(args[i]); err != nil {
+	// Every message is checked and assembled before anything is stored:
+	// "no partial appending is permitted" (rfc3502.txt:143-146).
+	ins := make([]*store.Incoming, len(msgs))
+	defer func() {
+		for _, in := range ins {
+			if in != nil {
+				in.Close()
+			}
+		}
+	}()
+	var total int64
+	for i, m := range msgs {
+		if ins[i], err = c.appendData(m); err != nil {
 			return err
 		}
-		i++
-	}
-	if i < last && args[i].Kind == String {
-		if opts.InternalDate, err = parseDateTime(args[i].S); err != nil {
-			return err
+		if ins[i].Size() == 0 {
+			// A message of zero octets is refused ("A zero-length message
+			// literal argument is an error, and MUST return a NO",
+			// rfc3502.txt:140-141); it cancels a MULTIAPPEND.
+			return No("", "can't save a zero byte message")
 		}
-		i++
+		// The messages go to the store together, each in memory once: their
+		// sum has the bound of the command's literals (wire_read.go), which
+		// catenated messages would otherwise escape.
+		if total += ins[i].Size(); total > c.srv.cfg.MaxAppendLiteral+c.srv.cfg.MaxLiteral {
+			return No(CodeTooBig, "messages too big together") // TOOBIG, rfc4469.txt:231-240
+		}
 	}
-	if i != last {
-		return Syntax("APPEND mailbox [(flags)] [date-time] literal")
-	}
-	if msg.File == nil && len(msg.S) == 0 {
-		// A message of zero octets is refused (rfc3501.txt:2537 "error
-		// in ... message text"), like Dovecot.
-		return No("", "can't save a zero byte message")
-	}
-	// A large message was spooled to disk as it arrived (wire_read.go):
-	// it is read once, by the delivery.
-	in := msg.File
-	if in == nil {
-		in = store.IncomingBytes([]byte(msg.S))
-	}
-	var d store.Delivered
-	res, err := c.Store().DeliverIncoming(c.Ctx(), in, store.Delivery{Copies: []store.Copy{{UserID: c.User().ID, DeliverOptions: opts}}})
-	if err == nil {
-		d = res.Copies[0]
+	var ds []store.Delivered
+	if len(msgs) == 1 {
+		var res store.DeliveryResult
+		res, err = c.Store().DeliverIncoming(c.Ctx(), ins[0], store.Delivery{Copies: []store.Copy{{UserID: c.User().ID, DeliverOptions: msgs[0].opts}}})
+		ds = res.Copies
+	} else {
+		opts := make([]store.DeliverOptions, len(msgs))
+		for i, m := range msgs {
+			opts[i] = m.opts
+		}
+		// One transaction: "no partial appending is permitted" (rfc3502.txt:143-146).
+		ds, err = c.Store().DeliverAll(c.Ctx(), c.User().ID, ins, opts)
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -76,12 +90,75 @@ func cmdAppend(c *Conn, cmd *Command) error {
 	case err != nil:
 		return err
 	}
-	if c.sel != nil && c.sel.mb.ID == d.MailboxID {
+	if c.sel != nil && c.sel.mb.ID == ds[0].MailboxID {
 		// EXISTS goes out before the tagged OK (rfc3501.txt:2583).
 		c.sel.dirty = true
 	}
-	// A claimed Sent copy: its UID, as that is the message appended.
-	return c.OK(fmt.Sprintf("APPENDUID %d %d", d.UIDValidity, d.UID), "APPEND completed") // APPENDUID "Followed by the UIDVALIDITY of the destination mailbox and the UID", rfc4315.txt:148-153
+	uids := make([]uint32, len(ds))
+	for i, d := range ds {
+		uids[i] = d.UID
+	}
+	// A claimed Sent copy: its UID, as that is the message appended. A
+	// MULTIAPPEND's UIDs as a set, in the order of the messages
+	// (rfc4315.txt:155-160; append-uid =/ uid-set, rfc4315.txt:307-313).
+	return c.OK(fmt.Sprintf("APPENDUID %d %s", ds[0].UIDValidity, numSet(uids)), "APPEND completed")
+}
+
+// parseAppend splits the arguments after the mailbox into messages.
+func (c *Conn) parseAppend(name string, args []Value) ([]appendMsg, error) {
+	var msgs []appendMsg
+	for i := 0; i < len(args); {
+		var m appendMsg
+		m.opts.Mailbox = name
+		// A client's copy of a message the submission server already filed
+		// in Sent is answered with that copy (store/sentdedup.go).
+		m.opts.SentWindow = max(c.cfg.SentDedupWindow, 0)
+		var err error
+		if args[i].Kind == List {
+			if m.opts.Flags, err = appendFlags(args[i]); err != nil {
+				return nil, err
+			}
+			i++
+		}
+		if i < len(args) && args[i].Kind == String {
+			if m.opts.InternalDate, err = parseDateTime(args[i].S); err != nil {
+				return nil, err
+			}
+			i++
+		}
+		switch {
+		case i == len(args):
+			return nil, Syntax("APPEND: message literal expected")
+		case args[i].Kind == Literal || args[i].Kind == Literal8 && c.capAdvertised("BINARY"): // literal8, RFC 3516 §4.4
+			m.data = args[i]
+			i++
+		case args[i].Kind == Atom && strings.EqualFold(args[i].S, "CATENATE") && c.capAdvertised("CATENATE") &&
+			i+1 < len(args) && args[i+1].Kind == List && len(args[i+1].List) > 0:
+			m.cat = args[i+1].List
+			i += 2
+		default:
+			return nil, Syntax("the message must be a literal")
+		}
+		msgs = append(msgs, m)
+		if len(msgs) > 1 && !c.capAdvertised("MULTIAPPEND") {
+			return nil, Syntax("one message per APPEND")
+		}
+	}
+	return msgs, nil
+}
+
+// appendData returns the message m stands for: its literal, or its
+// CATENATE parts joined (catenate.go).
+func (c *Conn) appendData(m appendMsg) (*store.Incoming, error) {
+	if m.cat != nil {
+		return c.catenate(m.cat)
+	}
+	if m.data.File != nil {
+		// A large message was spooled to disk as it arrived (wire_read.go):
+		// it is read once, by the delivery.
+		return m.data.File, nil
+	}
+	return store.IncomingBytes([]byte(m.data.S)), nil
 }
 
 // appendFlags parses the flag list; \Recent is ignored, other unknown

@@ -58,8 +58,9 @@ func TestAppendErrors(t *testing.T) {
 		{appendCmd("INBOX", `"2-Nov-2026 10:00:00 +0100"`, msg), `BAD invalid date-time "2-Nov-2026 10:00:00 +0100"`},
 		{appendCmd("INBOX", `"02-Nov-2026 10:00:00 0100"`, msg), `BAD invalid date-time "02-Nov-2026 10:00:00 0100"`},
 		{appendCmd("INBOX", `"31-Feb-2026 10:00:00 +0100"`, msg), `BAD invalid date-time "31-Feb-2026 10:00:00 +0100"`},
-		{appendCmd("INBOX", `() ()`, msg), "BAD syntax error: APPEND mailbox [(flags)] [date-time] literal"},
-		{`APPEND INBOX "just a string"`, "BAD syntax error: the message must be a literal"},
+		{appendCmd("INBOX", `() ()`, msg), "BAD syntax error: the message must be a literal"},
+		{`APPEND INBOX "just a string"`, `BAD invalid date-time "just a string"`},
+		{`APPEND INBOX () "02-Nov-2026 10:00:00 +0100"`, "BAD syntax error: APPEND: message literal expected"},
 	} {
 		if _, done := c.Do(tc.cmd); imaptest.DiffDone(done, tc.want) != "" {
 			t.Errorf("%.40q: got %q, want %q", tc.cmd, done, tc.want)

@@ -78,7 +78,8 @@ func parseModifier(v Value, name string, zero bool) (int64, error) {
 }
 
 // writeModSeq writes " MODSEQ (n)" (fetch-mod-resp, rfc7162.txt:2488).
-func writeModSeq(w *Writer, ms int64) {
+func (c *Conn) writeModSeq(w *Writer, ms int64) {
+	c.sentModSeq = max(c.sentModSeq, ms)
 	w.Raw(" MODSEQ (")
 	w.Number(uint64(ms))
 	w.Raw(")")

@@ -49,6 +49,7 @@ type Conn struct {
 	state    State
 	user     store.User
 	disabled map[string]bool // capabilities switched off (config + per user)
+	notify   *notifyState    // NOTIFY SET in effect (notify.go)
 	ip       string          // the peer's address (per-address limits)
 	memHeld  int64           // literal bytes reserved against ip (reserve)
 	authFail int             // failed LOGIN/AUTHENTICATE attempts
@@ -72,6 +73,14 @@ type Conn struct {
 	statusAhead map[string]store.MailboxStatus
 	// condstore: the client sent a CONDSTORE enabling command (condstore.go).
 	condstore bool
+	// qresync: the client sent ENABLE QRESYNC (qresync.go); implies condstore.
+	qresync bool
+	// sentModSeq: the highest MODSEQ the current command sent (qresync.go
+	// delayedVanished).
+	sentModSeq int64
+	// seqCriteria: the current command's search criteria named message
+	// sequence numbers (a UID SEARCH, SORT or THREAD: no VANISHED then).
+	seqCriteria bool
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
@@ -296,6 +305,7 @@ func (c *Conn) serve() {
 	defer c.cancel()
 	defer c.nc.Close()
 	defer c.Unselect()
+	defer c.notifyStop()
 	c.log.Info("connected", "remote", c.nc.RemoteAddr().String(), "tls", c.isTLS)
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		tc.SetDeadline(time.Now().Add(c.srv.cfg.PreAuthTimeout))
@@ -326,6 +336,15 @@ func (c *Conn) step() error {
 		return c.bye(Bye(CodeUnavailable, "Server shutting down"))
 	}
 	c.r.preAuth = c.state == NotAuthenticated
+	if c.notify != nil {
+		if err := c.notifyWait(); err != nil {
+			var st *Status
+			if errors.As(err, &st) && st.Kind == "BYE" {
+				return c.bye(st)
+			}
+			return c.readFailed(err)
+		}
+	}
 	cmd, err := c.r.ReadCommand()
 	if err != nil {
 		return c.readFailed(err)

@@ -86,6 +86,12 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 		// it is sent (rfc3501.txt:4023-4028: "immediately decremented"),
 		// then the tagged OK.
 		c.Untagged("OK [%s] moved", code)
+		if c.qresync {
+			// "If at least one message was moved, the server MUST send
+			// the updated per-mailbox modification sequence using the
+			// HIGHESTMODSEQ response code" (rfc6851.txt:272-289).
+			return c.okSynced(cmd)
+		}
 		return nil
 	}
 	return c.OK(code, cmd.Name+" completed") // COPYUID "is returned in a tagged OK response to the COPY command", rfc4315.txt:202-203

@@ -81,6 +81,7 @@ func (c *Conn) execute(cmd *Command) error {
 		return nil
 	}
 	stop := c.watchHangup()
+	c.sentModSeq, c.seqCriteria = 0, false
 	err := c.call(spec, cmd)
 	stop()
 	if ce := (*connError)(nil); errors.As(err, &ce) {
@@ -92,7 +93,10 @@ func (c *Conn) execute(cmd *Command) error {
 		return c.bye(st)
 	}
 	if c.poll != nil && c.state == Selected {
-		if perr := c.poll(!noExpunge[cmd.Name]); perr != nil {
+		// "the VANISHED response MUST NOT be sent during a UID SEARCH
+		// command that contains message numbers in the search criteria"
+		// (rfc7162.txt:2041-2045).
+		if perr := c.poll(!noExpunge[cmd.Name] && !(c.qresync && c.seqCriteria)); perr != nil {
 			var ps *Status
 			if errors.As(perr, &ps) && ps.Kind == "BYE" {
 				c.observe(cmd.Name, ps.Kind, start)
@@ -104,6 +108,7 @@ func (c *Conn) execute(cmd *Command) error {
 				c.log.Error("poll failed", "cmd", cmd.Name, "err", perr)
 			}
 		}
+		c.delayedVanished()
 	}
 	c.reply(cmd, st)
 	c.observe(cmd.Name, st.Kind, start)
@@ -149,6 +154,11 @@ func (c *Conn) status(cmd *Command, err error) *Status {
 		// The client went away (or the server is closing): nobody reads this.
 		c.log.Info("command cancelled", "cmd", cmd.Name, "err", err)
 		return No(CodeUnavailable, "command cancelled")
+	case errors.Is(err, store.ErrOverQuota):
+		// APPEND, COPY (a real copy) or MOVE over a limit (quota.go):
+		// "the addition of the message(s) puts the target mailbox over any
+		// one of its quota limits", rfc9208.txt:474-476.
+		return No(CodeOverQuota, "over quota")
 	case errors.Is(err, store.ErrTooSlow):
 		c.log.Warn("command over the statement timeout", "cmd", cmd.Name, "line", cmd.Line)
 		return No(CodeLimit, "command took too long") // LIMIT, rfc5530.txt:256-259

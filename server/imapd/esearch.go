@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"strconv"
 	"strings"
 )
 
@@ -8,28 +9,58 @@ import (
 // by one "* ESEARCH" response instead of "* SEARCH". The options and the
 // response are RFC 9051's (rfc9051.txt:6918-6919, search-return-opts),
 // which folds in RFC 4731 and the SAVE option of SEARCHRES (searchres.go).
+//
+// ESORT (RFC 5267 §3) gives SORT the same options, answered in sort order
+// (sort.go). CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4) add three
+// options: CONTEXT, a hint (ignored, rfc5267.txt:275-278), PARTIAL
+// (rfc5267.txt:544-549), and UPDATE, which is not implemented: it is
+// refused with "* NO [NOUPDATE tag]" as RFC 5267 §4.3.1 allows
+// (rfc5267.txt:359-368), the other options honoured. That falls short of
+// "Servers MUST provide at least one updating context per client"
+// (rfc5267.txt:370): switch CONTEXT=SEARCH and CONTEXT=SORT off for a
+// client that relies on UPDATE.
 
 // searchReturn is a SEARCH's result options; nil: a plain SEARCH, answered
 // "* SEARCH".
 type searchReturn struct {
 	min, max, all, count, save bool
+	update                     bool      // UPDATE (refused: NOUPDATE)
+	partial                    [2]uint32 // PARTIAL lo:hi, 1-based positions in the result; lo 0: none
 }
 
 // parseReturn reads "RETURN (option ...)" at the start of a SEARCH's
 // arguments (search-return-opts, rfc9051.txt:6967-6968) and returns the
 // arguments after it. Without ESEARCH "RETURN" is left to the search
 // program, which does not know it: BAD.
-func (c *Conn) parseReturn(args []Value) (*searchReturn, []Value, error) {
-	if len(args) == 0 || args[0].Kind != Atom || !strings.EqualFold(args[0].S, "RETURN") || !c.capable("ESEARCH") {
+//
+// ext is the capability that brings RETURN (ESEARCH for SEARCH, ESORT for
+// SORT), context the one of CONTEXT's options (CONTEXT=SEARCH, CONTEXT=SORT).
+func (c *Conn) parseReturn(args []Value, ext, context string) (*searchReturn, []Value, error) {
+	if len(args) == 0 || args[0].Kind != Atom || !strings.EqualFold(args[0].S, "RETURN") || !c.capable(ext) {
 		return nil, args, nil
 	}
 	if len(args) < 2 || args[1].Kind != List {
 		return nil, nil, Syntax("RETURN takes a list of result options")
 	}
 	r := &searchReturn{}
-	for _, o := range args[1].List {
+	opts := args[1].List
+	for i := 0; i < len(opts); i++ {
+		o := opts[i]
 		if o.Kind != Atom {
 			return nil, nil, Syntax("result option expected")
+		}
+		switch name := strings.ToUpper(o.S); {
+		case (name == "CONTEXT" || name == "UPDATE" || name == "PARTIAL") && c.capable(context):
+			switch name {
+			case "UPDATE":
+				r.update = true
+			case "PARTIAL": // modifier-partial = "PARTIAL" SP partial-range (rfc5267.txt:640)
+				i++
+				if i == len(opts) || r.partial[0] != 0 || !parsePartialRange(opts[i], &r.partial) {
+					return nil, nil, Syntax("PARTIAL takes one range lo:hi of positive numbers")
+				}
+			}
+			continue
 		}
 		switch strings.ToUpper(o.S) {
 		case "MIN":
@@ -52,13 +83,30 @@ func (c *Conn) parseReturn(args []Value) (*searchReturn, []Value, error) {
 			return nil, nil, Syntax("unknown result option " + o.S)
 		}
 	}
-	if !r.min && !r.max && !r.count && !r.save {
+	if r.all && r.partial[0] != 0 {
+		// "either one PARTIAL, one ALL, or neither" (rfc5267.txt:551-553)
+		return nil, nil, Syntax("PARTIAL and ALL exclude each other")
+	}
+	if !r.min && !r.max && !r.count && !r.save && r.partial[0] == 0 {
 		// "If the list of result options is empty, that requests the
 		// server to return an ESEARCH response instead of the SEARCH
 		// response.  This is equivalent to "(ALL)"" (rfc4731.txt:149-151).
 		r.all = true
 	}
 	return r, args[2:], nil
+}
+
+// parsePartialRange reads partial-range = nz-number ":" nz-number, "500:400
+// is the same as 400:500" (rfc5267.txt:642-645).
+func parsePartialRange(v Value, r *[2]uint32) bool {
+	a, b, ok := strings.Cut(v.S, ":")
+	lo, err1 := strconv.ParseUint(a, 10, 32)
+	hi, err2 := strconv.ParseUint(b, 10, 32)
+	if v.Kind != Atom || !ok || err1 != nil || err2 != nil || lo == 0 || hi == 0 || a[0] == '+' || b[0] == '+' {
+		return false
+	}
+	*r = [2]uint32{uint32(min(lo, hi)), uint32(max(lo, hi))}
+	return true
 }
 
 // hits is the answer of one SEARCH, fed its matches in ascending order by
@@ -73,7 +121,7 @@ type hits struct {
 
 	n           int
 	first, last [2]uint32 // (UID, sequence number) of the lowest and highest match
-	nums        []uint32  // the matches in the response's numbering (ALL)
+	nums        []uint32  // the matches in the response's numbering (ALL), or those PARTIAL asks for
 	uids        []uint32  // the matches' UIDs (SAVE of all found messages)
 	any         bool      // a plain SEARCH wrote a number
 	modseq      int64     // > 0: the program had a MODSEQ key; the matches' highest mod-sequence
@@ -108,7 +156,7 @@ func (h *hits) writeHit(u, seq uint32) {
 	}
 	h.last = [2]uint32{u, seq}
 	h.n++
-	if h.ret.all {
+	if p := h.ret.partial; h.ret.all || p[0] != 0 && uint32(h.n) >= p[0] && uint32(h.n) <= p[1] {
 		h.nums = append(h.nums, num)
 	}
 	if h.ret.save && h.savesAll() {
@@ -143,7 +191,8 @@ func (h *hits) finish(tag string) {
 		w.CRLF()
 		return
 	}
-	if !r.min && !r.max && !r.all && !r.count {
+	if !r.min && !r.max && !r.all && !r.count && r.partial[0] == 0 {
+		h.noUpdate(tag)
 		return
 	}
 	w.Untagged()
@@ -171,6 +220,18 @@ func (h *hits) finish(tag string) {
 		w.Raw(" ALL ")
 		writeSeqSet(w, h.nums)
 	}
+	if p := r.partial; p[0] != 0 {
+		// ret-data-partial = "PARTIAL" SP "(" partial-range SP
+		// partial-results ")", NIL when no result is in the range
+		// (rfc5267.txt:662-668)
+		w.Raw(" PARTIAL (" + strconv.FormatUint(uint64(p[0]), 10) + ":" + strconv.FormatUint(uint64(p[1]), 10) + " ")
+		if len(h.nums) == 0 {
+			w.Raw("NIL")
+		} else {
+			writeSeqSet(w, h.nums)
+		}
+		w.Raw(")")
+	}
 	if r.count {
 		w.Raw(" COUNT ")
 		w.Number(uint64(h.n))
@@ -182,6 +243,21 @@ func (h *hits) finish(tag string) {
 		w.Number(uint64(h.modseq))
 	}
 	w.CRLF()
+	h.noUpdate(tag)
+}
+
+// noUpdate refuses UPDATE: "an untagged NO is generated during
+// processing of the command with a response-code of NOUPDATE"
+// (rfc5267.txt:361-366).
+func (h *hits) noUpdate(tag string) {
+	if !h.ret.update {
+		return
+	}
+	h.w.Untagged()
+	h.w.Raw("NO [NOUPDATE ")
+	h.w.String(tag)
+	h.w.Raw("] result updates are not implemented")
+	h.w.CRLF()
 }
 
 // saved is the search result variable SAVE sets, "the list of messages

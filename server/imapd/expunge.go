@@ -40,9 +40,17 @@ func cmdExpunge(c *Conn, cmd *Command, uid bool) error {
 		// (nil would mean "all \Deleted" to the store.)
 		return nil
 	}
-	if _, err := c.Store().Expunge(c.Ctx(), s.mb.Box(), uids); err != nil {
+	gone, err := c.Store().Expunge(c.Ctx(), s.mb.Box(), uids)
+	if err != nil {
 		return err
 	}
 	s.dirty = true
-	return nil
+	if !c.qresync || len(gone) == 0 {
+		return nil
+	}
+	// With QRESYNC, the tagged OK carries the mailbox's new mod-sequence:
+	// "the server MUST send the updated per-mailbox modification sequence
+	// using the HIGHESTMODSEQ response code" (rfc7162.txt:1799-1804,
+	// 1914-1919).
+	return c.okSynced(cmd)
 }

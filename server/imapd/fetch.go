@@ -10,6 +10,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 
 	"decimail/server/message"
 	"decimail/server/store"
@@ -29,6 +30,11 @@ func init() {
 // mailbox) inside the StoreFlags transaction, so FETCH BODY[] there would
 // return nothing. If StoreFlags fails the command ends NO [SERVERBUG].
 func cmdFetch(c *Conn, cmd *Command, uid bool) error {
+	if a := cmd.Args; len(a) == 3 && a[1].Kind == Atom && strings.EqualFold(a[1].S, "PREVIEW") && previewMods(a[2]) {
+		// FETCH n PREVIEW (LAZY): one fetch-att with its modifier
+		// (rfc8970.txt:345-346), not fetch-modifiers.
+		cmd.Args = []Value{a[0], {Kind: List, List: a[1:]}}
+	}
 	if len(cmd.Args) != 2 && (len(cmd.Args) != 3 || !c.capable("CONDSTORE")) {
 		return Syntax("FETCH needs a sequence set and fetch items")
 	}
@@ -36,13 +42,14 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 	if err != nil {
 		return err
 	}
+	vanished := false
 	if len(cmd.Args) == 3 {
-		// fetch-modifier =/ chgsince-fetch-mod (rfc7162.txt:2475-2477, 2479-2481); it "implicitly
-		// adds the MODSEQ FETCH message data item" (rfc7162.txt:877-878).
-		if req.changedSince, err = parseModifier(cmd.Args[2], "CHANGEDSINCE", false); err != nil {
+		if req.changedSince, vanished, err = c.fetchModifiers(cmd.Args[2], uid); err != nil {
 			return err
 		}
 		if !req.modseq {
+			// CHANGEDSINCE "implicitly adds the MODSEQ FETCH message data
+			// item" (rfc7162.txt:877-878).
 			req.modseq = true
 			req.items = append(req.items, fetchItem{kind: itemModSeq})
 		}
@@ -57,6 +64,56 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 			return err
 		}
 	}
+	if vanished {
+		// "before any FETCH responses" (rfc7162.txt:1714-1716).
+		known, err := c.argSet(cmd.Args[0])
+		if err != nil {
+			return err
+		}
+		if err := c.writeVanishedEarlier(known, req.changedSince, 0); err != nil {
+			return err
+		}
+	}
+	return c.fetchUIDs(uids, req, uid)
+}
+
+// fetchModifiers parses FETCH's modifier list: CHANGEDSINCE n
+// (chgsince-fetch-mod, rfc7162.txt:2475-2481) and, for UID FETCH in a
+// session that enabled QRESYNC, VANISHED (rexpunges-fetch-mod,
+// rfc7162.txt:2639): "NOT allowed with a FETCH command", only after
+// "ENABLE QRESYNC", and "MUST only be specified together with the
+// CHANGEDSINCE UID FETCH modifier" (rfc7162.txt:1693-1704); each at most
+// once (RFC 4466).
+func (c *Conn) fetchModifiers(v Value, uid bool) (changedSince int64, vanished bool, err error) {
+	if v.Kind != List || len(v.List) == 0 {
+		return 0, false, Syntax("(CHANGEDSINCE mod-sequence) expected")
+	}
+	changedSince = -1
+	for l := v.List; len(l) > 0; {
+		if l[0].Kind != Atom {
+			return 0, false, Syntax("fetch modifier expected")
+		}
+		switch name := strings.ToUpper(l[0].S); {
+		case name == "CHANGEDSINCE" && changedSince < 0 && len(l) > 1:
+			if changedSince, err = parseModifier(Value{Kind: List, List: l[:2]}, "CHANGEDSINCE", false); err != nil {
+				return 0, false, err
+			}
+			l = l[2:]
+		case name == "VANISHED" && !vanished && uid && c.qresync:
+			vanished, l = true, l[1:]
+		default:
+			return 0, false, Syntax("unknown or repeated fetch modifier " + formatValue(l[0]))
+		}
+	}
+	if changedSince < 0 {
+		return 0, false, Syntax("VANISHED needs CHANGEDSINCE") // rfc7162.txt:1701-1704
+	}
+	return changedSince, vanished, nil
+}
+
+// fetchUIDs fetches the items of req for uids (of the view), as UID FETCH
+// when uid.
+func (c *Conn) fetchUIDs(uids []uint32, req *fetchRequest, uid bool) error {
 	s := c.sel
 	if len(uids) == 0 {
 		return nil
@@ -94,7 +151,7 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 	// read of the store's changes finds it, and it is served after the
 	// others (FETCH responses may come in any order).
 	f.w.Lock()
-	err = c.Store().FetchHeld(c.Ctx(), s.mb.Box(), uids, s.view.Gone(uids, false), req.cols(setSeen), f.row)
+	err := c.Store().FetchHeld(c.Ctx(), s.mb.Box(), uids, s.view.Gone(uids, false), req.cols(setSeen), f.row)
 	if err == nil && len(f.got) < len(uids) {
 		known := s.view.Gone(uids, false)
 		if err = c.syncSelected(true); err == nil {
@@ -104,13 +161,19 @@ func cmdFetch(c *Conn, cmd *Command, uid bool) error {
 		}
 	}
 	f.w.Unlock()
-	if err != nil {
+	var st *Status
+	if err != nil && !errors.As(err, &st) {
 		return err
 	}
+	// A NO for one message (BINARY's UNKNOWN-CTE) still sets \Seen on
+	// those whose responses went out saying so.
 	if len(f.newSeen) > 0 {
 		if err := f.storeSeen(); err != nil {
 			return err
 		}
+	}
+	if err != nil {
+		return err
 	}
 	return f.served(uids)
 }
@@ -260,6 +323,12 @@ func (f *fetcher) row(r *store.FetchRow) error {
 	if f.req.changedSince >= 0 && r.ModSeq <= f.req.changedSince {
 		return nil // "only returned for messages that have a mod-sequence bigger than" it (rfc7162.txt:871-875)
 	}
+	// BINARY data is decoded before the response starts: an encoding it
+	// cannot undo fails the command (binary.go).
+	bin, err := f.binaries(r)
+	if err != nil {
+		return err
+	}
 	seeing := f.setSeen && !r.Flags.Seen
 	if seeing {
 		r.Flags.Seen = true
@@ -301,6 +370,17 @@ func (f *fetcher) row(r *store.FetchRow) error {
 			w.Raw("INTERNALDATE ")
 			f.num = r.InternalDate.AppendFormat(f.num[:0], `"02-Jan-2006 15:04:05 -0700"`)
 			f.bytes(f.num)
+		case itemSaveDate: // "SAVEDATE" SP (date-time / nil), rfc8514.txt:265; in UTC, the zone SEARCH SAVEDON compares in
+			if r.SaveDate == nil { // a message the session holds after it left the mailbox
+				w.Raw("SAVEDATE NIL")
+				break
+			}
+			w.Raw("SAVEDATE ")
+			f.num = r.SaveDate.UTC().AppendFormat(f.num[:0], `"02-Jan-2006 15:04:05 -0700"`)
+			f.bytes(f.num)
+		case itemPreview: // msg-att-dynamic, rfc8970.txt:348; NIL only for LAZY (rfc8970.txt:185-188)
+			w.Raw("PREVIEW ")
+			w.NString(r.Preview.String, r.Preview.Valid)
 		case itemSize:
 			w.Raw("RFC822.SIZE ")
 			f.number(uint64(r.Size))
@@ -323,10 +403,13 @@ func (f *fetcher) row(r *store.FetchRow) error {
 			w.Raw("THREADID (" + f.c.Store().ObjectIDs().Thread(r.ThreadID) + ")")
 		case itemSection:
 			raw = f.section(it, r, raw)
+		case itemBinary, itemBinarySize:
+			f.binary(it, bin[i])
 		case itemModSeq: // fetch-mod-resp, rfc7162.txt:2488
 			w.Raw("MODSEQ (")
 			f.number(uint64(r.ModSeq))
 			w.Raw(")")
+			f.c.sentModSeq = max(f.c.sentModSeq, r.ModSeq)
 		}
 	}
 	f.raw = raw

@@ -25,6 +25,10 @@ const (
 	itemEmailID       // EMAILID, rfc8474.txt:289
 	itemThreadID      // THREADID, rfc8474.txt:312
 	itemModSeq        // MODSEQ, fetch-mod-sequence (rfc7162.txt:2486)
+	itemBinary        // BINARY[part], BINARY.PEEK[part] (RFC 9051 §6.4.5, from RFC 3516)
+	itemBinarySize    // BINARY.SIZE[part]
+	itemSaveDate      // SAVEDATE fetch-att, rfc8514.txt:263
+	itemPreview       // PREVIEW [(LAZY)] fetch-att, rfc8970.txt:345-346
 )
 
 // fetchItem is one requested data item.
@@ -36,6 +40,7 @@ type fetchItem struct {
 	fields  []string // HEADER.FIELDS(.NOT) names as the client sent them
 	seen    bool     // sets \Seen implicitly (rfc3501.txt:3156)
 	partial bool     // <origin.count> given, "fetch a substring" (rfc3501.txt:3128)
+	lazy    bool     // PREVIEW (LAZY)
 	origin  uint32
 	count   uint32
 }
@@ -63,6 +68,7 @@ var fetchMacros = map[string][]string{
 // a parenthesised non-empty list of items.
 func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 	var atoms []string
+	lazy := map[int]bool{} // atoms[i] is PREVIEW with the LAZY modifier
 	switch v.Kind {
 	case Atom:
 		if m, ok := fetchMacros[strings.ToUpper(v.S)]; ok {
@@ -74,7 +80,15 @@ func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 		if len(v.List) == 0 { // rfc3501.txt:4749: at least one fetch-att
 			return nil, Syntax("empty fetch item list")
 		}
-		for _, x := range v.List {
+		for i, x := range v.List {
+			if x.Kind == List && i > 0 && strings.EqualFold(v.List[i-1].S, "PREVIEW") && v.List[i-1].Kind == Atom {
+				// "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"], preview-mod = "LAZY" (rfc8970.txt:345-350)
+				if !previewMods(x) {
+					return nil, Syntax("PREVIEW modifiers: (LAZY)")
+				}
+				lazy[len(atoms)-1] = true
+				continue
+			}
 			if x.Kind != Atom {
 				return nil, Syntax("fetch item expected")
 			}
@@ -84,11 +98,12 @@ func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 		return nil, Syntax("fetch items expected")
 	}
 	req := &fetchRequest{items: make([]fetchItem, 0, len(atoms)), changedSince: -1}
-	for _, a := range atoms {
+	for i, a := range atoms {
 		it, err := c.parseFetchItem(a)
 		if err != nil {
 			return nil, err
 		}
+		it.lazy = lazy[i]
 		switch it.kind {
 		case itemUID:
 			req.hasUID = true
@@ -106,6 +121,9 @@ func (c *Conn) parseFetchItems(v Value) (*fetchRequest, error) {
 // parseFetchItem parses one fetch-att (case-insensitive, rfc3501.txt:4751).
 func (c *Conn) parseFetchItem(a string) (fetchItem, error) {
 	if i := strings.IndexByte(a, '['); i >= 0 {
+		if strings.HasPrefix(strings.ToUpper(a), "BINARY") && !c.capable("BINARY") {
+			return fetchItem{}, Bad("", "unknown fetch item "+a)
+		}
 		return parseSectionItem(a, i)
 	}
 	switch strings.ToUpper(a) {
@@ -141,8 +159,27 @@ func (c *Conn) parseFetchItem(a string) (fetchItem, error) {
 		if c.capable("CONDSTORE") {
 			return fetchItem{kind: itemModSeq}, nil
 		}
+	case "SAVEDATE":
+		if c.capable("SAVEDATE") {
+			return fetchItem{kind: itemSaveDate}, nil
+		}
+	case "PREVIEW":
+		if c.capable("PREVIEW") {
+			return fetchItem{kind: itemPreview}, nil
+		}
 	}
 	return fetchItem{}, Bad("", "unknown fetch item "+a)
+}
+
+// previewMods reports whether v is a list of PREVIEW modifiers (preview-mod); LAZY is
+// the one there is (rfc8970.txt:350).
+func previewMods(v Value) bool {
+	for _, m := range v.List {
+		if m.Kind != Atom || !strings.EqualFold(m.S, "LAZY") {
+			return false
+		}
+	}
+	return v.Kind == List && len(v.List) > 0
 }
 
 // parseSectionItem parses "BODY[section]<partial>" or the BODY.PEEK form;
@@ -154,6 +191,8 @@ func parseSectionItem(a string, lb int) (fetchItem, error) {
 	case "BODY":
 		it.seen = true // "The \Seen flag is implicitly set", rfc3501.txt:3156
 	case "BODY.PEEK": // rfc3501.txt:3159
+	case "BINARY", "BINARY.PEEK", "BINARY.SIZE":
+		return parseBinaryItem(a, lb)
 	default:
 		return it, Bad("", "unknown fetch item "+a)
 	}
@@ -169,6 +208,47 @@ func parseSectionItem(a string, lb int) (fetchItem, error) {
 	}
 	it.name = it.responseName()
 	return it, nil
+}
+
+// parseBinaryItem parses "BINARY" ["." ("PEEK" / "SIZE")] section-binary
+// [partial], section-binary = "[" [section-part] "]" (fetch-att,
+// rfc9051.txt:6557ff; section-binary, rfc9051.txt:6987): BINARY.SIZE takes
+// no partial. BINARY sets \Seen as BODY does.
+func parseBinaryItem(a string, lb int) (fetchItem, error) {
+	pre := strings.ToUpper(a[:lb])
+	it := fetchItem{kind: itemBinary, seen: pre == "BINARY"}
+	if pre == "BINARY.SIZE" {
+		it.kind = itemBinarySize
+	}
+	rb := strings.IndexByte(a, ']')
+	if rb < lb {
+		return it, Syntax("unterminated section")
+	}
+	if err := it.parseSection(a[lb+1 : rb]); err != nil || it.spec != "" {
+		return it, Syntax("BINARY takes part numbers only: " + a)
+	}
+	if err := it.parsePartial(a[rb+1:]); err != nil || it.partial && it.kind == itemBinarySize {
+		return it, Syntax("invalid partial " + a[rb+1:])
+	}
+	it.name = strings.TrimSuffix(pre, ".PEEK") + partName(it.part) // BINARY.PEEK answers as BINARY
+	if it.partial {
+		it.name += "<" + strconv.FormatUint(uint64(it.origin), 10) + ">"
+	}
+	return it, nil
+}
+
+// partName renders "[1.2]".
+func partName(part []int) string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, p := range part {
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(strconv.Itoa(p))
+	}
+	b.WriteByte(']')
+	return b.String()
 }
 
 // parseSection parses section-spec (rfc3501.txt:4975-4994).
@@ -336,6 +416,18 @@ func (req *fetchRequest) cols(setSeen bool) store.FetchCols {
 			fc.IDs = true
 		case itemModSeq:
 			fc.ModSeq = true
+		case itemBinary, itemBinarySize:
+			fc.Header, fc.Body = true, true
+		case itemSaveDate:
+			fc.SaveDate = true
+		case itemPreview:
+			// Lazy: only stored previews. A PREVIEW without LAZY in the
+			// same request makes every missing one anyway.
+			if it.lazy && fc.Preview != store.PreviewMake {
+				fc.Preview = store.PreviewStored
+			} else {
+				fc.Preview = store.PreviewMake
+			}
 		case itemSection:
 			switch {
 			case it.part != nil || it.spec == "":

@@ -936,6 +936,9 @@ func fuzzServerSeeds(tb testing.TB) [][]byte {
 		{fzAuth, "a CREATE x/y\r\nb RENAME x z\r\nc LSUB \"\" *\r\nd DELETE z/y\r\ne SUBSCRIBE z\r\nf ENABLE CONDSTORE\r\ng NAMESPACE\r\nh ID NIL\r\n"},
 		{fzAuth, "a APPEND INBOX (\\Seen $x) \" 2-Nov-2026 10:00:00 +0100\" {" + strconv.Itoa(len(msg)) + "+}\r\n" + msg + "\r\nb SELECT INBOX\r\n"},
 		{fzSelected, "a FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE RFC822.SIZE INTERNALDATE EMAILID THREADID)\r\nb FETCH 4 (BODY[1] BINARY.PEEK[2] BODY[]<0.10> BINARY.SIZE[2])\r\n"},
+		{fzSelected, "a FETCH 1:* (BINARY[] BINARY.PEEK[1]<3.4> BINARY.SIZE[1.2])\r\nb UID FETCH 1:* BINARY[2]\r\n"},
+		{fzAuth, "a APPEND INBOX CATENATE (URL \"/INBOX/;UID=1/;SECTION=1.MIME\" TEXT {3+}\r\nabc) (\\Seen) ~{3+}\r\na\x00c\r\n" +
+			"b APPEND Work CATENATE (URL \"/Work;UIDVALIDITY=1/;UID=2/;PARTIAL=1.2\") CATENATE (URL \"/INBOX/;UID=1\")\r\n"},
 		{fzSelected, "a STORE 1:3 +FLAGS (\\Deleted foo)\r\nb UID STORE 1:* -FLAGS.SILENT (\\Seen)\r\nc EXPUNGE\r\nd UID EXPUNGE 4\r\n"},
 		{fzSelected, "a SEARCH OR FROM alice TEXT hello NOT (SEEN SINCE 1-Jun-2025)\r\nb UID SEARCH CHARSET UTF-8 SUBJECT \"\xc3\xa9\" 1:*\r\n"},
 		{fzSelected, "a COPY 1:2 Archive\r\nb UID MOVE 3 Lists/golang\r\nc CHECK\r\nd CLOSE\r\n"},

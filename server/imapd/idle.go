@@ -48,8 +48,14 @@ func cmdIdle(c *Conn, cmd *Command) error {
 	}()
 	tick := time.NewTicker(idlePoll)
 	defer tick.Stop()
-	var notify <-chan struct{}
-	if c.sel != nil {
+	// Under NOTIFY, IDLE sends "exactly the same events" (rfc5465.txt:406-
+	// 408): the selected mailbox's only if SELECTED asked for them, and
+	// those of the other mailboxes watched.
+	var notify, others <-chan struct{}
+	if c.notify != nil {
+		others = c.notify.ch
+	}
+	if c.sel != nil && (c.notify == nil || c.notify.selected != nil) {
 		notify = c.sel.sub.C
 		// Anything that happened between the last poll and now.
 		if err := c.idleUpdate(); err != nil {
@@ -72,9 +78,24 @@ func cmdIdle(c *Conn, cmd *Command) error {
 			if err := c.idleUpdate(); err != nil {
 				return err
 			}
+		case <-others:
+			if err := c.notifyOthers(); err != nil {
+				return err
+			}
+			if err := c.Flush(); err != nil {
+				return err
+			}
 		case <-tick.C:
-			if c.sel != nil {
+			if notify != nil {
 				if err := c.idleUpdate(); err != nil {
+					return err
+				}
+			}
+			if others != nil {
+				if err := c.notifyOthers(); err != nil {
+					return err
+				}
+				if err := c.Flush(); err != nil {
 					return err
 				}
 			}

@@ -68,6 +68,15 @@ func cmdList(c *Conn, cmd *Command, lsub bool) error {
 	if err != nil {
 		return err
 	}
+	if len(req.status) > 0 {
+		ptrs := make([]*store.MailboxStatus, len(mbs))
+		for i := range mbs {
+			ptrs[i] = &mbs[i]
+		}
+		if err := c.quotaStatus(req.status, ptrs...); err != nil {
+			return err
+		}
+	}
 	var subs []string
 	if lsub || req.selSubscribed {
 		if subs, err = c.Store().Subscriptions(c.Ctx(), c.User().ID); err != nil {

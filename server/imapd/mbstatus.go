@@ -45,6 +45,9 @@ func cmdStatus(c *Conn, cmd *Command) error {
 	} else if err != nil {
 		return err
 	}
+	if err := c.quotaStatus(items, &st); err != nil {
+		return err
+	}
 	w := c.Writer()
 	w.Lock()
 	c.writeMailboxStatus(items, &st)
@@ -135,6 +138,10 @@ func (c *Conn) statusItems(v Value) ([]string, error) {
 			if !c.capAdvertised("STATUS=SIZE") {
 				return nil, Bad("", "unknown status item "+it.S)
 			}
+		case "DELETED", "DELETED-STORAGE": // rfc9208.txt:383-403, with QUOTA=RES-MESSAGE / QUOTA=RES-STORAGE
+			if !c.capable("QUOTA") {
+				return nil, Bad("", "unknown status item "+it.S)
+			}
 		case "APPENDLIMIT": // RFC 7889 §4
 			if !c.capable("APPENDLIMIT") {
 				return nil, Bad("", "unknown status item "+it.S)
@@ -184,6 +191,10 @@ func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
 			w.Number(uint64(st.Unseen))
 		case "SIZE":
 			w.Number(uint64(st.Size))
+		case "DELETED":
+			w.Number(uint64(st.Deleted))
+		case "DELETED-STORAGE": // in octets: "the sum of the RFC822.SIZE of the messages with the \Deleted flag set", rfc9208.txt:394-403
+			w.Number(uint64(st.DeletedSize))
 		case "APPENDLIMIT": // the same for every mailbox (the capability's value)
 			w.Number(uint64(c.srv.cfg.MaxAppendLiteral))
 		case "MAILBOXID":

@@ -26,9 +26,11 @@ var extensions = []struct{ name, command string }{
 	{"MOVE", "MOVE"}, {"ENABLE", "ENABLE"}, {"UNSELECT", "UNSELECT"},
 	{"NAMESPACE", "NAMESPACE"}, {"ID", "ID"}, {"SPECIAL-USE", ""}, {"CREATE-SPECIAL-USE", ""}, {"STATUS=SIZE", ""},
 	{"LIST-EXTENDED", ""}, {"LIST-STATUS", ""}, {"CHILDREN", ""}, {"OBJECTID", ""},
-	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
-	{"SORT", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
-	{"APPENDLIMIT", ""},
+	{"ESEARCH", ""}, {"SEARCHRES", ""}, {"CONDSTORE", ""}, {"QRESYNC", ""}, {"COMPRESS=DEFLATE", "COMPRESS"},
+	{"SORT", "SORT"}, {"SORT=DISPLAY", "SORT"}, {"THREAD=ORDEREDSUBJECT", "THREAD"}, {"THREAD=REFERENCES", "THREAD"},
+	{"APPENDLIMIT", ""}, {"MULTIAPPEND", ""}, {"CATENATE", ""}, {"BINARY", ""}, {"NOTIFY", "NOTIFY"},
+	{"QUOTA", "GETQUOTA"}, {"QUOTA=RES-STORAGE", "GETQUOTA"}, {"QUOTA=RES-MESSAGE", "GETQUOTA"},
+	{"SAVEDATE", ""}, {"PREVIEW", ""}, {"ESORT", "SORT"}, {"CONTEXT=SEARCH", ""}, {"CONTEXT=SORT", "SORT"},
 }
 
 // capabilities is the one place that decides what this connection
@@ -83,6 +85,20 @@ func (c *Conn) capable(ext string) bool {
 		return c.capable("THREAD=ORDEREDSUBJECT") || c.capable("THREAD=REFERENCES")
 	case "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES":
 		return !c.disabled["THREAD"]
+	case "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE":
+		return !c.disabled["QUOTA"] // switched off with QUOTA
+	case "SORT=DISPLAY": // SORT's keys: off with SORT
+		return !c.disabled["SORT"]
+	case "ESORT", "CONTEXT=SORT":
+		// SORT's return options: no ESORT without SORT, no CONTEXT=SORT
+		// without ESORT's syntax (rfc5267.txt:251-254).
+		return !c.disabled["SORT"] && (ext == "ESORT" || c.capable("ESORT"))
+	case "CONTEXT=SEARCH":
+		return !c.disabled["ESEARCH"] // its options extend ESEARCH's RETURN
+	case "QRESYNC":
+		// "the presence of the "QRESYNC" capability implies support for
+		// the CONDSTORE IMAP extension" (rfc7162.txt:1386-1409): off with it.
+		return !c.disabled["CONDSTORE"]
 	}
 	return true
 }
@@ -173,9 +189,13 @@ func cmdID(c *Conn, cmd *Command) error {
 }
 
 // ENABLE, rfc5161.txt §3.1: unknown capabilities are ignored; the ENABLED
-// response lists only what this command newly enabled. CONDSTORE is the
-// one extension that can be enabled (rfc7162.txt:384-386); ENABLE is valid
-// only in the authenticated state, so no HIGHESTMODSEQ is due.
+// response lists only what this command newly enabled. CONDSTORE and
+// QRESYNC can be enabled (rfc7162.txt:384-386, RFC 7162 §3.2.3); QRESYNC
+// enables CONDSTORE too: a server "is REQUIRED to support "ENABLE QRESYNC"
+// and "ENABLE QRESYNC CONDSTORE" (which are "CONDSTORE enabling commands",
+// see Section 3.1, and have identical results)" (rfc7162.txt:1386-1409).
+// ENABLE is valid only in the authenticated state, so no HIGHESTMODSEQ is
+// due.
 func cmdEnable(c *Conn, cmd *Command) error {
 	if len(cmd.Args) == 0 {
 		return Syntax("ENABLE needs a capability")
@@ -185,12 +205,15 @@ func cmdEnable(c *Conn, cmd *Command) error {
 		if a.Kind != Atom {
 			return Syntax("ENABLE takes atoms")
 		}
-		if strings.EqualFold(a.S, "CONDSTORE") && c.capable("CONDSTORE") && !slices.Contains(enabled, "CONDSTORE") {
-			// Listed even when an implicit enabling command came first:
-			// it is enabled, as the client asked (so does Dovecot).
-			c.condstore = true
-			enabled = append(enabled, "CONDSTORE")
+		ext := strings.ToUpper(a.S)
+		if ext != "CONDSTORE" && ext != "QRESYNC" || !c.capable(ext) || slices.Contains(enabled, ext) {
+			continue
 		}
+		// Listed even when an implicit enabling command came first:
+		// it is enabled, as the client asked (so does Dovecot).
+		c.condstore = true
+		c.qresync = c.qresync || ext == "QRESYNC"
+		enabled = append(enabled, ext)
 	}
 	c.Untagged("%s", strings.TrimSpace("ENABLED "+strings.Join(enabled, " ")))
 	return nil

@@ -30,7 +30,7 @@ func (e *badSeqError) Error() string { return e.err.Error() }
 // with result options "* ESEARCH" (RFC 4731) and the saved result
 // (SEARCHRES, searchres.go).
 func cmdSearch(c *Conn, cmd *Command, uid bool) error {
-	ret, args, err := c.parseReturn(cmd.Args)
+	ret, args, err := c.parseReturn(cmd.Args, "ESEARCH", "CONTEXT=SEARCH")
 	if err != nil {
 		return err
 	}
@@ -46,6 +46,19 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 		}
 	}
 	return err
+}
+
+// parseProgram parses a SEARCH program (SEARCH, SORT, THREAD); the keys
+// of a switched-off extension are BAD like unknown ones.
+func (c *Conn) parseProgram(args []Value) (query.Node, error) {
+	node, err := query.ParseSaved(searchArgs(args), c.savedNode())
+	if err != nil {
+		return nil, Bad("", err.Error())
+	}
+	if query.UsesSaveDate(node) && !c.capable("SAVEDATE") {
+		return nil, Bad("", "unknown search key (SAVEDATE)")
+	}
+	return node, nil
 }
 
 func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) error {
@@ -65,9 +78,9 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 		}
 		args = args[2:]
 	}
-	node, err := query.ParseSaved(searchArgs(args), c.savedNode())
+	node, err := c.parseProgram(args)
 	if err != nil {
-		return Bad("", err.Error())
+		return err
 	}
 	withModSeq := query.UsesModSeq(node)
 	if withModSeq {
@@ -89,6 +102,7 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 		// command that uses a message sequence number greater than the
 		// number of messages in the selected mailbox").
 		SeqToUID: func(set imap.SeqSet) (imap.UIDSet, error) {
+			c.seqCriteria = true
 			uids, err := view.Resolve(set)
 			if err != nil {
 				return nil, &badSeqError{err}

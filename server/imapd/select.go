@@ -49,7 +49,8 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	if err != nil {
 		return err
 	}
-	if err := c.selectParams(cmd.Args[1:]); err != nil {
+	qr, err := c.selectParams(cmd.Args[1:])
+	if err != nil {
 		return err
 	}
 	// A failed SELECT leaves no mailbox selected (rfc3501.txt:1805-1810: "no
@@ -107,6 +108,14 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 		w.Line("OK [HIGHESTMODSEQ %d] highest mod-sequence", highestModSeq(snap.HighestModSeq))
 	}
 	w.Unlock()
+	if qr != nil && qr.uidValidity == snap.Mailbox.UIDValidity {
+		// (With another UIDVALIDITY the parameter is ignored: "the server
+		// MUST ignore the remaining parameters and behave as if no dynamic
+		// message data changed", rfc7162.txt:1470-1477.)
+		if err := c.resync(qr); err != nil {
+			return err
+		}
+	}
 	if readOnly {
 		return c.OK("READ-ONLY", cmd.Name+" completed")
 	}
@@ -114,22 +123,38 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 }
 
 // selectParams reads SELECT/EXAMINE's optional parameter list (the
-// select-params of RFC 4466); the one select-param known is CONDSTORE, a CONDSTORE enabling
-// command (rfc7162.txt:1148-1151, 2559). Anything else is BAD.
-func (c *Conn) selectParams(args []Value) error {
+// select-params of RFC 4466): CONDSTORE, a CONDSTORE enabling command
+// (rfc7162.txt:1148-1151; the select-param condstore-param,
+// rfc7162.txt:2559), and QRESYNC (...) (rfc7162.txt:2598-2602), only
+// after "ENABLE QRESYNC" (rfc7162.txt:1446-1450), which it returns.
+// Anything else is BAD before the mailbox is opened: "the server verifies
+// all arguments for syntactic validity" (rfc7162.txt:1452-1468).
+func (c *Conn) selectParams(args []Value) (*qresyncParam, error) {
 	if len(args) == 0 {
-		return nil
+		return nil, nil
 	}
 	if len(args) != 1 || args[0].Kind != List || len(args[0].List) == 0 {
-		return Syntax("mailbox name and optional parameter list expected")
+		return nil, Syntax("mailbox name and optional parameter list expected")
 	}
-	for _, p := range args[0].List {
-		if p.Kind != Atom || !strings.EqualFold(p.S, "CONDSTORE") || !c.capable("CONDSTORE") {
-			return Syntax("unknown SELECT parameter " + formatValue(p))
+	var qr *qresyncParam
+	condstore := false
+	for l := args[0].List; len(l) > 0; l = l[1:] {
+		p := l[0]
+		switch {
+		case p.Kind == Atom && strings.EqualFold(p.S, "CONDSTORE") && c.capable("CONDSTORE") && !condstore:
+			condstore = true
+		case p.Kind == Atom && strings.EqualFold(p.S, "QRESYNC") && c.qresync && qr == nil && len(l) > 1:
+			var err error
+			if qr, err = parseQresync(l[1]); err != nil {
+				return nil, err
+			}
+			l = l[1:]
+		default:
+			return nil, Syntax("unknown SELECT parameter " + formatValue(p))
 		}
 	}
 	c.condstore = true // before the selection: no separate HIGHESTMODSEQ response
-	return nil
+	return qr, nil
 }
 
 // pollSelected sends the updates other sessions (or this one) caused
@@ -210,6 +235,13 @@ func (c *Conn) applyChanges(ch *store.Changes) error {
 		// (rfc3501.txt:478-482: a new UIDVALIDITY); the client must reselect.
 		return Bye("", "mailbox UIDVALIDITY changed, please reselect")
 	}
+	if ch.Pruned {
+		// Removals since the session's last read are no longer known
+		// (expunge_horizon is far longer than any session goes without
+		// reading; a tiny one could do this): reselecting, QRESYNC
+		// included, answers from the membership (store.Vanished).
+		return Bye("", "mailbox history expired, please reselect")
+	}
 	s.view.Apply(ch)
 	s.ownLo, s.ownHi = 0, 0
 	// Keywords new to the session (a STORE, APPEND, COPY or MOVE of any
@@ -230,6 +262,9 @@ func (c *Conn) writeUpdates(ups []Update) {
 	w.Lock()
 	defer w.Unlock()
 	c.announceKeywords(nil)
+	if c.qresync {
+		ups = c.writeVanished(ups)
+	}
 	for _, u := range ups {
 		switch u.Kind {
 		case UpdExpunge:
@@ -248,6 +283,7 @@ func (c *Conn) writeUpdates(ups []Update) {
 				// Section 3.2.4" (rfc7162.txt:940-941, 1421-1430): the client
 				// can file the mod-sequence under the message.
 				w.Line("%d FETCH (UID %d FLAGS (%s) MODSEQ (%d))", u.N, u.UID, strings.Join(c.flagNames(u.UID, u.Flags), " "), u.ModSeq)
+				c.sentModSeq = max(c.sentModSeq, u.ModSeq)
 				continue
 			}
 			w.Line("%d FETCH (FLAGS (%s))", u.N, strings.Join(c.flagNames(u.UID, u.Flags), " "))

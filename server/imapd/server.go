@@ -55,7 +55,7 @@ type Server struct {
 
 	sessions atomic.Uint64
 	// refused counts connections refused over the per-address limit.
-	refused atomic.Uint64
+	refused  atomic.Uint64
 	closing  atomic.Bool
 	mu       sync.Mutex
 	lns      map[net.Listener]struct{}

@@ -50,13 +50,20 @@ func (m *sortItem) sent() time.Time {
 
 // cmdSort: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria
 // (rfc5256.txt:758-760), search-criteria = charset 1*(SP search-key)
-// (rfc5256.txt:774).
+// (rfc5256.txt:774); with ESORT, search-return-opts may come first
+// (extended-sort, rfc5267.txt:692-695).
 func cmdSort(c *Conn, cmd *Command, uid bool) error {
-	args := cmd.Args
+	ret, args, err := c.parseReturn(cmd.Args, "ESORT", "CONTEXT=SORT")
+	if err != nil {
+		return err
+	}
+	if ret != nil && ret.save {
+		return Syntax("SAVE is a SEARCH result option")
+	}
 	if len(args) == 0 || args[0].Kind != List || len(args[0].List) == 0 {
 		return Syntax("SORT takes a parenthesized list of sort criteria")
 	}
-	keys, err := parseSortKeys(args[0].List)
+	keys, err := parseSortKeys(args[0].List, c.capable("SORT=DISPLAY"))
 	if err != nil {
 		return err
 	}
@@ -65,6 +72,22 @@ func cmdSort(c *Conn, cmd *Command, uid bool) error {
 		return err
 	}
 	sortItems(items, keys)
+	if ret != nil {
+		// "returns results in an ESEARCH response" (rfc5267.txt:175-179),
+		// in sort order: MIN and MAX are the first and last sorted
+		// message, ALL and PARTIAL list them in that order, with ranges
+		// only where numbers ascend (rfc5267.txt:186-214).
+		h := newHits(uid, ret)
+		w := c.Writer()
+		w.Lock()
+		h.start(w)
+		for _, m := range items {
+			h.writeHit(m.UID, m.seq)
+		}
+		h.finish(cmd.Tag)
+		w.Unlock()
+		return c.sortReply(cmd, issued)
+	}
 	var b strings.Builder
 	b.WriteString("SORT") // sort-data = "SORT" *(SP nz-number), rfc5256.txt:779
 	for _, m := range items {
@@ -84,7 +107,7 @@ func number(m *sortItem, uid bool) uint32 {
 
 // parseSortKeys reads sort-criterion *(SP sort-criterion), each
 // ["REVERSE" SP] sort-key (rfc5256.txt:760-765).
-func parseSortKeys(vs []Value) ([]sortKey, error) {
+func parseSortKeys(vs []Value, display bool) ([]sortKey, error) {
 	var keys []sortKey
 	for i := 0; i < len(vs); i++ {
 		if vs[i].Kind != Atom {
@@ -100,6 +123,10 @@ func parseSortKeys(vs []Value) ([]sortKey, error) {
 		}
 		switch k.key {
 		case "ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO":
+		case "DISPLAYFROM", "DISPLAYTO": // SORT=DISPLAY (RFC 5957)
+			if !display {
+				return nil, Syntax("unknown sort key " + vs[i].S)
+			}
 		default:
 			return nil, Syntax("unknown sort key " + vs[i].S)
 		}
@@ -134,6 +161,10 @@ func sortItems(items []*sortItem, keys []sortKey) {
 				r = strings.Compare(a.To, b.To)
 			case "CC":
 				r = strings.Compare(a.Cc, b.Cc)
+			case "DISPLAYFROM":
+				r = strings.Compare(a.DisplayFrom, b.DisplayFrom)
+			case "DISPLAYTO":
+				r = strings.Compare(a.DisplayTo, b.DisplayTo)
 			}
 			if k.reverse {
 				r = -r
@@ -180,9 +211,9 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 	if !searchCharsets[strings.ToUpper(cs)] {
 		return nil, false, No("BADCHARSET (US-ASCII UTF-8)", "unsupported charset "+cs)
 	}
-	node, perr := query.ParseSaved(searchArgs(args[1:]), c.savedNode())
+	node, perr := c.parseProgram(args[1:])
 	if perr != nil {
-		return nil, false, Bad("", perr.Error())
+		return nil, false, perr
 	}
 	if err := c.syncSelected(true); err != nil {
 		return nil, false, err
@@ -190,6 +221,7 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 	view := c.sel.view
 	env := &query.Env{
 		SeqToUID: func(set imap.SeqSet) (imap.UIDSet, error) {
+			c.seqCriteria = true
 			uids, err := view.Resolve(set)
 			if err != nil {
 				return nil, &badSeqError{err}
@@ -201,7 +233,15 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 	if n := view.Len(); n > 0 {
 		env.MaxUID = view.UID(uint32(n))
 	}
-	found, err := c.Store().SortKeys(c.Ctx(), c.sel.mb.Box(), node, env, view.Gone(view.UIDs(), false), thread)
+	var found []store.SortMsg
+	if view.KeepsFlags() && view.KeepsIDs() && flagsOnly(node) {
+		// Matched on the session's flags, sorted on cached keys.
+		if node, err = c.Store().PrepareSearch(node); err == nil {
+			items, issued, err = c.sortFromView(node)
+		}
+	} else {
+		found, err = c.Store().SortKeys(c.Ctx(), c.sel.mb.Box(), node, env, view.Gone(view.UIDs(), false), thread)
+	}
 	var bs *badSeqError
 	var na *query.NotAllowedError
 	var le *query.LimitError
@@ -215,6 +255,9 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 		return nil, false, No(CodeLimit, le.Error())
 	case err != nil:
 		return nil, false, err
+	}
+	if items != nil {
+		return items, issued, nil
 	}
 	items = make([]*sortItem, 0, len(found))
 	for _, m := range found {
@@ -241,4 +284,60 @@ func (c *Conn) sortReply(cmd *Command, issued bool) error {
 		return c.OK(CodeExpungeIssued, cmd.Name+" completed")
 	}
 	return nil
+}
+
+// sortFromView is sortSearch for a program of flags only: matched on the
+// session's kept flags (as searchView), the keys of the matches from the
+// store's cache of sort keys (store.SortKeysByID), so a repeated SORT or
+// THREAD of a large mailbox reads nothing but the keys of messages new to
+// the process. Items is never nil.
+func (c *Conn) sortFromView(node query.Node) (items []*sortItem, issued bool, err error) {
+	view := c.sel.view
+	others, err := c.othersFlags(view.UIDs())
+	if err != nil {
+		return nil, false, err
+	}
+	n := uint32(view.Len())
+	maxUID := view.UID(n)
+	type hit struct {
+		uid, seq uint32
+		id       int64
+	}
+	var hits []hit
+	var ids []int64
+	var m query.Msg
+	for seq := uint32(1); seq <= n; seq++ {
+		u := view.UID(seq)
+		f, ok := view.Flags(u)
+		if of, other := others[u]; other {
+			f, ok = derefFlags(of)
+		}
+		if !ok {
+			continue
+		}
+		m = query.Msg{UID: u, Seq: seq, Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted,
+			Draft: f.Draft, Recent: view.IsRecent(u), Keywords: f.Keywords}
+		if query.Eval(node, &m, maxUID, n) {
+			id := view.ID(u)
+			hits, ids = append(hits, hit{u, seq, id}), append(ids, id)
+		}
+	}
+	keys, err := c.Store().SortKeysByID(c.Ctx(), c.sel.mb.Box(), ids)
+	if err != nil {
+		return nil, false, err
+	}
+	items = make([]*sortItem, 0, len(hits))
+	for _, h := range hits {
+		k, ok := keys[h.id]
+		if !ok { // deleted meanwhile: cannot be matched (EXPUNGEISSUED)
+			issued = true
+			continue
+		}
+		k.UID = h.uid
+		items = append(items, &sortItem{SortMsg: k, seq: h.seq})
+	}
+	for _, f := range others {
+		issued = issued || f == nil
+	}
+	return items, issued, nil
 }

@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"cmp"
+	"decimail/server/query"
 	"fmt"
 	"slices"
 	"strconv"
@@ -32,6 +33,7 @@ type refMsg struct {
 	hasDate       bool
 	size          int
 	from, to, cc  string // addr-mailbox of the first address, lower case
+	dfrom, dto    string // SORT=DISPLAY keys: display-name, else addr-spec, lower case
 	id            string // canonical Message-ID, "" if none valid
 	refs          []string
 	inReplyTo     string
@@ -113,15 +115,31 @@ func drawRefMailbox(t *rapid.T, seq int) []*refMsg {
 		} else if m.base != "" {
 			panic("empty subject")
 		}
-		addr := func(field string, dst *string) {
+		addr := func(field string, dst, display *string) {
 			if mb := rapid.SampledFrom(refMboxes).Draw(t, l+" "+field); mb != "" {
 				*dst = strings.ToLower(mb)
-				fmt.Fprintf(&h, "%s: Some One <%s@x.test>, zz@x.test\r\n", field, mb)
+				// A display-name (one RFC 2047 encoded), or none: then
+				// the addr-spec is the display key.
+				switch rapid.IntRange(0, 3).Draw(t, l+" "+field+" name") {
+				case 0:
+					fmt.Fprintf(&h, "%s: %s@x.test, zz@x.test\r\n", field, mb)
+					*display = strings.ToLower(mb) + "@x.test"
+				case 1:
+					fmt.Fprintf(&h, "%s: Some One <%s@x.test>, zz@x.test\r\n", field, mb)
+					*display = "some one"
+				case 2:
+					fmt.Fprintf(&h, "%s: \"%s Smith\" <%s@x.test>\r\n", field, mb, mb)
+					*display = strings.ToLower(mb) + " smith"
+				case 3:
+					fmt.Fprintf(&h, "%s: =?UTF-8?Q?=C3=89mile?= <%s@x.test>\r\n", field, mb)
+					*display = query.Fold("Émile") // i;unicode-casemap (rfc5256.txt:858-863)
+				}
 			}
 		}
-		addr("From", &m.from)
-		addr("To", &m.to)
-		addr("Cc", &m.cc)
+		var dcc string
+		addr("From", &m.from, &m.dfrom)
+		addr("To", &m.to, &m.dto)
+		addr("Cc", &m.cc, &dcc)
 		m.arrival = refBaseDay.Add(time.Duration(rapid.IntRange(0, 3).Draw(t, l+" arrival")) * time.Hour)
 		if m.hasDate = rapid.IntRange(0, 3).Draw(t, l+" dated") > 0; m.hasDate {
 			// A few hours around the arrivals, in other zones too: ties.
@@ -181,6 +199,10 @@ func refSort(ms []*refMsg, keys []sortKey) []int {
 				r = cmp.Compare(a.to, b.to)
 			case "CC":
 				r = cmp.Compare(a.cc, b.cc)
+			case "DISPLAYFROM":
+				r = cmp.Compare(a.dfrom, b.dfrom)
+			case "DISPLAYTO":
+				r = cmp.Compare(a.dto, b.dto)
 			}
 			if k.reverse {
 				r = -r
@@ -477,7 +499,7 @@ func refOrderedSubject(ms []*refMsg) string {
 	return b.String()
 }
 
-var sortKeyNames = []string{"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO"}
+var sortKeyNames = []string{"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
 
 func TestPropertySortThread(t *testing.T) {
 	e := newEnv(t)
@@ -512,7 +534,11 @@ func TestPropertySortThread(t *testing.T) {
 			}
 			words = append(words, k.key)
 		}
-		cmd := "SORT (" + strings.Join(words, " ") + ") UTF-8 ALL"
+		// ALL is matched on the session's flags with the process's cached
+		// keys (sortFromView), LARGER 0 in Postgres (store.SortKeys): the
+		// same messages, the same order.
+		crit := rapid.SampledFrom([]string{"ALL", "LARGER 0"}).Draw(rt, "criteria")
+		cmd := "SORT (" + strings.Join(words, " ") + ") UTF-8 " + crit
 		want := "* SORT"
 		for _, s := range refSort(ms, keys) {
 			want += " " + strconv.Itoa(s)
@@ -520,10 +546,10 @@ func TestPropertySortThread(t *testing.T) {
 		if got := line(cmd); got != want {
 			rt.Fatalf("%s\n got  %s\n want %s", cmd, got, want)
 		}
-		if got, want := line("THREAD REFERENCES UTF-8 ALL"), refReferencesString(ms); got != want {
+		if got, want := line("THREAD REFERENCES UTF-8 "+crit), refReferencesString(ms); got != want {
 			rt.Fatalf("THREAD REFERENCES\n got  %s\n want %s", got, want)
 		}
-		if got, want := line("THREAD ORDEREDSUBJECT UTF-8 ALL"), refOrderedSubject(ms); got != want {
+		if got, want := line("THREAD ORDEREDSUBJECT UTF-8 "+crit), refOrderedSubject(ms); got != want {
 			rt.Fatalf("THREAD ORDEREDSUBJECT\n got  %s\n want %s", got, want)
 		}
 	})

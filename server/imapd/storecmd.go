@@ -235,7 +235,7 @@ func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags, ms in
 	w.Raw("FLAGS ")
 	w.Flags(c.flagNames(u, f))
 	if c.condstoreAware() && ms > 0 {
-		writeModSeq(w, ms) // "The server is REQUIRED to include the mod-sequence value", rfc7162.txt:852-859
+		c.writeModSeq(w, ms) // "The server is REQUIRED to include the mod-sequence value", rfc7162.txt:852-859
 	}
 	w.Raw(")")
 	w.CRLF()

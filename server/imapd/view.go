@@ -87,6 +87,7 @@ func packFlags(f store.Flags) uint8 {
 type goneMsg struct {
 	id   int64 // the message (0: not known)
 	held bool
+	ms   int64 // the modseq of its tombstone (0: not known)
 }
 
 // KeepIDs makes the view keep the message id of each UID, starting from
@@ -165,6 +166,9 @@ func (v *View) SetFlags(uid uint32, f store.Flags) {
 // KeepsFlags reports whether Flags can answer.
 func (v *View) KeepsFlags() bool { return v.fbits != nil }
 
+// KeepsIDs reports whether the view keeps its messages' ids (KeepIDs).
+func (v *View) KeepsIDs() bool { return v.ids != nil }
+
 // UpdateKind is the kind of an unilateral response.
 type UpdateKind int
 
@@ -240,6 +244,18 @@ func (v *View) Recent() []uint32 {
 // mailbox (held or not).
 func (v *View) Expunged(uid uint32) bool { _, ok := v.gone[uid]; return ok }
 
+// FirstGone is the lowest tombstone modseq of the messages gone from the
+// mailbox whose EXPUNGE (VANISHED) is not sent yet, or 0.
+func (v *View) FirstGone() int64 {
+	first := int64(0)
+	for _, g := range v.gone {
+		if g.ms > 0 && (first == 0 || g.ms < first) {
+			first = g.ms
+		}
+	}
+	return first
+}
+
 // IsHeld reports whether uid left the mailbox by this session's own command
 // and is held until a sync point.
 func (v *View) IsHeld(uid uint32) bool { return v.gone[uid].held }
@@ -312,11 +328,15 @@ func (v *View) Told(uid uint32, modseq int64) {
 // Apply merges store changes after the view's cursor into the pending state.
 func (v *View) Apply(ch *store.Changes) {
 	isNew := func(u uint32) bool { _, ok := slices.BinarySearch(v.pendNew, u); return ok }
-	for _, u := range ch.Expunged {
+	for i, u := range ch.Expunged {
 		switch {
 		case v.Seq(u) != 0:
 			if _, ok := v.gone[u]; !ok {
-				v.gone[u] = goneMsg{id: v.messageID(u), held: v.own[u]}
+				g := goneMsg{id: v.messageID(u), held: v.own[u]}
+				if i < len(ch.ExpungedAt) {
+					g.ms = ch.ExpungedAt[i]
+				}
+				v.gone[u] = g
 			}
 			if !v.gone[u].held {
 				delete(v.pendFlags, u)
@@ -433,6 +453,22 @@ func (v *View) Flush(allowExpunge bool) []Update {
 		clear(v.pendFlags)
 		clear(v.pendMS)
 	}
+	return out
+}
+
+// FlushMessages is Flush leaving the flag changes pending (NOTIFY without
+// FlagChange: they go out with a later command's updates).
+func (v *View) FlushMessages(allowExpunge bool) []Update {
+	pf, pm := v.pendFlags, v.pendMS
+	v.pendFlags, v.pendMS = map[uint32]store.Flags{}, map[uint32]int64{}
+	out := v.Flush(allowExpunge)
+	for u := range pf {
+		if _, gone := v.gone[u]; !gone && v.Seq(u) == 0 {
+			delete(pf, u) // expunged just now
+			delete(pm, u)
+		}
+	}
+	v.pendFlags, v.pendMS = pf, pm
 	return out
 }
 

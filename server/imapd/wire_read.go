@@ -11,7 +11,8 @@ package imapd
 //     of the line is discarded and the session continues.
 //   - A literal above the per-command limit (Limits.MaxAppend for APPEND,
 //     Limits.MaxLiteral otherwise; the sum of all literals of one command is
-//     also capped by MaxAppend):
+//     capped by MaxCommandLiterals, plus MaxAppend for APPEND, whose several
+//     messages (MULTIAPPEND) or CATENATE parts share it):
 //     synchronising → no "+" is sent and no data is read; APPEND gets
 //     "NO [TOOBIG]" (rfc4469.txt:231), other commands "BAD [TOOBIG]";
 //     non-synchronising (LITERAL+) → RFC 7888 §4 option 1 ("Read the number of
@@ -81,12 +82,16 @@ type Command struct {
 	Line int // command number within the session, for logs
 }
 
-// Close releases the spool files of the command's literals.
-func (cmd *Command) Close() {
-	for _, v := range cmd.Args {
+// Close releases the spool files of the command's literals (also those
+// in lists: CATENATE's TEXT parts).
+func (cmd *Command) Close() { closeValues(cmd.Args) }
+
+func closeValues(vs []Value) {
+	for _, v := range vs {
 		if v.File != nil {
 			v.File.Close()
 		}
+		closeValues(v.List)
 	}
 }
 

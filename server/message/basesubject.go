@@ -141,6 +141,27 @@ func blob(s string) int {
 	return i
 }
 
+// FirstDisplay returns the SORT=DISPLAY key (RFC 5957 §3) of an address
+// list header value: the first address's display-name, RFC 2047 decoded,
+// if it has a non-empty one, else its addr-spec (mailbox@host; the mailbox
+// alone without a host); "" if the list has no address. (RFC 5957 is not
+// in shared/rfc; this is its DISPLAYFROM/DISPLAYTO as Dovecot implements it.)
+func FirstDisplay(raw string) string {
+	for _, a := range parseAddressList(raw) {
+		if a.groupStart || a.groupEnd {
+			continue
+		}
+		if name := strings.TrimSpace(decodeHeader(a.name)); name != "" {
+			return cleanText(name)
+		}
+		if a.host == "" || a.host == missingDomain {
+			return cleanText(a.mailbox)
+		}
+		return cleanText(a.mailbox + "@" + a.host)
+	}
+	return ""
+}
+
 // FirstMailbox returns the addr-mailbox of the first address of an address
 // list header value (the SORT keys FROM, TO, CC: "[IMAP] addr-mailbox of
 // the first ... address", rfc5256.txt:256-263, 293-294), "" if it has none.

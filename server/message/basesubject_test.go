@@ -75,3 +75,23 @@ func TestFirstMailbox(t *testing.T) {
 		}
 	}
 }
+
+// The first address's display-name, else its addr-spec, for SORT=DISPLAY
+// (RFC 5957's DISPLAYFROM and DISPLAYTO).
+func TestFirstDisplay(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                 "",
+		"Alice <alice@example.com>, bob@x": "Alice",
+		`"Smith, J" <JS@x>`:                "Smith, J",
+		"=?UTF-8?Q?J=C3=BCrgen?= <j@x>":    "Jürgen",
+		`"" <empty@x>`:                     "empty@x",
+		"bob@Example.COM (Bob)":            "Bob", // a comment stands for the name, as in ENVELOPE
+		"team: carol@x, dan@x;, eve@x":     "carol@x",
+		"undisclosed-recipients:;":         "",
+		"localonly":                        "localonly",
+	} {
+		if got := FirstDisplay(in); got != want {
+			t.Errorf("FirstDisplay(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

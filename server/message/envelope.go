@@ -463,6 +463,7 @@ func (t *tree) fillHeaderFields(p *Parsed, en *entity) {
 			if p.From == "" {
 				p.From = formatAddrs(v)
 				p.FromMailbox = FirstMailbox(v)
+				p.FromDisplay = FirstDisplay(v)
 				for _, a := range parseAddressList(v) {
 					if !a.groupStart && !a.groupEnd && a.host != missingDomain {
 						p.FromAddr = cleanText(strings.ToLower(a.mailbox + "@" + a.host))
@@ -474,6 +475,7 @@ func (t *tree) fillHeaderFields(p *Parsed, en *entity) {
 			p.To = joinList(p.To, formatAddrs(v))
 			if p.ToMailbox == "" {
 				p.ToMailbox = FirstMailbox(v)
+				p.ToDisplay = FirstDisplay(v)
 			}
 		case "cc":
 			p.Cc = joinList(p.Cc, formatAddrs(v))

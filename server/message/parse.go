@@ -31,6 +31,7 @@ type Parsed struct {
 	References []string // msg-ids of References, in order
 	HeaderText string   // "Name: decoded value\n" per field
 	BodyText   string   // decoded text/* parts joined with "\n", capped at MaxBodyText
+	Preview    string   // PREVIEW (RFC 8970) of the first text part, "" if none (preview.go)
 	Lines      int      // body lines of the message
 	Broken     bool     // malformed (the bytes are still stored exactly)
 
@@ -40,6 +41,9 @@ type Parsed struct {
 	FromMailbox  string // addr-mailbox of the first From address
 	ToMailbox    string // addr-mailbox of the first To address
 	CcMailbox    string // addr-mailbox of the first Cc address
+	// SORT=DISPLAY keys (RFC 5957): the first From and To address's
+	// display-name, decoded, else its addr-spec (FirstDisplay).
+	FromDisplay, ToDisplay string
 }
 
 // MaxBodyText caps Parsed.BodyText.
@@ -450,6 +454,7 @@ func parse(raw []byte) *Parsed {
 	bt.b.Grow(min(len(raw)-r.hdrEnd, MaxBodyText))
 	t.collectText(&bt, r)
 	p.BodyText = bt.String()
+	p.Preview = t.preview(r)
 	p.Broken = t.broken
 	return p
 }

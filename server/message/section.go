@@ -1,6 +1,7 @@
 package message
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -104,4 +105,66 @@ func (t *tree) find(path []int) *entity {
 		top = false
 	}
 	return cur
+}
+
+// ErrUnknownCTE is Binary's error for a part whose Content-Transfer-Encoding
+// it cannot undo (FETCH BINARY answers NO [UNKNOWN-CTE], RFC 9051 §6.4.5).
+var ErrUnknownCTE = errors.New("message: unknown content-transfer-encoding")
+
+// Binary returns the content of FETCH BINARY[part] (RFC 9051 §6.4.5, from
+// RFC 3516): the part's body with its Content-Transfer-Encoding undone
+// (base64 and quoted-printable leniently, as for search text); the whole
+// message, unchanged, for an empty part path; a multipart or message part
+// unchanged (their encoding is an identity one, rfc2045.txt 6.4). A part
+// that does not exist yields (nil, nil).
+func Binary(raw []byte, part []int) ([]byte, error) {
+	if len(part) == 0 {
+		return raw, nil
+	}
+	t := parseTree(raw)
+	en := t.find(part)
+	if en == nil {
+		return nil, nil
+	}
+	body := raw[en.hdrEnd:en.end]
+	if en.multipart() || en.msg != nil {
+		return body, nil
+	}
+	switch cte := strings.TrimSpace(t.cte(en)); cte {
+	case "", "7bit", "8bit", "binary":
+	case "base64", "quoted-printable":
+		body = decodeCTE(cte, body)
+	default:
+		return nil, ErrUnknownCTE
+	}
+	if en.typ == "text" {
+		// "textual line-oriented sections are always transmitted using
+		// the IMAP CRLF line termination" (rfc9051.txt:5905-5911).
+		body = toCRLF(body)
+	}
+	if body == nil {
+		body = []byte{}
+	}
+	return body, nil
+}
+
+// toCRLF returns b with every bare LF made CRLF (b itself when there is none).
+func toCRLF(b []byte) []byte {
+	n := 0
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			n++
+		}
+	}
+	if n == 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+n)
+	for i, c := range b {
+		if c == '\n' && (i == 0 || b[i-1] != '\r') {
+			out = append(out, '\r')
+		}
+		out = append(out, c)
+	}
+	return out
 }

@@ -145,6 +145,8 @@ var (
 		"1 when the queue and indexer figures above could be read from the database in this scrape, else 0.", nil, nil)
 	descListening = prometheus.NewDesc("decimail_notifier_listening",
 		"1 while the LISTEN connection is up; 0: changes made by other processes reach IDLE sessions only when they poll.", nil, nil)
+	descNotifyLag = prometheus.NewDesc("decimail_notifier_lag_seconds",
+		"How long a notification committed at scrape time took to reach this process's LISTEN connection (a NOTIFY to itself): the delay with which sessions hear of other processes' changes. Missing from a scrape when it could not be measured within the scrape timeout.", nil, nil)
 	descPoolTotal = prometheus.NewDesc("decimail_db_pool_connections",
 		"Postgres connections of a pool by class (sessions, delivery, background) and state (idle, acquired, constructing).",
 		[]string{"class", "state"}, nil)
@@ -157,7 +159,7 @@ var (
 )
 
 func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descQueued, descQueueAge, descUnindexed, descBacklogUp, descListening,
+	for _, d := range []*prometheus.Desc{descQueued, descQueueAge, descUnindexed, descBacklogUp, descListening, descNotifyLag,
 		descPoolTotal, descPoolMax, descPoolWait, descPoolWaitTime} {
 		ch <- d
 	}
@@ -181,6 +183,12 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descListening, prometheus.GaugeValue, listening)
 	ctx, cancel := context.WithTimeout(context.Background(), ScrapeTimeout)
 	defer cancel()
+	if listening == 1 {
+		t0 := time.Now()
+		if err := c.st.Barrier(ctx); err == nil {
+			ch <- prometheus.MustNewConstMetric(descNotifyLag, prometheus.GaugeValue, time.Since(t0).Seconds())
+		}
+	}
 	b, err := c.st.Backlog(ctx)
 	if err != nil {
 		// No stale or made-up figures: the gauges are missing from this

@@ -203,10 +203,23 @@ func (c *compiler) node(n Node) error {
 			}
 			c.w(c.col(col), " LIKE ", c.param(likePattern(n.Value)))
 		}
+	case SaveDateSupported: // SAVEDATESUPPORTED, rfc8514.txt:231-235: every mailbox keeps save dates
+		c.w("TRUE")
 	case Date: // BEFORE, ON, SENTBEFORE to SENTSINCE, SINCE: rfc3501.txt:2811, 2871, 2884-2898: disregarding time and timezone
 		col, op := "internal_day", ""
 		key := n.Key
-		if strings.HasPrefix(key, "SENT") {
+		if strings.HasPrefix(key, "SAVED") {
+			// SAVEDBEFORE, SAVEDON, SAVEDSINCE (rfc8514.txt:207-217): the
+			// day the message entered the mailbox, in UTC (FETCH SAVEDATE
+			// shows it in UTC). A message the session holds after it left
+			// has no membership row: its internal date stands in, as for
+			// storage without save dates ("MUST use the internal date
+			// attribute instead", rfc8514.txt:237-243).
+			if c.env.Member == "" {
+				return &NotAllowedError{Key: n.Key}
+			}
+			col, key = "", key[5:]
+		} else if strings.HasPrefix(key, "SENT") {
 			col, key = "sent_day", key[4:]
 		}
 		switch key {
@@ -222,8 +235,11 @@ func (c *compiler) node(n Node) error {
 		// INTERNALDATE's day and the size are also in the narrow flags
 		// table (schema): a search by date, size and flags reads only it.
 		qcol := c.col(col)
-		if col == "internal_day" {
+		switch col {
+		case "internal_day":
 			qcol = c.flagCol(col)
+		case "":
+			qcol = "coalesce((" + c.env.Member + ".saved_at AT TIME ZONE 'UTC')::date, " + c.flagCol("internal_day") + ")"
 		}
 		cmp := qcol + op + c.param(n.Day) + "::date"
 		if col == "sent_day" { // NULL when there is no Date: header; never NULL as a result
@@ -438,6 +454,8 @@ func UsesSession(n Node) bool {
 		switch n.(type) {
 		case UID, Seq, Recent, ModSeq:
 			return true
+		case Date:
+			return strings.HasPrefix(n.(Date).Key, "SAVED")
 		}
 		return false
 	})
@@ -446,6 +464,19 @@ func UsesSession(n Node) bool {
 // UsesModSeq reports whether the program has a MODSEQ key (CONDSTORE).
 func UsesModSeq(n Node) bool {
 	return walk(n, func(n Node) bool { _, ok := n.(ModSeq); return ok })
+}
+
+// UsesSaveDate reports whether the program has a SAVEDATE key (RFC 8514).
+func UsesSaveDate(n Node) bool {
+	return walk(n, func(n Node) bool {
+		switch n := n.(type) {
+		case SaveDateSupported:
+			return true
+		case Date:
+			return strings.HasPrefix(n.Key, "SAVED")
+		}
+		return false
+	})
 }
 
 // walk reports whether f holds for any node in the tree.

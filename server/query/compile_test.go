@@ -62,6 +62,8 @@ func TestCompileGolden(t *testing.T) {
 		{"ON 1-Nov-2026", "m.internal_day = $1::date", []any{day(2026, 11, 1)}},
 		{"SENTSINCE 1-Nov-2026", "(m.sent_day IS NOT NULL AND m.sent_day >= $1::date)", []any{day(2026, 11, 1)}},
 		{"SENTBEFORE 1-Nov-2026", "(m.sent_day IS NOT NULL AND m.sent_day < $1::date)", []any{day(2026, 11, 1)}},
+		{"SAVEDBEFORE 1-Nov-2026", "coalesce((mm.saved_at AT TIME ZONE 'UTC')::date, m.internal_day) < $1::date", []any{day(2026, 11, 1)}},
+		{"SAVEDATESUPPORTED SAVEDON 1-Nov-2026", "(TRUE AND coalesce((mm.saved_at AT TIME ZONE 'UTC')::date, m.internal_day) = $1::date)", []any{day(2026, 11, 1)}},
 		{"NOT SENTON 1-Nov-2026", "NOT ((m.sent_day IS NOT NULL AND m.sent_day = $1::date))", []any{day(2026, 11, 1)}},
 		{"LARGER 100 SMALLER 4294967295", "(m.size > $1::bigint AND m.size < $2::bigint)", []any{int64(100), int64(4294967295)}},
 		{"KEYWORD $Junk", "EXISTS (SELECT 1 FROM unnest(m.keywords) AS kw(k) WHERE lower(kw.k) = lower($1::text))", []any{"$Junk"}},
@@ -120,7 +122,7 @@ func TestCompileAppendsArgs(t *testing.T) {
 }
 
 func TestCompileNotAllowed(t *testing.T) {
-	for _, s := range []string{"UID 1", "1:*", "RECENT", "NEW", "OLD", "SEEN OR SUBJECT x NOT UID 4"} {
+	for _, s := range []string{"UID 1", "1:*", "RECENT", "NEW", "OLD", "SEEN OR SUBJECT x NOT UID 4", "SAVEDSINCE 1-Jan-2020"} {
 		n, err := ParseDefinition(s)
 		if err != nil {
 			t.Fatal(err)

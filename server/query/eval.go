@@ -11,6 +11,7 @@ import (
 type Msg struct {
 	UID, Seq                                         uint32
 	InternalDay, SentDay                             time.Time
+	SavedDay                                         time.Time // the save date's day (UTC), zero: unknown, InternalDay is used
 	Size                                             int
 	Subject, From, To, Cc, Bcc, HeaderText, BodyText string
 	Seen, Answered, Flagged, Deleted, Draft, Recent  bool
@@ -96,9 +97,16 @@ func Eval(n Node, m *Msg, maxUID, maxSeq uint32) bool {
 			return containsLow(m.lower(lowTo, m.To), n.Value)
 		}
 		return false
+	case SaveDateSupported:
+		return true
 	case Date:
 		day, key := m.InternalDay, n.Key
-		if strings.HasPrefix(key, "SENT") {
+		if strings.HasPrefix(key, "SAVED") {
+			day, key = m.SavedDay, key[5:]
+			if day.IsZero() {
+				day = m.InternalDay
+			}
+		} else if strings.HasPrefix(key, "SENT") {
 			day, key = m.SentDay, key[4:]
 			if day.IsZero() {
 				return false // NULL sent_day never matches

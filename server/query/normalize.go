@@ -94,6 +94,8 @@ func (h *hashCons) norm(n Node) *normed {
 		return h.leaf(n, 'T', n.Key, n.Field, n.Value)
 	case Date:
 		return h.leaf(n, 'D', n.Key, n.Day.Format("2006-01-02"))
+	case SaveDateSupported:
+		return h.leaf(n, 'V')
 	case Size:
 		return h.leaf(n, 'S', strconv.FormatBool(n.Larger), strconv.FormatUint(uint64(n.N), 10))
 	case ModSeq:

@@ -100,11 +100,17 @@ type Text struct {
 	Key, Field, Value string
 }
 
-// Date is BEFORE ON SINCE SENTBEFORE SENTON SENTSINCE; Day is UTC midnight.
+// Date is BEFORE ON SINCE SENTBEFORE SENTON SENTSINCE, and SAVEDATE's
+// SAVEDBEFORE SAVEDON SAVEDSINCE (rfc8514.txt:207-217: the day the message
+// entered the mailbox); Day is UTC midnight.
 type Date struct {
 	Key string
 	Day time.Time
 }
+
+// SaveDateSupported is SAVEDATESUPPORTED: every message, since every
+// mailbox keeps save dates (rfc8514.txt:231-235).
+type SaveDateSupported struct{}
 
 // Size is LARGER (Larger) or SMALLER n (rfc3501.txt:2847, 2900).
 type Size struct {
@@ -138,19 +144,20 @@ type Or struct{ A, B Node }
 // And is a parenthesised list or the implicit top-level AND; len >= 2.
 type And []Node
 
-func (All) node()     {}
-func (Flag) node()    {}
-func (Keyword) node() {}
-func (Recent) node()  {}
-func (Text) node()    {}
-func (Date) node()    {}
-func (Size) node()    {}
-func (ModSeq) node()  {}
-func (Seq) node()     {}
-func (UID) node()     {}
-func (Not) node()     {}
-func (Or) node()      {}
-func (And) node()     {}
+func (All) node()               {}
+func (Flag) node()              {}
+func (Keyword) node()           {}
+func (Recent) node()            {}
+func (Text) node()              {}
+func (Date) node()              {}
+func (SaveDateSupported) node() {}
+func (Size) node()              {}
+func (ModSeq) node()            {}
+func (Seq) node()               {}
+func (UID) node()               {}
+func (Not) node()               {}
+func (Or) node()                {}
+func (And) node()               {}
 
 // SyntaxError is a malformed program; the server answers BAD.
 type SyntaxError struct {
@@ -180,6 +187,7 @@ var textCols = map[string]string{
 
 var dateKeys = map[string]bool{
 	"BEFORE": true, "ON": true, "SINCE": true, "SENTBEFORE": true, "SENTON": true, "SENTSINCE": true,
+	"SAVEDBEFORE": true, "SAVEDON": true, "SAVEDSINCE": true, // rfc8514.txt:207-217
 }
 
 // Parse parses a SEARCH program: the arguments after SEARCH [CHARSET x].
@@ -280,6 +288,8 @@ func (s *stream) key(depth int) (Node, error) {
 	switch {
 	case k == "ALL":
 		return All{}, nil
+	case k == "SAVEDATESUPPORTED":
+		return SaveDateSupported{}, nil
 	case s.def && (k == "FOLDER" || k == "ONLYFOLDER"):
 		return s.folderKey(k)
 	case flagKeys[k] != "":
@@ -631,6 +641,8 @@ func write(b *strings.Builder, n Node) {
 		b.WriteString(" " + astring(n.Value, false))
 	case Date:
 		b.WriteString(n.Key + " " + n.Day.Format("2-Jan-2006"))
+	case SaveDateSupported:
+		b.WriteString("SAVEDATESUPPORTED")
 	case Size:
 		if n.Larger {
 			b.WriteString("LARGER ")

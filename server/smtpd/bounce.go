@@ -39,10 +39,11 @@ type localError struct{ status, text string }
 
 func (e *localError) Error() string { return e.text }
 
-// errNoRelay: with no smart host configured, mail to a remote recipient
-// has no next hop (RFC 3463 §3.5, X.4.4 "Unable to route"); Decimail does
-// not look up MX records itself.
-var errNoRelay = &localError{"5.4.4", "no relay host is configured (smtp_relay_host) and this server does not deliver to remote mail servers itself"}
+// errNoRelay: with no smart host configured and direct delivery switched
+// off, mail to a remote recipient has no next hop (RFC 3463 §3.5, X.4.4
+// "Unable to route"). The text names both settings: the sender (or the
+// operator reading the bounce) learns what would let the mail out.
+var errNoRelay = &localError{"5.4.4", "no relay host is configured (smtp_relay_host) and direct delivery (smtp_relay_direct) is off"}
 
 func (r *Relay) dsn(m *store.OutboundMessage, fails []failure) []byte {
 	now := r.cfg.Now()

@@ -18,15 +18,20 @@ type DeleteConfig struct {
 	// (delete_retention, a Go duration; "0s" removes at once). Default 720h.
 	Retention time.Duration
 	Sweep     time.Duration // periodic sweep, default 1m (delete_sweep); LISTEN wakes earlier
-	Batch     int           // rows per transaction, default 500
-	Now       func() time.Time
+	// ExpungeHorizon is how long tombstones of removed messages are kept
+	// for QRESYNC (expunge_horizon); default 2160h (90 days), negative:
+	// for ever.
+	ExpungeHorizon time.Duration
+	Batch          int // rows per transaction, default 500
+	Now            func() time.Time
 }
 
 // LoadDeleteConfig overlays delete_retention and delete_sweep on base.
 func LoadDeleteConfig(ctx context.Context, st *store.Store, base DeleteConfig) (DeleteConfig, error) {
 	c := base
 	var errs []error
-	for key, dst := range map[string]*time.Duration{"delete_retention": &c.Retention, "delete_sweep": &c.Sweep} {
+	for key, dst := range map[string]*time.Duration{"delete_retention": &c.Retention, "delete_sweep": &c.Sweep,
+		"expunge_horizon": &c.ExpungeHorizon} {
 		v, err := st.Config(ctx, key, "")
 		if err == nil && strings.TrimSpace(v) != "" {
 			*dst, err = time.ParseDuration(strings.TrimSpace(v))
@@ -58,6 +63,9 @@ func NewDeleteDaemon(st *store.Store, cfg DeleteConfig, log *slog.Logger) *Delet
 		cfg.Retention = 720 * time.Hour
 	} else if cfg.Retention < 0 {
 		cfg.Retention = 0
+	}
+	if cfg.ExpungeHorizon == 0 {
+		cfg.ExpungeHorizon = 2160 * time.Hour
 	}
 	if cfg.Sweep <= 0 {
 		cfg.Sweep = time.Minute
@@ -92,15 +100,34 @@ func (d *DeleteDaemon) Run(ctx context.Context) error {
 	}
 }
 
-// RunOnce removes every file due now and returns how many rows it marked done.
+// RunOnce removes every file due now and returns how many rows it marked
+// done; it also prunes the tombstones older than ExpungeHorizon.
 func (d *DeleteDaemon) RunOnce(ctx context.Context) (int, error) {
 	ctx = store.WithClass(ctx, store.ClassBackground)
+	if err := d.pruneExpunges(ctx); err != nil {
+		return 0, err
+	}
 	total := 0
 	for {
 		n, err := d.st.ClaimDeleted(ctx, d.cfg.Now().Add(-d.cfg.Retention), d.cfg.Batch, d.remove)
 		total += n
 		if err != nil || n < d.cfg.Batch {
 			return total, err
+		}
+	}
+}
+
+// pruneExpunges deletes the tombstones (store.PruneExpunges) written more
+// than ExpungeHorizon ago: QRESYNC answers clients last seen before that
+// from the mailbox's membership (store.Vanished).
+func (d *DeleteDaemon) pruneExpunges(ctx context.Context) error {
+	if d.cfg.ExpungeHorizon < 0 {
+		return nil
+	}
+	for {
+		n, err := d.st.PruneExpunges(ctx, d.cfg.Now().Add(-d.cfg.ExpungeHorizon), d.cfg.Batch)
+		if err != nil || n < d.cfg.Batch {
+			return err
 		}
 	}
 }

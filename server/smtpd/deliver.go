@@ -134,6 +134,9 @@ func (x *session) deliver(ctx context.Context, in *store.Incoming, d store.Deliv
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 			return errNoStorage
 		}
+		if errors.Is(err, store.ErrOverQuota) {
+			return errOverQuota
+		}
 		return errTempDB
 	}
 	for i, c := range res.Copies {

@@ -67,13 +67,21 @@ func (r *Relay) sendDomain(ctx context.Context, domain string, rcpts []string, f
 	}
 	var last error
 	for _, h := range hosts {
-		c, err := r.dialDirect(ctx, h)
-		if err != nil {
-			last = fmt.Errorf("%s: %w", h, err)
-			continue
+		dest := "mx " + h
+		c := r.conns.take(dest)
+		if c == nil {
+			if c, err = r.dialDirect(ctx, h); err != nil {
+				last = fmt.Errorf("%s: %w", h, err)
+				continue
+			}
 		}
+		c.begin(r.cfg.Lease)
 		fails, connErr := r.transact(c, rcpts, from, data)
-		c.Close()
+		if connErr != nil {
+			c.Close()
+		} else {
+			r.conns.put(dest, c)
+		}
 		if connErr != nil && !permanent(connErr) {
 			last = fmt.Errorf("%s: %w", h, connErr)
 			continue // the next exchanger (RFC 5321 §5.1)
@@ -116,25 +124,25 @@ func (r *Relay) exchangers(ctx context.Context, domain string) ([]string, error)
 
 // dialDirect connects to an exchanger on DirectPort: STARTTLS when offered
 // (unverified); if the handshake fails, once more without TLS.
-func (r *Relay) dialDirect(ctx context.Context, host string) (*smtp.Client, error) {
+func (r *Relay) dialDirect(ctx context.Context, host string) (*relayConn, error) {
 	addr := net.JoinHostPort(host, strconv.Itoa(r.cfg.DirectPort))
-	open := func(useTLS bool) (*smtp.Client, bool, error) {
+	open := func(useTLS bool) (*relayConn, bool, error) {
 		d := net.Dialer{Timeout: 30 * time.Second}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			return nil, false, err
 		}
-		conn = &endConn{Conn: conn, end: time.Now().Add(r.cfg.Lease / 2)}
-		conn.SetDeadline(time.Time{})
+		ec := &endConn{Conn: conn, end: time.Now().Add(r.cfg.Lease / 2)}
+		ec.SetDeadline(time.Time{})
 		var c *smtp.Client
 		if useTLS {
-			c, err = smtp.NewClientStartTLS(conn, &tls.Config{ServerName: host, InsecureSkipVerify: true}) // opportunistic: RFC 7435
+			c, err = smtp.NewClientStartTLS(ec, &tls.Config{ServerName: host, InsecureSkipVerify: true}) // opportunistic: RFC 7435
 			if err != nil {
 				conn.Close()
 				return nil, false, err
 			}
 		} else {
-			c = smtp.NewClient(conn)
+			c = smtp.NewClient(ec)
 		}
 		c.CommandTimeout, c.SubmissionTimeout = r.cfg.Timeout, 2*r.cfg.Timeout
 		if err := c.Hello(r.cfg.Hostname); err != nil {
@@ -142,7 +150,7 @@ func (r *Relay) dialDirect(ctx context.Context, host string) (*smtp.Client, erro
 			return nil, false, err
 		}
 		ok, _ := c.Extension("STARTTLS")
-		return c, ok, nil
+		return &relayConn{Client: c, ec: ec}, ok, nil
 	}
 	c, offers, err := open(false)
 	if err != nil || !offers {
@@ -158,8 +166,9 @@ func (r *Relay) dialDirect(ctx context.Context, host string) (*smtp.Client, erro
 
 // transact sends one message to rcpts over c. connErr is a failure of the
 // whole session (MAIL, DATA, the connection); per-recipient refusals are
-// in fails.
-func (r *Relay) transact(c *smtp.Client, rcpts []string, from string, data []byte) (fails []failure, connErr error) {
+// in fails. The session stays open (the caller keeps it for the next
+// message or closes it).
+func (r *Relay) transact(c *relayConn, rcpts []string, from string, data []byte) (fails []failure, connErr error) {
 	all := func(err error) []failure {
 		fs := make([]failure, len(rcpts))
 		for i, rc := range rcpts {
@@ -195,7 +204,6 @@ func (r *Relay) transact(c *smtp.Client, rcpts []string, from string, data []byt
 		}
 		return fails, err
 	}
-	c.Quit()
 	return fails, nil
 }
 

@@ -42,7 +42,11 @@ type RelayConfig struct {
 	// is not sent twice unless a worker dies. A dead worker's messages wait
 	// for their lease to end.
 	Lease time.Duration
-	Now   func() time.Time
+	// KeepIdle is how long a session with the smart host or an exchanger
+	// stays open after a message for the next one to the same place
+	// (reuse.go), default 30 s; negative: a session per message.
+	KeepIdle time.Duration
+	Now      func() time.Time
 }
 
 func (c *RelayConfig) defaults() {
@@ -75,6 +79,9 @@ func (c *RelayConfig) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.KeepIdle == 0 {
+		c.KeepIdle = 30 * time.Second
 	}
 	if c.Direct == nil {
 		t := true
@@ -139,9 +146,10 @@ func LoadRelayConfig(ctx context.Context, st *store.Store, base RelayConfig) (Re
 // (store.FinishOutbound). A message
 // leaves the queue only after 250 for its recipients, or after a bounce:
 // at once on 5xx, after GiveUp on 4xx and connection failures (retried with
-// exponential backoff meanwhile). Without a smart host (Host empty) there
-// is no way out: every queued message bounces at once (errNoRelay) rather
-// than waiting for GiveUp.
+// exponential backoff meanwhile). Without a smart host (Host empty) the
+// message goes to the recipients' exchangers (Direct, direct.go); with
+// that off too there is no way out: every queued message bounces at once
+// (errNoRelay) rather than waiting for GiveUp.
 type Relay struct {
 	st  *store.Store
 	cfg RelayConfig
@@ -151,6 +159,8 @@ type Relay struct {
 	// before that pass began, so only a notification or PollInterval can
 	// start the next one.
 	idle func(listened bool)
+	// conns are the sessions kept open between messages (reuse.go).
+	conns idleConns
 }
 
 // NewRelay returns a relay; see LoadRelayConfig.
@@ -159,7 +169,7 @@ func NewRelay(st *store.Store, cfg RelayConfig, log *slog.Logger) *Relay {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Relay{st: st, cfg: cfg, log: log.With("component", "relay")}
+	return &Relay{st: st, cfg: cfg, log: log.With("component", "relay"), conns: idleConns{keep: cfg.KeepIdle}}
 }
 
 // Run sends due messages until ctx ends, waking on OutboundChannel
@@ -181,6 +191,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			r.conns.closeAll()
 			return nil
 		case <-listening: // catch up on what was queued before LISTEN
 			listened = true
@@ -312,72 +323,49 @@ func (r *Relay) send(ctx context.Context, m *store.OutboundMessage) []failure {
 		}
 		return all(errNoRelay)
 	}
-	c, err := r.dial(ctx)
-	if err != nil {
-		return all(err)
-	}
-	defer c.Close()
-	if r.cfg.User != "" {
-		if err := c.Auth(sasl.NewPlainClient("", r.cfg.User, r.cfg.Password)); err != nil {
-			return all(fmt.Errorf("auth: %w", err))
+	dest := "relay " + r.cfg.User + "@" + r.cfg.Host
+	c := r.conns.take(dest)
+	if c == nil {
+		if c, err = r.dial(ctx); err != nil {
+			return all(err)
+		}
+		if r.cfg.User != "" {
+			if err := c.Auth(sasl.NewPlainClient("", r.cfg.User, r.cfg.Password)); err != nil {
+				c.Close()
+				return all(fmt.Errorf("auth: %w", err))
+			}
 		}
 	}
-	if err := c.Mail(m.MailFrom, nil); err != nil {
-		return all(err)
+	c.begin(r.cfg.Lease)
+	fails, connErr := r.transact(c, m.RcptTo, m.MailFrom, data)
+	if connErr != nil {
+		c.Close()
+	} else {
+		r.conns.put(dest, c)
 	}
-	var fails []failure
-	var accepted []string
-	for _, rc := range m.RcptTo {
-		if err := c.Rcpt(rc, nil); err != nil {
-			fails = append(fails, classify(rc, err))
-		} else {
-			accepted = append(accepted, rc)
-		}
-	}
-	if len(accepted) == 0 {
-		return fails
-	}
-	dataFail := func(err error) []failure {
-		for _, rc := range accepted {
-			fails = append(fails, classify(rc, err))
-		}
-		return fails
-	}
-	w, err := c.Data()
-	if err != nil {
-		return dataFail(err)
-	}
-	if _, err := w.Write(data); err != nil {
-		w.Close()
-		return dataFail(err)
-	}
-	if err := w.Close(); err != nil {
-		return dataFail(err)
-	}
-	c.Quit()
 	return fails
 }
 
 // dial connects to the smart host, with STARTTLS when it is offered
 // (RFC 3207). go-smtp can start TLS only on a fresh client, so when the
 // first EHLO shows STARTTLS we reconnect and start TLS right away.
-func (r *Relay) dial(ctx context.Context) (*smtp.Client, error) {
+func (r *Relay) dial(ctx context.Context) (*relayConn, error) {
 	d := net.Dialer{Timeout: 30 * time.Second}
 	end := time.Now().Add(r.cfg.Lease / 2)
 	conn, err := d.DialContext(ctx, "tcp", r.cfg.Host)
 	if err != nil {
 		return nil, err
 	}
-	conn = &endConn{Conn: conn, end: end}
-	conn.SetDeadline(time.Time{})
-	c := smtp.NewClient(conn)
+	ec := &endConn{Conn: conn, end: end}
+	ec.SetDeadline(time.Time{})
+	c := smtp.NewClient(ec)
 	c.CommandTimeout, c.SubmissionTimeout = r.cfg.Timeout, 2*r.cfg.Timeout
 	if err := c.Hello(r.cfg.Hostname); err != nil {
 		c.Close()
 		return nil, err
 	}
 	if ok, _ := c.Extension("STARTTLS"); !ok {
-		return c, nil
+		return &relayConn{Client: c, ec: ec}, nil
 	}
 	c.Quit()
 	tc := r.cfg.TLS
@@ -388,9 +376,9 @@ func (r *Relay) dial(ctx context.Context) (*smtp.Client, error) {
 	if conn, err = d.DialContext(ctx, "tcp", r.cfg.Host); err != nil {
 		return nil, err
 	}
-	conn = &endConn{Conn: conn, end: end}
-	conn.SetDeadline(time.Time{})
-	if c, err = smtp.NewClientStartTLS(conn, tc); err != nil {
+	ec = &endConn{Conn: conn, end: end}
+	ec.SetDeadline(time.Time{})
+	if c, err = smtp.NewClientStartTLS(ec, tc); err != nil {
 		return nil, fmt.Errorf("starttls: %w", err)
 	}
 	c.CommandTimeout, c.SubmissionTimeout = r.cfg.Timeout, 2*r.cfg.Timeout
@@ -398,7 +386,7 @@ func (r *Relay) dial(ctx context.Context) (*smtp.Client, error) {
 		c.Close()
 		return nil, err
 	}
-	return c, nil
+	return &relayConn{Client: c, ec: ec}, nil
 }
 
 // endConn bounds a whole session: go-smtp's client sets a deadline per

@@ -3,6 +3,7 @@ package smtpd_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -27,6 +28,8 @@ type smartHost struct {
 	dataErr func(n int) error
 	n       int
 	got     []hostMsg
+	// sessions counts connections, ended the sessions that ended.
+	sessions, ended int
 }
 
 type hostMsg struct {
@@ -35,11 +38,19 @@ type hostMsg struct {
 	data string
 }
 
-func newSmartHost(t testing.TB) *smartHost {
+func newSmartHost(t testing.TB, opts ...func(*smtp.Server)) *smartHost {
 	h := &smartHost{}
-	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &hostSession{h: h}, nil }))
+	s := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		h.mu.Lock()
+		h.sessions++
+		h.mu.Unlock()
+		return &hostSession{h: h}, nil
+	}))
 	s.Domain = "smarthost.test"
 	s.ErrorLog = nopLog{}
+	for _, o := range opts {
+		o(s)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	h.addr = ln.Addr().String()
@@ -59,8 +70,13 @@ type hostSession struct {
 	to   []string
 }
 
-func (s *hostSession) Reset()        { s.from, s.to = "", nil }
-func (s *hostSession) Logout() error { return nil }
+func (s *hostSession) Reset() { s.from, s.to = "", nil }
+func (s *hostSession) Logout() error {
+	s.h.mu.Lock()
+	s.h.ended++
+	s.h.mu.Unlock()
+	return nil
+}
 func (s *hostSession) Mail(from string, _ *smtp.MailOptions) error {
 	s.from = from
 	return nil
@@ -411,6 +427,47 @@ func TestDeleteDaemon(t *testing.T) {
 	}
 }
 
+// The delete daemon prunes tombstones older than expunge_horizon and
+// raises the mailbox's expunges_pruned (store.Vanished then answers from
+// the membership); a negative horizon keeps them.
+func TestDeleteDaemonExpungeHorizon(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	ctx := context.Background()
+	c := dial(t, e.mx)
+	must(t, send(c, "alice@remote.example", []string{"u@example.test"}, testMsg("gone")))
+	snap, err := e.st.Select(ctx, e.u.ID, "INBOX", false)
+	must(t, err)
+	_, err = e.st.StoreFlags(ctx, snap.Mailbox.Box(), snap.UIDs, store.FlagsAdd, store.Flags{Deleted: true})
+	must(t, err)
+	_, err = e.st.Expunge(ctx, snap.Mailbox.Box(), nil)
+	must(t, err)
+	count := func() (tombs int, pruned int64) {
+		must(t, e.st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM mailbox_expunges WHERE mailbox_id = $1),
+			(SELECT expunges_pruned FROM mailboxes WHERE id = $1)`, snap.Mailbox.ID).Scan(&tombs, &pruned))
+		return
+	}
+	clk := &clock{t: time.Now().Add(time.Second)}
+	for _, h := range []time.Duration{-1, time.Hour} {
+		_, err := smtpd.NewDeleteDaemon(e.st, smtpd.DeleteConfig{ExpungeHorizon: h, Now: clk.Now}, nil).RunOnce(ctx)
+		must(t, err)
+		if n, p := count(); n != 1 || p != 0 {
+			t.Fatalf("horizon %v, 1 s later: %d tombstones, expunges_pruned %d; want 1, 0", h, n, p)
+		}
+	}
+	clk.Add(2 * time.Hour)
+	_, err = smtpd.NewDeleteDaemon(e.st, smtpd.DeleteConfig{ExpungeHorizon: time.Hour, Now: clk.Now}, nil).RunOnce(ctx)
+	must(t, err)
+	if n, p := count(); n != 0 || p == 0 {
+		t.Fatalf("past the horizon: %d tombstones, expunges_pruned %d; want 0, the tombstone's modseq", n, p)
+	}
+	vs, err := e.st.Vanished(ctx, snap.Mailbox.Box(), 1)
+	must(t, err)
+	if len(vs) != 1 || vs[0] != (store.UIDRange{Lo: 1, Hi: 1}) {
+		t.Fatalf("Vanished past the horizon: %v, want [1:1]", vs)
+	}
+}
+
 // TestRelayHoldsNoTransaction pins finding 6: the relay held a transaction
 // (and the queue row's lock) open across its whole SMTP session with the
 // smart host. It now leases the row, commits, talks SMTP, and records the
@@ -471,7 +528,7 @@ func TestRelayDeadWorkersLeaseExpires(t *testing.T) {
 }
 
 // TestRelayNoHostBounces (issue 18): with no smart host configured
-// (smtp_relay_host empty) a message for a remote recipient cannot leave:
+// (smtp_relay_host empty) and direct delivery off, a message for a remote recipient cannot leave:
 // the submission logs a warning saying it will bounce, and the relay
 // bounces it at once (status 5.4.4, no route) instead of keeping it
 // queued forever. With a relay host configured there is no warning.
@@ -494,7 +551,7 @@ func TestRelayNoHostBounces(t *testing.T) {
 		t.Fatalf("INBOX holds %d messages, want the bounce", len(inbox))
 	}
 	for _, want := range []string{"Subject: Undelivered Mail Returned to Sender", "multipart/report; report-type=delivery-status",
-		"<bob@elsewhere.example>: no relay host is configured (smtp_relay_host)", "Final-Recipient: rfc822; bob@elsewhere.example",
+		"<bob@elsewhere.example>: no relay host is configured (smtp_relay_host) and direct delivery (smtp_relay_direct) is off", "Final-Recipient: rfc822; bob@elsewhere.example",
 		"Action: failed", "Status: 5.4.4", "Content-Type: text/rfc822-headers", "Subject: nohost", "In-Reply-To: <nohost@remote.example>"} {
 		if !strings.Contains(inbox[0], want) {
 			t.Errorf("bounce lacks %q:\n%s", want, inbox[0])
@@ -567,5 +624,81 @@ func TestAutoAddressesDeliverable(t *testing.T) {
 	}
 	if a, err := e.st.CorrespondentAddr(ctx, "auto@auto.example.test", "frank@elsewhere.example"); err != nil || a != "" {
 		t.Errorf("frank got %q (%v) after the refused address", a, err)
+	}
+}
+
+// counts returns how many sessions the host has had and how many ended.
+func (h *smartHost) counts() (sessions, ended int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions, h.ended
+}
+
+// TestRelayReusesConnection: messages to one smart host go over one
+// session (RSET between them), which ends after KeepIdle; the next
+// message opens a new one.
+func TestRelayReusesConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t)
+	off := false
+	r := smtpd.NewRelay(e.st, smtpd.RelayConfig{Host: h.addr, Hostname: "mx.example.test", Timeout: 5 * time.Second,
+		Direct: &off, Workers: 1, KeepIdle: 500 * time.Millisecond}, nil)
+	for i := range 3 {
+		submit(t, e, "u@example.test", []string{fmt.Sprintf("bob%d@elsewhere.example", i)}, outMsg(fmt.Sprintf("reuse %d", i)))
+	}
+	if n := runOnce(t, r); n != 3 {
+		t.Fatalf("handled %d, want 3", n)
+	}
+	if got := h.received(); len(got) != 3 {
+		t.Fatalf("smart host got %d messages, want 3", len(got))
+	}
+	if s, ended := h.counts(); s != 1 || ended != 0 {
+		t.Fatalf("%d sessions (%d ended) for 3 messages, want 1 still open", s, ended)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ended := h.counts(); ended == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the idle session was not ended after KeepIdle")
+		}
+	}
+	submit(t, e, "u@example.test", []string{"carol@elsewhere.example"}, outMsg("after idle"))
+	if n := runOnce(t, r); n != 1 {
+		t.Fatalf("handled %d, want 1", n)
+	}
+	if s, _ := h.counts(); s != 2 || len(h.received()) != 4 {
+		t.Fatalf("%d sessions, %d messages; want 2 and 4", s, len(h.received()))
+	}
+}
+
+// TestRelayReuseAfterHostClosed: a kept session the host has closed
+// meanwhile (its idle timeout) fails the RSET; the message goes over a
+// new session, nothing is deferred.
+func TestRelayReuseAfterHostClosed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	h := newSmartHost(t, func(s *smtp.Server) { s.ReadTimeout = 200 * time.Millisecond })
+	off := false
+	r := smtpd.NewRelay(e.st, smtpd.RelayConfig{Host: h.addr, Hostname: "mx.example.test", Timeout: 5 * time.Second,
+		Direct: &off, Workers: 1}, nil)
+	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("first"))
+	runOnce(t, r)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ended := h.counts(); ended == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the host did not close the idle session")
+		}
+	}
+	submit(t, e, "u@example.test", []string{"carol@elsewhere.example"}, outMsg("second"))
+	runOnce(t, r)
+	if q := queue(t, e.st); len(q) != 0 {
+		t.Fatalf("deferred: %+v", q)
+	}
+	if s, _ := h.counts(); s != 2 || len(h.received()) != 2 {
+		t.Fatalf("%d sessions, %d messages; want 2 and 2", s, len(h.received()))
 	}
 }

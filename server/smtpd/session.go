@@ -30,6 +30,9 @@ var (
 	// RFC 4954 §4, rfc4954.txt:157: "The AUTH command is not permitted during a mail transaction."
 	errAuthInTx  = &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "AUTH is not permitted during a mail transaction"}
 	errNoStorage = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1}, Message: "Insufficient system storage, try again later"}
+	// A local recipient over their quota (store.Quota): 552 "exceeded
+	// storage allocation" (rfc5321.txt:2839), X.2.2 "Mailbox full" (RFC 3463 §3.3).
+	errOverQuota = &smtp.SMTPError{Code: 552, EnhancedCode: smtp.EnhancedCode{5, 2, 2}, Message: "Mailbox full"}
 )
 
 type localRcpt struct {
@@ -56,7 +59,8 @@ type session struct {
 
 	inTx      bool // between MAIL and the end of DATA or RSET
 	from      string
-	rcpts     int // RCPTs accepted, duplicates included
+	size      int64 // MAIL FROM SIZE= (RFC 1870), 0 if not given
+	rcpts     int   // RCPTs accepted, duplicates included
 	rcptLimit bool
 	local     []localRcpt // one per user: duplicates collapse
 	remote    []string
@@ -163,7 +167,7 @@ func (x *session) Mail(from string, opts *smtp.MailOptions) error {
 			return errNotYours
 		}
 	}
-	x.inTx, x.from = true, from
+	x.inTx, x.from, x.size = true, from, opts.Size
 	return nil
 }
 
@@ -197,6 +201,17 @@ func (x *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	defer cancel()
 	u, err := x.s.st.LookupAddress(ctx, to)
 	if err == nil {
+		// A recipient whose quota has no room for the message (its
+		// declared SIZE, or one more octet) is refused here; the
+		// delivery checks again with the real size (a message that
+		// does not fit then fails as a whole, 552).
+		if q, err := x.s.st.Quota(ctx, u.ID); err != nil {
+			x.log.Error("smtpd: quota", "err", err)
+			return errTempDB
+		} else if !q.Room(max(x.size, 1)) {
+			x.log.Info("smtpd: recipient over quota", "rcpt", to)
+			return errOverQuota
+		}
 		x.rcpts++
 		if !slices.ContainsFunc(x.local, func(r localRcpt) bool { return r.user.ID == u.ID }) {
 			x.local = append(x.local, localRcpt{to, u})

@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -39,4 +41,101 @@ func (s *Store) HighestModSeq(ctx context.Context, b Box) (int64, error) {
 func (s *Store) StoreFlagsUnchangedSince(ctx context.Context, b Box, uids []uint32, held Held, op FlagOp, f Flags,
 	unchangedSince int64) (changes []FlagChange, modified []uint32, err error) {
 	return s.storeFlags(ctx, b, uids, held, op, f, max(unchangedSince, 0))
+}
+
+// QRESYNC (RFC 7162 §3.2): which UIDs left a mailbox after a modseq. The
+// tombstones (mailbox_expunges) answer it; they are kept for the setting
+// expunge_horizon and pruned after (PruneExpunges, run by the delete
+// daemon), and each mailbox remembers the highest modseq it lost
+// (expunges_pruned, schema 0018).
+
+// UIDRange is the UIDs Lo..Hi.
+type UIDRange struct{ Lo, Hi uint32 }
+
+// Vanished returns the UIDs removed from a mailbox after modseq since, as
+// ascending, disjoint ranges. When tombstones after since were pruned, it
+// returns every UID below UIDNEXT that the mailbox does not hold now: a
+// superset of the answer (it also names UIDs removed at or before since),
+// which RFC 7162 allows ("MUST behave as if it was requested to report all
+// expunged messages", rfc7162.txt:1718-1721), and which is exact about
+// what is gone, as UIDs are never reused. Either way it is read in one
+// statement (one snapshot).
+func (s *Store) Vanished(ctx context.Context, b Box, since int64) ([]UIDRange, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `WITH b AS (SELECT uidnext, expunges_pruned > $2 AS past FROM mailboxes WHERE id = $1)
+		SELECT 0, uidnext, past FROM b
+		UNION ALL SELECT 1, u, false FROM b, mailbox_expunges e, unnest(e.uids) u
+			WHERE NOT b.past AND e.mailbox_id = $1 AND e.modseq > $2
+		UNION ALL SELECT 2, mm.uid, false FROM b, mailbox_messages mm WHERE b.past AND mm.mailbox_id = $1`, b.id, since)
+	if err != nil {
+		return nil, wrap("vanished", err)
+	}
+	var uidnext int64
+	found, past := false, false
+	var uids []uint32
+	for rows.Next() {
+		var kind int32
+		var n int64
+		var p bool
+		if err := rows.Scan(&kind, &n, &p); err != nil {
+			rows.Close()
+			return nil, wrap("vanished", err)
+		}
+		if kind == 0 {
+			found, uidnext, past = true, n, p
+		} else {
+			uids = append(uids, uint32(n))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("vanished", err)
+	}
+	if !found {
+		return nil, ErrNotFound
+	}
+	slices.Sort(uids)
+	if !past {
+		return uidRanges(uids), nil
+	}
+	// The gaps below UIDNEXT between the members.
+	var out []UIDRange
+	next := uint32(1)
+	for _, u := range append(uids, uint32(uidnext)) {
+		if u > next {
+			out = append(out, UIDRange{next, u - 1})
+		}
+		next = u + 1
+	}
+	return out, nil
+}
+
+// uidRanges turns ascending UIDs into ranges of consecutive ones.
+func uidRanges(uids []uint32) []UIDRange {
+	var out []UIDRange
+	for _, u := range uids {
+		if n := len(out); n > 0 && out[n-1].Hi+1 == u {
+			out[n-1].Hi = u
+		} else if n == 0 || out[n-1].Hi < u {
+			out = append(out, UIDRange{u, u})
+		}
+	}
+	return out
+}
+
+// PruneExpunges deletes up to limit tombstones written before `before` and
+// raises their mailboxes' expunges_pruned to the highest modseq deleted
+// (in the same transaction: Vanished sees both or neither). It returns how
+// many rows it deleted.
+func (s *Store) PruneExpunges(ctx context.Context, before time.Time, limit int) (int, error) {
+	var n int
+	err := s.tx(ctx, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `WITH d AS (DELETE FROM mailbox_expunges WHERE ctid = ANY(ARRAY(
+				SELECT ctid FROM mailbox_expunges WHERE at < $1 LIMIT $2)) RETURNING mailbox_id, modseq),
+			m AS (SELECT mailbox_id, max(modseq) AS ms FROM d GROUP BY mailbox_id),
+			up AS (UPDATE mailboxes b SET expunges_pruned = greatest(b.expunges_pruned, m.ms) FROM m WHERE b.id = m.mailbox_id)
+			SELECT count(*) FROM d`, before, limit).Scan(&n)
+	})
+	return n, wrap("prune expunges", err)
 }

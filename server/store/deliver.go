@@ -158,27 +158,99 @@ func (s *Store) DeliverIncoming(ctx context.Context, in *Incoming, d Delivery) (
 			return res, nil
 		}
 	}
-	refs := append([]string{}, p.References...)
+	m := newPending(content, p, d.Copies)
+	if res.QueueID, err = s.deliverPending(ctx, []*pending{m}, d.Queue); err != nil {
+		return res, err
+	}
+	res.Copies = m.delivered()
+	return res, nil
+}
+
+// DeliverAll stores several messages for one user in ONE transaction
+// (MULTIAPPEND, RFC 3502: "no partial appending is permitted",
+// rfc3502.txt:143-146): a failure stores none of them. Their UIDs in each
+// target are in the order given. The messages are read into memory
+// together (each once; the caller bounds their sum: an APPEND command's
+// literal limit), and go to Postgres one after the other. No Sent copy is
+// claimed (DeliverOptions.SentWindow).
+func (s *Store) DeliverAll(ctx context.Context, userID int64, ins []*Incoming, opts []DeliverOptions) ([]Delivered, error) {
+	var spooled int64
+	for _, in := range ins {
+		if in.f != nil {
+			spooled += in.Size()
+		}
+	}
+	if w := min(spooled, s.memCap); w > 0 {
+		if err := s.mem.Acquire(ctx, w); err != nil {
+			return nil, wrap("deliver", err)
+		}
+		defer s.mem.Release(w)
+	}
+	ms := make([]*pending, len(ins))
+	for i, in := range ins {
+		content, err := in.Bytes()
+		if err != nil {
+			return nil, wrap("deliver: read", err)
+		}
+		o := opts[i]
+		o.SentWindow = 0
+		ms[i] = newPending(content, message.Parse(content), []Copy{{UserID: userID, DeliverOptions: o}})
+	}
+	if _, err := s.deliverPending(ctx, ms, nil); err != nil {
+		return nil, err
+	}
+	var out []Delivered
+	for _, m := range ms {
+		out = append(out, m.delivered()...)
+	}
+	return out, nil
+}
+
+// pending is one message of a delivery: its bytes and its copies.
+type pending struct {
+	content []byte
+	refs    []string // References and In-Reply-To, for the thread
+	copies  []*copyState
+}
+
+func newPending(content []byte, p *message.Parsed, cs []Copy) *pending {
+	m := &pending{content: content, refs: append([]string{}, p.References...)}
 	if p.InReplyTo != "" {
-		refs = append(refs, p.InReplyTo)
+		m.refs = append(m.refs, p.InReplyTo)
 	}
-	copies := make([]*copyState, len(d.Copies))
-	for i, c := range d.Copies {
-		cs := &copyState{Copy: c, target: NormName(c.Mailbox), date: c.InternalDate, p: parsedWith(p, content, c.Prefix)}
-		if cs.target == "" {
-			cs.target = "INBOX"
+	for _, c := range cs {
+		c := &copyState{Copy: c, target: NormName(c.Mailbox), date: c.InternalDate, p: parsedWith(p, content, c.Prefix)}
+		if c.target == "" {
+			c.target = "INBOX"
 		}
-		if cs.date.IsZero() {
-			cs.date = time.Now()
+		if c.date.IsZero() {
+			c.date = time.Now()
 		}
-		cs.hl = cs.p.HeaderLen - len(c.Prefix)
-		copies[i] = cs
+		c.hl = c.p.HeaderLen - len(c.Prefix)
+		m.copies = append(m.copies, c)
 	}
+	return m
+}
+
+func (m *pending) delivered() []Delivered {
+	var out []Delivered
+	for _, c := range m.copies {
+		out = append(out, Delivered{MessageID: c.id, MailboxID: c.pre.target.ID, box: c.pre.target.box,
+			UIDValidity: c.pre.target.UIDValidity, UID: c.uid})
+	}
+	return out
+}
+
+// deliverPending prepares the messages' copies and stores them in one
+// transaction (deliverTx), retrying when the user's mailboxes changed.
+func (s *Store) deliverPending(ctx context.Context, ms []*pending, q *Outbound) (qid int64, err error) {
 	defer func() {
 		if err != nil {
-			for _, c := range copies {
-				if c.spool != "" {
-					os.Remove(c.spool) // nothing refers to it
+			for _, m := range ms {
+				for _, c := range m.copies {
+					if c.spool != "" {
+						os.Remove(c.spool) // nothing refers to it
+					}
 				}
 			}
 		}
@@ -186,28 +258,30 @@ func (s *Store) DeliverIncoming(ctx context.Context, in *Incoming, d Delivery) (
 	for attempt := 0; ; attempt++ {
 		// Before the lock, in one round trip per copy: the message id,
 		// the target, the user's views (matched here, in Go) and the thread.
-		for _, c := range copies {
-			if c.pre, err = s.deliverPrepare(ctx, c.UserID, c.target, refs); err != nil {
-				return res, wrap("deliver", err)
-			}
-			if c.id == 0 {
-				c.id = c.pre.id
-				// Outside any lock: write and fsync the spool file (the
-				// slow part), so concurrent deliveries overlap their
-				// fsyncs. A crash before COMMIT leaves an orphan spool
-				// file, never a lost message.
-				if c.spool, err = s.writeSpool(c.UserID, c.id, c.Prefix, content); err != nil {
-					return res, wrap("deliver: spool", err)
+		for _, m := range ms {
+			for _, c := range m.copies {
+				if c.pre, err = s.deliverPrepare(ctx, c.UserID, c.target, m.refs); err != nil {
+					return 0, wrap("deliver", err)
+				}
+				if c.id == 0 {
+					c.id = c.pre.id
+					// Outside any lock: write and fsync the spool file (the
+					// slow part), so concurrent deliveries overlap their
+					// fsyncs. A crash before COMMIT leaves an orphan spool
+					// file, never a lost message.
+					if c.spool, err = s.writeSpool(c.UserID, c.id, c.Prefix, m.content); err != nil {
+						return 0, wrap("deliver: spool", err)
+					}
+				}
+				if c.views, c.cands, err = c.pre.match(evalMsg(c.p, c.date, c.Flags)); err != nil {
+					return 0, wrap("deliver", err)
+				}
+				if c.thread = c.pre.thread; c.thread == 0 {
+					c.thread = c.id
 				}
 			}
-			if c.views, c.cands, err = c.pre.match(evalMsg(c.p, c.date, c.Flags)); err != nil {
-				return res, wrap("deliver", err)
-			}
-			if c.thread = c.pre.thread; c.thread == 0 {
-				c.thread = c.id
-			}
 		}
-		res.QueueID, err = s.deliverTx(ctx, content, copies, d.Queue)
+		qid, err = s.deliverTx(ctx, ms, q)
 		if isRetryable(err) && attempt < 50 {
 			// A user's mailboxes changed between the reads and the lock
 			// (a view defined meanwhile): read and match again.
@@ -215,16 +289,16 @@ func (s *Store) DeliverIncoming(ctx context.Context, in *Incoming, d Delivery) (
 			continue
 		}
 		if err != nil {
-			return res, wrap("deliver", err)
+			return 0, wrap("deliver", err)
 		}
 		break
 	}
-	for _, c := range copies {
-		res.Copies = append(res.Copies, Delivered{MessageID: c.id, MailboxID: c.pre.target.ID, box: c.pre.target.box,
-			UIDValidity: c.pre.target.UIDValidity, UID: c.uid})
-		s.delivered()
+	for _, m := range ms {
+		for range m.copies {
+			s.delivered()
+		}
 	}
-	return res, nil
+	return qid, nil
 }
 
 // parsedWith is Parse(prefix + content) from p = Parse(content): header
@@ -358,13 +432,15 @@ var (
 	messageCols = []string{"id", "user_id", "internal_date", "internal_tz", "internal_day", "size", "header", "body",
 		"envelope", "bodystructure", "body_simple", "sent_date", "sent_day", "subject", "from_addr", "to_addr", "cc_addr",
 		"bcc_addr", "reply_to", "from_key", "message_id", "in_reply_to", "refs", "thread_id", "broken", "delivered_to",
-		"spool_path", "submitted", "base_subject", "subject_reply", "from_mbox", "to_mbox", "cc_mbox"}
+		"spool_path", "submitted", "base_subject", "subject_reply", "from_mbox", "to_mbox", "cc_mbox", "preview",
+		"from_display", "to_display"}
 	messageOIDs = []uint32{pgtype.Int8OID, pgtype.Int8OID, pgtype.TimestamptzOID, pgtype.Int4OID, pgtype.DateOID,
 		pgtype.Int4OID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID, pgtype.ByteaOID,
 		pgtype.TimestamptzOID, pgtype.DateOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID,
 		pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextArrayOID,
 		pgtype.Int8OID, pgtype.BoolOID, pgtype.TextOID, pgtype.TextOID, pgtype.TimestamptzOID,
-		pgtype.TextOID, pgtype.BoolOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID}
+		pgtype.TextOID, pgtype.BoolOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID, pgtype.TextOID,
+		pgtype.TextOID, pgtype.TextOID}
 )
 
 const colHeader, colBody = 6, 7
@@ -390,7 +466,8 @@ func messageRow(c *copyState) []any {
 		p.Envelope, p.BodyStructure, p.Body, sent, sentDay, folded(p.Subject), folded(p.From), folded(p.To), folded(p.Cc),
 		folded(p.Bcc), clean(p.ReplyTo), clean(p.FromAddr), clean(p.MessageID), clean(p.InReplyTo), cleanAll(refs),
 		c.thread, p.Broken, c.DeliveredTo, c.spool, submitted,
-		folded(p.BaseSubject), p.SubjectReply, folded(p.FromMailbox), folded(p.ToMailbox), folded(p.CcMailbox)}
+		folded(p.BaseSubject), p.SubjectReply, folded(p.FromMailbox), folded(p.ToMailbox), folded(p.CcMailbox), clean(p.Preview),
+		folded(p.FromDisplay), folded(p.ToDisplay)}
 }
 
 // copyRow is a binary COPY stream of one row (columns oids, values vals),
@@ -426,7 +503,8 @@ func copyRow(m *pgtype.Map, oids []uint32, vals []any, stream int, r io.Reader, 
 // deliverTx is the delivery's transaction in three round trips:
 //
 //  1. BEGIN and a COPY of the first row, its body streamed (the first copy's
-//     messages row, or the queued row when nothing is stored locally);
+//     messages row, or the queued row when nothing is stored locally), and
+//     one more COPY per further message (DeliverAll);
 //  2. one batch: the other copies' rows, made by Postgres from the first
 //     (so the message crosses the wire once); the texts (indexed later:
 //     indexer.go); then the users' locks, in id order; then per copy one
@@ -440,12 +518,16 @@ func copyRow(m *pgtype.Map, oids []uint32, vals []any, stream int, r io.Reader, 
 //
 // The wide rows and texts go in before the locks: they carry no modseq and
 // nobody sees them before COMMIT.
-func (s *Store) deliverTx(ctx context.Context, content []byte, copies []*copyState, q *Outbound) (int64, error) {
+func (s *Store) deliverTx(ctx context.Context, ms []*pending, q *Outbound) (int64, error) {
 	// The users' gates (gate.go), in id order as their locks, before a
 	// connection: waiting for a user's lock must not hold one.
 	var users []int64
-	for _, c := range copies {
-		users = append(users, c.UserID)
+	var copies []*copyState
+	for _, m := range ms {
+		for _, c := range m.copies {
+			users = append(users, c.UserID)
+			copies = append(copies, c)
+		}
 	}
 	leave, err := s.gates.enterAll(ctx, users)
 	defer leave()
@@ -464,43 +546,58 @@ func (s *Store) deliverTx(ctx context.Context, content []byte, copies []*copySta
 		return 0, err
 	}
 	tm := conn.Conn().TypeMap()
-	var first io.Reader
-	var copySQL string
-	if len(copies) > 0 {
-		c := copies[0]
-		row := messageRow(c)
-		row[colHeader] = append(append(make([]byte, 0, len(c.Prefix)+c.hl), c.Prefix...), content[:c.hl]...)
-		first, err = copyRow(tm, messageOIDs, row, colBody, bytes.NewReader(content[c.hl:]), len(content)-c.hl)
-		copySQL = `BEGIN; COPY messages (` + strings.Join(messageCols, ", ") + `) FROM STDIN (FORMAT binary)`
-	} else {
+	if len(copies) == 0 {
 		var uid any
 		if q.UserID != 0 {
 			uid = q.UserID
 		}
-		first, err = copyRow(tm, []uint32{pgtype.Int8OID, pgtype.TextOID, pgtype.TextArrayOID, pgtype.ByteaOID},
+		content := ms[0].content
+		first, err := copyRow(tm, []uint32{pgtype.Int8OID, pgtype.TextOID, pgtype.TextArrayOID, pgtype.ByteaOID},
 			[]any{uid, q.From, q.Rcpts, nil}, 3, io.MultiReader(bytes.NewReader(q.Prefix), bytes.NewReader(content)),
 			len(q.Prefix)+len(content))
-		copySQL = `BEGIN; COPY outbound_queue (user_id, mail_from, rcpt_to, data) FROM STDIN (FORMAT binary)`
+		if err != nil {
+			return 0, err
+		}
+		if _, err := conn.Conn().PgConn().CopyFrom(ctx, first, `BEGIN; COPY outbound_queue (user_id, mail_from, rcpt_to, data) FROM STDIN (FORMAT binary)`); err != nil {
+			return fail(err)
+		}
 	}
-	if err != nil {
-		return 0, err
-	}
-	if _, err := conn.Conn().PgConn().CopyFrom(ctx, first, copySQL); err != nil {
-		return fail(err)
+	// Each message's first copy row, its body streamed (one round trip per
+	// message; several only for MULTIAPPEND).
+	for i, m := range ms {
+		if len(m.copies) == 0 {
+			continue
+		}
+		c := m.copies[0]
+		row := messageRow(c)
+		row[colHeader] = append(append(make([]byte, 0, len(c.Prefix)+c.hl), c.Prefix...), m.content[:c.hl]...)
+		first, err := copyRow(tm, messageOIDs, row, colBody, bytes.NewReader(m.content[c.hl:]), len(m.content)-c.hl)
+		if err != nil {
+			return fail(err)
+		}
+		sql := `COPY messages (` + strings.Join(messageCols, ", ") + `) FROM STDIN (FORMAT binary)`
+		if i == 0 {
+			sql = `BEGIN; ` + sql
+		}
+		if _, err := conn.Conn().PgConn().CopyFrom(ctx, first, sql); err != nil {
+			return fail(err)
+		}
 	}
 
 	b := &pgx.Batch{}
 	users = users[:0]
-	for i, c := range copies {
-		if !slices.Contains(users, c.UserID) {
-			users = append(users, c.UserID)
+	for _, m := range ms {
+		for i, c := range m.copies {
+			if !slices.Contains(users, c.UserID) {
+				users = append(users, c.UserID)
+			}
+			if i == 0 {
+				b.Queue(`INSERT INTO message_texts (message_id, header_text, body_text) VALUES ($1, $2, $3)`,
+					c.id, folded(c.p.HeaderText), folded(c.p.BodyText))
+				continue
+			}
+			queueCopyFrom(b, c, m.copies[0])
 		}
-		if i == 0 {
-			b.Queue(`INSERT INTO message_texts (message_id, header_text, body_text) VALUES ($1, $2, $3)`,
-				c.id, folded(c.p.HeaderText), folded(c.p.BodyText))
-			continue
-		}
-		queueCopyFrom(b, c, copies[0])
 	}
 	if len(users) > 0 {
 		slices.Sort(users)
@@ -522,7 +619,7 @@ func (s *Store) deliverTx(ctx context.Context, content []byte, copies []*copySta
 	var qid int64
 	if q != nil {
 		if len(copies) > 0 {
-			f := copies[0]
+			f := copies[0] // a queued message is one message
 			var uid any
 			if q.UserID != 0 {
 				uid = q.UserID

@@ -367,11 +367,11 @@ func duplicateMessages(ctx context.Context, tx pgx.Tx, mailboxID int64, ids []in
 		ins AS (INSERT INTO messages (id, user_id, internal_date, internal_tz, internal_day, size, header, body,
 				envelope, bodystructure, body_simple, sent_date, sent_day, subject, from_addr, to_addr, cc_addr, bcc_addr,
 				reply_to, from_key, message_id, in_reply_to, refs, thread_id, broken, delivered_to, spool_path,
-				base_subject, subject_reply, from_mbox, to_mbox, cc_mbox)
+				base_subject, subject_reply, from_mbox, to_mbox, cc_mbox, preview, from_display, to_display)
 			SELECT d.new, m.user_id, m.internal_date, m.internal_tz, m.internal_day, m.size, m.header, m.body,
 				m.envelope, m.bodystructure, m.body_simple, m.sent_date, m.sent_day, m.subject, m.from_addr, m.to_addr, m.cc_addr, m.bcc_addr,
 				m.reply_to, m.from_key, m.message_id, m.in_reply_to, m.refs, m.thread_id, m.broken, m.delivered_to, '',
-				m.base_subject, m.subject_reply, m.from_mbox, m.to_mbox, m.cc_mbox
+				m.base_subject, m.subject_reply, m.from_mbox, m.to_mbox, m.cc_mbox, m.preview, m.from_display, m.to_display
 			FROM d JOIN messages m ON m.id = d.old RETURNING id),
 		txt AS (INSERT INTO message_texts (message_id, header_text, body_text)
 			SELECT d.new, t.header_text, t.body_text FROM d JOIN message_texts t ON t.message_id = d.old),

@@ -8,15 +8,27 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
+	"decimail/server/message"
 	"decimail/server/query"
 )
 
 // FetchCols selects the columns one FETCH needs (DESIGN "Performance rules":
 // one query per command, only the needed columns, bodies only when asked).
 type FetchCols struct {
-	Flags, InternalDate, Size, Envelope, BodyStructure, BodySimple, Header, Body, IDs, ModSeq bool
+	Flags, InternalDate, Size, Envelope, BodyStructure, BodySimple, Header, Body, IDs, ModSeq, SaveDate bool
+	Preview                                                                                             PreviewMode
 }
+
+// PreviewMode is how FETCH reads previews (RFC 8970).
+type PreviewMode uint8
+
+const (
+	PreviewNone   PreviewMode = iota
+	PreviewStored             // stored previews only: a message stored before schema 0021 has none (PREVIEW (LAZY) answers NIL)
+	PreviewMake               // also make the missing ones from the message, in the same query
+)
 
 // FetchRow is one message's requested data. Slices are fresh per row.
 type FetchRow struct {
@@ -27,13 +39,16 @@ type FetchRow struct {
 	InternalDate  time.Time
 	Size          int
 	ModSeq        int64
+	Preview       pgtype.Text // PREVIEW; not Valid: none stored (PreviewStored)
+	SaveDate      *time.Time  // when the message entered the mailbox (schema 0020); nil for a held message no longer in it
 	Envelope      []byte
 	BodyStructure []byte
 	BodySimple    []byte
 	Header        []byte
 	Body          []byte
 
-	tz int32 // internal_tz, seconds east of UTC
+	tz         int32  // internal_tz, seconds east of UTC
+	previewRaw []byte // the message, when its preview is to be made
 }
 
 // fetchCol is a column group of a FETCH read.
@@ -80,8 +95,8 @@ func members(mailboxID int64, held Held) (from string, args []any, n int, where 
 	if held.Len() == 0 {
 		return "mailbox_messages mm", []any{mailboxID}, 2, "mm.mailbox_id = $1 AND "
 	}
-	return `(SELECT uid, message_id, modseq FROM mailbox_messages WHERE mailbox_id = $1
-		UNION ALL SELECT h.uid, h.message_id, 0::bigint FROM unnest($2::bigint[], $3::bigint[]) AS h(uid, message_id)) mm`,
+	return `(SELECT uid, message_id, modseq, saved_at FROM mailbox_messages WHERE mailbox_id = $1
+		UNION ALL SELECT h.uid, h.message_id, 0::bigint, NULL::timestamptz FROM unnest($2::bigint[], $3::bigint[]) AS h(uid, message_id)) mm`,
 		append([]any{mailboxID}, held.args()...), 4, ""
 }
 
@@ -96,6 +111,10 @@ func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held 
 		{cols.InternalDate, "m.internal_date, m.internal_tz", func(r *FetchRow) []any { return []any{&r.InternalDate, &r.tz} }},
 		{cols.Size, "f.size", func(r *FetchRow) []any { return []any{&r.Size} }},
 		{cols.ModSeq, "greatest(mm.modseq, f.modseq)", func(r *FetchRow) []any { return []any{&r.ModSeq} }},
+		{cols.Preview == PreviewStored, "m.preview, NULL::bytea", func(r *FetchRow) []any { return []any{&r.Preview, &r.previewRaw} }},
+		{cols.Preview == PreviewMake, "m.preview, CASE WHEN m.preview IS NULL THEN m.header || m.body END",
+			func(r *FetchRow) []any { return []any{&r.Preview, &r.previewRaw} }},
+		{cols.SaveDate, "mm.saved_at", func(r *FetchRow) []any { return []any{&r.SaveDate} }},
 		{cols.Envelope, "m.envelope", func(r *FetchRow) []any { return []any{&r.Envelope} }},
 		{cols.BodyStructure, "m.bodystructure", func(r *FetchRow) []any { return []any{&r.BodyStructure} }},
 		{cols.BodySimple, "m.body_simple", func(r *FetchRow) []any { return []any{&r.BodySimple} }},
@@ -112,14 +131,14 @@ func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held 
 	// Join only what the items need: FETCH (UID FLAGS) or (UID RFC822.SIZE
 	// FLAGS) never touches the wide message rows.
 	from, margs, n, where := members(mailboxID, held)
-	if cols.IDs || cols.InternalDate || cols.Envelope || cols.BodyStructure || cols.BodySimple || cols.Header || cols.Body {
+	if cols.IDs || cols.Preview != PreviewNone || cols.InternalDate || cols.Envelope || cols.BodyStructure || cols.BodySimple || cols.Header || cols.Body {
 		from += " JOIN messages m ON m.id = mm.message_id"
 	}
 	if cols.Flags || cols.ModSeq || cols.Size || held.Len() > 0 { // (a held message deleted since has no flags row)
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
 	chunks := chunkUIDs(uids, fetchChunkRows)
-	if (cols.Header || cols.Body) && len(uids) > 1 {
+	if (cols.Header || cols.Body || cols.Preview == PreviewMake) && len(uids) > 1 { // (a preview made from the message reads it)
 		var err error
 		if chunks, err = s.chunkBySize(ctx, mailboxID, uids, held); err != nil {
 			return err
@@ -151,6 +170,10 @@ func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held 
 				}
 				if cols.InternalDate {
 					r.InternalDate = r.InternalDate.In(zone(int(r.tz)))
+				}
+				if r.previewRaw != nil {
+					r.Preview = pgtype.Text{String: message.Preview(r.previewRaw), Valid: true}
+					r.previewRaw = nil
 				}
 				rows = append(rows, r)
 			}
@@ -266,7 +289,7 @@ func (s *Store) SearchHeld(ctx context.Context, b Box, n query.Node, env *query.
 		msgJoins(query.UsesText(n)) + ` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (` + pred + `)`
 	if held.Len() > 0 {
 		k := len(env.Args)
-		sql += fmt.Sprintf(` UNION ALL SELECT mm.uid FROM (SELECT h.uid, h.message_id, 0::bigint AS modseq
+		sql += fmt.Sprintf(` UNION ALL SELECT mm.uid FROM (SELECT h.uid, h.message_id, 0::bigint AS modseq, NULL::timestamptz AS saved_at
 				FROM unnest($%d::bigint[], $%d::bigint[]) AS h(uid, message_id)) mm
 			JOIN messages m ON m.id = mm.message_id`, k+1, k+2) +
 			msgJoins(query.UsesText(n)) + ` WHERE m.user_id = $2 AND (` + pred + `)`

@@ -65,6 +65,10 @@ type MailboxStatus struct {
 	Unseen        int
 	Size          int64
 	HighestModSeq int64
+	// Deleted and DeletedSize (the \Deleted messages and their octets)
+	// are read only by AddDeleted.
+	Deleted     int
+	DeletedSize int64
 }
 
 // NormName canonicalises a mailbox name: INBOX is case-insensitive (RFC 3501
@@ -483,7 +487,7 @@ func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def strin
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE mailboxes SET definition = $2, uses_flags = $3, uses_folders = $4, uidnext = 1,
-			uidvalidity = nextval('uidvalidity_seq') WHERE id = $1`, m.ID, def, c.usesFlags, c.usesFolders); err != nil {
+			uidvalidity = nextval('uidvalidity_seq'), expunges_pruned = 0 WHERE id = $1`, m.ID, def, c.usesFlags, c.usesFolders); err != nil {
 			return err
 		}
 		if err := schema.FillCandidates(ctx, tx, m.ID, def); err != nil {
@@ -509,15 +513,28 @@ func (s *Store) Subscribe(ctx context.Context, userID int64, name string) error 
 	if err := s.limits.checkName(NormName(name), true); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO subscriptions (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, userID, NormName(name))
+	_, err := s.pool.Exec(ctx, `WITH ins AS (INSERT INTO subscriptions (user_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING name)
+		SELECT `+notifySubscription, userID, NormName(name))
+	if err == nil {
+		s.notif.Touch(userID)
+	}
 	return wrap("subscribe", err)
 }
+
+// notifySubscription: a subscription changed signals the mailbox of its
+// name, if there is one, to every process (NOTIFY's SubscriptionChange,
+// imapd/notify.go); ins holds the changed row.
+const notifySubscription = `pg_notify('decimail', b.id::text) FROM ins, mailboxes b WHERE b.user_id = $1 AND b.name = ins.name`
 
 // Unsubscribe removes a name from the user's subscriptions.
 func (s *Store) Unsubscribe(ctx context.Context, userID int64, name string) error {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM subscriptions WHERE user_id = $1 AND name = $2`, userID, NormName(name))
 	if err == nil && tag.RowsAffected() == 0 {
 		return ErrNotFound
+	}
+	if err == nil {
+		_, err = s.pool.Exec(ctx, `WITH ins AS (SELECT $2::text AS name) SELECT `+notifySubscription, userID, NormName(name))
+		s.notif.Touch(userID)
 	}
 	return wrap("unsubscribe", err)
 }

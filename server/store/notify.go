@@ -94,7 +94,13 @@ func (n *Notifier) Listening() bool {
 // caller's snapshot). The first subscription starts the listener and waits
 // (briefly) until it is listening.
 func (n *Notifier) Subscribe(userID, mailboxID int64, since uint64) *Subscription {
-	sub := &Subscription{C: make(chan struct{}, 1), n: n, mailboxID: mailboxID, userID: userID}
+	return n.SubscribeTo(userID, mailboxID, since, make(chan struct{}, 1))
+}
+
+// SubscribeTo is Subscribe signalling ch (capacity 1), which several
+// subscriptions may share (NOTIFY watches many mailboxes).
+func (n *Notifier) SubscribeTo(userID, mailboxID int64, since uint64, ch chan struct{}) *Subscription {
+	sub := &Subscription{C: ch, n: n, mailboxID: mailboxID, userID: userID}
 	n.mu.Lock()
 	if n.subs[mailboxID] == nil {
 		n.subs[mailboxID] = map[*Subscription]struct{}{}

@@ -34,6 +34,9 @@ var Settings = []Setting{
 	{Key: "imapd_sent_dedup_window", Type: TypeDuration, Default: "10m", Live: true, check: nonZero, Effect: "an APPEND to `\\Sent` of a message the submission server filed there less than this long ago is answered with the filed copy (see \"Using it with a mail client\"); negative: off"},
 	{Key: ViewExpungeKey + ":<user>", Type: TypeEnum, Default: ViewExpungeTrash, Live: true, Values: []string{ViewExpungeTrash, ViewExpungeDelete},
 		Effect: "EXPUNGE in a view: `trash` moves the messages to Trash, `delete` deletes them at once (see Views; also `decimail user set`); read at each EXPUNGE"},
+	// Quota (RFC 9208; issue 17)
+	{Key: QuotaStorageKey + ":<user>", Type: TypeInt, Live: true, check: nonNegative, Effect: "the user's storage limit in KiB (units of 1024 octets), all mailboxes together, each message counted once; a delivery, APPEND or COPY that would exceed it: `NO [OVERQUOTA]`, SMTP 552 5.2.2; unset: no limit (also `decimail user set`)"},
+	{Key: QuotaMessagesKey + ":<user>", Type: TypeInt, Live: true, check: nonNegative, Effect: "the user's limit on the number of messages, as `quota_storage`; unset: no limit"},
 	// Store limits (issue 13)
 	{Key: "search_max_terms", Type: TypeInt, Default: "1000", check: nonZero, Effect: "keys of a SEARCH program or new view definition, counted after copies are removed (`HEADER X a` 5,000 times is one key); more: `NO [LIMIT]`, definition refused; negative: no limit"},
 	{Key: "search_max_value", Type: TypeInt, Default: "1024", check: nonZero, Effect: "bytes of one string of a program (a substring, a HEADER field name, a KEYWORD); longer: `NO [LIMIT]`, definition refused"},
@@ -77,6 +80,7 @@ var Settings = []Setting{
 	// Delete daemon
 	{Key: "delete_retention", Type: TypeDuration, Default: "720h", Effect: "how long the spool file of a deleted message is kept (`0s`: removed at once)"},
 	{Key: "delete_sweep", Type: TypeDuration, Default: "1m", Effect: "how often the delete daemon looks besides notifications"},
+	{Key: "expunge_horizon", Type: TypeDuration, Default: "2160h", Effect: "how long the delete daemon keeps the tombstone of a message removed from a mailbox (expunged, moved, or out of a view), from which QRESYNC tells a returning client what vanished; a client last synchronised before that is told every UID it names that is gone (README \"Mod-sequences\"); negative: kept for ever"},
 	// Written by the server itself
 	{Key: objectIDKey, Type: TypeString, Internal: true, Secret: true, Effect: "key of the OBJECTID hash (RFC 8474), made on first use; changing it changes every EMAILID"},
 	{Key: "modseq_epoch", Type: TypeString, Internal: true, Effect: "the Postgres start time the modseq sequence was last moved on for (see Durability)"},
@@ -194,6 +198,13 @@ func nonZero(v string) error {
 	}
 	if d, err := time.ParseDuration(v); err == nil && d == 0 {
 		return errors.New("not zero (negative: off)")
+	}
+	return nil
+}
+
+func nonNegative(v string) error {
+	if n, err := strconv.Atoi(v); err == nil && n < 0 {
+		return errors.New("not negative (unset the key for no limit)")
 	}
 	return nil
 }

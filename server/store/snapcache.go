@@ -5,6 +5,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -24,8 +25,8 @@ import (
 //
 // An entry is used only for its user and mailbox id at the same
 // UIDVALIDITY (a mailbox deleted and created again, renamed or redefined
-// under the name reads afresh), and only while younger than snapMaxAge, so
-// the changes read never reach past what tombstones keep. Entries are
+// under the name reads afresh), and only while younger than snapMaxAge and
+// no tombstone after it was pruned (Changes.Pruned). Entries are
 // immutable; a SELECT replaces its mailbox's entry.
 type snapCache struct {
 	mu   sync.Mutex
@@ -134,11 +135,11 @@ func (s *Store) selectSince(ctx context.Context, base *cachedSnap) (snap *Snapsh
 		return nil, nil, false, err
 	}
 	if !found || !exists || snap.Mailbox.ID != base.mailboxID || snap.Mailbox.UIDValidity != base.uidValidity ||
-		ch.UIDValidity != base.uidValidity {
-		return nil, nil, false, nil
+		ch.UIDValidity != base.uidValidity || ch.Pruned {
+		return nil, nil, false, nil // Pruned: tombstones after base are gone
 	}
 	slices.SortFunc(ch.Changed, func(a, b Change) int { return int(a.UID) - int(b.UID) })
-	slices.Sort(ch.Expunged)
+	sort.Sort(byUID{ch.Expunged, ch.ExpungedAt})
 	// Merge: base and the changes, both by UID; a change replaces its
 	// UID's entry, an expunge drops it.
 	n := len(base.uids) + len(ch.Changed)

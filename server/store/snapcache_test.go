@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -20,7 +21,7 @@ import (
 // reading everything shows, whatever happened in between, in this process
 // or another: deliveries, copies, flag changes, expunges, \Recent claims, a
 // query mailbox redefined, a folder deleted and created again or renamed
-// away and another renamed to its name.
+// away and another renamed to its name, tombstones pruned.
 func TestPropertySelectFromCache(t *testing.T) {
 	ctx := context.Background()
 	dsn := pgrun.TestDB(t)
@@ -64,7 +65,7 @@ func TestPropertySelectFromCache(t *testing.T) {
 			return snap.Mailbox, rapid.SliceOfNDistinct(rapid.SampledFrom(snap.UIDs), 1, 4, func(u uint32) uint32 { return u }).Draw(t, "uids")
 		}
 		for range rapid.IntRange(1, 30).Draw(t, "steps") {
-			switch rapid.IntRange(0, 7).Draw(t, "action") {
+			switch rapid.IntRange(0, 8).Draw(t, "action") {
 			case 0: // a delivery
 				n++
 				f := store.Flags{Seen: rapid.Bool().Draw(t, "seen")}
@@ -122,6 +123,10 @@ func TestPropertySelectFromCache(t *testing.T) {
 				}
 				if d := diffSnapshots(got, want); d != "" {
 					t.Fatalf("SELECT %s from the cache (-got +want):\n%s", name, d)
+				}
+			case 8: // every tombstone pruned (expunge_horizon): a snapshot before them cannot continue
+				if _, err := plain.PruneExpunges(ctx, time.Now().Add(time.Hour), 1_000_000); err != nil {
+					t.Fatal(err)
 				}
 			case 7: // EXAMINE in both processes
 				name := rapid.SampledFrom(names).Draw(t, "mailbox")

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,9 +24,11 @@ type SortMsg struct {
 	Reply   bool   // the subject marked a reply or forward
 	From    string // addr-mailbox of the first From address, folded
 	To, Cc  string
-	MsgID   string   // Message-ID as in the header (THREAD only)
-	InReply string   // first msg-id of In-Reply-To (THREAD only)
-	Refs    []string // msg-ids of References (THREAD only)
+	// DisplayFrom, DisplayTo: the SORT=DISPLAY keys (RFC 5957), folded.
+	DisplayFrom, DisplayTo string
+	MsgID                  string   // Message-ID as in the header (THREAD only)
+	InReply                string   // first msg-id of In-Reply-To (THREAD only)
+	Refs                   []string // msg-ids of References (THREAD only)
 }
 
 // SortKeys is SearchHeld that returns the matching messages' sort keys
@@ -47,15 +50,13 @@ func (s *Store) SortKeys(ctx context.Context, b Box, n query.Node, env *query.En
 	if err != nil {
 		return nil, err
 	}
-	cols := `mm.uid, m.internal_date, m.sent_date, m.size, m.base_subject, m.subject_reply, m.from_mbox, m.to_mbox, m.cc_mbox`
-	if thread {
-		cols += `, m.message_id, m.in_reply_to, m.refs`
-	}
+	cols := `mm.uid, ` + sortCols(thread)
 	sql := `SELECT ` + cols + ` FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id` +
 		msgJoins(query.UsesText(n)) + ` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (` + pred + `)`
 	if held.Len() > 0 {
 		k := len(env.Args)
-		sql += fmt.Sprintf(` UNION ALL SELECT `+cols+` FROM unnest($%d::bigint[], $%d::bigint[]) AS mm(uid, message_id)
+		sql += fmt.Sprintf(` UNION ALL SELECT `+cols+` FROM (SELECT h.uid, h.message_id, 0::bigint AS modseq, NULL::timestamptz AS saved_at
+				FROM unnest($%d::bigint[], $%d::bigint[]) AS h(uid, message_id)) mm
 			JOIN messages m ON m.id = mm.message_id`, k+1, k+2) +
 			msgJoins(query.UsesText(n)) + ` WHERE m.user_id = $2 AND (` + pred + `)`
 		env.Args = append(env.Args, held.args()...)
@@ -65,22 +66,110 @@ func (s *Store) SortKeys(ctx context.Context, b Box, n query.Node, env *query.En
 		return nil, wrap("sort", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SortMsg, error) {
-		var m SortMsg
 		var uid int64
-		var sent *time.Time
-		dst := []any{&uid, &m.Arrival, &sent, &m.Size, &m.Subject, &m.Reply, &m.From, &m.To, &m.Cc}
-		if thread {
-			dst = append(dst, &m.MsgID, &m.InReply, &m.Refs)
-		}
-		err := r.Scan(dst...)
+		m, err := scanSortMsg(r, thread, &uid)
 		m.UID = uint32(uid)
-		if sent != nil {
-			m.Sent = *sent
-		}
 		return m, err
 	})
 	if err != nil {
 		return nil, wrap("sort", err)
 	}
 	return out, nil
+}
+
+// A message's SORT and THREAD keys never change (they are its stored
+// header's), so the process keeps those it read (sortCache) and a SORT or
+// THREAD whose search the session answers from its own flags asks Postgres
+// only for the messages it has not seen yet (SortKeysByID): Dovecot keeps
+// its sort data in its index files, and a 10,000-message SORT read every
+// key from Postgres each time, 5-10× Dovecot's (issue 17's lines).
+type sortCache struct {
+	mu sync.RWMutex
+	m  map[int64]sortEntry
+}
+
+type sortEntry struct {
+	userID int64
+	SortMsg
+}
+
+// maxSortKeys bounds the cache (about 200 bytes an entry): past it, it
+// starts afresh.
+const maxSortKeys = 500_000
+
+// SortKeysByID returns the SORT and THREAD keys of the user's messages
+// ids, by id, from the process's cache and one query for the others; UID
+// is left zero. An id that is not the user's message is absent.
+func (s *Store) SortKeysByID(ctx context.Context, b Box, ids []int64) (map[int64]SortMsg, error) {
+	if err := b.check(); err != nil {
+		return nil, err
+	}
+	out := make(map[int64]SortMsg, len(ids))
+	var missing []int64
+	c := &s.sortKeys
+	c.mu.RLock()
+	for _, id := range ids {
+		if e, ok := c.m[id]; ok && e.userID == b.userID {
+			out[id] = e.SortMsg
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	c.mu.RUnlock()
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT m.id, `+sortCols(true)+` FROM messages m WHERE m.id = ANY($1) AND m.user_id = $2`,
+		missing, b.userID)
+	if err != nil {
+		return nil, wrap("sort", err)
+	}
+	defer rows.Close()
+	var read []int64
+	for rows.Next() {
+		var id int64
+		m, err := scanSortMsg(rows, true, &id)
+		if err != nil {
+			return nil, wrap("sort", err)
+		}
+		out[id] = m
+		read = append(read, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("sort", err)
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m)+len(read) > maxSortKeys {
+		c.m = make(map[int64]sortEntry, len(read))
+	}
+	for _, id := range read {
+		c.m[id] = sortEntry{b.userID, out[id]}
+	}
+	c.mu.Unlock()
+	return out, nil
+}
+
+// sortCols are the columns of a message's sort keys (m: messages), with
+// the THREAD keys when thread; scanSortMsg reads them.
+func sortCols(thread bool) string {
+	cols := `m.internal_date, m.sent_date, m.size, m.base_subject, m.subject_reply, m.from_mbox, m.to_mbox, m.cc_mbox, m.from_display, m.to_display`
+	if thread {
+		cols += `, m.message_id, m.in_reply_to, m.refs`
+	}
+	return cols
+}
+
+// scanSortMsg scans sortCols(thread) after the leading columns lead.
+func scanSortMsg(r pgx.Row, thread bool, lead ...any) (SortMsg, error) {
+	var m SortMsg
+	var sent *time.Time
+	dst := append(lead, &m.Arrival, &sent, &m.Size, &m.Subject, &m.Reply, &m.From, &m.To, &m.Cc, &m.DisplayFrom, &m.DisplayTo)
+	if thread {
+		dst = append(dst, &m.MsgID, &m.InReply, &m.Refs)
+	}
+	err := r.Scan(dst...)
+	if sent != nil {
+		m.Sent = *sent
+	}
+	return m, err
 }

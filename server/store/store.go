@@ -48,6 +48,9 @@ var (
 	ErrInvalid       = errors.New("store: invalid argument")
 	ErrHasChildren   = errors.New("store: mailbox has inferiors")
 	ErrSpecialFolder = errors.New("store: INBOX cannot be deleted")
+	// ErrOverQuota: storing the message(s) would put the user over a
+	// quota limit (quota.go).
+	ErrOverQuota = errors.New("store: over quota")
 )
 
 // Options configures a Store.
@@ -143,6 +146,7 @@ type Store struct {
 	statuses       statusCache   // Status
 	snaps          *snapCache    // Select
 	claims         claimSet      // claimRecent
+	sortKeys       sortCache     // SortKeysByID
 	gates          userGates     // one change per user at a time in this process (gate.go)
 	combined       atomic.Int64  // combined transactions (gate.go: changeBatch)
 	flagViewsCache sync.Map      // user id -> *userFlagViews, the views flag changes update (flagviews.go)
@@ -276,6 +280,9 @@ func (s *Store) SetConfig(ctx context.Context, key, value string) error {
 func wrap(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) && pe.Code == overQuotaCode {
+		err = ErrOverQuota
 	}
 	return fmt.Errorf("store: %s: %w", op, err)
 }

@@ -111,3 +111,38 @@ func TestStatusCache(t *testing.T) {
 		t.Fatalf("STATUS of a name another process renamed: %v", err)
 	}
 }
+
+// TestSortKeysByIDUserScoped: the process's cache of sort keys serves a
+// message's keys to its own user only, cached or not; a second read comes
+// from the cache (no round trip).
+func TestSortKeysByIDUserScoped(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	d := deliver(t, s, u, msg("sorted", "x"), store.DeliverOptions{})
+	v, err := s.CreateUser(ctx, "v", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := s.Mailbox(ctx, u.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := s.Mailbox(ctx, v.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SortKeysByID(ctx, theirs.Box(), []int64{d.MessageID}); err != nil || len(got) != 0 {
+		t.Fatalf("another user's message, not cached: %v %v", got, err)
+	}
+	got, err := s.SortKeysByID(ctx, mine.Box(), []int64{d.MessageID})
+	if err != nil || got[d.MessageID].Subject != "sorted" {
+		t.Fatalf("own message: %+v %v", got, err)
+	}
+	trips := s.RoundTrips()
+	if got, err := s.SortKeysByID(ctx, mine.Box(), []int64{d.MessageID}); err != nil || got[d.MessageID].Subject != "sorted" || s.RoundTrips() != trips {
+		t.Fatalf("cached read: %+v %v, %d round trips", got, err, s.RoundTrips()-trips)
+	}
+	if got, err := s.SortKeysByID(ctx, theirs.Box(), []int64{d.MessageID}); err != nil || len(got) != 0 {
+		t.Fatalf("another user's message, cached: %v %v", got, err)
+	}
+}

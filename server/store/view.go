@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"sort"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -128,10 +129,11 @@ func (s *Store) selectAll(ctx context.Context, userID int64, name string) (snap 
 		return rows.Err()
 	})
 	// The cursor: every change of this mailbox so far, flag changes included
-	// (found by the user's flag modseq).
+	// (found by the user's flag modseq), and pruned tombstones.
 	b.Queue(`SELECT greatest(
 			(SELECT coalesce(max(modseq), 0) FROM mailbox_messages WHERE mailbox_id = `+mb+`),
 			(SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = `+mb+`),
+			(SELECT expunges_pruned FROM mailboxes WHERE id = `+mb+`),
 			(SELECT coalesce(max(modseq), 0) FROM message_flags WHERE user_id = $1))`, args...).QueryRow(func(r pgx.Row) error {
 		return r.Scan(&snap.ModSeq)
 	})
@@ -173,7 +175,25 @@ type Changes struct {
 	UIDValidity uint32
 	Changed     []Change // new or changed memberships, by UID
 	Expunged    []uint32 // removed UIDs, ascending
+	ExpungedAt  []int64  // ExpungedAt[i]: the modseq of Expunged[i]'s tombstone
 	ModSeq      int64    // the new cursor
+	// Pruned: tombstones after the cursor were pruned (expunge_horizon,
+	// PruneExpunges), so Expunged may lack removals: the session cannot
+	// follow the mailbox any more and must select it again.
+	Pruned bool
+}
+
+// byUID sorts expunged UIDs with their modseqs.
+type byUID struct {
+	uids []uint32
+	ms   []int64
+}
+
+func (b byUID) Len() int           { return len(b.uids) }
+func (b byUID) Less(i, j int) bool { return b.uids[i] < b.uids[j] }
+func (b byUID) Swap(i, j int) {
+	b.uids[i], b.uids[j] = b.uids[j], b.uids[i]
+	b.ms[i], b.ms[j] = b.ms[j], b.ms[i]
 }
 
 // ChangesSince reads everything that changed in a mailbox after modseq since,
@@ -225,7 +245,7 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 		return nil, ErrNotFound
 	}
 	slices.SortFunc(ch.Changed, func(a, b Change) int { return cmp.Compare(a.UID, b.UID) })
-	slices.Sort(ch.Expunged)
+	sort.Sort(byUID{ch.Expunged, ch.ExpungedAt})
 	if claimRecent && len(fresh) > 0 {
 		claimed, err := s.claimRecent(ctx, mailboxID, ch.UIDValidity, fresh)
 		if err != nil {
@@ -299,7 +319,7 @@ func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *C
 			WHERE f.modseq > $2 AND NOT f.modseq BETWEEN $3 AND $4`
 		args = append(args, held.args()...)
 	}
-	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, 0::bigint, false, false, false, false, false, '{}'::text[], false, 0::bigint
+	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, expunges_pruned, false, false, false, false, false, '{}'::text[], false, 0::bigint
 			FROM mailboxes WHERE id = $1
 		UNION ALL
 		SELECT 1, mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft,
@@ -328,7 +348,8 @@ func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *C
 			}
 			switch kind {
 			case 0:
-				*found, ch.UIDValidity = true, uint32(uid)
+				*found, ch.UIDValidity, ch.Pruned = true, uint32(uid), ms > since
+				continue
 			case 1:
 				c.UID, c.ModSeq = uint32(uid), ms
 				ch.Changed = append(ch.Changed, c)
@@ -337,6 +358,7 @@ func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *C
 				}
 			case 2:
 				ch.Expunged = append(ch.Expunged, uint32(uid))
+				ch.ExpungedAt = append(ch.ExpungedAt, ms)
 			}
 			ch.ModSeq = max(ch.ModSeq, ms)
 		}

@@ -71,7 +71,7 @@ func init() {
 	})})
 
 	register(&command{name: "user set", args: "NAME KEY [VALUE]",
-		help: "set a per-user setting (view_expunge trash|delete, imapd_disable CAPABILITIES); no VALUE: back to the default",
+		help: "set a per-user setting (view_expunge trash|delete, imapd_disable CAPABILITIES, quota_storage KIB, quota_messages N); no VALUE: back to the default",
 		run: withStore(func(ctx context.Context, s *store.Store, args []string) error {
 			if len(args) < 2 || len(args) > 3 {
 				return fmt.Errorf("want NAME KEY [VALUE]")

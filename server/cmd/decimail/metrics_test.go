@@ -201,6 +201,11 @@ func TestMetricsAndHealth(t *testing.T) {
 	if m[`decimail_notifier_listening`] != 1 {
 		t.Errorf("decimail_notifier_listening = %v, want 1", m[`decimail_notifier_listening`])
 	}
+	// Measured by a NOTIFY to itself at scrape time: some time, and less
+	// than the scrape's timeout.
+	if lag, ok := m[`decimail_notifier_lag_seconds`]; !ok || lag <= 0 || lag >= 5 {
+		t.Errorf("decimail_notifier_lag_seconds = %v (present %v), want in (0, 5)", lag, ok)
+	}
 
 	// A queued message: its age shows.
 	st := openTestStore(t, dsn)
