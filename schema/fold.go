@@ -17,6 +17,7 @@ var steps = map[int]func(context.Context, pgx.Tx) error{
 	8:  foldTexts,
 	16: sortKeys,
 	19: displayKeys,
+	23: fillAllCandidates,
 }
 
 // foldTexts folds the searched text columns of the rows stored before

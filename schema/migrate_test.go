@@ -302,3 +302,41 @@ func TestMigrateSaveDateAndQuota(t *testing.T) {
 		t.Errorf("usage after 0021 not (600 octets, 3 messages) and (0, 0)")
 	}
 }
+
+// TestMigrateFillsCandidates (issue 15): migration 0023 writes the
+// candidates of the views that exist (the messages the flag-free part of
+// the definition matches), and none for a view of flags only.
+func TestMigrateFillsCandidates(t *testing.T) {
+	ctx := context.Background()
+	c := emptyDB(t)
+	if _, err := schema.MigrateTo(ctx, c, 22); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO users (id, name, password_hash) VALUES (1, 'u', 'x'), (2, 'v', 'x')`,
+		`INSERT INTO mailboxes (id, user_id, name, definition, uses_flags) VALUES (1, 1, 'INBOX', NULL, false),
+			(2, 1, 'Big unread', 'UNSEEN LARGER 15', true), (3, 1, 'Unread', 'UNSEEN', true), (4, 2, 'Big', 'FLAGGED LARGER 15', true)`,
+		`INSERT INTO messages (id, user_id, internal_date, internal_day, size, header, body, envelope, bodystructure, body_simple, thread_id)
+			SELECT i, 1 + i / 4, now(), current_date, 10 * (i % 4), '', '', '', '', '', i FROM generate_series(1, 6) i`,
+		`INSERT INTO message_flags (message_id, user_id, size, internal_day, seen, modseq)
+			SELECT i, 1 + i / 4, 10 * (i % 4), current_date, i = 3, nextval('modseq_seq') FROM generate_series(1, 6) i`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%.60s…: %v", q, err)
+		}
+	}
+	if _, err := schema.Migrate(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	// Sizes: messages 1-3 (user 1) 10, 20, 30; 4-6 (user 2) 0, 10, 20.
+	for view, want := range map[int64][]int64{2: {2, 3}, 3: {}, 4: {6}} {
+		var got []int64
+		if err := c.QueryRow(ctx, `SELECT coalesce(array_agg(message_id ORDER BY message_id), '{}') FROM view_candidates WHERE mailbox_id = $1`,
+			view).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("view %d after 0023: candidates %v, want %v", view, got, want)
+		}
+	}
+}

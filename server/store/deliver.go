@@ -112,6 +112,7 @@ type copyState struct {
 	pre    *deliverPre
 	thread int64
 	views  []int64
+	cands  []int64 // the views it is a candidate of (view_candidates)
 	uid    uint32
 }
 
@@ -272,7 +273,7 @@ func (s *Store) deliverPending(ctx context.Context, ms []*pending, q *Outbound) 
 						return 0, wrap("deliver: spool", err)
 					}
 				}
-				if c.views, err = c.pre.match(evalMsg(c.p, c.date, c.Flags)); err != nil {
+				if c.views, c.cands, err = c.pre.match(evalMsg(c.p, c.date, c.Flags)); err != nil {
 					return 0, wrap("deliver", err)
 				}
 				if c.thread = c.pre.thread; c.thread == 0 {
@@ -335,22 +336,26 @@ type viewsCache struct {
 	defs    []string
 }
 
-// match returns the views the new message enters; the folder it is
-// delivered to is the one that holds it (query.ViewNode: a view without
-// folder terms does not take a delivery into Trash or Junk).
-func (p *deliverPre) match(m *query.Msg) ([]int64, error) {
-	var ids []int64
+// match returns the views the new message enters, and those it is a
+// candidate of (schema 0023: the flag-free part of the definition
+// matches); the folder it is delivered to is the one that holds it
+// (query.ViewNode: a view without folder terms does not take a delivery
+// into Trash or Junk).
+func (p *deliverPre) match(m *query.Msg) (ids, cands []int64, err error) {
 	m.Folders = []string{p.target.Name}
 	for i, def := range p.viewDefs {
 		n, err := parseDefinition(def)
 		if err != nil {
-			return nil, fmt.Errorf("mailbox %d definition %q: %w", p.viewIDs[i], def, err)
+			return nil, nil, fmt.Errorf("mailbox %d definition %q: %w", p.viewIDs[i], def, err)
 		}
 		if query.Eval(query.ViewNode(n), m, 0, 0) {
 			ids = append(ids, p.viewIDs[i])
 		}
+		if _, rest, ok := query.SplitFlags(n); ok && query.Eval(rest, m, 0, 0) {
+			cands = append(cands, p.viewIDs[i])
+		}
 	}
-	return ids, nil
+	return ids, cands, nil
 }
 
 // deliverPrepare reads, in one batch on one connection (its callbacks never
@@ -688,11 +693,12 @@ func queueMembership(b *pgx.Batch, c *copyState) {
 			fl AS (INSERT INTO message_flags (message_id, user_id, size, internal_day, seen, answered, flagged, deleted, draft, keywords, modseq)
 				SELECT $2, $3, $4, $13::date, $5, $6, $7, $8, $9, $10, nextval('modseq_seq') FROM ok WHERE ok.ok),
 			ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-				SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b, ok WHERE ok.ok AND b.id = ANY($1) ORDER BY b.id)
+				SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b, ok WHERE ok.ok AND b.id = ANY($1) ORDER BY b.id),
+			vc AS (INSERT INTO view_candidates (message_id, mailbox_id) SELECT $2, v.id FROM unnest($14::bigint[]) AS v(id), ok WHERE ok.ok)
 			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1) AND (SELECT ok FROM ok)
 			RETURNING id, uidnext - 1`,
 		append([]int64{pre.target.ID}, c.views...), c.id, c.UserID, c.p.Size,
-		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, pre.viewsVersion, dayOf(c.date)).Query(func(rows pgx.Rows) error {
+		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, pre.viewsVersion, dayOf(c.date), nonNilIDs(c.cands)).Query(func(rows pgx.Rows) error {
 		var mb, u int64
 		_, err := pgx.ForEachRow(rows, []any{&mb, &u}, func() error {
 			if mb == pre.target.ID {

@@ -377,7 +377,9 @@ func duplicateMessages(ctx context.Context, tx pgx.Tx, mailboxID int64, ids []in
 			SELECT d.new, t.header_text, t.body_text FROM d JOIN message_texts t ON t.message_id = d.old),
 		fl AS (INSERT INTO message_flags (message_id, user_id, size, internal_day, seen, answered, flagged, deleted, draft, keywords, modseq)
 			SELECT d.new, f.user_id, f.size, f.internal_day, f.seen, f.answered, f.flagged, f.deleted, f.draft, f.keywords, nextval('modseq_seq')
-			FROM d JOIN message_flags f ON f.message_id = d.old)
+			FROM d JOIN message_flags f ON f.message_id = d.old),
+		vc AS (INSERT INTO view_candidates (message_id, mailbox_id) -- the same contents: the same candidacy
+			SELECT d.new, c.mailbox_id FROM d JOIN view_candidates c ON c.message_id = d.old)
 		SELECT d.old, d.new, m.spool_path, (SELECT count(*) FROM ins) FROM d JOIN messages m ON m.id = d.old`, mailboxID, ids)
 	if err != nil {
 		return nil, err

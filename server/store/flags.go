@@ -266,12 +266,12 @@ func (s *Store) storeFlags(ctx context.Context, b Box, uids []uint32, held Held,
 // it used), not every targeted message; the session has the others' flags.
 //
 // It commits lazily unless messages enter a view (gate.go). When the new
-// value of the flags it sets or clears decides every query
-// mailbox reading them (Unread for \Seen, Flagged for \Flagged: the
-// default views; "UNSEEN HEADER List-Id x" for +\Seen), the change is one
-// round trip (changeBatch): the UPDATE, the removals from the views the
-// targeted messages leave and the additions to those they enter, all
-// queued at once, checked under the lock against the views it planned with
+// value of the flags it sets or clears decides every query mailbox reading
+// them (Unread for \Seen, Flagged for \Flagged: the default views; "UNSEEN
+// HEADER List-Id x" for ±\Seen, by its candidates: decider), the change is
+// one round trip (changeBatch): the UPDATE, the removals from the views the
+// changed messages leave and the additions to those they enter, all queued
+// at once, checked under the lock against the views it planned with
 // (users.views_version). Otherwise the views are re-evaluated from the
 // UPDATE's result (reevalFlagViews), in a transaction of a few round trips.
 func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bool, f Flags) (changed []FlagChange, lo, hi int64, err error) {
@@ -316,22 +316,24 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		if !ok {
 			return durable, errSlowPath
 		}
-		b.Queue(`SELECT decimail_check((SELECT views_version FROM users WHERE id = $1) = $2, 'the views changed during the STORE')`,
+		// The mark: every flags row of the user has a modseq up to it, and
+		// the UPDATE gives those it changes higher ones (one sequence,
+		// without a cache, so its values come in call order; and the
+		// user's lock), so changedSQL finds them by index.
+		b.Queue(`SELECT decimail_check((SELECT views_version FROM users WHERE id = $1) = $2, 'the views changed during the STORE'),
+			set_config('decimail.flags_mark', (SELECT coalesce(max(modseq), 0) FROM message_flags WHERE user_id = $1)::text, true)`,
 			userID, fv.version)
 		b.Queue(update, args...).Query(func(rows pgx.Rows) error { _, err := scan(rows); return err })
-		// The targeted messages: every one of them now has the new value,
-		// so each such view takes all of them or none (those that did not
-		// change were already where they belong).
-		// Additions first: the targeted messages are found through the
-		// STORE's mailbox, which may be a view they leave.
-		target, targs := targetSQL(mailboxID, uids, 2)
-		for _, v := range enter {
-			queueAddToViewFrom(b, v, target, targs)
+		// The changed messages: every one of them now has the new value,
+		// so each such view takes all of them or none (the targeted ones
+		// that did not change were already where they belong).
+		if len(enter) > 0 {
+			queueEnterViews(b, enter, changedSQL(3), []any{userID})
 		}
 		if len(leave) > 0 {
 			// "mailbox_id + 0": probe by message, never views × messages.
-			b.Queue(`DELETE FROM mailbox_messages WHERE mailbox_id + 0 = ANY($1) AND message_id IN (`+target+`)`,
-				append([]any{leave}, targs...)...)
+			b.Queue(`DELETE FROM mailbox_messages WHERE mailbox_id + 0 = ANY($1) AND message_id IN (`+changedSQL(2)+`)`,
+				leave, userID)
 		}
 		if len(enter) > 0 {
 			return durable, nil // gives out UIDs in the views (gate.go)
@@ -398,15 +400,12 @@ func flagsUpdateSQL(mailboxID int64, uids []uint32, add bool, f Flags) (string, 
 		append([]any{mailboxID, add, f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, kw}, cargs...)
 }
 
-// targetSQL selects the message ids of the given UIDs of a mailbox, its
-// parameters numbered from $n.
-func targetSQL(mailboxID int64, uids []uint32, n int) (string, []any) {
-	cond, args, want := uidCond(uids, n+1)
-	if want != nil {
-		cond, args = fmt.Sprintf("mm.uid = ANY($%d)", n+1), []any{toInt64s(uids)}
-	}
-	return fmt.Sprintf(`SELECT mm.message_id FROM mailbox_messages mm WHERE mm.mailbox_id = $%d AND %s`, n, cond),
-		append([]any{mailboxID}, args...)
+// changedSQL selects the messages whose flags AddRemoveFlags's UPDATE
+// changed, by the mark set before it (decimail.flags_mark); the user's id
+// is $n.
+func changedSQL(n int) string {
+	return fmt.Sprintf(`SELECT f.message_id FROM message_flags f
+		WHERE f.user_id = $%d AND f.modseq > current_setting('decimail.flags_mark')::bigint`, n)
 }
 
 func jsonArrays(kws [][]string) []string {

@@ -120,9 +120,27 @@ type userFlagViews struct {
 }
 
 type flagViewDeps struct {
-	id   int64
-	n    query.Node
+	viewRef
+	n    query.Node // what decides it on a flag change (decider)
 	deps map[string]bool
+}
+
+// viewRef is a view a message may enter; cand: it takes only its
+// candidates (view_candidates).
+type viewRef struct {
+	id   int64
+	cand bool
+}
+
+// decider is what decides a view on a flag change: the flags part of its
+// definition when the rest is kept as candidates (query.SplitFlags: a
+// message enters "UNSEEN HEADER List-Id x" on -\Seen if it is a candidate,
+// with no header read), else the whole definition.
+func decider(n query.Node) (query.Node, bool) {
+	if fl, _, ok := query.SplitFlags(n); ok {
+		return fl, true
+	}
+	return n, false
 }
 
 // flagViews returns the user's flag-reading views, cached per process by
@@ -148,7 +166,8 @@ func (s *Store) flagViews(ctx context.Context, userID int64, refresh bool) (*use
 		if err != nil {
 			return fmt.Errorf("mailbox %d definition %q: %w", *id, *def, err)
 		}
-		fv.views = append(fv.views, flagViewDeps{*id, n, flagDeps(n)})
+		d, cand := decider(n)
+		fv.views = append(fv.views, flagViewDeps{viewRef{*id, cand}, d, flagDeps(n)})
 		return nil
 	})
 	if err != nil {
@@ -164,7 +183,7 @@ func (s *Store) flagViews(ctx context.Context, userID int64, refresh bool) (*use
 // decide returns the views a message enters and leaves when the flags in
 // sets take those values, whatever its other flags and contents; ok is
 // false when a view reading one of them needs more to decide.
-func (fv *userFlagViews) decide(sets map[string]bool) (enter, leave []int64, ok bool) {
+func (fv *userFlagViews) decide(sets map[string]bool) (enter []viewRef, leave []int64, ok bool) {
 	for _, v := range fv.views {
 		reads := false
 		for k := range sets {
@@ -178,7 +197,7 @@ func (fv *userFlagViews) decide(sets map[string]bool) (enter, leave []int64, ok 
 		case !known:
 			return nil, nil, false
 		case match:
-			enter = append(enter, v.id)
+			enter = append(enter, v.viewRef)
 		default:
 			leave = append(leave, v.id)
 		}
@@ -255,7 +274,8 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 		}
 		for d := range flagDeps(n) {
 			if changed[d] {
-				hits = append(hits, hitView{v, n})
+				dn, cand := decider(n)
+				hits = append(hits, hitView{v, dn, cand})
 				hitIDs = append(hitIDs, v.id)
 				break
 			}
@@ -304,7 +324,7 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 			}
 		}
 		if len(in) > 0 {
-			queueAddToView(b, v.id, in)
+			queueAddToView(b, viewRef{v.id, v.cand}, in)
 			added = true
 		}
 		if len(unknownIn) > 0 || len(unknownOut) > 0 {
@@ -346,7 +366,8 @@ type flagView struct {
 
 type hitView struct {
 	flagView
-	n query.Node
+	n    query.Node // decider
+	cand bool
 }
 
 // uniformFlagViews handles the commonest change, one flag set or cleared on
@@ -368,8 +389,8 @@ func uniformFlagViews(ctx context.Context, tx pgx.Tx, hits []hitView, ids []int6
 		}
 	}
 	var out []int64
+	var enter []viewRef
 	b := &pgx.Batch{}
-	added := false
 	for _, v := range hits {
 		match, known := evalFlags(v.n, distinct[0])
 		for _, f := range distinct[1:] {
@@ -381,13 +402,13 @@ func uniformFlagViews(ctx context.Context, tx pgx.Tx, hits []hitView, ids []int6
 		case !known:
 			return false, nil
 		case match:
-			queueAddToView(b, v.id, ids)
-			added = true
+			enter = append(enter, viewRef{v.id, v.cand})
 		default:
 			out = append(out, v.id)
 		}
 	}
-	if added {
+	if len(enter) > 0 {
+		queueEnterViews(b, enter, `SELECT unnest($3::bigint[])`, []any{ids})
 		b.Queue(durableNow) // UIDs given out are on disk at COMMIT (gate.go)
 	}
 	if len(out) > 0 {
@@ -401,20 +422,47 @@ func uniformFlagViews(ctx context.Context, tx pgx.Tx, hits []hitView, ids []int6
 // queueAddToView queues the statement that adds the messages ids (ascending)
 // that view does not hold yet, with fresh UIDs in id order, and advances its
 // UIDNEXT.
-func queueAddToView(b *pgx.Batch, view int64, ids []int64) {
-	queueAddToViewFrom(b, view, `SELECT unnest($2::bigint[])`, []any{ids})
+func queueAddToView(b *pgx.Batch, view viewRef, ids []int64) {
+	queueEnterViews(b, []viewRef{view}, `SELECT unnest($3::bigint[])`, []any{ids})
 }
 
-// queueAddToViewFrom is queueAddToView for the message ids a query selects
-// (its parameters numbered from $2). A view without folder terms takes
-// only messages a folder other than Trash or Junk holds (keptSQL): the
-// callers decide by flags alone.
-func queueAddToViewFrom(b *pgx.Batch, view int64, ids string, args []any) {
-	b.Queue(`WITH new AS (SELECT t.id, row_number() OVER (ORDER BY t.id) AS i FROM (`+ids+`) AS t(id)
-			WHERE NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = $1 AND x.message_id = t.id)
-			AND ((SELECT uses_folders FROM mailboxes WHERE id = $1) OR `+keptSQL("t.id")+`)),
+// queueEnterViews queues the one statement that puts the messages a query
+// selects (ids: its parameters numbered from $3) into the views they are
+// not in yet, with fresh UIDs in id order per view, and advances the views'
+// UIDNEXT. A view with candidates takes only its candidates; a view
+// without folder terms takes only messages a folder other than Trash or
+// Junk holds (keptSQL, tested once per message): the callers decide by
+// flags alone.
+func queueEnterViews(b *pgx.Batch, views []viewRef, ids string, args []any) {
+	var plain, cand []int64
+	for _, v := range views {
+		if v.cand {
+			cand = append(cand, v.id)
+		} else {
+			plain = append(plain, v.id)
+		}
+	}
+	b.Queue(`WITH t AS MATERIALIZED (SELECT t.id, `+keptSQL("t.id")+` AS kept FROM (`+ids+`) AS t(id)),
+		e AS (SELECT v.id AS mailbox_id, t.id AS message_id, t.kept FROM t, unnest($1::bigint[]) AS v(id)
+			UNION ALL
+			SELECT c.mailbox_id, c.message_id, t.kept FROM t JOIN view_candidates c ON c.message_id = t.id
+			WHERE c.mailbox_id = ANY($2)),
+		vb AS MATERIALIZED (SELECT id, uidnext, uses_folders FROM mailboxes WHERE id = ANY($1) OR id = ANY($2)),
+		new AS (SELECT e.mailbox_id, e.message_id,
+				vb.uidnext + row_number() OVER (PARTITION BY e.mailbox_id ORDER BY e.message_id) - 1 AS uid
+			FROM e JOIN vb ON vb.id = e.mailbox_id
+			WHERE (e.kept OR vb.uses_folders)
+				AND NOT EXISTS (SELECT 1 FROM mailbox_messages x WHERE x.mailbox_id = e.mailbox_id AND x.message_id = e.message_id)),
 		ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-			SELECT $1, b.uidnext + new.i - 1, new.id, nextval('modseq_seq')
-			FROM new, mailboxes b WHERE b.id = $1 ORDER BY new.i RETURNING 1)
-		UPDATE mailboxes SET uidnext = uidnext + (SELECT count(*) FROM ins) WHERE id = $1`, append([]any{view}, args...)...)
+			SELECT mailbox_id, uid, message_id, nextval('modseq_seq') FROM new ORDER BY mailbox_id, uid RETURNING mailbox_id)
+		UPDATE mailboxes b SET uidnext = b.uidnext + k.n
+		FROM (SELECT mailbox_id, count(*) AS n FROM ins GROUP BY mailbox_id) k WHERE b.id = k.mailbox_id`,
+		append([]any{nonNilIDs(plain), nonNilIDs(cand)}, args...)...)
+}
+
+func nonNilIDs(ids []int64) []int64 {
+	if ids == nil {
+		return []int64{}
+	}
+	return ids
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"decimail/schema"
 	"decimail/server/query"
 )
 
@@ -160,6 +161,9 @@ func (s *Store) createMailbox(ctx context.Context, tx pgx.Tx, userID int64, name
 		return Mailbox{}, err
 	}
 	if def != "" {
+		if err := schema.FillCandidates(ctx, tx, m.ID, def); err != nil {
+			return Mailbox{}, err
+		}
 		if err := addMatching(ctx, tx, m.ID, userID, nil); err != nil {
 			return Mailbox{}, err
 		}
@@ -484,6 +488,9 @@ func (s *Store) DefineMailbox(ctx context.Context, userID int64, name, def strin
 		}
 		if _, err := tx.Exec(ctx, `UPDATE mailboxes SET definition = $2, uses_flags = $3, uses_folders = $4, uidnext = 1,
 			uidvalidity = nextval('uidvalidity_seq'), expunges_pruned = 0 WHERE id = $1`, m.ID, def, c.usesFlags, c.usesFolders); err != nil {
+			return err
+		}
+		if err := schema.FillCandidates(ctx, tx, m.ID, def); err != nil {
 			return err
 		}
 		if err := addMatching(ctx, tx, m.ID, userID, nil); err != nil {
