@@ -37,9 +37,10 @@ import (
 
 // rev2Parts are the capabilities IMAP4rev2 folds in (ESEARCH, LIST-EXTENDED
 // and the others of rfc9051.txt:8015-8022) that can be switched off on
-// their own; IMAP4rev2 is off while any is.
+// their own, and AUTH=PLAIN, which every IMAP4rev2 server "MUST also
+// implement" (rfc9051.txt:1240); IMAP4rev2 is off while any is.
 var rev2Parts = []string{"ENABLE", "ESEARCH", "UIDPLUS", "MOVE", "UNSELECT", "NAMESPACE", "IDLE", "SASL-IR",
-	"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE", "LITERAL+"}
+	"LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "BINARY", "STATUS=SIZE", "LITERAL+", "AUTH=PLAIN"}
 
 // rev2Capable reports whether IMAP4rev2 is on for this connection.
 func (c *Conn) rev2Capable() bool {

@@ -84,7 +84,7 @@ func TestRev2Session(t *testing.T) {
 	imaptest.Expect(t, u, `* ESEARCH (TAG "s3")`)
 	u, _ = c.DoTag("s4", "SEARCH RETURN (COUNT) ALL")
 	imaptest.Expect(t, u, `* ESEARCH (TAG "s4") COUNT 2`)
-	for _, cmd := range []string{"SEARCH RECENT", "SEARCH NOT NEW", "UID SEARCH OLD", "STATUS INBOX (MESSAGES RECENT)", "SORT (DATE) UTF-8 NEW"} {
+	for _, cmd := range []string{"SEARCH RECENT", "SEARCH NOT NEW", "UID SEARCH OLD", "STATUS INBOX (MESSAGES RECENT)", "SORT (DATE) UTF-8 NEW", "THREAD REFERENCES UTF-8 RECENT"} {
 		if u, done := c.Do(cmd); done.Status != "BAD" || len(u) != 0 {
 			t.Errorf("%s: %s %s, want BAD (no RECENT in IMAP4rev2)", cmd, u, done)
 		}
