@@ -212,7 +212,7 @@ func TestRev2ClosedWithoutCondstore(t *testing.T) {
 }
 
 // The off-switch: imapd_disable IMAP4rev2 (global or per user), or one of
-// the extensions IMAP4rev2 folds in, takes IMAP4rev2 away; ENABLE then
+// the extensions IMAP4rev2 folds in, or AUTH=PLAIN, takes IMAP4rev2 away; ENABLE then
 // enables nothing and the session stays IMAP4rev1.
 func TestRev2Disabled(t *testing.T) {
 	e := newEnv(t)
@@ -221,6 +221,7 @@ func TestRev2Disabled(t *testing.T) {
 		{Disabled: map[string]bool{"IMAP4REV2": true}},
 		{PerUserDisabled: func(string) map[string]bool { return map[string]bool{"imap4rev2": true} }},
 		{Disabled: map[string]bool{"ESEARCH": true}},
+		{Disabled: map[string]bool{"AUTH=PLAIN": true}},
 	} {
 		_, addr := e.serve(cfg)
 		c := e.dialAddr(addr)
