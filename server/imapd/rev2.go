@@ -106,14 +106,18 @@ func netUnicode(name string) bool { return norm.NFC.IsNormalString(name) }
 // (rfc9051.txt:1787): the attributes a LIST of the name returns. The
 // caller holds the writer lock; mbs are the user's mailboxes.
 func (c *Conn) writeSelectList(mbs []store.MailboxStatus, name string) {
+	var attrs []string
 	t := newListTree(mbs, nil)
 	for i := range t.nodes {
 		if n := &t.nodes[i]; n.name == name {
-			w := c.Writer()
-			w.Raw("* LIST (" + strings.Join(c.listAttrs(&listReq{}, n, nil), " ") + `) "/" `)
-			w.String(c.mailboxName(name))
-			w.CRLF()
-			return
+			attrs = c.listAttrs(&listReq{}, n, nil)
 		}
 	}
+	// mbs are read after the mailbox was found; should it be gone by
+	// then, its LIST still goes out (without attributes) and the next
+	// poll ends the selection.
+	w := c.Writer()
+	w.Raw("* LIST (" + strings.Join(attrs, " ") + `) "/" `)
+	w.String(c.mailboxName(name))
+	w.CRLF()
 }

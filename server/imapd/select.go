@@ -63,21 +63,18 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 		c.Untagged("OK [CLOSED] previous mailbox closed")
 	}
 	c.Unselect()
-	var mbs []store.MailboxStatus
-	if c.rev2 {
-		// For the untagged LIST (rev2.go), read before the mailbox is: a
-		// mailbox created in between has no effect on its attributes
-		// that a LIST afterwards would not show.
-		if mbs, err = c.Store().Mailboxes(c.Ctx(), c.User().ID); err != nil {
-			return err
-		}
-	}
 	gen := c.Store().Notifier().Gen() // before the snapshot (Subscribe)
 	snap, err := c.Store().Select(c.Ctx(), c.User().ID, name, readOnly)
 	if errors.Is(err, store.ErrNotFound) {
 		return No(CodeNonExistent, "no such mailbox")
 	} else if err != nil {
 		return err
+	}
+	var mbs []store.MailboxStatus
+	if c.rev2 { // for the untagged LIST (rev2.go)
+		if mbs, err = c.Store().Mailboxes(c.Ctx(), c.User().ID); err != nil {
+			return err
+		}
 	}
 	s := &selection{mb: snap.Mailbox, readOnly: readOnly, view: NewView(snap.UIDs, snap.Recent, snap.ModSeq), polled: time.Now(),
 		kw: newKeywordSet(snap.Keywords)}
