@@ -31,8 +31,9 @@ import (
 //   - STATUS DELETED is there with QUOTA switched off (rfc9051.txt:8024).
 //
 // What IMAP4rev2 folded in (NAMESPACE, UNSELECT, UIDPLUS, ESEARCH and
-// more, rfc9051.txt:8015-8022) is the rest of the capability list; when one of those is switched off (imapd_disable) the
-// server is no IMAP4rev2 server and does not advertise it (rev2Parts).
+// more, rfc9051.txt:8015-8022) is the rest of the capability list; when
+// one of those is switched off (imapd_disable) the server is no IMAP4rev2
+// server and does not advertise it (rev2Parts).
 // conformance/IMAP4REV2.md goes through RFC 9051 Appendix E item by item.
 
 // rev2Parts are the capabilities IMAP4rev2 folds in (ESEARCH, LIST-EXTENDED
