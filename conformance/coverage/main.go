@@ -411,6 +411,7 @@ func (r *Report) Markdown() string {
 	p("counted here runs and passes on Decimail in `make test`: a scenario Decimail cannot\n")
 	p("run (a `requires:` capability it does not advertise) fails there, it is not skipped.\n\n")
 	p("%d scenarios (%d for any server, %d Decimail only).\n\n", len(r.Scenarios), applies["any"], applies["decimail"])
+	p("IMAP4rev2 (RFC 9051), its Appendix E item by item: [conformance/IMAP4REV2.md](../conformance/IMAP4REV2.md).\n\n")
 
 	p("## Contents\n\n- [RFC 3501 sections](#rfc-3501-sections)\n")
 	for _, g := range r.Groups {

@@ -33,7 +33,7 @@ func cmdAppend(c *Conn, cmd *Command) error {
 	if len(args) < 2 {
 		return Syntax("APPEND mailbox [(flags)] [date-time] literal ...")
 	}
-	name, err := mailboxArg(args[0])
+	name, err := c.mailboxArg(args[0])
 	if err != nil {
 		return err
 	}

@@ -81,6 +81,8 @@ type Conn struct {
 	// seqCriteria: the current command's search criteria named message
 	// sequence numbers (a UID SEARCH, SORT or THREAD: no VANISHED then).
 	seqCriteria bool
+	// rev2: the client sent ENABLE IMAP4rev2 (rev2.go).
+	rev2 bool
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {

@@ -26,7 +26,7 @@ func cmdCopy(c *Conn, cmd *Command, uid, move bool) error {
 	if err != nil {
 		return err
 	}
-	dst, err := mailboxArg(cmd.Args[1])
+	dst, err := c.mailboxArg(cmd.Args[1])
 	if err != nil {
 		return err
 	}

@@ -934,6 +934,8 @@ func fuzzServerSeeds(tb testing.TB) [][]byte {
 		{fzNotAuth, "a LOGIN {1+}\r\nu {2}\r\npw\r\nb NOOP\r\n"},
 		{fzAuth, "a LIST \"\" * RETURN (STATUS (MESSAGES UNSEEN SIZE) SPECIAL-USE)\r\nb STATUS INBOX (UIDNEXT MESSAGES)\r\nc STATUS Work (MESSAGES)\r\n"},
 		{fzAuth, "a CREATE x/y\r\nb RENAME x z\r\nc LSUB \"\" *\r\nd DELETE z/y\r\ne SUBSCRIBE z\r\nf ENABLE CONDSTORE\r\ng NAMESPACE\r\nh ID NIL\r\n"},
+		{fzAuth, "a ENABLE IMAP4rev2\r\nb CREATE \"Gr\xc3\xbc&e\"\r\nc LIST \"\" *\r\nd SELECT \"Gr\xc3\xbc&e\"\r\ne SEARCH ALL\r\n" +
+			"f STATUS INBOX (RECENT DELETED)\r\ng SELECT INBOX\r\nh UID SEARCH NEW\r\ni FETCH 1:* FLAGS\r\n"},
 		{fzAuth, "a APPEND INBOX (\\Seen $x) \" 2-Nov-2026 10:00:00 +0100\" {" + strconv.Itoa(len(msg)) + "+}\r\n" + msg + "\r\nb SELECT INBOX\r\n"},
 		{fzSelected, "a FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE RFC822.SIZE INTERNALDATE EMAILID THREADID)\r\nb FETCH 4 (BODY[1] BINARY.PEEK[2] BODY[]<0.10> BINARY.SIZE[2])\r\n"},
 		{fzSelected, "a FETCH 1:* (BINARY[] BINARY.PEEK[1]<3.4> BINARY.SIZE[1.2])\r\nb UID FETCH 1:* BINARY[2]\r\n"},

@@ -59,7 +59,7 @@ func cmdList(c *Conn, cmd *Command, lsub bool) error {
 		w := c.Writer()
 		w.Lock()
 		w.Raw("* " + resp + ` (\Noselect) "/" `)
-		w.String(encodeMUTF7(root))
+		w.String(c.mailboxName(root))
 		w.CRLF()
 		w.Unlock()
 		return nil
@@ -150,13 +150,13 @@ func (c *Conn) parseList(args []Value, lsub bool) (*listReq, error) {
 	// A reference or pattern that is not modified UTF-7 matches no name
 	// (every name is sent encoded): no LIST response, OK (issue 14: it was
 	// BAD, but any astring is a syntactically valid pattern).
-	if req.ref, err = decodeMUTF7(ref); err != nil {
+	if req.ref, err = c.decodeName(ref); err != nil {
 		req.ref, req.none = "", true
 	}
 	req.delimOnly = len(pats) == 1 && pats[0] == "" && args[1].Kind != List
 	max := c.cfg.MaxListPattern
 	for _, p := range pats {
-		p, err := decodeMUTF7(p)
+		p, err := c.decodeName(p)
 		if err != nil {
 			continue
 		}
@@ -379,7 +379,7 @@ func (c *Conn) listNode(req *listReq, t *listTree, i int, resp string) {
 	}
 	w := c.Writer()
 	w.Raw("* " + resp + " (" + strings.Join(attrs, " ") + `) "/" `)
-	w.String(encodeMUTF7(n.name))
+	w.String(c.mailboxName(n.name))
 	if childInfo {
 		var crit []string
 		if req.selSubscribed {
@@ -402,7 +402,7 @@ func (c *Conn) listNode(req *listReq, t *listTree, i int, resp string) {
 // listAttrs computes a LIST response's attributes (not LSUB's).
 func (c *Conn) listAttrs(req *listReq, n *listNode, attrs []string) []string {
 	if n.mb == nil {
-		if req.extended {
+		if req.extended || c.rev2 { // RFC 9051's LIST is the extended one (rev2.go)
 			attrs = append(attrs, `\NonExistent`) // implies \Noselect, rfc5258.txt:343
 		} else {
 			attrs = append(attrs, `\Noselect`) // rfc3501.txt:2324-2329

@@ -32,13 +32,16 @@ func canonicalSpecialUse(s string) (string, bool) {
 // newMailboxArg decodes the name of a mailbox to create: a trailing
 // hierarchy delimiter is dropped (rfc3501.txt:1911-1917: "the name created is
 // without the trailing hierarchy delimiter").
-func newMailboxArg(v Value) (string, error) {
-	name, err := mailboxArg(v)
+func (c *Conn) newMailboxArg(v Value) (string, error) {
+	name, err := c.mailboxArg(v)
 	if err == errNotMUTF7 {
 		return "", No(CodeCannot, "a mailbox name must be modified UTF-7") // CANNOT, rfc5530.txt:249-251
 	}
 	if err != nil {
 		return "", err
+	}
+	if c.rev2 && !netUnicode(name) {
+		return "", No(CodeCannot, "a mailbox name must be UTF-8 in Unicode Normalization Form C") // rev2.go
 	}
 	if t := strings.TrimSuffix(name, store.Delim); t != name && t != "" {
 		name = store.NormName(t)
@@ -51,7 +54,7 @@ func cmdCreate(c *Conn, cmd *Command) error {
 	if len(cmd.Args) < 1 || len(cmd.Args) > 2 {
 		return Syntax("CREATE mailbox [(USE (attributes))]")
 	}
-	name, err := newMailboxArg(cmd.Args[0])
+	name, err := c.newMailboxArg(cmd.Args[0])
 	if err != nil {
 		return err
 	}
@@ -147,7 +150,7 @@ func cmdDelete(c *Conn, cmd *Command) error {
 	if len(cmd.Args) != 1 {
 		return Syntax("DELETE mailbox")
 	}
-	name, err := mailboxArg(cmd.Args[0])
+	name, err := c.mailboxArg(cmd.Args[0])
 	if err != nil {
 		return err
 	}
@@ -173,11 +176,11 @@ func cmdRename(c *Conn, cmd *Command) error {
 	if len(cmd.Args) != 2 {
 		return Syntax("RENAME from to")
 	}
-	from, err := mailboxArg(cmd.Args[0])
+	from, err := c.mailboxArg(cmd.Args[0])
 	if err != nil {
 		return err
 	}
-	to, err := newMailboxArg(cmd.Args[1])
+	to, err := c.newMailboxArg(cmd.Args[1])
 	if err != nil {
 		return err
 	}
@@ -203,7 +206,7 @@ func cmdSubscribe(c *Conn, cmd *Command) error {
 	if len(cmd.Args) != 1 {
 		return Syntax("SUBSCRIBE mailbox")
 	}
-	name, err := mailboxArg(cmd.Args[0])
+	name, err := c.mailboxArg(cmd.Args[0])
 	if err != nil {
 		return err
 	}
@@ -249,7 +252,7 @@ func cmdUnsubscribe(c *Conn, cmd *Command) error {
 	if len(cmd.Args) != 1 {
 		return Syntax("UNSUBSCRIBE mailbox")
 	}
-	name, err := mailboxArg(cmd.Args[0])
+	name, err := c.mailboxArg(cmd.Args[0])
 	if err != nil {
 		return err
 	}

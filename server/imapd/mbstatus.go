@@ -25,7 +25,7 @@ func cmdStatus(c *Conn, cmd *Command) error {
 	if len(cmd.Args) != 2 {
 		return Syntax("STATUS mailbox (items)")
 	}
-	name, err := mailboxArg(cmd.Args[0])
+	name, err := c.mailboxArg(cmd.Args[0])
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func (c *Conn) pipelinedStatus() []string {
 		if err != nil || cmd.Name != "STATUS" || len(cmd.Args) != 2 {
 			break
 		}
-		name, err := mailboxArg(cmd.Args[0])
+		name, err := c.mailboxArg(cmd.Args[0])
 		if err != nil {
 			break
 		}
@@ -129,7 +129,11 @@ func (c *Conn) statusItems(v Value) ([]string, error) {
 		}
 		name := strings.ToUpper(it.S)
 		switch name {
-		case "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN":
+		case "MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN":
+		case "RECENT":
+			if c.rev2 { // not in IMAP4rev2's status-att (rev2.go)
+				return nil, Bad("", "unknown status item "+it.S)
+			}
 		case "MAILBOXID": // rfc8474.txt:231
 			if !c.capAdvertised("OBJECTID") {
 				return nil, Bad("", "unknown status item "+it.S)
@@ -139,7 +143,7 @@ func (c *Conn) statusItems(v Value) ([]string, error) {
 				return nil, Bad("", "unknown status item "+it.S)
 			}
 		case "DELETED", "DELETED-STORAGE": // rfc9208.txt:383-403, with QUOTA=RES-MESSAGE / QUOTA=RES-STORAGE
-			if !c.capable("QUOTA") {
+			if !c.capable("QUOTA") && !(name == "DELETED" && c.rev2) { // IMAP4rev2's own too (rev2.go)
 				return nil, Bad("", "unknown status item "+it.S)
 			}
 		case "APPENDLIMIT": // RFC 7889 §4
@@ -171,7 +175,7 @@ func (c *Conn) writeMailboxStatus(items []string, st *store.MailboxStatus) {
 	w := c.Writer()
 	w.Untagged()
 	w.Raw("STATUS ")
-	w.String(encodeMUTF7(st.Name))
+	w.String(c.mailboxName(st.Name))
 	w.Raw(" (")
 	for i, it := range items {
 		if i > 0 {

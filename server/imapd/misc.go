@@ -37,6 +37,9 @@ var extensions = []struct{ name, command string }{
 // advertises (CAPABILITY response, rfc3501.txt:3775ff).
 func (c *Conn) capabilities() []string {
 	caps := []string{"IMAP4rev1"}
+	if c.capable("IMAP4rev2") {
+		caps = append(caps, "IMAP4rev2") // both, rfc9051.txt:7863 (rev2.go)
+	}
 	for _, e := range extensions {
 		if !c.capable(e.name) {
 			continue
@@ -73,6 +76,8 @@ func (c *Conn) capable(ext string) bool {
 		return false
 	}
 	switch ext {
+	case "IMAP4rev2":
+		return c.rev2Capable()
 	case "STARTTLS":
 		return !c.isTLS && c.srv.cfg.TLS != nil && c.state == NotAuthenticated
 	case "SEARCHRES":
@@ -194,8 +199,8 @@ func cmdID(c *Conn, cmd *Command) error {
 // enables CONDSTORE too: a server "is REQUIRED to support "ENABLE QRESYNC"
 // and "ENABLE QRESYNC CONDSTORE" (which are "CONDSTORE enabling commands",
 // see Section 3.1, and have identical results)" (rfc7162.txt:1386-1409).
-// ENABLE is valid only in the authenticated state, so no HIGHESTMODSEQ is
-// due.
+// IMAP4rev2 can be enabled too (rev2.go). ENABLE is valid only in the
+// authenticated state, so no HIGHESTMODSEQ is due.
 func cmdEnable(c *Conn, cmd *Command) error {
 	if len(cmd.Args) == 0 {
 		return Syntax("ENABLE needs a capability")
@@ -206,6 +211,12 @@ func cmdEnable(c *Conn, cmd *Command) error {
 			return Syntax("ENABLE takes atoms")
 		}
 		ext := strings.ToUpper(a.S)
+		if ext == "IMAP4REV2" {
+			if c.enableRev2() {
+				enabled = append(enabled, "IMAP4rev2") // rev2.go
+			}
+			continue
+		}
 		if ext != "CONDSTORE" && ext != "QRESYNC" || !c.capable(ext) || slices.Contains(enabled, ext) {
 			continue
 		}

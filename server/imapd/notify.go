@@ -136,7 +136,7 @@ func (c *Conn) parseNotifyGroup(v Value) (notifyGroup, error) {
 			return g, Syntax("mailbox names expected")
 		}
 		for _, n := range names {
-			name, err := mailboxArg(n)
+			name, err := c.mailboxArg(n)
 			if errors.Is(err, errNotMUTF7) {
 				continue // names no mailbox: "the server MUST ignore it" (rfc5465.txt:303-304)
 			} else if err != nil {
@@ -490,10 +490,10 @@ func (c *Conn) writeNotifyList(m *store.MailboxStatus, all map[int64]store.Mailb
 	}
 	w := c.Writer()
 	w.Raw(`* LIST (` + strings.Join(attrs, " ") + `) "/" `)
-	w.String(encodeMUTF7(m.Name))
+	w.String(c.mailboxName(m.Name))
 	if oldName != "" {
 		w.Raw(` ("OLDNAME" (`)
-		w.String(encodeMUTF7(oldName))
+		w.String(c.mailboxName(oldName))
 		w.Raw(`))`)
 	}
 	w.CRLF()

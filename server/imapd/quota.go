@@ -37,7 +37,7 @@ func cmdGetQuotaRoot(c *Conn, cmd *Command) error {
 	if !ok {
 		return Syntax("GETQUOTAROOT mailbox")
 	}
-	if _, err := mailboxArg(cmd.Args[0]); err != nil {
+	if _, err := c.mailboxArg(cmd.Args[0]); err != nil {
 		return err
 	}
 	w := c.Writer()

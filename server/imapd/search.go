@@ -34,6 +34,11 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 	if err != nil {
 		return err
 	}
+	if ret == nil && c.rev2 {
+		// IMAP4rev2 answers every SEARCH with ESEARCH (rev2.go): without
+		// result options "ALL is assumed" (rfc9051.txt:3737).
+		ret = &searchReturn{all: true}
+	}
 	err = search(c, cmd, uid, ret, args)
 	if ret != nil && ret.save && err != nil && c.sel != nil {
 		// "A SEARCH command with the SAVE result option that caused the
@@ -57,6 +62,10 @@ func (c *Conn) parseProgram(args []Value) (query.Node, error) {
 	}
 	if query.UsesSaveDate(node) && !c.capable("SAVEDATE") {
 		return nil, Bad("", "unknown search key (SAVEDATE)")
+	}
+	if c.rev2 && query.UsesRecent(node) {
+		// IMAP4rev2's search-key has no RECENT, NEW or OLD (rev2.go).
+		return nil, Bad("", "unknown search key (RECENT, NEW and OLD are IMAP4rev1's)")
 	}
 	return node, nil
 }

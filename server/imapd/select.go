@@ -45,7 +45,7 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	if len(cmd.Args) < 1 {
 		return Syntax("mailbox name expected")
 	}
-	name, err := mailboxArg(cmd.Args[0])
+	name, err := c.mailboxArg(cmd.Args[0])
 	if err != nil {
 		return err
 	}
@@ -55,10 +55,11 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	}
 	// A failed SELECT leaves no mailbox selected (rfc3501.txt:1805-1810: "no
 	// mailbox is selected").
-	if c.sel != nil && c.capable("CONDSTORE") {
+	if c.sel != nil && (c.capable("CONDSTORE") || c.rev2) {
 		// The boundary between the responses of the closed mailbox and the
 		// new one: a server advertising CONDSTORE "must return the CLOSED
-		// response code in this case" (rfc7162.txt:2111-2123).
+		// response code in this case" (rfc7162.txt:2111-2123), and so must
+		// IMAP4rev2 (rfc9051.txt:1813).
 		c.Untagged("OK [CLOSED] previous mailbox closed")
 	}
 	c.Unselect()
@@ -68,6 +69,12 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 		return No(CodeNonExistent, "no such mailbox")
 	} else if err != nil {
 		return err
+	}
+	var mbs []store.MailboxStatus
+	if c.rev2 { // for the untagged LIST (rev2.go)
+		if mbs, err = c.Store().Mailboxes(c.Ctx(), c.User().ID); err != nil {
+			return err
+		}
 	}
 	s := &selection{mb: snap.Mailbox, readOnly: readOnly, view: NewView(snap.UIDs, snap.Recent, snap.ModSeq), polled: time.Now(),
 		kw: newKeywordSet(snap.Keywords)}
@@ -87,9 +94,14 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	w.Lock()
 	w.Line("FLAGS (%s)", strings.Join(flags, " "))
 	w.Line("%d EXISTS", len(snap.UIDs))
-	w.Line("%d RECENT", len(snap.Recent))
-	if len(snap.Unseen) > 0 {
-		w.Line("OK [UNSEEN %d] first unseen message", s.view.Seq(snap.Unseen[0]))
+	if c.rev2 {
+		c.writeSelectList(mbs, snap.Mailbox.Name)
+	} else {
+		// RECENT and [UNSEEN] are IMAP4rev1's (rfc9051.txt:8048-8051).
+		w.Line("%d RECENT", len(snap.Recent))
+		if len(snap.Unseen) > 0 {
+			w.Line("OK [UNSEEN %d] first unseen message", s.view.Seq(snap.Unseen[0]))
+		}
 	}
 	if readOnly {
 		w.Line("OK [PERMANENTFLAGS ()] read-only mailbox")
@@ -272,7 +284,9 @@ func (c *Conn) writeUpdates(ups []Update) {
 		case UpdExists:
 			w.Line("%d EXISTS", u.N)
 		case UpdRecent:
-			w.Line("%d RECENT", u.N)
+			if !c.rev2 { // no RECENT in IMAP4rev2 (rev2.go)
+				w.Line("%d RECENT", u.N)
+			}
 		case UpdFlags:
 			c.announceKeywords(u.Flags.Keywords)
 			if c.condstoreAware() {
@@ -286,16 +300,23 @@ func (c *Conn) writeUpdates(ups []Update) {
 				c.sentModSeq = max(c.sentModSeq, u.ModSeq)
 				continue
 			}
+			if c.rev2 {
+				// "All unsolicited FETCH updates are required to include
+				// UID" (rfc9051.txt:8082).
+				w.Line("%d FETCH (UID %d FLAGS (%s))", u.N, u.UID, strings.Join(c.flagNames(u.UID, u.Flags), " "))
+				continue
+			}
 			w.Line("%d FETCH (FLAGS (%s))", u.N, strings.Join(c.flagNames(u.UID, u.Flags), " "))
 		}
 	}
 }
 
 // flagNames renders a message's flags, with \Recent when it is recent for
-// this session (rfc3501.txt:594-599).
+// this session (rfc3501.txt:594-599) and the session is no IMAP4rev2 one
+// (rev2.go).
 func (c *Conn) flagNames(uid uint32, f store.Flags) []string {
 	names := f.Names()
-	if c.sel != nil && c.sel.view.IsRecent(uid) {
+	if c.sel != nil && !c.rev2 && c.sel.view.IsRecent(uid) {
 		names = append(names, `\Recent`)
 	}
 	return names
@@ -353,7 +374,8 @@ func (c *Conn) syncPoint() error {
 }
 
 // mailboxArg decodes a mailbox name argument: an astring, modified UTF-7
-// decoded (RFC 3501 §5.1.3), INBOX case-insensitive.
+// decoded (RFC 3501 §5.1.3; UTF-8 as sent after ENABLE IMAP4rev2,
+// decodeName), INBOX case-insensitive.
 //
 // A name that is not modified UTF-7 ("By convention, international mailbox
 // names in IMAP4rev1 are specified using a modified version of the UTF-7
@@ -362,12 +384,12 @@ func (c *Conn) syncPoint() error {
 // sent encoded), so NO [NONEXISTENT] (issue 14: it was BAD); a new name
 // (CREATE, RENAME's target) that cannot be one is NO [CANNOT]
 // (newMailboxArg).
-func mailboxArg(v Value) (string, error) {
+func (c *Conn) mailboxArg(v Value) (string, error) {
 	s, ok := v.AString()
 	if !ok {
 		return "", Syntax("mailbox name expected")
 	}
-	name, err := decodeMUTF7(s)
+	name, err := c.decodeName(s)
 	if err != nil {
 		return "", errNotMUTF7
 	}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/flate"
 )
@@ -36,6 +37,9 @@ type Writer struct {
 	// fl compresses the output after COMPRESS DEFLATE (compress.go); nil
 	// before.
 	fl *deflater
+	// utf8 lets quoted strings carry UTF-8 (after ENABLE IMAP4rev2, rev2.go):
+	// before, an 8-bit string goes out as a literal (rfc9051.txt:7880-7883).
+	utf8 bool
 }
 
 func newWriter(dst io.Writer, logf func(string)) *Writer {
@@ -196,7 +200,7 @@ func (w *Writer) Continue(text string) {
 // String writes s as a quoted string when that is safe, else as a literal
 // (CR, LF, NUL, 8-bit octets, or long) — rfc3501.txt:4901, 4801.
 func (w *Writer) String(s string) {
-	if !quotable(s) {
+	if !quotable(s, w.utf8) {
 		w.Literal([]byte(s))
 		return
 	}
@@ -280,16 +284,18 @@ func (w *Writer) Flush() error {
 // Buffered returns the number of bytes not yet flushed (tests).
 func (w *Writer) Buffered() int { return w.bw.Buffered() }
 
-func quotable(s string) bool {
+func quotable(s string, utf8OK bool) bool {
 	if len(s) > maxQuotedLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == 0 || c == '\r' || c == '\n' || c >= 0x80 {
+		if c := s[i]; c == 0 || c == '\r' || c == '\n' || c >= 0x80 && !utf8OK {
 			return false
 		}
 	}
-	return true
+	// IMAP4rev2's QUOTED-CHAR takes UTF8-2, UTF8-3 and UTF8-4, nothing
+	// else of 8 bits (rfc9051.txt:6858-6859).
+	return !utf8OK || utf8.ValidString(s)
 }
 
 func isAtomString(s string) bool {

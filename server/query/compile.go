@@ -479,6 +479,12 @@ func UsesSaveDate(n Node) bool {
 	})
 }
 
+// UsesRecent reports whether the program has a RECENT, NEW or OLD key (the
+// keys of the \Recent flag, which IMAP4rev2 dropped).
+func UsesRecent(n Node) bool {
+	return walk(n, func(n Node) bool { _, ok := n.(Recent); return ok })
+}
+
 // walk reports whether f holds for any node in the tree.
 func walk(n Node, f func(Node) bool) bool {
 	if f(n) {
