@@ -204,26 +204,32 @@ type claimKey struct {
 // again only finds its member claimed).
 const maxClaims = 100_000
 
-// untried returns those of uids not tried yet (a new slice).
-func (c *claimSet) untried(mailboxID int64, uidValidity uint32, uids []int64) []int64 {
+// reserve returns those of uids no session of the process has tried to
+// claim, and marks them tried: a session whose poll saw a new message
+// while another's claim of it was still running (with 50 sessions, most
+// of them) does not claim it again.
+func (c *claimSet) reserve(mailboxID int64, uidValidity uint32, uids []int64) []int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.m == nil || len(c.m)+len(uids) > maxClaims {
+		c.m = map[claimKey]struct{}{}
+	}
 	var out []int64
 	for _, u := range uids {
-		if _, ok := c.m[claimKey{mailboxID, uidValidity, u}]; !ok {
+		k := claimKey{mailboxID, uidValidity, u}
+		if _, ok := c.m[k]; !ok {
+			c.m[k] = struct{}{}
 			out = append(out, u)
 		}
 	}
 	return out
 }
 
-func (c *claimSet) tried(mailboxID int64, uidValidity uint32, uids []int64) {
+// release unmarks uids whose claim failed: a later poll may claim them.
+func (c *claimSet) release(mailboxID int64, uidValidity uint32, uids []int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m)+len(uids) > maxClaims {
-		c.m = map[claimKey]struct{}{}
-	}
 	for _, u := range uids {
-		c.m[claimKey{mailboxID, uidValidity, u}] = struct{}{}
+		delete(c.m, claimKey{mailboxID, uidValidity, u})
 	}
 }
