@@ -155,13 +155,25 @@ func (b *browser) messageCount() (int, error) {
 	return n, err
 }
 
+// idle waits until Roundcube has no request in flight: rcmail.command
+// ignores most commands while busy.
+func (b *browser) idle() error {
+	return b.waitJS("Roundcube idle", `window.rcmail && !rcmail.busy`, 30*time.Second)
+}
+
 func (b *browser) command(cmd string, args ...any) error {
+	if err := b.idle(); err != nil {
+		return err
+	}
 	js, _ := json.Marshal(append([]any{cmd}, args...))
 	return b.eval(fmt.Sprintf(`(function(a){ rcmail.command.apply(rcmail, a); return true; })(%s)`, js), nil)
 }
 
 // listAfter runs fn (which reloads the list) and waits for the new list.
 func (b *browser) listAfter(what string, fn func() error) error {
+	if err := b.idle(); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	if err := b.markList(); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
@@ -181,6 +193,9 @@ func findRow(rs []row, subject string) (row, bool) {
 }
 
 func (b *browser) clickRow(r row) error {
+	if err := b.idle(); err != nil {
+		return err
+	}
 	return b.run("click "+r.Subject, chromedp.Click(chromedp.CSS("#"+r.ID+" td.subject"), chromedp.NodeVisible))
 }
 
@@ -383,7 +398,26 @@ func (b *browser) flow() error {
 
 	// 9. Send a message to ourselves through submission; it arrives in INBOX.
 	subject := fmt.Sprintf("Sent from Roundcube at %s", time.Now().UTC().Format("15:04:05"))
-	if err := b.run("compose form", chromedp.Click(chromedp.CSS("#taskmenu a.compose"), chromedp.NodeVisible), chromedp.WaitVisible(chromedp.CSS("#compose-subject"))); err != nil {
+	// Roundcube ignores commands while it is busy (after the delete it
+	// previews the next message): wait for it, and click again if the
+	// compose page does not come.
+	for try := 1; ; try++ {
+		if err := b.idle(); err != nil {
+			return err
+		}
+		if err := b.run("click Compose", chromedp.Click(chromedp.CSS("#taskmenu a.compose"), chromedp.NodeVisible)); err != nil {
+			return err
+		}
+		err := b.waitJS("compose form", `document.getElementById('compose-subject')`, 10*time.Second)
+		if err == nil {
+			break
+		}
+		if try == 3 {
+			return err
+		}
+		b.r.logf("no compose form after click %d; again", try)
+	}
+	if err := b.waitJS("compose ready", `window.rcmail && rcmail.env.action == 'compose' && rcmail.env.compose_id && !rcmail.busy`, 30*time.Second); err != nil {
 		return err
 	}
 	if err := b.run("fill compose",
@@ -428,7 +462,11 @@ func (b *browser) flow() error {
 		return err
 	}
 
-	// 10. Log out.
+	if err := b.viewActions(); err != nil {
+		return err
+	}
+
+	// Log out.
 	if err := b.command("logout"); err != nil {
 		return err
 	}
@@ -437,6 +475,135 @@ func (b *browser) flow() error {
 	}
 	b.shot("logged-out")
 	return nil
+}
+
+// viewActions acts inside views, where a message's membership follows its
+// flags and Delete moves it out of its folders (README "Views"): threads
+// and search in a view, reading a message in Unread, deleting from a view.
+func (b *browser) viewActions() error {
+	r := b.r
+	before, err := r.counts(b.ctx)
+	if err != nil {
+		return err
+	}
+	// Threads in a view (THREAD REFERENCES on a query mailbox).
+	if err := b.listAfter("open view again", func() error {
+		js, _ := json.Marshal(viewName)
+		return b.eval(fmt.Sprintf(`rcmail.list_mailbox(%s), true`, js), nil)
+	}); err != nil {
+		return err
+	}
+	if err := b.listAfter("threads in the view", func() error { return b.eval(`rcmail.set_list_options(null, 'date', 'DESC', 1), true`, nil) }); err != nil {
+		return err
+	}
+	rs, err := b.rows()
+	if err != nil {
+		return err
+	}
+	b.shot("view-by-thread")
+	root, _ := findRow(rs, threadMsgs[0].subject)
+	var deep int
+	for _, x := range rs {
+		if x.Depth > 0 {
+			deep++
+		}
+	}
+	if err := b.check(len(rs) == 4 && root.UID != "" && root.Depth == 0 && deep == 3, "the view by thread: one thread of 4 (%d rows, %d replies under the root)", len(rs), deep); err != nil {
+		return err
+	}
+
+	// Search within the view.
+	if err := b.listAfter("search in the view", func() error {
+		return b.run("type search", chromedp.Click(chromedp.CSS("#mailsearchform")), chromedp.SendKeys(chromedp.CSS("#mailsearchform"), "Re: Re:"+kb.Enter))
+	}); err != nil {
+		return err
+	}
+	if rs, err = b.rows(); err != nil {
+		return err
+	}
+	b.shot("view-search")
+	if err := b.check(len(rs) == 1 && rs[0].Subject == threadMsgs[4].subject, "search \"Re: Re:\" in the view finds %q", subjects(rs)); err != nil {
+		return err
+	}
+	if err := b.listAfter("reset search in the view", func() error { return b.command("reset-search") }); err != nil {
+		return err
+	}
+
+	// Delete from the view: the message leaves INBOX and the view for Trash.
+	if rs, err = b.rows(); err != nil {
+		return err
+	}
+	victim, ok := findRow(rs, threadMsgs[4].subject)
+	if err := b.check(ok, "the view shows %q again", threadMsgs[4].subject); err != nil {
+		return err
+	}
+	if err := b.clickRow(victim); err != nil {
+		return err
+	}
+	if err := b.command("delete"); err != nil {
+		return err
+	}
+	if err := b.waitJS("row deleted in the view", fmt.Sprintf(`!rcmail.busy && !rcmail.message_list.rows[%q]`, victim.UID), 30*time.Second); err != nil {
+		return err
+	}
+	b.shot("view-deleted")
+	if err := b.waitCount(viewName, before[viewName]-1); err != nil {
+		return err
+	}
+	if err := b.waitCount("INBOX", before["INBOX"]-1); err != nil {
+		return err
+	}
+	if err := b.waitCount("Trash", before["Trash"]+1); err != nil {
+		return err
+	}
+
+	// Unread: reading a message there takes it out of the view (at the
+	// next selection: Roundcube's next request is a new session).
+	if err := b.listAfter("open Unread", func() error { return b.eval(`rcmail.list_mailbox('Unread'), true`, nil) }); err != nil {
+		return err
+	}
+	if rs, err = b.rows(); err != nil {
+		return err
+	}
+	n, err := b.messageCount()
+	if err != nil {
+		return err
+	}
+	unread := before["Unread"]
+	if c, err := r.counts(b.ctx); err == nil {
+		unread = c["Unread"]
+	}
+	if err := b.check(n == unread && len(rs) == n && n > 0, "Unread shows %d messages, Decimail has %d", n, unread); err != nil {
+		return err
+	}
+	b.shot("unread")
+	read := rs[0]
+	if err := b.clickRow(read); err != nil {
+		return err
+	}
+	body := `(function(){ var f = document.getElementById('messagecontframe'); return f && f.contentDocument && f.contentDocument.body ? f.contentDocument.body.innerText : ''; })()`
+	if err := b.waitJS("preview in Unread", body+fmt.Sprintf(`.indexOf(%q) >= 0`, read.Subject), 30*time.Second); err != nil {
+		return err
+	}
+	if err := b.waitJS("marked read", fmt.Sprintf(`rcmail.message_list.rows[%q] && !rcmail.message_list.rows[%q].unread && !rcmail.busy`, read.UID, read.UID), 30*time.Second); err != nil {
+		return err
+	}
+	b.shot("unread-read")
+	if err := b.waitCount("Unread", unread-1); err != nil {
+		return err
+	}
+	if err := b.listAfter("refresh Unread", func() error { return b.eval(`rcmail.list_mailbox('Unread'), true`, nil) }); err != nil {
+		return err
+	}
+	if rs, err = b.rows(); err != nil {
+		return err
+	}
+	still := false
+	for _, x := range rs {
+		still = still || x.UID == read.UID
+	}
+	b.shot("unread-refreshed")
+	return b.check(len(rs) == unread-1 && !still, "after a refresh Unread shows %d messages, without %q (uid %s)", len(rs), read.Subject, read.UID)
 }
 
 // waitCount waits until Decimail counts want messages in mailbox

@@ -19,7 +19,8 @@ var expectedNO = map[string]string{}
 // checkIMAPLog reads the IMAP conversation Decimail logged (JSON lines,
 // "C: ..." and "S: ..." per session) and checks it: no BAD (tagged or
 // untagged), no NO but the expected ones, and that Roundcube sent SORT
-// and THREAD (UID SORT / UID THREAD or their sequence forms). It writes
+// and THREAD (UID SORT / UID THREAD or their sequence forms), STORE, MOVE
+// and APPEND. It writes
 // imap-conversation.txt (one line per logged line, with the session) and
 // imap-commands.txt (how often each command was sent, and its answers).
 func (r *runner) checkIMAPLog() error {
@@ -112,6 +113,14 @@ func (r *runner) checkIMAPLog() error {
 	}
 	if threads == 0 {
 		problems = append(problems, "Roundcube sent no THREAD")
+	}
+	// The flow's other actions, as Roundcube sends them: a flag change,
+	// Delete (a MOVE to Trash), the copy of a sent message in Sent (whose
+	// answer is the copy submission filed: README "Sent mail is stored once").
+	for _, c := range []string{"UID STORE", "UID MOVE", "APPEND"} {
+		if counts[c]["OK"] == 0 {
+			problems = append(problems, "Roundcube sent no "+c+" (answered OK)")
+		}
 	}
 	if len(counts) == 0 {
 		problems = append(problems, "no IMAP conversation logged (imapd_log_imap)")

@@ -273,7 +273,11 @@ func (r *runner) startRoundcube(ctx context.Context) (*proc, error) {
 		return nil, err
 	}
 	cmd := exec.Command("/usr/bin/php", "-S", webAddr, "-t", "/var/lib/roundcube/public_html")
-	cmd.Env = append(os.Environ(), "ROUNDCUBE_CONFIG_DIR="+filepath.Join(rc, "config"), "PHP_CLI_SERVER_WORKERS=4")
+	// One worker: requests one at a time. With several
+	// (PHP_CLI_SERVER_WORKERS) a request racing the compose page's
+	// lost the compose data in the PHP session ("Invalid compose ID" at
+	// send), a flake of the web server, not of Decimail.
+	cmd.Env = append(os.Environ(), "ROUNDCUBE_CONFIG_DIR="+filepath.Join(rc, "config"))
 	r.logf("starting php -S %s (Roundcube; log: php.log)", webAddr)
 	p, err := startProc("php -S", cmd, filepath.Join(r.out, "php.log"))
 	if err != nil {
