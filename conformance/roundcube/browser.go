@@ -603,7 +603,55 @@ func (b *browser) viewActions() error {
 		still = still || x.UID == read.UID
 	}
 	b.shot("unread-refreshed")
-	return b.check(len(rs) == unread-1 && !still, "after a refresh Unread shows %d messages, without %q (uid %s)", len(rs), read.Subject, read.UID)
+	if err := b.check(len(rs) == unread-1 && !still, "after a refresh Unread shows %d messages, without %q (uid %s)", len(rs), read.Subject, read.UID); err != nil {
+		return err
+	}
+
+	// Mark all as read in Unread (the folder menu's action: UID STORE 1:*
+	// +FLAGS (\Seen) in the view): Unread empties.
+	if err := b.idle(); err != nil {
+		return err
+	}
+	if err := b.eval(`rcmail.mark_all_read('Unread', 'cur'), true`, nil); err != nil {
+		return err
+	}
+	if err := b.waitCount("Unread", 0); err != nil {
+		return err
+	}
+	if err := b.listAfter("refresh Unread after mark all read", func() error { return b.eval(`rcmail.list_mailbox('Unread'), true`, nil) }); err != nil {
+		return err
+	}
+	if rs, err = b.rows(); err != nil {
+		return err
+	}
+	b.shot("unread-all-read")
+	if err := b.check(len(rs) == 0, "after Mark all as read, Unread lists %d messages", len(rs)); err != nil {
+		return err
+	}
+
+	// Empty Trash (the folder menu's Empty, confirmed in its dialog):
+	// messages only Trash holds are deleted; All Mail does not change.
+	c, err := r.counts(b.ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.listAfter("open Trash", func() error { return b.eval(`rcmail.list_mailbox('Trash'), true`, nil) }); err != nil {
+		return err
+	}
+	if err := b.command("purge"); err != nil {
+		return err
+	}
+	if err := b.run("confirm Empty", chromedp.Click(chromedp.CSS(".ui-dialog .ui-dialog-buttonset button.mainaction"), chromedp.NodeVisible)); err != nil {
+		return err
+	}
+	if err := b.waitJS("Trash emptied", `!rcmail.busy && rcmail.message_list.rowcount == 0`, 30*time.Second); err != nil {
+		return err
+	}
+	b.shot("trash-emptied")
+	if err := b.waitCount("Trash", 0); err != nil {
+		return err
+	}
+	return b.waitCount("All Mail", c["All Mail"])
 }
 
 // waitCount waits until Decimail counts want messages in mailbox
