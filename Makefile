@@ -46,7 +46,7 @@ capture:
 ROUNDCUBE_FLAGS ?=
 roundcube:
 	sh conformance/roundcube/setup.sh
-	$(GO) run ./conformance/roundcube $(ROUNDCUBE_FLAGS)
+	GO=$(GO) $(GO) run ./conformance/roundcube $(ROUNDCUBE_FLAGS)
 
 build:
 	$(GO) build -o $(BIN) ./server/cmd/decimail

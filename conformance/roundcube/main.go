@@ -81,7 +81,11 @@ func run(ctx context.Context, out string, keep, starttls bool) error {
 	defer r.dlog.Close()
 
 	r.bin = filepath.Join(out, "decimail")
-	build := exec.CommandContext(ctx, "go", "build", "-o", r.bin, "./server/cmd/decimail")
+	goTool := os.Getenv("GO") // make passes its $(GO)
+	if goTool == "" {
+		goTool = "go"
+	}
+	build := exec.CommandContext(ctx, goTool, "build", "-o", r.bin, "./server/cmd/decimail")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	r.logf("building %s", r.bin)
 	if err := build.Run(); err != nil {
