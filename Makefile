@@ -42,7 +42,8 @@ capture:
 ## (conformance/ROUNDCUBE.md). Installs the packages when missing
 ## (conformance/roundcube/setup.sh); screenshots and logs go to
 ## var/roundcube/. A developer tool, never part of `make test`.
-## ROUNDCUBE_FLAGS: -plain (no STARTTLS), -keep (leave it running), -out DIR.
+## ROUNDCUBE_FLAGS: -plain (no STARTTLS), -cache (Roundcube's caches on),
+## -keep (leave it running), -out DIR.
 ROUNDCUBE_FLAGS ?=
 roundcube:
 	sh conformance/roundcube/setup.sh

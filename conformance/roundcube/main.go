@@ -16,7 +16,7 @@
 // Usage (`make roundcube` installs the packages first,
 // conformance/roundcube/setup.sh):
 //
-//	go run ./conformance/roundcube [-out DIR] [-keep] [-plain]
+//	go run ./conformance/roundcube [-out DIR] [-keep] [-plain] [-cache]
 //
 // Ports are fixed (13143 IMAP, 13025 SMTP, 13587 submission, 13080 web) so
 // that a run can be inspected by hand with -keep, which leaves the servers
@@ -46,12 +46,13 @@ func main() {
 	out := flag.String("out", "var/roundcube", "output directory: screenshots, logs (emptied first)")
 	keep := flag.Bool("keep", false, "after the run, keep Decimail and Roundcube running until Ctrl-C (http://"+webAddr+"/, demo/demo)")
 	plain := flag.Bool("plain", false, "IMAP and submission without STARTTLS (default: STARTTLS on both)")
+	cache := flag.Bool("cache", false, "Roundcube's IMAP and message caches on (imap_cache db, messages_cache: kept in sync with CONDSTORE)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	dir, err := filepath.Abs(*out)
 	if err == nil {
-		err = run(ctx, dir, *keep, !*plain)
+		err = run(ctx, dir, *keep, !*plain, *cache)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "roundcube: FAIL:", err)
@@ -61,7 +62,7 @@ func main() {
 	fmt.Println("roundcube: PASS; screenshots and logs in", dir)
 }
 
-func run(ctx context.Context, out string, keep, starttls bool) error {
+func run(ctx context.Context, out string, keep, starttls, cache bool) error {
 	for _, bin := range []string{"/usr/bin/php", "/usr/bin/chromium", "/usr/share/roundcube/index.php", "/usr/share/roundcube/program/lib/Roundcube/db/sqlite.php"} {
 		if _, err := os.Stat(bin); err != nil {
 			return fmt.Errorf("%s missing: run conformance/roundcube/setup.sh (make roundcube does)", bin)
@@ -73,7 +74,7 @@ func run(ctx context.Context, out string, keep, starttls bool) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	r := &runner{out: out, start: time.Now(), starttls: starttls}
+	r := &runner{out: out, start: time.Now(), starttls: starttls, cache: cache}
 	var err error
 	if r.dlog, err = os.Create(filepath.Join(out, "driver.log")); err != nil {
 		return err

@@ -26,6 +26,8 @@ type runner struct {
 	shots int
 	// starttls: Roundcube talks STARTTLS to IMAP and submission (else plain).
 	starttls bool
+	// cache: Roundcube's IMAP and message caches on.
+	cache bool
 }
 
 // logf notes what the driver does, with seconds since the start, in
@@ -269,6 +271,12 @@ func (r *runner) startRoundcube(ctx context.Context) (*proc, error) {
 	}
 	conf := fmt.Sprintf(roundcubeConfig, filepath.Join(rc, "roundcube.db"), scheme+imapAddr, scheme+subAddr,
 		filepath.Join(rc, "logs")+"/", filepath.Join(rc, "temp")+"/")
+	if r.cache {
+		// Roundcube's caches, in its SQLite database: the folder and index
+		// cache and the message cache, kept in sync with CONDSTORE
+		// (HIGHESTMODSEQ, FETCH ... CHANGEDSINCE).
+		conf += "$config['imap_cache'] = 'db';\n$config['messages_cache'] = true;\n"
+	}
 	if err := os.WriteFile(filepath.Join(rc, "config", "config.inc.php"), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
