@@ -4,7 +4,7 @@ PKGS    := ./...
 # -race where time allows: the race detector runs on every package.
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: run test test-deps vet bench bench-compare property fuzz coverage build clean capture
+.PHONY: run test test-deps vet bench bench-compare property fuzz coverage build clean capture roundcube
 
 ## run: private Postgres under ./var, demo account (demo/demo), daemons on loopback;
 ## Ctrl-C stops it and make exits 0. The binary is built, then run: `go run`
@@ -36,6 +36,18 @@ SCENARIO ?=
 capture:
 	sh conformance/capture/setup.sh
 	for c in $(CLIENT); do $(GO) run ./conformance/capture $$c $(SCENARIO) || exit 1; done
+
+## roundcube: Debian's Roundcube in headless Chromium against a private
+## Decimail: login, sort, threads, a view, search, flag, delete, send
+## (conformance/ROUNDCUBE.md). Installs the packages when missing
+## (conformance/roundcube/setup.sh); screenshots and logs go to
+## var/roundcube/. A developer tool, never part of `make test`.
+## ROUNDCUBE_FLAGS: -plain (no STARTTLS), -cache (Roundcube's caches on),
+## -keep (leave it running), -out DIR.
+ROUNDCUBE_FLAGS ?=
+roundcube:
+	sh conformance/roundcube/setup.sh
+	GO=$(GO) $(GO) run ./conformance/roundcube $(ROUNDCUBE_FLAGS)
 
 build:
 	$(GO) build -o $(BIN) ./server/cmd/decimail

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages of the tools the tests run, before `go test`
 # (go test itself never installs anything). Each argument is BINARY=PACKAGE,
-# BINARY a command name looked up in PATH or an absolute path:
+# BINARY a command name looked up in PATH, or an absolute path to a file
+# the package installs (a program, or any file of a package without one):
 #
 #   conformance/install-deps.sh curl=curl mbsync=isync /usr/sbin/dovecot=dovecot-imapd
 #
@@ -20,7 +21,7 @@ for dep in "$@"; do
 		exit 2
 	fi
 	case $bin in
-	/*) [ -x "$bin" ] && continue ;;
+	/*) [ -e "$bin" ] && continue ;;
 	*) command -v "$bin" >/dev/null 2>&1 && continue ;;
 	esac
 	case " $missing " in
@@ -53,7 +54,7 @@ $as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-r
 for dep in "$@"; do
 	bin=${dep%%=*}
 	case $bin in
-	/*) [ -x "$bin" ] && continue ;;
+	/*) [ -e "$bin" ] && continue ;;
 	*) command -v "$bin" >/dev/null 2>&1 && continue ;;
 	esac
 	echo "install-deps: $bin still missing after installing ${dep#*=}" >&2
