@@ -1,7 +1,7 @@
 package imapd
 
-// Property test of QRESYNC (RFC 7162 §3.2, §6) end to end, on a real server
-// and Postgres: a client caches a mailbox (a folder or a view) as RFC 7162
+// Property test of QRESYNC (RFC 7162 §3.2, §6) end to end, on two real
+// server processes and Postgres: a client caches a mailbox (a folder or a view) as RFC 7162
 // §6 describes, then random changes happen (other sessions' flag changes
 // that move messages into and out of views, expunges, deliveries, the
 // client's own STOREs, EXPUNGEs and MOVEs, tombstones pruned past the
@@ -161,6 +161,14 @@ var qrFlags = []string{`\Seen`, `\Flagged`, `\Deleted`, "$Work"}
 func TestPropertyQresync(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
+	// The other sessions run on a second server process (its own store,
+	// pool and LISTEN connection), as on a host with two `decimail serve`.
+	st2, err := store.Open(ctx, e.st.Pool().Config().ConnString(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	_, addr2 := (&testEnv{t: t, st: st2, user: e.user}).serve(Config{AuthFailDelay: time.Millisecond})
 	n := 0
 	rapid.Check(t, func(rt *rapid.T) {
 		n++
@@ -192,7 +200,7 @@ func TestPropertyQresync(t *testing.T) {
 			}
 		}
 		q.newMessages()
-		other := e.dialAddr(e.addr)
+		other := e.dialAddr(addr2)
 		other.OK("LOGIN " + user + " pw")
 		other.OK("SELECT INBOX")
 		inbox := func() []uint32 { // the INBOX UIDs now, for the other session
@@ -216,7 +224,7 @@ func TestPropertyQresync(t *testing.T) {
 		away := false
 		steps := rapid.IntRange(1, 12).Draw(rt, "steps")
 		for i := range steps {
-			switch rapid.IntRange(0, 9).Draw(rt, fmt.Sprintf("step %d", i)) {
+			switch rapid.IntRange(0, 10).Draw(rt, fmt.Sprintf("step %d", i)) {
 			case 0, 1: // another session changes flags (in or out of views)
 				if set := pick(inbox(), "other store"); set != "" {
 					op := rapid.SampledFrom([]string{"+FLAGS.SILENT", "-FLAGS.SILENT"}).Draw(rt, "op")
@@ -268,12 +276,16 @@ func TestPropertyQresync(t *testing.T) {
 				}
 				// The other session's history is gone too: it gets BYE.
 				other.Close()
-				other = e.dialAddr(e.addr)
+				other = e.dialAddr(addr2)
 				other.OK("LOGIN " + user + " pw")
 				other.OK("SELECT INBOX")
 			case 8: // the client's own EXPUNGE
 				if !away {
 					q.do("EXPUNGE")
+				}
+			case 10: // another session moves messages out of INBOX
+				if set := pick(inbox(), "other move"); set != "" {
+					other.OK("UID MOVE " + set + " Archive")
 				}
 			case 9: // the client moves messages out (its held ones stay held)
 				if !away {

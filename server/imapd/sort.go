@@ -299,42 +299,42 @@ func (c *Conn) sortFromView(node query.Node) (items []*sortItem, issued bool, er
 	}
 	n := uint32(view.Len())
 	maxUID := view.UID(n)
-	type hit struct {
-		uid, seq uint32
-		id       int64
-	}
-	var hits []hit
+	kw := query.UsesKeywords(node)
+	var seqs []uint32
 	var ids []int64
 	var m query.Msg
-	for seq := uint32(1); seq <= n; seq++ {
-		u := view.UID(seq)
-		f, ok := view.Flags(u)
+	uids := view.UIDs()
+	for i, u := range uids {
+		f := view.FlagsAt(i, kw)
 		if of, other := others[u]; other {
-			f, ok = derefFlags(of)
+			var ok bool
+			if f, ok = derefFlags(of); !ok {
+				continue
+			}
 		}
-		if !ok {
-			continue
-		}
+		seq := uint32(i + 1)
 		m = query.Msg{UID: u, Seq: seq, Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted,
 			Draft: f.Draft, Recent: view.IsRecent(u), Keywords: f.Keywords}
 		if query.Eval(node, &m, maxUID, n) {
-			id := view.ID(u)
-			hits, ids = append(hits, hit{u, seq, id}), append(ids, id)
+			seqs, ids = append(seqs, seq), append(ids, view.IDAt(i))
 		}
 	}
-	keys, err := c.Store().SortKeysByID(c.Ctx(), c.sel.mb.Box(), ids)
+	keys, found, err := c.Store().SortKeysByID(c.Ctx(), c.sel.mb.Box(), ids)
 	if err != nil {
 		return nil, false, err
 	}
-	items = make([]*sortItem, 0, len(hits))
-	for _, h := range hits {
-		k, ok := keys[h.id]
-		if !ok { // deleted meanwhile: cannot be matched (EXPUNGEISSUED)
+	all := make([]sortItem, 0, len(seqs))
+	for j, seq := range seqs {
+		if !found[j] { // deleted meanwhile: cannot be matched (EXPUNGEISSUED)
 			issued = true
 			continue
 		}
-		k.UID = h.uid
-		items = append(items, &sortItem{SortMsg: k, seq: h.seq})
+		keys[j].UID = uids[seq-1]
+		all = append(all, sortItem{SortMsg: keys[j], seq: seq})
+	}
+	items = make([]*sortItem, len(all))
+	for j := range all {
+		items[j] = &all[j]
 	}
 	for _, f := range others {
 		issued = issued || f == nil

@@ -152,6 +152,22 @@ func (v *View) Flags(uid uint32) (f store.Flags, ok bool) {
 		Deleted: b&fDeleted != 0, Draft: b&fDraft != 0, Keywords: v.kw[uid]}, true
 }
 
+// FlagsAt is Flags of the message at index i (sequence number i+1), for
+// a walk of the whole view without a search per message; kw false leaves
+// the keywords out (a program without keyword terms).
+func (v *View) FlagsAt(i int, kw bool) store.Flags {
+	b := v.fbits[i]
+	f := store.Flags{Seen: b&fSeen != 0, Answered: b&fAnswered != 0, Flagged: b&fFlagged != 0,
+		Deleted: b&fDeleted != 0, Draft: b&fDraft != 0}
+	if kw && len(v.kw) > 0 {
+		f.Keywords = v.kw[v.uids[i]]
+	}
+	return f
+}
+
+// IDAt is the message id at index i (KeepIDs).
+func (v *View) IDAt(i int) int64 { return v.ids[i] }
+
 // SetFlags records the store's new flags of uid (this session's own STORE,
 // which the next poll leaves out: ChangesSinceExcept).
 func (v *View) SetFlags(uid uint32, f store.Flags) {

@@ -439,6 +439,12 @@ func UsesFlags(n Node) bool {
 	})
 }
 
+// UsesKeywords reports whether the program has a KEYWORD or UNKEYWORD key
+// (an evaluation in memory needs the messages' keywords).
+func UsesKeywords(n Node) bool {
+	return walk(n, func(n Node) bool { _, ok := n.(Keyword); return ok })
+}
+
 // UsesText reports whether the program reads message_texts (Env.Texts).
 func UsesText(n Node) bool {
 	return walk(n, func(n Node) bool {

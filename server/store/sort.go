@@ -98,55 +98,63 @@ type sortEntry struct {
 const maxSortKeys = 500_000
 
 // SortKeysByID returns the SORT and THREAD keys of the user's messages
-// ids, by id, from the process's cache and one query for the others; UID
-// is left zero. An id that is not the user's message is absent.
-func (s *Store) SortKeysByID(ctx context.Context, b Box, ids []int64) (map[int64]SortMsg, error) {
+// ids, aligned with ids, from the process's cache and one query for the
+// others; UID is left zero. found[i] is false for an id that is not the
+// user's message.
+func (s *Store) SortKeysByID(ctx context.Context, b Box, ids []int64) (keys []SortMsg, found []bool, err error) {
 	if err := b.check(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := make(map[int64]SortMsg, len(ids))
+	keys, found = make([]SortMsg, len(ids)), make([]bool, len(ids))
 	var missing []int64
+	at := map[int64][]int{} // positions of the missing ids
 	c := &s.sortKeys
 	c.mu.RLock()
-	for _, id := range ids {
+	for i, id := range ids {
 		if e, ok := c.m[id]; ok && e.userID == b.userID {
-			out[id] = e.SortMsg
+			keys[i], found[i] = e.SortMsg, true
 		} else {
-			missing = append(missing, id)
+			if at[id] == nil {
+				missing = append(missing, id)
+			}
+			at[id] = append(at[id], i)
 		}
 	}
 	c.mu.RUnlock()
 	if len(missing) == 0 {
-		return out, nil
+		return keys, found, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT m.id, `+sortCols(true)+` FROM messages m WHERE m.id = ANY($1) AND m.user_id = $2`,
 		missing, b.userID)
 	if err != nil {
-		return nil, wrap("sort", err)
+		return nil, nil, wrap("sort", err)
 	}
 	defer rows.Close()
-	var read []int64
+	var read []sortEntry
+	var readIDs []int64
 	for rows.Next() {
 		var id int64
 		m, err := scanSortMsg(rows, true, &id)
 		if err != nil {
-			return nil, wrap("sort", err)
+			return nil, nil, wrap("sort", err)
 		}
-		out[id] = m
-		read = append(read, id)
+		for _, i := range at[id] {
+			keys[i], found[i] = m, true
+		}
+		read, readIDs = append(read, sortEntry{b.userID, m}), append(readIDs, id)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, wrap("sort", err)
+		return nil, nil, wrap("sort", err)
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m)+len(read) > maxSortKeys {
 		c.m = make(map[int64]sortEntry, len(read))
 	}
-	for _, id := range read {
-		c.m[id] = sortEntry{b.userID, out[id]}
+	for i, id := range readIDs {
+		c.m[id] = read[i]
 	}
 	c.mu.Unlock()
-	return out, nil
+	return keys, found, nil
 }
 
 // sortCols are the columns of a message's sort keys (m: messages), with
