@@ -634,6 +634,19 @@ func (h *smartHost) counts() (sessions, ended int) {
 	return h.sessions, h.ended
 }
 
+// waitEnded waits until n sessions have ended, or fails with why.
+func (h *smartHost) waitEnded(t *testing.T, n int, why string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, ended := h.counts(); ended == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(why)
+		}
+	}
+}
+
 // TestRelayReusesConnection: messages to one smart host go over one
 // session (RSET between them), which ends after KeepIdle; the next
 // message opens a new one.
@@ -656,14 +669,7 @@ func TestRelayReusesConnection(t *testing.T) {
 	if s, ended := h.counts(); s != 1 || ended != 0 {
 		t.Fatalf("%d sessions (%d ended) for 3 messages, want 1 still open", s, ended)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, ended := h.counts(); ended == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the idle session was not ended after KeepIdle")
-		}
-	}
+	h.waitEnded(t, 1, "the idle session was not ended after KeepIdle")
 	submit(t, e, "u@example.test", []string{"carol@elsewhere.example"}, outMsg("after idle"))
 	if n := runOnce(t, r); n != 1 {
 		t.Fatalf("handled %d, want 1", n)
@@ -685,14 +691,7 @@ func TestRelayReuseAfterHostClosed(t *testing.T) {
 		Direct: &off, Workers: 1}, nil)
 	submit(t, e, "u@example.test", []string{"bob@elsewhere.example"}, outMsg("first"))
 	runOnce(t, r)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if _, ended := h.counts(); ended == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the host did not close the idle session")
-		}
-	}
+	h.waitEnded(t, 1, "the host did not close the idle session")
 	submit(t, e, "u@example.test", []string{"carol@elsewhere.example"}, outMsg("second"))
 	runOnce(t, r)
 	if q := queue(t, e.st); len(q) != 0 {
