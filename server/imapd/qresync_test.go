@@ -67,6 +67,13 @@ func TestQresyncEnable(t *testing.T) {
 	// CONDSTORE-aware now: SELECT reports HIGHESTMODSEQ, as it does
 	// "after a CONDSTORE enabling command" (rfc7162.txt:417-420).
 	highest(t, c.OK("SELECT INBOX"))
+	// A mod-sequence of 0 ("nothing cached", as some clients send it) is
+	// not one (mod-sequence-value is non-zero): BAD, and the README's
+	// workaround is QRESYNC off for that user.
+	c.OK("UNSELECT")
+	if _, done := c.Do("SELECT INBOX (QRESYNC (1 0))"); done.Status != "BAD" {
+		t.Errorf("SELECT (QRESYNC (1 0)): %s, want BAD", done)
+	}
 
 	for _, off := range []string{"CONDSTORE", "QRESYNC"} {
 		_, addr := e.serve(Config{PerUserDisabled: func(string) map[string]bool { return map[string]bool{off: true} }})
