@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"pgregory.net/rapid"
@@ -68,6 +69,19 @@ func changesByQuery(ctx context.Context, t *rapid.T, s *store.Store, mailboxID, 
 func TestPropertyChangesSince(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := context.Background()
+	// Listening, so that a read may be answered from another session's
+	// (sharedpoll.go): the property covers both.
+	s.Notifier().Start()
+	for deadline := time.Now().Add(10 * time.Second); !s.Notifier().Listening(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the notifier does not listen")
+		}
+	}
+	defer func() {
+		if s.SharedPolls() == 0 {
+			t.Error("no read was answered from another's: the shared path was not exercised")
+		}
+	}()
 	run := 0
 	rapid.Check(t, func(t *rapid.T) {
 		run++
@@ -177,4 +191,48 @@ func diffChanges(got, want *store.Changes) string {
 		return fmt.Sprintf("changed %+v, want %+v", got.Changed, want.Changed)
 	}
 	return ""
+}
+
+// TestSharedPollAboveCursor: a read answered from another session's read
+// of the same mailbox (sharedpoll.go) returns only what is above the
+// asker's cursor, as its own read would; after a change, nobody takes the
+// older read.
+func TestSharedPollAboveCursor(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	s.Notifier().Start()
+	for deadline := time.Now().Add(10 * time.Second); !s.Notifier().Listening(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the notifier does not listen")
+		}
+	}
+	deliver(t, s, u, msg("one", "x"), store.DeliverOptions{})
+	snap, err := s.Select(ctx, u.ID, "INBOX", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := snap.Mailbox.Box()
+	deliver(t, s, u, msg("two", "x"), store.DeliverOptions{})
+	// B reads from the snapshot's cursor: the second message.
+	b, err := s.ChangesSince(ctx, mb, snap.ModSeq, false)
+	if err != nil || len(b.Changed) != 1 {
+		t.Fatalf("B's read: %+v %v", b, err)
+	}
+	hits := s.SharedPolls()
+	// A reads from the same old cursor: B's read, shared.
+	a, err := s.ChangesSince(ctx, mb, snap.ModSeq, false)
+	if err != nil || len(a.Changed) != 1 || s.SharedPolls() != hits+1 {
+		t.Fatalf("A's read: %+v %v, %d shared", a, err, s.SharedPolls()-hits)
+	}
+	// B again, from its newer cursor: nothing, though the shared read has the message.
+	b2, err := s.ChangesSince(ctx, mb, b.ModSeq, false)
+	if err != nil || len(b2.Changed) != 0 || len(b2.Expunged) != 0 || b2.ModSeq != b.ModSeq || s.SharedPolls() != hits+2 {
+		t.Fatalf("B's second read: %+v %v, %d shared", b2, err, s.SharedPolls()-hits)
+	}
+	// A change: the shared read is not taken any more.
+	deliver(t, s, u, msg("three", "x"), store.DeliverOptions{})
+	c, err := s.ChangesSince(ctx, mb, b.ModSeq, false)
+	if err != nil || len(c.Changed) != 1 || s.SharedPolls() != hits+2 {
+		t.Fatalf("after a change: %+v %v, %d shared", c, err, s.SharedPolls()-hits)
+	}
 }

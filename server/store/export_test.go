@@ -43,3 +43,7 @@ func (s *Store) GateWaiting(userID int64) int {
 
 // Combined is the number of combined transactions so far.
 func (s *Store) Combined() int64 { return s.combined.Load() }
+
+// SharedPolls is the number of reads of changes answered from another
+// session's read (sharedpoll.go).
+func (s *Store) SharedPolls() int64 { return s.polls.hits.Load() }

@@ -147,6 +147,7 @@ type Store struct {
 	snaps          *snapCache    // Select
 	claims         claimSet      // claimRecent
 	sortKeys       sortCache     // SortKeysByID
+	polls          sharedPolls   // ChangesSinceHeld (sharedpoll.go)
 	gates          userGates     // one change per user at a time in this process (gate.go)
 	combined       atomic.Int64  // combined transactions (gate.go: changeBatch)
 	flagViewsCache sync.Map      // user id -> *userFlagViews, the views flag changes update (flagviews.go)

@@ -232,6 +232,14 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 	// 0.83 ms of planning for 0.26 ms of execution, as the cost of a generic
 	// plan for "modseq > $2" looked high; the LATERAL probes keep that plan
 	// to index ranges and probes however many rows it expects.
+	shareable := held.Len() == 0 && lo > hi // sharedpoll.go
+	if shareable {
+		if ch := s.sharedChanges(box, since, claimRecent); ch != nil {
+			s.polls.hits.Add(1)
+			return ch, nil
+		}
+	}
+	gen := s.notif.Gen() // before the read (Notifier.Fresh)
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)
 	ch := &Changes{ModSeq: max(since, hi)}
@@ -246,6 +254,11 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 	}
 	slices.SortFunc(ch.Changed, func(a, b Change) int { return cmp.Compare(a.UID, b.UID) })
 	sort.Sort(byUID{ch.Expunged, ch.ExpungedAt})
+	if shareable {
+		s.polls.put(mailboxID, &sharedPoll{since: since, gen: gen, fresh: fresh, ch: Changes{UIDValidity: ch.UIDValidity,
+			Changed: slices.Clone(ch.Changed), Expunged: slices.Clone(ch.Expunged), ExpungedAt: slices.Clone(ch.ExpungedAt),
+			ModSeq: ch.ModSeq, Pruned: ch.Pruned}})
+	}
 	if claimRecent && len(fresh) > 0 {
 		claimed, err := s.claimRecent(ctx, mailboxID, ch.UIDValidity, fresh)
 		if err != nil {
