@@ -150,6 +150,12 @@ func TestPropertyChangesSince(t *testing.T) {
 					t.Fatal(err)
 				}
 			case 4: // a poll, compared with the query
+				// Every earlier change's NOTIFY in first (a change made
+				// here signals at once and again when its NOTIFY comes
+				// back), so that polls in a row may share a read.
+				if err := s.Barrier(ctx); err != nil {
+					t.Fatal(err)
+				}
 				i := rapid.IntRange(0, len(sessions)-1).Draw(t, "session")
 				se := sessions[i]
 				want := changesByQuery(ctx, t, s, mb.ID, se.cursor, se.lo, se.hi)
@@ -213,6 +219,11 @@ func TestSharedPollAboveCursor(t *testing.T) {
 	}
 	mb := snap.Mailbox.Box()
 	deliver(t, s, u, msg("two", "x"), store.DeliverOptions{})
+	// The delivery's own NOTIFY comes back through LISTEN after its Touch,
+	// and signals again: wait for it, or it lands between B's and A's reads.
+	if err := s.Barrier(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// B reads from the snapshot's cursor: the second message.
 	b, err := s.ChangesSince(ctx, mb, snap.ModSeq, false)
 	if err != nil || len(b.Changed) != 1 {
