@@ -104,28 +104,7 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 	}
 	s := c.sel
 	view := s.view
-	env := &query.Env{
-		// A sequence number beyond the client's view (or "*" in an empty
-		// mailbox) is BAD, as for every other command taking a sequence set:
-		// rfc3501.txt:5009-5013 ("respond with a tagged BAD response to a
-		// command that uses a message sequence number greater than the
-		// number of messages in the selected mailbox").
-		SeqToUID: func(set imap.SeqSet) (imap.UIDSet, error) {
-			c.seqCriteria = true
-			uids, err := view.Resolve(set)
-			if err != nil {
-				return nil, &badSeqError{err}
-			}
-			return uidSetOf(uids), nil
-		},
-		Recent: view.Recent(), // RECENT, rfc3501.txt:2878
-	}
-	if n := view.Len(); n > 0 {
-		// "*" in a UID set is the largest UID the client knows ("In the case of
-		// unique identifiers, it is the unique identifier of the last message",
-		// rfc3501.txt:5005).
-		env.MaxUID = view.UID(uint32(n))
-	}
+	env := c.searchEnv(view)
 	var found []uint32
 	if view.KeepsFlags() && flagsOnly(node) {
 		// The store's limits apply as to its own search (Store.Search).
@@ -295,6 +274,35 @@ func (c *Conn) searchView(node query.Node, cmd *Command, h *hits) error {
 		h.writeHit(u, seq)
 	}
 	return c.searchReply(cmd, h, others)
+}
+
+// searchEnv is the session's part of a search program's compilation:
+// sequence sets resolved against the client's view, its \Recent messages
+// and the largest UID it knows (SEARCH, SORT, THREAD).
+func (c *Conn) searchEnv(view *View) *query.Env {
+	env := &query.Env{
+		// A sequence number beyond the client's view (or "*" in an empty
+		// mailbox) is BAD, as for every other command taking a sequence set:
+		// rfc3501.txt:5009-5013 ("respond with a tagged BAD response to a
+		// command that uses a message sequence number greater than the
+		// number of messages in the selected mailbox").
+		SeqToUID: func(set imap.SeqSet) (imap.UIDSet, error) {
+			c.seqCriteria = true
+			uids, err := view.Resolve(set)
+			if err != nil {
+				return nil, &badSeqError{err}
+			}
+			return uidSetOf(uids), nil
+		},
+		Recent: view.Recent(), // RECENT, rfc3501.txt:2878
+	}
+	if n := view.Len(); n > 0 {
+		// "*" in a UID set is the largest UID the client knows ("In the case of
+		// unique identifiers, it is the unique identifier of the last message",
+		// rfc3501.txt:5005).
+		env.MaxUID = view.UID(uint32(n))
+	}
+	return env
 }
 
 // searchArgs converts command arguments to the query package's form.

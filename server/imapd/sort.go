@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-
 	"decimail/server/query"
 	"decimail/server/store"
 )
@@ -219,20 +217,7 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 		return nil, false, err
 	}
 	view := c.sel.view
-	env := &query.Env{
-		SeqToUID: func(set imap.SeqSet) (imap.UIDSet, error) {
-			c.seqCriteria = true
-			uids, err := view.Resolve(set)
-			if err != nil {
-				return nil, &badSeqError{err}
-			}
-			return uidSetOf(uids), nil
-		},
-		Recent: view.Recent(),
-	}
-	if n := view.Len(); n > 0 {
-		env.MaxUID = view.UID(uint32(n))
-	}
+	env := c.searchEnv(view)
 	var found []store.SortMsg
 	if view.KeepsFlags() && view.KeepsIDs() && flagsOnly(node) {
 		// Matched on the session's flags, sorted on cached keys.

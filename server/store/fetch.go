@@ -271,31 +271,11 @@ func (s *Store) Search(ctx context.Context, b Box, n query.Node, env *query.Env)
 // SearchHeld is Search that also matches the program against messages the
 // session holds (Held), in the same query, reporting their held UIDs.
 func (s *Store) SearchHeld(ctx context.Context, b Box, n query.Node, env *query.Env, held Held) ([]uint32, error) {
-	if err := b.check(); err != nil {
-		return nil, err
-	}
-	userID, mailboxID := b.userID, b.id
-	n, err := s.limits.Search.Prepare(n)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrLimit, err)
-	}
-	env.Msg, env.Member, env.Flags, env.Texts = "m", "mm", "f", "mt"
-	env.Args = append(env.Args[:0], mailboxID, userID) // $2: the trigram indexes lead with the user (schema 0006)
-	pred, err := query.Compile(n, env)
+	sql, err := s.searchSQL(b, n, env, held, `mm.uid`)
 	if err != nil {
 		return nil, err
 	}
-	sql := `SELECT mm.uid FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id` +
-		msgJoins(query.UsesText(n)) + ` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (` + pred + `)`
-	if held.Len() > 0 {
-		k := len(env.Args)
-		sql += fmt.Sprintf(` UNION ALL SELECT mm.uid FROM (SELECT h.uid, h.message_id, 0::bigint AS modseq, NULL::timestamptz AS saved_at
-				FROM unnest($%d::bigint[], $%d::bigint[]) AS h(uid, message_id)) mm
-			JOIN messages m ON m.id = mm.message_id`, k+1, k+2) +
-			msgJoins(query.UsesText(n)) + ` WHERE m.user_id = $2 AND (` + pred + `)`
-		env.Args = append(env.Args, held.args()...)
-	}
-	rows, err := s.pool.Query(ctx, sql+` ORDER BY 1`, env.Args...)
+	rows, err := s.pool.Query(ctx, sql, env.Args...)
 	if err != nil {
 		return nil, wrap("search", err)
 	}
@@ -308,6 +288,39 @@ func (s *Store) SearchHeld(ctx context.Context, b Box, n query.Node, env *query.
 		out[i] = uint32(u)
 	}
 	return out, nil
+}
+
+// searchSQL is the one query of SearchHeld and SortKeys: the columns cols
+// (mm: the membership, m: the message) of the mailbox's members matching
+// the program, and of the held messages matching it, at their held UIDs;
+// ordered by the first column. The program is checked against
+// Limits.Search first (ErrLimit wrapping a *query.LimitError); env.Args
+// get the query's parameters.
+func (s *Store) searchSQL(b Box, n query.Node, env *query.Env, held Held, cols string) (string, error) {
+	if err := b.check(); err != nil {
+		return "", err
+	}
+	n, err := s.limits.Search.Prepare(n)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrLimit, err)
+	}
+	env.Msg, env.Member, env.Flags, env.Texts = "m", "mm", "f", "mt"
+	env.Args = append(env.Args[:0], b.id, b.userID) // $2: the trigram indexes lead with the user (schema 0006)
+	pred, err := query.Compile(n, env)
+	if err != nil {
+		return "", err
+	}
+	sql := `SELECT ` + cols + ` FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id` +
+		msgJoins(query.UsesText(n)) + ` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (` + pred + `)`
+	if held.Len() > 0 {
+		k := len(env.Args)
+		sql += fmt.Sprintf(` UNION ALL SELECT `+cols+` FROM (SELECT h.uid, h.message_id, 0::bigint AS modseq, NULL::timestamptz AS saved_at
+				FROM unnest($%d::bigint[], $%d::bigint[]) AS h(uid, message_id)) mm
+			JOIN messages m ON m.id = mm.message_id`, k+1, k+2) +
+			msgJoins(query.UsesText(n)) + ` WHERE m.user_id = $2 AND (` + pred + `)`
+		env.Args = append(env.Args, held.args()...)
+	}
+	return sql + ` ORDER BY 1`, nil
 }
 
 // uidCond is the condition on mm.uid selecting uids, its parameters numbered

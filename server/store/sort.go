@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -36,32 +35,11 @@ type SortMsg struct {
 // program, limits and held messages, in ONE query. With thread the
 // Message-ID, In-Reply-To and References are read too.
 func (s *Store) SortKeys(ctx context.Context, b Box, n query.Node, env *query.Env, held Held, thread bool) ([]SortMsg, error) {
-	if err := b.check(); err != nil {
-		return nil, err
-	}
-	userID, mailboxID := b.userID, b.id
-	n, err := s.limits.Search.Prepare(n)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrLimit, err)
-	}
-	env.Msg, env.Member, env.Flags, env.Texts = "m", "mm", "f", "mt"
-	env.Args = append(env.Args[:0], mailboxID, userID)
-	pred, err := query.Compile(n, env)
+	sql, err := s.searchSQL(b, n, env, held, `mm.uid, `+sortCols(thread))
 	if err != nil {
 		return nil, err
 	}
-	cols := `mm.uid, ` + sortCols(thread)
-	sql := `SELECT ` + cols + ` FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id` +
-		msgJoins(query.UsesText(n)) + ` WHERE mm.mailbox_id = $1 AND m.user_id = $2 AND (` + pred + `)`
-	if held.Len() > 0 {
-		k := len(env.Args)
-		sql += fmt.Sprintf(` UNION ALL SELECT `+cols+` FROM (SELECT h.uid, h.message_id, 0::bigint AS modseq, NULL::timestamptz AS saved_at
-				FROM unnest($%d::bigint[], $%d::bigint[]) AS h(uid, message_id)) mm
-			JOIN messages m ON m.id = mm.message_id`, k+1, k+2) +
-			msgJoins(query.UsesText(n)) + ` WHERE m.user_id = $2 AND (` + pred + `)`
-		env.Args = append(env.Args, held.args()...)
-	}
-	rows, err := s.pool.Query(ctx, sql+` ORDER BY 1`, env.Args...)
+	rows, err := s.pool.Query(ctx, sql, env.Args...)
 	if err != nil {
 		return nil, wrap("sort", err)
 	}
