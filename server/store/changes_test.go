@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // joins where it has LATERAL probes (for one generic plan), the claim in
 // the statement where it has its own, the exclusion of a session's own
 // STORE in SQL. The reference it is held to.
-func changesByQuery(ctx context.Context, t *rapid.T, s *store.Store, mailboxID, since, lo, hi int64) *store.Changes {
+func changesByQuery(ctx context.Context, t interface{ Fatal(...any) }, s *store.Store, mailboxID, since, lo, hi int64) *store.Changes {
 	rows, err := s.Pool().Query(ctx, `WITH
 		ch AS (SELECT mm.uid, greatest(mm.modseq, f.modseq) AS modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}') AS keywords
 			FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
@@ -65,9 +66,13 @@ func changesByQuery(ctx context.Context, t *rapid.T, s *store.Store, mailboxID, 
 // TestPropertyChangesSince: sessions polling one mailbox, each from its own
 // cursor, leaving out its own last STORE, get what the statement they had
 // before gave them (changesByQuery), whatever happened in between:
-// deliveries, flag changes, expunges, a redefinition of a query mailbox.
+// deliveries, flag changes, expunges, a redefinition of a query mailbox,
+// changes by another process. When a session of the process follows the
+// mailbox, the process's writers continue its record of changes
+// (sharedpoll.go: queueFeeds), and polls are answered from it.
 func TestPropertyChangesSince(t *testing.T) {
 	s, _ := newStore(t)
+	other := secondStore(t, s)
 	ctx := context.Background()
 	// Listening, so that a read may be answered from another session's
 	// (sharedpoll.go): the property covers both.
@@ -81,6 +86,9 @@ func TestPropertyChangesSince(t *testing.T) {
 		if s.SharedPolls() == 0 {
 			t.Error("no read was answered from another's: the shared path was not exercised")
 		}
+		if s.Feeds() == 0 {
+			t.Error("no writer continued a record of changes: the feeds were not exercised")
+		}
 	}()
 	run := 0
 	rapid.Check(t, func(t *rapid.T) {
@@ -93,6 +101,10 @@ func TestPropertyChangesSince(t *testing.T) {
 		mb, err := s.Mailbox(ctx, u.ID, name)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if rapid.Bool().Draw(t, "followed") {
+			sub := s.Notifier().Subscribe(u.ID, mb.ID, s.Notifier().Gen())
+			defer sub.Close()
 		}
 		type session struct{ cursor, lo, hi int64 }
 		sessions := make([]session, 3)
@@ -115,7 +127,7 @@ func TestPropertyChangesSince(t *testing.T) {
 			return rapid.SliceOfNDistinct(rapid.SampledFrom(snap.UIDs), 1, 4, func(u uint32) uint32 { return u }).Draw(t, "uids")
 		}
 		for range rapid.IntRange(1, 40).Draw(t, "steps") {
-			switch rapid.IntRange(0, 5).Draw(t, "action") {
+			switch rapid.IntRange(0, 6).Draw(t, "action") {
 			case 0: // a delivery
 				n++
 				f := store.Flags{Seen: rapid.Bool().Draw(t, "seen")}
@@ -167,6 +179,15 @@ func TestPropertyChangesSince(t *testing.T) {
 					t.Fatalf("session %d from %d (own %d..%d): %s", i, se.cursor, se.lo, se.hi, d)
 				}
 				sessions[i] = session{cursor: got.ModSeq, lo: 0, hi: -1}
+			case 6: // another process delivers or changes flags
+				if rapid.Bool().Draw(t, "other delivers") {
+					n++
+					if _, err := other.Deliver(ctx, u.ID, msg(fmt.Sprintf("m%d", n), "x"), store.DeliverOptions{}); err != nil {
+						t.Fatal(err)
+					}
+				} else if _, _, _, err := other.AddRemoveFlags(ctx, mb.Box(), uidsOf(t), rapid.Bool().Draw(t, "add"), drawStoreFlags(t, "flags")); err != nil {
+					t.Fatal(err)
+				}
 			case 5: // a redefinition (a query mailbox only: new UIDVALIDITY)
 				if name == "Unread" && rapid.Bool().Draw(t, "redefine") {
 					if _, err := s.DefineMailbox(ctx, u.ID, name, rapid.SampledFrom([]string{"UNSEEN", "UNFLAGGED"}).Draw(t, "def")); err != nil {
@@ -245,5 +266,64 @@ func TestSharedPollAboveCursor(t *testing.T) {
 	c, err := s.ChangesSince(ctx, mb, b.ModSeq, false)
 	if err != nil || len(c.Changed) != 1 || s.SharedPolls() != hits+2 {
 		t.Fatalf("after a change: %+v %v, %d shared", c, err, s.SharedPolls()-hits)
+	}
+}
+
+// TestFeedNotTakenAfterOtherProcessChange: a writer's read of changes for
+// the process's sessions (sharedpoll.go: queueFeeds) is not published when
+// another process changed the mailbox between the writer's COMMIT and its
+// signal (that change's notification came first): the next poll reads it.
+func TestFeedNotTakenAfterOtherProcessChange(t *testing.T) {
+	s, u := newStore(t)
+	other := secondStore(t, s)
+	ctx := context.Background()
+	deliver(t, s, u, msg("one", "x"), store.DeliverOptions{})
+	deliver(t, s, u, msg("two", "x"), store.DeliverOptions{})
+	snap, err := s.Select(ctx, u.ID, "INBOX", true)
+	must(t, err)
+	box := snap.Mailbox.Box()
+	n := s.Notifier()
+	sub := n.Subscribe(u.ID, box.ID(), n.Gen())
+	defer sub.Close()
+	must(t, s.Barrier(ctx))
+	if _, err := s.ChangesSince(ctx, box, snap.ModSeq, false); err != nil { // the record the writer continues
+		t.Fatal(err)
+	}
+	feeds := s.Feeds()
+	var once sync.Once
+	s.BeforeTouch(func() {
+		once.Do(func() {
+			if _, _, _, err := other.AddRemoveFlags(ctx, box, []uint32{1}, true, store.Flags{Flagged: true}); err != nil {
+				t.Error(err)
+			}
+			if err := s.Barrier(ctx); err != nil { // its notification has come
+				t.Error(err)
+			}
+		})
+	})
+	_, _, _, err = s.AddRemoveFlags(ctx, box, []uint32{2}, true, store.Flags{Seen: true})
+	s.BeforeTouch(nil)
+	must(t, err)
+	got, err := s.ChangesSince(ctx, box, snap.ModSeq, false)
+	must(t, err)
+	want := changesByQuery(ctx, t, s, box.ID(), snap.ModSeq, 0, -1)
+	if d := diffChanges(got, want); d != "" {
+		t.Fatalf("after the other process's change: %s", d)
+	}
+	if len(got.Changed) != 2 || !got.Changed[0].Flags.Flagged {
+		t.Fatalf("the other process's change is missing: %+v", got.Changed)
+	}
+	// Without the other process, the writer's read is published and taken.
+	feeds = s.Feeds()
+	hits := s.SharedPolls()
+	_, _, _, err = s.AddRemoveFlags(ctx, box, []uint32{1}, false, store.Flags{Flagged: true})
+	must(t, err)
+	got, err = s.ChangesSince(ctx, box, snap.ModSeq, false)
+	must(t, err)
+	if s.Feeds() != feeds+1 || s.SharedPolls() != hits+1 {
+		t.Fatalf("the writer's read was not published (%d) or not taken (%d)", s.Feeds()-feeds, s.SharedPolls()-hits)
+	}
+	if len(got.Changed) != 2 || got.Changed[0].Flags.Flagged {
+		t.Fatalf("after this process's change: %+v", got.Changed)
 	}
 }

@@ -601,10 +601,13 @@ func (s *Store) deliverTx(ctx context.Context, ms []*pending, q *Outbound) (int6
 	}
 	if len(users) > 0 {
 		slices.Sort(users)
-		b.Queue(`SELECT count(*) FROM (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) l`, users).
+		// The origin of the notifications (schema 0024; store.go: lockUser).
+		b.Queue(`SELECT count(*), set_config('decimail.origin', $2, true)
+			FROM (SELECT id FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) l`, users, s.notif.origin).
 			QueryRow(func(r pgx.Row) error {
 				var n int
-				if err := r.Scan(&n); err != nil {
+				var origin string
+				if err := r.Scan(&n, &origin); err != nil {
 					return err
 				}
 				if n != len(users) {
@@ -634,11 +637,22 @@ func (s *Store) deliverTx(ctx context.Context, ms []*pending, q *Outbound) (int6
 		}
 		b.Queue(`SELECT pg_notify($1, '')`, OutboundChannel)
 	}
+	// The reads of changes for this process's sessions (sharedpoll.go),
+	// after everything else, with one generic plan as ChangesSince's.
+	feeds := map[int64][]*feedRead{}
+	for _, u := range users {
+		if f := s.queueFeeds(b, u, len(feeds) == 0); len(f) > 0 {
+			feeds[u] = f
+		}
+	}
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return fail(err)
 	}
 	if _, err := conn.Exec(ctx, `COMMIT`); err != nil {
 		return 0, err
+	}
+	for u, f := range feeds {
+		s.gates.stash(u, f)
 	}
 	return qid, nil
 }

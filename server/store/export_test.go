@@ -47,3 +47,21 @@ func (s *Store) Combined() int64 { return s.combined.Load() }
 // SharedPolls is the number of reads of changes answered from another
 // session's read (sharedpoll.go).
 func (s *Store) SharedPolls() int64 { return s.polls.hits.Load() }
+
+// OwnSkipped is the number of this process's own notifications its
+// listener skipped (schema 0024).
+func (n *Notifier) OwnSkipped() int64 { return n.skipped.Load() }
+
+// Feeds is the number of records of changes writers continued
+// (sharedpoll.go: touchFeeds).
+func (s *Store) Feeds() int64 { return s.polls.feeds.Load() }
+
+// BeforeTouch sets a func called when a change leaves the user's gate,
+// after its COMMIT and before it signals (nil: none).
+func (s *Store) BeforeTouch(f func()) {
+	if f == nil {
+		s.beforeTouch.Store(nil)
+		return
+	}
+	s.beforeTouch.Store(&f)
+}

@@ -22,9 +22,12 @@ import (
 type userGates struct {
 	mu sync.Mutex
 	m  map[int64]*userGate
-	// touch is called with the user on leaving the gate: the change has
-	// committed (or failed), before the caller answers (Notifier.Touch).
-	touch func(userID int64)
+	// touch is called with the user on leaving the gate, before the next
+	// writer enters: the change has committed (or failed), before the
+	// caller answers (Notifier.Touch), with the reads of changes the
+	// committed transaction made for the process's sessions (stash,
+	// Store.touchFeeds).
+	touch func(userID int64, feeds []*feedRead)
 }
 
 type userGate struct {
@@ -33,6 +36,7 @@ type userGate struct {
 
 	mu      sync.Mutex
 	waiting []*pendingChange // changeBatch's writers waiting, in order
+	feeds   []*feedRead      // stash
 }
 
 // pendingChange is a changeBatch waiting at the gate, which the writer
@@ -79,11 +83,31 @@ func (g *userGates) enter(ctx context.Context, userID int64) (func(), error) {
 // leaver is the func that leaves e, held.
 func (g *userGates) leaver(e *userGate, userID int64, release func()) func() {
 	return func() {
+		e.mu.Lock()
+		feeds := e.feeds
+		e.feeds = nil
+		e.mu.Unlock()
+		if g.touch != nil {
+			g.touch(userID, feeds)
+		}
 		<-e.ch
 		release()
-		if g.touch != nil {
-			g.touch(userID)
-		}
+	}
+}
+
+// stash gives the gate of the user, which the caller holds, the reads of
+// changes its committed transaction made (queueFeeds), for touch.
+func (g *userGates) stash(userID int64, feeds []*feedRead) {
+	if len(feeds) == 0 {
+		return
+	}
+	g.mu.Lock()
+	e := g.m[userID]
+	g.mu.Unlock()
+	if e != nil {
+		e.mu.Lock()
+		e.feeds = feeds
+		e.mu.Unlock()
 	}
 }
 
@@ -193,7 +217,7 @@ func (s *Store) change(ctx context.Context, userID int64, mode commitMode, fn fu
 		o.BeginQuery = beginLazy
 	}
 	return s.txOpts(ctx, o, func(tx pgx.Tx) error {
-		if err := lockUser(ctx, tx, userID); err != nil {
+		if err := lockUser(ctx, tx, userID, s.notif.origin); err != nil {
 			return err
 		}
 		return fn(tx)
@@ -328,7 +352,8 @@ func (s *Store) sendChange(ctx context.Context, userID int64, attempt int, queue
 	// AddRemoveFlags was planned afresh every time, as ChangesSince was).
 	b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
 	found := false
-	b.Queue(`SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`, userID).Query(func(rows pgx.Rows) error {
+	b.Queue(`SELECT id FROM users WHERE id = $1 AND set_config('decimail.origin', $2, true) IS NOT NULL
+		FOR NO KEY UPDATE`, userID, s.notif.origin).Query(func(rows pgx.Rows) error {
 		found = rows.Next()
 		rows.Close()
 		return rows.Err()
@@ -340,6 +365,7 @@ func (s *Store) sendChange(ctx context.Context, userID int64, attempt int, queue
 	if mode == lazy {
 		b.Queue(`SET LOCAL synchronous_commit = off`)
 	}
+	feeds := s.queueFeeds(b, userID, false) // the plan setting is above
 	b.Queue(`COMMIT`)
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -355,6 +381,7 @@ func (s *Store) sendChange(ctx context.Context, userID int64, attempt int, queue
 	if !found {
 		return ErrNoUser // nothing was there to change
 	}
+	s.gates.stash(userID, feeds)
 	return nil
 }
 

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +28,8 @@ import (
 //     when it leaves the gate, after COMMIT and before the command that made
 //     it answers (Touch);
 //   - a change by another process arrives through LISTEN; Postgres sends the
-//     NOTIFY of the mailbox-changing triggers at COMMIT;
+//     NOTIFY of the mailbox-changing triggers at COMMIT (this process's own
+//     come back too, and are skipped: schema 0024, Notifier.origin);
 //   - while the listening connection is down, Listening is false and
 //     sessions read the store every time; a reconnect signals everyone
 //     (notifications sent while disconnected are lost);
@@ -35,6 +39,12 @@ import (
 type Notifier struct {
 	conn *pgx.ConnConfig // its own connection, drawn from no pool
 	log  *slog.Logger
+	// origin names this process's store in its changes' notifications
+	// (schema 0024): the listener skips those, as every such change
+	// signalled the user's sessions when it left the user's gate (Touch),
+	// or changed nothing they show (a \Recent claim, marked for Fresh).
+	origin  string
+	skipped atomic.Int64 // own notifications skipped
 
 	mu        sync.Mutex
 	subs      map[int64]map[*Subscription]struct{}
@@ -50,6 +60,7 @@ type Notifier struct {
 	// maps were cleared at maxRemembered entries).
 	gen, floor       uint64
 	lastMB, lastUser map[int64]uint64
+	lastRecent       map[int64]uint64 // mark: \Recent claims, by mailbox
 	barriers         map[string]chan struct{} // Barrier's waiters by token
 	barrierSeq       atomic.Int64
 }
@@ -66,8 +77,10 @@ type Subscription struct {
 }
 
 func newNotifier(conn *pgx.ConnConfig, log *slog.Logger) *Notifier {
+	var r [8]byte
+	rand.Read(r[:])
 	return &Notifier{conn: conn.Copy(), log: log, subs: map[int64]map[*Subscription]struct{}{}, ready: make(chan struct{}),
-		lastMB: map[int64]uint64{}, lastUser: map[int64]uint64{}}
+		lastMB: map[int64]uint64{}, lastUser: map[int64]uint64{}, lastRecent: map[int64]uint64{}, origin: hex.EncodeToString(r[:])}
 }
 
 // Notifier returns the store's notifier.
@@ -192,6 +205,11 @@ func (n *Notifier) releaseBarriers(token string, all bool) {
 func (n *Notifier) Touch(userID int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.touchLocked(userID)
+}
+
+// touchLocked is Touch under mu.
+func (n *Notifier) touchLocked(userID int64) {
 	n.gen++
 	n.remember(n.lastUser, userID)
 	for _, set := range n.subs {
@@ -214,7 +232,34 @@ func (n *Notifier) Touch(userID int64) {
 func (n *Notifier) Fresh(userID, mailboxID int64, gen uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	return n.freshLocked(userID, mailboxID, gen) && n.lastRecent[mailboxID] <= gen
+}
+
+// freshLocked is Fresh (under mu) leaving out \Recent claims (mark): what
+// a read of a mailbox's changes (sharedpoll.go) depends on, as a claim
+// changes none of them.
+func (n *Notifier) freshLocked(userID, mailboxID int64, gen uint64) bool {
 	return n.listening && n.floor <= gen && n.lastMB[mailboxID] <= gen && n.lastUser[userID] <= gen
+}
+
+// mailboxesOf returns up to limit mailboxes of the user that sessions of
+// this process subscribe to.
+func (n *Notifier) mailboxesOf(userID int64, limit int) []int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var ids []int64
+	for id, set := range n.subs {
+		for s := range set {
+			if s.userID == userID {
+				ids = append(ids, id)
+			}
+			break // a mailbox's subscribers are all of its user
+		}
+		if len(ids) == limit {
+			break
+		}
+	}
+	return ids
 }
 
 // Start starts the listener if it is not running, without waiting.
@@ -231,7 +276,7 @@ func (n *Notifier) mark(mailboxID int64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.gen++
-	n.remember(n.lastMB, mailboxID)
+	n.remember(n.lastRecent, mailboxID)
 }
 
 // remember records n.gen for id in m (under mu).
@@ -239,6 +284,7 @@ func (n *Notifier) remember(m map[int64]uint64, id int64) {
 	if len(m) >= maxRemembered {
 		clear(n.lastMB)
 		clear(n.lastUser)
+		clear(n.lastRecent)
 		n.floor = n.gen
 	}
 	m[id] = n.gen
@@ -324,7 +370,12 @@ func (n *Notifier) run(ctx context.Context) {
 				n.signalConfig()
 				continue
 			}
-			id, _ := strconv.ParseInt(nt.Payload, 10, 64)
+			payload, origin, _ := strings.Cut(nt.Payload, "/")
+			if origin == n.origin {
+				n.skipped.Add(1)
+				continue
+			}
+			id, _ := strconv.ParseInt(payload, 10, 64)
 			n.signal(id, false)
 		}
 		n.mu.Lock()

@@ -5,7 +5,6 @@ import (
 	"context"
 	"maps"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -124,7 +123,7 @@ func (s *Store) selectSince(ctx context.Context, base *cachedSnap) (snap *Snapsh
 		rows.Close()
 		return rows.Err()
 	})
-	queueChanges(b, base.mailboxID, base.modseq, 0, -1, Held{}, ch, &exists, &fresh)
+	queueChanges(b, base.mailboxID, base.modseq, 0, -1, Held{}, ch, nil, &exists, &fresh)
 	b.Queue(`SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 AND recent ORDER BY uid`, base.mailboxID).Query(func(rows pgx.Rows) error {
 		var u int64
 		_, err := pgx.ForEachRow(rows, []any{&u}, func() error { recent = append(recent, u); return nil })
@@ -139,7 +138,7 @@ func (s *Store) selectSince(ctx context.Context, base *cachedSnap) (snap *Snapsh
 		return nil, nil, false, nil // Pruned: tombstones after base are gone
 	}
 	slices.SortFunc(ch.Changed, func(a, b Change) int { return int(a.UID) - int(b.UID) })
-	sort.Sort(byUID{ch.Expunged, ch.ExpungedAt})
+	sortExpunged(ch)
 	// Merge: base and the changes, both by UID; a change replaces its
 	// UID's entry, an expunge drops it.
 	n := len(base.uids) + len(ch.Changed)

@@ -139,6 +139,7 @@ type Store struct {
 	wake         chan struct{} // wakes the indexer
 	indexerDone  chan struct{}
 	indexPassed  atomic.Pointer[func(indexed int)] // tests: called after each indexer pass (export_test.go)
+	beforeTouch  atomic.Pointer[func()]            // tests: called in touchFeeds before it signals (export_test.go)
 	stop         context.CancelFunc
 
 	trips          *atomic.Int64 // RoundTrips
@@ -212,7 +213,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.notif = newNotifier(cfg.ConnConfig, log)
-	s.gates.touch = s.notif.Touch
+	s.gates.touch = s.touchFeeds
 	if s.objectIDs, err = loadObjectIDs(ctx, s); err != nil {
 		pool.Close()
 		return nil, err
@@ -252,9 +253,13 @@ func (s *Store) txOpts(ctx context.Context, o pgx.TxOptions, fn func(pgx.Tx) err
 }
 
 // lockUser takes the per-user write lock for the rest of the transaction.
-func lockUser(ctx context.Context, tx pgx.Tx, userID int64) error {
+// It also names this process as the origin of the transaction's
+// notifications (schema 0024: the process's listener skips them, as it
+// signals its sessions itself when the change leaves the gate).
+func lockUser(ctx context.Context, tx pgx.Tx, userID int64, origin string) error {
 	var id int64
-	err := tx.QueryRow(ctx, `SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE`, userID).Scan(&id)
+	err := tx.QueryRow(ctx, `SELECT id FROM users WHERE id = $1 AND set_config('decimail.origin', $2, true) IS NOT NULL
+		FOR NO KEY UPDATE`, userID, origin).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ErrNoUser
 	}

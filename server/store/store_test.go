@@ -636,6 +636,55 @@ func TestNotifierSubscribeSince(t *testing.T) {
 
 // secondStore opens another store on s's database: another server process
 // as far as notifications go (its own listener, its own gates).
+// A change made through this process signals its sessions once, when it
+// leaves the user's gate; its NOTIFY, coming back through the listener,
+// must not signal them again (schema 0024: it names its origin). Nor does a
+// \Recent claim's. Another process's change still signals.
+func TestOwnNotificationsSkipped(t *testing.T) {
+	s, u := newStore(t)
+	other := secondStore(t, s)
+	ctx := context.Background()
+	n := s.Notifier()
+	ib := mailbox(t, s, u, "INBOX")
+	watch := n.Subscribe(u.ID, ib.ID, n.Gen())
+	defer watch.Close()
+	must(t, s.Barrier(ctx))
+	drain(watch)
+	signalled := func(what string) {
+		t.Helper()
+		select {
+		case <-watch.C:
+		default:
+			t.Fatalf("%s: not signalled when it returned", what)
+		}
+	}
+	deliver(t, s, u, msg("own", "x"), store.DeliverOptions{})
+	signalled("delivery")
+	_, err := s.StoreFlags(ctx, ib.Box(), []uint32{1}, store.FlagsAdd, store.Flags{Flagged: true})
+	must(t, err)
+	signalled("flag change")
+	ch, err := s.ChangesSince(ctx, ib.Box(), 0, true)
+	must(t, err)
+	if len(ch.Changed) != 1 || !ch.Changed[0].Recent {
+		t.Fatalf("the poll did not claim the new message: %+v", ch.Changed)
+	}
+	must(t, s.Barrier(ctx)) // every notification committed before it has come back
+	select {
+	case <-watch.C:
+		t.Fatal("the process's own notification signalled its session again")
+	default:
+	}
+	if n.OwnSkipped() == 0 {
+		t.Fatal("no own notification was skipped")
+	}
+	deliver(t, other, u, msg("theirs", "x"), store.DeliverOptions{})
+	select {
+	case <-watch.C:
+	case <-time.After(5 * time.Second):
+		t.Fatal("another process's delivery did not signal")
+	}
+}
+
 func secondStore(t *testing.T, s *store.Store) *store.Store {
 	t.Helper()
 	o, err := store.Open(context.Background(), s.Pool().Config().ConnString(), store.Options{SpoolDir: t.TempDir(), PasswordCost: bcrypt.MinCost})

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"slices"
 	"sort"
@@ -183,6 +182,9 @@ type Changes struct {
 	Pruned bool
 }
 
+// sortExpunged sorts ch's expunged UIDs with their modseqs.
+func sortExpunged(ch *Changes) { sort.Sort(byUID{ch.Expunged, ch.ExpungedAt}) }
+
 // byUID sorts expunged UIDs with their modseqs.
 type byUID struct {
 	uids []uint32
@@ -232,33 +234,36 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 	// 0.83 ms of planning for 0.26 ms of execution, as the cost of a generic
 	// plan for "modseq > $2" looked high; the LATERAL probes keep that plan
 	// to index ranges and probes however many rows it expects.
-	shareable := held.Len() == 0 && lo > hi // sharedpoll.go
-	if shareable {
-		if ch := s.sharedChanges(box, since, claimRecent); ch != nil {
+	if held.Len() == 0 { // sharedpoll.go
+		if ch, fresh := s.sharedChanges(box, since, lo, hi); ch != nil {
 			s.polls.hits.Add(1)
-			return ch, nil
+			return s.claimChanged(ctx, mailboxID, ch, claimRecent, fresh)
 		}
 	}
 	gen := s.notif.Gen() // before the read (Notifier.Fresh)
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)
-	ch := &Changes{ModSeq: max(since, hi)}
+	r := &sharedPoll{since: since, gen: gen, ch: Changes{ModSeq: max(since, hi)}}
 	var found bool
-	var fresh []int64 // unclaimed \Recent
-	queueChanges(b, mailboxID, since, lo, hi, held, ch, &found, &fresh)
+	queueChanges(b, mailboxID, since, lo, hi, held, &r.ch, &r.mm, &found, &r.fresh)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, wrap("changes", err)
 	}
 	if !found {
 		return nil, ErrNotFound
 	}
-	slices.SortFunc(ch.Changed, func(a, b Change) int { return cmp.Compare(a.UID, b.UID) })
-	sort.Sort(byUID{ch.Expunged, ch.ExpungedAt})
-	if shareable {
-		s.polls.put(mailboxID, &sharedPoll{since: since, gen: gen, fresh: fresh, ch: Changes{UIDValidity: ch.UIDValidity,
-			Changed: slices.Clone(ch.Changed), Expunged: slices.Clone(ch.Expunged), ExpungedAt: slices.Clone(ch.ExpungedAt),
-			ModSeq: ch.ModSeq, Pruned: ch.Pruned}})
+	r.finish()
+	ch := r.ch
+	if held.Len() == 0 && lo > hi && !ch.Pruned {
+		s.polls.put(mailboxID, r) // not changed below: Changed is copied
+		ch.Changed = slices.Clone(ch.Changed)
 	}
+	return s.claimChanged(ctx, mailboxID, &ch, claimRecent, r.fresh)
+}
+
+// claimChanged claims the unclaimed \Recent members among ch's changes,
+// fresh, for a read-write session, and marks those it claimed.
+func (s *Store) claimChanged(ctx context.Context, mailboxID int64, ch *Changes, claimRecent bool, fresh []int64) (*Changes, error) {
 	if claimRecent && len(fresh) > 0 {
 		claimed, err := s.claimRecent(ctx, mailboxID, ch.UIDValidity, fresh)
 		if err != nil {
@@ -293,7 +298,11 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, uidValidity ui
 		return claimed, nil
 	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true)`)
+	// The claim's NOTIFY names this process (schema 0024): its sessions
+	// need no signal (a claim changes nothing they show; mark, below, tells
+	// the STATUS cache), other processes' do.
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true), set_config('plan_cache_mode', 'force_generic_plan', true),
+		set_config('decimail.origin', $1, true)`, s.notif.origin)
 	b.Queue(`UPDATE mailbox_messages m SET recent = false
 		FROM (SELECT uid FROM mailbox_messages WHERE mailbox_id = $1 AND uid = ANY($2) AND recent
 			ORDER BY uid FOR UPDATE SKIP LOCKED) c
@@ -319,8 +328,9 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, uidValidity ui
 // queueChanges queues the one statement of ChangesSinceHeld on b: it fills
 // ch (Changed and Expunged unsorted; ModSeq raised to what it read), sets
 // found when the mailbox exists and lists in fresh the unclaimed \Recent
-// members among the changes.
-func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *Changes, found *bool, fresh *[]int64) {
+// members among the changes; mm, if not nil, gets each changed row's
+// membership modseq (sharedpoll.go).
+func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *Changes, mm *[]int64, found *bool, fresh *[]int64) {
 	// Memberships newer than since, then flag changes (not the session's
 	// own) of older memberships: no row twice, so no UNION's dedup, and no
 	// ORDER BY (sorted here): a third less work per call.
@@ -328,37 +338,38 @@ func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *C
 	if held.Len() > 0 {
 		heldSQL = `
 		UNION ALL
-		SELECT 1, h.uid, f.modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), false, f.message_id
+		SELECT 1, h.uid, f.modseq, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), false, f.message_id, 0
 			FROM unnest($5::bigint[], $6::bigint[]) AS h(uid, id), LATERAL (SELECT * FROM message_flags f
 				WHERE f.message_id = h.id OFFSET 0) f
 			WHERE f.modseq > $2 AND NOT f.modseq BETWEEN $3 AND $4`
 		args = append(args, held.args()...)
 	}
-	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, expunges_pruned, false, false, false, false, false, '{}'::text[], false, 0::bigint
+	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, expunges_pruned, false, false, false, false, false, '{}'::text[], false, 0::bigint,
+				0::bigint
 			FROM mailboxes WHERE id = $1
 		UNION ALL
 		SELECT 1, mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft,
-				nullif(f.keywords, '{}'), mm.recent, mm.message_id
+				nullif(f.keywords, '{}'), mm.recent, mm.message_id, mm.modseq
 			FROM mailbox_messages mm, LATERAL (SELECT * FROM message_flags f WHERE f.message_id = mm.message_id OFFSET 0) f
 			WHERE mm.mailbox_id = $1 AND mm.modseq > $2
 		UNION ALL
 		SELECT 1, mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft,
-				nullif(f.keywords, '{}'), false, mm.message_id
+				nullif(f.keywords, '{}'), false, mm.message_id, mm.modseq
 			FROM message_flags f, LATERAL (SELECT * FROM mailbox_messages mm
 				WHERE mm.message_id = f.message_id AND mm.mailbox_id = $1 AND mm.modseq <= $2 OFFSET 0) mm
 			WHERE f.user_id = (SELECT user_id FROM mailboxes WHERE id = $1) AND f.modseq > $2
 				AND NOT f.modseq BETWEEN $3 AND $4
 		UNION ALL
-		SELECT 2, u.uid, e.modseq, false, false, false, false, false, '{}'::text[], false, 0::bigint
+		SELECT 2, u.uid, e.modseq, false, false, false, false, false, '{}'::text[], false, 0::bigint, 0::bigint
 			FROM mailbox_expunges e, unnest(e.uids) AS u(uid) WHERE e.mailbox_id = $1 AND e.modseq > $2`+heldSQL,
 		args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var kind int32
-			var uid, ms int64
+			var uid, ms, memberMS int64
 			var c Change
 			var isFresh bool
 			if err := rows.Scan(&kind, &uid, &ms, &c.Flags.Seen, &c.Flags.Answered, &c.Flags.Flagged, &c.Flags.Deleted,
-				&c.Flags.Draft, &c.Flags.Keywords, &isFresh, &c.MessageID); err != nil {
+				&c.Flags.Draft, &c.Flags.Keywords, &isFresh, &c.MessageID, &memberMS); err != nil {
 				return err
 			}
 			switch kind {
@@ -368,6 +379,9 @@ func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *C
 			case 1:
 				c.UID, c.ModSeq = uint32(uid), ms
 				ch.Changed = append(ch.Changed, c)
+				if mm != nil {
+					*mm = append(*mm, memberMS)
+				}
 				if isFresh {
 					*fresh = append(*fresh, uid)
 				}
