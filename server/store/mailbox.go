@@ -234,7 +234,7 @@ func (s *Store) Mailboxes(ctx context.Context, userID int64) ([]MailboxStatus, e
 
 // statusCols are the columns scanStatus reads, in order. The counters are
 // kept on the mailbox row by the schema's triggers, but for \Recent, counted
-// through its partial index (schema 0026: a claim no longer updates the
+// through its partial index (schema 0025: a claim no longer updates the
 // mailbox row).
 const statusCols = `b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext, coalesce(b.special_use, ''),
 	` + subscribedCol + `, b.messages, (SELECT count(*) FROM mailbox_messages r WHERE r.mailbox_id = b.id AND r.recent),
