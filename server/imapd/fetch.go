@@ -126,6 +126,14 @@ func (c *Conn) fetchUIDs(uids []uint32, req *fetchRequest, uid bool) error {
 		}
 		return f.served(uids)
 	}
+	if fc := req.cols(setSeen); fc.IsMeta() && !setSeen && req.changedSince < 0 && s.view.KeepsFlags() && s.view.KeepsIDs() {
+		if ok, err := f.fromMeta(uids, fc); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			return f.served(uids)
+		}
+	}
 	if len(uids) == 1 && !setSeen && textOnly(req.cols(setSeen)) {
 		// One message's text: the process's text cache or one read by id,
 		// no membership (store.FetchText); a message deleted since goes
@@ -259,6 +267,42 @@ func (f *fetcher) fromView(uids []uint32) error {
 		}
 	}
 	return nil
+}
+
+// fromMeta answers a FETCH of flags and unchanging data (size, dates,
+// ENVELOPE, BODYSTRUCTURE: store.FetchCols.IsMeta), what a client lists a
+// mailbox with, from the view's flags, brought up to date with the store
+// first as fromView does, and the process's cache of the rest
+// (store.FetchMeta): no round trip when the view is current and the
+// messages were read before. Not when a message is gone from the mailbox
+// (its EXPUNGE not sent yet): the caller's path serves those.
+func (f *fetcher) fromMeta(uids []uint32, fc store.FetchCols) (bool, error) {
+	if err := f.c.syncSelected(true); err != nil {
+		return false, err
+	}
+	v := f.c.sel.view
+	ids := make([]int64, len(uids))
+	for i, u := range uids {
+		if v.Expunged(u) {
+			return false, nil
+		}
+		if ids[i] = v.ID(u); ids[i] == 0 {
+			return false, nil
+		}
+	}
+	f.w.Lock()
+	defer f.w.Unlock()
+	err := f.c.Store().FetchMeta(f.c.Ctx(), f.c.sel.mb.Box(), uids, ids, fc, func(r *store.FetchRow) error {
+		if fc.Flags {
+			fl, ok := v.Flags(r.UID)
+			if !ok {
+				return nil
+			}
+			r.Flags = fl
+		}
+		return f.row(r)
+	})
+	return true, err
 }
 
 // othersFlags reads the current flags of the messages among uids that

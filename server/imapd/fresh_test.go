@@ -176,3 +176,51 @@ func TestFetchTextNoRoundTrip(t *testing.T) {
 		t.Fatalf("FETCH of an expunged, unannounced message: %v", got)
 	}
 }
+
+// A FETCH of flags and unchanging data, what a client lists a mailbox
+// with, is answered from the view and the process's cache
+// (store.FetchMeta) without a round trip once read, and says what the
+// store's read says: the same data, another session's flag change.
+func TestFetchMetaNoRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	deliverN(e, "INBOX", 3)
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	const items = "UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE BODY"
+	// With EMAILID the store's read answers (not IsMeta): the reference.
+	ref := c.OK("FETCH 1:3 (" + items + " EMAILID)")
+	strip := func(lines []string) []string {
+		var out []string
+		for _, l := range lines {
+			if i := strings.Index(l, " EMAILID ("); i >= 0 {
+				l = l[:i] + ")"
+			}
+			out = append(out, l)
+		}
+		return out
+	}
+	asStrings := func(rs []*imaptest.Resp) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.String())
+		}
+		return out
+	}
+	want := strip(asStrings(ref))
+	first := asStrings(c.OK("FETCH 1:3 (" + items + ")"))
+	before := e.st.RoundTrips()
+	again := asStrings(c.OK("FETCH 1:3 (" + items + ")"))
+	if n := e.st.RoundTrips() - before; n != 0 {
+		t.Fatalf("FETCH of cached data: %d round trips", n)
+	}
+	if !slices.Equal(first, want) || !slices.Equal(again, want) {
+		t.Fatalf("from the cache:\n%q\n%q\nfrom the store:\n%q", first, again, want)
+	}
+	other := e.dial()
+	other.OK("SELECT INBOX")
+	other.OK(`STORE 2 +FLAGS.SILENT (\Flagged)`)
+	got := asStrings(c.OK("FETCH 2 (" + items + ")"))
+	if len(got) == 0 || !strings.Contains(got[0], `\Flagged`) {
+		t.Fatalf("another session's flag change is missing: %q", got)
+	}
+}

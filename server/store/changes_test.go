@@ -327,3 +327,53 @@ func TestFeedNotTakenAfterOtherProcessChange(t *testing.T) {
 		t.Fatalf("after this process's change: %+v", got.Changed)
 	}
 }
+
+// TestSharedPollHeld: a read for a session that still shows messages gone
+// from the mailbox (Held) adds their flag changes; when this process
+// deleted them (they have none) it may be answered from the mailbox's
+// record, otherwise it reads them: a held message that still exists
+// (it left a view as it changed) is reported.
+func TestSharedPollHeld(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	n := s.Notifier()
+	for i := range 3 {
+		deliver(t, s, u, msg(fmt.Sprintf("m%d", i), "x"), store.DeliverOptions{})
+	}
+	for _, name := range []string{"INBOX", "Unread"} {
+		snap, err := s.Select(ctx, u.ID, name, true)
+		must(t, err)
+		box := snap.Mailbox.Box()
+		sub := n.Subscribe(u.ID, box.ID(), n.Gen())
+		defer sub.Close()
+		must(t, s.Barrier(ctx))
+		if _, err := s.ChangesSince(ctx, box, snap.ModSeq, false); err != nil { // the record
+			t.Fatal(err)
+		}
+		held := store.Held{UIDs: []uint32{snap.UIDs[0]}, IDs: []int64{snap.IDs[0]}}
+		if name == "INBOX" { // the first message deleted by this process
+			_, _, _, err = s.AddRemoveFlags(ctx, box, snap.UIDs[:1], true, store.Flags{Deleted: true})
+			must(t, err)
+			_, err = s.Expunge(ctx, box, nil)
+			must(t, err)
+		} else { // it leaves Unread as it changes
+			_, _, _, err = s.AddRemoveFlags(ctx, box, snap.UIDs[:1], true, store.Flags{Seen: true})
+			must(t, err)
+		}
+		hits := s.SharedPolls()
+		got, err := s.ChangesSinceHeld(ctx, box, snap.ModSeq, false, 0, -1, held)
+		must(t, err)
+		want := changesByQuery(ctx, t, s, box.ID(), snap.ModSeq, 0, -1)
+		if name == "INBOX" {
+			if d := diffChanges(got, want); d != "" || s.SharedPolls() != hits+1 {
+				t.Fatalf("INBOX, a deleted message held: %s (%d shared)", d, s.SharedPolls()-hits)
+			}
+			continue
+		}
+		if s.SharedPolls() != hits || !slices.ContainsFunc(got.Changed, func(c store.Change) bool {
+			return c.UID == snap.UIDs[0] && c.Flags.Seen
+		}) {
+			t.Fatalf("Unread, a held message that changed: %+v (%d shared)", got.Changed, s.SharedPolls()-hits)
+		}
+	}
+}

@@ -51,16 +51,20 @@ func (s *Store) Expunge(ctx context.Context, b Box, uids []uint32) ([]uint32, er
 		return s.expungeToTrash(ctx, userID, mailboxID, uids)
 	}
 	var out []uint32
+	var gone []int64 // the messages deleted (deletedSet, once committed)
 	withViews := func() ([]uint32, error) {
 		err := s.change(ctx, userID, lazy, func(tx pgx.Tx) error {
 			b := &pgx.Batch{}
 			var survivors []int64
-			queueExpunge(b, userID, mailboxID, uids, false, &out, &survivors)
+			queueExpunge(b, userID, mailboxID, uids, false, &out, &survivors, &gone)
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {
 				return err
 			}
 			return refreshFolderViews(ctx, tx, userID, survivors, nil)
 		})
+		if err == nil {
+			s.deleted.add(gone)
+		}
 		return out, wrap("expunge", err)
 	}
 	if !isQuery && folderViews {
@@ -74,7 +78,7 @@ func (s *Store) Expunge(ctx context.Context, b Box, uids []uint32) ([]uint32, er
 			b.Queue(`SELECT decimail_check(NOT EXISTS (SELECT 1 FROM mailboxes WHERE user_id = $1 AND uses_folders),
 				'a view reads folders now')`, userID)
 		}
-		queueExpunge(b, userID, mailboxID, uids, isQuery, &out, nil)
+		queueExpunge(b, userID, mailboxID, uids, isQuery, &out, nil, &gone)
 		if !isQuery {
 			// No view reads folders: a message that only Trash and Junk
 			// hold now leaves every view (query.Kept).
@@ -86,6 +90,9 @@ func (s *Store) Expunge(ctx context.Context, b Box, uids []uint32) ([]uint32, er
 	})
 	if errors.Is(err, errSlowPath) {
 		return withViews()
+	}
+	if err == nil {
+		s.deleted.add(gone)
 	}
 	return out, wrap("expunge", err)
 }
@@ -99,7 +106,7 @@ const (
 // *out, their UIDs ascending; *survivors, when not nil, gets the messages
 // that only leave the mailbox), then remove them and delete the messages
 // to delete.
-func queueExpunge(b *pgx.Batch, userID, mailboxID int64, uids []uint32, isQuery bool, out *[]uint32, survivors *[]int64) {
+func queueExpunge(b *pgx.Batch, userID, mailboxID int64, uids []uint32, isQuery bool, out *[]uint32, survivors, deleted *[]int64) {
 	*out = (*out)[:0]
 	// The \Deleted members (in the UID set), found from the user's
 	// \Deleted messages (schema 0007), one probe each (LATERAL ...
@@ -126,6 +133,7 @@ func queueExpunge(b *pgx.Batch, userID, mailboxID int64, uids []uint32, isQuery 
 		for _, u := range us {
 			*out = append(*out, uint32(u))
 		}
+		*deleted = gone
 		if survivors != nil {
 			g := map[int64]bool{}
 			for _, id := range gone {

@@ -30,8 +30,9 @@ import (
 // without a round trip each; only changes by other processes, and records
 // no writer continued, make a session read.
 //
-// Not shared: reads that add a session's held messages, a mailbox whose
-// tombstones were pruned.
+// Not shared: reads that add a session's held messages (but for messages
+// this process deleted: deletedSet), a mailbox whose tombstones were
+// pruned.
 type sharedPolls struct {
 	mu    sync.Mutex
 	m     map[int64]*sharedPoll // by mailbox id
@@ -303,4 +304,52 @@ func (p *sharedPoll) finish() {
 	}
 	sortExpunged(&p.ch)
 	slices.Sort(p.fresh)
+}
+
+// deletedSet remembers the messages this process deleted last (Expunge,
+// once committed). A session still showing such a message (its EXPUNGE
+// not sent yet: Held) would have its flag changes read with the mailbox's
+// (ChangesSinceHeld); a deleted message has none, so such a read may be
+// answered from the mailbox's record. Message ids are never reused.
+type deletedSet struct {
+	mu   sync.Mutex
+	m    map[int64]struct{}
+	ring []int64
+	next int
+}
+
+// maxDeleted bounds deletedSet.
+const maxDeleted = 1 << 16
+
+func (d *deletedSet) add(ids []int64) {
+	if len(ids) == 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m, d.ring = map[int64]struct{}{}, make([]int64, maxDeleted)
+	}
+	for _, id := range ids {
+		if _, ok := d.m[id]; ok {
+			continue
+		}
+		if old := d.ring[d.next]; old != 0 {
+			delete(d.m, old)
+		}
+		d.ring[d.next], d.m[id] = id, struct{}{}
+		d.next = (d.next + 1) % maxDeleted
+	}
+}
+
+// all reports whether every one of ids was deleted.
+func (d *deletedSet) all(ids []int64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := d.m[id]; !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -83,6 +83,10 @@ type Options struct {
 	// TextCache bounds the bytes of message texts the process keeps for
 	// one-message FETCHes (textcache.go): default 64 MiB, negative none.
 	TextCache int64
+	// MetaCache bounds the bytes of the unchanging FETCH data (size,
+	// internal date, ENVELOPE, BODYSTRUCTURE) the process keeps
+	// (metacache.go): default 32 MiB, negative none.
+	MetaCache int64
 	// SnapshotCache bounds the messages of the mailbox snapshots the
 	// process keeps for the next SELECT of each (snapcache.go), all
 	// together (default 1,000,000, about 50 MB; negative: none).
@@ -110,6 +114,9 @@ func (o Options) withDefaults(dsnMax int32) Options {
 	}
 	if o.TextCache == 0 {
 		o.TextCache = 64 << 20
+	}
+	if o.MetaCache == 0 {
+		o.MetaCache = 32 << 20
 	}
 	if o.SnapshotCache == 0 {
 		o.SnapshotCache = 1_000_000
@@ -144,11 +151,13 @@ type Store struct {
 
 	trips          *atomic.Int64 // RoundTrips
 	texts          *textCache    // FetchText
+	metas          *metaCache    // FetchMeta
 	statuses       statusCache   // Status
 	snaps          *snapCache    // Select
 	claims         claimSet      // claimRecent
 	sortKeys       sortCache     // SortKeysByID
 	polls          sharedPolls   // ChangesSinceHeld (sharedpoll.go)
+	deleted        deletedSet    // messages deleted by this process (sharedpoll.go)
 	gates          userGates     // one change per user at a time in this process (gate.go)
 	combined       atomic.Int64  // combined transactions (gate.go: changeBatch)
 	flagViewsCache sync.Map      // user id -> *userFlagViews, the views flag changes update (flagviews.go)
@@ -203,7 +212,7 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{pool: pool, spool: o.SpoolDir, cost: o.PasswordCost, log: log, memCap: o.DeliveryMemory, limits: limits, trips: trips,
-		texts: newTextCache(o.TextCache), snaps: newSnapCache(o.SnapshotCache)}
+		texts: newTextCache(o.TextCache), metas: newMetaCache(o.MetaCache), snaps: newSnapCache(o.SnapshotCache)}
 	if s.memCap <= 0 {
 		s.memCap = 256 << 20
 	}

@@ -234,7 +234,7 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 	// 0.83 ms of planning for 0.26 ms of execution, as the cost of a generic
 	// plan for "modseq > $2" looked high; the LATERAL probes keep that plan
 	// to index ranges and probes however many rows it expects.
-	if held.Len() == 0 { // sharedpoll.go
+	if held.Len() == 0 || s.deleted.all(held.IDs) { // sharedpoll.go
 		if ch, fresh := s.sharedChanges(box, since, lo, hi); ch != nil {
 			s.polls.hits.Add(1)
 			return s.claimChanged(ctx, mailboxID, ch, claimRecent, fresh)
