@@ -3,6 +3,8 @@ package imapd
 import (
 	"strconv"
 	"strings"
+
+	"decimail/server/query"
 )
 
 // ESEARCH (RFC 4731): SEARCH and UID SEARCH with result options, answered
@@ -13,18 +15,15 @@ import (
 // ESORT (RFC 5267 §3) gives SORT the same options, answered in sort order
 // (sort.go). CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4) add three
 // options: CONTEXT, a hint (ignored, rfc5267.txt:275-278), PARTIAL
-// (rfc5267.txt:544-549), and UPDATE, which is not implemented: it is
-// refused with "* NO [NOUPDATE tag]" as RFC 5267 §4.3.1 allows
-// (rfc5267.txt:359-368), the other options honoured. That falls short of
-// "Servers MUST provide at least one updating context per client"
-// (rfc5267.txt:370): switch CONTEXT=SEARCH and CONTEXT=SORT off for a
-// client that relies on UPDATE.
+// (rfc5267.txt:544-549), and UPDATE, the live updates of the result
+// (ctxupdate.go), refused with "* NO [NOUPDATE tag]" beyond the session's
+// limits (rfc5267.txt:359-368), the other options honoured.
 
 // searchReturn is a SEARCH's result options; nil: a plain SEARCH, answered
 // "* SEARCH".
 type searchReturn struct {
 	min, max, all, count, save bool
-	update                     bool      // UPDATE (refused: NOUPDATE)
+	update                     bool      // UPDATE (ctxupdate.go)
 	partial                    [2]uint32 // PARTIAL lo:hi, 1-based positions in the result; lo 0: none
 }
 
@@ -120,11 +119,14 @@ type hits struct {
 	ret *searchReturn
 
 	n           int
-	first, last [2]uint32 // (UID, sequence number) of the lowest and highest match
-	nums        []uint32  // the matches in the response's numbering (ALL), or those PARTIAL asks for
-	uids        []uint32  // the matches' UIDs (SAVE of all found messages)
-	any         bool      // a plain SEARCH wrote a number
-	modseq      int64     // > 0: the program had a MODSEQ key; the matches' highest mod-sequence
+	first, last [2]uint32  // (UID, sequence number) of the lowest and highest match
+	nums        []uint32   // the matches in the response's numbering (ALL), or those PARTIAL asks for
+	uids        []uint32   // the matches' UIDs (SAVE of all found messages)
+	any         bool       // a plain SEARCH wrote a number
+	modseq      int64      // > 0: the program had a MODSEQ key; the matches' highest mod-sequence
+	found       []uint32   // UPDATE: every match's UID, ascending (ctxupdate.go)
+	refused     string     // UPDATE refused: the text of NOUPDATE
+	prog        query.Node // UPDATE: the program
 }
 
 func newHits(uid bool, ret *searchReturn) *hits { return &hits{uid: uid, ret: ret} }
@@ -161,6 +163,9 @@ func (h *hits) writeHit(u, seq uint32) {
 	}
 	if h.ret.save && h.savesAll() {
 		h.uids = append(h.uids, u)
+	}
+	if h.ret.update {
+		h.found = append(h.found, u)
 	}
 }
 
@@ -250,13 +255,13 @@ func (h *hits) finish(tag string) {
 // processing of the command with a response-code of NOUPDATE"
 // (rfc5267.txt:361-366).
 func (h *hits) noUpdate(tag string) {
-	if !h.ret.update {
+	if !h.ret.update || h.refused == "" {
 		return
 	}
 	h.w.Untagged()
 	h.w.Raw("NO [NOUPDATE ")
 	h.w.String(tag)
-	h.w.Raw("] result updates are not implemented")
+	h.w.Raw("] " + h.refused)
 	h.w.CRLF()
 }
 

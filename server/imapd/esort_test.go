@@ -11,7 +11,8 @@ import (
 // ESORT and CONTEXT (RFC 5267): SORT's result options answered in sort
 // order (MIN and MAX are the first and last sorted message; ALL keeps the
 // order, with ranges only where numbers ascend); PARTIAL for SEARCH (in
-// mailbox order) and SORT (in sort order); UPDATE refused with NOUPDATE.
+// mailbox order) and SORT (in sort order); UPDATE accepted (its updates:
+// ctxupdate_test.go).
 func TestESort(t *testing.T) {
 	e := newEnv(t)
 	for i, n := range []int{300, 100, 400, 200} { // sizes of 1..4
@@ -42,8 +43,10 @@ func TestESort(t *testing.T) {
 	do("UID SEARCH RETURN (PARTIAL 4:10 COUNT) ALL", `* ESEARCH (TAG "x") UID PARTIAL (4:10 4) COUNT 4`)
 	do("SEARCH RETURN (PARTIAL 5:9) ALL", `* ESEARCH (TAG "x") PARTIAL (5:9 NIL)`)
 	do("SEARCH RETURN (CONTEXT COUNT) ALL", `* ESEARCH (TAG "x") COUNT 4`)
-	do("SEARCH RETURN (UPDATE COUNT) ALL", `* ESEARCH (TAG "x") COUNT 4`, `* NO [NOUPDATE "x"] result updates are not implemented`)
-	do("SORT RETURN (UPDATE) (SIZE) UTF-8 ALL", `* ESEARCH (TAG "x") ALL 2,4,1,3`, `* NO [NOUPDATE "x"] result updates are not implemented`)
+	do("SEARCH RETURN (UPDATE COUNT) ALL", `* ESEARCH (TAG "x") COUNT 4`) // updates: ctxupdate_test.go
+	c.OK(`CANCELUPDATE "x"`)
+	do("SORT RETURN (UPDATE) (SIZE) UTF-8 ALL", `* ESEARCH (TAG "x") ALL 2,4,1,3`)
+	c.OK(`CANCELUPDATE "x"`)
 	for _, cmd := range []string{
 		"SEARCH RETURN (PARTIAL 1:2 ALL) ALL", "SEARCH RETURN (PARTIAL 0:2) ALL", "SEARCH RETURN (PARTIAL 1:*) ALL",
 		"SEARCH RETURN (PARTIAL) ALL", "SORT RETURN (SAVE) (SIZE) UTF-8 ALL",

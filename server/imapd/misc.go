@@ -100,6 +100,9 @@ func (c *Conn) capable(ext string) bool {
 		return !c.disabled["SORT"] && (ext == "ESORT" || c.capable("ESORT"))
 	case "CONTEXT=SEARCH":
 		return !c.disabled["ESEARCH"] // its options extend ESEARCH's RETURN
+	case "CANCELUPDATE":
+		// The command of UPDATE (RFC 5267 §4.3.5), with either CONTEXT.
+		return c.capable("CONTEXT=SEARCH") || c.capable("CONTEXT=SORT")
 	case "QRESYNC":
 		// "the presence of the "QRESYNC" capability implies support for
 		// the CONDSTORE IMAP extension" (rfc7162.txt:1386-1409): off with it.

@@ -390,7 +390,9 @@ func (c *Conn) notifySelected() error {
 		if err := c.syncSelected(true); err != nil || c.sel == nil {
 			return err
 		}
-		c.writeUpdates(c.sel.view.FlushMessages(allowExpunge))
+		if err := c.flushUpdates(allowExpunge, false); err != nil {
+			return err
+		}
 	} else if err := c.pollSelected(allowExpunge, true); err != nil {
 		return err
 	}

@@ -34,6 +34,11 @@ func cmdSearch(c *Conn, cmd *Command, uid bool) error {
 	if err != nil {
 		return err
 	}
+	if ret != nil && ret.update {
+		if err := c.updateTag(cmd.Tag); err != nil {
+			return err
+		}
+	}
 	if ret == nil && c.rev2 {
 		// IMAP4rev2 answers every SEARCH with ESEARCH (rev2.go): without
 		// result options "ALL is assumed" (rfc9051.txt:3737).
@@ -109,7 +114,9 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 	if view.KeepsFlags() && flagsOnly(node) {
 		// The store's limits apply as to its own search (Store.Search).
 		if node, err = c.Store().PrepareSearch(node); err == nil {
-			return c.searchView(node, cmd, newHits(uid, ret))
+			h := newHits(uid, ret)
+			h.prog = node
+			return c.searchView(node, cmd, h)
 		}
 	} else if err = c.syncSelected(true); err == nil {
 		// Messages the client still has that left the mailbox (their
@@ -144,6 +151,7 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 		return err
 	}
 	h := newHits(uid, ret)
+	h.prog = node
 	if withModSeq {
 		if h.modseq, err = c.highestOf(found); err != nil {
 			return err
@@ -174,6 +182,9 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 // else has issued an EXPUNGE for the same mailbox", rfc5530.txt:202-209)
 // instead of a silent omission.
 func (c *Conn) searchReply(cmd *Command, h *hits, others map[uint32]*store.Flags) error {
+	if h.ret != nil && h.ret.update {
+		h.refused = c.addUpdate(cmd.Tag, h.uid, h.prog, nil, h.found, nil)
+	}
 	h.finish(cmd.Tag)
 	if h.ret != nil && h.ret.save {
 		c.sel.saved = h.saved()

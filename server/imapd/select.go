@@ -31,9 +31,10 @@ type selection struct {
 	// ownLo..ownHi: modseqs of this session's last AddRemoveFlags, whose
 	// flag changes the next poll leaves out (the view has them already).
 	ownLo, ownHi int64
-	polled       time.Time   // last store poll (a fallback for lost notifications)
-	kw           *keywordSet // the FLAGS announced (keywords.go)
-	saved        []uint32    // the search result variable "$", UIDs (searchres.go)
+	polled       time.Time        // last store poll (a fallback for lost notifications)
+	kw           *keywordSet      // the FLAGS announced (keywords.go)
+	saved        []uint32         // the search result variable "$", UIDs (searchres.go)
+	updates      []*updateContext // searches with RETURN (UPDATE), oldest first (ctxupdate.go)
 }
 
 // systemFlags are the flags every mailbox supports (rfc3501.txt:574-577: "The
@@ -175,8 +176,34 @@ func (c *Conn) pollSelected(allowExpunge, force bool) error {
 	if err := c.syncSelected(force); err != nil || c.sel == nil {
 		return err
 	}
-	c.writeUpdates(c.sel.view.Flush(allowExpunge))
-	return nil
+	return c.flushUpdates(allowExpunge, true)
+}
+
+// flushUpdates sends the view's pending updates (flags false: leaving the
+// flag changes pending, NOTIFY without FlagChange) and the changes of the
+// updating searches' results (ctxupdate.go): REMOVEFROM of the messages
+// about to be expunged before their EXPUNGE, while their numbers are
+// valid (rfc5267.txt:503-506), the rest after EXISTS and FETCH
+// (rfc5267.txt:434-437).
+func (c *Conn) flushUpdates(allowExpunge, flags bool) error {
+	v := c.sel.view
+	var pre []string
+	if allowExpunge {
+		pre = c.removeExpunged(v.Expunging())
+	}
+	var last uint32
+	if n := v.Len(); n > 0 {
+		last = v.UIDs()[n-1]
+	}
+	var ups []Update
+	if flags {
+		ups = v.Flush(allowExpunge)
+	} else {
+		ups = v.FlushMessages(allowExpunge)
+	}
+	post, err := c.updateResults(last)
+	c.writeUpdates(pre, ups, post)
+	return err
 }
 
 // syncSelected is pollSelected's read: it brings the view up to date with
@@ -265,15 +292,24 @@ func (c *Conn) applyChanges(ch *store.Changes) error {
 }
 
 // writeUpdates writes the updates, after the FLAGS of keywords new to the
-// session (keywords.go).
-func (c *Conn) writeUpdates(ups []Update) {
-	if len(ups) == 0 && len(c.sel.kw.pend) == 0 {
+// session (keywords.go), with the updating searches' ESEARCH responses
+// (pre before them, post after them).
+func (c *Conn) writeUpdates(pre []string, ups []Update, post []string) {
+	if len(ups) == 0 && len(c.sel.kw.pend) == 0 && len(pre) == 0 && len(post) == 0 {
 		return
 	}
 	w := c.Writer()
 	w.Lock()
 	defer w.Unlock()
 	c.announceKeywords(nil)
+	for _, l := range pre {
+		w.Line("%s", l)
+	}
+	defer func() {
+		for _, l := range post {
+			w.Line("%s", l)
+		}
+	}()
 	if c.qresync {
 		ups = c.writeVanished(ups)
 	}

@@ -58,6 +58,11 @@ func cmdSort(c *Conn, cmd *Command, uid bool) error {
 	if ret != nil && ret.save {
 		return Syntax("SAVE is a SEARCH result option")
 	}
+	if ret != nil && ret.update {
+		if err := c.updateTag(cmd.Tag); err != nil {
+			return err
+		}
+	}
 	if len(args) == 0 || args[0].Kind != List || len(args[0].List) == 0 {
 		return Syntax("SORT takes a parenthesized list of sort criteria")
 	}
@@ -65,7 +70,8 @@ func cmdSort(c *Conn, cmd *Command, uid bool) error {
 	if err != nil {
 		return err
 	}
-	items, issued, err := c.sortSearch(cmd, args[1:], false)
+	var node query.Node
+	items, issued, err := c.sortSearch(cmd, args[1:], false, &node)
 	if err != nil {
 		return err
 	}
@@ -76,6 +82,9 @@ func cmdSort(c *Conn, cmd *Command, uid bool) error {
 		// message, ALL and PARTIAL list them in that order, with ranges
 		// only where numbers ascend (rfc5267.txt:186-214).
 		h := newHits(uid, ret)
+		if ret.update {
+			h.refused = c.addUpdate(cmd.Tag, uid, node, keys, nil, items)
+		}
 		w := c.Writer()
 		w.Lock()
 		h.start(w)
@@ -140,8 +149,11 @@ func parseSortKeys(vs []Value, display bool) ([]sortKey, error) {
 // (rfc5256.txt:858-863), the empty string first ("If the associated
 // RFC-822 header for a particular criterion is absent, it is treated as the
 // empty string", rfc5256.txt:246-250).
-func sortItems(items []*sortItem, keys []sortKey) {
-	slices.SortFunc(items, func(a, b *sortItem) int {
+func sortItems(items []*sortItem, keys []sortKey) { slices.SortFunc(items, sortCmp(keys)) }
+
+// sortCmp is the order of sortItems.
+func sortCmp(keys []sortKey) func(a, b *sortItem) int {
+	return func(a, b *sortItem) int {
 		for _, k := range keys {
 			var r int
 			switch k.key {
@@ -172,7 +184,7 @@ func sortItems(items []*sortItem, keys []sortKey) {
 			}
 		}
 		return cmpInt(a.seq, b.seq)
-	})
+	}
 }
 
 func cmpInt[T int64 | uint32](a, b T) int {
@@ -195,7 +207,10 @@ func cmpInt[T int64 | uint32](a, b T) int {
 // SEARCH (search.go). issued: a message the client still has was deleted
 // meanwhile (read before the response starts: an error must not cut it
 // in half).
-func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sortItem, issued bool, err error) {
+//
+// prog, when not nil, receives the parsed program (SORT with UPDATE keeps
+// it: ctxupdate.go).
+func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool, prog *query.Node) (items []*sortItem, issued bool, err error) {
 	if len(args) == 0 {
 		return nil, false, Syntax("charset expected")
 	}
@@ -212,6 +227,9 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 	node, perr := c.parseProgram(args[1:])
 	if perr != nil {
 		return nil, false, perr
+	}
+	if prog != nil {
+		*prog = node
 	}
 	if err := c.syncSelected(true); err != nil {
 		return nil, false, err

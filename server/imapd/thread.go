@@ -35,7 +35,7 @@ func cmdThread(c *Conn, cmd *Command, uid bool) error {
 	if !ok || !c.capable("THREAD="+alg) {
 		return Syntax("unknown threading algorithm " + args[0].S)
 	}
-	items, issued, err := c.sortSearch(cmd, args[1:], alg == "REFERENCES")
+	items, issued, err := c.sortSearch(cmd, args[1:], alg == "REFERENCES", nil)
 	if err != nil {
 		return err
 	}

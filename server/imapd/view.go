@@ -51,6 +51,11 @@ type View struct {
 	fbits []uint8 // fbits[i] belongs to uids[i]; nil = flags not kept
 	kw    map[uint32][]string
 	newFl map[uint32]store.Flags // flags of pendNew messages
+
+	// touched: messages of the view whose flags changed (by any session)
+	// since the last TakeTouched, kept only while Track is on: the
+	// updating searches re-evaluate them (ctxupdate.go).
+	touched map[uint32]bool
 }
 
 const (
@@ -171,6 +176,7 @@ func (v *View) IDAt(i int) int64 { return v.ids[i] }
 // SetFlags records the store's new flags of uid (this session's own STORE,
 // which the next poll leaves out: ChangesSinceExcept).
 func (v *View) SetFlags(uid uint32, f store.Flags) {
+	v.touch(uid)
 	if v.fbits == nil {
 		return
 	}
@@ -374,6 +380,7 @@ func (v *View) Apply(ch *store.Changes) {
 			if g, ok := v.gone[c.UID]; ok && !g.held {
 				continue
 			}
+			v.touch(c.UID)
 			if v.fbits != nil { // the store's flags, announced or not
 				v.setFlags(int(seq-1), c.Flags)
 			}
@@ -486,6 +493,46 @@ func (v *View) FlushMessages(allowExpunge bool) []Update {
 	}
 	v.pendFlags, v.pendMS = pf, pm
 	return out
+}
+
+// Track turns the record of touched messages on or off (off clears it).
+func (v *View) Track(on bool) {
+	switch {
+	case !on:
+		v.touched = nil
+	case v.touched == nil:
+		v.touched = map[uint32]bool{}
+	}
+}
+
+func (v *View) touch(uid uint32) {
+	if v.touched != nil {
+		v.touched[uid] = true
+	}
+}
+
+// TakeTouched returns the messages whose flags changed since the last
+// call (ascending UIDs; only while Track is on) and forgets them.
+func (v *View) TakeTouched() []uint32 {
+	if len(v.touched) == 0 {
+		return nil
+	}
+	us := sortedKeysOf(v.touched)
+	clear(v.touched)
+	return us
+}
+
+// Expunging lists the messages the next Flush that allows EXPUNGE
+// announces as expunged (gone from the mailbox and not held), ascending.
+func (v *View) Expunging() []uint32 {
+	var us []uint32
+	for u, g := range v.gone {
+		if !g.held {
+			us = append(us, u)
+		}
+	}
+	slices.Sort(us)
+	return us
 }
 
 // errBadSet is a sequence set naming messages the client cannot know of.

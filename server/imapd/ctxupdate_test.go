@@ -1,0 +1,228 @@
+package imapd
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"decimail/internal/imaptest"
+	"decimail/server/store"
+)
+
+// RFC 5267 §4.3: SEARCH and UID SEARCH with RETURN (UPDATE) send ADDTO and
+// REMOVEFROM as the result changes: flag changes by another session and by
+// this one, new messages (after their EXISTS), expunges (before their
+// EXPUNGE, numbered while the numbers are valid); in UIDs or sequence
+// numbers as the command asked; context position 0 in mailbox order.
+func TestContextUpdateSearch(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("one"), store.Flags{Seen: true})
+	e.deliver("INBOX", testMsg("two"), store.Flags{})
+	e.deliver("INBOX", testMsg("three"), store.Flags{})
+	a, b := e.dial(), e.dial()
+	a.OK("SELECT INBOX")
+	b.OK("SELECT INBOX")
+	do := func(tag, cmd string, want ...string) {
+		t.Helper()
+		got, done := a.DoTag(tag, cmd)
+		if done.Status != "OK" {
+			t.Fatalf("%s: %s", cmd, done)
+		}
+		imaptest.Expect(t, got, want...)
+	}
+	do("u1", "UID SEARCH RETURN (UPDATE) UNSEEN", `* ESEARCH (TAG "u1") UID ALL 2:3`)
+	do("s1", "SEARCH RETURN (UPDATE COUNT) UNSEEN", `* ESEARCH (TAG "s1") COUNT 2`)
+
+	// Another session's flag change: with the FETCH.
+	b.OK(`STORE 2 +FLAGS (\Seen)`)
+	do("n1", "NOOP", `* 2 FETCH (FLAGS (\Seen \Recent))`,
+		`* ESEARCH (TAG "u1") UID REMOVEFROM (0 2)`, `* ESEARCH (TAG "s1") REMOVEFROM (0 2)`)
+
+	// New messages: the ADDTO after the EXISTS.
+	e.deliver("INBOX", testMsg("four"), store.Flags{})
+	e.deliver("INBOX", testMsg("five"), store.Flags{Seen: true})
+	do("n2", "NOOP", `* 5 EXISTS`, `* 5 RECENT`, `* ESEARCH (TAG "u1") UID ADDTO (0 4)`, `* ESEARCH (TAG "s1") ADDTO (0 4)`)
+
+	// This session's own STORE: in the post-command poll.
+	do("t1", `STORE 1,5 -FLAGS (\Seen)`, `* 1 FETCH (FLAGS (\Recent))`, `* 5 FETCH (FLAGS (\Recent))`,
+		`* ESEARCH (TAG "u1") UID ADDTO (0 1,5)`, `* ESEARCH (TAG "s1") ADDTO (0 1,5)`)
+
+	// An expunge: REMOVEFROM first, with the numbers before the EXPUNGE.
+	b.OK(`STORE 3 +FLAGS (\Deleted)`)
+	b.OK("EXPUNGE")
+	do("n3", "NOOP", `* ESEARCH (TAG "u1") UID REMOVEFROM (0 3)`, `* ESEARCH (TAG "s1") REMOVEFROM (0 3)`, `* 3 EXPUNGE`)
+	do("s2", "SEARCH RETURN (ALL) UNSEEN", `* ESEARCH (TAG "s2") ALL 1,3:4`) // what the updates said: 1,5,4 then 3 expunged
+
+	// CANCELUPDATE: "s1" stops, "u1" goes on.
+	if _, done := a.Do(`CANCELUPDATE "nope"`); done.Status != "NO" {
+		t.Errorf("CANCELUPDATE of an unknown tag: %s", done)
+	}
+	if _, done := a.Do(`CANCELUPDATE s1`); done.Status != "BAD" {
+		t.Errorf("CANCELUPDATE with an atom: %s", done)
+	}
+	do("c1", `CANCELUPDATE "s1"`)
+	b.OK(`STORE 1 +FLAGS (\Seen)`)
+	do("n4", "NOOP", `* 1 FETCH (FLAGS (\Seen \Recent))`, `* ESEARCH (TAG "u1") UID REMOVEFROM (0 1)`)
+
+	// A tag in use by a search with UPDATE is BAD for another one
+	// (rfc5267.txt:303-306); "s1" is free again.
+	if _, done := a.DoTag("u1", "SEARCH RETURN (UPDATE) ALL"); done.Status != "BAD" {
+		t.Errorf("tag reuse: %s", done)
+	}
+	do("s1", "SEARCH RETURN (UPDATE MIN) DELETED", `* ESEARCH (TAG "s1")`)
+	do("s1x", `CANCELUPDATE "s1" "u1"`)
+	b.OK(`STORE 1:* -FLAGS (\Seen)`)
+	do("n5", "NOOP", `* 1 FETCH (FLAGS (\Recent))`, `* 2 FETCH (FLAGS (\Recent))`) // no ESEARCH: both cancelled
+}
+
+// SORT and UID SORT with UPDATE: the positions are those in sort order;
+// a message leaving and another one entering in one batch is REMOVEFROM
+// then ADDTO, each pair at its position counted after the pairs before.
+func TestContextUpdateSort(t *testing.T) {
+	e := newEnv(t)
+	for i, n := range []int{300, 100, 400, 200} { // sizes of UIDs 1..4
+		e.deliver("INBOX", sized(string(rune('a'+i)), n), store.Flags{})
+	}
+	a, b := e.dial(), e.dial()
+	a.OK("SELECT INBOX")
+	b.OK("SELECT INBOX")
+	do := func(tag, cmd string, want ...string) {
+		t.Helper()
+		got, done := a.DoTag(tag, cmd)
+		if done.Status != "OK" {
+			t.Fatalf("%s: %s", cmd, done)
+		}
+		imaptest.Expect(t, got, want...)
+	}
+	do("o1", "UID SORT RETURN (UPDATE) (SIZE) UTF-8 UNSEEN", `* ESEARCH (TAG "o1") UID ALL 2,4,1,3`)
+	do("o2", "SORT RETURN (UPDATE COUNT) (REVERSE SIZE) UTF-8 UNSEEN", `* ESEARCH (TAG "o2") COUNT 4`)
+	// 2,4,1,3 without 4 and 1: one run at position 2; reversed 3,1,4,2:
+	// one run at position 2 too.
+	b.OK(`STORE 1,4 +FLAGS (\Seen)`)
+	do("n1", "NOOP", `* 1 FETCH (FLAGS (\Seen \Recent))`, `* 4 FETCH (FLAGS (\Seen \Recent))`,
+		`* ESEARCH (TAG "o1") UID REMOVEFROM (2 4,1)`, `* ESEARCH (TAG "o2") REMOVEFROM (2 1,4)`)
+	// New: 5 (250) and 6 (50): 6,2,5,3 (and 3,5,2,6).
+	e.deliver("INBOX", sized("e", 250), store.Flags{})
+	e.deliver("INBOX", sized("f", 50), store.Flags{})
+	do("n2", "NOOP", `* 6 EXISTS`, `* 6 RECENT`,
+		`* ESEARCH (TAG "o1") UID ADDTO (1 6 3 5)`, `* ESEARCH (TAG "o2") ADDTO (2 5 4 6)`)
+	// 3 leaves, 1 (300) enters: 6,2,5,1 (and 1,5,2,6).
+	b.OK(`STORE 3 +FLAGS (\Seen)`)
+	b.OK(`STORE 1 -FLAGS (\Seen)`)
+	do("n3", "NOOP", `* 1 FETCH (FLAGS (\Recent))`, `* 3 FETCH (FLAGS (\Seen \Recent))`,
+		`* ESEARCH (TAG "o1") UID REMOVEFROM (4 3) ADDTO (4 1)`, `* ESEARCH (TAG "o2") REMOVEFROM (1 3) ADDTO (1 1)`)
+	// An expunge: REMOVEFROM before EXPUNGE in sequence numbers; the UID
+	// context's REMOVEFROM too.
+	b.OK(`STORE 2 +FLAGS (\Deleted)`)
+	b.OK("EXPUNGE")
+	do("n4", "NOOP", `* ESEARCH (TAG "o1") UID REMOVEFROM (2 2)`, `* ESEARCH (TAG "o2") REMOVEFROM (3 2)`, `* 2 EXPUNGE`)
+	do("s1", "SORT RETURN () (SIZE) UTF-8 UNSEEN", `* ESEARCH (TAG "s1") ALL 5,4,1`)
+	do("s2", "UID SORT RETURN () (SIZE) UTF-8 UNSEEN", `* ESEARCH (TAG "s2") UID ALL 6,5,1`)
+}
+
+// A general program (a text key: the store evaluates it, by UID, for the
+// messages that changed) updated from another server process (a second
+// Store on the same database), while the client idles.
+func TestContextUpdateOtherProcess(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("hello one"), store.Flags{})
+	e.deliver("INBOX", testMsg("other"), store.Flags{})
+	other, err := store.Open(t.Context(), e.st.Pool().Config().ConnString(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	_, addr2 := (&testEnv{t: t, st: other, user: e.user}).serve(Config{AuthFailDelay: time.Millisecond})
+	a := e.dial()
+	a.OK("SELECT INBOX")
+	got, _ := a.DoTag("h1", "UID SEARCH RETURN (UPDATE) SUBJECT hello UNFLAGGED")
+	imaptest.Expect(t, got, `* ESEARCH (TAG "h1") UID ALL 1`)
+	a.Send("i1 IDLE")
+	if r := a.Next(); r.Tag != "+" {
+		t.Fatalf("IDLE: %s", r)
+	}
+	b := (&testEnv{t: t, st: other, user: e.user}).dialAddr(addr2)
+	b.OK("LOGIN u pw")
+	b.OK("SELECT INBOX")
+	b.OK(`STORE 1 +FLAGS (\Flagged)`)
+	a.Expect(`* 1 FETCH (FLAGS (\Flagged \Recent))`, `* ESEARCH (TAG "h1") UID REMOVEFROM (0 1)`)
+	for i := range 2 {
+		if _, err := other.Deliver(t.Context(), e.user.ID, []byte(testMsg(fmt.Sprint("hello new", i))), store.DeliverOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		a.Expect(fmt.Sprintf("* %d EXISTS", i+3), fmt.Sprintf("* %d RECENT", i+3), fmt.Sprintf(`* ESEARCH (TAG "h1") UID ADDTO (0 %d)`, i+3))
+	}
+	b.OK(`STORE 1 -FLAGS (\Flagged)`)
+	a.Expect(`* 1 FETCH (FLAGS (\Recent))`, `* ESEARCH (TAG "h1") UID ADDTO (0 1)`)
+	a.Send("DONE")
+	_, done := a.Until("i1")
+	imaptest.ExpectDone(t, done, "OK IDLE completed")
+}
+
+// The limits: at most maxUpdateContexts at once; beyond, the other options
+// are answered and "* NO [NOUPDATE "tag"]" refuses the updates
+// (rfc5267.txt:361-368). Updates end with the selection
+// (rfc5267.txt:319-321). PARTIAL does not limit them (rfc5267.txt:583-585),
+// and SAVE's "$" is not updated.
+func TestContextUpdateLimitsAndEnd(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("one"), store.Flags{})
+	e.deliver("INBOX", testMsg("two"), store.Flags{})
+	a, b := e.dial(), e.dial()
+	a.OK("SELECT INBOX")
+	b.OK("SELECT INBOX")
+	for i := range maxUpdateContexts {
+		tag := fmt.Sprint("c", i)
+		got, _ := a.DoTag(tag, "SEARCH RETURN (UPDATE COUNT) ALL")
+		imaptest.Expect(t, got, fmt.Sprintf(`* ESEARCH (TAG "%s") COUNT 2`, tag))
+	}
+	got, done := a.DoTag("over", "SEARCH RETURN (UPDATE COUNT) ALL")
+	imaptest.ExpectDone(t, done, "OK SEARCH completed")
+	imaptest.Expect(t, got, `* ESEARCH (TAG "over") COUNT 2`,
+		fmt.Sprintf(`* NO [NOUPDATE "over"] too many searches with UPDATE (at most %d)`, maxUpdateContexts))
+	got, _ = a.DoTag("over2", "SORT RETURN (UPDATE) (SIZE) UTF-8 ALL")
+	imaptest.Expect(t, got, `* ESEARCH (TAG "over2") ALL 1:2`,
+		fmt.Sprintf(`* NO [NOUPDATE "over2"] too many searches with UPDATE (at most %d)`, maxUpdateContexts))
+	for i := range maxUpdateContexts {
+		a.OK(fmt.Sprintf(`CANCELUPDATE "c%d"`, i))
+	}
+
+	got, _ = a.DoTag("p1", "UID SEARCH RETURN (PARTIAL 1:1 UPDATE) ALL")
+	imaptest.Expect(t, got, `* ESEARCH (TAG "p1") UID PARTIAL (1:1 1)`)
+	a.DoTag("v1", "SEARCH RETURN (SAVE UPDATE) UNSEEN") // SAVE alone: no ESEARCH
+	e.deliver("INBOX", testMsg("three"), store.Flags{})
+	imaptest.Expect(t, a.OK("NOOP"), `* 3 EXISTS`, `* 3 RECENT`, `* ESEARCH (TAG "p1") UID ADDTO (0 3)`, `* ESEARCH (TAG "v1") ADDTO (0 3)`)
+	imaptest.Expect(t, a.OK("UID SEARCH $"), `* SEARCH 1 2`)
+
+	// A new selection ends them: nothing more, the tags are free.
+	a.OK("UNSELECT")
+	a.OK("SELECT INBOX")
+	b.OK(`STORE 1 +FLAGS (\Seen)`)
+	e.deliver("INBOX", testMsg("four"), store.Flags{})
+	imaptest.Expect(t, a.OK("NOOP"), `* 4 EXISTS`, `* 1 RECENT`, `* 1 FETCH (FLAGS (\Seen))`)
+	got, _ = a.DoTag("p1", "UID SEARCH RETURN (UPDATE) UNSEEN")
+	imaptest.Expect(t, got, `* ESEARCH (TAG "p1") UID ALL 2:4`)
+}
+
+// Sequence numbers in an updating program are evaluated when the command
+// is received (rfc5267.txt:333-336): after an expunge, 2:3 still names
+// the messages it named then.
+func TestContextUpdateFrozenSequence(t *testing.T) {
+	e := newEnv(t)
+	for _, s := range []string{"one", "two", "three", "four"} {
+		e.deliver("INBOX", testMsg(s), store.Flags{})
+	}
+	a, b := e.dial(), e.dial()
+	a.OK("SELECT INBOX")
+	b.OK("SELECT INBOX")
+	got, _ := a.DoTag("q1", "UID SEARCH RETURN (UPDATE) 2:3 UNSEEN")
+	imaptest.Expect(t, got, `* ESEARCH (TAG "q1") UID ALL 2:3`)
+	b.OK(`STORE 1 +FLAGS (\Deleted)`)
+	b.OK("EXPUNGE")
+	imaptest.Expect(t, a.OK("NOOP"), `* 1 EXPUNGE`)
+	b.OK(`STORE 1:3 +FLAGS (\Seen)`)
+	imaptest.Expect(t, a.OK("NOOP"), `* 1 FETCH (FLAGS (\Seen \Recent))`, `* 2 FETCH (FLAGS (\Seen \Recent))`,
+		`* 3 FETCH (FLAGS (\Seen \Recent))`, `* ESEARCH (TAG "q1") UID REMOVEFROM (0 2:3)`)
+	b.OK(`STORE 3 -FLAGS (\Seen)`) // UID 4: not in 2:3 when the command was received
+	imaptest.Expect(t, a.OK("NOOP"), `* 3 FETCH (FLAGS (\Recent))`)
+}
