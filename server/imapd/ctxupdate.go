@@ -122,8 +122,13 @@ func (c *Conn) addUpdate(tag string, uid bool, node query.Node, keys []sortKey, 
 		return "the results to update would exceed " + strconv.Itoa(maxUpdateResults) + " messages"
 	}
 	frozen, err := freeze(node, s.view)
+	if err == nil {
+		// The updates search for the program AND a UID set: that must stay
+		// within the store's limits too (query.Limits).
+		_, err = c.Store().PrepareSearch(query.And{frozen, query.UID{Set: imap.UIDSet{{Start: 1, Stop: 1}}}})
+	}
 	if err != nil {
-		return "the program cannot be kept"
+		return "the program is too large to follow"
 	}
 	u := &updateContext{tag: tag, uid: uid, node: frozen, flagsOnly: flagsOnly(frozen), keys: keys, uids: slices.Clone(uids)}
 	if keys != nil {
@@ -209,7 +214,7 @@ func freeze(n query.Node, v *View) (query.Node, error) {
 // expunged MUST be sent prior to the expunge notification itself"
 // (rfc5267.txt:503-506).
 func (c *Conn) removeExpunged(uids []uint32) []string {
-	if len(uids) == 0 {
+	if len(uids) == 0 || len(c.sel.updates) == 0 {
 		return nil
 	}
 	var out []string

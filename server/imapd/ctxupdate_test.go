@@ -2,10 +2,12 @@ package imapd
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"decimail/internal/imaptest"
+	"decimail/server/query"
 	"decimail/server/store"
 )
 
@@ -118,6 +120,14 @@ func TestContextUpdateSort(t *testing.T) {
 	do("n4", "NOOP", `* ESEARCH (TAG "o1") UID REMOVEFROM (2 2)`, `* ESEARCH (TAG "o2") REMOVEFROM (3 2)`, `* 2 EXPUNGE`)
 	do("s1", "SORT RETURN () (SIZE) UTF-8 UNSEEN", `* ESEARCH (TAG "s1") ALL 5,4,1`)
 	do("s2", "UID SORT RETURN () (SIZE) UTF-8 UNSEEN", `* ESEARCH (TAG "s2") UID ALL 6,5,1`)
+	// Two runs apart (UIDs 6 and 1 of 6,5,1): the second position counts
+	// after the first run left (REMOVEFROM) or is its final one (ADDTO).
+	b.OK(`UID STORE 1,6 +FLAGS (\Seen)`)
+	do("n5", "NOOP", `* 1 FETCH (FLAGS (\Seen \Recent))`, `* 5 FETCH (FLAGS (\Seen \Recent))`,
+		`* ESEARCH (TAG "o1") UID REMOVEFROM (1 6 2 1)`, `* ESEARCH (TAG "o2") REMOVEFROM (1 1 2 5)`)
+	b.OK(`UID STORE 1,6 -FLAGS (\Seen)`)
+	do("n6", "NOOP", `* 1 FETCH (FLAGS (\Recent))`, `* 5 FETCH (FLAGS (\Recent))`,
+		`* ESEARCH (TAG "o1") UID ADDTO (1 6 3 1)`, `* ESEARCH (TAG "o2") ADDTO (1 1 3 5)`)
 }
 
 // A general program (a text key: the store evaluates it, by UID, for the
@@ -186,6 +196,14 @@ func TestContextUpdateLimitsAndEnd(t *testing.T) {
 	for i := range maxUpdateContexts {
 		a.OK(fmt.Sprintf(`CANCELUPDATE "c%d"`, i))
 	}
+	// A program at the store's limit of search keys is answered, but its
+	// updates (the program AND a UID set) would be over it.
+	var prog strings.Builder
+	for i := range query.DefaultMaxTerms {
+		fmt.Fprintf(&prog, " SMALLER %d", 100000+i)
+	}
+	got, _ = a.DoTag("big", "SEARCH RETURN (UPDATE COUNT)"+prog.String())
+	imaptest.Expect(t, got, `* ESEARCH (TAG "big") COUNT 2`, `* NO [NOUPDATE "big"] the program is too large to follow`)
 
 	got, _ = a.DoTag("p1", "UID SEARCH RETURN (PARTIAL 1:1 UPDATE) ALL")
 	imaptest.Expect(t, got, `* ESEARCH (TAG "p1") UID PARTIAL (1:1 1)`)
@@ -225,4 +243,37 @@ func TestContextUpdateFrozenSequence(t *testing.T) {
 		`* 3 FETCH (FLAGS (\Seen \Recent))`, `* ESEARCH (TAG "q1") UID REMOVEFROM (0 2:3)`)
 	b.OK(`STORE 3 -FLAGS (\Seen)`) // UID 4: not in 2:3 when the command was received
 	imaptest.Expect(t, a.OK("NOOP"), `* 3 FETCH (FLAGS (\Recent))`)
+}
+
+// In a query mailbox (Unread): a message this session marks read stays in
+// its view until a sync point (README "Own changes in a view"), and in an
+// updating result that still matches it; at the sync point REMOVEFROM
+// comes before its EXPUNGE. A SORT of a program the store evaluates
+// (LARGER) reads the keys of the messages it adds.
+func TestContextUpdateQueryMailbox(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.st.DefineMailbox(t.Context(), e.user.ID, "Unread", "UNSEEN"); err != nil {
+		t.Fatal(err)
+	}
+	e.deliver("INBOX", sized("a", 300), store.Flags{})
+	e.deliver("INBOX", sized("b", 100), store.Flags{})
+	a := e.dial()
+	a.OK("SELECT Unread")
+	do := func(tag, cmd string, want ...string) {
+		t.Helper()
+		got, done := a.DoTag(tag, cmd)
+		if done.Status != "OK" {
+			t.Fatalf("%s: %s", cmd, done)
+		}
+		imaptest.Expect(t, got, want...)
+	}
+	do("v1", "UID SEARCH RETURN (UPDATE) ALL", `* ESEARCH (TAG "v1") UID ALL 1:2`)
+	do("v2", "SORT RETURN (UPDATE) (SIZE) UTF-8 LARGER 50", `* ESEARCH (TAG "v2") ALL 2,1`)
+	do("v3", "UID SEARCH RETURN (UPDATE) UNSEEN", `* ESEARCH (TAG "v3") UID ALL 1:2`)
+	do("t1", `STORE 1 +FLAGS (\Seen)`, `* 1 FETCH (FLAGS (\Seen \Recent))`, `* ESEARCH (TAG "v3") UID REMOVEFROM (0 1)`)
+	do("c1", "CHECK", `* ESEARCH (TAG "v1") UID REMOVEFROM (0 1)`, `* ESEARCH (TAG "v2") REMOVEFROM (2 1)`, `* 1 EXPUNGE`)
+	e.deliver("INBOX", sized("c", 200), store.Flags{})
+	e.deliver("INBOX", sized("d", 40), store.Flags{})
+	do("n1", "NOOP", `* 3 EXISTS`, `* 3 RECENT`, `* ESEARCH (TAG "v1") UID ADDTO (0 3:4)`,
+		`* ESEARCH (TAG "v2") ADDTO (2 2)`, `* ESEARCH (TAG "v3") UID ADDTO (0 3:4)`)
 }

@@ -188,7 +188,7 @@ func (c *Conn) pollSelected(allowExpunge, force bool) error {
 func (c *Conn) flushUpdates(allowExpunge, flags bool) error {
 	v := c.sel.view
 	var pre []string
-	if allowExpunge {
+	if allowExpunge && len(c.sel.updates) > 0 {
 		pre = c.removeExpunged(v.Expunging())
 	}
 	var last uint32
