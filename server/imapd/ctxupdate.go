@@ -9,27 +9,27 @@ package imapd
 // unsolicited "* ESEARCH (TAG "t") [UID] REMOVEFROM (...) ADDTO (...)"
 // with the changes of the result, "as and when results change"
 // (rfc5267.txt:311-314), with the EXISTS, FETCH or EXPUNGE of the change
-// (rfc5267.txt:316-317, 418-420): flushUpdates (select.go).
+// (rfc5267.txt:316-317, 421-423): flushUpdates (select.go).
 //
 //   - Numbers: UIDs after UID SEARCH/SORT, else sequence numbers
 //     (rfc5267.txt:401-405). The result is kept as UIDs; an ADDTO of new
 //     messages follows their EXISTS (rfc5267.txt:434-437), a REMOVEFROM of
-//     expunged ones precedes their EXPUNGE, with the numbers still valid
-//     (rfc5267.txt:503-506).
+//     expunged ones comes "prior to the expunge notification itself"
+//     (rfc5267.txt:511-514).
 //   - Positions: a SEARCH's result is in mailbox order and its updates use
-//     context position 0 with the numbers ascending (rfc5267.txt:429-431,
+//     context position 0 with the numbers ascending (rfc5267.txt:427-432,
 //     457-460, 493-497). A SORT's are the positions in sort order: REMOVEFROM
 //     "the first result in the set will occupy the given context position
-//     before removal" (rfc5267.txt:487-491), ADDTO "the first result in the
+//     before removal" (rfc5267.txt:491-495), ADDTO "the first result in the
 //     set will occupy the new context position after insertion"
-//     (rfc5267.txt:439-443). Pairs are processed in order
-//     (rfc5267.txt:407-410): a response that removes and adds sends
+//     (rfc5267.txt:439-443). The client processes them "in the order
+//     they appear" (rfc5267.txt:407-410): a response that removes and adds sends
 //     REMOVEFROM first, the positions of each pair counted after the pairs
 //     before it. A message's sort keys never change (they are the
 //     message's headers, size and dates; flags are no sort key), so a
 //     message changes its membership, never its position among the others.
 //   - The program: sequence numbers in it are "evaluated at the time the
-//     command is received" (rfc5267.txt:333-336), and so are "*" in UID
+//     command is received" (rfc5267.txt:343-346), and so are "*" in UID
 //     sets and "$" (SEARCHRES): freeze turns them into UID sets. The
 //     updates do not change "$", which SAVE set once.
 //   - Evaluation: the messages whose flags changed (View.Track,
@@ -41,7 +41,8 @@ package imapd
 //     until their EXPUNGE is sent. A SORT context reads the sort keys of
 //     the messages it adds.
 //   - PARTIAL, MIN, MAX, COUNT: no interaction, the updates are about the
-//     whole result (rfc5267.txt:325-331, 583-585).
+//     whole result: "the UPDATE will provide notifications for all
+//     matching results" (rfc5267.txt:328-334, 574-578).
 //   - End: CANCELUPDATE (rfc5267.txt:528-540), or the end of the selection
 //     (SELECT, EXAMINE, CLOSE, UNSELECT, LOGOUT: the selection and its
 //     contexts are dropped; rfc5267.txt:319-321).
@@ -50,7 +51,8 @@ package imapd
 //     beyond, "* NO [NOUPDATE "tag"]" and the other options are still
 //     answered (rfc5267.txt:361-368). A context's result grows with the
 //     mailbox afterwards (it is a subset of the client's view). A tag in
-//     use by an updating search is BAD for another one (rfc5267.txt:303-306).
+//     use by an updating search is BAD for another one ("rejecting the
+//     searching command with a BAD response", rfc5267.txt:304-309).
 
 import (
 	"slices"
@@ -70,7 +72,7 @@ func init() {
 const (
 	// maxUpdateContexts is how many searches with UPDATE a session keeps
 	// at once. "Servers MUST provide at least one updating context per
-	// client, and SHOULD provide more" (rfc5267.txt:370-371); each costs
+	// client, and SHOULD provide more" (rfc5267.txt:370-375); each costs
 	// at most one store query per batch of changes.
 	maxUpdateContexts = 8
 	// maxUpdateResults bounds the messages the contexts of a session keep
@@ -96,7 +98,7 @@ func (u *updateContext) size() int { return len(u.uids) + len(u.items) }
 // updateTag checks that tag may start an updating search: "An attempt to
 // use UPDATE where a tag is already in use with a previous searching
 // command that itself used UPDATE SHALL result in the server rejecting the
-// searching command with a BAD response" (rfc5267.txt:303-306).
+// searching command with a BAD response" (rfc5267.txt:304-309).
 func (c *Conn) updateTag(tag string) error {
 	for _, u := range c.sel.updates {
 		if u.tag == tag {
@@ -151,7 +153,7 @@ func (c *Conn) addUpdate(tag string, uid bool, node query.Node, keys []sortKey, 
 // freeze returns n with its sequence sets, "*" in UID sets resolved against
 // the view as it is now ("any message sequence numbers used in the search
 // program are evaluated at the time the command is received",
-// rfc5267.txt:333-336).
+// rfc5267.txt:343-346).
 func freeze(n query.Node, v *View) (query.Node, error) {
 	switch n := n.(type) {
 	case query.Seq:
@@ -212,7 +214,7 @@ func freeze(n query.Node, v *View) (query.Node, error) {
 // responses, numbered as before the EXPUNGEs: "a REMOVEFROM containing
 // message sequence numbers removed as a result of those messages being
 // expunged MUST be sent prior to the expunge notification itself"
-// (rfc5267.txt:503-506).
+// (rfc5267.txt:511-514).
 func (c *Conn) removeExpunged(uids []uint32) []string {
 	if len(uids) == 0 || len(c.sel.updates) == 0 {
 		return nil
@@ -267,7 +269,7 @@ func (u *updateContext) remove(drop map[uint32]bool, v *View) string {
 		}
 		slices.Sort(nums) // sequence numbers and UIDs ascend together; kept in mailbox order
 		// Context position 0: "the client removes the message numbers or
-		// UIDs in the result list wherever they occur" (rfc5267.txt:493-497).
+		// UIDs in the result list wherever they occur" (rfc5267.txt:497-500).
 		pairs = append(pairs, "0 "+numSet(nums))
 	} else {
 		// Runs of consecutive positions, each removed at its position
@@ -313,7 +315,7 @@ func (u *updateContext) add(items []*sortItem, v *View) string {
 		}
 		slices.Sort(nums)
 		// Context position 0, the numbers in mailbox order "to produce the
-		// shortest representation in set-syntax" (rfc5267.txt:457-460).
+		// shortest representation in set-syntax" (rfc5267.txt:455-459).
 		return " ADDTO (0 " + numSet(nums) + ")"
 	}
 	cmp := sortCmp(u.keys)
@@ -391,8 +393,8 @@ func (c *Conn) updateResults(last uint32) ([]string, error) {
 				in = append(in, m)
 			}
 		}
-		// REMOVEFROM before ADDTO: the pairs are processed in order
-		// (rfc5267.txt:407-410).
+		// REMOVEFROM before ADDTO: the client processes them "in the
+		// order they appear" (rfc5267.txt:407-410).
 		r := u.remove(drop, v) + u.add(in, v)
 		if r != "" {
 			out = append(out, u.head()+r)
@@ -463,9 +465,9 @@ func (c *Conn) matchUpdate(u *updateContext, cands []uint32) (map[uint32]*sortIt
 }
 
 // cmdCancelUpdate: command-select =/ "CANCELUPDATE" 1*(SP quoted)
-// (rfc5267.txt:629), "which will prevent all updates to the contexts named
-// in the arguments from being transmitted by the server" (rfc5267.txt:528-
-// 533). A tag that names no updating search of the selection is NO and
+// (rfc5267.txt:631), "which will prevent all updates to the contexts named
+// in the arguments from being transmitted by the server"
+// (rfc5267.txt:528-532). A tag that names no updating search of the selection is NO and
 // cancels nothing (the RFC leaves it open).
 func cmdCancelUpdate(c *Conn, cmd *Command) error {
 	if len(cmd.Args) == 0 {

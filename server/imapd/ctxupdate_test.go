@@ -67,7 +67,8 @@ func TestContextUpdateSearch(t *testing.T) {
 	do("n4", "NOOP", `* 1 FETCH (FLAGS (\Seen \Recent))`, `* ESEARCH (TAG "u1") UID REMOVEFROM (0 1)`)
 
 	// A tag in use by a search with UPDATE is BAD for another one
-	// (rfc5267.txt:303-306); "s1" is free again.
+	// ("rejecting the searching command with a BAD response",
+	// rfc5267.txt:304-309); "s1" is free again.
 	if _, done := a.DoTag("u1", "SEARCH RETURN (UPDATE) ALL"); done.Status != "BAD" {
 		t.Errorf("tag reuse: %s", done)
 	}
@@ -171,9 +172,10 @@ func TestContextUpdateOtherProcess(t *testing.T) {
 
 // The limits: at most maxUpdateContexts at once; beyond, the other options
 // are answered and "* NO [NOUPDATE "tag"]" refuses the updates
-// (rfc5267.txt:361-368). Updates end with the selection
-// (rfc5267.txt:319-321). PARTIAL does not limit them (rfc5267.txt:583-585),
-// and SAVE's "$" is not updated.
+// (rfc5267.txt:361-368). Updates end "when the mailbox is no longer
+// selected" (rfc5267.txt:319-321). PARTIAL does not limit them ("the
+// UPDATE will provide notifications for all matching results",
+// rfc5267.txt:574-578), and SAVE's "$" is not updated.
 func TestContextUpdateLimitsAndEnd(t *testing.T) {
 	e := newEnv(t)
 	e.deliver("INBOX", testMsg("one"), store.Flags{})
@@ -222,8 +224,8 @@ func TestContextUpdateLimitsAndEnd(t *testing.T) {
 	imaptest.Expect(t, got, `* ESEARCH (TAG "p1") UID ALL 2:4`)
 }
 
-// Sequence numbers in an updating program are evaluated when the command
-// is received (rfc5267.txt:333-336): after an expunge, 2:3 still names
+// Sequence numbers in an updating program are "evaluated at the time the
+// command is received" (rfc5267.txt:343-346): after an expunge, 2:3 still names
 // the messages it named then.
 func TestContextUpdateFrozenSequence(t *testing.T) {
 	e := newEnv(t)

@@ -182,8 +182,8 @@ func (c *Conn) pollSelected(allowExpunge, force bool) error {
 // flushUpdates sends the view's pending updates (flags false: leaving the
 // flag changes pending, NOTIFY without FlagChange) and the changes of the
 // updating searches' results (ctxupdate.go): REMOVEFROM of the messages
-// about to be expunged before their EXPUNGE, while their numbers are
-// valid (rfc5267.txt:503-506), the rest after EXISTS and FETCH
+// about to be expunged "prior to the expunge notification itself"
+// (rfc5267.txt:511-514), the rest after EXISTS and FETCH
 // (rfc5267.txt:434-437).
 func (c *Conn) flushUpdates(allowExpunge, flags bool) error {
 	v := c.sel.view
