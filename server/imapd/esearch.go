@@ -86,10 +86,15 @@ func (c *Conn) parseReturn(args []Value, ext, context string) (*searchReturn, []
 		// "either one PARTIAL, one ALL, or neither" (rfc5267.txt:551-553)
 		return nil, nil, Syntax("PARTIAL and ALL exclude each other")
 	}
-	if !r.min && !r.max && !r.count && !r.save && r.partial[0] == 0 {
+	if !r.min && !r.max && !r.count && !r.save && r.partial[0] == 0 && !r.update {
 		// "If the list of result options is empty, that requests the
 		// server to return an ESEARCH response instead of the SEARCH
 		// response.  This is equivalent to "(ALL)"" (rfc4731.txt:149-151).
+		// CONTEXT, a hint the server "MAY ignore" (rfc5267.txt:275-278),
+		// leaves it empty; UPDATE does not: RETURN (UPDATE) is answered
+		// "* ESEARCH (TAG "t")" with no result, as by Dovecot (the updates
+		// are about the result, "no interaction between UPDATE and any
+		// other return options", rfc5267.txt:328-334).
 		r.all = true
 	}
 	return r, args[2:], nil
@@ -196,8 +201,10 @@ func (h *hits) finish(tag string) {
 		w.CRLF()
 		return
 	}
-	if !r.min && !r.max && !r.all && !r.count && r.partial[0] == 0 {
-		h.noUpdate(tag)
+	if !r.min && !r.max && !r.all && !r.count && r.partial[0] == 0 && !r.update {
+		// SAVE alone: "In absence of any other SEARCH result option, the
+		// SAVE result option also suppresses any ESEARCH response"
+		// (rfc9051.txt:3800-3802); with UPDATE it is not alone.
 		return
 	}
 	w.Untagged()
