@@ -309,10 +309,10 @@ func (u *updateContext) add(items []*sortItem, v *View) string {
 	if u.keys == nil {
 		var nums []uint32
 		for _, m := range items {
-			i, _ := slices.BinarySearch(u.uids, m.UID)
-			u.uids = slices.Insert(u.uids, i, m.UID)
+			u.uids = append(u.uids, m.UID)
 			nums = append(nums, u.num(m.UID, v))
 		}
+		slices.Sort(u.uids)
 		slices.Sort(nums)
 		// Context position 0, the numbers in mailbox order "to produce the
 		// shortest representation in set-syntax" (rfc5267.txt:455-459).
@@ -323,10 +323,17 @@ func (u *updateContext) add(items []*sortItem, v *View) string {
 	for _, m := range items {
 		it := *m
 		it.seq = it.UID
-		i, _ := slices.BinarySearchFunc(u.items, &it, cmp)
-		u.items = slices.Insert(u.items, i, &it)
+		if len(items) > 8 {
+			u.items = append(u.items, &it) // sorted below: a batch (STORE 1:*) costs one sort, not an insert each
+		} else {
+			i, _ := slices.BinarySearchFunc(u.items, &it, cmp)
+			u.items = slices.Insert(u.items, i, &it)
+		}
 		added[it.UID] = true
 		u.inSort[it.UID] = true
+	}
+	if len(items) > 8 {
+		slices.SortFunc(u.items, cmp)
 	}
 	// Runs of consecutive positions in the new result, in ascending
 	// order: when a run is inserted, the results before its position are

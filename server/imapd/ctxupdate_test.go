@@ -280,3 +280,36 @@ func TestContextUpdateQueryMailbox(t *testing.T) {
 	do("n1", "NOOP", `* 3 EXISTS`, `* 3 RECENT`, `* ESEARCH (TAG "v1") UID ADDTO (0 3:4)`,
 		`* ESEARCH (TAG "v2") ADDTO (2 2)`, `* ESEARCH (TAG "v3") UID ADDTO (0 3:4)`)
 }
+
+// An expunge and a new message in one poll, in sequence numbers: the
+// REMOVEFROM numbered before the EXPUNGE, the ADDTO after the EXISTS,
+// numbered after both. A batch of more than a few changes at once (one
+// sort instead of an insert each) keeps the sort order.
+func TestContextUpdateExpungeAndNew(t *testing.T) {
+	e := newEnv(t)
+	for i := range 12 {
+		e.deliver("INBOX", sized(fmt.Sprint("m", i), 100+10*((i*7)%12)), store.Flags{Seen: true})
+	}
+	a, b := e.dial(), e.dial()
+	a.OK("SELECT INBOX")
+	b.OK("SELECT INBOX")
+	got, _ := a.DoTag("s1", "SEARCH RETURN (UPDATE COUNT) UNSEEN")
+	imaptest.Expect(t, got, `* ESEARCH (TAG "s1") COUNT 0`)
+	got, _ = a.DoTag("o1", "SORT RETURN (UPDATE COUNT) (SIZE) UTF-8 UNSEEN")
+	imaptest.Expect(t, got, `* ESEARCH (TAG "o1") COUNT 0`)
+	b.OK(`STORE 1:* -FLAGS.SILENT (\Seen)`)
+	var adds []*imaptest.Resp
+	for _, r := range a.OK("NOOP") {
+		if r.String()[:9] == "* ESEARCH" {
+			adds = append(adds, r)
+		}
+	}
+	imaptest.Expect(t, adds, `* ESEARCH (TAG "s1") ADDTO (0 1:12)`, `* ESEARCH (TAG "o1") ADDTO (1 1,8,3,10,5,12,7,2,9,4,11,6)`)
+	imaptest.Expect(t, a.OK("SORT (SIZE) UTF-8 UNSEEN"), `* SORT 1 8 3 10 5 12 7 2 9 4 11 6`)
+	b.OK(`STORE 2 +FLAGS.SILENT (\Deleted)`)
+	b.OK("EXPUNGE")
+	e.deliver("INBOX", sized("new", 105), store.Flags{})
+	imaptest.Expect(t, a.OK("NOOP"),
+		`* ESEARCH (TAG "s1") REMOVEFROM (0 2)`, `* ESEARCH (TAG "o1") REMOVEFROM (8 2)`, `* 2 EXPUNGE`,
+		`* 12 EXISTS`, `* ESEARCH (TAG "s1") ADDTO (0 12)`, `* ESEARCH (TAG "o1") ADDTO (2 12)`)
+}
