@@ -383,8 +383,9 @@ func (c *Conn) updateResults(last uint32) ([]string, error) {
 	for _, u := range s.updates {
 		match, err := c.matchUpdate(u, cands)
 		if err != nil {
-			// Matched again at the next poll.
-			for _, x := range touched {
+			// Matched again at the next poll (the new messages too: they
+			// are below the next poll's last).
+			for _, x := range cands {
 				v.touch(x)
 			}
 			return out, err
