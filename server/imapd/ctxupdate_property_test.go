@@ -13,8 +13,10 @@ import (
 
 // A client that applies the ADDTO and REMOVEFROM items an updating SORT
 // (or SEARCH) sends, pair by pair "in the order they appear"
-// (rfc5267.txt:407-410), at the context positions they name
-// (rfc5267.txt:439-443, 491-495; 0: wherever, in mailbox order), ends with
+// (rfc5267.txt:407-410), at the context positions they name (ADDTO: "will
+// occupy the new context position after insertion", rfc5267.txt:439-443;
+// REMOVEFROM: "occupy the given context position before removal",
+// rfc5267.txt:491-495; 0: wherever, in mailbox order), ends with
 // the result sorted afresh: random sizes, random sets leaving and entering
 // at once.
 func TestPropertyUpdatePositions(t *testing.T) {
