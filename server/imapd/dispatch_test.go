@@ -56,6 +56,15 @@ func TestDatabaseDownIsUnavailableNotServerBug(t *testing.T) {
 	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db); err != nil {
 		t.Fatal(err)
 	}
+	// Until the listener has seen its connection end, the process may
+	// answer from what it keeps (NOOP, a cached STATUS) as nothing was
+	// signalled: a database that just went away is found by the next
+	// command that reads. The test asks once it is known.
+	for deadline := time.Now().Add(10 * time.Second); e.st.Notifier().Listening(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the listener did not notice the database going away")
+		}
+	}
 
 	for _, cmd := range []string{"STATUS INBOX (MESSAGES)", "FETCH 1 (FLAGS BODY.PEEK[])", "NOOP", "SELECT INBOX"} {
 		if _, done := c.Do(cmd); done.Status != "NO" || done.CodeName() != "UNAVAILABLE" {
