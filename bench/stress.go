@@ -645,7 +645,12 @@ func CompareStress(ctx context.Context, cfg StressConfig) ([]Row, []string, erro
 		}
 		cfg.Diagnose.pprofAddr = l.Addr().String()
 		l.Close()
-		args = append(args, "-pprof", cfg.Diagnose.pprofAddr)
+		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, nil, err
+		}
+		cfg.Diagnose.adminAddr = l.Addr().String()
+		l.Close()
+		args = append(args, "-pprof", cfg.Diagnose.pprofAddr, "-admin", cfg.Diagnose.adminAddr)
 	}
 	p, err := d.Serve(ctx, args...)
 	if err != nil {

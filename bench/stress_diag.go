@@ -25,6 +25,7 @@ type StressDiagnosis struct {
 	Dir string // where the profile and the goroutine dump go (default: the temp dir)
 
 	pprofAddr string
+	adminAddr string // decimail serve -admin: /metrics
 }
 
 // settings are the Postgres settings the diagnosis needs.
@@ -132,6 +133,18 @@ func (d *StressDiagnosis) start(ctx context.Context, dur *Durable, cfg StressCon
 	return func() {
 		cancel()
 		wg.Wait()
+		// The server's own counters of how sessions read changes.
+		if resp, err := http.Get("http://" + d.adminAddr + "/metrics"); err != nil {
+			logf("diagnosis: metrics: %v", err)
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, "decimail_change_") {
+					logf("diagnosis: %s", l)
+				}
+			}
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		top := func(title string, m map[string]int, n int) {

@@ -147,6 +147,11 @@ var (
 		"1 while the LISTEN connection is up; 0: changes made by other processes reach IDLE sessions only when they poll.", nil, nil)
 	descNotifyLag = prometheus.NewDesc("decimail_notifier_lag_seconds",
 		"How long a notification committed at scrape time took to reach this process's LISTEN connection (a NOTIFY to itself): the delay with which sessions hear of other processes' changes. Missing from a scrape when it could not be measured within the scrape timeout.", nil, nil)
+	descChangeReads = prometheus.NewDesc("decimail_change_reads_total",
+		"Reads of a selected mailbox's changes by sessions, by answer: shared (from the process's record of the mailbox, kept current by its writers; no round trip) or store (a query).",
+		[]string{"answer"}, nil)
+	descChangeFeeds = prometheus.NewDesc("decimail_change_records_continued_total",
+		"Changes whose transaction also read, for this process's sessions, what changed in the mailboxes they follow.", nil, nil)
 	descPoolTotal = prometheus.NewDesc("decimail_db_pool_connections",
 		"Postgres connections of a pool by class (sessions, delivery, background) and state (idle, acquired, constructing).",
 		[]string{"class", "state"}, nil)
@@ -160,7 +165,7 @@ var (
 
 func (storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descQueued, descQueueAge, descUnindexed, descBacklogUp, descListening, descNotifyLag,
-		descPoolTotal, descPoolMax, descPoolWait, descPoolWaitTime} {
+		descChangeReads, descChangeFeeds, descPoolTotal, descPoolMax, descPoolWait, descPoolWaitTime} {
 		ch <- d
 	}
 }
@@ -176,6 +181,10 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPoolWait, prometheus.CounterValue, float64(s.EmptyAcquireCount()), n)
 		ch <- prometheus.MustNewConstMetric(descPoolWaitTime, prometheus.CounterValue, s.EmptyAcquireWaitTime().Seconds(), n)
 	}
+	shared, read, continued := c.st.ChangeReads()
+	ch <- prometheus.MustNewConstMetric(descChangeReads, prometheus.CounterValue, float64(shared), "shared")
+	ch <- prometheus.MustNewConstMetric(descChangeReads, prometheus.CounterValue, float64(read), "store")
+	ch <- prometheus.MustNewConstMetric(descChangeFeeds, prometheus.CounterValue, float64(continued))
 	listening := 0.0
 	if c.st.Notifier().Listening() {
 		listening = 1

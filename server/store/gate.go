@@ -216,12 +216,27 @@ func (s *Store) change(ctx context.Context, userID int64, mode commitMode, fn fu
 	if mode == lazy {
 		o.BeginQuery = beginLazy
 	}
-	return s.txOpts(ctx, o, func(tx pgx.Tx) error {
+	var feeds []*feedRead
+	err = s.txOpts(ctx, o, func(tx pgx.Tx) error {
 		if err := lockUser(ctx, tx, userID, s.notif.origin); err != nil {
 			return err
 		}
-		return fn(tx)
+		if err := fn(tx); err != nil {
+			return err
+		}
+		// The reads of changes for this process's sessions (sharedpoll.go),
+		// one more round trip under the lock: without them every session
+		// of the user read the store after this change.
+		b := &pgx.Batch{}
+		if feeds = s.queueFeeds(b, userID, true); len(feeds) > 0 {
+			return tx.SendBatch(ctx, b).Close()
+		}
+		return nil
 	})
+	if err == nil {
+		s.gates.stash(userID, feeds)
+	}
+	return err
 }
 
 // changeBatch is change for a change whose statements need nothing read
@@ -258,13 +273,14 @@ func (s *Store) changeBatch(ctx context.Context, userID int64, queue func(b *pgx
 	case err = <-p.done: // another writer ran it
 		release()
 	case e.ch <- struct{}{}:
-		leave := s.gates.leaver(e, userID, release)
 		group := e.take(p)
-		if group == nil { // taken meanwhile
-			leave()
+		if group == nil { // taken meanwhile: the writer that took it signals
+			<-e.ch // nothing changed here: no signal (it would make every session read)
+			release()
 			err = <-p.done
 			break
 		}
+		leave := s.gates.leaver(e, userID, release)
 		if len(group) == 1 {
 			defer leave()
 			return s.sendAlone(ctx, userID, queue)

@@ -60,7 +60,7 @@ type Notifier struct {
 	// maps were cleared at maxRemembered entries).
 	gen, floor       uint64
 	lastMB, lastUser map[int64]uint64
-	lastRecent       map[int64]uint64 // mark: \Recent claims, by mailbox
+	lastRecent       map[int64]uint64         // mark: \Recent claims, by mailbox
 	barriers         map[string]chan struct{} // Barrier's waiters by token
 	barrierSeq       atomic.Int64
 }

@@ -37,7 +37,15 @@ type sharedPolls struct {
 	mu    sync.Mutex
 	m     map[int64]*sharedPoll // by mailbox id
 	hits  atomic.Int64          // reads answered from here
+	reads atomic.Int64          // reads that went to the store
 	feeds atomic.Int64          // records continued by writers (touchFeeds)
+}
+
+// ChangeReads counts, since the store opened, the reads of a mailbox's
+// changes answered from its record (shared), those that read the store,
+// and the records this process's writers continued (metrics).
+func (s *Store) ChangeReads() (shared, read, continued int64) {
+	return s.polls.hits.Load(), s.polls.reads.Load(), s.polls.feeds.Load()
 }
 
 // sharedPoll is the exact answer of a read of a mailbox's changes after
@@ -264,27 +272,28 @@ func (s *Store) queueFeeds(b *pgx.Batch, userID int64, generic bool) []*feedRead
 // process makes after the COMMIT, whose notification, if it came
 // already, makes the read unfit (freshLocked since the gen before the
 // batch); if it comes later, the record is no longer fresh.
+//
+// The records are published before the signal, under the notifier's lock:
+// a session the signal wakes finds them (published after it, a session
+// that read in between read the store, as the record was stale).
 func (s *Store) touchFeeds(userID int64, feeds []*feedRead) {
 	if f := s.beforeTouch.Load(); f != nil {
 		(*f)()
 	}
+	for _, f := range feeds {
+		f.r.finish()
+	}
 	n := s.notif
 	n.mu.Lock()
-	ok := make([]bool, len(feeds))
-	for i, f := range feeds {
-		ok[i] = f.found && !f.r.ch.Pruned && n.freshLocked(userID, f.mailboxID, f.gen)
-	}
-	n.touchLocked(userID)
-	gen := n.gen
-	n.mu.Unlock()
-	for i, f := range feeds {
-		if ok[i] {
-			f.r.finish()
-			f.r.gen = gen
+	defer n.mu.Unlock()
+	for _, f := range feeds {
+		if f.found && !f.r.ch.Pruned && n.freshLocked(userID, f.mailboxID, f.gen) {
+			f.r.gen = n.gen + 1 // the signal's, below
 			s.polls.put(f.mailboxID, &f.r)
 			s.polls.feeds.Add(1)
 		}
 	}
+	n.touchLocked(userID)
 }
 
 // finish sorts a read's rows by UID (Changed with mm, Expunged with

@@ -240,6 +240,7 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 			return s.claimChanged(ctx, mailboxID, ch, claimRecent, fresh)
 		}
 	}
+	s.polls.reads.Add(1)
 	gen := s.notif.Gen() // before the read (Notifier.Fresh)
 	b := &pgx.Batch{}
 	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)

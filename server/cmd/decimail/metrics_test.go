@@ -201,6 +201,14 @@ func TestMetricsAndHealth(t *testing.T) {
 	if m[`decimail_notifier_listening`] != 1 {
 		t.Errorf("decimail_notifier_listening = %v, want 1", m[`decimail_notifier_listening`])
 	}
+	// The reads of changes, by answer, and the records writers continued:
+	// counters, present from the start.
+	for _, k := range []string{`decimail_change_reads_total{answer="shared"}`, `decimail_change_reads_total{answer="store"}`,
+		`decimail_change_records_continued_total`} {
+		if v, ok := m[k]; !ok || v < 0 {
+			t.Errorf("%s = %v (present %v)", k, v, ok)
+		}
+	}
 	// Measured by a NOTIFY to itself at scrape time: some time, and less
 	// than the scrape's timeout.
 	if lag, ok := m[`decimail_notifier_lag_seconds`]; !ok || lag <= 0 || lag >= 5 {
