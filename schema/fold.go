@@ -18,6 +18,7 @@ var steps = map[int]func(context.Context, pgx.Tx) error{
 	16: sortKeys,
 	19: displayKeys,
 	23: fillAllCandidates,
+	26: threadKeys,
 }
 
 // foldTexts folds the searched text columns of the rows stored before

@@ -340,3 +340,87 @@ func TestMigrateFillsCandidates(t *testing.T) {
 		}
 	}
 }
+
+// TestMigrateThreadKeys (issue 17): migration 0026 fills thread_keys from
+// the messages stored before it (normalized Message-ID, In-Reply-To and
+// References: message.ThreadKeys), past one batch: per user and msg-id
+// the least thread_id of the messages with it. Every thread_id stays as
+// it was: a THREADID once reported must not change (rfc8474.txt:332).
+func TestMigrateThreadKeys(t *testing.T) {
+	ctx := context.Background()
+	c := emptyDB(t)
+	if _, err := schema.MigrateTo(ctx, c, 25); err != nil {
+		t.Fatal(err)
+	}
+	// 1,200 messages (more than a batch) of two users: every third
+	// without a valid msg-id, the others replies quoting their parent's
+	// id; thread_id 7 times the id, less 8,000 for every fifth message.
+	for _, q := range []string{
+		`INSERT INTO users (id, name, password_hash) VALUES (1, 'u', 'x'), (2, 'v', 'x')`,
+		`INSERT INTO messages (id, user_id, internal_date, internal_day, size, header, body, envelope, bodystructure, body_simple,
+			thread_id, message_id, in_reply_to, refs)
+			SELECT i, 1 + i / 1000, now(), current_date, 10, '', '', '', '', '', CASE WHEN i % 5 = 0 THEN 7 * i - 8000 ELSE 7 * i END,
+				CASE WHEN i % 3 = 0 THEN 'not-an-id' ELSE '<m' || i || '@x>' END,
+				CASE WHEN i % 3 = 0 THEN '' ELSE '<"m' || i / 2 || '"@x>' END,
+				CASE WHEN i % 3 = 1 THEN ARRAY['<m' || i / 4 || '@x>', '<m' || i / 2 || '@x>'] ELSE '{}' END
+			FROM generate_series(1, 1200) i`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%.60s…: %v", q, err)
+		}
+	}
+	applied, err := schema.Migrate(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(applied, "0026_thread_keys.sql") {
+		t.Fatalf("applied %v", applied)
+	}
+	type key struct {
+		user int64
+		key  string
+	}
+	want := map[key]int64{}
+	for i := int64(1); i <= 1200; i++ {
+		thread := 7 * i
+		if i%5 == 0 {
+			thread -= 8000
+		}
+		var ids []int64
+		switch i % 3 {
+		case 1:
+			ids = []int64{i, i / 2, i / 4}
+		case 2:
+			ids = []int64{i, i / 2}
+		}
+		for _, id := range ids {
+			k := key{1 + i/1000, fmt.Sprintf("<m%d@x>", id)}
+			if w, ok := want[k]; !ok || thread < w {
+				want[k] = thread
+			}
+		}
+	}
+	rows, err := c.Query(ctx, `SELECT user_id, key, thread_id FROM thread_keys`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k key
+	var thread int64
+	got := map[key]int64{}
+	if _, err := pgx.ForEachRow(rows, []any{&k.user, &k.key, &thread}, func() error { got[k] = thread; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d thread_keys rows, want %d", len(got), len(want))
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok || g != w {
+			t.Errorf("thread_keys %v: thread %d (%v), want %d", k, g, ok, w)
+		}
+	}
+	var changed int
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM messages WHERE thread_id <> CASE WHEN id % 5 = 0 THEN 7 * id - 8000 ELSE 7 * id END`).
+		Scan(&changed); err != nil || changed != 0 {
+		t.Errorf("%d thread_ids changed by the migration (%v), want none", changed, err)
+	}
+}

@@ -270,9 +270,10 @@ func (t *refTree) before(a, b int) int {
 	return cmp.Compare(ka.seq, kb.seq)
 }
 
-// refReferences is THREAD=REFERENCES step by step, from "For each searched
-// message" (rfc5256.txt:455-645).
-func refReferences(ms []*refMsg) []int /* top level */ {
+// refLinked is THREAD=REFERENCES from "(1) For each searched message" to
+// "(3) Prune dummy messages" (rfc5256.txt:455-534): the tree of
+// containers and its top level, pruned, not yet sorted.
+func refLinked(ms []*refMsg) (*refTree, []int) {
 	t := &refTree{ms: ms}
 	byID := map[string]int{}
 	lookup := func(id string) int {
@@ -346,6 +347,37 @@ func refReferences(ms []*refMsg) []int /* top level */ {
 			t.parent[k] = c
 		}
 	}
+	return t, top
+}
+
+// refThreads are the threads of REFERENCES without its subject merging
+// (refLinked: the links by References, In-Reply-To and Message-ID, dummy
+// parents included): each the indexes into ms of one top-level
+// container's messages, in no order.
+func refThreads(ms []*refMsg) [][]int {
+	t, top := refLinked(ms)
+	var out [][]int
+	for _, c := range top {
+		var th []int
+		var walk func(c int)
+		walk = func(c int) {
+			if t.msg[c] >= 0 {
+				th = append(th, t.msg[c])
+			}
+			for _, k := range t.kids[c] {
+				walk(k)
+			}
+		}
+		walk(c)
+		out = append(out, th)
+	}
+	return out
+}
+
+// refReferences is THREAD=REFERENCES step by step, from "For each searched
+// message" (rfc5256.txt:455-645).
+func refReferences(ms []*refMsg) []int /* top level */ {
+	t, top := refLinked(ms)
 	// 4
 	for _, c := range top {
 		if t.msg[c] < 0 {

@@ -110,6 +110,7 @@ type copyState struct {
 	id     int64
 	spool  string
 	pre    *deliverPre
+	keys   []string // message.ThreadKeys of the stored columns (thread_keys rows)
 	thread int64
 	views  []int64
 	cands  []int64 // the views it is a candidate of (view_candidates)
@@ -209,17 +210,14 @@ func (s *Store) DeliverAll(ctx context.Context, userID int64, ins []*Incoming, o
 // pending is one message of a delivery: its bytes and its copies.
 type pending struct {
 	content []byte
-	refs    []string // References and In-Reply-To, for the thread
 	copies  []*copyState
 }
 
 func newPending(content []byte, p *message.Parsed, cs []Copy) *pending {
-	m := &pending{content: content, refs: append([]string{}, p.References...)}
-	if p.InReplyTo != "" {
-		m.refs = append(m.refs, p.InReplyTo)
-	}
+	m := &pending{content: content}
 	for _, c := range cs {
 		c := &copyState{Copy: c, target: NormName(c.Mailbox), date: c.InternalDate, p: parsedWith(p, content, c.Prefix)}
+		c.keys = message.ThreadKeys(clean(c.p.MessageID), clean(c.p.InReplyTo), cleanAll(c.p.References))
 		if c.target == "" {
 			c.target = "INBOX"
 		}
@@ -258,9 +256,10 @@ func (s *Store) deliverPending(ctx context.Context, ms []*pending, q *Outbound) 
 	for attempt := 0; ; attempt++ {
 		// Before the lock, in one round trip per copy: the message id,
 		// the target, the user's views (matched here, in Go) and the thread.
+		var earlier []*copyState // this delivery's copies before c (threadOf)
 		for _, m := range ms {
 			for _, c := range m.copies {
-				if c.pre, err = s.deliverPrepare(ctx, c.UserID, c.target, m.refs); err != nil {
+				if c.pre, err = s.deliverPrepare(ctx, c.UserID, c.target, c.keys); err != nil {
 					return 0, wrap("deliver", err)
 				}
 				if c.id == 0 {
@@ -276,9 +275,8 @@ func (s *Store) deliverPending(ctx context.Context, ms []*pending, q *Outbound) 
 				if c.views, c.cands, err = c.pre.match(evalMsg(c.p, c.date, c.Flags)); err != nil {
 					return 0, wrap("deliver", err)
 				}
-				if c.thread = c.pre.thread; c.thread == 0 {
-					c.thread = c.id
-				}
+				c.thread = c.threadOf(earlier)
+				earlier = append(earlier, c)
 			}
 		}
 		qid, err = s.deliverTx(ctx, ms, q)
@@ -323,7 +321,7 @@ func parsedWith(p *message.Parsed, content, prefix []byte) *message.Parsed {
 type deliverPre struct {
 	id           int64   // new message id
 	target       Mailbox // the folder
-	thread       int64   // thread of a message this one refers to (0: none)
+	thread       int64   // the least thread of the msg-ids of this one in thread_keys (0: none)
 	viewIDs      []int64
 	viewDefs     []string
 	viewsVersion int64 // users.views_version the views were read at
@@ -361,7 +359,7 @@ func (p *deliverPre) match(m *query.Msg) (ids, cands []int64, err error) {
 // deliverPrepare reads, in one batch on one connection (its callbacks never
 // take another pool connection: with the pool exhausted, that would wait
 // for itself), what deliverTx needs.
-func (s *Store) deliverPrepare(ctx context.Context, userID int64, target string, refs []string) (*deliverPre, error) {
+func (s *Store) deliverPrepare(ctx context.Context, userID int64, target string, keys []string) (*deliverPre, error) {
 	pre := &deliverPre{}
 	var userExists bool
 	b := &pgx.Batch{}
@@ -413,9 +411,10 @@ func (s *Store) deliverPrepare(ctx context.Context, userID int64, target string,
 		}
 		return nil
 	})
-	if len(refs) > 0 {
-		b.Queue(`SELECT coalesce((SELECT thread_id FROM messages WHERE user_id = $1 AND message_id = ANY($2) ORDER BY id LIMIT 1), 0)`,
-			userID, refs).QueryRow(func(r pgx.Row) error { return r.Scan(&pre.thread) })
+	if len(keys) > 0 {
+		// A guess, made before the lock: threadSQL decides under it.
+		b.Queue(`SELECT coalesce(min(thread_id), 0) FROM thread_keys WHERE user_id = $1 AND key = ANY($2)`,
+			userID, keys).QueryRow(func(r pgx.Row) error { return r.Scan(&pre.thread) })
 	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
@@ -692,7 +691,8 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// queueMembership queues the statement that files c under the user's lock.
+// queueMembership queues the statement that files c under the user's lock,
+// and decides its thread (threadSQL).
 func queueMembership(b *pgx.Batch, c *copyState) {
 	f := c.Flags
 	kw := f.Keywords
@@ -708,11 +708,13 @@ func queueMembership(b *pgx.Batch, c *copyState) {
 				SELECT $2, $3, $4, $13::date, $5, $6, $7, $8, $9, $10, nextval('modseq_seq') FROM ok WHERE ok.ok),
 			ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
 				SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b, ok WHERE ok.ok AND b.id = ANY($1) ORDER BY b.id),
-			vc AS (INSERT INTO view_candidates (message_id, mailbox_id) SELECT $2, v.id FROM unnest($14::bigint[]) AS v(id), ok WHERE ok.ok)
+			vc AS (INSERT INTO view_candidates (message_id, mailbox_id) SELECT $2, v.id FROM unnest($14::bigint[]) AS v(id), ok WHERE ok.ok),
+			`+threadSQL+`
 			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1) AND (SELECT ok FROM ok)
 			RETURNING id, uidnext - 1`,
 		append([]int64{pre.target.ID}, c.views...), c.id, c.UserID, c.p.Size,
-		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, pre.viewsVersion, dayOf(c.date), nonNilIDs(c.cands)).Query(func(rows pgx.Rows) error {
+		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, pre.viewsVersion, dayOf(c.date), nonNilIDs(c.cands),
+		nonNilStrings(c.keys)).Query(func(rows pgx.Rows) error {
 		var mb, u int64
 		_, err := pgx.ForEachRow(rows, []any{&mb, &u}, func() error {
 			if mb == pre.target.ID {
