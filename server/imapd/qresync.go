@@ -340,7 +340,9 @@ func (c *Conn) resync(p *qresyncParam) error {
 	// reported: found by the poll's statement (store.ChangesSince, by the
 	// mod-sequence indexes), not by reading every member (a 10,000-message
 	// resync after 100 changes read 10,000 rows: 3.8x Dovecot).
-	ch, err := c.Store().ChangesSince(c.Ctx(), c.sel.mb.Box(), p.modseq, false)
+	// Read, not the process's record: it answers with the snapshot of this
+	// SELECT (store.ChangesSinceFresh).
+	ch, err := c.Store().ChangesSinceFresh(c.Ctx(), c.sel.mb.Box(), p.modseq)
 	if err != nil {
 		return err
 	}

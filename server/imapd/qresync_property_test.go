@@ -73,14 +73,20 @@ func (q *qrClient) do(cmd string) []*imaptest.Resp {
 			}
 		case "FETCH":
 			a := r.Attrs()
-			if m, ok := a["MODSEQ"]; ok {
-				ms, _ := strconv.ParseInt(m.L[0].S, 10, 64)
-				maxMS = max(maxMS, ms)
-			}
 			uidTok, hasUID := a["UID"]
 			fl, hasFlags := a["FLAGS"]
 			if !hasUID || !hasFlags {
+				// A FETCH without UID (FETCH 1:* (FLAGS MODSEQ): RFC 7162
+				// asks for UIDs only in the other responses,
+				// rfc7162.txt:1421-1430) is not applied by this client,
+				// which keeps no sequence numbers; nor may its MODSEQ
+				// raise the mod-sequence the client resyncs from, or the
+				// change it carried would never be reported again.
 				continue
+			}
+			if m, ok := a["MODSEQ"]; ok {
+				ms, _ := strconv.ParseInt(m.L[0].S, 10, 64)
+				maxMS = max(maxMS, ms)
 			}
 			uid, _ := strconv.ParseUint(uidTok.S, 10, 32)
 			var names []string

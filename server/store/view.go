@@ -219,6 +219,22 @@ func (s *Store) ChangesSinceExcept(ctx context.Context, b Box, since int64, clai
 // their held UIDs: their membership rows are gone, so the mailbox's own
 // rows never show them; the session keeps their flags current with these.
 func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, claimRecent bool, lo, hi int64, held Held) (*Changes, error) {
+	return s.changesSince(ctx, box, since, claimRecent, lo, hi, held, true)
+}
+
+// ChangesSinceFresh is ChangesSince read from the store itself, never from
+// the process's record of the mailbox (sharedpoll.go): for a command that
+// puts the answer beside a read of its own, as QRESYNC's resync beside
+// SELECT's snapshot. The record is current with every change signalled to
+// the process, but another process's change reaches it only with its
+// NOTIFY, a moment after that change's COMMIT, which a read already sees:
+// the snapshot's HIGHESTMODSEQ could then cover a change the record's
+// answer lacks, and the client would never hear of it.
+func (s *Store) ChangesSinceFresh(ctx context.Context, box Box, since int64) (*Changes, error) {
+	return s.changesSince(ctx, box, since, false, 0, -1, Held{}, false)
+}
+
+func (s *Store) changesSince(ctx context.Context, box Box, since int64, claimRecent bool, lo, hi int64, held Held, shared bool) (*Changes, error) {
 	if err := box.check(); err != nil {
 		return nil, err
 	}
@@ -234,7 +250,7 @@ func (s *Store) ChangesSinceHeld(ctx context.Context, box Box, since int64, clai
 	// 0.83 ms of planning for 0.26 ms of execution, as the cost of a generic
 	// plan for "modseq > $2" looked high; the LATERAL probes keep that plan
 	// to index ranges and probes however many rows it expects.
-	if held.Len() == 0 || s.deleted.all(held.IDs) { // sharedpoll.go
+	if shared && (held.Len() == 0 || s.deleted.all(held.IDs)) { // sharedpoll.go
 		if ch, fresh := s.sharedChanges(box, since, lo, hi); ch != nil {
 			s.polls.hits.Add(1)
 			return s.claimChanged(ctx, mailboxID, ch, claimRecent, fresh)
