@@ -441,7 +441,7 @@ func (c *Conn) matchUpdate(u *updateContext, cands []uint32) (map[uint32]*sortIt
 				continue
 			}
 			if u.keys == nil || u.has(x) {
-				out[x] = &sortItem{SortMsg: store.SortMsg{UID: x}}
+				out[x] = &sortItem{SortMsg: &store.SortMsg{}, UID: x}
 			} else {
 				need = append(need, x)
 			}
@@ -452,7 +452,7 @@ func (c *Conn) matchUpdate(u *updateContext, cands []uint32) (map[uint32]*sortIt
 		// The sort keys of the messages the SORT adds.
 		found, err := c.Store().SortKeys(c.Ctx(), s.mb.Box(), query.UID{Set: uidSetOf(need)}, c.searchEnv(v), v.Gone(need, false), false)
 		for _, k := range found {
-			out[k.UID] = &sortItem{SortMsg: k}
+			out[k.UID] = &sortItem{SortMsg: &k, UID: k.UID}
 		}
 		return out, err
 	}
@@ -461,13 +461,13 @@ func (c *Conn) matchUpdate(u *updateContext, cands []uint32) (map[uint32]*sortIt
 	if u.keys == nil {
 		found, err := c.Store().SearchHeld(c.Ctx(), s.mb.Box(), node, c.searchEnv(v), held)
 		for _, x := range found {
-			out[x] = &sortItem{SortMsg: store.SortMsg{UID: x}}
+			out[x] = &sortItem{SortMsg: &store.SortMsg{}, UID: x}
 		}
 		return out, err
 	}
 	found, err := c.Store().SortKeys(c.Ctx(), s.mb.Box(), node, c.searchEnv(v), held, false)
 	for _, k := range found {
-		out[k.UID] = &sortItem{SortMsg: k}
+		out[k.UID] = &sortItem{SortMsg: &k, UID: k.UID}
 	}
 	return out, err
 }

@@ -33,7 +33,7 @@ func TestPropertyUpdatePositions(t *testing.T) {
 			in[uint32(u)] = rapid.Bool().Draw(t, "in")
 		}
 		item := func(u uint32) *sortItem {
-			return &sortItem{SortMsg: store.SortMsg{UID: u, Size: sizes[u]}, seq: u}
+			return &sortItem{SortMsg: &store.SortMsg{UID: u, Size: sizes[u]}, UID: u, seq: u}
 		}
 		expect := func() []uint32 {
 			var items []*sortItem

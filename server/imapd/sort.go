@@ -9,7 +9,6 @@ package imapd
 import (
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -30,16 +29,20 @@ type sortKey struct {
 
 // sortItem is a found message with its sequence number, the implicit last
 // sort criterion: "If two or more messages exactly match according to the
-// sorting criteria", sequence order decides (rfc5256.txt:231-234).
+// sorting criteria", sequence order decides (rfc5256.txt:231-234). The
+// keys may be the store's shared entry (store.SortKeysByID): not modified.
 type sortItem struct {
-	store.SortMsg
+	*store.SortMsg
+	UID uint32
 	seq uint32
 }
 
-// sent is the "sent date" of rfc5256.txt:139-161: Date: in UTC, else the
-// INTERNALDATE ("If the sent date cannot be determined ... the
+func (m *sortItem) sent() time.Time { return sentDate(m.SortMsg) }
+
+// sentDate is the "sent date" of rfc5256.txt:139-161: Date: in UTC, else
+// the INTERNALDATE ("If the sent date cannot be determined ... the
 // INTERNALDATE for that message is used", rfc5256.txt:155-157).
-func (m *sortItem) sent() time.Time {
+func sentDate(m *store.SortMsg) time.Time {
 	if m.Sent.IsZero() {
 		return m.Arrival
 	}
@@ -70,47 +73,93 @@ func cmdSort(c *Conn, cmd *Command, uid bool) error {
 	if err != nil {
 		return err
 	}
-	var node query.Node
-	items, issued, err := c.sortSearch(cmd, args[1:], false, &node)
+	node, err := c.sortProgram(args[1:])
 	if err != nil {
 		return err
 	}
+	update := ret != nil && ret.update
+	if c.fromView(node) && !update {
+		// One walk of the view's kept order (sortorder.go).
+		if node, err = c.Store().PrepareSearch(node); err == nil {
+			err = c.sortOrdered(cmd, uid, ret, keys, node)
+		}
+		return c.searchErr(cmd, err)
+	}
+	// The sorted result itself: an updating SORT keeps it (ctxupdate.go).
+	var items []*sortItem
+	var issued bool
+	if c.fromView(node) {
+		var prep query.Node
+		if prep, err = c.Store().PrepareSearch(node); err == nil {
+			items, issued, err = c.sortFromView(prep)
+		}
+	} else {
+		items, issued, err = c.sortStore(node, false)
+	}
+	if err != nil {
+		return c.searchErr(cmd, err)
+	}
 	sortItems(items, keys)
-	if ret != nil {
-		// "returns results in an ESEARCH response" (rfc5267.txt:175-179),
-		// in sort order: MIN and MAX are the first and last sorted
-		// message, ALL and PARTIAL list them in that order, with ranges
-		// only where numbers ascend (rfc5267.txt:186-214).
-		h := newHits(uid, ret)
-		if ret.update {
-			h.refused = c.addUpdate(cmd.Tag, uid, node, keys, nil, items)
-		}
-		w := c.Writer()
-		w.Lock()
-		h.start(w)
-		for _, m := range items {
-			h.writeHit(m.UID, m.seq)
-		}
-		h.finish(cmd.Tag)
-		w.Unlock()
-		return c.sortReply(cmd, issued)
+	h := newSortHits(uid, ret)
+	if update {
+		h.refused = c.addUpdate(cmd.Tag, uid, node, keys, nil, items)
 	}
-	var b strings.Builder
-	b.WriteString("SORT") // sort-data = "SORT" *(SP nz-number), rfc5256.txt:779
+	w := c.Writer()
+	w.Lock()
+	h.start(w)
 	for _, m := range items {
-		b.WriteByte(' ')
-		b.WriteString(strconv.FormatUint(uint64(number(m, uid)), 10))
+		h.writeHit(m.UID, m.seq)
 	}
-	c.Untagged("%s", b.String())
+	h.finish(cmd.Tag)
+	w.Unlock()
 	return c.sortReply(cmd, issued)
 }
 
-func number(m *sortItem, uid bool) uint32 {
-	if uid {
-		return m.UID
-	}
-	return m.seq
+// sortHits writes a SORT's answer as it comes, in sort order: "* SORT"
+// and the numbers (sort-data = "SORT" *(SP nz-number), rfc5256.txt:779),
+// or with result options the ESEARCH response: "returns results in an
+// ESEARCH response" (rfc5267.txt:175-179), MIN and MAX the first and last
+// sorted message, ALL and PARTIAL listing them in that order, with ranges
+// only where numbers ascend (rfc5267.txt:186-214).
+type sortHits struct {
+	*hits
+	plain bool
 }
+
+func newSortHits(uid bool, ret *searchReturn) *sortHits {
+	return &sortHits{hits: newHits(uid, ret), plain: ret == nil}
+}
+
+func (h *sortHits) start(w *Writer) {
+	if h.plain {
+		h.w = w
+		w.Untagged()
+		w.Raw("SORT")
+		return
+	}
+	h.hits.start(w)
+}
+
+func (h *sortHits) finish(tag string) {
+	if h.plain {
+		h.w.CRLF()
+		return
+	}
+	h.hits.finish(tag)
+}
+
+// enough reports whether more matches would change nothing of the answer:
+// ESORT asked for PARTIAL lo:hi and/or MIN only (no ALL, MAX or COUNT),
+// and has them.
+func (h *sortHits) enough() bool {
+	r := h.ret
+	if h.plain || r.all || r.max || r.count || r.save || r.min && h.n == 0 {
+		return false
+	}
+	return r.partial[0] == 0 || uint32(h.n) >= r.partial[1]
+}
+
+func number(m *sortItem, uid bool) uint32 { return number2(m.UID, m.seq, uid) }
 
 // parseSortKeys reads sort-criterion *(SP sort-criterion), each
 // ["REVERSE" SP] sort-key (rfc5256.txt:760-765).
@@ -154,40 +203,48 @@ func sortItems(items []*sortItem, keys []sortKey) { slices.SortFunc(items, sortC
 // sortCmp is the order of sortItems.
 func sortCmp(keys []sortKey) func(a, b *sortItem) int {
 	return func(a, b *sortItem) int {
-		for _, k := range keys {
-			var r int
-			switch k.key {
-			case "ARRIVAL":
-				r = a.Arrival.Compare(b.Arrival)
-			case "DATE":
-				r = a.sent().Compare(b.sent())
-			case "SIZE":
-				r = cmpInt(a.Size, b.Size)
-			case "SUBJECT":
-				r = strings.Compare(a.Subject, b.Subject)
-			case "FROM":
-				r = strings.Compare(a.From, b.From)
-			case "TO":
-				r = strings.Compare(a.To, b.To)
-			case "CC":
-				r = strings.Compare(a.Cc, b.Cc)
-			case "DISPLAYFROM":
-				r = strings.Compare(a.DisplayFrom, b.DisplayFrom)
-			case "DISPLAYTO":
-				r = strings.Compare(a.DisplayTo, b.DisplayTo)
-			}
-			if k.reverse {
-				r = -r
-			}
-			if r != 0 {
-				return r
-			}
+		if r := cmpKeys(a.SortMsg, b.SortMsg, keys); r != 0 {
+			return r
 		}
 		return cmpInt(a.seq, b.seq)
 	}
 }
 
-func cmpInt[T int64 | uint32](a, b T) int {
+// cmpKeys compares two messages by the sort criteria keys alone.
+func cmpKeys(a, b *store.SortMsg, keys []sortKey) int {
+	for _, k := range keys {
+		var r int
+		switch k.key {
+		case "ARRIVAL":
+			r = a.Arrival.Compare(b.Arrival)
+		case "DATE":
+			r = sentDate(a).Compare(sentDate(b))
+		case "SIZE":
+			r = cmpInt(a.Size, b.Size)
+		case "SUBJECT":
+			r = strings.Compare(a.Subject, b.Subject)
+		case "FROM":
+			r = strings.Compare(a.From, b.From)
+		case "TO":
+			r = strings.Compare(a.To, b.To)
+		case "CC":
+			r = strings.Compare(a.Cc, b.Cc)
+		case "DISPLAYFROM":
+			r = strings.Compare(a.DisplayFrom, b.DisplayFrom)
+		case "DISPLAYTO":
+			r = strings.Compare(a.DisplayTo, b.DisplayTo)
+		}
+		if k.reverse {
+			r = -r
+		}
+		if r != 0 {
+			return r
+		}
+	}
+	return 0
+}
+
+func cmpInt[T int32 | int64 | uint32](a, b T) int {
 	switch {
 	case a < b:
 		return -1
@@ -197,76 +254,99 @@ func cmpInt[T int64 | uint32](a, b T) int {
 	return 0
 }
 
-// sortSearch runs the search-criteria of SORT and THREAD: the charset,
+// sortProgram reads the search-criteria of SORT and THREAD: the charset,
 // mandatory here (rfc5256.txt:201-204: "US-ASCII and [UTF-8] charsets
 // MUST be implemented"; any other NO [BADCHARSET] as for SEARCH,
-// rfc3501.txt:2771-2774), then SEARCH's program over the selected
-// mailbox, folder or view. It returns the found messages the client knows
-// of, in sequence number order, with their keys; messages another session
-// expunged whose EXPUNGE the client has not seen yet are found too, as by
-// SEARCH (search.go). issued: a message the client still has was deleted
-// meanwhile (read before the response starts: an error must not cut it
-// in half).
-//
-// prog, when not nil, receives the parsed program (SORT with UPDATE keeps
-// it: ctxupdate.go).
-func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool, prog *query.Node) (items []*sortItem, issued bool, err error) {
+// rfc3501.txt:2771-2774), then SEARCH's program; and brings the view up
+// to date with the store, as SEARCH does.
+func (c *Conn) sortProgram(args []Value) (query.Node, error) {
 	if len(args) == 0 {
-		return nil, false, Syntax("charset expected")
+		return nil, Syntax("charset expected")
 	}
 	cs, ok := args[0].AString()
 	if !ok || args[0].Kind == List {
-		return nil, false, Syntax("charset expected")
+		return nil, Syntax("charset expected")
 	}
 	if len(args) < 2 {
-		return nil, false, Syntax("search criteria expected")
+		return nil, Syntax("search criteria expected")
 	}
 	if !searchCharsets[strings.ToUpper(cs)] {
-		return nil, false, No("BADCHARSET (US-ASCII UTF-8)", "unsupported charset "+cs)
+		return nil, No("BADCHARSET (US-ASCII UTF-8)", "unsupported charset "+cs)
 	}
-	node, perr := c.parseProgram(args[1:])
-	if perr != nil {
-		return nil, false, perr
-	}
-	if prog != nil {
-		*prog = node
+	node, err := c.parseProgram(args[1:])
+	if err != nil {
+		return nil, err
 	}
 	if err := c.syncSelected(true); err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	view := c.sel.view
-	env := c.searchEnv(view)
-	var found []store.SortMsg
-	if view.KeepsFlags() && view.KeepsIDs() && flagsOnly(node) {
-		// Matched on the session's flags, sorted on cached keys.
-		if node, err = c.Store().PrepareSearch(node); err == nil {
-			items, issued, err = c.sortFromView(node)
-		}
-	} else {
-		found, err = c.Store().SortKeys(c.Ctx(), c.sel.mb.Box(), node, env, view.Gone(view.UIDs(), false), thread)
-	}
+	return node, nil
+}
+
+// fromView reports whether the view can answer the program itself: flags
+// only, and the view keeps its messages' flags and ids.
+func (c *Conn) fromView(node query.Node) bool {
+	v := c.sel.view
+	return v.KeepsFlags() && v.KeepsIDs() && flagsOnly(node)
+}
+
+// searchErr is the reply to a SORT's or THREAD's search that failed (nil:
+// none).
+func (c *Conn) searchErr(cmd *Command, err error) error {
 	var bs *badSeqError
 	var na *query.NotAllowedError
 	var le *query.LimitError
 	switch {
 	case errors.As(err, &bs):
-		return nil, false, Bad("", bs.Error())
+		return Bad("", bs.Error())
 	case errors.As(err, &na):
-		return nil, false, Bad("", na.Error())
+		return Bad("", na.Error())
 	case errors.As(err, &le):
 		c.log.Info("search refused", "cmd", cmd.Name, "limit", le.What, "got", le.Got, "max", le.Max)
-		return nil, false, No(CodeLimit, le.Error())
-	case err != nil:
+		return No(CodeLimit, le.Error())
+	}
+	return err
+}
+
+// sortSearch is THREAD's search (sortProgram, then sortFromView or
+// sortStore).
+func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sortItem, issued bool, err error) {
+	node, err := c.sortProgram(args)
+	if err != nil {
 		return nil, false, err
 	}
-	if items != nil {
-		return items, issued, nil
+	if c.fromView(node) {
+		// Matched on the session's flags, sorted on cached keys.
+		if node, err = c.Store().PrepareSearch(node); err == nil {
+			items, issued, err = c.sortFromView(node)
+		}
+	} else {
+		items, issued, err = c.sortStore(node, thread)
+	}
+	if err != nil {
+		return nil, false, c.searchErr(cmd, err)
+	}
+	return items, issued, nil
+}
+
+// sortStore runs the program over the selected mailbox, folder or view,
+// in Postgres (store.SortKeys). It returns the found messages the client
+// knows of, in sequence number order, with their keys; messages another
+// session expunged whose EXPUNGE the client has not seen yet are found
+// too, as by SEARCH (search.go). issued: a message the client still has
+// was deleted meanwhile (read before the response starts: an error must
+// not cut it in half).
+func (c *Conn) sortStore(node query.Node, thread bool) (items []*sortItem, issued bool, err error) {
+	view := c.sel.view
+	found, err := c.Store().SortKeys(c.Ctx(), c.sel.mb.Box(), node, c.searchEnv(view), view.Gone(view.UIDs(), false), thread)
+	if err != nil {
+		return nil, false, err
 	}
 	items = make([]*sortItem, 0, len(found))
-	for _, m := range found {
+	for i := range found {
 		// Messages the client was not told about yet are not in its view.
-		if seq := view.Seq(m.UID); seq != 0 {
-			items = append(items, &sortItem{SortMsg: m, seq: seq})
+		if seq := view.Seq(found[i].UID); seq != 0 {
+			items = append(items, &sortItem{SortMsg: &found[i], UID: found[i].UID, seq: seq})
 		}
 	}
 	others, err := c.othersFlags(view.UIDs())
@@ -289,51 +369,212 @@ func (c *Conn) sortReply(cmd *Command, issued bool) error {
 	return nil
 }
 
-// sortFromView is sortSearch for a program of flags only: matched on the
-// session's kept flags (as searchView), the keys of the matches from the
-// store's cache of sort keys (store.SortKeysByID), so a repeated SORT or
-// THREAD of a large mailbox reads nothing but the keys of messages new to
-// the process. Items is never nil.
+// viewMatcher returns the test of a flags-only program on the message at
+// a position of the view, on the session's kept flags (as searchView):
+// messages another session took out of the mailbox (their EXPUNGE not
+// sent yet) on their current flags, one deleted meanwhile matching
+// nothing (others, from othersFlags). A program of system flags and
+// RECENT/NEW/OLD only is evaluated once for each of the 64 combinations
+// (query.Eval, the reference semantics), then looked up per message.
+func (c *Conn) viewMatcher(node query.Node, others map[uint32]*store.Flags) func(i int) bool {
+	view := c.sel.view
+	n := uint32(view.Len())
+	maxUID := view.UID(n)
+	uids := view.UIDs()
+	kw := query.UsesKeywords(node)
+	eval := func(i int, f store.Flags) bool {
+		u := uids[i]
+		m := query.Msg{UID: u, Seq: uint32(i + 1), Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted,
+			Draft: f.Draft, Recent: view.IsRecent(u), Keywords: f.Keywords}
+		return query.Eval(node, &m, maxUID, n)
+	}
+	other := func(i int) (bool, bool) {
+		of, ok := others[uids[i]]
+		if !ok {
+			return false, false
+		}
+		f, exists := derefFlags(of)
+		return exists && eval(i, f), true
+	}
+	if table, recent, ok := flagTable(node); ok {
+		return func(i int) bool {
+			if len(others) > 0 {
+				if r, ok := other(i); ok {
+					return r
+				}
+			}
+			b := view.fbits[i]
+			if recent && view.recent[uids[i]] {
+				b |= fRecent
+			}
+			return table[b]
+		}
+	}
+	return func(i int) bool {
+		if len(others) > 0 {
+			if r, ok := other(i); ok {
+				return r
+			}
+		}
+		return eval(i, view.FlagsAt(i, kw))
+	}
+}
+
+// fRecent is the bit of \Recent next to packFlags' (flagTable).
+const fRecent uint8 = fDraft << 1
+
+// flagTable evaluates a program of system flags and RECENT/NEW/OLD for
+// every combination of them, indexed by packFlags | fRecent; recent: the
+// program reads \Recent. ok is false for another program.
+func flagTable(node query.Node) (table *[64]bool, recent bool, ok bool) {
+	var bitsOnly func(n query.Node) bool
+	bitsOnly = func(n query.Node) bool {
+		switch n := n.(type) {
+		case query.All, query.Flag:
+			return true
+		case query.Recent:
+			recent = true
+			return true
+		case query.Not:
+			return bitsOnly(n.X)
+		case query.Or:
+			return bitsOnly(n.A) && bitsOnly(n.B)
+		case query.And:
+			for _, x := range n {
+				if !bitsOnly(x) {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	if !bitsOnly(node) {
+		return nil, false, false
+	}
+	table = new([64]bool)
+	for b := range uint8(64) {
+		m := query.Msg{UID: 1, Seq: 1, Seen: b&fSeen != 0, Answered: b&fAnswered != 0, Flagged: b&fFlagged != 0,
+			Deleted: b&fDeleted != 0, Draft: b&fDraft != 0, Recent: b&fRecent != 0}
+		table[b] = query.Eval(node, &m, 1, 1)
+	}
+	return table, recent, true
+}
+
+// sortOrdered answers a SORT whose program the view can answer (fromView)
+// by one walk of the view's order for keys (sortorder.go), brought up to
+// date first, testing each message's flags (viewMatcher): no sort, and
+// ESORT PARTIAL lo:hi stops at the hi-th match (at once for ALL; a program
+// matching few messages walks further, the whole order if fewer than hi
+// match).
+func (c *Conn) sortOrdered(cmd *Command, uid bool, ret *searchReturn, keys []sortKey, node query.Node) error {
+	o, issued, err := c.sortedOrder(keys)
+	if err != nil {
+		return err
+	}
+	view := c.sel.view
+	others, err := c.othersFlags(view.UIDs())
+	if err != nil {
+		return err
+	}
+	for _, f := range others {
+		issued = issued || f == nil
+	}
+	match := c.viewMatcher(node, others)
+	uids := view.UIDs()
+	h := newSortHits(uid, ret)
+	w := c.Writer()
+	w.Lock()
+	h.start(w)
+	for _, e := range o.ents {
+		i := int(e.pos)
+		if !match(i) {
+			continue
+		}
+		if h.plain {
+			w.SP()
+			w.Number(uint64(number2(uids[i], uint32(i+1), uid)))
+			continue
+		}
+		h.writeHit(uids[i], uint32(i+1))
+		if h.enough() {
+			break
+		}
+	}
+	h.finish(cmd.Tag)
+	w.Unlock()
+	return c.sortReply(cmd, issued)
+}
+
+func number2(u, seq uint32, uid bool) uint32 {
+	if uid {
+		return u
+	}
+	return seq
+}
+
+// sortedOrder returns the view's order for keys with the messages new to
+// it inserted (their keys from the store's cache, store.SortKeysByID).
+// issued: a message of the view was deleted meanwhile (no keys): it is
+// left out of the order (it leaves the view with its EXPUNGE).
+func (c *Conn) sortedOrder(keys []sortKey) (o *sortOrder, issued bool, err error) {
+	view := c.sel.view
+	o = view.order(keys)
+	if len(o.pending) == 0 {
+		return o, false, nil
+	}
+	ids := make([]int64, len(o.pending))
+	for j, p := range o.pending {
+		ids[j] = view.IDAt(int(p))
+	}
+	ks, err := c.Store().SortKeysByID(c.Ctx(), c.sel.mb.Box(), ids)
+	if err != nil {
+		return nil, false, err
+	}
+	add := make([]orderEnt, 0, len(ks))
+	for j, k := range ks {
+		if k == nil {
+			issued = true
+			continue
+		}
+		add = append(add, orderEnt{pos: o.pending[j], k: k})
+	}
+	o.pending = o.pending[:0]
+	o.insert(add)
+	return o, issued, nil
+}
+
+// sortFromView is THREAD's search for a program of flags only: matched on
+// the session's kept flags (viewMatcher), the keys of the matches from the
+// store's cache of sort keys (store.SortKeysByID), so a repeated THREAD
+// of a large mailbox reads nothing but the keys of messages new to the
+// process. Items is never nil.
 func (c *Conn) sortFromView(node query.Node) (items []*sortItem, issued bool, err error) {
 	view := c.sel.view
 	others, err := c.othersFlags(view.UIDs())
 	if err != nil {
 		return nil, false, err
 	}
-	n := uint32(view.Len())
-	maxUID := view.UID(n)
-	kw := query.UsesKeywords(node)
+	match := c.viewMatcher(node, others)
 	var seqs []uint32
 	var ids []int64
-	var m query.Msg
 	uids := view.UIDs()
-	for i, u := range uids {
-		f := view.FlagsAt(i, kw)
-		if of, other := others[u]; other {
-			var ok bool
-			if f, ok = derefFlags(of); !ok {
-				continue
-			}
-		}
-		seq := uint32(i + 1)
-		m = query.Msg{UID: u, Seq: seq, Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted,
-			Draft: f.Draft, Recent: view.IsRecent(u), Keywords: f.Keywords}
-		if query.Eval(node, &m, maxUID, n) {
-			seqs, ids = append(seqs, seq), append(ids, view.IDAt(i))
+	for i := range uids {
+		if match(i) {
+			seqs, ids = append(seqs, uint32(i+1)), append(ids, view.IDAt(i))
 		}
 	}
-	keys, found, err := c.Store().SortKeysByID(c.Ctx(), c.sel.mb.Box(), ids)
+	keys, err := c.Store().SortKeysByID(c.Ctx(), c.sel.mb.Box(), ids)
 	if err != nil {
 		return nil, false, err
 	}
 	all := make([]sortItem, 0, len(seqs))
 	for j, seq := range seqs {
-		if !found[j] { // deleted meanwhile: cannot be matched (EXPUNGEISSUED)
+		if keys[j] == nil { // deleted meanwhile: cannot be matched (EXPUNGEISSUED)
 			issued = true
 			continue
 		}
-		keys[j].UID = uids[seq-1]
-		all = append(all, sortItem{SortMsg: keys[j], seq: seq})
+		all = append(all, sortItem{SortMsg: keys[j], UID: uids[seq-1], seq: seq})
 	}
 	items = make([]*sortItem, len(all))
 	for j := range all {

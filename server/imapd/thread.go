@@ -37,7 +37,7 @@ func cmdThread(c *Conn, cmd *Command, uid bool) error {
 	if !ok || !c.capable("THREAD="+alg) {
 		return Syntax("unknown threading algorithm " + args[0].S)
 	}
-	items, issued, err := c.sortSearch(cmd, args[1:], alg == "REFERENCES", nil)
+	items, issued, err := c.sortSearch(cmd, args[1:], alg == "REFERENCES")
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,11 @@ type View struct {
 	// since the last TakeTouched, kept only while Track is on: the
 	// updating searches re-evaluate them (ctxupdate.go).
 	touched map[uint32]bool
+
+	// The messages in sorted order, per list of sort criteria used by
+	// SORT (sortorder.go), told by Flush what it removes and appends.
+	orders    map[string]*sortOrder
+	orderTick uint64
 }
 
 const (
@@ -413,11 +418,16 @@ func (v *View) Apply(ch *store.Changes) {
 func (v *View) Flush(allowExpunge bool) []Update {
 	var out []Update
 	if allowExpunge && len(v.gone) > 0 {
+		var removed []int32 // positions before this Flush (sortorder.go)
 		for _, u := range sortedKeysOf(v.gone) {
 			if v.gone[u].held {
 				continue // until a sync point (Release)
 			}
 			seq := v.Seq(u)
+			if v.orders != nil {
+				// Ascending, each removal moves the later ones down by one.
+				removed = append(removed, int32(int(seq-1)+len(removed)))
+			}
 			out = append(out, Update{Kind: UpdExpunge, N: seq, UID: u})
 			v.uids = slices.Delete(v.uids, int(seq-1), int(seq))
 			if v.ids != nil {
@@ -431,6 +441,9 @@ func (v *View) Flush(allowExpunge bool) []Update {
 			delete(v.told, u)
 			delete(v.pendFlags, u)
 			delete(v.gone, u)
+		}
+		if len(removed) > 0 {
+			v.ordersRemoved(removed)
 		}
 	}
 	if len(v.pendNew) > 0 {
@@ -451,6 +464,7 @@ func (v *View) Flush(allowExpunge bool) []Update {
 			clear(v.newFl)
 		}
 		v.pendNew = v.pendNew[:0]
+		v.ordersAdded(n, len(v.uids))
 		out = append(out, Update{Kind: UpdExists, N: uint32(len(v.uids))})
 		if n := len(v.Recent()); n != v.sentRec {
 			out = append(out, Update{Kind: UpdRecent, N: uint32(n)})

@@ -60,15 +60,18 @@ func (s *Store) SortKeys(ctx context.Context, b Box, n query.Node, env *query.En
 // THREAD whose search the session answers from its own flags asks Postgres
 // only for the messages it has not seen yet (SortKeysByID): Dovecot keeps
 // its sort data in its index files, and a 10,000-message SORT read every
-// key from Postgres each time, 5-10× Dovecot's (issue 17's lines).
+// key from Postgres each time, 5-10× Dovecot's (issue 17's lines). The
+// entries are shared and never written after they are cached: sessions
+// keep pointers to them in their sorted orders (imapd/sortorder.go), which
+// outlive a reset of the cache without harm.
 type sortCache struct {
 	mu sync.RWMutex
-	m  map[int64]sortEntry
+	m  map[int64]*sortEntry
 }
 
 type sortEntry struct {
-	userID int64
 	SortMsg
+	userID int64
 }
 
 // maxSortKeys bounds the cache (about 200 bytes an entry): past it, it
@@ -77,20 +80,20 @@ const maxSortKeys = 500_000
 
 // SortKeysByID returns the SORT and THREAD keys of the user's messages
 // ids, aligned with ids, from the process's cache and one query for the
-// others; UID is left zero. found[i] is false for an id that is not the
-// user's message.
-func (s *Store) SortKeysByID(ctx context.Context, b Box, ids []int64) (keys []SortMsg, found []bool, err error) {
+// others; nil for an id that is not the user's message. The keys are
+// shared by every caller and must not be modified; their UID is zero.
+func (s *Store) SortKeysByID(ctx context.Context, b Box, ids []int64) ([]*SortMsg, error) {
 	if err := b.check(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	keys, found = make([]SortMsg, len(ids)), make([]bool, len(ids))
+	keys := make([]*SortMsg, len(ids))
 	var missing []int64
 	at := map[int64][]int{} // positions of the missing ids
 	c := &s.sortKeys
 	c.mu.RLock()
 	for i, id := range ids {
 		if e, ok := c.m[id]; ok && e.userID == b.userID {
-			keys[i], found[i] = e.SortMsg, true
+			keys[i] = &e.SortMsg
 		} else {
 			if at[id] == nil {
 				missing = append(missing, id)
@@ -100,39 +103,40 @@ func (s *Store) SortKeysByID(ctx context.Context, b Box, ids []int64) (keys []So
 	}
 	c.mu.RUnlock()
 	if len(missing) == 0 {
-		return keys, found, nil
+		return keys, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT m.id, `+sortCols(true)+` FROM messages m WHERE m.id = ANY($1) AND m.user_id = $2`,
 		missing, b.userID)
 	if err != nil {
-		return nil, nil, wrap("sort", err)
+		return nil, wrap("sort", err)
 	}
 	defer rows.Close()
-	var read []sortEntry
+	var read []*sortEntry
 	var readIDs []int64
 	for rows.Next() {
 		var id int64
 		m, err := scanSortMsg(rows, true, &id)
 		if err != nil {
-			return nil, nil, wrap("sort", err)
+			return nil, wrap("sort", err)
 		}
+		e := &sortEntry{SortMsg: m, userID: b.userID}
 		for _, i := range at[id] {
-			keys[i], found[i] = m, true
+			keys[i] = &e.SortMsg
 		}
-		read, readIDs = append(read, sortEntry{b.userID, m}), append(readIDs, id)
+		read, readIDs = append(read, e), append(readIDs, id)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, wrap("sort", err)
+		return nil, wrap("sort", err)
 	}
 	c.mu.Lock()
 	if c.m == nil || len(c.m)+len(read) > maxSortKeys {
-		c.m = make(map[int64]sortEntry, len(read))
+		c.m = make(map[int64]*sortEntry, len(read))
 	}
 	for i, id := range readIDs {
 		c.m[id] = read[i]
 	}
 	c.mu.Unlock()
-	return keys, found, nil
+	return keys, nil
 }
 
 // sortCols are the columns of a message's sort keys (m: messages), with
