@@ -12,6 +12,7 @@ import (
 
 	"pgregory.net/rapid"
 
+	"decimail/internal/imaptest"
 	"decimail/server/store"
 )
 
@@ -38,6 +39,10 @@ type refMsg struct {
 	refs          []string
 	inReplyTo     string
 	header        string
+	// The state TestPropertySortCachedOrder follows.
+	uid           uint32
+	seen, flagged bool
+	gone          bool // expunged, still in the session's view (its EXPUNGE not sent)
 }
 
 func (m *refMsg) sentDate() time.Time {
@@ -103,78 +108,82 @@ func drawRefMailbox(t *rapid.T, seq int) []*refMsg {
 	n := rapid.IntRange(1, 14).Draw(t, "messages")
 	var ms []*refMsg
 	for i := range n {
-		l := fmt.Sprintf("msg %d", i+1)
-		m := &refMsg{seq: i + 1}
-		var h strings.Builder
-		base := rapid.SampledFrom(refBases).Draw(t, l+" base")
-		var subj string
-		subj, m.reply = drawSubject(t, base, l)
-		m.base = strings.ToLower(base)
-		if subj != "" {
-			fmt.Fprintf(&h, "Subject: %s\r\n", subj)
-		} else if m.base != "" {
-			panic("empty subject")
-		}
-		addr := func(field string, dst, display *string) {
-			if mb := rapid.SampledFrom(refMboxes).Draw(t, l+" "+field); mb != "" {
-				*dst = strings.ToLower(mb)
-				// A display-name (one RFC 2047 encoded), or none: then
-				// the addr-spec is the display key.
-				switch rapid.IntRange(0, 3).Draw(t, l+" "+field+" name") {
-				case 0:
-					fmt.Fprintf(&h, "%s: %s@x.test, zz@x.test\r\n", field, mb)
-					*display = strings.ToLower(mb) + "@x.test"
-				case 1:
-					fmt.Fprintf(&h, "%s: Some One <%s@x.test>, zz@x.test\r\n", field, mb)
-					*display = "some one"
-				case 2:
-					fmt.Fprintf(&h, "%s: \"%s Smith\" <%s@x.test>\r\n", field, mb, mb)
-					*display = strings.ToLower(mb) + " smith"
-				case 3:
-					fmt.Fprintf(&h, "%s: =?UTF-8?Q?=C3=89mile?= <%s@x.test>\r\n", field, mb)
-					*display = query.Fold("Émile") // i;unicode-casemap (rfc5256.txt:858-863)
-				}
-			}
-		}
-		var dcc string
-		addr("From", &m.from, &m.dfrom)
-		addr("To", &m.to, &m.dto)
-		addr("Cc", &m.cc, &dcc)
-		m.arrival = refBaseDay.Add(time.Duration(rapid.IntRange(0, 3).Draw(t, l+" arrival")) * time.Hour)
-		if m.hasDate = rapid.IntRange(0, 3).Draw(t, l+" dated") > 0; m.hasDate {
-			// A few hours around the arrivals, in other zones too: ties.
-			m.sent = refBaseDay.Add(time.Duration(rapid.IntRange(-1, 4).Draw(t, l+" sent")) * time.Hour)
-			zone := time.FixedZone("", 3600*rapid.SampledFrom([]int{0, -3, 5}).Draw(t, l+" zone"))
-			fmt.Fprintf(&h, "Date: %s\r\n", m.sent.In(zone).Format(time.RFC1123Z))
-		}
-		switch rapid.IntRange(0, 4).Draw(t, l+" message-id") {
-		case 0: // none
-		case 1:
-			h.WriteString("Message-ID: not-an-id\r\n")
-		default:
-			id := rapid.SampledFrom(refIDs).Draw(t, l+" id")
-			m.id = "<" + id + "@x>"
-			fmt.Fprintf(&h, "Message-ID: %s\r\n", drawRefID(t, id, l+" id"))
-		}
-		if refs := rapid.SliceOfN(rapid.SampledFrom(refIDs), 0, 4).Draw(t, l+" references"); len(refs) > 0 {
-			var rs []string
-			for j, r := range refs {
-				m.refs = append(m.refs, "<"+r+"@x>")
-				rs = append(rs, drawRefID(t, r, fmt.Sprintf("%s ref %d", l, j)))
-			}
-			fmt.Fprintf(&h, "References: %s\r\n", strings.Join(rs, " "))
-		}
-		if rapid.Bool().Draw(t, l+" has in-reply-to") {
-			r := rapid.SampledFrom(refIDs).Draw(t, l+" in-reply-to")
-			m.inReplyTo = "<" + r + "@x>"
-			fmt.Fprintf(&h, "In-Reply-To: %s (sent by someone)\r\n", drawRefID(t, r, l+" in-reply-to"))
-		}
-		h.WriteString("\r\n" + strings.Repeat("y", rapid.IntRange(0, 2).Draw(t, l+" body")*50) + "\r\n")
-		m.header = h.String()
-		m.size = len(m.header)
-		ms = append(ms, m)
+		ms = append(ms, drawRefMsg(t, fmt.Sprintf("msg %d", i+1), i+1))
 	}
 	return ms
+}
+
+// drawRefMsg draws one message of the model, labelled l.
+func drawRefMsg(t *rapid.T, l string, seq int) *refMsg {
+	m := &refMsg{seq: seq}
+	var h strings.Builder
+	base := rapid.SampledFrom(refBases).Draw(t, l+" base")
+	var subj string
+	subj, m.reply = drawSubject(t, base, l)
+	m.base = strings.ToLower(base)
+	if subj != "" {
+		fmt.Fprintf(&h, "Subject: %s\r\n", subj)
+	} else if m.base != "" {
+		panic("empty subject")
+	}
+	addr := func(field string, dst, display *string) {
+		if mb := rapid.SampledFrom(refMboxes).Draw(t, l+" "+field); mb != "" {
+			*dst = strings.ToLower(mb)
+			// A display-name (one RFC 2047 encoded), or none: then
+			// the addr-spec is the display key.
+			switch rapid.IntRange(0, 3).Draw(t, l+" "+field+" name") {
+			case 0:
+				fmt.Fprintf(&h, "%s: %s@x.test, zz@x.test\r\n", field, mb)
+				*display = strings.ToLower(mb) + "@x.test"
+			case 1:
+				fmt.Fprintf(&h, "%s: Some One <%s@x.test>, zz@x.test\r\n", field, mb)
+				*display = "some one"
+			case 2:
+				fmt.Fprintf(&h, "%s: \"%s Smith\" <%s@x.test>\r\n", field, mb, mb)
+				*display = strings.ToLower(mb) + " smith"
+			case 3:
+				fmt.Fprintf(&h, "%s: =?UTF-8?Q?=C3=89mile?= <%s@x.test>\r\n", field, mb)
+				*display = query.Fold("Émile") // i;unicode-casemap (rfc5256.txt:858-863)
+			}
+		}
+	}
+	var dcc string
+	addr("From", &m.from, &m.dfrom)
+	addr("To", &m.to, &m.dto)
+	addr("Cc", &m.cc, &dcc)
+	m.arrival = refBaseDay.Add(time.Duration(rapid.IntRange(0, 3).Draw(t, l+" arrival")) * time.Hour)
+	if m.hasDate = rapid.IntRange(0, 3).Draw(t, l+" dated") > 0; m.hasDate {
+		// A few hours around the arrivals, in other zones too: ties.
+		m.sent = refBaseDay.Add(time.Duration(rapid.IntRange(-1, 4).Draw(t, l+" sent")) * time.Hour)
+		zone := time.FixedZone("", 3600*rapid.SampledFrom([]int{0, -3, 5}).Draw(t, l+" zone"))
+		fmt.Fprintf(&h, "Date: %s\r\n", m.sent.In(zone).Format(time.RFC1123Z))
+	}
+	switch rapid.IntRange(0, 4).Draw(t, l+" message-id") {
+	case 0: // none
+	case 1:
+		h.WriteString("Message-ID: not-an-id\r\n")
+	default:
+		id := rapid.SampledFrom(refIDs).Draw(t, l+" id")
+		m.id = "<" + id + "@x>"
+		fmt.Fprintf(&h, "Message-ID: %s\r\n", drawRefID(t, id, l+" id"))
+	}
+	if refs := rapid.SliceOfN(rapid.SampledFrom(refIDs), 0, 4).Draw(t, l+" references"); len(refs) > 0 {
+		var rs []string
+		for j, r := range refs {
+			m.refs = append(m.refs, "<"+r+"@x>")
+			rs = append(rs, drawRefID(t, r, fmt.Sprintf("%s ref %d", l, j)))
+		}
+		fmt.Fprintf(&h, "References: %s\r\n", strings.Join(rs, " "))
+	}
+	if rapid.Bool().Draw(t, l+" has in-reply-to") {
+		r := rapid.SampledFrom(refIDs).Draw(t, l+" in-reply-to")
+		m.inReplyTo = "<" + r + "@x>"
+		fmt.Fprintf(&h, "In-Reply-To: %s (sent by someone)\r\n", drawRefID(t, r, l+" in-reply-to"))
+	}
+	h.WriteString("\r\n" + strings.Repeat("y", rapid.IntRange(0, 2).Draw(t, l+" body")*50) + "\r\n")
+	m.header = h.String()
+	m.size = len(m.header)
+	return m
 }
 
 // refSort is SORT over the model ("Sorting is in ascending order",
@@ -533,6 +542,22 @@ func refOrderedSubject(ms []*refMsg) string {
 
 var sortKeyNames = []string{"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
 
+// drawSortKeys draws 1-3 sort criteria, and their words in a command.
+func drawSortKeys(rt *rapid.T, label string) ([]sortKey, string) {
+	var keys []sortKey
+	var words []string
+	for i := range rapid.IntRange(1, 3).Draw(rt, label+"sort keys") {
+		k := sortKey{key: rapid.SampledFrom(sortKeyNames).Draw(rt, fmt.Sprintf("%skey %d", label, i)),
+			reverse: rapid.Bool().Draw(rt, fmt.Sprintf("%sreverse %d", label, i))}
+		keys = append(keys, k)
+		if k.reverse {
+			words = append(words, "REVERSE")
+		}
+		words = append(words, k.key)
+	}
+	return keys, strings.Join(words, " ")
+}
+
 func TestPropertySortThread(t *testing.T) {
 	e := newEnv(t)
 	c := e.dial()
@@ -556,21 +581,12 @@ func TestPropertySortThread(t *testing.T) {
 			}
 			return strings.TrimRight(u[0].Raw, "\r\n")
 		}
-		var keys []sortKey
-		var words []string
-		for i := range rapid.IntRange(1, 3).Draw(rt, "sort keys") {
-			k := sortKey{key: rapid.SampledFrom(sortKeyNames).Draw(rt, fmt.Sprintf("key %d", i)), reverse: rapid.Bool().Draw(rt, fmt.Sprintf("reverse %d", i))}
-			keys = append(keys, k)
-			if k.reverse {
-				words = append(words, "REVERSE")
-			}
-			words = append(words, k.key)
-		}
+		keys, words := drawSortKeys(rt, "")
 		// ALL is matched on the session's flags with the process's cached
 		// keys (sortFromView), LARGER 0 in Postgres (store.SortKeys): the
 		// same messages, the same order.
 		crit := rapid.SampledFrom([]string{"ALL", "LARGER 0"}).Draw(rt, "criteria")
-		cmd := "SORT (" + strings.Join(words, " ") + ") UTF-8 " + crit
+		cmd := "SORT (" + words + ") UTF-8 " + crit
 		want := "* SORT"
 		for _, s := range refSort(ms, keys) {
 			want += " " + strconv.Itoa(s)
@@ -584,5 +600,287 @@ func TestPropertySortThread(t *testing.T) {
 		if got, want := line("THREAD ORDEREDSUBJECT UTF-8 "+crit), refOrderedSubject(ms); got != want {
 			rt.Fatalf("THREAD ORDEREDSUBJECT\n got  %s\n want %s", got, want)
 		}
+	})
+}
+
+// cachedCrits are the programs of TestPropertySortCachedOrder, with their
+// test on the model: flags only (answered from the session's flags and its
+// kept sort orders, sortorder.go), and one the store answers
+// (store.SortKeys) for comparison.
+var cachedCrits = []struct {
+	crit  string
+	match func(m *refMsg) bool
+}{
+	{"ALL", func(m *refMsg) bool { return true }},
+	{"UNSEEN", func(m *refMsg) bool { return !m.seen }},
+	{"SEEN", func(m *refMsg) bool { return m.seen }},
+	{"FLAGGED", func(m *refMsg) bool { return m.flagged }},
+	{"OR SEEN FLAGGED", func(m *refMsg) bool { return m.seen || m.flagged }},
+	{"UNSEEN UNFLAGGED", func(m *refMsg) bool { return !m.seen && !m.flagged }},
+	{"UNSEEN LARGER 0", func(m *refMsg) bool { return !m.seen }},
+}
+
+// TestPropertySortCachedOrder: SORT, UID SORT, ESORT and THREAD REFERENCES
+// in one session, with changes between them — messages delivered,
+// expunged by this session and by another (whose EXPUNGE this session
+// gets later), flags changed by both — against the RFC 5256 reference over
+// the model of the session's view. The view keeps its messages in sorted
+// order per list of criteria and maintains it across the changes
+// (sortorder.go); this checks that the kept order stays exact. A message
+// expunged by the other session and not yet announced keeps its sequence
+// number and matches nothing (deleted: OK [EXPUNGEISSUED]).
+func TestPropertySortCachedOrder(t *testing.T) {
+	e := newEnv(t)
+	c, c2 := e.dial(), e.dial()
+	folder := 0
+	rapid.Check(t, func(rt *rapid.T) {
+		folder++
+		name := fmt.Sprintf("Q%d", folder)
+		c.OK("CREATE " + name)
+		var box []*refMsg // the mailbox's messages and gone ones, in UID order; box[:known] is the session's view
+		known := 0
+		draw := func(l string) *refMsg {
+			m := drawRefMsg(rt, l, 0)
+			m.seen, m.flagged = rapid.Bool().Draw(rt, l+" seen"), rapid.Bool().Draw(rt, l+" flagged")
+			return m
+		}
+		deliver := func(m *refMsg) {
+			d, err := e.st.Deliver(t.Context(), e.user.ID, []byte(m.header), store.DeliverOptions{Mailbox: name,
+				InternalDate: m.arrival, Flags: store.Flags{Seen: m.seen, Flagged: m.flagged}})
+			if err != nil {
+				rt.Fatal(err)
+			}
+			m.uid = d.UID
+			box = append(box, m)
+		}
+		for i := range rapid.IntRange(0, 10).Draw(rt, "messages") {
+			deliver(draw(fmt.Sprintf("msg %d", i+1)))
+		}
+		// apply follows the session's view through its untagged responses:
+		// EXPUNGE takes out a gone message, EXISTS shows the new ones.
+		apply := func(us []*imaptest.Resp) {
+			for _, r := range us {
+				if r.Tag != "*" || len(r.Data) < 2 {
+					continue
+				}
+				n, err := strconv.Atoi(r.Data[0].S)
+				if err != nil {
+					continue
+				}
+				switch strings.ToUpper(r.Data[1].S) {
+				case "EXPUNGE":
+					if n < 1 || n > known || !box[n-1].gone {
+						rt.Fatalf("%s: not a gone message of the view (%d known)", r.Raw, known)
+					}
+					box = slices.Delete(box, n-1, n)
+					known--
+				case "EXISTS":
+					if n < known || n > len(box) {
+						rt.Fatalf("%s: %d known, %d in the mailbox", r.Raw, known, len(box))
+					}
+					known = n
+				}
+			}
+		}
+		apply(c.OK("SELECT " + name))
+		if known != len(box) {
+			rt.Fatalf("SELECT: %d messages, want %d", known, len(box))
+		}
+		c2.OK("SELECT " + name)
+		uidSet := func(ms []*refMsg) string {
+			var us []string
+			for _, m := range ms {
+				us = append(us, strconv.FormatUint(uint64(m.uid), 10))
+			}
+			return strings.Join(us, ",")
+		}
+		pick := func(l string, n int) []*refMsg { // live messages among box[:n]
+			var out []*refMsg
+			for i, m := range box[:n] {
+				if !m.gone && rapid.IntRange(0, 3).Draw(rt, fmt.Sprintf("%s %d", l, i)) == 0 {
+					out = append(out, m)
+				}
+			}
+			return out
+		}
+		tags := 0
+		type criteria struct {
+			keys  []sortKey
+			words string
+		}
+		var pool []criteria
+		for i := range 2 {
+			keys, words := drawSortKeys(rt, fmt.Sprintf("pool %d ", i))
+			pool = append(pool, criteria{keys, words})
+		}
+		for round := range rapid.IntRange(1, 5).Draw(rt, "rounds") {
+			rl := fmt.Sprintf("round %d ", round)
+			// The commands, each against the reference on the view now.
+			for q := range rapid.IntRange(1, 3).Draw(rt, rl+"commands") {
+				ql := fmt.Sprintf("%scommand %d ", rl, q)
+				// Mostly criteria used before in this session: their kept order.
+				keys, words := drawSortKeys(rt, ql)
+				if k := rapid.IntRange(0, len(pool)).Draw(rt, ql+"pool"); k < len(pool) {
+					keys, words = pool[k].keys, pool[k].words
+				}
+				cc := rapid.IntRange(0, len(cachedCrits)-1).Draw(rt, ql+"criteria")
+				crit := cachedCrits[cc]
+				view := box[:known]
+				issued := false
+				var found []*refMsg // matches, seq set to their sequence number
+				for i, m := range view {
+					issued = issued || m.gone
+					if !m.gone && crit.match(m) {
+						mm := *m
+						mm.seq = i + 1
+						found = append(found, &mm)
+					}
+				}
+				bySeq := map[int]*refMsg{}
+				for _, m := range found {
+					bySeq[m.seq] = m
+				}
+				uid := rapid.Bool().Draw(rt, ql+"uid")
+				num := func(seq int) uint32 {
+					if uid {
+						return bySeq[seq].uid
+					}
+					return uint32(seq)
+				}
+				prefix := ""
+				if uid {
+					prefix = "UID "
+				}
+				tags++
+				tag := fmt.Sprintf("s%d", tags)
+				var cmd, want string
+				switch form := rapid.IntRange(0, 3).Draw(rt, ql+"form"); form {
+				case 0, 1: // SORT
+					cmd = prefix + "SORT (" + words + ") UTF-8 " + crit.crit
+					want = "* SORT"
+					for _, s := range refSort(found, keys) {
+						want += fmt.Sprintf(" %d", num(s))
+					}
+				case 2: // ESORT PARTIAL lo:hi: the walk stops at hi
+					lo := rapid.IntRange(1, 8).Draw(rt, ql+"lo")
+					hi := lo + rapid.IntRange(0, 6).Draw(rt, ql+"hi")
+					cmd = fmt.Sprintf("%sSORT RETURN (PARTIAL %d:%d) (%s) UTF-8 %s", prefix, lo, hi, words, crit.crit)
+					var nums []uint32
+					for j, s := range refSort(found, keys) {
+						if j+1 >= lo && j+1 <= hi {
+							nums = append(nums, num(s))
+						}
+					}
+					part := "NIL"
+					if len(nums) > 0 {
+						part = numSet(nums)
+					}
+					want = fmt.Sprintf(`* ESEARCH (TAG "%s") %sPARTIAL (%d:%d %s)`, tag, prefix, lo, hi, part)
+				case 3: // ESORT MIN COUNT
+					cmd = prefix + "SORT RETURN (MIN COUNT) (" + words + ") UTF-8 " + crit.crit
+					want = fmt.Sprintf(`* ESEARCH (TAG "%s") %s`, tag, prefix)
+					if s := refSort(found, keys); len(s) > 0 {
+						want += fmt.Sprintf("MIN %d ", num(s[0]))
+					}
+					want += fmt.Sprintf("COUNT %d", len(found))
+				}
+				if rapid.IntRange(0, 4).Draw(rt, ql+"thread") == 0 { // numbered by sequence, as the reference
+					cmd, want = "THREAD REFERENCES UTF-8 "+crit.crit, refReferencesString(found)
+				}
+				us, done := c.DoTag(tag, cmd)
+				if done.Status != "OK" {
+					rt.Fatalf("%s: %s", cmd, done.Raw)
+				}
+				got := ""
+				for _, r := range us {
+					if r.Tag == "*" && len(r.Data) > 0 && (r.Data[0].S == "SORT" || r.Data[0].S == "ESEARCH" || r.Data[0].S == "THREAD") {
+						if got != "" {
+							rt.Fatalf("%s: two answers: %s", cmd, us)
+						}
+						got = strings.TrimRight(r.Raw, "\r\n")
+					}
+				}
+				if got != want {
+					rt.Fatalf("%s (view of %d, box of %d)\n got  %s\n want %s", cmd, known, len(box), got, want)
+				}
+				gotIssued := done.HasCode && len(done.Code) > 0 && strings.EqualFold(done.Code[0].S, "EXPUNGEISSUED")
+				if gotIssued != issued {
+					rt.Fatalf("%s: %s, want EXPUNGEISSUED %v", cmd, done.Raw, issued)
+				}
+				apply(us)
+			}
+			// The changes before the next commands.
+			for a := range rapid.IntRange(0, 3).Draw(rt, rl+"changes") {
+				al := fmt.Sprintf("%schange %d ", rl, a)
+				switch rapid.IntRange(0, 4).Draw(rt, al+"kind") {
+				case 0: // delivered
+					for i := range rapid.IntRange(1, 4).Draw(rt, al+"new") {
+						deliver(draw(fmt.Sprintf("%snew %d", al, i)))
+					}
+				case 1, 2: // flags changed, here or in the other session
+					other := rapid.Bool().Draw(rt, al+"other")
+					n := known
+					if other {
+						c2.OK("NOOP") // it knows every message
+						n = len(box)
+					}
+					ms := pick(al+"pick", n)
+					if len(ms) == 0 {
+						continue
+					}
+					flag := rapid.SampledFrom([]string{`\Seen`, `\Flagged`}).Draw(rt, al+"flag")
+					set := rapid.Bool().Draw(rt, al+"set")
+					op := "-FLAGS.SILENT"
+					if set {
+						op = "+FLAGS.SILENT"
+					}
+					cmd := "UID STORE " + uidSet(ms) + " " + op + " (" + flag + ")"
+					if other {
+						c2.OK(cmd)
+					} else {
+						apply(c.OK(cmd))
+					}
+					for _, m := range ms {
+						if flag == `\Seen` {
+							m.seen = set
+						} else {
+							m.flagged = set
+						}
+					}
+				case 3, 4: // expunged, here or in the other session
+					other := rapid.Bool().Draw(rt, al+"other")
+					n := known
+					if other {
+						c2.OK("NOOP")
+						n = len(box)
+					}
+					ms := pick(al+"pick", n)
+					if len(ms) == 0 {
+						continue
+					}
+					cl := c
+					if other {
+						cl = c2
+					}
+					apply2 := func(us []*imaptest.Resp) {
+						if !other {
+							apply(us)
+						}
+					}
+					apply2(cl.OK("UID STORE " + uidSet(ms) + ` +FLAGS.SILENT (\Deleted)`))
+					for _, m := range ms {
+						m.gone = true
+					}
+					// Those the session was not told of yet it never will be.
+					box = append(box[:known], slices.DeleteFunc(slices.Clone(box[known:]), func(m *refMsg) bool { return m.gone })...)
+					apply2(cl.OK("EXPUNGE"))
+				}
+			}
+			if rapid.Bool().Draw(rt, rl+"noop") {
+				apply(c.OK("NOOP"))
+			}
+		}
+		apply(c.OK("NOOP"))
+		c2.OK("NOOP")
 	})
 }
