@@ -63,6 +63,8 @@ type Server struct {
 	perIP    map[string]int   // open connections per peer address
 	memPerIP map[string]int64 // literal bytes in memory per peer address
 	wg       sync.WaitGroup
+
+	orders sharedOrders // SORT's orders shared between sessions (sortorder.go)
 }
 
 // New creates a server; st may be nil only in wire-level tests.

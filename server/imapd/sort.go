@@ -517,19 +517,51 @@ func number2(u, seq uint32, uid bool) uint32 {
 // it inserted (their keys from the store's cache, store.SortKeysByID).
 // issued: a message of the view was deleted meanwhile (no keys): it is
 // left out of the order (it leaves the view with its EXPUNGE).
+//
+// A session's first use of an order starts from the order another session
+// of the server shared for the mailbox (sharedOrders), when there is one,
+// and shares its own when it had to add messages to it (or there was
+// none).
 func (c *Conn) sortedOrder(keys []sortKey) (o *sortOrder, issued bool, err error) {
 	view := c.sel.view
 	o = view.order(keys)
-	if len(o.pending) == 0 {
-		return o, false, nil
+	var sk sharedKey
+	share := false
+	if !o.made {
+		mb := c.sel.mb
+		sk = sharedKey{mailbox: mb.ID, uidValidity: mb.UIDValidity, criteria: ordersKey(keys)}
+		share = true
+		if sh := c.srv.orders.get(sk); sh != nil {
+			share = o.adopt(sh, view.UIDs())
+		}
 	}
+	if len(o.pending) > 0 {
+		if issued, err = c.addPending(o); err != nil {
+			return nil, false, err
+		}
+	}
+	if !o.made {
+		o.made = true
+		if share {
+			c.srv.orders.put(sk, o.share(view.UIDs()))
+		}
+	}
+	return o, issued, nil
+}
+
+// addPending inserts the order's pending messages, with their keys from
+// the store (store.SortKeysByID). issued: one was deleted meanwhile (no
+// keys): it is left out of the order (it leaves the view with its
+// EXPUNGE).
+func (c *Conn) addPending(o *sortOrder) (issued bool, err error) {
+	view := c.sel.view
 	ids := make([]int64, len(o.pending))
 	for j, p := range o.pending {
 		ids[j] = view.IDAt(int(p))
 	}
 	ks, err := c.Store().SortKeysByID(c.Ctx(), c.sel.mb.Box(), ids)
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	add := make([]orderEnt, 0, len(ks))
 	for j, k := range ks {
@@ -541,7 +573,7 @@ func (c *Conn) sortedOrder(keys []sortKey) (o *sortOrder, issued bool, err error
 	}
 	o.pending = o.pending[:0]
 	o.insert(add)
-	return o, issued, nil
+	return issued, nil
 }
 
 // sortFromView is THREAD's search for a program of flags only: matched on

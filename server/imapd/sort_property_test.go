@@ -628,7 +628,9 @@ var cachedCrits = []struct {
 // order per list of criteria and maintains it across the changes
 // (sortorder.go); this checks that the kept order stays exact. A message
 // expunged by the other session and not yet announced keeps its sequence
-// number and matches nothing (deleted: OK [EXPUNGEISSUED]).
+// number and matches nothing (deleted: OK [EXPUNGEISSUED]). Selecting the
+// mailbox again starts a view whose orders begin as the ones the last
+// view shared, older than the mailbox (sharedOrders).
 func TestPropertySortCachedOrder(t *testing.T) {
 	e := newEnv(t)
 	c, c2 := e.dial(), e.dial()
@@ -812,7 +814,14 @@ func TestPropertySortCachedOrder(t *testing.T) {
 			// The changes before the next commands.
 			for a := range rapid.IntRange(0, 3).Draw(rt, rl+"changes") {
 				al := fmt.Sprintf("%schange %d ", rl, a)
-				switch rapid.IntRange(0, 4).Draw(rt, al+"kind") {
+				switch rapid.IntRange(0, 5).Draw(rt, al+"kind") {
+				case 5: // selected again: a new view starts from the orders the last one shared (sharedOrders)
+					box = slices.DeleteFunc(box, func(m *refMsg) bool { return m.gone })
+					known = 0
+					apply(c.OK("SELECT " + name))
+					if known != len(box) {
+						rt.Fatalf("SELECT: %d messages, want %d", known, len(box))
+					}
 				case 0: // delivered
 					for i := range rapid.IntRange(1, 4).Draw(rt, al+"new") {
 						deliver(draw(fmt.Sprintf("%snew %d", al, i)))

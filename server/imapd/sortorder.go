@@ -29,6 +29,7 @@ package imapd
 import (
 	"slices"
 	"strings"
+	"sync"
 
 	"decimail/server/store"
 )
@@ -44,6 +45,7 @@ type sortOrder struct {
 	ents    []orderEnt // sorted (cmp)
 	pending []int32    // positions new to the view, not in ents yet, ascending
 	used    uint64     // View.orderTick at the last use
+	made    bool       // brought up to date once (Conn.sortedOrder)
 }
 
 // orderEnt is one message of the order: its position in the view (its
@@ -159,5 +161,110 @@ func (v *View) ordersAdded(from, to int) {
 		for p := from; p < to; p++ {
 			o.pending = append(o.pending, int32(p))
 		}
+	}
+}
+
+// adopt starts a new order from a shared one (sharedOrders): its entries
+// whose UIDs are in the view (uids), at their positions, in its order;
+// the view's other messages pending. It reports whether that left any
+// message pending.
+func (o *sortOrder) adopt(sh *sharedOrder, uids []uint32) bool {
+	covered := make([]bool, len(uids))
+	o.ents = make([]orderEnt, 0, len(uids))
+	for j, u := range sh.uids {
+		if i, ok := slices.BinarySearch(uids, u); ok {
+			o.ents = append(o.ents, orderEnt{pos: int32(i), k: sh.keys[j]})
+			covered[i] = true
+		}
+	}
+	o.pending = o.pending[:0]
+	for i, cv := range covered {
+		if !cv {
+			o.pending = append(o.pending, int32(i))
+		}
+	}
+	return len(o.pending) > 0
+}
+
+// share is the order as a shared one, its messages named by UID.
+func (o *sortOrder) share(uids []uint32) *sharedOrder {
+	sh := &sharedOrder{uids: make([]uint32, len(o.ents)), keys: make([]*store.SortMsg, len(o.ents))}
+	for j, e := range o.ents {
+		sh.uids[j], sh.keys[j] = uids[e.pos], e.k
+	}
+	return sh
+}
+
+// sharedOrders are the orders the sessions of this server made, by
+// mailbox and criteria, for the next session that sorts the same mailbox:
+// webmail opens a session per page (Roundcube), and each would sort the
+// whole mailbox once more. A shared order names its messages by UID,
+// which in one mailbox at one UIDVALIDITY names one message for ever
+// (UIDs are never reused), and is sorted by keys, then UID. Sequence order
+// is UID order in every session's view, so the entries of a shared order
+// that are in a session's view are in that view's order, and the session
+// adds its messages the shared order lacks by binary search
+// (sortOrder.adopt, then insert): exact by construction, whatever the
+// shared order's age. A published order is never modified.
+type sharedOrders struct {
+	mu   sync.Mutex
+	m    map[sharedKey]*sharedOrder
+	size int // entries of all orders in m
+	tick uint64
+}
+
+type sharedKey struct {
+	mailbox     int64
+	uidValidity uint32
+	criteria    string // ordersKey
+}
+
+type sharedOrder struct {
+	uids []uint32
+	keys []*store.SortMsg
+	used uint64
+}
+
+// maxSharedEntries bounds the shared orders (12 bytes an entry, plus the
+// keys they keep from being collected); the least recently used go first.
+const maxSharedEntries = 2_000_000
+
+func (s *sharedOrders) get(k sharedKey) *sharedOrder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sh := s.m[k]
+	if sh != nil {
+		s.tick++
+		sh.used = s.tick
+	}
+	return sh
+}
+
+func (s *sharedOrders) put(k sharedKey, sh *sharedOrder) {
+	if len(sh.uids) > maxSharedEntries {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[sharedKey]*sharedOrder{}
+	}
+	if old, ok := s.m[k]; ok {
+		s.size -= len(old.uids)
+	}
+	s.tick++
+	sh.used = s.tick
+	s.m[k] = sh
+	s.size += len(sh.uids)
+	for s.size > maxSharedEntries {
+		var lru sharedKey
+		var lo *sharedOrder
+		for k, o := range s.m {
+			if lo == nil || o.used < lo.used {
+				lru, lo = k, o
+			}
+		}
+		delete(s.m, lru)
+		s.size -= len(lo.uids)
 	}
 }
