@@ -21,10 +21,11 @@ package imapd
 //     all again when many came (sortOrder.insert).
 //
 // Flag changes need nothing: the order holds positions, and the walk reads
-// the flags the view keeps as of the SORT's own poll. The last tiebreak is
-// the sequence number (rfc5256.txt:231-234), which is the position, and
-// positions keep their relative order through EXPUNGEs and appends, so the
-// order of two kept entries never has to be revisited.
+// the flags the view keeps as of the SORT's own poll. The last tiebreak,
+// the "implicit sort criterion" of the sequence number
+// (rfc5256.txt:231-234), is the position, and positions keep their
+// relative order through EXPUNGEs and appends, so the order of two kept
+// entries never has to be revisited.
 
 import (
 	"slices"
