@@ -13,9 +13,7 @@ func (s *Store) OnIndexPass(f func(indexed int)) { s.indexPassed.Store(&f) }
 
 // TextCacheSize is the bytes the text cache holds and its bound.
 func (s *Store) TextCacheSize() (size, max int64) {
-	s.texts.mu.Lock()
-	defer s.texts.mu.Unlock()
-	return s.texts.size, s.texts.max
+	return s.texts.used()
 }
 
 // ChangeSQL runs one statement as a change of the user's mail through

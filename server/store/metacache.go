@@ -1,9 +1,7 @@
 package store
 
 import (
-	"container/list"
 	"context"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,26 +16,17 @@ import (
 // FETCH's query was the one round trip left of most reads, and its p99 was
 // 5-6× Dovecot's). Entries carry their user; FetchMeta serves them to that
 // user's Box only.
-type metaCache struct {
-	mu   sync.Mutex
-	max  int64 // bytes
-	size int64
-	m    map[int64]*list.Element
-	lru  list.List // front: most recently used; values *messageMeta
-}
+type metaCache = userLRU[*messageMeta]
 
 // messageMeta is a message's unchanging FETCH data.
 type messageMeta struct {
-	id, userID    int64
+	id            int64
 	internalDate  time.Time
 	size          int
 	envelope      []byte
 	bodyStructure []byte
 	bodySimple    []byte
 }
-
-// MetaCols are the FetchCols FetchMeta serves.
-var MetaCols = FetchCols{InternalDate: true, Size: true, Envelope: true, BodyStructure: true, BodySimple: true}
 
 // IsMeta reports whether fc asks for nothing but flags and what FetchMeta serves.
 func (fc FetchCols) IsMeta() bool {
@@ -53,46 +42,7 @@ func (e *messageMeta) cost() int64 {
 }
 
 func newMetaCache(max int64) *metaCache {
-	return &metaCache{max: max, m: map[int64]*list.Element{}}
-}
-
-func (c *metaCache) get(userID, id int64) *messageMeta {
-	if c == nil || c.max <= 0 {
-		return nil
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[id]
-	if !ok {
-		return nil
-	}
-	m := e.Value.(*messageMeta)
-	if m.userID != userID {
-		return nil
-	}
-	c.lru.MoveToFront(e)
-	return m
-}
-
-func (c *metaCache) put(m *messageMeta) {
-	n := m.cost()
-	if c == nil || c.max <= 0 || n > c.max/16 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[m.id]; ok {
-		return
-	}
-	c.m[m.id] = c.lru.PushFront(m)
-	c.size += n
-	for c.size > c.max {
-		e := c.lru.Back()
-		old := e.Value.(*messageMeta)
-		c.lru.Remove(e)
-		delete(c.m, old.id)
-		c.size -= old.cost()
-	}
+	return newUserLRU(max, max/16, (*messageMeta).cost)
 }
 
 // FetchMeta calls fn, in the order given, with the unchanging data of the
@@ -108,7 +58,9 @@ func (s *Store) FetchMeta(ctx context.Context, b Box, uids []uint32, ids []int64
 	found := make([]*messageMeta, len(ids))
 	var missing []int64
 	for i, id := range ids {
-		if found[i] = s.metas.get(b.userID, id); found[i] == nil {
+		if m, ok := s.metas.get(b.userID, id); ok {
+			found[i] = m
+		} else {
 			missing = append(missing, id)
 		}
 	}
@@ -120,12 +72,12 @@ func (s *Store) FetchMeta(ctx context.Context, b Box, uids []uint32, ids []int64
 			return wrap("fetch", err)
 		}
 		var tz int32
-		mm := &messageMeta{userID: b.userID}
+		mm := &messageMeta{}
 		_, err = pgx.ForEachRow(rows, []any{&mm.id, &mm.internalDate, &tz, &mm.size, &mm.envelope, &mm.bodyStructure, &mm.bodySimple}, func() error {
 			m := *mm
 			m.internalDate = m.internalDate.In(zone(int(tz)))
 			got[m.id] = &m
-			s.metas.put(&m)
+			s.metas.put(b.userID, m.id, &m)
 			mm.envelope, mm.bodyStructure, mm.bodySimple = nil, nil, nil
 			return nil
 		})

@@ -1,10 +1,8 @@
 package store
 
 import (
-	"container/list"
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -22,16 +20,9 @@ import (
 // here to a session whose view shows it (RFC 2180 §4.1.1 allows serving a
 // message expunged by another session until its EXPUNGE is sent; a session
 // only asks for ids its view holds).
-type textCache struct {
-	mu   sync.Mutex
-	max  int64 // bytes
-	size int64
-	m    map[int64]*list.Element
-	lru  list.List // front: most recently used; values *cachedText
-}
+type textCache = userLRU[*cachedText]
 
 type cachedText struct {
-	id, userID   int64
 	header, body []byte
 }
 
@@ -40,46 +31,7 @@ type cachedText struct {
 const TextCacheMax = 1 << 20
 
 func newTextCache(max int64) *textCache {
-	return &textCache{max: max, m: map[int64]*list.Element{}}
-}
-
-func (c *textCache) get(userID, id int64) (*cachedText, bool) {
-	if c == nil || c.max <= 0 {
-		return nil, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[id]
-	if !ok {
-		return nil, false
-	}
-	t := e.Value.(*cachedText)
-	if t.userID != userID {
-		return nil, false
-	}
-	c.lru.MoveToFront(e)
-	return t, true
-}
-
-func (c *textCache) put(t *cachedText) {
-	n := int64(len(t.header) + len(t.body))
-	if c == nil || c.max <= 0 || n > TextCacheMax || n > c.max {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.m[t.id]; ok {
-		return
-	}
-	c.m[t.id] = c.lru.PushFront(t)
-	c.size += n
-	for c.size > c.max {
-		e := c.lru.Back()
-		old := e.Value.(*cachedText)
-		c.lru.Remove(e)
-		delete(c.m, old.id)
-		c.size -= int64(len(old.header) + len(old.body))
-	}
+	return newUserLRU(max, TextCacheMax, func(t *cachedText) int64 { return int64(len(t.header) + len(t.body)) })
 }
 
 // FetchText reads the header and body of one message of b's user by its id
@@ -101,6 +53,6 @@ func (s *Store) FetchText(ctx context.Context, b Box, id int64) (header, body []
 	} else if err != nil {
 		return nil, nil, wrap("fetch text", err)
 	}
-	s.texts.put(&cachedText{id: id, userID: b.userID, header: header, body: body})
+	s.texts.put(b.userID, id, &cachedText{header: header, body: body})
 	return header, body, nil
 }
