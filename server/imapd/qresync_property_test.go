@@ -77,7 +77,8 @@ func (q *qrClient) do(cmd string) []*imaptest.Resp {
 			fl, hasFlags := a["FLAGS"]
 			if !hasUID || !hasFlags {
 				// A FETCH without UID (FETCH 1:* (FLAGS MODSEQ): RFC 7162
-				// asks for UIDs only in the other responses,
+				// §3.2.4 says the server "MUST automatically include both
+				// UID and mod-sequence data" only in the other responses,
 				// rfc7162.txt:1421-1430) is not applied by this client,
 				// which keeps no sequence numbers; nor may its MODSEQ
 				// raise the mod-sequence the client resyncs from, or the
