@@ -584,6 +584,11 @@ func (s *Store) deliverTx(ctx context.Context, ms []*pending, q *Outbound) (int6
 	}
 
 	b := &pgx.Batch{}
+	// One generic plan per statement for the rest of the transaction: the
+	// statements are shaped alike each time (a few rows by key), and
+	// Postgres planned the membership's afresh on every delivery (0.31 ms
+	// of planning for 0.49 ms of execution with 50 sessions appending).
+	b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
 	users = users[:0]
 	for _, m := range ms {
 		for i, c := range m.copies {
@@ -637,10 +642,10 @@ func (s *Store) deliverTx(ctx context.Context, ms []*pending, q *Outbound) (int6
 		b.Queue(`SELECT pg_notify($1, '')`, OutboundChannel)
 	}
 	// The reads of changes for this process's sessions (sharedpoll.go),
-	// after everything else, with one generic plan as ChangesSince's.
+	// after everything else.
 	feeds := map[int64][]*feedRead{}
 	for _, u := range users {
-		if f := s.queueFeeds(b, u, len(feeds) == 0); len(f) > 0 {
+		if f := s.queueFeeds(b, u, false); len(f) > 0 {
 			feeds[u] = f
 		}
 	}
