@@ -67,6 +67,7 @@ type tbird struct {
 	profile string
 	mport   int
 	shots   int
+	prefs   []string // more user_pref lines of the scenario (tbScenarioPrefs)
 }
 
 const tbUserJS = "fixtures/transcripts/client-configs/thunderbird-user.js"
@@ -103,6 +104,13 @@ func (t *tbird) writeUserJS(tapPort int, account bool) error {
 	// Dovecot captures' offline download of every folder made each
 	// transcript 400 KB of seed bodies that say nothing about views.
 	b.WriteString("user_pref(\"mail.server.server1.offline_download\", false);\n")
+	// No COMPRESS=DEFLATE (Thunderbird's default is on, Decimail advertises
+	// it since issue 16): the tap logs lines, and a deflated stream has
+	// none; the tap would hold the bytes back until Thunderbird gives up.
+	b.WriteString("user_pref(\"mail.server.server1.use_compress_deflate\", false);\n")
+	for _, p := range t.prefs {
+		b.WriteString(p + "\n")
+	}
 	return os.WriteFile(filepath.Join(t.profile, "user.js"), []byte(b.String()), 0o644)
 }
 
@@ -138,7 +146,10 @@ func (t *tbird) startTB(logName string) error {
 	cmd := exec.Command("thunderbird", "--profile", t.profile, "--no-remote", "--marionette", "-remote-allow-system-access")
 	cmd.Env = append(os.Environ(), "DISPLAY="+t.display, "HOME="+filepath.Join(t.r.tmp, "home"),
 		"MOZ_REMOTE_SETTINGS_DEVTOOLS=1", // so that services.settings.server in user.js is honoured
-		"MOZ_CRASHREPORTER_DISABLE=1", "NO_AT_BRIDGE=1")
+		"MOZ_CRASHREPORTER_DISABLE=1", "NO_AT_BRIDGE=1",
+		// Thunderbird's own IMAP log (what it decided, e.g. whether to resync
+		// with CHANGEDSINCE), in the scratch directory (-keep keeps it).
+		"MOZ_LOG=IMAP:5,IMAP_CS:5", "MOZ_LOG_FILE="+filepath.Join(t.r.tmp, "moz-"+strings.TrimSuffix(logName, ".log")))
 	os.MkdirAll(filepath.Join(t.r.tmp, "home"), 0o755)
 	p, err := startProc("thunderbird", cmd, filepath.Join(t.r.tmp, logName))
 	if err != nil {
@@ -383,8 +394,13 @@ func (t *tbird) logState(what string) *tbState {
 // tbScenario runs a Thunderbird session: prepare the profile, start with
 // the IMAP account on the tap, let the first sync finish, run act, quit.
 func tbScenario(act func(ctx context.Context, t *tbird) error) func(context.Context, *runCtx) error {
+	return tbScenarioPrefs(nil, act)
+}
+
+// tbScenarioPrefs is tbScenario with more user_pref lines in the profile.
+func tbScenarioPrefs(prefs []string, act func(ctx context.Context, t *tbird) error) func(context.Context, *runCtx) error {
 	return func(ctx context.Context, r *runCtx) error {
-		t := &tbird{r: r, profile: filepath.Join(r.tmp, "profile")}
+		t := &tbird{r: r, profile: filepath.Join(r.tmp, "profile"), prefs: prefs}
 		if err := os.MkdirAll(t.profile, 0o700); err != nil {
 			return err
 		}
@@ -421,6 +437,47 @@ func tbScenario(act func(ctx context.Context, t *tbird) error) func(context.Cont
 		}
 		return t.quitTB()
 	}
+}
+
+// restart quits Thunderbird with ctrl+q, runs between (another client's
+// changes while Thunderbird is away), starts Thunderbird again on the same
+// profile and waits for its start-up sync to be quiet.
+func (t *tbird) restart(logName string, between func() error) error {
+	if err := t.quitTB(); err != nil {
+		return err
+	}
+	if err := between(); err != nil {
+		return err
+	}
+	t.r.logf("start thunderbird again (same profile)")
+	if err := t.startTB(logName); err != nil {
+		return err
+	}
+	t.settle(5*time.Second, 120*time.Second)
+	return nil
+}
+
+// messages lists every message of a folder as Thunderbird's database has
+// it (not the rows of the view: threads may be collapsed there): UID, then
+// r (read) and f (flagged) or "-", in UID order.
+func (t *tbird) messages(folder string) (string, error) {
+	return t.m.jsString(`const w = Services.wm.getMostRecentWindow("mail:3pane");
+		const server = w.MailServices.accounts.getIncomingServer("server1");
+		const f = server.rootFolder.descendants.find(f => f.name == arguments[0]);
+		if (!f) return "no folder " + arguments[0];
+		const ms = [];
+		for (const h of f.messages) ms.push(h);
+		ms.sort((a, b) => a.messageKey - b.messageKey);
+		return ms.length + " messages: " + ms.map(h => h.messageKey + ":" + ((h.isRead ? "r" : "") + (h.isFlagged ? "f" : "") || "-")).join(" ");`, folder)
+}
+
+// logMessages notes messages(folder) in the driver log.
+func (t *tbird) logMessages(what, folder string) {
+	s, err := t.messages(folder)
+	if err != nil {
+		s = err.Error()
+	}
+	t.r.logf("%s: %s as Thunderbird has it: %s", what, folder, s)
 }
 
 // jsCommand runs a chrome-context script in a running Thunderbird (debugging
