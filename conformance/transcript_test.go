@@ -120,6 +120,14 @@ var idleDeliveries = map[string]string{
 	"thunderbird/06-inbox-new-mail-conn1.txt": "extra-thunderbird-idle.eml",
 }
 
+// Another client's changes between two sessions of the captured client
+// (conformance.OtherSessions), run before the connection that followed
+// them in the capture, as conformance/capture ran them.
+var otherSessionsBefore = map[string]string{
+	"thunderbird/07-condstore-resync-conn2.txt": "flags",
+	"thunderbird/07-condstore-resync-conn3.txt": "expunge",
+}
+
 var connFileRe = regexp.MustCompile(`^(.*)-conn(\d+)\.txt$`)
 
 type capture struct {
@@ -203,6 +211,11 @@ func TestTranscripts(t *testing.T) {
 				}
 				for _, f := range capt.files {
 					t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) {
+						if name := otherSessionsBefore[f]; name != "" {
+							if err := RunOtherSession(env.addr, name); err != nil {
+								t.Fatal(err)
+							}
+						}
 						replayTranscript(t, env, f)
 					})
 				}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"decimail/conformance"
@@ -56,6 +58,62 @@ func init() {
 			t.settle(10*time.Second, 60*time.Second)
 			t.logState("after the delivery")
 			t.screenshot("new-mail")
+			return nil
+		})})
+	// Issue 16: Thunderbird with CONDSTORE on (use_condstore is false by
+	// default, mailnews.js). Thunderbird 153 uses CONDSTORE on a
+	// connection only once a SELECT answer carried an [HIGHESTMODSEQ] it
+	// did not ask for (its IMAP_CS log: useCS=false until then); it sends
+	// no ENABLE CONDSTORE and no SELECT (CONDSTORE) first. Decimail sends
+	// HIGHESTMODSEQ only after a CONDSTORE enabling command
+	// (rfc7162.txt:417-420), so against Decimail this capture shows
+	// Thunderbird resyncing without CONDSTORE (UID fetch 1:* (FLAGS));
+	// TRANSCRIPTS.md "Thunderbird and CONDSTORE".
+	register(&scenario{client: "thunderbird", name: "07-condstore-resync", account: conformance.AccountSeedViews,
+		text: tbStart + "with mail.server.server1.use_condstore true: open INBOX, wait 5s quiet, ctrl+q; another client (its own IMAP connection, not captured: conformance.OtherSessions \"flags\") marks INBOX 2 read, flags 3, marks 29 unread; Thunderbird starts again on the same profile, open INBOX, wait 5s quiet, ctrl+q; the other client (\"expunge\") flags INBOX 30, expunges 16; Thunderbird starts again, open INBOX, wait 5s quiet, ctrl+q",
+		run: tbScenarioPrefs([]string{`user_pref("mail.server.server1.use_condstore", true);`}, func(ctx context.Context, t *tbird) error {
+			if err := t.open("INBOX"); err != nil {
+				return err
+			}
+			t.settle(5*time.Second, 30*time.Second)
+			t.logState("INBOX")
+			t.logMessages("before", "INBOX")
+			for i, step := range []struct {
+				other string
+				want  map[string]bool // "uid:flags" shown, or absent (false)
+			}{
+				{"flags", map[string]bool{"2:r": true, "3:rf": true, "29:-": true}},
+				{"expunge", map[string]bool{"30:f": true, "16:-": false, "16:r": false}},
+			} {
+				err := t.restart(fmt.Sprintf("thunderbird-%d.log", i+2), func() error {
+					t.r.logf("other session %q: %v", step.other, conformance.OtherSessions[step.other])
+					return conformance.RunOtherSession(t.r.srv.addr, step.other)
+				})
+				if err != nil {
+					return err
+				}
+				if err := t.open("INBOX"); err != nil {
+					return err
+				}
+				t.settle(5*time.Second, 30*time.Second)
+				t.logState("INBOX after the restart")
+				t.screenshot("resynced-" + step.other)
+				got, err := t.messages("INBOX")
+				if err != nil {
+					return err
+				}
+				t.r.logf("after %q: INBOX as Thunderbird has it: %s", step.other, got)
+				have := map[string]bool{}
+				for _, f := range strings.Fields(got) {
+					have[f] = true
+				}
+				for m, want := range step.want {
+					if have[m] != want {
+						return fmt.Errorf("after %q Thunderbird shows %s: %v, want %v", step.other, m, have[m], want)
+					}
+				}
+				t.r.logf("after %q: Thunderbird shows the other client's changes %v", step.other, step.want)
+			}
 			return nil
 		})})
 }
