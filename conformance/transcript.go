@@ -277,6 +277,10 @@ type ReplayHooks struct {
 	// InIdle runs after the server's "+" to an IDLE command and before DONE
 	// (e.g. to deliver the message whose EXISTS Dovecot sent during IDLE).
 	InIdle func(cmd *TCmd) error
+	// Rewrite may replace what the client sends (a segment of cmd's wire
+	// bytes) by what the replay must send instead: ModSeqs.Rewrite puts
+	// our mod-sequences where the client sent the captured server's.
+	Rewrite func(cmd *TCmd, seg []byte) ([]byte, error)
 }
 
 // ReplayBatch sends a batch of commands the way the client did: one after
@@ -333,6 +337,12 @@ func ReplayBatch(c *Conn, cmds []*TCmd, hooks ReplayHooks, timeout time.Duration
 		for j, seg := range cmd.Segs {
 			if j > 0 {
 				if ok, err := waitPlus(i); !ok || err != nil {
+					return exs, err
+				}
+			}
+			if hooks.Rewrite != nil {
+				var err error
+				if seg, err = hooks.Rewrite(cmd, seg); err != nil {
 					return exs, err
 				}
 			}
@@ -442,6 +452,7 @@ type respSet struct {
 	fetch          []*fetchRec
 	search         []string
 	searchSeen     bool
+	searchModSeq   *Tok                // SEARCH's (MODSEQ n): search-sort-mod-seq, rfc7162.txt:2557
 	list           map[string][]string // "LIST name" -> sorted upper-case attributes
 	listOrder      []string
 	status         map[string]map[string]string
@@ -517,6 +528,10 @@ func classify(rs []*Resp, dones []*Resp) *respSet {
 		case "SEARCH":
 			s.searchSeen = true
 			for _, t := range r.Data[1:] {
+				if t.Kind == List && len(t.L) == 2 && strings.EqualFold(t.L[0].S, "MODSEQ") {
+					s.searchModSeq = &t.L[1]
+					continue
+				}
 				s.search = append(s.search, t.S)
 			}
 		case "LIST", "LSUB":
@@ -596,8 +611,13 @@ func tokString(ts []Tok) string {
 // Batches; usually one command) with Dovecot's. Tagged responses are
 // compared per command, untagged data over the whole batch, since Dovecot
 // may answer pipelined commands in parallel and interleave their data.
-func CompareBatch(cmds []*TCmd, exs []*Exchange) []Problem {
+// Mod-sequences are bound in ms, the replay's (nil: this batch's only).
+func CompareBatch(cmds []*TCmd, exs []*Exchange, ms *ModSeqs) []Problem {
 	st := &cmpState{}
+	if ms == nil {
+		ms = NewModSeqs()
+	}
+	ms.selects(cmds)
 	var eU, gU, eDone, gDone []*Resp
 	names := map[string]bool{}
 	for i, cmd := range cmds {
@@ -660,6 +680,12 @@ func CompareBatch(cmds []*TCmd, exs []*Exchange) []Problem {
 		if es, gs := sortedNums(e.search), sortedNums(g.search); !slices.Equal(es, gs) {
 			st.bad("SEARCH %v, Dovecot %v", gs, es)
 		}
+		switch {
+		case e.searchModSeq != nil && g.searchModSeq != nil:
+			st.compareModSeq(ms, ms.selected, "SEARCH (MODSEQ)", *e.searchModSeq, *g.searchModSeq)
+		case e.searchModSeq != nil || g.searchModSeq != nil:
+			st.bad("SEARCH (MODSEQ) on one side only: we %v, Dovecot %v", g.searchModSeq != nil, e.searchModSeq != nil)
+		}
 	}
 	for k := range e.kinds {
 		switch {
@@ -682,7 +708,7 @@ func CompareBatch(cmds []*TCmd, exs []*Exchange) []Problem {
 	if !slices.Equal(e.enabled, g.enabled) {
 		st.bad("ENABLED %v, Dovecot %v", g.enabled, e.enabled)
 	}
-	compareFetch(st, isStore, e, g)
+	compareFetch(st, ms, isStore, e, g)
 	compareList(st, e, g)
 	for mb, em := range e.status {
 		gm, ok := g.status[mb]
@@ -697,6 +723,14 @@ func CompareBatch(cmds []*TCmd, exs []*Exchange) []Problem {
 			}
 			if k == "MAILBOXID" {
 				st.allow(AllowMailboxID, "STATUS %s MAILBOXID", mb)
+				continue
+			}
+			if k == "HIGHESTMODSEQ" {
+				if _, ok := gm[k]; !ok {
+					st.bad("STATUS %s: no HIGHESTMODSEQ", mb)
+				} else {
+					st.compareModSeq(ms, mb, "STATUS "+mb+" HIGHESTMODSEQ", Tok{Kind: Atom, S: v}, Tok{Kind: Atom, S: gm[k]})
+				}
 				continue
 			}
 			if gm[k] != v {
@@ -714,7 +748,7 @@ func CompareBatch(cmds []*TCmd, exs []*Exchange) []Problem {
 	} else if e.flags != nil && !slices.Equal(e.flags, g.flags) {
 		st.allow(AllowFlagsList, "FLAGS %v, Dovecot %v", g.flags, e.flags)
 	}
-	compareCodes(st, selects, e, g)
+	compareCodes(st, ms, selects, e, g)
 	return st.probs
 }
 
@@ -728,7 +762,7 @@ func sortedNums(ss []string) []int {
 	return out
 }
 
-func compareCodes(st *cmpState, selects bool, e, g *respSet) {
+func compareCodes(st *cmpState, ms *ModSeqs, selects bool, e, g *respSet) {
 	for code, gv := range g.codes {
 		if _, ok := e.codes[code]; !ok {
 			st.allow(AllowExtraCode, "[%s %s] (Dovecot sent no %s)", code, tokString(gv), code)
@@ -766,6 +800,14 @@ func compareCodes(st *cmpState, selects bool, e, g *respSet) {
 				}
 			} else {
 				st.bad("[COPYUID %s], Dovecot [COPYUID %s]", tokString(gv), tokString(ev))
+			}
+			continue
+		case "HIGHESTMODSEQ":
+			// [MODIFIED] holds message numbers: compared as they are.
+			if !ok || len(ev) != 1 || len(gv) != 1 {
+				st.bad("[HIGHESTMODSEQ %s], Dovecot [HIGHESTMODSEQ %s]", tokString(gv), tokString(ev))
+			} else {
+				st.compareModSeq(ms, ms.selected, "[HIGHESTMODSEQ]", ev[0], gv[0])
 			}
 			continue
 		case "CLOSED":
@@ -881,7 +923,7 @@ func stripRecent(fs []string) []string {
 	return slices.DeleteFunc(slices.Clone(fs), func(f string) bool { return f == `\Recent` })
 }
 
-func compareFetch(st *cmpState, isStore bool, e, g *respSet) {
+func compareFetch(st *cmpState, ms *ModSeqs, isStore bool, e, g *respSet) {
 	ek, emap := mergeFetch(e.fetch)
 	gk, gmap := mergeFetch(g.fetch)
 	if !slices.Equal(ek, gk) {
@@ -908,6 +950,8 @@ func compareFetch(st *cmpState, isStore bool, e, g *respSet) {
 				continue
 			}
 			switch {
+			case item == "MODSEQ":
+				st.compareModSeq(ms, ms.selected, k+": MODSEQ", ev, gv)
 			case item == "INTERNALDATE":
 				et, err1 := time.Parse(internalDateLayout, ev.S)
 				gt, err2 := time.Parse(internalDateLayout, gv.S)

@@ -197,8 +197,14 @@ func TestTranscripts(t *testing.T) {
 		t.Run(client, func(t *testing.T) {
 			t.Parallel()
 			var env *seedEnv
+			// A capture's mod-sequences, bound across its connections and
+			// the captures that continue it (ModSeqs).
+			var ms *ModSeqs
 			for _, capt := range byClient[client] {
 				chain, chained := transcriptChains[capt.name]
+				if !chained || ms == nil {
+					ms = NewModSeqs()
+				}
 				switch {
 				case !chained && env == nil:
 					env = startAccountServer(t, capt.account)
@@ -216,7 +222,7 @@ func TestTranscripts(t *testing.T) {
 								t.Fatal(err)
 							}
 						}
-						replayTranscript(t, env, f)
+						replayTranscript(t, env, f, ms)
 					})
 				}
 				checkOutcome(t, env, capt.name)
@@ -286,7 +292,7 @@ func loadTranscript(t testing.TB, file string) *Transcript {
 	return tr
 }
 
-func replayTranscript(t *testing.T, env *seedEnv, file string) {
+func replayTranscript(t *testing.T, env *seedEnv, file string, ms *ModSeqs) {
 	tr := loadTranscript(t, file)
 	c, err := Dial(file, env.addr)
 	if err != nil {
@@ -303,7 +309,7 @@ func replayTranscript(t *testing.T, env *seedEnv, file string) {
 			env.deliver(t, f)
 		}
 		return nil
-	}}
+	}, Rewrite: ms.Rewrite}
 	// The reference: Dovecot, or Decimail itself at capture time
 	// (conformance/capture); problems name it.
 	ref := "Dovecot"
@@ -321,7 +327,7 @@ func replayTranscript(t *testing.T, env *seedEnv, file string) {
 		if err != nil {
 			t.Fatalf("%s: %v", where, err)
 		}
-		for _, p := range CompareBatch(batch, exs) {
+		for _, p := range CompareBatch(batch, exs, ms) {
 			msg := p.Msg
 			if ref != "Dovecot" {
 				msg = strings.ReplaceAll(msg, "Dovecot", ref)
@@ -411,7 +417,7 @@ func TestTranscriptCompare(t *testing.T) {
 		return exs
 	}
 	for _, b := range tr.Batches() {
-		for _, p := range CompareBatch(b, same(b)) {
+		for _, p := range CompareBatch(b, same(b), nil) {
 			if p.Allowed == "" {
 				t.Errorf("%s: identical answers differ: %s", b[0].Line, p.Msg)
 			}
@@ -436,7 +442,7 @@ func TestTranscriptCompare(t *testing.T) {
 			}
 			exs[0].Untagged = us
 			var bad []Problem
-			for _, p := range CompareBatch(b, exs) {
+			for _, p := range CompareBatch(b, exs, nil) {
 				if p.Allowed == "" {
 					bad = append(bad, p)
 				}
