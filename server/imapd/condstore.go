@@ -13,9 +13,30 @@ import (
 
 // condstoreAware reports whether this session sent a CONDSTORE enabling
 // command: from then on the server "MUST then include mod-sequence data in
-// all subsequent untagged FETCH responses" (rfc7162.txt:388-400), and
-// SELECT/EXAMINE report HIGHESTMODSEQ (rfc7162.txt:415-420).
+// all subsequent untagged FETCH responses" (rfc7162.txt:388-400).
+// SELECT/EXAMINE report HIGHESTMODSEQ before that too (selectReportsModSeq).
 func (c *Conn) condstoreAware() bool { return c.condstore }
+
+// selectReportsModSeq reports whether SELECT/EXAMINE send
+// "* OK [HIGHESTMODSEQ n]": on every successful one while CONDSTORE is
+// advertised to the session, enabled or not. After a CONDSTORE enabling
+// command it is required (rfc7162.txt:417-420); before one, RFC 7162
+// §3.1.2 asks it of a server whose mailbox "supports the persistent
+// storage of mod-sequences" when "opening a mailbox" (rfc7162.txt:422-428),
+// as every mailbox here does, and its Example 1 answers a plain
+// "A142 SELECT INBOX" with "[HIGHESTMODSEQ 715194045007]"
+// (rfc7162.txt:476-487); only "some existing CONDSTORE servers" wait for
+// an enabling command (rfc7162.txt:455-460). Thunderbird 153 with
+// use_condstore uses CONDSTORE only with a mailbox whose plain SELECT
+// carried it (conformance/TRANSCRIPTS.md "Thunderbird and CONDSTORE").
+// Reporting it does not make the session CONDSTORE-aware: the server "MUST
+// then include mod-sequence data" in FETCH responses only after an
+// enabling command (rfc7162.txt:388-400).
+// With CONDSTORE switched off (imapd_disable, imapd_disable:<user>) it is
+// not sent.
+func (c *Conn) selectReportsModSeq() bool {
+	return c.condstoreAware() || c.capable("CONDSTORE")
+}
 
 // enableCondstore records one of the "CONDSTORE enabling commands"
 // (rfc7162.txt:368-386).

@@ -37,6 +37,16 @@ func modseqs(t *testing.T, rs []*imaptest.Resp) map[uint32]int64 {
 	return out
 }
 
+// hms is the mailbox's HIGHESTMODSEQ as the store reports it.
+func hms(t *testing.T, e *testEnv, mb store.Mailbox) int64 {
+	t.Helper()
+	h, err := e.st.HighestModSeq(t.Context(), mb.Box())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 // highest returns the HIGHESTMODSEQ of the responses (a SELECT's code or
 // a STATUS item), failing if there is none.
 func highest(t *testing.T, rs []*imaptest.Resp) int64 {
@@ -336,5 +346,41 @@ func TestCondstoreEmptyMailbox(t *testing.T) {
 	}
 	if h := highest(t, c.OK("SELECT Empty (CONDSTORE)")); h != 1 {
 		t.Errorf("SELECT HIGHESTMODSEQ of an empty mailbox: %d, want 1", h)
+	}
+}
+
+// A plain SELECT or EXAMINE reports HIGHESTMODSEQ while CONDSTORE is
+// advertised: "When opening a mailbox ... the server MUST send an OK
+// untagged response, including the HIGHESTMODSEQ response code"
+// (rfc7162.txt:422-428; Example 1 answers "A142 SELECT INBOX" with
+// "[HIGHESTMODSEQ 715194045007]", rfc7162.txt:476-487); Thunderbird 153
+// uses CONDSTORE only then. The session is not CONDSTORE-aware by it: the
+// server "MUST then include mod-sequence data" only after an enabling
+// command (rfc7162.txt:388-400), so its STORE answers carry no MODSEQ.
+// Switched off for the user (imapd_disable:<user> CONDSTORE), SELECT has
+// none.
+func TestCondstorePlainSelectReportsHighestModSeq(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("one"), store.Flags{})
+	e.deliver("INBOX", testMsg("two"), store.Flags{})
+	c := e.dial()
+	h := highest(t, c.OK("SELECT INBOX"))
+	if hs := highest(t, e.dial().OK("STATUS INBOX (HIGHESTMODSEQ)")); h != hs {
+		t.Fatalf("plain SELECT: HIGHESTMODSEQ %d, STATUS says %d", h, hs)
+	}
+	imaptest.Expect(t, c.OK("STORE 1 +FLAGS (\\Seen)"), `* 1 FETCH (FLAGS (\Seen \Recent))`)
+	if h2 := highest(t, c.OK("EXAMINE INBOX")); h2 <= h {
+		t.Fatalf("EXAMINE after a STORE: HIGHESTMODSEQ %d, not above %d", h2, h)
+	}
+
+	_, addr := e.serve(Config{PerUserDisabled: func(string) map[string]bool { return map[string]bool{"CONDSTORE": true} }})
+	c = e.dialAddr(addr)
+	c.OK("LOGIN u pw")
+	for _, cmd := range []string{"SELECT INBOX", "EXAMINE INBOX"} {
+		for _, r := range c.OK(cmd) {
+			if strings.Contains(r.String(), "HIGHESTMODSEQ") {
+				t.Errorf("%s with CONDSTORE off for the user: %s", cmd, r)
+			}
+		}
 	}
 }

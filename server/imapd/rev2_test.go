@@ -57,6 +57,7 @@ func rev2SelectINBOX(t *testing.T, e *testEnv, uidnext int) []string {
 		fmt.Sprintf("* OK [UIDVALIDITY %d] UIDs valid", ib.UIDValidity),
 		fmt.Sprintf("* OK [UIDNEXT %d] predicted next UID", uidnext),
 		fmt.Sprintf("* OK [MAILBOXID (%s)] mailbox id", e.st.ObjectIDs().Mailbox(ib.ID)),
+		fmt.Sprintf("* OK [HIGHESTMODSEQ %d] highest mod-sequence", hms(t, e, ib)),
 	}
 }
 

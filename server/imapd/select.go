@@ -114,7 +114,7 @@ func cmdSelect(c *Conn, cmd *Command, readOnly bool) error {
 	if c.capable("OBJECTID") {
 		w.Line("OK [MAILBOXID (%s)] mailbox id", c.Store().ObjectIDs().Mailbox(snap.Mailbox.ID)) // untagged OK for SELECT and EXAMINE, rfc8474.txt:203ff
 	}
-	if c.condstoreAware() {
+	if c.selectReportsModSeq() {
 		// Every mailbox keeps mod-sequences, so never NOMODSEQ
 		// (rfc7162.txt:422-428); the value is "the highest mod-sequence
 		// value of all messages in the mailbox" (rfc7162.txt:439-444).

@@ -27,6 +27,9 @@ func TestSelectReportsMailboxState(t *testing.T) {
 		fmt.Sprintf("* OK [UIDVALIDITY %d] UIDs valid", ib.UIDValidity),
 		"* OK [UIDNEXT 3] predicted next UID",
 		fmt.Sprintf("* OK [MAILBOXID (%s)] mailbox id", e.st.ObjectIDs().Mailbox(ib.ID)),
+		// On every SELECT while CONDSTORE is advertised: "When opening a
+		// mailbox" (rfc7162.txt:422-428; condstore.go selectReportsModSeq).
+		fmt.Sprintf("* OK [HIGHESTMODSEQ %d] highest mod-sequence", hms(t, e, ib)),
 	)
 	imaptest.ExpectDone(t, done, "OK [READ-WRITE] SELECT completed")
 	// A second session sees no \Recent; EXAMINE is read-only.
