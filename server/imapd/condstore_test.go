@@ -325,7 +325,7 @@ func TestCondstoreSyntax(t *testing.T) {
 	c := e.dial()
 	c.OK("SELECT INBOX")
 	for _, cmd := range []string{
-		"FETCH 1 (FLAGS) (CHANGEDSINCE 0)", "FETCH 1 (FLAGS) (CHANGEDSINCE x)", "FETCH 1 (FLAGS) (FOO 1)",
+		"FETCH 1 (FLAGS) (CHANGEDSINCE x)", "FETCH 1 (FLAGS) (FOO 1)",
 		"FETCH 1 (FLAGS) (CHANGEDSINCE 9223372036854775808)", "STORE 1 (UNCHANGEDSINCE -1) +FLAGS (x)",
 		"SEARCH MODSEQ", `SEARCH MODSEQ "/flags/\\Seen" 5`, `SEARCH MODSEQ "/other" all 5`, "SELECT INBOX (FOO)",
 	} {
@@ -383,4 +383,29 @@ func TestCondstorePlainSelectReportsHighestModSeq(t *testing.T) {
 			}
 		}
 	}
+}
+
+// CHANGEDSINCE 0 is every message, not BAD: data is "only returned for
+// messages that have a mod-sequence bigger than" it (rfc7162.txt:871-875),
+// and each has one above 0, though chgsince-fetch-mod names a
+// mod-sequence-value (rfc7162.txt:2479-2481, 2550-2553): Thunderbird 153
+// sends "UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)" after resetting a
+// folder's HIGHESTMODSEQ (README, client workarounds).
+func TestCondstoreChangedSinceZero(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("one"), store.Flags{})
+	e.deliver("INBOX", testMsg("two"), store.Flags{Seen: true})
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	u := c.OK("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 0)")
+	ms := modseqs(t, u)
+	if len(ms) != 2 || ms[1] == 0 || ms[2] == 0 {
+		t.Fatalf("CHANGEDSINCE 0: MODSEQs %v, want both messages", ms)
+	}
+	// "A first CONDSTORE enabling command executed in the session with a
+	// mailbox selected" repeats its HIGHESTMODSEQ, though the SELECT
+	// reported it (rfc7162.txt:402-407).
+	imaptest.Expect(t, u, fmt.Sprintf("* OK [HIGHESTMODSEQ %d] highest mod-sequence", ms[2]),
+		fmt.Sprintf(`* 1 FETCH (UID 1 FLAGS (\Recent) MODSEQ (%d))`, ms[1]),
+		fmt.Sprintf(`* 2 FETCH (UID 2 FLAGS (\Seen \Recent) MODSEQ (%d))`, ms[2]))
 }

@@ -95,7 +95,17 @@ func (c *Conn) fetchModifiers(v Value, uid bool) (changedSince int64, vanished b
 		}
 		switch name := strings.ToUpper(l[0].S); {
 		case name == "CHANGEDSINCE" && changedSince < 0 && len(l) > 1:
-			if changedSince, err = parseModifier(Value{Kind: List, List: l[:2]}, "CHANGEDSINCE", false); err != nil {
+			// 0 is taken too, though chgsince-fetch-mod names a
+			// mod-sequence-value, 1 or more (rfc7162.txt:2479-2481,
+			// 2550-2553): every message has a mod-sequence above it, and
+			// data is "only returned for messages that have a
+			// mod-sequence bigger than" it (rfc7162.txt:871-875): every
+			// message, as Dovecot
+			// answers. A client workaround (README): Thunderbird 153
+			// sends "UID fetch 1:* (FLAGS) (CHANGEDSINCE 0)" after it
+			// reset a folder's stored HIGHESTMODSEQ, and shows an error
+			// on BAD.
+			if changedSince, err = parseModifier(Value{Kind: List, List: l[:2]}, "CHANGEDSINCE", true); err != nil {
 				return 0, false, err
 			}
 			l = l[2:]
