@@ -76,6 +76,11 @@ func cmdList(c *Conn, cmd *Command, lsub bool) error {
 		if err := c.quotaStatus(req.status, ptrs...); err != nil {
 			return err
 		}
+		if slices.Contains(req.status, "RECENT") {
+			if err := c.Store().CountRecent(c.Ctx(), ptrs...); err != nil {
+				return err
+			}
+		}
 	}
 	var subs []string
 	if lsub || req.selSubscribed {

@@ -48,6 +48,11 @@ func cmdStatus(c *Conn, cmd *Command) error {
 	if err := c.quotaStatus(items, &st); err != nil {
 		return err
 	}
+	if slices.Contains(items, "RECENT") {
+		if err := c.Store().CountRecent(c.Ctx(), &st); err != nil {
+			return err
+		}
+	}
 	w := c.Writer()
 	w.Lock()
 	c.writeMailboxStatus(items, &st)

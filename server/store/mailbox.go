@@ -233,12 +233,45 @@ func (s *Store) Mailboxes(ctx context.Context, userID int64) ([]MailboxStatus, e
 }
 
 // statusCols are the columns scanStatus reads, in order. The counters are
-// kept on the mailbox row by the schema's triggers, but for \Recent, counted
-// through its partial index (schema 0025: a claim no longer updates the
-// mailbox row).
+// kept on the mailbox row by the schema's triggers, but for \Recent: a claim
+// no longer updates the mailbox row (schema 0025), and the unclaimed
+// members are counted only when a client asks (CountRecent; Recent is -1
+// until then): a mailbox no session selects keeps all its mail \Recent,
+// and counting it for every LIST took a 200-mailbox start-up from 3.8 to
+// 15.5 ms.
 const statusCols = `b.id, b.user_id, b.name, coalesce(b.definition, ''), b.uidvalidity, b.uidnext, coalesce(b.special_use, ''),
-	` + subscribedCol + `, b.messages, (SELECT count(*) FROM mailbox_messages r WHERE r.mailbox_id = b.id AND r.recent),
-	b.unseen, b.size, b.highest_modseq`
+	` + subscribedCol + `, b.messages, -1, b.unseen, b.size, b.highest_modseq`
+
+// CountRecent fills the Recent of each of sts (of one user) not counted
+// yet with the mailbox's unclaimed \Recent members (RFC 3501 STATUS
+// RECENT), in one query through the partial index of schema 0022.
+func (s *Store) CountRecent(ctx context.Context, sts ...*MailboxStatus) error {
+	var ids []int64
+	for _, st := range sts {
+		if st.Recent < 0 {
+			ids = append(ids, st.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	n := map[int64]int{}
+	rows, err := s.pool.Query(ctx, `SELECT r.mailbox_id, count(*) FROM mailbox_messages r JOIN mailboxes b ON b.id = r.mailbox_id
+		WHERE r.mailbox_id = ANY($1) AND r.recent AND b.user_id = $2 GROUP BY r.mailbox_id`, ids, sts[0].UserID)
+	if err != nil {
+		return wrap("status", err)
+	}
+	var id, k int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &k}, func() error { n[id] = int(k); return nil }); err != nil {
+		return wrap("status", err)
+	}
+	for _, st := range sts {
+		if st.Recent < 0 {
+			st.Recent = n[st.ID]
+		}
+	}
+	return nil
+}
 
 const subscribedCol = `EXISTS (SELECT 1 FROM subscriptions s WHERE s.user_id = b.user_id AND s.name = b.name)`
 

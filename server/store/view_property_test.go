@@ -144,6 +144,12 @@ func checkCounters(ctx context.Context, t interface {
 	Fatalf(string, ...any)
 }, s *store.Store, mb store.MailboxStatus) {
 	t.Helper()
+	if mb.Recent != -1 {
+		t.Fatalf("%s: RECENT %d before it was counted", mb.Name, mb.Recent)
+	}
+	if err := s.CountRecent(ctx, &mb); err != nil {
+		t.Fatalf("count recent %s: %v", mb.Name, err)
+	}
 	var n, r, u int
 	var sz, hm int64
 	err := s.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE mm.recent), count(*) FILTER (WHERE NOT f.seen),
