@@ -24,14 +24,7 @@ func TestContextUpdateSearch(t *testing.T) {
 	a, b := e.dial(), e.dial()
 	a.OK("SELECT INBOX")
 	b.OK("SELECT INBOX")
-	do := func(tag, cmd string, want ...string) {
-		t.Helper()
-		got, done := a.DoTag(tag, cmd)
-		if done.Status != "OK" {
-			t.Fatalf("%s: %s", cmd, done)
-		}
-		imaptest.Expect(t, got, want...)
-	}
+	do := func(tag, cmd string, want ...string) { t.Helper(); expectTagged(t, a, tag, cmd, want...) }
 	do("u1", "UID SEARCH RETURN (UPDATE ALL) UNSEEN", `* ESEARCH (TAG "u1") UID ALL 2:3`)
 	do("s1", "SEARCH RETURN (UPDATE COUNT) UNSEEN", `* ESEARCH (TAG "s1") COUNT 2`)
 
@@ -89,14 +82,7 @@ func TestContextUpdateSort(t *testing.T) {
 	a, b := e.dial(), e.dial()
 	a.OK("SELECT INBOX")
 	b.OK("SELECT INBOX")
-	do := func(tag, cmd string, want ...string) {
-		t.Helper()
-		got, done := a.DoTag(tag, cmd)
-		if done.Status != "OK" {
-			t.Fatalf("%s: %s", cmd, done)
-		}
-		imaptest.Expect(t, got, want...)
-	}
+	do := func(tag, cmd string, want ...string) { t.Helper(); expectTagged(t, a, tag, cmd, want...) }
 	do("o1", "UID SORT RETURN (UPDATE ALL) (SIZE) UTF-8 UNSEEN", `* ESEARCH (TAG "o1") UID ALL 2,4,1,3`)
 	do("o2", "SORT RETURN (UPDATE COUNT) (REVERSE SIZE) UTF-8 UNSEEN", `* ESEARCH (TAG "o2") COUNT 4`)
 	// 2,4,1,3 without 4 and 1: one run at position 2; reversed 3,1,4,2:
@@ -262,14 +248,7 @@ func TestContextUpdateQueryMailbox(t *testing.T) {
 	e.deliver("INBOX", sized("b", 100), store.Flags{})
 	a := e.dial()
 	a.OK("SELECT Unread")
-	do := func(tag, cmd string, want ...string) {
-		t.Helper()
-		got, done := a.DoTag(tag, cmd)
-		if done.Status != "OK" {
-			t.Fatalf("%s: %s", cmd, done)
-		}
-		imaptest.Expect(t, got, want...)
-	}
+	do := func(tag, cmd string, want ...string) { t.Helper(); expectTagged(t, a, tag, cmd, want...) }
 	do("v1", "UID SEARCH RETURN (UPDATE ALL) ALL", `* ESEARCH (TAG "v1") UID ALL 1:2`)
 	do("v2", "SORT RETURN (UPDATE ALL) (SIZE) UTF-8 LARGER 50", `* ESEARCH (TAG "v2") ALL 2,1`)
 	do("v3", "UID SEARCH RETURN (UPDATE) UNSEEN", `* ESEARCH (TAG "v3") UID`)
@@ -312,4 +291,15 @@ func TestContextUpdateExpungeAndNew(t *testing.T) {
 	imaptest.Expect(t, a.OK("NOOP"),
 		`* ESEARCH (TAG "s1") REMOVEFROM (0 2)`, `* ESEARCH (TAG "o1") REMOVEFROM (8 2)`, `* 2 EXPUNGE`,
 		`* 12 EXISTS`, `* ESEARCH (TAG "s1") ADDTO (0 12)`, `* ESEARCH (TAG "o1") ADDTO (2 12)`)
+}
+
+// expectTagged sends cmd with tag on c, wants OK and the untagged
+// responses want (imaptest.Expect).
+func expectTagged(t *testing.T, c *imaptest.TestClient, tag, cmd string, want ...string) {
+	t.Helper()
+	got, done := c.DoTag(tag, cmd)
+	if done.Status != "OK" {
+		t.Fatalf("%s: %s", cmd, done)
+	}
+	imaptest.Expect(t, got, want...)
 }
