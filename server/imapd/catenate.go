@@ -149,7 +149,7 @@ func parseCatURL(s string) (catURL, bool) {
 			if err1 != nil || err2 != nil || count == 0 || o == "" || o[0] == '+' {
 				return u, false
 			}
-			u.section.partial, u.section.origin, u.section.count = true, uint32(origin), uint32(count)
+			u.section.partial, u.section.origin, u.section.count = true, origin, count
 		default:
 			return u, false
 		}

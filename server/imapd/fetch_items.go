@@ -41,8 +41,8 @@ type fetchItem struct {
 	seen    bool     // sets \Seen implicitly (rfc3501.txt:3156)
 	partial bool     // <origin.count> given, "fetch a substring" (rfc3501.txt:3128)
 	lazy    bool     // PREVIEW (LAZY)
-	origin  uint32
-	count   uint32
+	origin  uint64
+	count   uint64
 }
 
 // fetchRequest is a parsed FETCH item list.
@@ -333,8 +333,11 @@ func (it *fetchItem) parseHeaderList(s string) error {
 	}
 }
 
-// parsePartial parses ["<" number "." nz-number ">"] (rfc3501.txt:4754).
-// A zero count is not an nz-number, so <5.0> is BAD.
+// parsePartial parses ["<" number "." nz-number ">"] (rfc3501.txt:4754),
+// whose numbers IMAP4rev2 widens to 63 bits (partial = "<" number64 "."
+// nz-number64 ">", rfc9051.txt:6841); a part has fewer
+// octets, so a partial past its end is empty. A zero count is not an
+// nz-number, so <5.0> is BAD.
 func (it *fetchItem) parsePartial(s string) error {
 	if s == "" {
 		return nil
@@ -343,12 +346,12 @@ func (it *fetchItem) parsePartial(s string) error {
 	if s[0] != '<' || s[len(s)-1] != '>' || dot < 0 {
 		return Syntax("invalid partial " + s)
 	}
-	o, err1 := strconv.ParseUint(s[1:dot], 10, 32) // number is 32 bit, rfc3501.txt:4891
-	n, err2 := strconv.ParseUint(s[dot+1:len(s)-1], 10, 32)
+	o, err1 := strconv.ParseUint(s[1:dot], 10, 63)
+	n, err2 := strconv.ParseUint(s[dot+1:len(s)-1], 10, 63)
 	if err1 != nil || err2 != nil || n == 0 || s[1] == '+' || s[dot+1] == '+' || s[dot+1] == '0' {
 		return Syntax("invalid partial " + s)
 	}
-	it.partial, it.origin, it.count = true, uint32(o), uint32(n)
+	it.partial, it.origin, it.count = true, o, n
 	return nil
 }
 

@@ -250,3 +250,25 @@ func rawLines(t *testing.T, c *imaptest.TestClient, cmds ...string) []string {
 	}
 	return raw
 }
+
+// IMAP4rev2's number64 arguments (rfc9051.txt:6923-6939: "LARGER" SP
+// number64; rfc9051.txt:6841: partial) are accepted: larger than any
+// message matches none, a partial past the end of the part is empty; one
+// past 63 bits is still BAD.
+func TestNumber64Arguments(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("one"), store.Flags{})
+	c := e.dial()
+	c.OK("ENABLE IMAP4rev2")
+	c.OK("SELECT INBOX")
+	u, _ := c.DoTag("s1", "UID SEARCH LARGER 9223372036854775807")
+	imaptest.Expect(t, u, `* ESEARCH (TAG "s1") UID`)
+	u, _ = c.DoTag("s2", "UID SEARCH SMALLER 4294967296")
+	imaptest.Expect(t, u, `* ESEARCH (TAG "s2") UID ALL 1`)
+	imaptest.Expect(t, c.OK("FETCH 1 BODY.PEEK[]<4294967296.8589934592>"), `* 1 FETCH (BODY[]<4294967296> "")`)
+	for _, cmd := range []string{"UID SEARCH LARGER 9223372036854775808", "FETCH 1 BODY.PEEK[]<9223372036854775808.1>"} {
+		if _, done := c.Do(cmd); done.Status != "BAD" {
+			t.Errorf("%s: %s, want BAD", cmd, done)
+		}
+	}
+}

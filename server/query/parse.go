@@ -112,10 +112,12 @@ type Date struct {
 // mailbox keeps save dates (rfc8514.txt:231-235).
 type SaveDateSupported struct{}
 
-// Size is LARGER (Larger) or SMALLER n (rfc3501.txt:2847, 2900).
+// Size is LARGER (Larger) or SMALLER n (rfc3501.txt:2847, 2900); n is a
+// number64 in IMAP4rev2 ("LARGER" SP number64, rfc9051.txt:6923-6939),
+// accepted from every session: no message is as large.
 type Size struct {
 	Larger bool
-	N      uint32
+	N      uint64
 }
 
 // ModSeq is CONDSTORE's MODSEQ [entry-name entry-type-req] n: messages
@@ -338,8 +340,11 @@ func (s *stream) key(depth int) (Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		n, ok := parseNumber(v)
-		if !ok {
+		if !digits(v) {
+			return nil, synErr(v, "bad number for %s", k)
+		}
+		n, err := strconv.ParseUint(v, 10, 63)
+		if err != nil {
 			return nil, synErr(v, "bad number for %s", k)
 		}
 		return Size{Larger: k == "LARGER", N: n}, nil

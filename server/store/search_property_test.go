@@ -270,7 +270,7 @@ func (g searchGen) node(t *rapid.T, depth int) query.Node {
 		d := searchBase.AddDate(0, 0, rapid.IntRange(-1, 14).Draw(t, "day"))
 		return query.Date{Key: rapid.SampledFrom([]string{"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}).Draw(t, "date key"), Day: d}
 	case "size":
-		return query.Size{Larger: rapid.Bool().Draw(t, "larger"), N: uint32(rapid.IntRange(0, 3000).Draw(t, "size"))}
+		return query.Size{Larger: rapid.Bool().Draw(t, "larger"), N: uint64(rapid.IntRange(0, 3000).Draw(t, "size"))}
 	case "uid":
 		return query.UID{Set: uidSet(g.ranges(t, g.maxUID+3))}
 	case "seq":
