@@ -48,6 +48,7 @@ type Notifier struct {
 
 	mu        sync.Mutex
 	subs      map[int64]map[*Subscription]struct{}
+	byUser    map[int64]map[int64]struct{} // user -> the mailboxes in subs: Touch and mailboxesOf read one user's
 	cfgSubs   map[chan struct{}]struct{} // notify_config.go
 	started   bool
 	listening bool
@@ -79,7 +80,8 @@ type Subscription struct {
 func newNotifier(conn *pgx.ConnConfig, log *slog.Logger) *Notifier {
 	var r [8]byte
 	rand.Read(r[:])
-	return &Notifier{conn: conn.Copy(), log: log, subs: map[int64]map[*Subscription]struct{}{}, ready: make(chan struct{}),
+	return &Notifier{conn: conn.Copy(), log: log, subs: map[int64]map[*Subscription]struct{}{}, byUser: map[int64]map[int64]struct{}{},
+		ready: make(chan struct{}),
 		lastMB: map[int64]uint64{}, lastUser: map[int64]uint64{}, lastRecent: map[int64]uint64{}, origin: hex.EncodeToString(r[:])}
 }
 
@@ -119,6 +121,10 @@ func (n *Notifier) SubscribeTo(userID, mailboxID int64, since uint64, ch chan st
 		n.subs[mailboxID] = map[*Subscription]struct{}{}
 	}
 	n.subs[mailboxID][sub] = struct{}{}
+	if n.byUser[userID] == nil {
+		n.byUser[userID] = map[int64]struct{}{}
+	}
+	n.byUser[userID][mailboxID] = struct{}{}
 	ready := n.startLocked()
 	n.mu.Unlock()
 	select {
@@ -212,11 +218,8 @@ func (n *Notifier) Touch(userID int64) {
 func (n *Notifier) touchLocked(userID int64) {
 	n.gen++
 	n.remember(n.lastUser, userID)
-	for _, set := range n.subs {
-		for s := range set {
-			if s.userID != userID {
-				break // a mailbox's subscribers are all of its user
-			}
+	for id := range n.byUser[userID] {
+		for s := range n.subs[id] {
 			select {
 			case s.C <- struct{}{}:
 			default:
@@ -248,16 +251,11 @@ func (n *Notifier) mailboxesOf(userID int64, limit int) []int64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var ids []int64
-	for id, set := range n.subs {
-		for s := range set {
-			if s.userID == userID {
-				ids = append(ids, id)
-			}
-			break // a mailbox's subscribers are all of its user
-		}
+	for id := range n.byUser[userID] {
 		if len(ids) == limit {
 			break
 		}
+		ids = append(ids, id)
 	}
 	return ids
 }
@@ -297,6 +295,10 @@ func (s *Subscription) Close() {
 	delete(n.subs[s.mailboxID], s)
 	if len(n.subs[s.mailboxID]) == 0 {
 		delete(n.subs, s.mailboxID)
+		delete(n.byUser[s.userID], s.mailboxID)
+		if len(n.byUser[s.userID]) == 0 {
+			delete(n.byUser, s.userID)
+		}
 	}
 	n.mu.Unlock()
 }
