@@ -49,7 +49,7 @@ type Notifier struct {
 	mu        sync.Mutex
 	subs      map[int64]map[*Subscription]struct{}
 	byUser    map[int64]map[int64]struct{} // user -> the mailboxes in subs: Touch and mailboxesOf read one user's
-	cfgSubs   map[chan struct{}]struct{} // notify_config.go
+	cfgSubs   map[chan struct{}]struct{}   // notify_config.go
 	started   bool
 	listening bool
 	cancel    context.CancelFunc
@@ -81,7 +81,7 @@ func newNotifier(conn *pgx.ConnConfig, log *slog.Logger) *Notifier {
 	var r [8]byte
 	rand.Read(r[:])
 	return &Notifier{conn: conn.Copy(), log: log, subs: map[int64]map[*Subscription]struct{}{}, byUser: map[int64]map[int64]struct{}{},
-		ready: make(chan struct{}),
+		ready:  make(chan struct{}),
 		lastMB: map[int64]uint64{}, lastUser: map[int64]uint64{}, lastRecent: map[int64]uint64{}, origin: hex.EncodeToString(r[:])}
 }
 
