@@ -224,3 +224,85 @@ func TestFetchMetaNoRoundTrip(t *testing.T) {
 		t.Fatalf("another session's flag change is missing: %q", got)
 	}
 }
+
+// A message delivered through the process is in its FETCH cache at once
+// (store.rememberMeta): a session's FETCH of the new message's ENVELOPE,
+// BODYSTRUCTURE, size and date makes no round trip, and answers what the
+// store's read does, for a date in another zone and one taken at arrival
+// (issue 13: one FETCH in six read a new message from Postgres under 50
+// sessions appending).
+func TestFetchMetaOfDeliveredNoRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	other := e.dial()
+	mixed := "From: Ann <ann@example.org>\r\nTo: bob@example.com\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n" +
+		"Date: Mon, 14 Jul 2025 02:44:25 -0700\r\nMessage-ID: <m1@example.org>\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n" +
+		"--b\r\nContent-Type: application/pdf; name=x.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b--\r\n"
+	plain := "From: c@example.net\r\nSubject: plain\r\n\r\nbody\r\n"
+	other.OK(fmt.Sprintf("APPEND INBOX (\\Seen) \"14-Jul-2025 23:59:59 -0930\" {%d+}\r\n%s", len(mixed), mixed))
+	other.OK(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(plain), plain))
+	c.OK("NOOP")
+	const items = "UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE BODY"
+	asStrings := func(rs []*imaptest.Resp) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.String())
+		}
+		return out
+	}
+	before := e.st.RoundTrips()
+	got := asStrings(c.OK("FETCH 1:2 (" + items + ")"))
+	if n := e.st.RoundTrips() - before; n != 0 {
+		t.Fatalf("FETCH of just delivered messages: %d round trips", n)
+	}
+	// With EMAILID the store's read answers (not IsMeta): the reference.
+	var want []string
+	for _, l := range asStrings(c.OK("FETCH 1:2 (" + items + " EMAILID)")) {
+		if i := strings.Index(l, " EMAILID ("); i >= 0 {
+			l = l[:i] + ")"
+		}
+		want = append(want, l)
+	}
+	if len(got) != 2 || !slices.Equal(got, want) {
+		t.Fatalf("from the delivery:\n%q\nfrom the store:\n%q", got, want)
+	}
+}
+
+// A FETCH of flags and unchanging data naming a message another session of
+// the process expunged (deleted), its EXPUNGE not sent yet, serves the
+// others from the view and the cache and answers NO [EXPUNGEISSUED] (RFC
+// 2180 §4.1.2), as the read of the store does, without that read: the
+// process knows what it deleted (issue 13: under 50 sessions expunging,
+// these FETCHes were the reads' slowest).
+func TestFetchMetaGoneDeletedNoRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	deliverN(e, "INBOX", 4)
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	const items = "(UID FLAGS RFC822.SIZE ENVELOPE)"
+	all := c.OK("FETCH 1:4 " + items) // the cache is warm
+	other := e.dial()
+	other.OK("SELECT INBOX")
+	other.OK(`UID STORE 2 +FLAGS.SILENT (\Deleted)`)
+	other.OK("EXPUNGE")
+	c.OK("FETCH 1 (FLAGS)") // the view learns of the expunge, sends no EXPUNGE
+	before := e.st.RoundTrips()
+	untagged, done := c.Do("FETCH 1:4 " + items)
+	if n := e.st.RoundTrips() - before; n != 0 {
+		t.Fatalf("FETCH naming a message deleted by another session: %d round trips", n)
+	}
+	if !strings.HasSuffix(done.String(), " NO [EXPUNGEISSUED] some of the requested messages no longer exist") {
+		t.Fatalf("reply %q", done.String())
+	}
+	var got []string
+	for _, r := range untagged {
+		got = append(got, r.String())
+	}
+	want := []string{all[0].String(), all[2].String(), all[3].String()}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	imaptest.Expect(t, c.OK("NOOP"), "* 2 EXPUNGE")
+}

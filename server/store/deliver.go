@@ -658,7 +658,26 @@ func (s *Store) deliverTx(ctx context.Context, ms []*pending, q *Outbound) (int6
 	for u, f := range feeds {
 		s.gates.stash(u, f)
 	}
+	s.rememberMeta(copies)
 	return qid, nil
+}
+
+// rememberMeta puts the delivered messages' unchanging FETCH data into the
+// process's cache (metacache.go) for the users this process has sessions
+// of: their clients fetch a new message's ENVELOPE and size as soon as
+// they hear of it, and each such FETCH read it from Postgres (issue 13: one
+// FETCH in six under 50 sessions appending, the reads' slowest tenth).
+// The values are what the row now holds: the date as Postgres keeps it
+// (microseconds, the zone's offset) and the parsed size and structures.
+func (s *Store) rememberMeta(copies []*copyState) {
+	for _, c := range copies {
+		if !s.notif.hasUser(c.UserID) {
+			continue
+		}
+		_, off := c.date.Zone()
+		s.metas.put(c.UserID, c.id, &messageMeta{id: c.id, internalDate: c.date.Truncate(time.Microsecond).In(zone(off)),
+			size: c.p.Size, envelope: c.p.Envelope, bodyStructure: c.p.BodyStructure, bodySimple: c.p.Body})
+	}
 }
 
 // queueCopyFrom queues c's messages and message_texts rows, made from the

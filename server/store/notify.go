@@ -247,6 +247,14 @@ func (n *Notifier) freshLocked(userID, mailboxID int64, gen uint64) bool {
 
 // mailboxesOf returns up to limit mailboxes of the user that sessions of
 // this process subscribe to.
+// hasUser reports whether a session of the process follows a mailbox of
+// the user.
+func (n *Notifier) hasUser(userID int64) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.byUser[userID]) > 0
+}
+
 func (n *Notifier) mailboxesOf(userID int64, limit int) []int64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
