@@ -291,18 +291,33 @@ func (f *fetcher) fromMeta(uids []uint32, fc store.FetchCols) (bool, error) {
 		return false, err
 	}
 	v := f.c.sel.view
-	ids := make([]int64, len(uids))
+	ids := make([]int64, 0, len(uids))
+	us := uids
 	for i, u := range uids {
 		if v.Expunged(u) {
+			// Deleted through this process: no row, as the read by id
+			// below would find (the caller says NO [EXPUNGEISSUED] for
+			// FETCH); otherwise that read serves it.
+			if v.IsHeld(u) || !f.c.Store().Deleted(v.Gone([]uint32{u}, false).IDs) {
+				return false, nil
+			}
+			if len(us) == len(uids) {
+				us = slices.Clone(uids[:i])
+			}
+			continue
+		}
+		id := v.ID(u)
+		if id == 0 {
 			return false, nil
 		}
-		if ids[i] = v.ID(u); ids[i] == 0 {
-			return false, nil
+		ids = append(ids, id)
+		if len(us) < len(uids) {
+			us = append(us, u)
 		}
 	}
 	f.w.Lock()
 	defer f.w.Unlock()
-	err := f.c.Store().FetchMeta(f.c.Ctx(), f.c.sel.mb.Box(), uids, ids, fc, func(r *store.FetchRow) error {
+	err := f.c.Store().FetchMeta(f.c.Ctx(), f.c.sel.mb.Box(), us, ids, fc, func(r *store.FetchRow) error {
 		if fc.Flags {
 			fl, ok := v.Flags(r.UID)
 			if !ok {
@@ -337,6 +352,12 @@ func (c *Conn) othersFlags(uids []uint32) (map[uint32]*store.Flags, error) {
 		return nil, nil
 	}
 	h := v.Gone(sortedKeysOf(others), false)
+	if len(h.IDs) == 0 || c.Store().Deleted(h.IDs) {
+		// Deleted through this process: no flags, as the read would say
+		// (issue 13: under 50 sessions expunging, one SEARCH in ten read
+		// them).
+		return others, nil
+	}
 	err := c.Store().FetchHeld(c.Ctx(), c.sel.mb.Box(), h.UIDs, h, store.FetchCols{Flags: true}, func(r *store.FetchRow) error {
 		fl := r.Flags // r is reused after fn returns
 		others[r.UID] = &fl

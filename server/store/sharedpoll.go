@@ -355,6 +355,12 @@ func (d *deletedSet) add(ids []int64) {
 	}
 }
 
+// Deleted reports whether this process deleted every one of the messages
+// ids (an EXPUNGE through it, committed; the last 65,536 it deleted): they
+// have no flags and match no search, and a session still showing them
+// needs no read to learn it (imapd: othersFlags).
+func (s *Store) Deleted(ids []int64) bool { return len(ids) > 0 && s.deleted.all(ids) }
+
 // all reports whether every one of ids was deleted.
 func (d *deletedSet) all(ids []int64) bool {
 	d.mu.Lock()
