@@ -19,8 +19,9 @@ import (
 // StressDiagnosis looks at where our time goes during the many-sessions
 // line (bench/ANALYSIS.md): pg_stat_statements over the command phase, what
 // the backends are doing and waiting for (pg_stat_activity and ungranted
-// pg_locks, sampled every 50 ms), the WAL flushes, a CPU profile and a
-// goroutine dump of `decimail serve` (its -pprof listener).
+// pg_locks, sampled every 50 ms), the WAL flushes, a CPU profile, a
+// goroutine dump and an execution trace of `decimail serve` (its -pprof
+// listener).
 type StressDiagnosis struct {
 	Dir string // where the profile and the goroutine dump go (default: the temp dir)
 
@@ -129,6 +130,10 @@ func (d *StressDiagnosis) start(ctx context.Context, dur *Durable, cfg StressCon
 		case <-time.After(cfg.Duration / 2):
 		}
 		get("/debug/pprof/goroutine?debug=1", strings.TrimSuffix(prof, ".pprof")+".goroutines.txt")
+		// An execution trace of 3 s: where a session's command waits
+		// (`go tool trace -pprof=sched|sync|net FILE`: for the CPU, a lock,
+		// the network).
+		get("/debug/pprof/trace?seconds=3", strings.TrimSuffix(prof, ".pprof")+".trace")
 	})
 	return func() {
 		cancel()
@@ -140,7 +145,11 @@ func (d *StressDiagnosis) start(ctx context.Context, dur *Durable, cfg StressCon
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			for _, l := range strings.Split(string(b), "\n") {
-				if strings.HasPrefix(l, "decimail_change_") {
+				// and how long the server took per command, from its
+				// dispatch to its reply (the client's figures add the
+				// network and both sides' waits for a CPU)
+				if strings.HasPrefix(l, "decimail_change_") || strings.HasPrefix(l, "decimail_imap_command_duration_seconds_bucket") &&
+					(strings.Contains(l, `"UID FETCH"`) || strings.Contains(l, `"UID SEARCH"`)) && strings.Contains(l, `status="OK"`) {
 					logf("diagnosis: %s", l)
 				}
 			}
