@@ -377,3 +377,35 @@ func TestSharedPollHeld(t *testing.T) {
 		}
 	}
 }
+
+// TestDeletedKnownBeforeSignal: the messages an EXPUNGE deleted are in the
+// process's deleted set (Store.Deleted) before its sessions are signalled,
+// so a session that hears of the expunge never reads them to learn they
+// are gone (imapd: othersFlags, fromMeta); a deletion that did not commit
+// is not there.
+func TestDeletedKnownBeforeSignal(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	deliver(t, s, u, msg("one", "x"), store.DeliverOptions{})
+	deliver(t, s, u, msg("two", "x"), store.DeliverOptions{})
+	snap, err := s.Select(ctx, u.ID, "INBOX", true)
+	must(t, err)
+	box := snap.Mailbox.Box()
+	ids := snap.IDs[:1]
+	if s.Deleted(ids) {
+		t.Fatal("a message not expunged is known deleted")
+	}
+	_, _, _, err = s.AddRemoveFlags(ctx, box, []uint32{1}, true, store.Flags{Deleted: true})
+	must(t, err)
+	var atSignal []bool
+	s.BeforeTouch(func() { atSignal = append(atSignal, s.Deleted(ids)) })
+	_, err = s.Expunge(ctx, box, []uint32{1})
+	s.BeforeTouch(nil)
+	must(t, err)
+	if !slices.Equal(atSignal, []bool{true}) {
+		t.Fatalf("deleted known at the signal: %v, want [true]", atSignal)
+	}
+	if s.Deleted(snap.IDs[1:]) {
+		t.Fatal("the message kept is known deleted")
+	}
+}

@@ -79,6 +79,10 @@ func (s *Store) Expunge(ctx context.Context, b Box, uids []uint32) ([]uint32, er
 				'a view reads folders now')`, userID)
 		}
 		queueExpunge(b, userID, mailboxID, uids, isQuery, &out, nil, &gone)
+		// Known deleted before any session hears of the expunge: a session
+		// then finds them in deletedSet instead of reading them (imapd:
+		// othersFlags, fromMeta).
+		s.committed.onCommit(userID, func() { s.deleted.add(gone) })
 		if !isQuery {
 			// No view reads folders: a message that only Trash and Junk
 			// hold now leaves every view (query.Kept).
@@ -90,9 +94,6 @@ func (s *Store) Expunge(ctx context.Context, b Box, uids []uint32) ([]uint32, er
 	})
 	if errors.Is(err, errSlowPath) {
 		return withViews()
-	}
-	if err == nil {
-		s.deleted.add(gone)
 	}
 	return out, wrap("expunge", err)
 }

@@ -374,6 +374,7 @@ func (s *Store) sendChange(ctx context.Context, userID int64, attempt int, queue
 		rows.Close()
 		return rows.Err()
 	})
+	s.committed.take(userID) // an earlier attempt's
 	mode, err := queue(b, attempt)
 	if err != nil {
 		return err
@@ -397,8 +398,40 @@ func (s *Store) sendChange(ctx context.Context, userID int64, attempt int, queue
 	if !found {
 		return ErrNoUser // nothing was there to change
 	}
+	for _, f := range s.committed.take(userID) {
+		f()
+	}
 	s.gates.stash(userID, feeds)
 	return nil
+}
+
+// commitHooks are what the changes of a batch being sent (sendChange)
+// do once it committed, before the user's sessions are signalled (when
+// the gate is left): a queue func registers them with onCommit. The gate
+// lets one batch of a user be sent at a time in the process, so the hooks
+// are kept by user.
+type commitHooks struct {
+	mu sync.Mutex
+	m  map[int64][]func()
+}
+
+// onCommit registers f for the user's batch being sent.
+func (h *commitHooks) onCommit(userID int64, f func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[int64][]func(){}
+	}
+	h.m[userID] = append(h.m[userID], f)
+}
+
+// take removes and returns the user's hooks.
+func (h *commitHooks) take(userID int64) []func() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fs := h.m[userID]
+	delete(h.m, userID)
+	return fs
 }
 
 // afterRestart runs on every new database connection (pgxpool

@@ -158,6 +158,7 @@ type Store struct {
 	sortKeys       sortCache     // SortKeysByID
 	polls          sharedPolls   // ChangesSinceHeld (sharedpoll.go)
 	deleted        deletedSet    // messages deleted by this process (sharedpoll.go)
+	committed      commitHooks   // what a change does once committed, before its signal (gate.go)
 	gates          userGates     // one change per user at a time in this process (gate.go)
 	combined       atomic.Int64  // combined transactions (gate.go: changeBatch)
 	flagViewsCache sync.Map      // user id -> *userFlagViews, the views flag changes update (flagviews.go)
