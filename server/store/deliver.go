@@ -521,17 +521,102 @@ func (s *Store) deliverTx(ctx context.Context, ms []*pending, q *Outbound) (int6
 	// The users' gates (gate.go), in id order as their locks, before a
 	// connection: waiting for a user's lock must not hold one.
 	var users []int64
-	var copies []*copyState
 	for _, m := range ms {
 		for _, c := range m.copies {
 			users = append(users, c.UserID)
-			copies = append(copies, c)
 		}
+	}
+	if q == nil && len(users) > 0 && !slices.ContainsFunc(users, func(u int64) bool { return u != users[0] }) {
+		return 0, s.deliverJoined(ctx, users[0], ms)
 	}
 	leave, err := s.gates.enterAll(ctx, users)
 	defer leave()
 	if err != nil {
 		return 0, err
+	}
+	return s.deliverHeld(ctx, ms, q)
+}
+
+// deliverJoined stores ms, messages for one user, combined with the other
+// deliveries to that user waiting at the user's gate, as changeBatch
+// combines flag changes: the delivery that enters the gate stores its own
+// messages and those of the deliveries waiting (up to maxJoined of them
+// and joinedBytes of messages), in ONE transaction, one COMMIT and one
+// flush of the WAL, and hands each its result. With 50 sessions of one
+// account, one command in six an APPEND, each APPEND held the gate for
+// its own three round trips and its COMMIT's fsync while the others
+// queued (bench/ANALYSIS.md, many sessions). If the combined transaction
+// fails, each delivery runs alone, so one delivery's failure is its own
+// (MULTIAPPEND's messages stay together: all or none).
+func (s *Store) deliverJoined(ctx context.Context, userID int64, ms []*pending) error {
+	e, release := s.gates.ref(userID)
+	p := &pendingDelivery{ms: ms, done: make(chan error, 1)}
+	e.mu.Lock()
+	e.deliveries = append(e.deliveries, p)
+	e.mu.Unlock()
+	var err error
+	select {
+	case err = <-p.done: // another delivery stored it
+		release()
+	case e.ch <- struct{}{}:
+		group := e.takeDeliveries(p)
+		if group == nil { // taken meanwhile: the delivery that took it signals
+			<-e.ch
+			release()
+			err = <-p.done
+			break
+		}
+		leave := s.gates.leaver(e, userID, release)
+		if len(group) == 1 {
+			defer leave()
+			_, err := s.deliverHeld(ctx, ms, nil)
+			return err
+		}
+		s.joined.Add(1)
+		var all []*pending
+		for _, g := range group {
+			all = append(all, g.ms...)
+		}
+		// Apart from this delivery's context: the others' must not fail
+		// because this client went away.
+		_, err = s.deliverHeld(context.WithoutCancel(ctx), all, nil)
+		leave() // and Touch: before anyone answers
+		if err != nil {
+			err = errAlone
+		}
+		for _, g := range group[1:] {
+			g.done <- err
+		}
+	case <-ctx.Done():
+		if !e.removeDelivery(p) { // taken: it runs, or ran
+			err = <-p.done
+			release()
+			break
+		}
+		release()
+		return ctx.Err()
+	}
+	if err != errAlone {
+		return err
+	}
+	leave, err := s.gates.enter(ctx, userID)
+	defer leave()
+	if err != nil {
+		return err
+	}
+	_, err = s.deliverHeld(ctx, ms, nil)
+	return err
+}
+
+// deliverHeld stores ms (and queues q); the caller holds the gates of
+// the users ms are for.
+func (s *Store) deliverHeld(ctx context.Context, ms []*pending, q *Outbound) (int64, error) {
+	var users []int64
+	var copies []*copyState
+	for _, m := range ms {
+		for _, c := range m.copies {
+			copies = append(copies, c)
+		}
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {

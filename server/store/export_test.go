@@ -39,8 +39,20 @@ func (s *Store) GateWaiting(userID int64) int {
 	return len(e.waiting)
 }
 
+// GateDeliveries is the number of deliveries waiting at the user's gate.
+func (s *Store) GateDeliveries(userID int64) int {
+	e, release := s.gates.ref(userID)
+	defer release()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.deliveries)
+}
+
 // Combined is the number of combined transactions so far.
 func (s *Store) Combined() int64 { return s.combined.Load() }
+
+// Joined is the number of transactions that stored several deliveries.
+func (s *Store) Joined() int64 { return s.joined.Load() }
 
 // SharedPolls is the number of reads of changes answered from another
 // session's read (sharedpoll.go).

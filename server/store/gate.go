@@ -34,9 +34,65 @@ type userGate struct {
 	ch   chan struct{} // capacity 1: holding = a value in it
 	refs int           // holders and waiters (userGates.mu)
 
-	mu      sync.Mutex
-	waiting []*pendingChange // changeBatch's writers waiting, in order
-	feeds   []*feedRead      // stash
+	mu         sync.Mutex
+	waiting    []*pendingChange   // changeBatch's writers waiting, in order
+	deliveries []*pendingDelivery // deliverJoined's, in order
+	feeds      []*feedRead        // stash
+}
+
+// pendingDelivery is a delivery waiting at the gate, which the delivery
+// that enters it may store with its own (deliverJoined).
+type pendingDelivery struct {
+	ms   []*pending
+	done chan error // capacity 1: the result, errAlone: run it alone
+}
+
+// maxJoined and joinedBytes bound the deliveries of one transaction and
+// the size of their messages (the first is always taken, whatever its size).
+const (
+	maxJoined   = 16
+	joinedBytes = 4 << 20
+)
+
+// takeDeliveries is take for deliveries: p, if still waiting, then those
+// waiting longest, within maxJoined and joinedBytes; nil if another took p.
+func (e *userGate) takeDeliveries(p *pendingDelivery) []*pendingDelivery {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := slices.Index(e.deliveries, p)
+	if i < 0 {
+		return nil
+	}
+	e.deliveries = slices.Delete(e.deliveries, i, i+1)
+	group := []*pendingDelivery{p}
+	size := p.size()
+	n := 0
+	for n < len(e.deliveries) && len(group) < maxJoined && size+e.deliveries[n].size() <= joinedBytes {
+		size += e.deliveries[n].size()
+		group = append(group, e.deliveries[n])
+		n++
+	}
+	e.deliveries = slices.Delete(e.deliveries, 0, n)
+	return group
+}
+
+func (p *pendingDelivery) size() int {
+	n := 0
+	for _, m := range p.ms {
+		n += len(m.content)
+	}
+	return n
+}
+
+// removeDelivery removes p if still waiting (false: another took it).
+func (e *userGate) removeDelivery(p *pendingDelivery) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	i := slices.Index(e.deliveries, p)
+	if i >= 0 {
+		e.deliveries = slices.Delete(e.deliveries, i, i+1)
+	}
+	return i >= 0
 }
 
 // pendingChange is a changeBatch waiting at the gate, which the writer

@@ -162,3 +162,105 @@ func TestCombinedFlagChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinedDeliveries: deliveries to one user waiting at the user's gate
+// are stored in one transaction (deliver.go: deliverJoined), each gets its
+// own UID and message, one whose target went away meanwhile fails alone
+// (the others are stored), and one whose client went away while waiting
+// is not stored.
+func TestJoinedDeliveries(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	if _, err := s.CreateMailbox(ctx, u.ID, "Doomed", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitDeliveries := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); s.GateDeliveries(u.ID) != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d deliveries wait at the gate, want %d", s.GateDeliveries(u.ID), n)
+			}
+		}
+	}
+	leave, err := s.HoldGate(ctx, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	got := make([]store.Delivered, n)
+	errs := make([]error, n)
+	gone, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			dctx, o := ctx, store.DeliverOptions{}
+			switch i {
+			case 3:
+				o.Mailbox = "Doomed"
+			case 6:
+				dctx = gone
+			}
+			got[i], errs[i] = s.Deliver(dctx, u.ID, msg(fmt.Sprintf("joined-%d", i), "x"), o)
+		})
+		waitDeliveries(i + 1) // in this order
+	}
+	cancel()
+	waitDeliveries(n - 1) // the cancelled one takes itself off the list
+	if _, err := s.Pool().Exec(ctx, `DELETE FROM mailboxes WHERE user_id = $1 AND name = 'Doomed'`, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Joined()
+	leave()
+	wg.Wait()
+	if s.Joined() == before {
+		t.Error("the waiting deliveries were stored one by one, not together")
+	}
+	uids := map[uint32]int{}
+	for i := range n {
+		switch i {
+		case 3:
+			if errs[i] == nil {
+				t.Errorf("delivery %d to a deleted folder succeeded: %+v", i, got[i])
+			}
+		case 6:
+			if !errors.Is(errs[i], context.Canceled) {
+				t.Errorf("delivery %d, cancelled while waiting: %v, want context.Canceled", i, errs[i])
+			}
+		default:
+			if errs[i] != nil {
+				t.Errorf("delivery %d: %v", i, errs[i])
+				continue
+			}
+			if j, dup := uids[got[i].UID]; dup {
+				t.Errorf("deliveries %d and %d got UID %d", j, i, got[i].UID)
+			}
+			uids[got[i].UID] = i
+		}
+	}
+	// Each stored message is the one its delivery got back, once.
+	rows, err := s.Pool().Query(ctx, `SELECT mm.uid, m.subject FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+		JOIN mailboxes b ON b.id = mm.mailbox_id WHERE b.user_id = $1 AND b.name = 'INBOX'`, u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[uint32]string{}
+	for rows.Next() {
+		var uid int64
+		var subject string
+		if err := rows.Scan(&uid, &subject); err != nil {
+			t.Fatal(err)
+		}
+		stored[uint32(uid)] = subject
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != len(uids) {
+		t.Errorf("INBOX holds %d messages, %d deliveries succeeded: %v", len(stored), len(uids), stored)
+	}
+	for uid, i := range uids {
+		if want := fmt.Sprintf("joined-%d", i); stored[uid] != want {
+			t.Errorf("UID %d holds %q, want %q", uid, stored[uid], want)
+		}
+	}
+}

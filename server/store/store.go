@@ -161,6 +161,7 @@ type Store struct {
 	committed      commitHooks   // what a change does once committed, before its signal (gate.go)
 	gates          userGates     // one change per user at a time in this process (gate.go)
 	combined       atomic.Int64  // combined transactions (gate.go: changeBatch)
+	joined         atomic.Int64  // combined deliveries' transactions (deliver.go: deliverJoined)
 	flagViewsCache sync.Map      // user id -> *userFlagViews, the views flag changes update (flagviews.go)
 }
 
