@@ -37,7 +37,8 @@ func cmdLogin(c *Conn, cmd *Command) error {
 	return c.login(user, pass)
 }
 
-// AUTHENTICATE (rfc9051.txt:1418ff) with PLAIN (rfc4616.txt) or
+// AUTHENTICATE, which "indicates a [SASL] authentication mechanism"
+// (rfc9051.txt:1418-1425), with PLAIN (rfc4616.txt) or
 // SCRAM-SHA-256[-PLUS] (scram.go), an optional initial response (SASL-IR,
 // rfc4959.txt) or continuation rounds.
 func cmdAuthenticate(c *Conn, cmd *Command) error {
@@ -89,8 +90,9 @@ func cmdAuthenticate(c *Conn, cmd *Command) error {
 	return c.login(user, pass)
 }
 
-// saslChallenge sends a server challenge (base64, rfc9051.txt:1436-1440)
-// and reads the client's response line, decoded.
+// saslChallenge sends a server challenge, a "command continuation request"
+// with base64 (rfc9051.txt:1436-1446), and reads the client's response
+// line, decoded.
 func (c *Conn) saslChallenge(challenge []byte) ([]byte, error) {
 	if err := c.Continue(base64.StdEncoding.EncodeToString(challenge)); err != nil {
 		return nil, err
@@ -106,7 +108,8 @@ func (c *Conn) saslChallenge(challenge []byte) ([]byte, error) {
 }
 
 // decodeSASL decodes a client response; "=" is the empty initial
-// response (rfc4959.txt §3). Invalid base64 is BAD, rfc9051.txt:1443-1446.
+// response (rfc4959.txt §3). An "invalid base64 string" is BAD,
+// rfc9051.txt:1443-1446.
 func decodeSASL(s string) ([]byte, error) {
 	if s == "=" {
 		return []byte{}, nil

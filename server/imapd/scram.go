@@ -10,13 +10,14 @@ import (
 )
 
 // AUTHENTICATE SCRAM-SHA-256 and SCRAM-SHA-256-PLUS (RFC 7677, RFC 5802),
-// which IMAP4rev2 servers "SHOULD implement" (rfc9051.txt:1483-1487). The
-// exchange is the store's (store.SCRAMExchange, shared with SMTP AUTH);
-// this file carries it over AUTHENTICATE's challenges and responses as in
-// RFC 9051 §8's sample (rfc9051.txt:6212-6222).
+// among the mechanisms "that do not use plaintext passwords" IMAP4rev2
+// servers should add (rfc9051.txt:1484-1491). The exchange is the store's
+// (store.SCRAMExchange, shared with SMTP AUTH); this file carries it over
+// AUTHENTICATE's challenges and responses as in RFC 9051 §8's sample
+// (AUTHENTICATE SCRAM-SHA-256, rfc9051.txt:6212ff).
 //
 // Offered without TLS too. plaintextOK guards "plaintext password
-// mechanisms" (rfc9051.txt:1476-1482) from password snooping; SCRAM sends
+// mechanisms" (rfc9051.txt:1477-1491) from password snooping; SCRAM sends
 // no password, only a proof bound to both nonces, and RFC 9051's own
 // sample advertises AUTH=SCRAM-SHA-256 next to LOGINDISABLED before
 // STARTTLS (rfc9051.txt:6207). What an eavesdropper can still do is try
@@ -68,7 +69,7 @@ func (c *Conn) authSCRAM(plus bool, first []byte) error {
 		case errors.Is(err, store.ErrSASLMalformed):
 			return Bad("", "malformed SCRAM message")
 		case errors.Is(err, store.ErrAuthzFailed):
-			// As PLAIN: no user may act as another (rfc4616.txt:155-160).
+			// As PLAIN (cmdAuthenticate): no user may act as another.
 			return No("AUTHORIZATIONFAILED", "authorization identity must equal the user name")
 		case err != nil:
 			return c.loggedIn(x.Name(), u, err)
@@ -76,7 +77,7 @@ func (c *Conn) authSCRAM(plus bool, first []byte) error {
 		// The next response: the client-final-message, or after the
 		// server-final-message (which carries the server's signature and
 		// must reach the client before the tagged OK) an empty one, as in
-		// rfc9051.txt:6219-6221.
+		// RFC 9051 §8's sample.
 		msg, err = c.saslChallenge(out)
 		if err != nil {
 			return err

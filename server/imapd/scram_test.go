@@ -163,7 +163,8 @@ func TestAuthenticateSCRAMFailures(t *testing.T) {
 }
 
 // TestAuthenticateSCRAMProtocolErrors: "*" cancels at either round, bad
-// base64 and a malformed client-first-message are BAD (rfc9051.txt:1443-1446),
+// base64 and a malformed client-first-message are BAD (an "invalid base64 string":
+// rfc9051.txt:1443-1446),
 // an empty response is required after the server's signature, and a
 // client that can bind but saw no -PLUS ("y") is fine where none was offered.
 func TestAuthenticateSCRAMProtocolErrors(t *testing.T) {

@@ -57,7 +57,7 @@ func (x *session) newSCRAM(plus bool) *scramServer {
 func (m *scramServer) Next(resp []byte) (challenge []byte, done bool, err error) {
 	if !m.started && resp == nil {
 		// No initial response: ask for the client-first-message with an
-		// empty challenge, "334 " (rfc4954.txt:203-206).
+		// empty challenge, "a 334 reply with no text part" (rfc4954.txt:198-206).
 		m.started = true
 		return []byte{}, false, nil
 	}

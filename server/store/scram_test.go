@@ -16,7 +16,8 @@ import (
 	"decimail/server/store"
 )
 
-// The RFC 7677 §3 example, repeated in RFC 9051 §8 (rfc9051.txt:6212-6222).
+// The RFC 7677 §3 example, repeated in RFC 9051 §8 (AUTHENTICATE
+// SCRAM-SHA-256, rfc9051.txt:6212ff).
 const (
 	rfcClientFirst = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO"
 	rfcServerNonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
