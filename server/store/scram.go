@@ -29,6 +29,11 @@ import (
 // exist, the failed-login limiter, and the channel-binding policy.
 
 const (
+	// maxSCRAMMessage bounds a client message: a real one is well under
+	// 1 KiB (a name, a nonce, a proof); the daemons' line limits (64 KiB
+	// IMAP, 2,000 bytes SMTP) come first, this keeps a long nonce from
+	// being echoed back and hashed.
+	maxSCRAMMessage = 4 << 10
 	// SCRAMIterations is the iteration count of new verifiers: RFC 7677 §4
 	// "the iteration-count ... SHOULD be at least 4096".
 	SCRAMIterations = 4096
@@ -219,10 +224,12 @@ func (x *SCRAMExchange) Step(ctx context.Context, msg []byte) (out []byte, done 
 	x.ctx = ctx
 	defer func() { x.ctx = nil }()
 	x.step++
-	switch x.step {
-	case 1:
+	switch {
+	case len(msg) > maxSCRAMMessage:
+		err = ErrSASLMalformed
+	case x.step == 1:
 		out, err = x.first(string(msg))
-	case 2:
+	case x.step == 2:
 		out, u, err = x.final(string(msg))
 		done = err == nil
 	default:

@@ -7,12 +7,18 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/xdg-go/scram"
+	"golang.org/x/crypto/bcrypt"
 
+	"decimail/schema"
+	"decimail/server/pgrun"
 	"decimail/server/store"
 )
 
@@ -314,7 +320,8 @@ func TestSCRAMChannelBindingFlags(t *testing.T) {
 	if _, err := runSCRAM(t, client.NewConversation(), s.NewSCRAM(local, true, cb)); !errors.Is(err, store.ErrAuthFailed) {
 		t.Errorf(`"n" with the -PLUS mechanism: %v`, err)
 	}
-	for _, bad := range []string{"", "x,,n=u,r=a", "n,,n=u", "n,,r=abc,n=u", strings.Repeat("n", 100)} {
+	for _, bad := range []string{"", "x,,n=u,r=a", "n,,n=u", "n,,r=abc,n=u", strings.Repeat("n", 100),
+		"n,,n=u,r=" + strings.Repeat("A", 5000)} {
 		x := s.NewSCRAM(local, false, store.ChannelBinding{})
 		if _, _, _, err := x.Step(ctx, []byte(bad)); !errors.Is(err, store.ErrSASLMalformed) {
 			t.Errorf("client-first %q: %v", bad, err)
@@ -331,4 +338,48 @@ func hmacSum(key []byte, msg string) []byte {
 func sha256Sum(b []byte) []byte {
 	h := sha256.Sum256(b)
 	return h[:]
+}
+
+// TestSCRAMAfterUpgrade: a database from before schema 0027 with an
+// account: after the upgrade the account has no verifier, so SCRAM fails
+// as with a wrong password, and its first password login adds one.
+func TestSCRAMAfterUpgrade(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	inst, _, err := pgrun.Shared(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("t_scram_upgrade_%d", os.Getpid())
+	dsn, err := pgrun.CloneDB(ctx, inst.DSN, "template0", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pgrun.DropDB(context.Background(), inst.DSN, name) })
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := schema.MigrateTo(ctx, c, 26); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if _, err := c.Exec(ctx, `INSERT INTO users (name, password_hash) VALUES ('old', $1)`, string(h)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close(ctx)
+	s, err := store.Open(ctx, dsn, store.Options{PasswordCost: bcrypt.MinCost}) // applies 0027
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := scramLogin(t, s, local, "old", "", "pw"); !errors.Is(err, store.ErrAuthFailed) {
+		t.Fatalf("SCRAM before any password login: %v", err)
+	}
+	if _, err := s.AuthenticateFrom(ctx, local, "old", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := scramLogin(t, s, local, "old", "", "pw"); err != nil {
+		t.Fatalf("SCRAM after the password login: %v", err)
+	}
 }
