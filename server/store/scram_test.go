@@ -324,7 +324,7 @@ func TestSCRAMChannelBindingFlags(t *testing.T) {
 		"n,,n=u,r=" + strings.Repeat("A", 5000)} {
 		x := s.NewSCRAM(local, false, store.ChannelBinding{})
 		if _, _, _, err := x.Step(ctx, []byte(bad)); !errors.Is(err, store.ErrSASLMalformed) {
-			t.Errorf("client-first %q: %v", bad, err)
+			t.Errorf("client-first %.60q: %v", bad, err)
 		}
 	}
 }
