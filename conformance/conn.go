@@ -3,6 +3,7 @@ package conformance
 import (
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,9 @@ type Conn struct {
 	*imaptest.Client
 	name string
 	wait time.Duration // timeout for the next expect block (cN wait)
+	// greetingCaps are the greeting's CAPABILITY code (Login reads the
+	// greeting): the not-authenticated state's, AUTH=... among them.
+	greetingCaps []string
 }
 
 // Dial connects to addr; the greeting is left unread.
@@ -102,6 +106,11 @@ func (c *Conn) Login(user, pass string) error {
 	g := c.Next(DefaultTimeout)
 	if g == nil || g.EOF || g.Status != "OK" {
 		return fmt.Errorf("%s: bad greeting %v", c.name, g)
+	}
+	if len(g.Code) > 0 && strings.EqualFold(g.Code[0].S, "CAPABILITY") {
+		for _, tok := range g.Code[1:] {
+			c.greetingCaps = append(c.greetingCaps, tok.S)
+		}
 	}
 	_, _, err := c.Command("L0", "LOGIN "+imaptest.Quote(user)+" "+imaptest.Quote(pass))
 	return err

@@ -68,7 +68,8 @@ func loadFixture(t testing.TB, tg Target, addr, user, pass, dir, name string) []
 	if err != nil {
 		t.Fatalf("fixture: %v", err)
 	}
-	var caps []string
+	// What the target advertises before (AUTH=...) and after login.
+	caps := c.greetingCaps
 	for _, r := range untagged {
 		if len(r.Data) > 0 && strings.EqualFold(r.Data[0].S, "CAPABILITY") {
 			for _, tok := range r.Data[1:] {

@@ -37,45 +37,47 @@ func cmdLogin(c *Conn, cmd *Command) error {
 	return c.login(user, pass)
 }
 
-// AUTHENTICATE PLAIN (rfc3501.txt:1519, rfc4616.txt), with an optional
-// initial response (SASL-IR, rfc4959.txt) or one continuation round.
+// AUTHENTICATE, which "indicates a [SASL] authentication mechanism"
+// (rfc9051.txt:1418-1425), with PLAIN (rfc4616.txt) or
+// SCRAM-SHA-256[-PLUS] (scram.go), an optional initial response (SASL-IR,
+// rfc4959.txt) or continuation rounds.
 func cmdAuthenticate(c *Conn, cmd *Command) error {
 	if len(cmd.Args) < 1 || len(cmd.Args) > 2 || cmd.Args[0].Kind != Atom {
 		return Syntax("AUTHENTICATE takes a mechanism and an optional initial response")
 	}
-	if !strings.EqualFold(cmd.Args[0].S, "PLAIN") || c.disabled["AUTH=PLAIN"] {
+	var plaintext bool
+	switch mech := strings.ToUpper(cmd.Args[0].S); {
+	case mech == "PLAIN" && !c.disabled["AUTH=PLAIN"]:
+		plaintext = true
+	case mech == "SCRAM-SHA-256" && c.scramOffered():
+	case mech == "SCRAM-SHA-256-PLUS" && c.scramPlusOffered():
+	default:
 		return No("", "unsupported authentication mechanism")
 	}
-	if !c.plaintextOK() {
+	if plaintext && !c.plaintextOK() {
 		return No(CodePrivacyRequired, "PLAIN is disabled without TLS; use STARTTLS")
 	}
-	var resp string
+	var resp []byte
 	if len(cmd.Args) == 2 {
 		if !c.capable("SASL-IR") || cmd.Args[1].Kind != Atom {
 			return Syntax("unexpected initial response")
 		}
-		resp = cmd.Args[1].S
-		if resp == "=" { // empty initial response, rfc4959.txt §3
-			resp = ""
-		}
-	} else {
-		if err := c.Continue(""); err != nil { // "+ " with empty challenge
-			return err
-		}
-		line, err := c.ReadLine()
+		r, err := decodeSASL(cmd.Args[1].S)
 		if err != nil {
 			return err
 		}
-		if line == "*" {
-			return Bad("", "AUTHENTICATE cancelled") // "cancel an authentication exchange", rfc3501.txt:1553
+		resp = r
+	} else {
+		r, err := c.saslChallenge(nil) // "+ " with empty challenge
+		if err != nil {
+			return err
 		}
-		resp = line
+		resp = r
 	}
-	data, err := base64.StdEncoding.DecodeString(resp)
-	if err != nil {
-		return Bad("", "invalid base64")
+	if !plaintext {
+		return c.authSCRAM(strings.HasSuffix(strings.ToUpper(cmd.Args[0].S), "-PLUS"), resp)
 	}
-	authz, user, pass, ok := parsePlain(data)
+	authz, user, pass, ok := parsePlain(resp)
 	if !ok {
 		return Bad("", "malformed PLAIN response")
 	}
@@ -86,6 +88,37 @@ func cmdAuthenticate(c *Conn, cmd *Command) error {
 		return No("AUTHORIZATIONFAILED", "authorization identity must equal the user name")
 	}
 	return c.login(user, pass)
+}
+
+// saslChallenge sends a server challenge, a "command continuation request"
+// with base64 (rfc9051.txt:1436-1446), and reads the client's response
+// line, decoded.
+func (c *Conn) saslChallenge(challenge []byte) ([]byte, error) {
+	if err := c.Continue(base64.StdEncoding.EncodeToString(challenge)); err != nil {
+		return nil, err
+	}
+	line, err := c.ReadLine()
+	if err != nil {
+		return nil, err
+	}
+	if line == "*" {
+		return nil, Bad("", "AUTHENTICATE cancelled") // "cancel an authentication exchange", rfc3501.txt:1553
+	}
+	return decodeSASL(line)
+}
+
+// decodeSASL decodes a client response; "=" is the empty initial
+// response (rfc4959.txt §3). An "invalid base64 string" is BAD,
+// rfc9051.txt:1443-1446.
+func decodeSASL(s string) ([]byte, error) {
+	if s == "=" {
+		return []byte{}, nil
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, Bad("", "invalid base64")
+	}
+	return b, nil
 }
 
 // parsePlain splits message = [authzid] NUL authcid NUL passwd
@@ -110,6 +143,13 @@ func (c *Conn) login(name, pass string) error {
 	} else {
 		u, err = c.srv.auth.Authenticate(c.ctx, name, pass)
 	}
+	return c.loggedIn(name, u, err)
+}
+
+// loggedIn answers an authentication's outcome (any mechanism): the
+// authenticated state, or a failure counted by authFailed, or the
+// limiter's refusal.
+func (c *Conn) loggedIn(name string, u store.User, err error) error {
 	if errors.Is(err, store.ErrAuthFailed) {
 		return c.authFailed(name, "bad credentials")
 	}

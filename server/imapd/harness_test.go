@@ -25,6 +25,7 @@ type testEnv struct {
 	user store.User
 	srv  *Server
 	addr string
+	dsn  string // set by scramEnv
 }
 
 func newEnv(t testing.TB) *testEnv {

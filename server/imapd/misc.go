@@ -61,6 +61,13 @@ func (c *Conn) capabilities() []string {
 	if c.capable("STARTTLS") {
 		caps = append(caps, "STARTTLS")
 	}
+	// SCRAM with or without TLS: see scram.go.
+	if c.scramPlusOffered() {
+		caps = append(caps, "AUTH=SCRAM-SHA-256-PLUS")
+	}
+	if c.scramOffered() {
+		caps = append(caps, "AUTH=SCRAM-SHA-256")
+	}
 	if !c.plaintextOK() {
 		return append(caps, "LOGINDISABLED") // rfc3501.txt:3792
 	}

@@ -77,8 +77,15 @@ func (x *session) Reset() {
 
 func (x *session) Logout() error { return nil }
 
-// AuthMechanisms: PLAIN (RFC 4616) and LOGIN (Outlook-era clients).
-func (x *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
+// AuthMechanisms: PLAIN (RFC 4616), LOGIN (Outlook-era clients),
+// SCRAM-SHA-256 (RFC 7677) and on TLS SCRAM-SHA-256-PLUS (scram.go).
+func (x *session) AuthMechanisms() []string {
+	m := []string{sasl.Plain, sasl.Login, mechSCRAM}
+	if x.channelBinding().IsSupported() {
+		m = append(m, mechSCRAMPlus)
+	}
+	return m
+}
 
 func (x *session) Auth(mech string) (sasl.Server, error) {
 	if x.inTx {
@@ -98,6 +105,12 @@ func (x *session) Auth(mech string) (sasl.Server, error) {
 		}), nil
 	case sasl.Login:
 		return &loginServer{auth: x.authenticate}, nil
+	case mechSCRAM:
+		return x.newSCRAM(false), nil
+	case mechSCRAMPlus:
+		if x.channelBinding().IsSupported() {
+			return x.newSCRAM(true), nil
+		}
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
@@ -112,6 +125,11 @@ func (x *session) authenticate(username, password string) error {
 	ctx, cancel := x.ctx()
 	defer cancel()
 	u, err := x.s.st.AuthenticateFrom(ctx, x.ip, username, password)
+	return x.authOutcome(username, u, err)
+}
+
+// authOutcome answers an authentication's outcome (any mechanism).
+func (x *session) authOutcome(username string, u store.User, err error) error {
 	var te *store.ThrottledError
 	switch {
 	case errors.As(err, &te):

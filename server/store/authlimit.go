@@ -128,6 +128,29 @@ func authKeys(remote netip.Addr, name string) (addr, user string) {
 // returns ErrAuthFailed, a *ThrottledError (errors.Is ErrAuthThrottled) or
 // the user.
 func (s *Store) AuthenticateFrom(ctx context.Context, remote netip.Addr, name, password string) (User, error) {
+	keys, err := s.authBegin(ctx, remote, name)
+	if err != nil {
+		return User{}, err
+	}
+	u, err := s.Authenticate(ctx, name, password)
+	if errors.Is(err, ErrAuthFailed) {
+		return u, err
+	}
+	// A success, or our own failure: not the client's fault.
+	if rerr := s.authSucceeded(ctx, keys); rerr != nil && err == nil {
+		return User{}, rerr
+	}
+	return u, err
+}
+
+// limiterKeys are one attempt's keys (authKeys).
+type limiterKeys struct{ addr, user string }
+
+// authBegin charges one attempt from remote for name before its
+// credentials are checked: a *ThrottledError if the address is blocked,
+// else after the account's wait, if any. Every mechanism (PLAIN, LOGIN,
+// SCRAM) goes through here, so all count alike.
+func (s *Store) authBegin(ctx context.Context, remote netip.Addr, name string) (limiterKeys, error) {
 	p := s.auth
 	addr, user := authKeys(remote, name)
 	var refused, wait pgtype.Interval
@@ -136,11 +159,11 @@ func (s *Store) AuthenticateFrom(ctx context.Context, remote netip.Addr, name, p
 			addr, user, p.AddrFree, p.UserFree, p.Base, p.AddrMax, p.UserMax, p.Window).Scan(&refused, &wait)
 	})
 	if err != nil {
-		return User{}, wrap("auth limiter", err)
+		return limiterKeys{}, wrap("auth limiter", err)
 	}
 	s.purgeAuthLimits(ctx)
 	if refused.Valid {
-		return User{}, &ThrottledError{RetryAfter: intervalDuration(refused)}
+		return limiterKeys{}, &ThrottledError{RetryAfter: intervalDuration(refused)}
 	}
 	if wait.Valid {
 		t := time.NewTimer(intervalDuration(wait))
@@ -148,22 +171,19 @@ func (s *Store) AuthenticateFrom(ctx context.Context, remote netip.Addr, name, p
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return User{}, ctx.Err()
+			return limiterKeys{}, ctx.Err()
 		}
 	}
-	u, err := s.Authenticate(ctx, name, password)
-	if errors.Is(err, ErrAuthFailed) {
-		return u, err
-	}
-	// A success, or our own failure: not the client's fault.
-	rerr := retryLocked(func() error {
-		_, err := s.pool.Exec(ctx, `SELECT auth_success($1, $2, $3)`, addr, user, p.AddrFree)
+	return limiterKeys{addr, user}, nil
+}
+
+// authSucceeded refunds authBegin's charge.
+func (s *Store) authSucceeded(ctx context.Context, k limiterKeys) error {
+	err := retryLocked(func() error {
+		_, err := s.pool.Exec(ctx, `SELECT auth_success($1, $2, $3)`, k.addr, k.user, s.auth.AddrFree)
 		return err
 	})
-	if rerr != nil && err == nil {
-		return User{}, wrap("auth limiter", rerr)
-	}
-	return u, err
+	return wrap("auth limiter", err)
 }
 
 // retryLocked runs f again after a deadlock or serialization failure (its

@@ -75,3 +75,37 @@ func (s *Store) BeforeTouch(f func()) {
 	}
 	s.beforeTouch.Store(&f)
 }
+
+// FixSCRAMNonce makes every SCRAM exchange's server nonce n (the RFC 7677
+// example's).
+func (s *Store) FixSCRAMNonce(n string) { s.scramNonce = func() string { return n } }
+
+// SetSCRAMVerifier stores the verifier of password with salt and iters for
+// name (the RFC 7677 example's), or removes it (salt nil), as an account
+// made before schema 0027 has none.
+func (s *Store) SetSCRAMVerifier(ctx context.Context, name, password string, salt []byte, iters int) error {
+	v := scramVerifier{}
+	if salt != nil {
+		v, _ = deriveSCRAM(password, salt, iters)
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE users SET scram_salt = $2, scram_iters = $3, scram_stored_key = $4,
+		scram_server_key = $5 WHERE name = $1`, append([]any{name}, v.args()...)...)
+	return err
+}
+
+// SCRAMVerifier returns name's stored verifier (nil salt: none).
+func (s *Store) SCRAMVerifier(ctx context.Context, name string) (salt []byte, iters int, storedKey, serverKey []byte, err error) {
+	var it *int32
+	err = s.pool.QueryRow(ctx, `SELECT scram_salt, scram_iters, scram_stored_key, scram_server_key FROM users WHERE name = $1`,
+		name).Scan(&salt, &it, &storedKey, &serverKey)
+	if it != nil {
+		iters = int(*it)
+	}
+	return
+}
+
+// DeriveSCRAM exposes the verifier derivation.
+func DeriveSCRAM(password string, salt []byte, iters int) (storedKey, serverKey []byte, ok bool) {
+	v, ok := deriveSCRAM(password, salt, iters)
+	return v.storedKey, v.serverKey, ok
+}

@@ -138,7 +138,9 @@ type Store struct {
 	mem        *semaphore.Weighted // Options.DeliveryMemory
 	memCap     int64
 	auth       AuthPolicy
-	authPurged atomic.Int64 // last purge of auth_limits, Unix nanoseconds
+	authPurged atomic.Int64  // last purge of auth_limits, Unix nanoseconds
+	scramFake  scramFake     // scram.go
+	scramNonce func() string // tests fix the server nonce (export_test.go); nil: random
 
 	views        sync.Map      // user id -> *viewsCache, the views deliveries match (deliver.go)
 	sinceIndex   atomic.Int64  // deliveries since the indexer's last complete pass (indexer.go)

@@ -68,10 +68,12 @@ func (s *Store) createUser(ctx context.Context, name, password string, defaults 
 	if err != nil {
 		return User{}, err
 	}
+	v, _ := newSCRAMVerifier(password) // none (NULLs) for a password SASLprep refuses
 	u := User{Name: name}
 	err = s.tx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `INSERT INTO users (name, password_hash) VALUES ($1, $2) RETURNING id`,
-			name, h).Scan(&u.ID); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO users (name, password_hash, scram_salt, scram_iters, scram_stored_key,
+			scram_server_key) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+			append([]any{name, h}, v.args()...)...).Scan(&u.ID); err != nil {
 			return err
 		}
 		if !defaults {
@@ -102,15 +104,19 @@ func (s *Store) createUser(ctx context.Context, name, password string, defaults 
 	return u, wrap("create user", err)
 }
 
-// Authenticate checks a password.
+// Authenticate checks a password. A user without a SCRAM verifier (one
+// whose password predates schema 0027) gains one now, the password being
+// known: SCRAM-SHA-256 works for them from then on, without a reset.
 func (s *Store) Authenticate(ctx context.Context, name, password string) (User, error) {
 	var u User
 	var h string
+	var hasSCRAM bool
 	err := pgx.ErrNoRows
 	// A name Postgres text cannot hold (invalid UTF-8, NUL) is no user's;
 	// the query would fail with an error instead of finding nobody.
 	if utf8.ValidString(name) && !strings.Contains(name, "\x00") {
-		err = s.pool.QueryRow(ctx, `SELECT id, name, password_hash FROM users WHERE name = $1`, name).Scan(&u.ID, &u.Name, &h)
+		err = s.pool.QueryRow(ctx, `SELECT id, name, password_hash, scram_salt IS NOT NULL FROM users WHERE name = $1`,
+			name).Scan(&u.ID, &u.Name, &h, &hasSCRAM)
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Spend the time of a hash check anyway: no user enumeration by timing.
@@ -122,6 +128,17 @@ func (s *Store) Authenticate(ctx context.Context, name, password string) (User, 
 	}
 	if bcrypt.CompareHashAndPassword([]byte(h), []byte(password)) != nil {
 		return User{}, ErrAuthFailed
+	}
+	if !hasSCRAM {
+		if v, ok := newSCRAMVerifier(password); ok {
+			// Only if the hash is still the one checked: a SetPassword
+			// in between wrote its own verifier.
+			if _, err := s.pool.Exec(ctx, `UPDATE users SET scram_salt = $3, scram_iters = $4, scram_stored_key = $5,
+				scram_server_key = $6 WHERE id = $1 AND password_hash = $2 AND scram_salt IS NULL`,
+				append([]any{u.ID, h}, v.args()...)...); err != nil {
+				s.log.Warn("store: adding a SCRAM verifier", "user", u.Name, "err", err)
+			}
+		}
 	}
 	return u, nil
 }
@@ -142,7 +159,9 @@ func (s *Store) SetPassword(ctx context.Context, name, password string) error {
 	if err != nil {
 		return err
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $2 WHERE name = $1`, name, h)
+	v, _ := newSCRAMVerifier(password) // none (NULLs) for a password SASLprep refuses
+	tag, err := s.pool.Exec(ctx, `UPDATE users SET password_hash = $2, scram_salt = $3, scram_iters = $4,
+		scram_stored_key = $5, scram_server_key = $6 WHERE name = $1`, append([]any{name, h}, v.args()...)...)
 	if err == nil && tag.RowsAffected() == 0 {
 		return ErrNoUser
 	}
