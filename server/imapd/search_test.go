@@ -250,7 +250,7 @@ func TestSearchFlagsFromViewAreCurrent(t *testing.T) {
 
 // A message another session of the process expunged (and so deleted),
 // its EXPUNGE not yet sent to this session (none during SEARCH:
-// rfc3501.txt:3253-3256), matches nothing, and learning that needs no
+// rfc3501.txt:4053-4059), matches nothing, and learning that needs no
 // read: the process knows what it deleted (store.Deleted). Under 50
 // sessions expunging, one SEARCH in ten read it (issue 13).
 func TestSearchGoneDeletedNoRoundTrip(t *testing.T) {
