@@ -69,6 +69,13 @@ func cmdAppend(c *Conn, cmd *Command) error {
 			return No(CodeTooBig, "messages too big together") // TOOBIG, rfc4469.txt:231-240
 		}
 	}
+	// Appended to the folder this session has selected read-write: its
+	// EXISTS goes to this session first, which takes \Recent
+	// (store.DeliverOptions.ClaimRecent).
+	claim := c.sel != nil && !c.sel.readOnly && !c.sel.mb.IsQuery() && store.NormName(name) == store.NormName(c.sel.mb.Name)
+	for i := range msgs {
+		msgs[i].opts.ClaimRecent = claim
+	}
 	var ds []store.Delivered
 	if len(msgs) == 1 {
 		var res store.DeliveryResult
@@ -93,6 +100,11 @@ func cmdAppend(c *Conn, cmd *Command) error {
 	if c.sel != nil && c.sel.mb.ID == ds[0].MailboxID {
 		// EXISTS goes out before the tagged OK (rfc3501.txt:2583).
 		c.sel.dirty = true
+		for _, d := range ds {
+			if claim && !d.Existing {
+				c.sel.view.MarkRecent(d.UID)
+			}
+		}
 	}
 	uids := make([]uint32, len(ds))
 	for i, d := range ds {

@@ -94,3 +94,59 @@ func TestAppendSelectedMailbox(t *testing.T) {
 	imaptest.Expect(t, c.OK(`STATUS "All Mail" (MESSAGES)`), `* STATUS "All Mail" (MESSAGES 2)`)
 	imaptest.Expect(t, c.OK(`STATUS "Unread" (MESSAGES)`), `* STATUS "Unread" (MESSAGES 1)`)
 }
+
+// APPEND to the folder the session has selected read-write: the session is
+// the first told of the message (its EXISTS comes with the APPEND,
+// rfc3501.txt:2583), so the message is \Recent for it (rfc3501.txt:
+// 1087-1091) and for no other session, and the session takes it without a
+// claim of its own afterwards (store.DeliverOptions.ClaimRecent): the
+// membership is stored claimed. Into a view the message enters, it is
+// still unclaimed; EXAMINE takes nothing.
+func TestAppendClaimsRecentForSelecting(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("old"), store.Flags{Seen: true})
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	other := e.dial()
+	other.OK("SELECT INBOX")
+	recentOf := func(mailbox string, uid int) bool {
+		t.Helper()
+		var recent bool
+		if err := e.st.Pool().QueryRow(t.Context(), `SELECT mm.recent FROM mailbox_messages mm JOIN mailboxes b ON b.id = mm.mailbox_id
+			WHERE b.user_id = $1 AND b.name = $2 AND mm.uid = $3`, e.user.ID, mailbox, uid).Scan(&recent); err != nil {
+			t.Fatal(err)
+		}
+		return recent
+	}
+	msg := testMsg("new")
+	imaptest.Expect(t, c.OK(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg)), "* 2 EXISTS", "* 2 RECENT")
+	if recentOf("INBOX", 2) {
+		t.Error("the appended message's INBOX membership is unclaimed")
+	}
+	if !recentOf("Unread", 1) {
+		t.Error("the appended message's Unread membership was claimed")
+	}
+	// Another APPEND by the selecting session takes as many round trips as
+	// the same APPEND from a session with nothing selected (no poll, no
+	// claim): none went to a claim.
+	before := e.st.RoundTrips()
+	imaptest.Expect(t, c.OK(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg)), "* 3 EXISTS", "* 3 RECENT")
+	selecting := e.st.RoundTrips() - before
+	d := e.dial()
+	before = e.st.RoundTrips()
+	d.OK(fmt.Sprintf("APPEND Drafts {%d+}\r\n%s", len(msg), msg))
+	if plain := e.st.RoundTrips() - before; selecting != plain {
+		t.Errorf("APPEND by the selecting session: %d round trips, by one with nothing selected: %d", selecting, plain)
+	}
+	imaptest.Expect(t, c.OK("FETCH 2 (FLAGS)"), `* 2 FETCH (FLAGS (\Recent))`)
+	imaptest.Expect(t, other.OK("NOOP"), "* 3 EXISTS")
+	imaptest.Expect(t, other.OK("FETCH 2 (FLAGS)"), `* 2 FETCH (FLAGS ())`)
+	// Read-only: nothing taken; a read-write session told of it takes it.
+	ro := e.dial()
+	ro.OK("EXAMINE INBOX")
+	imaptest.Expect(t, ro.OK(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg)), "* 4 EXISTS")
+	if !recentOf("INBOX", 4) {
+		t.Error("an EXAMINE session's APPEND claimed the message")
+	}
+	imaptest.Expect(t, c.OK("NOOP"), "* 4 EXISTS", "* 4 RECENT")
+}

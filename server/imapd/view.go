@@ -256,6 +256,11 @@ func (v *View) UID(seq uint32) uint32 {
 // IsRecent reports whether uid is \Recent for this session.
 func (v *View) IsRecent(uid uint32) bool { return v.recent[uid] }
 
+// MarkRecent makes uid \Recent for this session: a message it appended
+// and claimed (store.DeliverOptions.ClaimRecent), before or after the
+// view learns of it.
+func (v *View) MarkRecent(uid uint32) { v.recent[uid] = true }
+
 // Recent lists this session's \Recent UIDs in the view.
 func (v *View) Recent() []uint32 {
 	var out []uint32

@@ -46,6 +46,15 @@ type DeliverOptions struct {
 	// the APPEND's flags are added to it, and Delivered describes it
 	// (Existing). Only a delivery of one copy is checked. See sentdedup.go.
 	SentWindow time.Duration
+	// ClaimRecent (APPEND): the delivering session has the target folder
+	// selected read-write and takes the new message's \Recent in the
+	// target (RFC 3501 §2.3.2: "This session is the first session to
+	// have been notified about this message", as APPEND's EXISTS goes to
+	// it first, rfc3501.txt:2583): the membership is stored claimed, and
+	// the session marks it itself (imapd), instead of claiming it with an
+	// UPDATE of its own after the APPEND (issue 13: one more round trip
+	// and write per APPEND). Its memberships in views are unclaimed.
+	ClaimRecent bool
 }
 
 // Delivered is the result of storing a message.
@@ -809,21 +818,25 @@ func queueMembership(b *pgx.Batch, c *copyState) {
 		kw = []string{}
 	}
 	pre := c.pre
+	claimedIn := int64(0) // the mailbox whose membership is stored claimed
+	if c.ClaimRecent {
+		claimedIn = pre.target.ID
+	}
 	b.Queue(`WITH ok AS (SELECT decimail_check(
 				EXISTS (SELECT 1 FROM mailboxes WHERE id = $11 AND user_id = $3 AND definition IS NULL)
 				AND (SELECT views_version FROM users WHERE id = $3) = $12,
 				'the mailboxes changed during the delivery') AS ok),
 			fl AS (INSERT INTO message_flags (message_id, user_id, size, internal_day, seen, answered, flagged, deleted, draft, keywords, modseq)
 				SELECT $2, $3, $4, $13::date, $5, $6, $7, $8, $9, $10, nextval('modseq_seq') FROM ok WHERE ok.ok),
-			ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq)
-				SELECT b.id, b.uidnext, $2, nextval('modseq_seq') FROM mailboxes b, ok WHERE ok.ok AND b.id = ANY($1) ORDER BY b.id),
+			ins AS (INSERT INTO mailbox_messages (mailbox_id, uid, message_id, modseq, recent)
+				SELECT b.id, b.uidnext, $2, nextval('modseq_seq'), b.id <> $16 FROM mailboxes b, ok WHERE ok.ok AND b.id = ANY($1) ORDER BY b.id),
 			vc AS (INSERT INTO view_candidates (message_id, mailbox_id) SELECT $2, v.id FROM unnest($14::bigint[]) AS v(id), ok WHERE ok.ok),
 			`+threadSQL+`
 			UPDATE mailboxes SET uidnext = uidnext + 1 WHERE id = ANY($1) AND (SELECT ok FROM ok)
 			RETURNING id, uidnext - 1`,
 		append([]int64{pre.target.ID}, c.views...), c.id, c.UserID, c.p.Size,
 		f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft, cleanAll(kw), pre.target.ID, pre.viewsVersion, dayOf(c.date), nonNilIDs(c.cands),
-		nonNilStrings(c.keys)).Query(func(rows pgx.Rows) error {
+		nonNilStrings(c.keys), claimedIn).Query(func(rows pgx.Rows) error {
 		var mb, u int64
 		_, err := pgx.ForEachRow(rows, []any{&mb, &u}, func() error {
 			if mb == pre.target.ID {
