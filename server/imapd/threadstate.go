@@ -494,6 +494,15 @@ func (tc *threadCache) thread(k threadKey, uids []uint32, keys func(from int) ([
 	e := tc.entry(k)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer func() {
+		// Counted even when empty (a failed search): the entry and its
+		// key take room too, about an entry per 100 bytes of program.
+		size := 1 + len(k.program)/100
+		if e.st != nil {
+			size += e.st.size()
+		}
+		tc.resize(e, size)
+	}()
 	st := e.st
 	read := func(from int) ([]*store.SortMsg, error) {
 		ks, err := keys(from)
@@ -526,9 +535,7 @@ func (tc *threadCache) thread(k threadKey, uids []uint32, keys func(from int) ([
 		}
 		st, e.st = own, own
 	}
-	b = st.write(b, nums)
-	tc.resize(e, st.size())
-	return b, nil
+	return st.write(b, nums), nil
 }
 
 // entry returns the entry of k, made empty if there is none.

@@ -154,6 +154,17 @@ func TestThreadCacheBound(t *testing.T) {
 	if tc.size > tc.max || tc.m[key(9)] != nil {
 		t.Errorf("a threading over the bound was kept: %d entries, bound %d", tc.size, tc.max)
 	}
+	// Programs finding nothing are counted too.
+	tc = &threadCache{max: 50}
+	for i := range 1000 {
+		k := threadKey{mailbox: 1, uidValidity: 1, program: fmt.Sprintf("UID %d", i)}
+		if _, err := tc.thread(k, nil, keys(0), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(tc.m) > 50 || tc.size > 50 {
+		t.Errorf("1000 empty threadings: %d kept, size %d, bound 50", len(tc.m), tc.size)
+	}
 }
 
 func onceStringUID(items []*sortItem) string {
