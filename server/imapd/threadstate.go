@@ -56,6 +56,9 @@ type container struct {
 	// item its top-level node (nil when pruning left none).
 	rooted bool
 	item   *fnode
+	// gen: the threadState.add that made it; touched: the last that
+	// touched it.
+	gen, touched uint32
 }
 
 // fnode is a node of the threaded forest: a message, or a dummy (msg -1)
@@ -78,6 +81,9 @@ type threadState struct {
 	// containers counts step 1's containers (messages and dummies), for
 	// the memory bound.
 	containers int
+	gen        uint32      // adds so far
+	slab       []container // containers are made from it, some at a time
+	fslab      []fnode     // the same for the nodes of a first threading
 }
 
 // subjectGroup is the top-level items of one (non-empty) base subject,
@@ -140,10 +146,30 @@ func (s *threadState) add(keys []*store.SortMsg, uids []uint32) {
 	if from == 0 && len(s.ids) == 0 {
 		s.ids = make(map[string]*container, 2*len(keys))
 	}
+	if from == 0 {
+		s.fslab = make([]fnode, 0, len(keys)) // made together, fewer objects
+		defer func() { s.fslab = nil }()
+	}
 	// (1) "For each searched message" (rfc5256.txt:455-517), noting the
-	// containers touched and the trees they were in before.
-	var touched, before []*container
+	// containers made, the older ones touched and the trees these were
+	// in before.
+	s.gen++
+	var made, touched, before []*container
+	newContainer := func() *container {
+		if len(s.slab) == cap(s.slab) {
+			s.slab = make([]container, 0, min(max(len(keys), 16), 4096))
+		}
+		s.slab = append(s.slab, container{msg: -1, gen: s.gen})
+		c := &s.slab[len(s.slab)-1]
+		made = append(made, c)
+		s.containers++
+		return c
+	}
 	touch := func(c *container) {
+		if c.gen == s.gen || c.touched == s.gen {
+			return
+		}
+		c.touched = s.gen
 		touched = append(touched, c)
 		r := c
 		for r.parent != nil {
@@ -156,9 +182,8 @@ func (s *threadState) add(keys []*store.SortMsg, uids []uint32) {
 	node := func(id string) *container {
 		c := s.ids[id]
 		if c == nil {
-			c = &container{msg: -1} // a dummy until its message shows up
+			c = newContainer() // a dummy until its message shows up
 			s.ids[id] = c
-			s.containers++
 		}
 		touch(c)
 		return c
@@ -178,9 +203,7 @@ func (s *threadState) add(keys []*store.SortMsg, uids []uint32) {
 		if c == nil {
 			// No valid Message-ID: "assign a unique Message ID" (rfc5256.txt:466-469),
 			// which nothing can reference: no entry in the table.
-			c = &container{msg: -1}
-			s.containers++
-			touched = append(touched, c)
+			c = newContainer()
 		}
 		c.msg = int32(i)
 		// (A) References, else the first valid In-Reply-To
@@ -239,6 +262,15 @@ func (s *threadState) add(keys []*store.SortMsg, uids []uint32) {
 			r.rooted = false
 			note(r.item, true)
 			r.item = nil
+		}
+	}
+	for _, c := range made {
+		// A new tree's top-level container is new; a new container in an
+		// older tree is found from that tree's touched containers.
+		if c.parent == nil {
+			c.rooted = true
+			c.item = s.item(c)
+			note(c.item, false)
 		}
 	}
 	for _, c := range append(touched, before...) {
@@ -360,6 +392,10 @@ func (s *threadState) pruned(cs []*container, out []*fnode) []*fnode {
 
 func (s *threadState) made(msg int32, kids []*fnode) *fnode {
 	slices.SortFunc(kids, s.cmp)
+	if len(s.fslab) < cap(s.fslab) {
+		s.fslab = append(s.fslab, fnode{msg: msg, children: kids})
+		return &s.fslab[len(s.fslab)-1]
+	}
 	return &fnode{msg: msg, children: kids}
 }
 
