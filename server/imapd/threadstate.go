@@ -512,11 +512,12 @@ type threadEntry struct {
 
 // maxThreadEntries bounds the kept threadings: messages plus containers
 // of all entries (threadState.size; about 2 a message with References).
-// An entry costs about 110 bytes, a message about 210, besides its keys,
-// the store's shared entries (TestThreadStateBytes), so the bound is some
-// 110 MB, 500,000 messages. The least recently used entries go first; a
-// threading bigger than the bound is not kept.
-const maxThreadEntries = 1_000_000
+// An entry costs about 130 bytes, a message about 260, besides its keys,
+// the store's shared entries (TestThreadStateBytes, 100,000 messages of
+// the bench corpus' shape), so the bound is some 80 MB, 300,000 messages.
+// The least recently used entries go first; a threading bigger than the
+// bound is not kept.
+const maxThreadEntries = 600_000
 
 // errThreadGone: a message found has no keys (deleted meanwhile); the
 // caller threads without the cache.
