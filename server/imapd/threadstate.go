@@ -15,8 +15,8 @@ package imapd
 //   - anything else (an expunge, a flag change taking a message out of or
 //     into the middle of the matches): threaded again from scratch.
 //
-// The update is exact because every step of REFERENCES (rfc5256.txt:455-645)
-// is local to a part of the forest:
+// The update is exact because every step of REFERENCES, from "For each
+// searched message" (rfc5256.txt:455-645), is local to a part of the forest:
 //   - step 1 takes the messages in sequence order, and sequence order is
 //     UID order, so new messages come last: continuing it over them gives
 //     the table the whole would give. A new message changes the trees
@@ -112,8 +112,8 @@ type sentKey struct {
 	nsec int32
 }
 
-// cmp orders by sent date, ties by sequence number (rfc5256.txt:159-161),
-// which is the index.
+// cmp orders by sent date, ties by sequence number ("When comparing two
+// sent dates that match exactly", rfc5256.txt:159-161), which is the index.
 func (s *threadState) cmp(a, b *fnode) int {
 	i, j := a.first(), b.first()
 	x, y := s.sent[i], s.sent[j]
