@@ -86,6 +86,7 @@ func BenchmarkThreadState100k(b *testing.B) {
 		st := newThreadState()
 		st.add(ks, uids)
 		buf := make([]byte, 0, 1<<20)
+		b.ResetTimer()
 		for range b.N {
 			buf = st.write(buf[:0], uids)
 		}
