@@ -358,7 +358,34 @@ func IMAPLines() []Line {
 		{Name: "resync of INBOX after 100 flag changes and 10 expunges, without QRESYNC: SELECT + FETCH 1:* (UID FLAGS)", Key: "ResyncFull", Runs: 5,
 			Run: resync(false)},
 		{Name: "IDLE: APPEND on another connection/process → * EXISTS at the idler", Key: "IdleNotify", Runs: 30, Stats: []string{"p50", "p99"}, Goal: "p99 ≤ 20 ms", Run: idleLatency},
+		// Last: it leaves its messages in INBOX.
+		{Name: "THREAD REFERENCES UTF-8 ALL after one new message (APPEND untimed)", Key: "ThreadAfterAppend", Runs: 5, Goal: "ratio ≤ 0.5", Run: threadAfterAppend},
 	}
+}
+
+// threadAfterAppend appends a reply to a corpus message to INBOX (not
+// timed), then times THREAD REFERENCES over INBOX, the new message in it:
+// webmail listing a folder again after new mail came, where the
+// ThreadReferences line lists an unchanged one. The messages stay in INBOX
+// (the line is the last).
+func threadAfterAppend(e *Env, c *imaptest.Client) ([]float64, error) {
+	parent := e.Msgs[len(e.Msgs)/2].Raw
+	header := func(name string) string {
+		i := bytes.Index(parent, []byte("\r\n"+name+": "))
+		if i < 0 {
+			return ""
+		}
+		v := parent[i+len(name)+4:]
+		return string(v[:bytes.Index(v, []byte("\r\n"))])
+	}
+	id := header("Message-ID")
+	msg := fmt.Sprintf("From: Someone <someone@example.net>\r\nTo: u@bench.test\r\nSubject: Re: %s\r\nDate: %s\r\n"+
+		"Message-ID: <after.%d@example.net>\r\nIn-Reply-To: %s\r\nReferences: %s\r\n\r\nA reply.\r\n",
+		header("Subject"), time.Now().Format(time.RFC1123Z), time.Now().UnixNano(), id, id)
+	if _, _, err := c.Command(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(msg), msg)); err != nil {
+		return nil, err
+	}
+	return timed(c, "THREAD REFERENCES UTF-8 ALL", "THREAD", 1)
 }
 
 // restore undoes a STORE (untimed): UID STORE set op, the set cut into

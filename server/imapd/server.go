@@ -64,7 +64,8 @@ type Server struct {
 	memPerIP map[string]int64 // literal bytes in memory per peer address
 	wg       sync.WaitGroup
 
-	orders sharedOrders // SORT's orders shared between sessions (sortorder.go)
+	orders  sharedOrders // SORT's orders shared between sessions (sortorder.go)
+	threads threadCache  // THREAD REFERENCES threadings kept (threadstate.go)
 }
 
 // New creates a server; st may be nil only in wire-level tests.

@@ -308,9 +308,9 @@ func (c *Conn) searchErr(cmd *Command, err error) error {
 	return err
 }
 
-// sortSearch is THREAD's search (sortProgram, then sortFromView or
-// sortStore).
-func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sortItem, issued bool, err error) {
+// sortSearch is THREAD ORDEREDSUBJECT's search (sortProgram, then
+// sortFromView or sortStore).
+func (c *Conn) sortSearch(cmd *Command, args []Value) (items []*sortItem, issued bool, err error) {
 	node, err := c.sortProgram(args)
 	if err != nil {
 		return nil, false, err
@@ -321,7 +321,7 @@ func (c *Conn) sortSearch(cmd *Command, args []Value, thread bool) (items []*sor
 			items, issued, err = c.sortFromView(node)
 		}
 	} else {
-		items, issued, err = c.sortStore(node, thread)
+		items, issued, err = c.sortStore(node, false)
 	}
 	if err != nil {
 		return nil, false, c.searchErr(cmd, err)
@@ -577,29 +577,20 @@ func (c *Conn) addPending(o *sortOrder) (issued bool, err error) {
 }
 
 // sortFromView is THREAD's search for a program of flags only: matched on
-// the session's kept flags (viewMatcher), the keys of the matches from the
+// the session's kept flags (viewMatches), the keys of the matches from the
 // store's cache of sort keys (store.SortKeysByID), so a repeated THREAD
 // of a large mailbox reads nothing but the keys of messages new to the
 // process. Items is never nil.
 func (c *Conn) sortFromView(node query.Node) (items []*sortItem, issued bool, err error) {
-	view := c.sel.view
-	others, err := c.othersFlags(view.UIDs())
+	seqs, ids, issued, err := c.viewMatches(node)
 	if err != nil {
 		return nil, false, err
-	}
-	match := c.viewMatcher(node, others)
-	var seqs []uint32
-	var ids []int64
-	uids := view.UIDs()
-	for i := range uids {
-		if match(i) {
-			seqs, ids = append(seqs, uint32(i+1)), append(ids, view.IDAt(i))
-		}
 	}
 	keys, err := c.Store().SortKeysByID(c.Ctx(), c.sel.mb.Box(), ids)
 	if err != nil {
 		return nil, false, err
 	}
+	uids := c.sel.view.UIDs()
 	all := make([]sortItem, 0, len(seqs))
 	for j, seq := range seqs {
 		if keys[j] == nil { // deleted meanwhile: cannot be matched (EXPUNGEISSUED)
@@ -612,8 +603,26 @@ func (c *Conn) sortFromView(node query.Node) (items []*sortItem, issued bool, er
 	for j := range all {
 		items[j] = &all[j]
 	}
+	return items, issued, nil
+}
+
+// viewMatches walks the view with a program of flags only (viewMatcher):
+// the sequence numbers and message ids of the matches, ascending. issued:
+// a message of the view was deleted meanwhile (it matches nothing).
+func (c *Conn) viewMatches(node query.Node) (seqs []uint32, ids []int64, issued bool, err error) {
+	view := c.sel.view
+	others, err := c.othersFlags(view.UIDs())
+	if err != nil {
+		return nil, nil, false, err
+	}
+	match := c.viewMatcher(node, others)
+	for i := range view.Len() {
+		if match(i) {
+			seqs, ids = append(seqs, uint32(i+1)), append(ids, view.IDAt(i))
+		}
+	}
 	for _, f := range others {
 		issued = issued || f == nil
 	}
-	return items, issued, nil
+	return seqs, ids, issued, nil
 }

@@ -482,6 +482,33 @@ func (t *refTree) render(b *strings.Builder, c int) {
 	}
 }
 
+// refThreadString is the THREAD REFERENCES response, numbered by UID or
+// by sequence number (ms' seq): UID order is sequence order, so the
+// threading is the same.
+func refThreadString(ms []*refMsg, uid bool) string {
+	if !uid {
+		return refReferencesString(ms)
+	}
+	var us []*refMsg
+	for _, m := range ms {
+		mm := *m
+		mm.seq = int(m.uid)
+		us = append(us, &mm)
+	}
+	return refReferencesString(us)
+}
+
+// goneBefore counts the gone messages of box before index i.
+func goneBefore(box []*refMsg, i int) int {
+	n := 0
+	for _, m := range box[:i] {
+		if m.gone {
+			n++
+		}
+	}
+	return n
+}
+
 func refReferencesString(ms []*refMsg) string {
 	top := refReferences(ms)
 	t := refTreeOut
@@ -630,7 +657,11 @@ var cachedCrits = []struct {
 // expunged by the other session and not yet announced keeps its sequence
 // number and matches nothing (deleted: OK [EXPUNGEISSUED]). Selecting the
 // mailbox again starts a view whose orders begin as the ones the last
-// view shared, older than the mailbox (sharedOrders).
+// view shared, older than the mailbox (sharedOrders). THREAD REFERENCES
+// and UID THREAD REFERENCES, here and in the other session (whose view is
+// ahead of this one's, or behind), check the threadings the server keeps
+// by mailbox and program (threadstate.go: reused for the same messages,
+// updated for new ones, made again otherwise).
 func TestPropertySortCachedOrder(t *testing.T) {
 	e := newEnv(t)
 	c, c2 := e.dial(), e.dial()
@@ -715,7 +746,8 @@ func TestPropertySortCachedOrder(t *testing.T) {
 			keys, words := drawSortKeys(rt, fmt.Sprintf("pool %d ", i))
 			pool = append(pool, criteria{keys, words})
 		}
-		for round := range rapid.IntRange(1, 5).Draw(rt, "rounds") {
+		threadCrits := []int{0, rapid.IntRange(1, len(cachedCrits)-1).Draw(rt, "thread criteria")} // ALL and one more
+		for round := range rapid.IntRange(1, 8).Draw(rt, "rounds") {
 			rl := fmt.Sprintf("round %d ", round)
 			// The commands, each against the reference on the view now.
 			for q := range rapid.IntRange(1, 3).Draw(rt, rl+"commands") {
@@ -726,6 +758,12 @@ func TestPropertySortCachedOrder(t *testing.T) {
 					keys, words = pool[k].keys, pool[k].words
 				}
 				cc := rapid.IntRange(0, len(cachedCrits)-1).Draw(rt, ql+"criteria")
+				thread := rapid.IntRange(0, 2).Draw(rt, ql+"thread") > 0
+				if thread {
+					// One of the check's two programs: mostly the kept
+					// threading of the last THREAD with it.
+					cc = threadCrits[rapid.IntRange(0, 1).Draw(rt, ql+"thread criteria")]
+				}
 				crit := cachedCrits[cc]
 				view := box[:known]
 				issued := false
@@ -786,8 +824,8 @@ func TestPropertySortCachedOrder(t *testing.T) {
 					}
 					want += fmt.Sprintf("COUNT %d", len(found))
 				}
-				if rapid.IntRange(0, 4).Draw(rt, ql+"thread") == 0 { // numbered by sequence, as the reference
-					cmd, want = "THREAD REFERENCES UTF-8 "+crit.crit, refReferencesString(found)
+				if thread {
+					cmd, want = prefix+"THREAD REFERENCES UTF-8 "+crit.crit, refThreadString(found, uid)
 				}
 				us, done := c.DoTag(tag, cmd)
 				if done.Status != "OK" {
@@ -814,7 +852,41 @@ func TestPropertySortCachedOrder(t *testing.T) {
 			// The changes before the next commands.
 			for a := range rapid.IntRange(0, 3).Draw(rt, rl+"changes") {
 				al := fmt.Sprintf("%schange %d ", rl, a)
-				switch rapid.IntRange(0, 5).Draw(rt, al+"kind") {
+				switch rapid.IntRange(0, 6).Draw(rt, al+"kind") {
+				case 6: // threaded in the other session, which knows every message
+					c2.OK("NOOP")
+					crit := cachedCrits[threadCrits[rapid.IntRange(0, 1).Draw(rt, al+"criteria")]]
+					uid := rapid.Bool().Draw(rt, al+"uid")
+					var found []*refMsg
+					for _, m := range box {
+						if !m.gone {
+							if mm := *m; crit.match(&mm) {
+								mm.seq = len(found) + 1 // renumbered below
+								found = append(found, &mm)
+							}
+						}
+					}
+					seq := 0
+					for i := range found {
+						for seq < len(box) && box[seq].uid != found[i].uid {
+							seq++
+						}
+						found[i].seq = seq + 1 - goneBefore(box, seq)
+					}
+					prefix := ""
+					if uid {
+						prefix = "UID "
+					}
+					cmd := prefix + "THREAD REFERENCES UTF-8 " + crit.crit
+					got := ""
+					for _, r := range c2.OK(cmd) {
+						if r.Tag == "*" && len(r.Data) > 0 && r.Data[0].S == "THREAD" {
+							got = strings.TrimRight(r.Raw, "\r\n")
+						}
+					}
+					if want := refThreadString(found, uid); got != want {
+						rt.Fatalf("other session: %s\n got  %s\n want %s", cmd, got, want)
+					}
 				case 5: // selected again: a new view starts from the orders the last one shared (sharedOrders)
 					box = slices.DeleteFunc(box, func(m *refMsg) bool { return m.gone })
 					known = 0
