@@ -32,10 +32,10 @@ func Day(d int32) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
 // (timestamptz) whose zones are gone, not the days SEARCH compares, and
 // reading them cold fetches every message's subject, addresses and
 // References (some hundred bytes each) to learn three numbers; an entry
-// here is 24 bytes of value. A session answers UNSEEN SINCE d LARGER n
-// from its view's flags and this cache (imapd/search.go) without a round
-// trip once the mailbox's entries are read: Dovecot answers it from its
-// index in memory (issue 15).
+// here is 24 bytes of value (maxSearchData). A session answers UNSEEN
+// SINCE d LARGER n from its view's flags and this cache
+// (imapd/search.go) without a round trip once the mailbox's entries are
+// read: Dovecot answers it from its index in memory (issue 15).
 type searchDataCache struct {
 	mu sync.RWMutex
 	m  map[int64]searchDataEntry
@@ -46,10 +46,12 @@ type searchDataEntry struct {
 	d      SearchData
 }
 
-// maxSearchData bounds the cache; past it, it starts afresh. A map entry
-// costs at most about 64 bytes (key and value 32, at the swiss table's
-// lowest load): 64 MB. TestSearchDataCacheBounded holds it to that.
-const maxSearchData = 1_000_000
+// maxSearchData bounds the cache, as many messages as the sort keys'
+// (maxSortKeys); past it, it starts afresh. A map entry is 32 bytes of
+// key and value, about 85 with the map's slack (measured): 40 MB, where
+// the sort keys' cache, at 200 bytes and more an entry, takes 100 MB.
+// TestSearchDataCacheBounded holds it to 48 MB.
+const maxSearchData = 500_000
 
 // SearchDataByID returns the SearchData of the user's messages ids,
 // aligned with ids, from the process's cache and ONE query for the
