@@ -3,6 +3,7 @@ package imapd
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -116,7 +117,7 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 		if node, err = c.Store().PrepareSearch(node); err == nil {
 			h := newHits(uid, ret)
 			h.prog = node
-			if err = c.searchView(node, data, cmd, h); err == nil {
+			if err = c.searchView(node, cmd, h); err == nil {
 				return nil
 			}
 		}
@@ -282,7 +283,7 @@ func viewTerms(n query.Node) (ok, data bool) {
 // searchView answers a SEARCH the view can answer (viewTerms) from the
 // flags the view keeps, after bringing them up to date with the store
 // (one ChangesSince, as FETCH FLAGS does: fetch.go fromView), and, for
-// dates and sizes (data), the process's cache of them (store.SearchData,
+// dates and sizes, the process's cache of them (store.SearchData,
 // one query for the messages it has not read yet), without a query over
 // the mailbox: with 50 sessions of one account each polling UNSEEN, that
 // query was the largest read (bench/ANALYSIS.md, many sessions), and
@@ -293,16 +294,11 @@ func viewTerms(n query.Node) (ok, data bool) {
 // answer, messages the client was not told of yet are left out (the
 // post-command poll announces them) and messages expunged meanwhile are
 // not found.
-func (c *Conn) searchView(node query.Node, data bool, cmd *Command, h *hits) error {
+func (c *Conn) searchView(node query.Node, cmd *Command, h *hits) error {
 	if err := c.syncSelected(true); err != nil {
 		return err
 	}
 	view := c.sel.view
-	// A sequence number beyond the view is BAD, as in the store's search
-	// (searchEnv); the sets are then evaluated on the view's numbers.
-	if err := checkSeqSets(node, c.searchEnv(view)); err != nil {
-		return err
-	}
 	// Messages another session took out of the mailbox, their EXPUNGE not
 	// sent yet, are still the client's: matched on their current flags
 	// (one deleted meanwhile matches nothing).
@@ -310,50 +306,54 @@ func (c *Conn) searchView(node query.Node, data bool, cmd *Command, h *hits) err
 	if err != nil {
 		return err
 	}
-	n := uint32(view.Len())
-	var sd []store.SearchData
-	if data {
-		ids := make([]int64, n)
-		for i := range ids {
-			ids[i] = view.IDAt(i)
-		}
-		if sd, err = c.Store().SearchDataByID(c.Ctx(), c.sel.mb.Box(), ids); err != nil {
-			return err
-		}
+	// The test of each message, as SORT's (sort.go): a sequence number
+	// beyond the view is BAD there, before the response starts.
+	match, err := c.viewMatcher(node, others)
+	if err != nil {
+		return err
 	}
-	maxUID := view.UID(n)
 	w := c.Writer()
 	w.Lock()
 	defer w.Unlock()
 	h.start(w)
-	var m query.Msg
-	for seq := uint32(1); seq <= n; seq++ {
-		u := view.UID(seq)
-		f, ok := view.Flags(u)
-		if of, other := others[u]; other {
-			f, ok = derefFlags(of)
+	for i, u := range view.UIDs() {
+		if match(i) {
+			h.writeHit(u, uint32(i+1))
 		}
-		if !ok {
-			continue
-		}
-		m = query.Msg{UID: u, Seq: seq, Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted,
-			Draft: f.Draft, Recent: view.IsRecent(u), Keywords: f.Keywords}
-		if data {
-			d := &sd[seq-1]
-			if !d.Found { // deleted meanwhile: not found, as by the store
-				continue
-			}
-			m.InternalDay, m.Size = store.Day(d.InternalDay), int(d.Size)
-			if d.SentDay != store.NoDay {
-				m.SentDay = store.Day(d.SentDay)
-			}
-		}
-		if !query.Eval(node, &m, maxUID, n) {
-			continue
-		}
-		h.writeHit(u, seq)
 	}
 	return c.searchReply(cmd, h, others)
+}
+
+// searchData returns the search data of the view's messages (aligned with
+// its UIDs) from the process's cache, one query for those it lacks.
+func (c *Conn) searchData() ([]store.SearchData, error) {
+	view := c.sel.view
+	ids := make([]int64, view.Len())
+	for i := range ids {
+		ids[i] = view.IDAt(i)
+	}
+	return c.Store().SearchDataByID(c.Ctx(), c.sel.mb.Box(), ids)
+}
+
+// setFlags sets what query.Eval reads of a message in the view besides
+// its search data (withData).
+func setFlags(m *query.Msg, uid, seq uint32, f store.Flags, recent bool) {
+	m.UID, m.Seq, m.Recent, m.Keywords = uid, seq, recent, f.Keywords
+	m.Seen, m.Answered, m.Flagged, m.Deleted, m.Draft = f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft
+}
+
+// withData sets m's days and size from d, as the SQL compiler reads them
+// (store.SearchData); false: the message was deleted meanwhile, and is not
+// found, as by the store.
+func withData(m *query.Msg, d *store.SearchData) bool {
+	if !d.Found {
+		return false
+	}
+	m.InternalDay, m.SentDay, m.Size = store.Day(d.InternalDay), time.Time{}, int(d.Size)
+	if d.SentDay != store.NoDay {
+		m.SentDay = store.Day(d.SentDay)
+	}
+	return true
 }
 
 // checkSeqSets resolves the program's sequence sets against the client's

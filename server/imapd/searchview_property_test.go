@@ -17,17 +17,18 @@ import (
 
 // The session answers SEARCH programs of flags, keywords, \Recent, UID and
 // sequence sets, dates and sizes from its view and the process's cache of
-// each message's days and size (searchView, store.SearchDataByID); the
-// store answers them with one query (query.Compile). Random programs of
-// exactly those keys run through both on the same mailbox state, over two
-// sessions of two servers on one store, one of which never searches in
-// its view (Config.storeSearch), and the answers must be equal: the
-// SEARCH or ESEARCH response and the tagged reply's code. The messages'
-// internal dates fall near midnight in zones from -12:00 to +14:00, their
-// Date: headers too, or are absent or unparseable; LARGER and SMALLER
-// take the sizes of the messages and their neighbours. Between SELECT and
-// the searches, another session changes flags, delivers, expunges and
-// moves messages out (their EXPUNGE not sent yet: still searched).
+// each message's days and size (searchView, store.SearchDataByID), and so
+// do SORT and THREAD (fromView); the store answers them with one query
+// (query.Compile). Random programs of exactly those keys run through both
+// on the same mailbox state, over two sessions of two servers on one
+// store, one of which never searches in its view (Config.storeSearch), and
+// the answers must be equal: the SEARCH, ESEARCH, SORT or THREAD response
+// and the tagged reply's code. The messages' internal dates fall near
+// midnight in zones from -12:00 to +14:00, their Date: headers too, or
+// are absent or unparseable; LARGER and SMALLER take the sizes of the
+// messages and their neighbours. Between SELECT and the searches, another
+// session changes flags, delivers, expunges and moves messages out (their
+// EXPUNGE not sent yet: still searched).
 
 var (
 	svZones = []int{-12 * 3600, -9*3600 - 1800, -5 * 3600, 0, 3600, 5*3600 + 1800, 14 * 3600}
@@ -137,12 +138,13 @@ func (g svGen) node(t *rapid.T, depth int) query.Node {
 	}
 }
 
-// svAnswer is what a SEARCH answered: its SEARCH/ESEARCH responses and the
-// tagged reply's status and code.
+// svAnswer is what a SEARCH, SORT or THREAD answered: its SEARCH,
+// ESEARCH, SORT or THREAD responses and the tagged reply's status and
+// code.
 func svAnswer(untagged []*imaptest.Resp, done *imaptest.Resp) string {
 	var out []string
 	for _, r := range untagged {
-		if len(r.Data) > 0 && (strings.EqualFold(r.Data[0].S, "SEARCH") || strings.EqualFold(r.Data[0].S, "ESEARCH")) {
+		if len(r.Data) > 0 && slices.Contains([]string{"SEARCH", "ESEARCH", "SORT", "THREAD"}, strings.ToUpper(r.Data[0].S)) {
 			out = append(out, r.Raw)
 		}
 	}
@@ -243,8 +245,9 @@ func TestPropertySearchViewMatchesStore(t *testing.T) {
 			if _, d := viewTerms(prog); d {
 				data++
 			}
-			cmd := rapid.SampledFrom([]string{"UID SEARCH", "SEARCH", "UID SEARCH RETURN (MIN MAX COUNT ALL)", "SEARCH RETURN ()"}).Draw(rt, "command") +
-				" " + query.String(prog)
+			cmd := rapid.SampledFrom([]string{"UID SEARCH", "SEARCH", "UID SEARCH RETURN (MIN MAX COUNT ALL)", "SEARCH RETURN ()",
+				"UID SORT (SIZE) UTF-8", "SORT (REVERSE DATE) UTF-8", "UID SORT RETURN (MIN COUNT PARTIAL 1:2) (ARRIVAL) UTF-8",
+				"THREAD ORDEREDSUBJECT UTF-8"}).Draw(rt, "command") + " " + query.String(prog)
 			tag := fmt.Sprintf("p%d", i)
 			vu, vd := view.DoTag(tag, cmd)
 			su, sd := sql.DoTag(tag, cmd)
