@@ -68,6 +68,11 @@ type Config struct {
 	// PerUserDisabled, when set, adds capabilities to switch off for a
 	// user after login (workarounds for particular clients/accounts).
 	PerUserDisabled func(user string) map[string]bool
+
+	// storeSearch: every SEARCH is answered by the store's query, none
+	// from the session's view (search.go: viewTerms); tests compare the
+	// two answers.
+	storeSearch bool
 }
 
 func (c Config) withDefaults() Config {

@@ -3,6 +3,7 @@ package imapd
 import (
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -111,12 +112,14 @@ func search(c *Conn, cmd *Command, uid bool, ret *searchReturn, args []Value) er
 	view := s.view
 	env := c.searchEnv(view)
 	var found []uint32
-	if view.KeepsFlags() && flagsOnly(node) {
+	if ok, data := viewTerms(node); ok && !c.cfg.storeSearch && view.KeepsFlags() && (!data || view.KeepsIDs()) {
 		// The store's limits apply as to its own search (Store.Search).
 		if node, err = c.Store().PrepareSearch(node); err == nil {
 			h := newHits(uid, ret)
 			h.prog = node
-			return c.searchView(node, cmd, h)
+			if err = c.searchView(node, cmd, h); err == nil {
+				return nil
+			}
 		}
 	} else if err = c.syncSelected(true); err == nil {
 		// Messages the client still has that left the mailbox (their
@@ -240,12 +243,54 @@ func flagsOnly(n query.Node) bool {
 	return false
 }
 
-// searchView answers a flagsOnly SEARCH from the flags the view keeps,
-// after bringing them up to date with the store (one ChangesSince, as
-// FETCH FLAGS does: fetch.go fromView), without a query over the mailbox:
-// with 50 sessions of one account each polling UNSEEN, that query was the
-// largest read (bench/ANALYSIS.md, many sessions). query.Eval is the
-// reference semantics the SQL is tested against. As with the store's
+// viewTerms reports whether the session can answer a program itself
+// (searchView): its keys read nothing but flags, keywords, \Recent, UID
+// and sequence sets, and the unchanging data the process caches per
+// message (store.SearchData: SINCE, BEFORE, ON, SENTSINCE, SENTBEFORE,
+// SENTON, LARGER, SMALLER), data reporting whether it reads the latter.
+// The SAVEDATE keys read the membership's save date, which neither keeps,
+// and go to the store, as do text keys and MODSEQ.
+func viewTerms(n query.Node) (ok, data bool) {
+	var walk func(n query.Node) bool
+	walk = func(n query.Node) bool {
+		switch n := n.(type) {
+		case query.All, query.Flag, query.Keyword, query.Recent, query.UID, query.Seq:
+			return true
+		case query.Size:
+			data = true
+			return true
+		case query.Date:
+			data = true
+			return !strings.HasPrefix(n.Key, "SAVED")
+		case query.Not:
+			return walk(n.X)
+		case query.Or:
+			return walk(n.A) && walk(n.B)
+		case query.And:
+			for _, x := range n {
+				if !walk(x) {
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	ok = walk(n)
+	return ok, ok && data
+}
+
+// searchView answers a SEARCH the view can answer (viewTerms) from the
+// flags the view keeps, after bringing them up to date with the store
+// (one ChangesSince, as FETCH FLAGS does: fetch.go fromView), and, for
+// dates and sizes, the process's cache of them (store.SearchData,
+// one query for the messages it has not read yet), without a query over
+// the mailbox: with 50 sessions of one account each polling UNSEEN, that
+// query was the largest read (bench/ANALYSIS.md, many sessions), and
+// UNSEEN SINCE d LARGER n was at 1.1× Dovecot, which answers it from its
+// index in memory (issue 15). query.Eval is the reference semantics the
+// SQL is tested against, and the SQL and this path are tested against
+// each other (TestPropertySearchViewMatchesStore). As with the store's
 // answer, messages the client was not told of yet are left out (the
 // post-command poll announces them) and messages expunged meanwhile are
 // not found.
@@ -261,30 +306,78 @@ func (c *Conn) searchView(node query.Node, cmd *Command, h *hits) error {
 	if err != nil {
 		return err
 	}
-	n := uint32(view.Len())
-	maxUID := view.UID(n)
+	// The test of each message, as SORT's (sort.go): a sequence number
+	// beyond the view is BAD there, before the response starts.
+	match, err := c.viewMatcher(node, others)
+	if err != nil {
+		return err
+	}
 	w := c.Writer()
 	w.Lock()
 	defer w.Unlock()
 	h.start(w)
-	var m query.Msg
-	for seq := uint32(1); seq <= n; seq++ {
-		u := view.UID(seq)
-		f, ok := view.Flags(u)
-		if of, other := others[u]; other {
-			f, ok = derefFlags(of)
+	for i, u := range view.UIDs() {
+		if match(i) {
+			h.writeHit(u, uint32(i+1))
 		}
-		if !ok {
-			continue
-		}
-		m = query.Msg{UID: u, Seq: seq, Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted,
-			Draft: f.Draft, Recent: view.IsRecent(u), Keywords: f.Keywords}
-		if !query.Eval(node, &m, maxUID, n) {
-			continue
-		}
-		h.writeHit(u, seq)
 	}
 	return c.searchReply(cmd, h, others)
+}
+
+// searchData returns the search data of the view's messages (aligned with
+// its UIDs) from the process's cache, one query for those it lacks.
+func (c *Conn) searchData() ([]store.SearchData, error) {
+	view := c.sel.view
+	ids := make([]int64, view.Len())
+	for i := range ids {
+		ids[i] = view.IDAt(i)
+	}
+	return c.Store().SearchDataByID(c.Ctx(), c.sel.mb.Box(), ids)
+}
+
+// setFlags sets what query.Eval reads of a message in the view besides
+// its search data (withData).
+func setFlags(m *query.Msg, uid, seq uint32, f store.Flags, recent bool) {
+	m.UID, m.Seq, m.Recent, m.Keywords = uid, seq, recent, f.Keywords
+	m.Seen, m.Answered, m.Flagged, m.Deleted, m.Draft = f.Seen, f.Answered, f.Flagged, f.Deleted, f.Draft
+}
+
+// withData sets m's days and size from d, as the SQL compiler reads them
+// (store.SearchData); false: the message was deleted meanwhile, and is not
+// found, as by the store.
+func withData(m *query.Msg, d *store.SearchData) bool {
+	if !d.Found {
+		return false
+	}
+	m.InternalDay, m.SentDay, m.Size = store.Day(d.InternalDay), time.Time{}, int(d.Size)
+	if d.SentDay != store.NoDay {
+		m.SentDay = store.Day(d.SentDay)
+	}
+	return true
+}
+
+// checkSeqSets resolves the program's sequence sets against the client's
+// view (env.SeqToUID: the error for a number beyond it is a badSeqError).
+func checkSeqSets(n query.Node, env *query.Env) error {
+	switch n := n.(type) {
+	case query.Seq:
+		_, err := env.SeqToUID(n.Set)
+		return err
+	case query.Not:
+		return checkSeqSets(n.X, env)
+	case query.Or:
+		if err := checkSeqSets(n.A, env); err != nil {
+			return err
+		}
+		return checkSeqSets(n.B, env)
+	case query.And:
+		for _, x := range n {
+			if err := checkSeqSets(x, env); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // searchEnv is the session's part of a search program's compilation:

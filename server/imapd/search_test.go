@@ -271,3 +271,42 @@ func TestSearchGoneDeletedNoRoundTrip(t *testing.T) {
 	}
 	imaptest.Expect(t, c.OK("NOOP"), "* 2 EXPUNGE")
 }
+
+// A SEARCH of flags, sequence and UID sets, dates and sizes is answered
+// from the session's view and the process's cache of each message's days
+// and size (searchView, store.SearchDataByID): the first costs one query
+// for the mailbox's data, the next ones no round trip at all, including a
+// sequence number out of range (BAD), ESEARCH and a saved result.
+func TestSearchDatesSizesNoRoundTrip(t *testing.T) {
+	e := searchFixture(t)
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	trips := func(cmd string, want ...string) {
+		t.Helper()
+		before := e.st.RoundTrips()
+		got := c.OK(cmd)
+		n := e.st.RoundTrips() - before
+		imaptest.Expect(t, got, want...)
+		if n != 0 {
+			t.Fatalf("%s: %d round trips", cmd, n)
+		}
+	}
+	imaptest.Expect(t, c.OK("UID SEARCH UNSEEN"), "* SEARCH 3 4 5")
+	before := e.st.RoundTrips()
+	imaptest.Expect(t, c.OK("UID SEARCH UNSEEN SINCE 1-Jan-2025 LARGER 1000"), "* SEARCH 3")
+	if n := e.st.RoundTrips() - before; n != 1 {
+		t.Fatalf("first SEARCH: %d round trips, want 1 (the mailbox's search data)", n)
+	}
+	trips("UID SEARCH UNSEEN SINCE 1-Jan-2025 LARGER 1000", "* SEARCH 3")
+	trips("SEARCH 1:3 SENTBEFORE 1-Jan-2026 NOT DELETED", "* SEARCH 1 2")
+	trips("UID SEARCH OR ON 1-Mar-2026 SENTON 2-Nov-2026 SMALLER 1000", "* SEARCH 4 5")
+	trips("UID SEARCH RETURN (MIN MAX COUNT SAVE) BEFORE 1-Mar-2026", "* ESEARCH (TAG \"t8\") UID MIN 2 MAX 3 COUNT 2")
+	trips("UID SEARCH $ LARGER 1000", "* SEARCH 3")
+	before = e.st.RoundTrips()
+	if _, done := c.Do("SEARCH 5 SINCE 1-Jan-2020"); done.Status != "BAD" {
+		t.Fatalf("a sequence number beyond the mailbox: %s", done)
+	}
+	if n := e.st.RoundTrips() - before; n != 0 {
+		t.Fatalf("BAD sequence set: %d round trips", n)
+	}
+}

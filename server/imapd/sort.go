@@ -283,11 +283,13 @@ func (c *Conn) sortProgram(args []Value) (query.Node, error) {
 	return node, nil
 }
 
-// fromView reports whether the view can answer the program itself: flags
-// only, and the view keeps its messages' flags and ids.
+// fromView reports whether the view can answer the program itself: flags,
+// UID and sequence sets, dates and sizes (viewTerms, as SEARCH), and the
+// view keeps its messages' flags and ids.
 func (c *Conn) fromView(node query.Node) bool {
 	v := c.sel.view
-	return v.KeepsFlags() && v.KeepsIDs() && flagsOnly(node)
+	ok, _ := viewTerms(node)
+	return ok && !c.cfg.storeSearch && v.KeepsFlags() && v.KeepsIDs()
 }
 
 // searchErr is the reply to a SORT's or THREAD's search that failed (nil:
@@ -369,23 +371,38 @@ func (c *Conn) sortReply(cmd *Command, issued bool) error {
 	return nil
 }
 
-// viewMatcher returns the test of a flags-only program on the message at
-// a position of the view, on the session's kept flags (as searchView):
-// messages another session took out of the mailbox (their EXPUNGE not
-// sent yet) on their current flags, one deleted meanwhile matching
-// nothing (others, from othersFlags). A program of system flags and
-// RECENT/NEW/OLD only is evaluated once for each of the 64 combinations
-// (query.Eval, the reference semantics), then looked up per message.
-func (c *Conn) viewMatcher(node query.Node, others map[uint32]*store.Flags) func(i int) bool {
+// viewMatcher returns the test of a program the view answers (fromView)
+// on the message at a position of the view, on the session's kept flags
+// and the process's search data (as searchView): messages another session
+// took out of the mailbox (their EXPUNGE not sent yet) on their current
+// flags, one deleted meanwhile matching nothing (others, from
+// othersFlags). A program of system flags and RECENT/NEW/OLD only is
+// evaluated once for each of the 64 combinations (query.Eval, the
+// reference semantics), then looked up per message. A sequence number
+// beyond the view is a badSeqError, before anything is written.
+func (c *Conn) viewMatcher(node query.Node, others map[uint32]*store.Flags) (func(i int) bool, error) {
 	view := c.sel.view
+	if err := checkSeqSets(node, c.searchEnv(view)); err != nil {
+		return nil, err
+	}
+	var sd []store.SearchData
+	if _, data := viewTerms(node); data {
+		var err error
+		if sd, err = c.searchData(); err != nil {
+			return nil, err
+		}
+	}
 	n := uint32(view.Len())
 	maxUID := view.UID(n)
 	uids := view.UIDs()
 	kw := query.UsesKeywords(node)
+	var m query.Msg // reused: the matcher is called by one goroutine
 	eval := func(i int, f store.Flags) bool {
 		u := uids[i]
-		m := query.Msg{UID: u, Seq: uint32(i + 1), Seen: f.Seen, Answered: f.Answered, Flagged: f.Flagged, Deleted: f.Deleted,
-			Draft: f.Draft, Recent: view.IsRecent(u), Keywords: f.Keywords}
+		setFlags(&m, u, uint32(i+1), f, view.IsRecent(u))
+		if sd != nil && !withData(&m, &sd[i]) {
+			return false
+		}
 		return query.Eval(node, &m, maxUID, n)
 	}
 	other := func(i int) (bool, bool) {
@@ -408,7 +425,7 @@ func (c *Conn) viewMatcher(node query.Node, others map[uint32]*store.Flags) func
 				b |= fRecent
 			}
 			return table[b]
-		}
+		}, nil
 	}
 	return func(i int) bool {
 		if len(others) > 0 {
@@ -417,7 +434,7 @@ func (c *Conn) viewMatcher(node query.Node, others map[uint32]*store.Flags) func
 			}
 		}
 		return eval(i, view.FlagsAt(i, kw))
-	}
+	}, nil
 }
 
 // fRecent is the bit of \Recent next to packFlags' (flagTable).
@@ -480,7 +497,10 @@ func (c *Conn) sortOrdered(cmd *Command, uid bool, ret *searchReturn, keys []sor
 	for _, f := range others {
 		issued = issued || f == nil
 	}
-	match := c.viewMatcher(node, others)
+	match, err := c.viewMatcher(node, others)
+	if err != nil {
+		return err
+	}
 	uids := view.UIDs()
 	h := newSortHits(uid, ret)
 	w := c.Writer()
@@ -576,8 +596,9 @@ func (c *Conn) addPending(o *sortOrder) (issued bool, err error) {
 	return issued, nil
 }
 
-// sortFromView is THREAD's search for a program of flags only: matched on
-// the session's kept flags (viewMatches), the keys of the matches from the
+// sortFromView is THREAD's search for a program the view answers
+// (fromView): matched on the session's kept flags and the process's
+// search data (viewMatches), the keys of the matches from the
 // store's cache of sort keys (store.SortKeysByID), so a repeated THREAD
 // of a large mailbox reads nothing but the keys of messages new to the
 // process. Items is never nil.
@@ -606,7 +627,7 @@ func (c *Conn) sortFromView(node query.Node) (items []*sortItem, issued bool, er
 	return items, issued, nil
 }
 
-// viewMatches walks the view with a program of flags only (viewMatcher):
+// viewMatches walks the view with a program it answers (viewMatcher):
 // the sequence numbers and message ids of the matches, ascending. issued:
 // a message of the view was deleted meanwhile (it matches nothing).
 func (c *Conn) viewMatches(node query.Node) (seqs []uint32, ids []int64, issued bool, err error) {
@@ -615,7 +636,10 @@ func (c *Conn) viewMatches(node query.Node) (seqs []uint32, ids []int64, issued 
 	if err != nil {
 		return nil, nil, false, err
 	}
-	match := c.viewMatcher(node, others)
+	match, err := c.viewMatcher(node, others)
+	if err != nil {
+		return nil, nil, false, err
+	}
 	for i := range view.Len() {
 		if match(i) {
 			seqs, ids = append(seqs, uint32(i+1)), append(ids, view.IDAt(i))

@@ -6,9 +6,9 @@ package imapd
 // sorting the matches, each command, was 1.1-1.5× Dovecot's time at 10k
 // messages and grew with the mailbox. A session keeps, per list of sort
 // criteria it used (at most maxSortOrders), the permutation of its view
-// in that order; a SORT whose program the view can answer (flags only) is
-// one walk of it that tests each message's flags, and ESORT PARTIAL lo:hi
-// stops at the hi-th match.
+// in that order; a SORT whose program the view can answer (fromView:
+// flags, sets, dates and sizes) is one walk of it that tests each message
+// (viewMatcher), and ESORT PARTIAL lo:hi stops at the hi-th match.
 //
 // The order is exact at every SORT, because the view's messages change
 // only in View.Flush, which tells every kept order:

@@ -485,10 +485,11 @@ func TestPropertySearchCompilerMatchesEval(t *testing.T) {
 				}
 			}
 		}
-		msgs, _ := storedMsgs(ctx, rt, s, mb.Box())
+		msgs, ids := storedMsgs(ctx, rt, s, mb.Box())
 		if len(msgs) != n {
 			rt.Fatalf("mailbox has %d messages, delivered %d", len(msgs), n)
 		}
+		viewSearchData(ctx, rt, s, mb.Box(), msgs, ids)
 		checkStoredColumns(rt, msgs, raws, subjects, internal)
 
 		var recent []uint32
@@ -539,6 +540,37 @@ func TestPropertySearchCompilerMatchesEval(t *testing.T) {
 			}
 		}
 	})
+}
+
+// viewSearchData replaces the days and sizes of msgs, read from the
+// columns, by the process's cached search data as a session's view
+// evaluates them (store.SearchDataByID, imapd searchView): query.Eval then
+// runs on what that path reads, checkStoredColumns checks it against the
+// delivered message and the SQL's answer must equal it. The days must be
+// the columns' dates.
+func viewSearchData(ctx context.Context, t *rapid.T, s *store.Store, box store.Box, msgs []query.Msg, ids []int64) {
+	sd, err := s.SearchDataByID(ctx, box, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	date := func(t time.Time) string {
+		if t.IsZero() {
+			return "none"
+		}
+		return t.Format("2006-01-02")
+	}
+	for i := range msgs {
+		m, d := &msgs[i], sd[i]
+		var sent time.Time
+		if d.SentDay != store.NoDay {
+			sent = store.Day(d.SentDay)
+		}
+		if !d.Found || date(store.Day(d.InternalDay)) != date(m.InternalDay) || date(sent) != date(m.SentDay) || int(d.Size) != m.Size {
+			t.Fatalf("uid %d: search data %+v (internal %s, sent %s), columns: internal_day %s, sent_day %s, size %d",
+				m.UID, d, date(store.Day(d.InternalDay)), date(sent), date(m.InternalDay), date(m.SentDay), m.Size)
+		}
+		m.InternalDay, m.SentDay, m.Size = store.Day(d.InternalDay), sent, int(d.Size)
+	}
 }
 
 // checkStoredColumns compares a few stored columns with message.Parse of the

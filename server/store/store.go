@@ -151,20 +151,21 @@ type Store struct {
 	beforeTouch  atomic.Pointer[func()]            // tests: called in touchFeeds before it signals (export_test.go)
 	stop         context.CancelFunc
 
-	trips          *atomic.Int64 // RoundTrips
-	texts          *textCache    // FetchText
-	metas          *metaCache    // FetchMeta
-	statuses       statusCache   // Status
-	snaps          *snapCache    // Select
-	claims         claimSet      // claimRecent
-	sortKeys       sortCache     // SortKeysByID
-	polls          sharedPolls   // ChangesSinceHeld (sharedpoll.go)
-	deleted        deletedSet    // messages deleted by this process (sharedpoll.go)
-	committed      commitHooks   // what a change does once committed, before its signal (gate.go)
-	gates          userGates     // one change per user at a time in this process (gate.go)
-	combined       atomic.Int64  // combined transactions (gate.go: changeBatch)
-	joined         atomic.Int64  // combined deliveries' transactions (deliver.go: deliverJoined)
-	flagViewsCache sync.Map      // user id -> *userFlagViews, the views flag changes update (flagviews.go)
+	trips          *atomic.Int64   // RoundTrips
+	texts          *textCache      // FetchText
+	metas          *metaCache      // FetchMeta
+	statuses       statusCache     // Status
+	snaps          *snapCache      // Select
+	claims         claimSet        // claimRecent
+	sortKeys       sortCache       // SortKeysByID
+	searchData     searchDataCache // SearchDataByID
+	polls          sharedPolls     // ChangesSinceHeld (sharedpoll.go)
+	deleted        deletedSet      // messages deleted by this process (sharedpoll.go)
+	committed      commitHooks     // what a change does once committed, before its signal (gate.go)
+	gates          userGates       // one change per user at a time in this process (gate.go)
+	combined       atomic.Int64    // combined transactions (gate.go: changeBatch)
+	joined         atomic.Int64    // combined deliveries' transactions (deliver.go: deliverJoined)
+	flagViewsCache sync.Map        // user id -> *userFlagViews, the views flag changes update (flagviews.go)
 }
 
 // Open connects to dsn, applies pending migrations and returns a Store.

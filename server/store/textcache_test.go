@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -148,6 +149,52 @@ func TestSortKeysByIDUserScoped(t *testing.T) {
 		t.Fatalf("cached read: %+v %v, %d round trips", got, err, s.RoundTrips()-trips)
 	}
 	if got, err := s.SortKeysByID(ctx, theirs.Box(), []int64{d.MessageID}); err != nil || got[0] != nil {
+		t.Fatalf("another user's message, cached: %+v %v", got, err)
+	}
+}
+
+// TestSearchDataByIDUserScoped: the process's cache of search data
+// (internal day in the internal date's zone, sent day in the Date:
+// header's, size) serves a message's data to its own user only, cached or
+// not; a second read comes from the cache (no round trip); a message
+// without a Date: header has no sent day.
+func TestSearchDataByIDUserScoped(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	// 23:30 on 2 Nov at -05:00 is 3 Nov in UTC; the header's 00:10 on
+	// 5 Nov at +14:00 is 4 Nov in UTC.
+	raw := "From: a@example.com\r\nSubject: s\r\nDate: Thu, 5 Nov 2026 00:10:00 +1400\r\n\r\nbody\r\n"
+	d := deliver(t, s, u, []byte(raw), store.DeliverOptions{InternalDate: time.Date(2026, 11, 2, 23, 30, 0, 0, time.FixedZone("", -5*3600))})
+	nd := deliver(t, s, u, []byte("From: a@example.com\r\nSubject: no date\r\n\r\nx\r\n"), store.DeliverOptions{})
+	v, err := s.CreateUser(ctx, "v", "pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := s.Mailbox(ctx, u.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := s.Mailbox(ctx, v.ID, "INBOX")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SearchDataByID(ctx, theirs.Box(), []int64{d.MessageID}); err != nil || got[0].Found {
+		t.Fatalf("another user's message, not cached: %+v %v", got, err)
+	}
+	want := store.SearchData{Found: true, InternalDay: int32(time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC).Unix() / 86400),
+		SentDay: int32(time.Date(2026, 11, 5, 0, 0, 0, 0, time.UTC).Unix() / 86400), Size: int32(len(raw))}
+	got, err := s.SearchDataByID(ctx, mine.Box(), []int64{d.MessageID, nd.MessageID, d.MessageID})
+	if err != nil || got[0] != want || got[2] != want || !got[1].Found || got[1].SentDay != store.NoDay {
+		t.Fatalf("own messages: %+v %v, want %+v and one without a sent day", got, err, want)
+	}
+	if day := store.Day(got[0].InternalDay); day.Format("2006-01-02") != "2026-11-02" {
+		t.Fatalf("Day: %v", day)
+	}
+	trips := s.RoundTrips()
+	if got, err := s.SearchDataByID(ctx, mine.Box(), []int64{d.MessageID}); err != nil || got[0] != want || s.RoundTrips() != trips {
+		t.Fatalf("cached read: %+v %v, %d round trips", got, err, s.RoundTrips()-trips)
+	}
+	if got, err := s.SearchDataByID(ctx, theirs.Box(), []int64{d.MessageID}); err != nil || got[0].Found {
 		t.Fatalf("another user's message, cached: %+v %v", got, err)
 	}
 }
