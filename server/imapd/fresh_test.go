@@ -268,6 +268,18 @@ func TestFetchMetaOfDeliveredNoRoundTrip(t *testing.T) {
 	if len(got) != 2 || !slices.Equal(got, want) {
 		t.Fatalf("from the delivery:\n%q\nfrom the store:\n%q", got, want)
 	}
+	// What SEARCH compares of them too (store.SearchDataByID): the
+	// internal day in its own zone, the Date: header's day (none for the
+	// second), the size.
+	before = e.st.RoundTrips()
+	imaptest.Expect(t, c.OK("SEARCH ON 14-Jul-2025"), "* SEARCH 1")
+	imaptest.Expect(t, c.OK("SEARCH SENTON 14-Jul-2025"), "* SEARCH 1")
+	imaptest.Expect(t, c.OK("SEARCH OR SENTBEFORE 1-Jan-2100 SENTSINCE 1-Jan-1900"), "* SEARCH 1")
+	imaptest.Expect(t, c.OK(fmt.Sprintf("SEARCH LARGER %d", len(plain)-1)), "* SEARCH 1 2")
+	imaptest.Expect(t, c.OK(fmt.Sprintf("SEARCH SMALLER %d", len(plain)+1)), "* SEARCH 2")
+	if n := e.st.RoundTrips() - before; n != 0 {
+		t.Fatalf("SEARCH of dates and sizes of just delivered messages: %d round trips", n)
+	}
 }
 
 // A FETCH of flags and unchanging data naming a message another session of

@@ -756,8 +756,9 @@ func (s *Store) deliverHeld(ctx context.Context, ms []*pending, q *Outbound) (in
 	return qid, nil
 }
 
-// rememberMeta puts the delivered messages' unchanging FETCH data into the
-// process's cache (metacache.go) for the users this process has sessions
+// rememberMeta puts the delivered messages' unchanging FETCH and SEARCH
+// data into the process's caches (metacache.go, searchdata.go) for the
+// users this process has sessions
 // of: their clients fetch a new message's ENVELOPE and size as soon as
 // they hear of it, and each such FETCH read it from Postgres (issue 13: one
 // FETCH in six under 50 sessions appending, the reads' slowest tenth).
@@ -771,8 +772,18 @@ func (s *Store) rememberMeta(copies []*copyState) {
 		_, off := c.date.Zone()
 		s.metas.put(c.UserID, c.id, &messageMeta{id: c.id, internalDate: c.date.Truncate(time.Microsecond).In(zone(off)),
 			size: c.p.Size, envelope: c.p.Envelope, bodyStructure: c.p.BodyStructure, bodySimple: c.p.Body})
+		// And what SEARCH compares (searchdata.go), as messageRow wrote it:
+		// internal_day, sent_day (NULL without a Date:), size.
+		d := SearchData{Found: true, InternalDay: epochDay(dayOf(c.date)), SentDay: NoDay, Size: int32(c.p.Size)}
+		if sd := c.p.SentDate; !sd.IsZero() {
+			d.SentDay = epochDay(time.Date(sd.Year(), sd.Month(), sd.Day(), 0, 0, 0, 0, time.UTC))
+		}
+		s.searchData.put([]int64{c.id}, []searchDataEntry{{userID: c.UserID, d: d}})
 	}
 }
+
+// epochDay is the number of a day (midnight UTC) counted from 1970-01-01.
+func epochDay(day time.Time) int32 { return int32(day.Unix() / 86400) }
 
 // queueCopyFrom queues c's messages and message_texts rows, made from the
 // first copy's rows: c's prefix, then the first copy's bytes after its own.
