@@ -59,11 +59,9 @@ const (
 func (e *userGate) takeDeliveries(p *pendingDelivery) []*pendingDelivery {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	i := slices.Index(e.deliveries, p)
-	if i < 0 {
+	if !unwait(&e.deliveries, p) {
 		return nil
 	}
-	e.deliveries = slices.Delete(e.deliveries, i, i+1)
 	group := []*pendingDelivery{p}
 	size := p.size()
 	n := 0
@@ -82,17 +80,6 @@ func (p *pendingDelivery) size() int {
 		n += len(m.content)
 	}
 	return n
-}
-
-// removeDelivery removes p if still waiting (false: another took it).
-func (e *userGate) removeDelivery(p *pendingDelivery) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	i := slices.Index(e.deliveries, p)
-	if i >= 0 {
-		e.deliveries = slices.Delete(e.deliveries, i, i+1)
-	}
-	return i >= 0
 }
 
 // pendingChange is a changeBatch waiting at the gate, which the writer
@@ -173,26 +160,37 @@ func (g *userGates) stash(userID int64, feeds []*feedRead) {
 func (e *userGate) take(p *pendingChange) []*pendingChange {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	i := slices.Index(e.waiting, p)
-	if i < 0 {
+	if !unwait(&e.waiting, p) {
 		return nil
 	}
-	e.waiting = slices.Delete(e.waiting, i, i+1)
 	n := min(len(e.waiting), maxCombined-1)
 	group := append([]*pendingChange{p}, e.waiting[:n]...)
 	e.waiting = slices.Delete(e.waiting, 0, n)
 	return group
 }
 
+// unwait removes p from the waiting list (e.waiting, e.deliveries) if
+// still there (false: another writer took it); the caller holds e.mu.
+func unwait[T comparable](list *[]T, p T) bool {
+	i := slices.Index(*list, p)
+	if i >= 0 {
+		*list = slices.Delete(*list, i, i+1)
+	}
+	return i >= 0
+}
+
 // remove removes p if still waiting (false: another writer took it).
 func (e *userGate) remove(p *pendingChange) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	i := slices.Index(e.waiting, p)
-	if i >= 0 {
-		e.waiting = slices.Delete(e.waiting, i, i+1)
-	}
-	return i >= 0
+	return unwait(&e.waiting, p)
+}
+
+// removeDelivery is remove for a delivery.
+func (e *userGate) removeDelivery(p *pendingDelivery) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return unwait(&e.deliveries, p)
 }
 
 // maxCombined bounds the changes of one combined transaction.
