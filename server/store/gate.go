@@ -49,8 +49,9 @@ type pendingDelivery struct {
 
 // maxJoined and joinedBytes bound the deliveries of one transaction and
 // the size of their messages (the first is always taken, whatever its size).
+// Small, as maxCombined is: every delivery of a group wakes at once.
 const (
-	maxJoined   = 16
+	maxJoined   = 4
 	joinedBytes = 4 << 20
 )
 
@@ -193,8 +194,15 @@ func (e *userGate) removeDelivery(p *pendingDelivery) bool {
 	return unwait(&e.deliveries, p)
 }
 
-// maxCombined bounds the changes of one combined transaction.
-const maxCombined = 32
+// maxCombined bounds the changes of one combined transaction. Every
+// writer of a group is woken at once when it commits, and each then
+// finishes its command (its poll, its response) on the process's two or
+// so threads: a session's read that arrives meanwhile waits behind them
+// all. With 32, reads of the many-sessions line waited about 1.6 ms per
+// command runnable but not running (FETCH p50 1.5-1.6 ms, p99 8.6-9.2);
+// with 8 (and 4 deliveries, maxJoined) 0.7 and 4.8-5.0, for 15% fewer
+// commands per second, still far above Dovecot's (bench/ANALYSIS.md).
+const maxCombined = 8
 
 // enterAll enters the gates of several users (a delivery to several
 // recipients), in id order, as their locks are taken (deliverTx): two
