@@ -107,9 +107,9 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare ours: %w", err)
 	}
-	// Statistics, as autovacuum would have them on a server in use and as
-	// the durable section has them (Durable.LoadFolder).
-	if _, err := ours.Store.Pool().Exec(ctx, "ANALYZE"); err != nil {
+	// Statistics and the visibility map, as autovacuum would have them on a
+	// server in use and as the durable section has them (Durable.LoadFolder).
+	if _, err := ours.Store.Pool().Exec(ctx, "VACUUM (ANALYZE)"); err != nil {
 		return nil, err
 	}
 
@@ -295,7 +295,7 @@ func durableLines(ctx context.Context, msgs []Message, envD *Env, logf func(stri
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	if _, err := st.Pool().Exec(ctx, "ANALYZE"); err != nil {
+	if _, err := st.Pool().Exec(ctx, "VACUUM (ANALYZE)"); err != nil { // as LoadFolder
 		return nil, err
 	}
 	return measureLines(env, envD, DurableSuffix, logf), nil
