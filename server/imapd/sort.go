@@ -7,6 +7,7 @@ package imapd
 // (schema 0016) and the ordering is done here, in Go.
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strings"
@@ -206,7 +207,7 @@ func sortCmp(keys []sortKey) func(a, b *sortItem) int {
 		if r := cmpKeys(a.SortMsg, b.SortMsg, keys); r != 0 {
 			return r
 		}
-		return cmpInt(a.seq, b.seq)
+		return cmp.Compare(a.seq, b.seq)
 	}
 }
 
@@ -220,7 +221,7 @@ func cmpKeys(a, b *store.SortMsg, keys []sortKey) int {
 		case "DATE":
 			r = sentDate(a).Compare(sentDate(b))
 		case "SIZE":
-			r = cmpInt(a.Size, b.Size)
+			r = cmp.Compare(a.Size, b.Size)
 		case "SUBJECT":
 			r = strings.Compare(a.Subject, b.Subject)
 		case "FROM":
@@ -240,16 +241,6 @@ func cmpKeys(a, b *store.SortMsg, keys []sortKey) int {
 		if r != 0 {
 			return r
 		}
-	}
-	return 0
-}
-
-func cmpInt[T int32 | int64 | uint32](a, b T) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
 	}
 	return 0
 }

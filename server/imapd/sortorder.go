@@ -28,6 +28,7 @@ package imapd
 // entries never has to be revisited.
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"sync"
@@ -61,7 +62,7 @@ func (o *sortOrder) cmp(a, b orderEnt) int {
 	if r := cmpKeys(a.k, b.k, o.keys); r != 0 {
 		return r
 	}
-	return cmpInt(a.pos, b.pos)
+	return cmp.Compare(a.pos, b.pos)
 }
 
 // ordersKey names a list of sort criteria ("REVERSE DATE SUBJECT").

@@ -6,6 +6,7 @@ package imapd
 // by one "* THREAD" response of "zero or more threads" (rfc5256.txt:700-715).
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -117,13 +118,13 @@ func cmpSent(a, b *sortItem) int {
 	if r := a.sent().Compare(b.sent()); r != 0 {
 		return r
 	}
-	return cmpInt(a.seq, b.seq)
+	return cmp.Compare(a.seq, b.seq)
 }
 
 func cmpNodes(a, b *threadNode) int {
 	fa, fb := a.first(), b.first()
 	if fa == nil || fb == nil { // only an empty dummy, which pruning removed
-		return cmpInt(boolInt(fa != nil), boolInt(fb != nil))
+		return cmp.Compare(boolInt(fa != nil), boolInt(fb != nil))
 	}
 	return cmpSent(fa, fb)
 }

@@ -36,6 +36,7 @@ package imapd
 //     into it by binary search.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -118,12 +119,12 @@ func (s *threadState) cmp(a, b *fnode) int {
 	i, j := a.first(), b.first()
 	x, y := s.sent[i], s.sent[j]
 	if x.sec != y.sec {
-		return cmpInt(x.sec, y.sec)
+		return cmp.Compare(x.sec, y.sec)
 	}
 	if x.nsec != y.nsec {
-		return cmpInt(x.nsec, y.nsec)
+		return cmp.Compare(x.nsec, y.nsec)
 	}
-	return cmpInt(i, j)
+	return cmp.Compare(i, j)
 }
 
 // subject is a top-level node's thread subject: its message's base
