@@ -620,12 +620,9 @@ func (s *Store) deliverJoined(ctx context.Context, userID int64, ms []*pending) 
 // deliverHeld stores ms (and queues q); the caller holds the gates of
 // the users ms are for.
 func (s *Store) deliverHeld(ctx context.Context, ms []*pending, q *Outbound) (int64, error) {
-	var users []int64
 	var copies []*copyState
 	for _, m := range ms {
-		for _, c := range m.copies {
-			copies = append(copies, c)
-		}
+		copies = append(copies, m.copies...)
 	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -683,7 +680,7 @@ func (s *Store) deliverHeld(ctx context.Context, ms []*pending, q *Outbound) (in
 	// Postgres planned the membership's afresh on every delivery (0.31 ms
 	// of planning for 0.49 ms of execution with 50 sessions appending).
 	b.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
-	users = users[:0]
+	var users []int64 // the users the copies are for, each once
 	for _, m := range ms {
 		for i, c := range m.copies {
 			if !slices.Contains(users, c.UserID) {
@@ -781,9 +778,6 @@ func (s *Store) rememberMeta(copies []*copyState) {
 		s.searchData.put([]int64{c.id}, []searchDataEntry{{userID: c.UserID, d: d}})
 	}
 }
-
-// epochDay is the number of a day (midnight UTC) counted from 1970-01-01.
-func epochDay(day time.Time) int32 { return int32(day.Unix() / 86400) }
 
 // queueCopyFrom queues c's messages and message_texts rows, made from the
 // first copy's rows: c's prefix, then the first copy's bytes after its own.

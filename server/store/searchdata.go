@@ -26,6 +26,9 @@ const NoDay int32 = math.MinInt32
 // Day is the date of a SearchData day, midnight UTC (its Date() is the day).
 func Day(d int32) time.Time { return time.Unix(int64(d)*86400, 0).UTC() }
 
+// epochDay is Day's inverse: the number of a day (midnight UTC).
+func epochDay(day time.Time) int32 { return int32(day.Unix() / 86400) }
+
 // That data never changes after delivery (a copy to another user gets a
 // new id), so the process keeps it per message id, as it keeps sort keys
 // (sort.go). It does not use the sort keys' cache: those hold instants
