@@ -29,11 +29,31 @@ var candidateDefs = []string{
 // view's membership must equal its definition evaluated from scratch over
 // all the user's messages (viewStoreMachine.check), and its candidates the
 // flag-free part of its definition.
-func TestPropertyViewCandidates(t *testing.T) {
+func TestPropertyViewCandidates(t *testing.T) { propertyViewCandidates(t, false) }
+
+// TestPropertyViewsPending (issue 15): the same with every flag change
+// leaving the views it would move messages in to their readers (no session
+// follows them: pending.go). Before each check one reader, drawn from
+// those that must catch up (LIST-STATUS, STATUS, SELECT, a poll,
+// HIGHESTMODSEQ, QRESYNC's tombstones), reads a view; what STATUS and
+// SELECT return must be the view's definition over the messages now, and
+// after LIST-STATUS no view may be left pending. The check then finds every
+// view's membership and counters exact and its UIDs never reused.
+func TestPropertyViewsPending(t *testing.T) { propertyViewCandidates(t, true) }
+
+func propertyViewCandidates(t *testing.T, pending bool) {
 	s, _ := newStore(t)
 	ctx := context.Background()
 	join := flagsJoin(ctx, t, s)
-	run := 0
+	if pending {
+		s.SetDeferViewsFrom(1)
+	}
+	run, wasPending := 0, 0
+	defer func() {
+		if pending && !t.Failed() && wasPending == 0 {
+			t.Errorf("no flag change left a view pending in %d runs", run)
+		}
+	}()
 	rapid.Check(t, func(t *rapid.T) {
 		run++
 		u, err := s.CreateUser(ctx, fmt.Sprintf("cand%d", run), "pw")
@@ -51,6 +71,9 @@ func TestPropertyViewCandidates(t *testing.T) {
 			sm.views = append(sm.views, name)
 		}
 		check := func(t *rapid.T) {
+			if pending {
+				wasPending += sm.observePending(t, append(append([]string{}, sm.views...), "Unread", "Flagged"))
+			}
 			sm.check(t)
 			sm.checkCandidates(t)
 		}
@@ -140,6 +163,89 @@ func TestPropertyViewCandidates(t *testing.T) {
 			check(t)
 		}
 	})
+}
+
+// observePending reads one of views through a reader that must bring
+// pending views up to date first, checks what STATUS and SELECT return
+// against the view's definition, then lists the mailboxes (which catches
+// up the rest) and requires that no view is left pending. It returns how
+// many views were pending before.
+func (sm *viewStoreMachine) observePending(t *rapid.T, views []string) int {
+	ctx, s := sm.ctx, sm.s
+	var before int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM mailboxes WHERE user_id = $1 AND flags_pending IS NOT NULL`,
+		sm.u.ID).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	name := rapid.SampledFrom(views).Draw(t, "observed view")
+	want := func() []int64 { // the view's definition over the messages now
+		m, err := s.Mailbox(ctx, sm.u.ID, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		def, err := query.ParseDefinition(m.Definition)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for id, msg := range sm.userMsgs(t) {
+			if query.Eval(query.ViewNode(def), msg, 0, 0) {
+				ids = append(ids, id)
+			}
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	box := sm.box(t, name)
+	reader := rapid.SampledFrom([]string{"status", "select", "changes", "highestmodseq", "vanished", "list"}).Draw(t, "reader")
+	var err error
+	switch reader {
+	case "status":
+		var sts map[string]store.MailboxStatus
+		if sts, err = s.Statuses(ctx, sm.u.ID, []string{name}); err == nil {
+			if w := want(); sts[name].Messages != len(w) {
+				t.Fatalf("STATUS %s after a pending change: MESSAGES %d, the definition matches %d", name, sts[name].Messages, len(w))
+			}
+		}
+	case "select":
+		var snap *store.Snapshot
+		if snap, err = s.Select(ctx, sm.u.ID, name, rapid.Bool().Draw(t, "read-only")); err == nil {
+			if got, w := slices.Sorted(slices.Values(snap.IDs)), want(); !slices.Equal(got, w) {
+				t.Fatalf("SELECT %s after a pending change: messages %v, the definition matches %v", name, got, w)
+			}
+		}
+	case "changes":
+		_, err = s.ChangesSince(ctx, box, 0, false)
+	case "highestmodseq":
+		_, err = s.HighestModSeq(ctx, box)
+	case "vanished":
+		_, err = s.Vanished(ctx, box, 0)
+	case "list":
+		_, err = s.Mailboxes(ctx, sm.u.ID)
+	}
+	if err != nil {
+		t.Fatalf("%s of %s: %v", reader, name, err)
+	}
+	var stillPending bool
+	if err := s.Pool().QueryRow(ctx, `SELECT flags_pending IS NOT NULL FROM mailboxes WHERE id = $1`, box.ID()).Scan(&stillPending); err != nil {
+		t.Fatal(err)
+	}
+	if stillPending {
+		t.Fatalf("%s of %s left it pending", reader, name)
+	}
+	sm.mailboxes(t) // LIST-STATUS: catches up every view
+	var after int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM mailboxes WHERE user_id = $1 AND flags_pending IS NOT NULL`,
+		sm.u.ID).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after > 0 {
+		t.Fatalf("%d views still pending after LIST-STATUS", after)
+	}
+	if before > 0 {
+		t.Logf("  %d views were pending; %s of %s", before, reader, name)
+	}
+	return before
 }
 
 // checkCandidates: a view's candidates are the user's messages the

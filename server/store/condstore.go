@@ -25,7 +25,10 @@ func (s *Store) HighestModSeq(ctx context.Context, b Box) (int64, error) {
 		return 0, err
 	}
 	var hm int64
-	err := s.pool.QueryRow(ctx, `SELECT highest_modseq FROM mailboxes WHERE id = $1`, b.id).Scan(&hm)
+	err := s.caughtUp(ctx, b.userID, func() (pending bool, err error) { // pending.go
+		err = s.pool.QueryRow(ctx, `SELECT highest_modseq, flags_pending IS NOT NULL FROM mailboxes WHERE id = $1`, b.id).Scan(&hm, &pending)
+		return pending, err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, ErrNotFound
 	}
@@ -64,32 +67,36 @@ func (s *Store) Vanished(ctx context.Context, b Box, since int64) ([]UIDRange, e
 	if err := b.check(); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `WITH b AS (SELECT uidnext, expunges_pruned > $2 AS past FROM mailboxes WHERE id = $1)
-		SELECT 0, uidnext, past FROM b
-		UNION ALL SELECT 1, u, false FROM b, mailbox_expunges e, unnest(e.uids) u
-			WHERE NOT b.past AND e.mailbox_id = $1 AND e.modseq > $2
-		UNION ALL SELECT 2, mm.uid, false FROM b, mailbox_messages mm WHERE b.past AND mm.mailbox_id = $1`, b.id, since)
-	if err != nil {
-		return nil, wrap("vanished", err)
-	}
 	var uidnext int64
-	found, past := false, false
+	var found, past bool
 	var uids []uint32
-	for rows.Next() {
-		var kind int32
-		var n int64
-		var p bool
-		if err := rows.Scan(&kind, &n, &p); err != nil {
-			rows.Close()
-			return nil, wrap("vanished", err)
+	if err := s.caughtUp(ctx, b.userID, func() (pending bool, err error) { // pending.go
+		rows, err := s.pool.Query(ctx, `WITH b AS (SELECT uidnext, expunges_pruned > $2 AS past, flags_pending IS NOT NULL AS pending
+				FROM mailboxes WHERE id = $1)
+			SELECT 0, uidnext, past, pending FROM b
+			UNION ALL SELECT 1, u, false, false FROM b, mailbox_expunges e, unnest(e.uids) u
+				WHERE NOT b.past AND e.mailbox_id = $1 AND e.modseq > $2
+			UNION ALL SELECT 2, mm.uid, false, false FROM b, mailbox_messages mm WHERE b.past AND mm.mailbox_id = $1`, b.id, since)
+		if err != nil {
+			return false, err
 		}
-		if kind == 0 {
-			found, uidnext, past = true, n, p
-		} else {
-			uids = append(uids, uint32(n))
+		found, past, uids = false, false, nil
+		for rows.Next() {
+			var kind int32
+			var n int64
+			var p, q bool
+			if err := rows.Scan(&kind, &n, &p, &q); err != nil {
+				rows.Close()
+				return false, err
+			}
+			if kind == 0 {
+				found, uidnext, past, pending = true, n, p, q
+			} else {
+				uids = append(uids, uint32(n))
+			}
 		}
-	}
-	if err := rows.Err(); err != nil {
+		return pending, rows.Err()
+	}); err != nil {
 		return nil, wrap("vanished", err)
 	}
 	if !found {

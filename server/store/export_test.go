@@ -109,3 +109,11 @@ func DeriveSCRAM(password string, salt []byte, iters int) (storedKey, serverKey 
 	v, ok := deriveSCRAM(password, salt, iters)
 	return v.storedKey, v.serverKey, ok
 }
+
+// SetDeferViewsFrom sets the smallest flag change (in targeted UIDs) that
+// leaves views pending for their readers (pending.go); 0 restores the
+// default.
+func (s *Store) SetDeferViewsFrom(n int) { s.deferViews.Store(int64(n)) }
+
+// CatchUps is how many times a reader brought pending views up to date.
+func (s *Store) CatchUps() int64 { return s.catchUps.Load() }

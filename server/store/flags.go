@@ -254,7 +254,7 @@ func (s *Store) storeFlags(ctx context.Context, b Box, uids []uint32, held Held,
 		// Sessions of every mailbox showing a changed message find it by
 		// message_flags.modseq (ChangesSince); the flags_update trigger
 		// notifies them.
-		return reevalFlagViews(ctx, tx, userID, newFlags, which)
+		return reevalFlagViews(ctx, tx, userID, newFlags, which, nil)
 	})
 	return out, modified, wrap("store flags", err)
 }
@@ -316,6 +316,9 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		if !ok {
 			return durable, errSlowPath
 		}
+		// Views no session of this process follows wait for their
+		// readers when the change is large (pending.go).
+		enter, leave, pending := s.splitPending(userID, len(uids), enter, leave)
 		// The mark: every flags row of the user has a modseq up to it, and
 		// the UPDATE gives those it changes higher ones (one sequence,
 		// without a cache, so its values come in call order; and the
@@ -324,6 +327,9 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 			set_config('decimail.flags_mark', (SELECT coalesce(max(modseq), 0) FROM message_flags WHERE user_id = $1)::text, true)`,
 			userID, fv.version)
 		b.Queue(update, args...).Query(func(rows pgx.Rows) error { _, err := scan(rows); return err })
+		if len(pending) > 0 {
+			queuePending(b, pending)
+		}
 		// The changed messages: every one of them now has the new value,
 		// so each such view takes all of them or none (the targeted ones
 		// that did not change were already where they belong).
@@ -354,7 +360,7 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		}
 		which := map[string]bool{}
 		changedFlags(Flags{}, f, which)
-		return reevalFlagViews(ctx, tx, userID, newFlags, which)
+		return reevalFlagViews(ctx, tx, userID, newFlags, which, nil)
 	})
 	return changed, lo, hi, wrap("store flags", err)
 }

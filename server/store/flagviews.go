@@ -250,7 +250,10 @@ func evalFlags(n query.Node, f Flags) (v, known bool) {
 // flags alone decide a mixed definition; the rest by the view's SQL
 // predicate, restricted to those messages. Views that do not read any
 // changed flag are skipped. All statements go in one batch.
-func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[int64]Flags, changed map[string]bool) error {
+//
+// only, when not nil, names the views to bring up to date instead of those
+// reading a changed flag (catchUp: views left pending by earlier changes).
+func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[int64]Flags, changed map[string]bool, only map[int64]bool) error {
 	rows, err := tx.Query(ctx, `SELECT id, definition FROM mailboxes WHERE user_id = $1 AND uses_flags ORDER BY id`, userID)
 	if err != nil {
 		return err
@@ -271,6 +274,14 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 		n, err := parseDefinition(v.def)
 		if err != nil {
 			return fmt.Errorf("mailbox %d definition %q: %w", v.id, v.def, err)
+		}
+		if only != nil {
+			if only[v.id] {
+				dn, cand := decider(n)
+				hits = append(hits, hitView{v, dn, cand})
+				hitIDs = append(hitIDs, v.id)
+			}
+			continue
 		}
 		for d := range flagDeps(n) {
 			if changed[d] {

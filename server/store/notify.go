@@ -407,3 +407,14 @@ func (n *Notifier) close() {
 		<-done
 	}
 }
+
+// follows returns the mailboxes of the user this process's sessions follow.
+func (n *Notifier) follows(userID int64) map[int64]bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[int64]bool, len(n.byUser[userID]))
+	for id := range n.byUser[userID] {
+		out[id] = true
+	}
+	return out
+}

@@ -291,7 +291,7 @@ func (s *Store) touchFeeds(userID int64, feeds []*feedRead) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, f := range feeds {
-		if f.found && !f.r.ch.Pruned && n.freshLocked(userID, f.mailboxID, f.gen) {
+		if f.found && !f.r.ch.Pruned && !f.r.ch.pending && n.freshLocked(userID, f.mailboxID, f.gen) {
 			f.r.gen = n.gen + 1 // the signal's, below
 			s.polls.put(f.mailboxID, &f.r)
 			s.polls.feeds.Add(1)

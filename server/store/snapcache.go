@@ -134,8 +134,8 @@ func (s *Store) selectSince(ctx context.Context, base *cachedSnap) (snap *Snapsh
 		return nil, nil, false, err
 	}
 	if !found || !exists || snap.Mailbox.ID != base.mailboxID || snap.Mailbox.UIDValidity != base.uidValidity ||
-		ch.UIDValidity != base.uidValidity || ch.Pruned {
-		return nil, nil, false, nil // Pruned: tombstones after base are gone
+		ch.UIDValidity != base.uidValidity || ch.Pruned || ch.pending {
+		return nil, nil, false, nil // Pruned: tombstones after base are gone; pending: selectAll catches up
 	}
 	slices.SortFunc(ch.Changed, func(a, b Change) int { return int(a.UID) - int(b.UID) })
 	sortExpunged(ch)

@@ -166,6 +166,8 @@ type Store struct {
 	combined       atomic.Int64    // combined transactions (gate.go: changeBatch)
 	joined         atomic.Int64    // combined deliveries' transactions (deliver.go: deliverJoined)
 	flagViewsCache sync.Map        // user id -> *userFlagViews, the views flag changes update (flagviews.go)
+	deferViews     atomic.Int64    // tests: the smallest change that leaves views pending (pending.go)
+	catchUps       atomic.Int64    // views brought up to date by a reader (pending.go)
 }
 
 // Open connects to dsn, applies pending migrations and returns a Store.

@@ -47,7 +47,7 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 	}
 	if snap == nil {
 		var err error
-		if snap, recent, err = s.selectAll(ctx, userID, name); err != nil {
+		if snap, recent, err = s.selectAll(ctx, userID, name, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -77,7 +77,7 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 
 // selectAll reads the whole snapshot of a mailbox: its members, their
 // flags and its unclaimed \Recent members.
-func (s *Store) selectAll(ctx context.Context, userID int64, name string) (snap *Snapshot, recent []int64, err error) {
+func (s *Store) selectAll(ctx context.Context, userID int64, name string, try int) (snap *Snapshot, recent []int64, err error) {
 	snap = &Snapshot{}
 	// One round trip: BEGIN, the three reads, COMMIT (a read-only
 	// REPEATABLE READ transaction: one snapshot, which nothing can make
@@ -97,9 +97,10 @@ func (s *Store) selectAll(ctx context.Context, userID int64, name string) (snap 
 		rows.Close()
 		return err
 	})
-	b.Queue(`SELECT highest_modseq FROM mailboxes WHERE user_id = $1 AND name = $2`, args...).Query(func(rows pgx.Rows) error {
+	pending := false
+	b.Queue(`SELECT highest_modseq, flags_pending IS NOT NULL FROM mailboxes WHERE user_id = $1 AND name = $2`, args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			if err := rows.Scan(&snap.HighestModSeq); err != nil {
+			if err := rows.Scan(&snap.HighestModSeq, &pending); err != nil {
 				return err
 			}
 		}
@@ -143,6 +144,15 @@ func (s *Store) selectAll(ctx context.Context, userID int64, name string) (snap 
 	if !found {
 		return nil, nil, ErrNotFound
 	}
+	if pending { // a view with flag changes to apply first (pending.go)
+		if try == 4 {
+			return nil, nil, errStillPending
+		}
+		if err := s.catchUp(ctx, userID); err != nil {
+			return nil, nil, err
+		}
+		return s.selectAll(ctx, userID, name, try+1)
+	}
 	return snap, recent, nil
 }
 
@@ -180,6 +190,9 @@ type Changes struct {
 	// PruneExpunges), so Expunged may lack removals: the session cannot
 	// follow the mailbox any more and must select it again.
 	Pruned bool
+	// pending: the mailbox is a view with flag changes not applied yet
+	// (pending.go); the read is not to be used.
+	pending bool
 }
 
 // sortExpunged sorts ch's expunged UIDs with their modseqs.
@@ -256,15 +269,23 @@ func (s *Store) changesSince(ctx context.Context, box Box, since int64, claimRec
 			return s.claimChanged(ctx, mailboxID, ch, claimRecent, fresh)
 		}
 	}
-	s.polls.reads.Add(1)
-	gen := s.notif.Gen() // before the read (Notifier.Fresh)
-	b := &pgx.Batch{}
-	b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)
-	r := &sharedPoll{since: since, gen: gen, ch: Changes{ModSeq: max(since, hi)}}
+	var r *sharedPoll
 	var found bool
-	queueChanges(b, mailboxID, since, lo, hi, held, &r.ch, &r.mm, &found, &r.fresh)
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, wrap("changes", err)
+	// A view with flag changes to apply is brought up to date first
+	// (pending.go).
+	if err := s.caughtUp(ctx, box.userID, func() (bool, error) {
+		s.polls.reads.Add(1)
+		gen := s.notif.Gen() // before the read (Notifier.Fresh)
+		b := &pgx.Batch{}
+		b.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`)
+		r = &sharedPoll{since: since, gen: gen, ch: Changes{ModSeq: max(since, hi)}}
+		queueChanges(b, mailboxID, since, lo, hi, held, &r.ch, &r.mm, &found, &r.fresh)
+		if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+			return false, wrap("changes", err)
+		}
+		return r.ch.pending, nil
+	}); err != nil {
+		return nil, err
 	}
 	if !found {
 		return nil, ErrNotFound
@@ -361,7 +382,7 @@ func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *C
 			WHERE f.modseq > $2 AND NOT f.modseq BETWEEN $3 AND $4`
 		args = append(args, held.args()...)
 	}
-	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, expunges_pruned, false, false, false, false, false, '{}'::text[], false, 0::bigint,
+	b.Queue(`SELECT 0 AS kind, uidvalidity AS uid, expunges_pruned, flags_pending IS NOT NULL, false, false, false, false, '{}'::text[], false, 0::bigint,
 				0::bigint
 			FROM mailboxes WHERE id = $1
 		UNION ALL
@@ -391,7 +412,7 @@ func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *C
 			}
 			switch kind {
 			case 0:
-				*found, ch.UIDValidity, ch.Pruned = true, uint32(uid), ms > since
+				*found, ch.UIDValidity, ch.Pruned, ch.pending = true, uint32(uid), ms > since, c.Flags.Seen
 				continue
 			case 1:
 				c.UID, c.ModSeq = uint32(uid), ms
