@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -145,11 +148,104 @@ func (s *Store) catchUp(ctx context.Context, userID int64) error {
 			return err
 		}
 		if len(newFlags) > 0 {
-			if err := reevalFlagViews(ctx, tx, userID, newFlags, nil, only); err != nil {
+			rest, err := catchUpByFlags(ctx, tx, ids, newFlags)
+			if err != nil {
 				return err
+			}
+			if len(rest) > 0 {
+				if err := reevalFlagViews(ctx, tx, userID, newFlags, nil, rest); err != nil {
+					return err
+				}
 			}
 		}
 		_, err = tx.Exec(ctx, `UPDATE mailboxes SET flags_pending = NULL WHERE id = ANY($1)`, ids)
 		return err
 	}))
+}
+
+// catchUpByFlags brings up to date the views among ids whose flags part
+// decides every changed message (Unread, "UNSEEN HEADER List-Id x", ...:
+// the common case), as AddRemoveFlags would have: views that take the same
+// messages share one statement that adds those not members yet (their
+// candidates, kept ones) and one that removes the others; no membership is
+// read first. It returns the views it left to reevalFlagViews.
+func catchUpByFlags(ctx context.Context, tx pgx.Tx, ids []int64, newFlags map[int64]Flags) (map[int64]bool, error) {
+	rows, err := tx.Query(ctx, `SELECT id, definition FROM mailboxes WHERE id = ANY($1) AND uses_flags ORDER BY id`, ids)
+	if err != nil {
+		return nil, err
+	}
+	views, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (flagView, error) {
+		var v flagView
+		return v, r.Scan(&v.id, &v.def)
+	})
+	if err != nil {
+		return nil, err
+	}
+	msgs := slices.Sorted(maps.Keys(newFlags))
+	type group struct {
+		views        []viewRef
+		enter, leave []int64
+	}
+	groups := map[string]*group{}
+	var order []string
+	rest := map[int64]bool{}
+	for _, v := range views {
+		n, err := parseDefinition(v.def)
+		if err != nil {
+			return nil, fmt.Errorf("mailbox %d definition %q: %w", v.id, v.def, err)
+		}
+		d, cand := decider(n)
+		var enter, leave []int64
+		var key strings.Builder
+		known := true
+		for _, id := range msgs {
+			match, k := evalFlags(d, newFlags[id])
+			if !k {
+				known = false
+				break
+			}
+			if match {
+				enter = append(enter, id)
+				key.WriteByte('1')
+			} else {
+				leave = append(leave, id)
+				key.WriteByte('0')
+			}
+		}
+		if !known {
+			rest[v.id] = true
+			continue
+		}
+		g := groups[key.String()]
+		if g == nil {
+			g = &group{enter: enter, leave: leave}
+			groups[key.String()] = g
+			order = append(order, key.String())
+		}
+		g.views = append(g.views, viewRef{v.id, cand})
+	}
+	b := &pgx.Batch{}
+	added := false
+	for _, k := range order {
+		g := groups[k]
+		if len(g.enter) > 0 {
+			queueEnterViews(b, g.views, `SELECT unnest($3::bigint[])`, []any{g.enter})
+			added = true
+		}
+		if len(g.leave) > 0 {
+			vids := make([]int64, len(g.views))
+			for i, v := range g.views {
+				vids[i] = v.id
+			}
+			// "mailbox_id + 0": probe by message, never views × messages.
+			b.Queue(`DELETE FROM mailbox_messages WHERE message_id = ANY($1) AND mailbox_id + 0 = ANY($2)`, g.leave, vids)
+		}
+	}
+	if added {
+		b.Queue(durableNow) // UIDs given out are on disk at COMMIT (gate.go)
+	}
+	if b.Len() == 0 {
+		return rest, nil
+	}
+	return rest, tx.SendBatch(ctx, b).Close()
 }
