@@ -275,21 +275,14 @@ func reevalFlagViews(ctx context.Context, tx pgx.Tx, userID int64, newFlags map[
 		if err != nil {
 			return fmt.Errorf("mailbox %d definition %q: %w", v.id, v.def, err)
 		}
-		if only != nil {
-			if only[v.id] {
-				dn, cand := decider(n)
-				hits = append(hits, hitView{v, dn, cand})
-				hitIDs = append(hitIDs, v.id)
-			}
-			continue
-		}
+		hit := only[v.id]
 		for d := range flagDeps(n) {
-			if changed[d] {
-				dn, cand := decider(n)
-				hits = append(hits, hitView{v, dn, cand})
-				hitIDs = append(hitIDs, v.id)
-				break
-			}
+			hit = hit || only == nil && changed[d]
+		}
+		if hit {
+			dn, cand := decider(n)
+			hits = append(hits, hitView{v, dn, cand})
+			hitIDs = append(hitIDs, v.id)
 		}
 	}
 	if len(hits) == 0 {

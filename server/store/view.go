@@ -46,8 +46,12 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 		}
 	}
 	if snap == nil {
-		var err error
-		if snap, recent, err = s.selectAll(ctx, userID, name, 0); err != nil {
+		// A view with flag changes to apply is brought up to date first
+		// (pending.go).
+		if err := s.caughtUp(ctx, userID, func() (pending bool, err error) {
+			snap, recent, pending, err = s.selectAll(ctx, userID, name)
+			return pending, err
+		}); err != nil {
 			return nil, err
 		}
 	}
@@ -76,8 +80,9 @@ func (s *Store) Select(ctx context.Context, userID int64, name string, readOnly 
 }
 
 // selectAll reads the whole snapshot of a mailbox: its members, their
-// flags and its unclaimed \Recent members.
-func (s *Store) selectAll(ctx context.Context, userID int64, name string, try int) (snap *Snapshot, recent []int64, err error) {
+// flags and its unclaimed \Recent members; pending: it is a view with
+// flag changes to apply (pending.go), and the snapshot is not to be used.
+func (s *Store) selectAll(ctx context.Context, userID int64, name string) (snap *Snapshot, recent []int64, pending bool, err error) {
 	snap = &Snapshot{}
 	// One round trip: BEGIN, the three reads, COMMIT (a read-only
 	// REPEATABLE READ transaction: one snapshot, which nothing can make
@@ -97,7 +102,6 @@ func (s *Store) selectAll(ctx context.Context, userID int64, name string, try in
 		rows.Close()
 		return err
 	})
-	pending := false
 	b.Queue(`SELECT highest_modseq, flags_pending IS NOT NULL FROM mailboxes WHERE user_id = $1 AND name = $2`, args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			if err := rows.Scan(&snap.HighestModSeq, &pending); err != nil {
@@ -139,21 +143,12 @@ func (s *Store) selectAll(ctx context.Context, userID int64, name string, try in
 	})
 	b.Queue(`COMMIT`)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	if !found {
-		return nil, nil, ErrNotFound
+		return nil, nil, false, ErrNotFound
 	}
-	if pending { // a view with flag changes to apply first (pending.go)
-		if try == 4 {
-			return nil, nil, errStillPending
-		}
-		if err := s.catchUp(ctx, userID); err != nil {
-			return nil, nil, err
-		}
-		return s.selectAll(ctx, userID, name, try+1)
-	}
-	return snap, recent, nil
+	return snap, recent, pending, nil
 }
 
 // Change is a message added or changed since a cursor.
