@@ -319,6 +319,9 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		// Views no session of this process follows wait for their
 		// readers when the change is large (pending.go).
 		enter, leave, pending := s.splitPending(userID, len(uids), enter, leave)
+		if len(uids) >= s.deferFrom() {
+			s.committed.skipFeeds(userID) // gate.go
+		}
 		// The mark: every flags row of the user has a modseq up to it, and
 		// the UPDATE gives those it changes higher ones (one sequence,
 		// without a cache, so its values come in call order; and the

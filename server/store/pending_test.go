@@ -118,3 +118,49 @@ func TestPendingOnlyUnfollowedLargeChanges(t *testing.T) {
 		t.Fatalf("a STORE with Unread followed: pending %v, %d members; want it applied", pending(), members())
 	}
 }
+
+// TestLargeChangeMakesNoFeed: a flag change at the threshold of pending
+// views (pending.go) reads no changes for the process's sessions under the
+// lock (gate.go: skipFeeds); a session following the mailbox still sees
+// every change at its next poll, and the session that made it none of its
+// own. A small change still feeds its sessions.
+func TestLargeChangeMakesNoFeed(t *testing.T) {
+	s, u := newStore(t)
+	ctx := context.Background()
+	for _, subj := range []string{"one", "two", "three"} {
+		deliver(t, s, u, msg(subj, "x"), store.DeliverOptions{})
+	}
+	snap, err := s.Select(ctx, u.ID, "INBOX", true)
+	must(t, err)
+	box := snap.Mailbox.Box()
+	n := s.Notifier()
+	sub := n.Subscribe(u.ID, box.ID(), n.Gen())
+	defer sub.Close()
+	must(t, s.Barrier(ctx))
+	if _, err := s.ChangesSince(ctx, box, snap.ModSeq, false); err != nil { // the record a writer continues
+		t.Fatal(err)
+	}
+	s.SetDeferViewsFrom(3)
+	feeds := s.Feeds()
+	_, lo, hi, err := s.AddRemoveFlags(ctx, box, []uint32{1, 2, 3}, true, store.Flags{Flagged: true})
+	must(t, err)
+	if s.Feeds() != feeds {
+		t.Fatalf("a change of 3 messages at a threshold of 3 published %d feeds", s.Feeds()-feeds)
+	}
+	other, err := s.ChangesSince(ctx, box, snap.ModSeq, false)
+	must(t, err)
+	if len(other.Changed) != 3 || !other.Changed[2].Flags.Flagged {
+		t.Fatalf("another session's poll: %+v, want the 3 flagged", other.Changed)
+	}
+	own, err := s.ChangesSinceExcept(ctx, box, snap.ModSeq, false, lo, hi)
+	must(t, err)
+	if len(own.Changed) != 0 || own.ModSeq < hi {
+		t.Fatalf("the changing session's poll: %+v at %d, want nothing and a cursor at least %d", own.Changed, own.ModSeq, hi)
+	}
+	if _, _, _, err := s.AddRemoveFlags(ctx, box, []uint32{1}, false, store.Flags{Flagged: true}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Feeds() != feeds+1 {
+		t.Fatalf("a change of 1 message published %d feeds, want 1", s.Feeds()-feeds)
+	}
+}
