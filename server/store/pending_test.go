@@ -24,19 +24,11 @@ func TestPendingViewNotFedToFollowers(t *testing.T) {
 	}
 	inbox, err := s.Mailbox(ctx, u.ID, "INBOX")
 	must(t, err)
-	snap, err := s.Select(ctx, u.ID, "Unread", true)
-	must(t, err)
+	snap := follow(t, s, u, "Unread")
 	if len(snap.UIDs) != 3 {
 		t.Fatalf("Unread holds %v, want 3 messages", snap.UIDs)
 	}
 	unread := snap.Mailbox.Box()
-	n := s.Notifier()
-	sub := n.Subscribe(u.ID, unread.ID(), n.Gen())
-	defer sub.Close()
-	must(t, s.Barrier(ctx))
-	if _, err := s.ChangesSince(ctx, unread, snap.ModSeq, false); err != nil { // the record a writer continues
-		t.Fatal(err)
-	}
 	if _, _, _, err := other.AddRemoveFlags(ctx, inbox.Box(), []uint32{1, 2, 3}, true, store.Flags{Seen: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +57,24 @@ func TestPendingViewNotFedToFollowers(t *testing.T) {
 	if st.Messages != 0 || st.Unseen != 0 {
 		t.Fatalf("STATUS Unread: MESSAGES %d UNSEEN %d, want 0 0", st.Messages, st.Unseen)
 	}
+}
+
+// follow selects name for a session of s that follows it (subscribed until
+// the test ends) and reads its changes once, so that the process keeps a
+// record of the mailbox that writers continue (sharedpoll.go).
+func follow(t *testing.T, s *store.Store, u store.User, name string) *store.Snapshot {
+	t.Helper()
+	ctx := context.Background()
+	snap, err := s.Select(ctx, u.ID, name, true)
+	must(t, err)
+	n := s.Notifier()
+	sub := n.Subscribe(u.ID, snap.Mailbox.ID, n.Gen())
+	t.Cleanup(sub.Close)
+	must(t, s.Barrier(ctx))
+	if _, err := s.ChangesSince(ctx, snap.Mailbox.Box(), snap.ModSeq, false); err != nil {
+		t.Fatal(err)
+	}
+	return snap
 }
 
 // TestPendingOnlyUnfollowedLargeChanges: a change leaves a view pending
@@ -130,16 +140,8 @@ func TestLargeChangeMakesNoFeed(t *testing.T) {
 	for _, subj := range []string{"one", "two", "three"} {
 		deliver(t, s, u, msg(subj, "x"), store.DeliverOptions{})
 	}
-	snap, err := s.Select(ctx, u.ID, "INBOX", true)
-	must(t, err)
+	snap := follow(t, s, u, "INBOX")
 	box := snap.Mailbox.Box()
-	n := s.Notifier()
-	sub := n.Subscribe(u.ID, box.ID(), n.Gen())
-	defer sub.Close()
-	must(t, s.Barrier(ctx))
-	if _, err := s.ChangesSince(ctx, box, snap.ModSeq, false); err != nil { // the record a writer continues
-		t.Fatal(err)
-	}
 	s.SetDeferViewsFrom(3)
 	feeds := s.Feeds()
 	_, lo, hi, err := s.AddRemoveFlags(ctx, box, []uint32{1, 2, 3}, true, store.Flags{Flagged: true})
