@@ -327,7 +327,7 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		// without a cache, so its values come in call order; and the
 		// user's lock), so changedSQL finds them by index.
 		b.Queue(`SELECT decimail_check((SELECT views_version FROM users WHERE id = $1) = $2, 'the views changed during the STORE'),
-			set_config('decimail.flags_mark', (SELECT coalesce(max(modseq), 0) FROM message_flags WHERE user_id = $1)::text, true)`,
+			set_config('decimail.flags_mark', (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM modseq_seq)::text, true)`,
 			userID, fv.version)
 		b.Queue(update, args...).Query(func(rows pgx.Rows) error { _, err := scan(rows); return err })
 		if len(pending) > 0 {
@@ -413,8 +413,8 @@ func flagsUpdateSQL(mailboxID int64, uids []uint32, add bool, f Flags) (string, 
 // changed, by the mark set before it (decimail.flags_mark); the user's id
 // is $n.
 func changedSQL(n int) string {
-	return fmt.Sprintf(`SELECT f.message_id FROM message_flags f
-		WHERE f.user_id = $%d AND f.modseq > current_setting('decimail.flags_mark')::bigint`, n)
+	return fmt.Sprintf(`SELECT unnest(c.message_ids) FROM flag_changes c
+		WHERE c.user_id = $%d AND c.modseq > current_setting('decimail.flags_mark')::bigint`, n)
 }
 
 func jsonArrays(kws [][]string) []string {

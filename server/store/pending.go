@@ -134,7 +134,7 @@ func (s *Store) catchUp(ctx context.Context, userID int64) error {
 			return err
 		}
 		rows, err = tx.Query(ctx, `SELECT message_id, seen, answered, flagged, deleted, draft, nullif(keywords, '{}')
-			FROM message_flags WHERE user_id = $1 AND modseq > $2`, userID, mark)
+			FROM `+flagsSinceSQL("$1::bigint", "$2::bigint")+` f`, userID, mark)
 		if err != nil {
 			return err
 		}

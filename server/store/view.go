@@ -113,16 +113,18 @@ func (s *Store) selectAll(ctx context.Context, userID int64, name string) (snap 
 	// Every member with its flags (the session keeps them: FETCH FLAGS
 	// is answered from memory); keywords are NULL when empty, which
 	// decodes without allocating.
-	b.Queue(`SELECT mm.uid, mm.message_id, mm.recent, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}')
+	var flagsMS int64 // the members' highest flags modseq, for the cursor
+	b.Queue(`SELECT mm.uid, mm.message_id, mm.recent, f.seen, f.answered, f.flagged, f.deleted, f.draft, nullif(f.keywords, '{}'), f.modseq
 		FROM mailbox_messages mm JOIN message_flags f ON f.message_id = mm.message_id
 		WHERE mm.mailbox_id = `+mb+` ORDER BY mm.uid`, args...).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
-			var uid, id int64
+			var uid, id, ms int64
 			var isRecent bool
 			var f Flags
-			if err := rows.Scan(&uid, &id, &isRecent, &f.Seen, &f.Answered, &f.Flagged, &f.Deleted, &f.Draft, &f.Keywords); err != nil {
+			if err := rows.Scan(&uid, &id, &isRecent, &f.Seen, &f.Answered, &f.Flagged, &f.Deleted, &f.Draft, &f.Keywords, &ms); err != nil {
 				return err
 			}
+			flagsMS = max(flagsMS, ms)
 			snap.UIDs = append(snap.UIDs, uint32(uid))
 			snap.IDs = append(snap.IDs, id)
 			snap.Flags = append(snap.Flags, f)
@@ -133,12 +135,14 @@ func (s *Store) selectAll(ctx context.Context, userID int64, name string) (snap 
 		return rows.Err()
 	})
 	// The cursor: every change of this mailbox so far, flag changes included
-	// (found by the user's flag modseq), and pruned tombstones.
+	// (the members' flags, above, and the log of flag changes: schema 0030),
+	// and pruned tombstones.
 	b.Queue(`SELECT greatest(
 			(SELECT coalesce(max(modseq), 0) FROM mailbox_messages WHERE mailbox_id = `+mb+`),
 			(SELECT coalesce(max(modseq), 0) FROM mailbox_expunges WHERE mailbox_id = `+mb+`),
 			(SELECT expunges_pruned FROM mailboxes WHERE id = `+mb+`),
-			(SELECT coalesce(max(modseq), 0) FROM message_flags WHERE user_id = $1))`, args...).QueryRow(func(r pgx.Row) error {
+			(SELECT coalesce(max(modseq), 0) FROM flag_changes WHERE user_id = $1),
+			(SELECT flag_changes_pruned FROM users WHERE id = $1))`, args...).QueryRow(func(r pgx.Row) error {
 		return r.Scan(&snap.ModSeq)
 	})
 	b.Queue(`COMMIT`)
@@ -148,6 +152,7 @@ func (s *Store) selectAll(ctx context.Context, userID int64, name string) (snap 
 	if !found {
 		return nil, nil, false, ErrNotFound
 	}
+	snap.ModSeq = max(snap.ModSeq, flagsMS)
 	return snap, recent, pending, nil
 }
 
@@ -358,6 +363,19 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, uidValidity ui
 	return claimed, err
 }
 
+// flagsSinceSQL selects the flags rows of user u (an SQL expression) with
+// a modseq above since (one): through the log of flag changes (schema 0030)
+// when it reaches back that far, else by scanning the user's rows. The
+// branch not taken is cut by its one-time condition.
+func flagsSinceSQL(u, since string) string {
+	pruned := `(SELECT flag_changes_pruned FROM users WHERE id = ` + u + `)`
+	return `(SELECT f.* FROM message_flags f
+			WHERE f.message_id IN (SELECT unnest(c.message_ids) FROM flag_changes c WHERE c.user_id = ` + u + ` AND c.modseq > ` + since + `)
+				AND f.modseq > ` + since + ` AND ` + since + ` >= ` + pruned + `
+		UNION ALL
+		SELECT f.* FROM message_flags f WHERE f.user_id = ` + u + ` AND f.modseq > ` + since + ` AND ` + since + ` < ` + pruned + `)`
+}
+
 // queueChanges queues the one statement of ChangesSinceHeld on b: it fills
 // ch (Changed and Expunged unsorted; ModSeq raised to what it read), sets
 // found when the mailbox exists and lists in fresh the unclaimed \Recent
@@ -388,10 +406,9 @@ func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *C
 		UNION ALL
 		SELECT 1, mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft,
 				nullif(f.keywords, '{}'), false, mm.message_id, mm.modseq
-			FROM message_flags f, LATERAL (SELECT * FROM mailbox_messages mm
+			FROM `+flagsSinceSQL("(SELECT user_id FROM mailboxes WHERE id = $1)", "$2")+` f, LATERAL (SELECT * FROM mailbox_messages mm
 				WHERE mm.message_id = f.message_id AND mm.mailbox_id = $1 AND mm.modseq <= $2 OFFSET 0) mm
-			WHERE f.user_id = (SELECT user_id FROM mailboxes WHERE id = $1) AND f.modseq > $2
-				AND NOT f.modseq BETWEEN $3 AND $4
+			WHERE NOT f.modseq BETWEEN $3 AND $4
 		UNION ALL
 		SELECT 2, u.uid, e.modseq, false, false, false, false, false, '{}'::text[], false, 0::bigint, 0::bigint
 			FROM mailbox_expunges e, unnest(e.uids) AS u(uid) WHERE e.mailbox_id = $1 AND e.modseq > $2`+heldSQL,
