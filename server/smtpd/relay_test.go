@@ -468,6 +468,43 @@ func TestDeleteDaemonExpungeHorizon(t *testing.T) {
 	}
 }
 
+// The delete daemon prunes the log of flag changes (schema 0030) with the
+// tombstones, in batches, until none is left past the horizon, even when no
+// tombstone is due (its loop ran again only while tombstones filled a batch).
+func TestDeleteDaemonPrunesFlagLog(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, smtpd.Config{})
+	ctx := context.Background()
+	c := dial(t, e.mx)
+	must(t, send(c, "alice@remote.example", []string{"u@example.test"}, testMsg("kept")))
+	snap, err := e.st.Select(ctx, e.u.ID, "INBOX", false)
+	must(t, err)
+	for _, f := range []store.Flags{{Seen: true}, {Flagged: true}, {Answered: true}} {
+		_, err = e.st.StoreFlags(ctx, snap.Mailbox.Box(), snap.UIDs, store.FlagsAdd, f)
+		must(t, err)
+	}
+	count := func() (rows int, pruned int64) {
+		must(t, e.st.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM flag_changes WHERE user_id = $1),
+			(SELECT flag_changes_pruned FROM users WHERE id = $1)`, e.u.ID).Scan(&rows, &pruned))
+		return
+	}
+	if n, _ := count(); n != 3 {
+		t.Fatalf("%d rows of the flag log after 3 changes, want 3", n)
+	}
+	clk := &clock{t: time.Now().Add(2 * time.Hour)}
+	_, err = smtpd.NewDeleteDaemon(e.st, smtpd.DeleteConfig{ExpungeHorizon: time.Hour, Batch: 1, Now: clk.Now}, nil).RunOnce(ctx)
+	must(t, err)
+	if n, p := count(); n != 0 || p == 0 {
+		t.Fatalf("past the horizon, batches of 1: %d rows of the flag log left, flag_changes_pruned %d; want 0 and the last change's modseq", n, p)
+	}
+	// A poll from before the pruning still sees the flags (by a scan).
+	ch, err := e.st.ChangesSinceFresh(ctx, snap.Mailbox.Box(), snap.ModSeq)
+	must(t, err)
+	if len(ch.Changed) != 1 || !ch.Changed[0].Flags.Seen || !ch.Changed[0].Flags.Flagged || !ch.Changed[0].Flags.Answered {
+		t.Fatalf("changes since the snapshot after pruning: %+v, want the message with 3 flags", ch.Changed)
+	}
+}
+
 // TestRelayHoldsNoTransaction pins finding 6: the relay held a transaction
 // (and the queue row's lock) open across its whole SMTP session with the
 // smart host. It now leases the row, commits, talks SMTP, and records the

@@ -136,9 +136,10 @@ func uidRanges(uids []uint32) []UIDRange {
 // (in the same transaction: Vanished sees both or neither). It returns how
 // many rows it deleted. Up to limit rows of the log of flag changes written
 // before then go too (schema 0030), raising their users'
-// flag_changes_pruned: a poll from below that scans the user's flags.
+// flag_changes_pruned: a poll from below that scans the user's flags. n
+// counts both, so a caller that repeats while n reaches limit empties both.
 func (s *Store) PruneExpunges(ctx context.Context, before time.Time, limit int) (int, error) {
-	var n int
+	var n, logged int
 	err := s.tx(ctx, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `WITH d AS (DELETE FROM mailbox_expunges WHERE ctid = ANY(ARRAY(
 				SELECT ctid FROM mailbox_expunges WHERE at < $1 LIMIT $2)) RETURNING mailbox_id, modseq),
@@ -148,11 +149,11 @@ func (s *Store) PruneExpunges(ctx context.Context, before time.Time, limit int) 
 			return err
 		}
 		// The log of flag changes goes with them (schema 0030).
-		_, err := tx.Exec(ctx, `WITH d AS (DELETE FROM flag_changes WHERE ctid = ANY(ARRAY(
+		return tx.QueryRow(ctx, `WITH d AS (DELETE FROM flag_changes WHERE ctid = ANY(ARRAY(
 				SELECT ctid FROM flag_changes WHERE at < $1 LIMIT $2)) RETURNING user_id, modseq),
-			m AS (SELECT user_id, max(modseq) AS ms FROM d GROUP BY user_id)
-			UPDATE users u SET flag_changes_pruned = greatest(u.flag_changes_pruned, m.ms) FROM m WHERE u.id = m.user_id`, before, limit)
-		return err
+			m AS (SELECT user_id, max(modseq) AS ms FROM d GROUP BY user_id),
+			up AS (UPDATE users u SET flag_changes_pruned = greatest(u.flag_changes_pruned, m.ms) FROM m WHERE u.id = m.user_id)
+			SELECT count(*) FROM d`, before, limit).Scan(&logged)
 	})
-	return n, wrap("prune expunges", err)
+	return n + logged, wrap("prune expunges", err)
 }

@@ -251,9 +251,9 @@ func (s *Store) storeFlags(ctx context.Context, b Box, uids []uint32, held Held,
 				out[i].ModSeq = mods[changed[-out[i].ModSeq-1]]
 			}
 		}
-		// Sessions of every mailbox showing a changed message find it by
-		// message_flags.modseq (ChangesSince); the flags_update trigger
-		// notifies them.
+		// Sessions of every mailbox showing a changed message find it
+		// through the log of flag changes the flags_update trigger writes
+		// (ChangesSince, schema 0030); the trigger notifies them.
 		return reevalFlagViews(ctx, tx, userID, newFlags, which, nil)
 	})
 	return out, modified, wrap("store flags", err)
@@ -322,10 +322,11 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		if len(uids) >= s.deferFrom() {
 			s.committed.skipFeeds(userID) // gate.go
 		}
-		// The mark: every flags row of the user has a modseq up to it, and
-		// the UPDATE gives those it changes higher ones (one sequence,
-		// without a cache, so its values come in call order; and the
-		// user's lock), so changedSQL finds them by index.
+		// The mark: the sequence's last value. Every flags row of the user
+		// has a modseq up to it (the user's lock), and the UPDATE gives
+		// those it changes higher ones (one sequence, without a cache, so
+		// its values come in call order), so changedSQL finds them in the
+		// log row the UPDATE's trigger writes (schema 0030).
 		b.Queue(`SELECT decimail_check((SELECT views_version FROM users WHERE id = $1) = $2, 'the views changed during the STORE'),
 			set_config('decimail.flags_mark', (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM modseq_seq)::text, true)`,
 			userID, fv.version)
