@@ -22,6 +22,9 @@ CREATE TABLE flag_changes (
     message_ids bigint[] NOT NULL,
     at          timestamptz NOT NULL DEFAULT now()
 );
+-- Not compressed: compressing the ids of a large change (55 kB for 6,943)
+-- took 3-4 ms of the 40 ms UPDATE, for a row pruned within the horizon.
+ALTER TABLE flag_changes ALTER message_ids SET STORAGE EXTERNAL;
 CREATE INDEX flag_changes_user_modseq ON flag_changes (user_id, modseq);
 CREATE INDEX flag_changes_at ON flag_changes (at);
 
