@@ -37,10 +37,18 @@ CREATE INDEX message_flags_user ON message_flags (user_id);
 DROP INDEX message_flags_user_modseq;
 
 CREATE OR REPLACE FUNCTION flags_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE k bigint;
+DECLARE k bigint; logged tid[];
 BEGIN
-    INSERT INTO flag_changes (user_id, modseq, message_ids)
-        SELECT user_id, max(modseq), array_agg(message_id) FROM newrows GROUP BY user_id;
+    WITH l AS (INSERT INTO flag_changes (user_id, modseq, message_ids)
+                   SELECT user_id, max(modseq), array_agg(message_id) FROM newrows GROUP BY user_id
+                   RETURNING ctid)
+    SELECT array_agg(ctid) INTO logged FROM l;
+    -- Where the statement's rows of the log are, for the statements after
+    -- it in the transaction that need the messages it changed
+    -- (store/flags.go: changedSQL): a TID scan, whatever the log's
+    -- statistics say (a log that grew since its last ANALYZE was scanned
+    -- whole by the generic plan of an index condition).
+    PERFORM set_config('decimail.flag_log', coalesce(logged, '{}')::text, true);
     WITH c AS MATERIALIZED (SELECT message_id, sum(du) AS du, max(hm) AS hm
                FROM (SELECT message_id, -seen::int AS du, modseq AS hm FROM newrows
                      UNION ALL

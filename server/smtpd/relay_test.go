@@ -492,16 +492,31 @@ func TestDeleteDaemonPrunesFlagLog(t *testing.T) {
 		t.Fatalf("%d rows of the flag log after 3 changes, want 3", n)
 	}
 	clk := &clock{t: time.Now().Add(2 * time.Hour)}
-	_, err = smtpd.NewDeleteDaemon(e.st, smtpd.DeleteConfig{ExpungeHorizon: time.Hour, Batch: 1, Now: clk.Now}, nil).RunOnce(ctx)
+	d := smtpd.NewDeleteDaemon(e.st, smtpd.DeleteConfig{ExpungeHorizon: time.Hour, Batch: 1, Sweep: time.Minute, Now: clk.Now}, nil)
+	_, err = d.RunOnce(ctx)
 	must(t, err)
 	if n, p := count(); n != 0 || p == 0 {
 		t.Fatalf("past the horizon, batches of 1: %d rows of the flag log left, flag_changes_pruned %d; want 0 and the last change's modseq", n, p)
 	}
+	// Pruning is due once per sweep, not at every wake (each removal).
+	_, err = e.st.StoreFlags(ctx, snap.Mailbox.Box(), snap.UIDs, store.FlagsDel, store.Flags{Answered: true})
+	must(t, err)
+	_, err = d.RunOnce(ctx)
+	must(t, err)
+	if n, _ := count(); n != 1 {
+		t.Fatalf("woken again within the sweep: %d rows of the flag log, want the 1 left for the next sweep", n)
+	}
+	clk.Add(time.Minute)
+	_, err = d.RunOnce(ctx)
+	must(t, err)
+	if n, _ := count(); n != 0 {
+		t.Fatalf("a sweep later: %d rows of the flag log, want 0", n)
+	}
 	// A poll from before the pruning still sees the flags (by a scan).
 	ch, err := e.st.ChangesSinceFresh(ctx, snap.Mailbox.Box(), snap.ModSeq)
 	must(t, err)
-	if len(ch.Changed) != 1 || !ch.Changed[0].Flags.Seen || !ch.Changed[0].Flags.Flagged || !ch.Changed[0].Flags.Answered {
-		t.Fatalf("changes since the snapshot after pruning: %+v, want the message with 3 flags", ch.Changed)
+	if len(ch.Changed) != 1 || !ch.Changed[0].Flags.Seen || !ch.Changed[0].Flags.Flagged || ch.Changed[0].Flags.Answered {
+		t.Fatalf("changes since the snapshot after pruning: %+v, want the message seen and flagged", ch.Changed)
 	}
 }
 

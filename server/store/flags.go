@@ -322,11 +322,11 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		if len(uids) >= s.deferFrom() {
 			s.committed.skipFeeds(userID) // gate.go
 		}
-		// The mark: the sequence's last value. Every flags row of the user
-		// has a modseq up to it (the user's lock), and the UPDATE gives
-		// those it changes higher ones (one sequence, without a cache, so
-		// its values come in call order), so changedSQL finds them in the
-		// log row the UPDATE's trigger writes (schema 0030).
+		// The mark, for views left pending (pending.go): the sequence's
+		// last value. Every flags row of the user has a modseq up to it
+		// (the user's lock), and the UPDATE gives those it changes higher
+		// ones (one sequence, without a cache, so its values come in call
+		// order).
 		b.Queue(`SELECT decimail_check((SELECT views_version FROM users WHERE id = $1) = $2, 'the views changed during the STORE'),
 			set_config('decimail.flags_mark', (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM modseq_seq)::text, true)`,
 			userID, fv.version)
@@ -411,11 +411,11 @@ func flagsUpdateSQL(mailboxID int64, uids []uint32, add bool, f Flags) (string, 
 }
 
 // changedSQL selects the messages whose flags AddRemoveFlags's UPDATE
-// changed, by the mark set before it (decimail.flags_mark); the user's id
-// is $n.
+// changed: its rows of the log of flag changes, which its trigger wrote and
+// named in decimail.flag_log (schema 0030); the user's id is $n.
 func changedSQL(n int) string {
 	return fmt.Sprintf(`SELECT unnest(c.message_ids) FROM flag_changes c
-		WHERE c.user_id = $%d AND c.modseq > current_setting('decimail.flags_mark')::bigint`, n)
+		WHERE c.ctid = ANY(current_setting('decimail.flag_log')::tid[]) AND c.user_id = $%d`, n)
 }
 
 func jsonArrays(kws [][]string) []string {

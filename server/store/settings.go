@@ -80,7 +80,7 @@ var Settings = []Setting{
 	// Delete daemon
 	{Key: "delete_retention", Type: TypeDuration, Default: "720h", Effect: "how long the spool file of a deleted message is kept (`0s`: removed at once)"},
 	{Key: "delete_sweep", Type: TypeDuration, Default: "1m", Effect: "how often the delete daemon looks besides notifications"},
-	{Key: "expunge_horizon", Type: TypeDuration, Default: "2160h", Effect: "how long the delete daemon keeps the tombstone of a message removed from a mailbox (expunged, moved, or out of a view), from which QRESYNC tells a returning client what vanished; a client last synchronised before that is told every UID it names that is gone (README \"Mod-sequences\"); negative: kept for ever"},
+	{Key: "expunge_horizon", Type: TypeDuration, Default: "2160h", Effect: "how long the delete daemon keeps the tombstone of a message removed from a mailbox (expunged, moved, or out of a view), from which QRESYNC tells a returning client what vanished, and the log of flag changes; a client last synchronised before that is told every UID it names that is gone (README \"Mod-sequences\"); negative: kept for ever"},
 	// Written by the server itself
 	{Key: objectIDKey, Type: TypeString, Internal: true, Secret: true, Effect: "key of the OBJECTID hash (RFC 8474), made on first use; changing it changes every EMAILID"},
 	{Key: "modseq_epoch", Type: TypeString, Internal: true, Effect: "the Postgres start time the modseq sequence was last moved on for (see Durability)"},
