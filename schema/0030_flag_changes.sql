@@ -19,6 +19,8 @@
 CREATE TABLE flag_changes (
     user_id     bigint NOT NULL,
     modseq      bigint NOT NULL,                 -- the statement's highest
+    lo          bigint NOT NULL,                 -- and lowest: a session's own
+                                                 -- change is passed over whole
     message_ids bigint[] NOT NULL,
     at          timestamptz NOT NULL DEFAULT now()
 );
@@ -39,8 +41,8 @@ DROP INDEX message_flags_user_modseq;
 CREATE OR REPLACE FUNCTION flags_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE k bigint; logged tid[];
 BEGIN
-    WITH l AS (INSERT INTO flag_changes (user_id, modseq, message_ids)
-                   SELECT user_id, max(modseq), array_agg(message_id) FROM newrows GROUP BY user_id
+    WITH l AS (INSERT INTO flag_changes (user_id, modseq, lo, message_ids)
+                   SELECT user_id, max(modseq), min(modseq), array_agg(message_id) FROM newrows GROUP BY user_id
                    RETURNING ctid)
     SELECT array_agg(ctid) INTO logged FROM l;
     -- Where the statement's rows of the log are, for the statements after

@@ -118,5 +118,6 @@ func (s *Store) SetDeferViewsFrom(n int) { s.deferViews.Store(int64(n)) }
 // CatchUps is how many times a reader brought pending views up to date.
 func (s *Store) CatchUps() int64 { return s.catchUps.Load() }
 
-// FlagsSinceSQL is flagsSinceSQL: the flags rows of user u changed since.
-func FlagsSinceSQL(u, since string) string { return flagsSinceSQL(u, since) }
+// FlagsSinceSQL is flagsSinceSQL: the flags rows of user u changed since,
+// passing over logged statements within lo..hi.
+func FlagsSinceSQL(u, since, lo, hi string) string { return flagsSinceSQL(u, since, lo, hi) }

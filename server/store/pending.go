@@ -134,7 +134,7 @@ func (s *Store) catchUp(ctx context.Context, userID int64) error {
 			return err
 		}
 		rows, err = tx.Query(ctx, `SELECT message_id, seen, answered, flagged, deleted, draft, nullif(keywords, '{}')
-			FROM `+flagsSinceSQL("$1::bigint", "$2::bigint")+` f`, userID, mark)
+			FROM `+flagsSinceSQL("$1::bigint", "$2::bigint", "0", "-1")+` f`, userID, mark)
 		if err != nil {
 			return err
 		}

@@ -260,7 +260,7 @@ func TestFlagChangesProbed(t *testing.T) {
 	}
 	snap, err := s.Select(ctx, u.ID, "INBOX", true)
 	must(t, err)
-	_, _, _, err = s.AddRemoveFlags(ctx, snap.Mailbox.Box(), snap.UIDs[:2], true, store.Flags{Flagged: true})
+	_, lo, hi, err := s.AddRemoveFlags(ctx, snap.Mailbox.Box(), snap.UIDs[:2], true, store.Flags{Flagged: true})
 	must(t, err)
 	_, err = s.Pool().Exec(ctx, `ANALYZE message_flags, flag_changes`)
 	must(t, err)
@@ -269,7 +269,7 @@ func TestFlagChangesProbed(t *testing.T) {
 	defer conn.Release()
 	_, err = conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`)
 	must(t, err)
-	_, err = conn.Exec(ctx, `PREPARE since(bigint, bigint) AS SELECT f.message_id FROM `+store.FlagsSinceSQL("$1", "$2")+` f`)
+	_, err = conn.Exec(ctx, `PREPARE since(bigint, bigint) AS SELECT f.message_id FROM `+store.FlagsSinceSQL("$1", "$2", "0", "-1")+` f`)
 	must(t, err)
 	rows, err := conn.Query(ctx, fmt.Sprintf(`EXPLAIN EXECUTE since(%d, %d)`, u.ID, snap.ModSeq))
 	must(t, err)
@@ -295,5 +295,18 @@ func TestFlagChangesProbed(t *testing.T) {
 	must(t, err)
 	if len(got.Changed) != 2 {
 		t.Fatalf("changes since the snapshot: %+v, want the 2 flagged", got.Changed)
+	}
+	// The session's own change (lo..hi) is passed over in the log: no
+	// message of it is probed.
+	var probed int
+	must(t, s.Pool().QueryRow(ctx, `SELECT count(*) FROM `+store.FlagsSinceSQL("$1::bigint", "$2::bigint", "$3::bigint", "$4::bigint")+` f`,
+		u.ID, snap.ModSeq, lo, hi).Scan(&probed))
+	if probed != 0 {
+		t.Fatalf("the flags rows read past the session's own change %d..%d: %d, want 0", lo, hi, probed)
+	}
+	own, err := s.ChangesSinceExcept(ctx, snap.Mailbox.Box(), snap.ModSeq, false, lo, hi)
+	must(t, err)
+	if len(own.Changed) != 0 || own.ModSeq < hi {
+		t.Fatalf("the changing session's poll: %+v at %d, want nothing and a cursor at least %d", own.Changed, own.ModSeq, hi)
 	}
 }

@@ -369,11 +369,15 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, uidValidity ui
 // branch not taken is cut by its one-time condition. The logged messages
 // are probed one by one (OFFSET 0): a generic plan hashed them against a
 // scan of every flags row (1 ms per poll on 10,000 messages, more with
-// every other account's rows).
-func flagsSinceSQL(u, since string) string {
+// every other account's rows). A logged statement whose modseqs all lie in
+// lo..hi (a session's own change, which it leaves out anyway: "0" and "0"
+// for none) is passed over without probing its messages: the poll after a
+// STORE of 3,057 messages read them all only to drop them.
+func flagsSinceSQL(u, since, lo, hi string) string {
 	pruned := `(SELECT flag_changes_pruned FROM users WHERE id = ` + u + `)`
 	return `(SELECT f.* FROM (SELECT DISTINCT unnest(c.message_ids) AS id FROM flag_changes c
-				WHERE c.user_id = ` + u + ` AND c.modseq > ` + since + ` AND ` + since + ` >= ` + pruned + `) c,
+				WHERE c.user_id = ` + u + ` AND c.modseq > ` + since + ` AND ` + since + ` >= ` + pruned + `
+					AND NOT (c.lo >= ` + lo + ` AND c.modseq <= ` + hi + `)) c,
 			LATERAL (SELECT * FROM message_flags f WHERE f.message_id = c.id OFFSET 0) f
 			WHERE f.modseq > ` + since + `
 		UNION ALL
@@ -410,7 +414,7 @@ func queueChanges(b *pgx.Batch, mailboxID, since, lo, hi int64, held Held, ch *C
 		UNION ALL
 		SELECT 1, mm.uid, greatest(mm.modseq, f.modseq), f.seen, f.answered, f.flagged, f.deleted, f.draft,
 				nullif(f.keywords, '{}'), false, mm.message_id, mm.modseq
-			FROM `+flagsSinceSQL("(SELECT user_id FROM mailboxes WHERE id = $1)", "$2")+` f, LATERAL (SELECT * FROM mailbox_messages mm
+			FROM `+flagsSinceSQL("(SELECT user_id FROM mailboxes WHERE id = $1)", "$2", "$3", "$4")+` f, LATERAL (SELECT * FROM mailbox_messages mm
 				WHERE mm.message_id = f.message_id AND mm.mailbox_id = $1 AND mm.modseq <= $2 OFFSET 0) mm
 			WHERE NOT f.modseq BETWEEN $3 AND $4
 		UNION ALL
