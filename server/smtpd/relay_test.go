@@ -427,18 +427,25 @@ func TestDeleteDaemon(t *testing.T) {
 	}
 }
 
+// oneDelivered is an environment whose INBOX holds one message received
+// over SMTP, and a snapshot of it.
+func oneDelivered(t *testing.T, subject string) (*env, *store.Snapshot) {
+	e := newEnv(t, smtpd.Config{})
+	c := dial(t, e.mx)
+	must(t, send(c, "alice@remote.example", []string{"u@example.test"}, testMsg(subject)))
+	snap, err := e.st.Select(context.Background(), e.u.ID, "INBOX", false)
+	must(t, err)
+	return e, snap
+}
+
 // The delete daemon prunes tombstones older than expunge_horizon and
 // raises the mailbox's expunges_pruned (store.Vanished then answers from
 // the membership); a negative horizon keeps them.
 func TestDeleteDaemonExpungeHorizon(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, smtpd.Config{})
+	e, snap := oneDelivered(t, "gone")
 	ctx := context.Background()
-	c := dial(t, e.mx)
-	must(t, send(c, "alice@remote.example", []string{"u@example.test"}, testMsg("gone")))
-	snap, err := e.st.Select(ctx, e.u.ID, "INBOX", false)
-	must(t, err)
-	_, err = e.st.StoreFlags(ctx, snap.Mailbox.Box(), snap.UIDs, store.FlagsAdd, store.Flags{Deleted: true})
+	_, err := e.st.StoreFlags(ctx, snap.Mailbox.Box(), snap.UIDs, store.FlagsAdd, store.Flags{Deleted: true})
 	must(t, err)
 	_, err = e.st.Expunge(ctx, snap.Mailbox.Box(), nil)
 	must(t, err)
@@ -473,12 +480,9 @@ func TestDeleteDaemonExpungeHorizon(t *testing.T) {
 // tombstone is due (its loop ran again only while tombstones filled a batch).
 func TestDeleteDaemonPrunesFlagLog(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, smtpd.Config{})
+	e, snap := oneDelivered(t, "kept")
 	ctx := context.Background()
-	c := dial(t, e.mx)
-	must(t, send(c, "alice@remote.example", []string{"u@example.test"}, testMsg("kept")))
-	snap, err := e.st.Select(ctx, e.u.ID, "INBOX", false)
-	must(t, err)
+	var err error
 	for _, f := range []store.Flags{{Seen: true}, {Flagged: true}, {Answered: true}} {
 		_, err = e.st.StoreFlags(ctx, snap.Mailbox.Box(), snap.UIDs, store.FlagsAdd, f)
 		must(t, err)
