@@ -499,7 +499,7 @@ func (f *fetcher) row(r *store.FetchRow) error {
 
 func (f *fetcher) flags(r *store.FetchRow) {
 	f.w.Raw("FLAGS ")
-	f.w.Flags(f.c.flagNames(r.UID, r.Flags))
+	f.w.FlagSet(r.Flags, f.c.showsRecent(r.UID))
 }
 
 // section writes one BODY[...] / RFC822* item. raw is the reassembled

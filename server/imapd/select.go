@@ -352,10 +352,15 @@ func (c *Conn) writeUpdates(pre []string, ups []Update, post []string) {
 // (rev2.go).
 func (c *Conn) flagNames(uid uint32, f store.Flags) []string {
 	names := f.Names()
-	if c.sel != nil && !c.rev2 && c.sel.view.IsRecent(uid) {
+	if c.showsRecent(uid) {
 		names = append(names, `\Recent`)
 	}
 	return names
+}
+
+// showsRecent reports whether flagNames adds \Recent (Writer.FlagSet).
+func (c *Conn) showsRecent(uid uint32) bool {
+	return c.sel != nil && !c.rev2 && c.sel.view.IsRecent(uid)
 }
 
 // cmdClose expunges silently (unless read-only) and unselects (RFC 3501 §6.4.2).

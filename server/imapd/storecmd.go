@@ -233,7 +233,7 @@ func (c *Conn) writeStoreFetch(seq, u uint32, withUID bool, f store.Flags, ms in
 	c.announceKeywords(f.Keywords)
 	w := c.storeFetchStart(seq, u, withUID)
 	w.Raw("FLAGS ")
-	w.Flags(c.flagNames(u, f))
+	w.FlagSet(f, c.showsRecent(u))
 	if c.condstoreAware() && ms > 0 {
 		c.writeModSeq(w, ms) // "The server is REQUIRED to include the mod-sequence value", rfc7162.txt:852-859
 	}

@@ -18,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/klauspost/compress/flate"
+
+	"decimail/server/store"
 )
 
 const (
@@ -40,6 +42,7 @@ type Writer struct {
 	// utf8 lets quoted strings carry UTF-8 (after ENABLE IMAP4rev2, rev2.go):
 	// before, an 8-bit string goes out as a literal (rfc9051.txt:7880-7883).
 	utf8 bool
+	num  [20]byte // Number's digits (a local array escapes into bufio's Write)
 }
 
 func newWriter(dst io.Writer, logf func(string)) *Writer {
@@ -141,8 +144,15 @@ func (w *Writer) Untagged() { w.ws("* ") }
 // SP writes one space.
 func (w *Writer) SP() { w.ws(" ") }
 
-// Number writes a decimal number.
-func (w *Writer) Number(n uint64) { w.ws(strconv.FormatUint(n, 10)) }
+// Number writes a decimal number, without allocating (a STORE of 10,000
+// messages writes 20,000 of them).
+func (w *Writer) Number(n uint64) {
+	d := strconv.AppendUint(w.num[:0], n, 10)
+	w.bw.Write(d)
+	if w.logf != nil && len(w.logb) < maxLogLineLen {
+		w.logb = append(w.logb, d...)
+	}
+}
 
 // CRLF ends the current response line.
 func (w *Writer) CRLF() {
@@ -237,6 +247,33 @@ func (w *Writer) NString(s string, ok bool) {
 		return
 	}
 	w.String(s)
+}
+
+// FlagSet writes f's flag list as Flags(f.Names()) would, then \Recent if
+// recent, without building the list: STORE and FETCH write one per message.
+func (w *Writer) FlagSet(f store.Flags, recent bool) {
+	w.ws("(")
+	sep := ""
+	for _, x := range [...]struct {
+		on   bool
+		name string
+	}{{f.Answered, `\Answered`}, {f.Flagged, `\Flagged`}, {f.Deleted, `\Deleted`}, {f.Seen, `\Seen`}, {f.Draft, `\Draft`}} {
+		if x.on {
+			w.ws(sep)
+			w.ws(x.name)
+			sep = " "
+		}
+	}
+	for _, k := range f.Keywords {
+		w.ws(sep)
+		w.ws(k)
+		sep = " "
+	}
+	if recent {
+		w.ws(sep)
+		w.ws(`\Recent`)
+	}
+	w.ws(")")
 }
 
 // Flags writes a parenthesised flag list.

@@ -2,8 +2,11 @@ package imapd
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
+
+	"decimail/server/store"
 )
 
 // countWriter counts Write calls (syscalls on a real socket).
@@ -89,5 +92,54 @@ func TestWriterLog(t *testing.T) {
 	w.CRLF()
 	if len(lines) != 1 || lines[0] != "* 1 FETCH (BODY[] {11}<literal>)" {
 		t.Fatalf("log %q", lines)
+	}
+}
+
+// TestFlagSet: Writer.FlagSet writes what Flags(f.Names()) does, with
+// \Recent last, for every combination of system flags, with and without
+// keywords.
+func TestFlagSet(t *testing.T) {
+	for bits := range 32 {
+		for _, kws := range [][]string{nil, {"$Forwarded"}, {"a", "b"}} {
+			for _, recent := range []bool{false, true} {
+				f := store.Flags{Answered: bits&1 != 0, Flagged: bits&2 != 0, Deleted: bits&4 != 0, Seen: bits&8 != 0, Draft: bits&16 != 0, Keywords: kws}
+				names := f.Names()
+				if recent {
+					names = append(names, `\Recent`)
+				}
+				var want, got bytes.Buffer
+				ww, gw := newWriter(&want, nil), newWriter(&got, nil)
+				ww.Flags(names)
+				gw.FlagSet(f, recent)
+				ww.bw.Flush()
+				gw.bw.Flush()
+				if got.String() != want.String() {
+					t.Fatalf("%+v recent %v: FlagSet wrote %q, Flags %q", f, recent, got.String(), want.String())
+				}
+			}
+		}
+	}
+}
+
+// TestStoreFetchLineAllocs: a STORE's or FETCH's "* n FETCH (UID u FLAGS
+// (...))" line allocates nothing (10,000 of them took 2.1 ms with 40,000
+// allocations, 1.0 ms without: issue 15's +FLAGS line).
+func TestStoreFetchLineAllocs(t *testing.T) {
+	w := newWriter(io.Discard, nil)
+	f := store.Flags{Seen: true, Answered: true, Keywords: []string{"$Forwarded"}}
+	n := uint64(1)
+	allocs := testing.AllocsPerRun(1000, func() {
+		w.Untagged()
+		w.Number(n)
+		w.Raw(" FETCH (UID ")
+		w.Number(n + 100_000)
+		w.Raw(" FLAGS ")
+		w.FlagSet(f, true)
+		w.Raw(")")
+		w.CRLF()
+		n++
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per line, want 0", allocs)
 	}
 }
