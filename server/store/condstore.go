@@ -133,27 +133,30 @@ func uidRanges(uids []uint32) []UIDRange {
 
 // PruneExpunges deletes up to limit tombstones written before `before` and
 // raises their mailboxes' expunges_pruned to the highest modseq deleted
-// (in the same transaction: Vanished sees both or neither). It returns how
-// many rows it deleted. Up to limit rows of the log of flag changes written
-// before then go too (schema 0030), raising their users'
-// flag_changes_pruned: a poll from below that scans the user's flags. n
-// counts both, so a caller that repeats while n reaches limit empties both.
+// (in the same transaction: Vanished sees both or neither). Up to limit
+// rows of the log of flag changes written before then go too (schema
+// 0030), raising their users' flag_changes_pruned: a poll from below that
+// scans the user's flags. It returns how many rows it deleted, of both, so
+// a caller that repeats while that reaches limit empties both.
 func (s *Store) PruneExpunges(ctx context.Context, before time.Time, limit int) (int, error) {
 	var n, logged int
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `WITH d AS (DELETE FROM mailbox_expunges WHERE ctid = ANY(ARRAY(
-				SELECT ctid FROM mailbox_expunges WHERE at < $1 LIMIT $2)) RETURNING mailbox_id, modseq),
-			m AS (SELECT mailbox_id, max(modseq) AS ms FROM d GROUP BY mailbox_id),
-			up AS (UPDATE mailboxes b SET expunges_pruned = greatest(b.expunges_pruned, m.ms) FROM m WHERE b.id = m.mailbox_id)
-			SELECT count(*) FROM d`, before, limit).Scan(&n); err != nil {
+		if err := tx.QueryRow(ctx, pruneSQL("mailbox_expunges", "mailbox_id", "mailboxes", "expunges_pruned"), before, limit).Scan(&n); err != nil {
 			return err
 		}
-		// The log of flag changes goes with them (schema 0030).
-		return tx.QueryRow(ctx, `WITH d AS (DELETE FROM flag_changes WHERE ctid = ANY(ARRAY(
-				SELECT ctid FROM flag_changes WHERE at < $1 LIMIT $2)) RETURNING user_id, modseq),
-			m AS (SELECT user_id, max(modseq) AS ms FROM d GROUP BY user_id),
-			up AS (UPDATE users u SET flag_changes_pruned = greatest(u.flag_changes_pruned, m.ms) FROM m WHERE u.id = m.user_id)
-			SELECT count(*) FROM d`, before, limit).Scan(&logged)
+		return tx.QueryRow(ctx, pruneSQL("flag_changes", "user_id", "users", "flag_changes_pruned"), before, limit).Scan(&logged)
 	})
 	return n + logged, wrap("prune expunges", err)
+}
+
+// pruneSQL deletes up to $2 rows of log (tombstones, flag changes) written
+// before $1, raises the pruned column of each row's owner (the owners
+// table's row whose id is the log's ownerCol) to the highest modseq
+// deleted, and counts the rows.
+func pruneSQL(log, ownerCol, owners, pruned string) string {
+	return `WITH d AS (DELETE FROM ` + log + ` WHERE ctid = ANY(ARRAY(
+			SELECT ctid FROM ` + log + ` WHERE at < $1 LIMIT $2)) RETURNING ` + ownerCol + ` AS owner, modseq),
+		m AS (SELECT owner, max(modseq) AS ms FROM d GROUP BY owner),
+		up AS (UPDATE ` + owners + ` o SET ` + pruned + ` = greatest(o.` + pruned + `, m.ms) FROM m WHERE o.id = m.owner)
+		SELECT count(*) FROM d`
 }

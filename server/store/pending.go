@@ -23,12 +23,14 @@ import (
 // Such a change now updates the flags and marks the views it would have
 // moved messages in, unless a session of this process follows them
 // (Notifier.follows: its change feed and its own view stay exact as
-// before): mailboxes.flags_pending holds the user's highest flags modseq
-// before the change. Whoever reads such a view brings it up to date first,
-// under the user's lock (catchUp): a session's poll and snapshot, STATUS
-// and LIST-STATUS, HIGHESTMODSEQ, QRESYNC's tombstones. A reader never sees
-// a pending view: a change's feed for a pending view is not published
-// (touchFeeds), so its sessions read the store and catch up. What a view
+// before): mailboxes.flags_pending holds a mark above every earlier flag
+// change of the user and below the change's own modseqs (the modseq
+// sequence's last value before it). Whoever reads such a view brings it up
+// to date first, under the user's lock (catchUp): a session's poll and
+// snapshot, STATUS and LIST-STATUS, HIGHESTMODSEQ, QRESYNC's tombstones.
+// A reader never sees a pending view: a change's feed for a pending view
+// is not published (touchFeeds), so its sessions read the store and catch
+// up. What a view
 // shows is what it would show had the change moved the messages itself,
 // with the UIDs given out when they are read rather than when the flags
 // changed: ascending, and never reused. Dovecot's virtual mailboxes are

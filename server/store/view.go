@@ -370,7 +370,7 @@ func (s *Store) claimRecent(ctx context.Context, mailboxID int64, uidValidity ui
 // are probed one by one (OFFSET 0): a generic plan hashed them against a
 // scan of every flags row (1 ms per poll on 10,000 messages, more with
 // every other account's rows). A logged statement whose modseqs all lie in
-// lo..hi (a session's own change, which it leaves out anyway: "0" and "0"
+// lo..hi (a session's own change, which it leaves out anyway: "0" and "-1"
 // for none) is passed over without probing its messages: the poll after a
 // STORE of 3,057 messages read them all only to drop them.
 func flagsSinceSQL(u, since, lo, hi string) string {
