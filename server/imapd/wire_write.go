@@ -254,21 +254,11 @@ func (w *Writer) NString(s string, ok bool) {
 func (w *Writer) FlagSet(f store.Flags, recent bool) {
 	w.ws("(")
 	sep := ""
-	for _, x := range [...]struct {
-		on   bool
-		name string
-	}{{f.Answered, `\Answered`}, {f.Flagged, `\Flagged`}, {f.Deleted, `\Deleted`}, {f.Seen, `\Seen`}, {f.Draft, `\Draft`}} {
-		if x.on {
-			w.ws(sep)
-			w.ws(x.name)
-			sep = " "
-		}
-	}
-	for _, k := range f.Keywords {
+	f.EachName(func(name string) {
 		w.ws(sep)
-		w.ws(k)
+		w.ws(name)
 		sep = " "
-	}
+	})
 	if recent {
 		w.ws(sep)
 		w.ws(`\Recent`)

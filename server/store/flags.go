@@ -56,15 +56,24 @@ func ParseFlags(names []string) (f Flags, ok bool) {
 // Names renders flags as IMAP flag names, system flags first.
 func (f Flags) Names() []string {
 	var out []string
-	for _, x := range []struct {
+	f.EachName(func(name string) { out = append(out, name) })
+	return out
+}
+
+// EachName calls yield with each of Names in order, without building the
+// list (imapd writes one flag list per message of a FETCH or STORE).
+func (f Flags) EachName(yield func(string)) {
+	for _, x := range [...]struct {
 		on   bool
 		name string
 	}{{f.Answered, `\Answered`}, {f.Flagged, `\Flagged`}, {f.Deleted, `\Deleted`}, {f.Seen, `\Seen`}, {f.Draft, `\Draft`}} {
 		if x.on {
-			out = append(out, x.name)
+			yield(x.name)
 		}
 	}
-	return append(out, f.Keywords...)
+	for _, k := range f.Keywords {
+		yield(k)
+	}
 }
 
 func (f Flags) apply(op FlagOp, g Flags) Flags {
