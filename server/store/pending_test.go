@@ -11,6 +11,14 @@ import (
 	"decimail/server/store"
 )
 
+// deliverThree delivers messages "one", "two" and "three" to the INBOX
+// (UIDs 1-3), the account the tests of this file start from.
+func deliverThree(t *testing.T, s *store.Store, u store.User) {
+	for _, subj := range []string{"one", "two", "three"} {
+		deliver(t, s, u, msg(subj, "x"), store.DeliverOptions{})
+	}
+}
+
 // TestPendingViewNotFedToFollowers (issue 15): another process's large
 // STORE leaves Unread pending (no session of that process follows it);
 // a change made here afterwards reads Unread's changes for this process's
@@ -22,9 +30,7 @@ func TestPendingViewNotFedToFollowers(t *testing.T) {
 	other := secondStore(t, s)
 	other.SetDeferViewsFrom(1)
 	ctx := context.Background()
-	for _, subj := range []string{"one", "two", "three"} {
-		deliver(t, s, u, msg(subj, "x"), store.DeliverOptions{})
-	}
+	deliverThree(t, s, u)
 	inbox, err := s.Mailbox(ctx, u.ID, "INBOX")
 	must(t, err)
 	snap := follow(t, s, u, "Unread")
@@ -86,9 +92,7 @@ func follow(t *testing.T, s *store.Store, u store.User, name string) *store.Snap
 func TestPendingOnlyUnfollowedLargeChanges(t *testing.T) {
 	s, u := newStore(t)
 	ctx := context.Background()
-	for _, subj := range []string{"one", "two", "three"} {
-		deliver(t, s, u, msg(subj, "x"), store.DeliverOptions{})
-	}
+	deliverThree(t, s, u)
 	inbox, err := s.Mailbox(ctx, u.ID, "INBOX")
 	must(t, err)
 	unread, err := s.Mailbox(ctx, u.ID, "Unread")
@@ -140,9 +144,7 @@ func TestPendingOnlyUnfollowedLargeChanges(t *testing.T) {
 func TestLargeChangeMakesNoFeed(t *testing.T) {
 	s, u := newStore(t)
 	ctx := context.Background()
-	for _, subj := range []string{"one", "two", "three"} {
-		deliver(t, s, u, msg(subj, "x"), store.DeliverOptions{})
-	}
+	deliverThree(t, s, u)
 	snap := follow(t, s, u, "INBOX")
 	box := snap.Mailbox.Box()
 	s.SetDeferViewsFrom(3)
@@ -201,9 +203,7 @@ func TestFlagUpdatesAreHOT(t *testing.T) {
 func TestFlagChangesSinceBeforeLog(t *testing.T) {
 	s, u := newStore(t)
 	ctx := context.Background()
-	for _, subj := range []string{"one", "two", "three"} {
-		deliver(t, s, u, msg(subj, "x"), store.DeliverOptions{})
-	}
+	deliverThree(t, s, u)
 	snap, err := s.Select(ctx, u.ID, "INBOX", true)
 	must(t, err)
 	box := snap.Mailbox.Box()
