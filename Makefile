@@ -4,7 +4,7 @@ PKGS    := ./...
 # -race where time allows: the race detector runs on every package.
 TESTFLAGS ?= -race -timeout 20m
 
-.PHONY: run test test-deps vet bench bench-compare property fuzz coverage build clean capture roundcube
+.PHONY: run test test-deps vet bench bench-compare bench-compare-100k property fuzz coverage build clean capture roundcube
 
 ## run: private Postgres under ./var, demo account (demo/demo), daemons on loopback;
 ## Ctrl-C stops it and make exits 0. The binary is built, then run: `go run`
@@ -59,6 +59,14 @@ bench:
 ## bench-compare: Decimail side by side with a private Dovecot (10k messages); rewrites bench/RESULTS.md
 bench-compare:
 	GO=$(GO) sh bench/compare.sh
+
+## bench-compare-100k: the lines of a large mailbox (issue 15's and the listings)
+## at 100,000 messages, both servers, fast and durable; rewrites bench/RESULTS-100k.md
+## (about 25 minutes: loading 100,000 messages twice dominates)
+BENCH_100K_LINES = HeaderListing,FetchUIDFlags,BodyPeek200OneByOne,SelectInbox,NoopRoundTrip,StatusOneByOne,StartupUnpipelined,SearchSubjectCommon,SearchFromCommon,StoreSeen,StoreSeenSilent,StoreUnseen,StoreUnseenSilent,IdleNotify
+bench-compare-100k:
+	DECIMAIL_BENCH_SIZES=100000 DECIMAIL_BENCH_QUICK=1 DECIMAIL_BENCH_LINES=$(BENCH_100K_LINES) \
+		DECIMAIL_BENCH_RESULTS=RESULTS-100k.md GO=$(GO) sh bench/compare.sh
 
 ## property: the rapid properties with many more checks (rapid reads RAPID_CHECKS;
 ## a -rapid.checks flag would break packages without rapid tests)

@@ -54,6 +54,11 @@ func TestCompare(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		for _, k := range []string{"DECIMAIL_BENCH_SIZES", "DECIMAIL_BENCH_QUICK", "DECIMAIL_BENCH_LINES"} {
+			if v := os.Getenv(k); v != "" {
+				rep.Settings = strings.TrimSpace(rep.Settings + " `" + k + "=" + v + "`")
+			}
+		}
 		var b bytes.Buffer
 		rep.WriteTable(&b)
 		t.Log(b.String())

@@ -27,7 +27,8 @@ import (
 // database benchdev_<n>_<template> and prepares the mailboxes; later runs on
 // the same schema reuse it. DECIMAIL_DEV_PROFILE=file writes a CPU profile
 // of the measured lines (server and client share this process), e.g.
-// DECIMAIL_DEV_LINES=HeaderListing,FetchUIDFlags for the prefetch.
+// DECIMAIL_DEV_LINES=HeaderListing,FetchUIDFlags for the prefetch;
+// DECIMAIL_DEV_SAMPLES=1 logs every measured value, not only the median.
 func TestDevLines(t *testing.T) {
 	want := os.Getenv("DECIMAIL_DEV_LINES")
 	if want == "" {
@@ -117,6 +118,9 @@ func TestDevLines(t *testing.T) {
 		}
 		r := Measure(e, l)
 		t.Logf("%-24s %v %v", l.Key, r.Values, r.Err)
+		if os.Getenv("DECIMAIL_DEV_SAMPLES") != "" {
+			t.Logf("%-24s samples (sorted) %.2f", l.Key, r.Samples)
+		}
 	}
 	if slices.Contains(keys, "SMTP") {
 		// The messages (400, or DECIMAIL_DEV_SMTP) are deleted afterwards: the kept database stays as loaded.
