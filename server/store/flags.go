@@ -294,9 +294,15 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		sets[k] = add
 	}
 	update, args := flagsUpdateSQL(mailboxID, uids, add, f)
-	scan := func(rows pgx.Rows) (map[int64]Flags, error) {
+	// scan reads the changed rows; the new flags by message id only for
+	// the slow path (reevalFlagViews): a map of 70,000 entries per STORE
+	// of a 100k mailbox is not made for nothing.
+	scan := func(rows pgx.Rows, byID bool) (map[int64]Flags, error) {
 		changed, lo, hi = changed[:0], 0, 0
-		newFlags := map[int64]Flags{}
+		var newFlags map[int64]Flags
+		if byID {
+			newFlags = map[int64]Flags{}
+		}
 		for rows.Next() {
 			var c FlagChange
 			var uid, id int64
@@ -306,7 +312,9 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 			}
 			c.UID = uint32(uid)
 			changed = append(changed, c)
-			newFlags[id] = c.Flags
+			if byID {
+				newFlags[id] = c.Flags
+			}
 			if lo == 0 || c.ModSeq < lo {
 				lo = c.ModSeq
 			}
@@ -339,7 +347,7 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		b.Queue(`SELECT decimail_check((SELECT views_version FROM users WHERE id = $1) = $2, 'the views changed during the STORE'),
 			set_config('decimail.flags_mark', (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM modseq_seq)::text, true)`,
 			userID, fv.version)
-		b.Queue(update, args...).Query(func(rows pgx.Rows) error { _, err := scan(rows); return err })
+		b.Queue(update, args...).Query(func(rows pgx.Rows) error { _, err := scan(rows, false); return err })
 		if len(pending) > 0 {
 			queuePending(b, pending)
 		}
@@ -367,7 +375,7 @@ func (s *Store) AddRemoveFlags(ctx context.Context, b Box, uids []uint32, add bo
 		if err != nil {
 			return err
 		}
-		newFlags, err := scan(rows)
+		newFlags, err := scan(rows, true)
 		if err != nil || len(changed) == 0 {
 			return err
 		}
