@@ -158,6 +158,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 	// column is the IMAP APPEND load above (a different path; not a ratio).
 	if cfg.SMTPTotal > 0 || cfg.SMTPSustained > 0 {
 		msgs = corpus()
+		letGo() // the making's garbage, not collected while delivering
 	}
 	if cfg.SMTPTotal > 0 {
 		pg0, self0 := CPUOf("postgres"), SelfCPU()

@@ -103,6 +103,11 @@ func TestDevLines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	keys := strings.Split(want, ",")
+	if !slices.Contains(keys, "SMTP") {
+		msgs = nil // as Compare: the lines are measured without the corpus held
+		letGo()
+	}
 	if f := os.Getenv("DECIMAIL_DEV_PROFILE"); f != "" {
 		pf, err := os.Create(f)
 		if err != nil {
@@ -111,7 +116,6 @@ func TestDevLines(t *testing.T) {
 		pprof.StartCPUProfile(pf)
 		defer func() { pprof.StopCPUProfile(); pf.Close() }()
 	}
-	keys := strings.Split(want, ",")
 	for _, l := range IMAPLines() {
 		if want != "all" && !slices.Contains(keys, l.Key) {
 			continue
