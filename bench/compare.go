@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -264,8 +265,31 @@ func measureLines(envO, envD *Env, suffix string, logf func(string, ...any)) []R
 			rows = append(rows, row)
 			logf("%-90s ours %9.2f  dovecot %9.2f  %s%s", row.Name, row.Ours, row.Dovecot, row.OursErr, row.DovecotErr)
 		}
+		// Every sample, sorted: whether a median moved with all of them or
+		// with a few (a spread across runs is diagnosed from these).
+		logf("%-90s samples ours %s  dovecot %s", l.Key+suffix, fmtSamples(ro.Samples), fmtSamples(rd.Samples))
+		// Every sample, sorted: whether a median moved with all of them or
+		// with a few (a spread across runs is diagnosed from these).
+		logf("%-90s samples ours %s  dovecot %s", l.Key+suffix, fmtSamples(ro.Samples), fmtSamples(rd.Samples))
 	}
 	return rows
+}
+
+// fmtSamples writes samples as "[1.2 3.4]", at most 40 of them.
+func fmtSamples(v []float64) string {
+	if len(v) > 40 {
+		v = v[:40]
+	}
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, x := range v {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.FormatFloat(x, 'f', 2, 64))
+	}
+	b.WriteByte(']')
+	return b.String()
 }
 
 // DurableSuffix marks the rows measured on Decimail as production runs it.

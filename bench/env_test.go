@@ -52,3 +52,17 @@ func TestWriteMarkdownSettings(t *testing.T) {
 		t.Errorf("partial run's header:\n%.300s", part.String())
 	}
 }
+
+// The comparison logs every sample of a line, sorted, at most 40.
+func TestFmtSamples(t *testing.T) {
+	if got := fmtSamples([]float64{1, 2.345}); got != "[1.00 2.35]" && got != "[1.00 2.34]" {
+		t.Errorf("fmtSamples: %q", got)
+	}
+	if got := fmtSamples(nil); got != "[]" {
+		t.Errorf("fmtSamples(nil): %q", got)
+	}
+	long := make([]float64, 100)
+	if got := strings.Count(fmtSamples(long), " ") + 1; got != 40 {
+		t.Errorf("fmtSamples of 100: %d values, want 40", got)
+	}
+}
