@@ -268,9 +268,6 @@ func measureLines(envO, envD *Env, suffix string, logf func(string, ...any)) []R
 		// Every sample, sorted: whether a median moved with all of them or
 		// with a few (a spread across runs is diagnosed from these).
 		logf("%-90s samples ours %s  dovecot %s", l.Key+suffix, fmtSamples(ro.Samples), fmtSamples(rd.Samples))
-		// Every sample, sorted: whether a median moved with all of them or
-		// with a few (a spread across runs is diagnosed from these).
-		logf("%-90s samples ours %s  dovecot %s", l.Key+suffix, fmtSamples(ro.Samples), fmtSamples(rd.Samples))
 	}
 	return rows
 }

@@ -1,0 +1,157 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"decimail/internal/imaptest"
+)
+
+// Every line leaves INBOX as it found it: the same messages with the same
+// flags. The durable section measures the same Dovecot after the fast one,
+// and each server's Env (its seen and unseen sets, N) is read once: a line
+// that left messages behind made the next section's listings fail on
+// Dovecot ("10006 FETCH responses, want 10000": ThreadAfterAppend's
+// replies, bench/RESULTS.md before this test). Each line runs once (after
+// its warm-up, as Measure does), on a small corpus, against ours and, when
+// it is installed, Dovecot.
+func TestLinesLeaveInboxAsFound(t *testing.T) {
+	ctx := context.Background()
+	msgs := Corpus(300, 1)
+	o, err := StartOurs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if err := LoadStore(ctx, o.Store, o.UserID, "INBOX", msgs); err != nil {
+		t.Fatal(err)
+	}
+	envO, err := Prepare(&o.Target, msgs, func(name, def string) error {
+		_, err := o.Store.DefineMailbox(ctx, o.UserID, name, def)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs := []*Env{envO}
+	if _, err := os.Stat(DovecotBinary); err == nil {
+		d, err := StartDovecot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if err := LoadIMAP(d.Addr, d.User, d.Pass, "INBOX", msgs); err != nil {
+			t.Fatal(err)
+		}
+		envD, err := Prepare(&d.Target, msgs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs = append(envs, envD)
+	} else {
+		t.Log("dovecot not installed: ours only")
+	}
+	for _, e := range envs {
+		before := inboxState(t, e)
+		if len(before) != len(msgs) {
+			t.Fatalf("%s: INBOX has %d messages, want %d", e.Name, len(before), len(msgs))
+		}
+		for _, l := range IMAPLines() {
+			if err := runOnce(e, l); err != nil {
+				t.Fatalf("%s: %s: %v", e.Name, l.Key, err)
+			}
+			if after := inboxState(t, e); !slices.Equal(after, before) {
+				t.Fatalf("%s: %s left INBOX with %d messages (before: %d), or other flags:\n%s",
+					e.Name, l.Key, len(after), len(before), firstDiff(before, after))
+			}
+		}
+	}
+}
+
+// runOnce runs a line as Measure does, with one run after the warm-up.
+func runOnce(e *Env, l Line) error {
+	c, err := Login(e.Addr, e.User, e.Pass)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Stream("SELECT INBOX", nil); err != nil {
+		return err
+	}
+	for range 2 {
+		if _, err := l.Run(e, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inboxState is INBOX's "uid flags" lines, \Recent left out (it belongs
+// to a session), in UID order.
+func inboxState(t *testing.T, e *Env) []string {
+	t.Helper()
+	c, err := Login(e.Addr, e.User, e.Pass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Stream("EXAMINE INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	if err := c.Stream("UID FETCH 1:* (UID FLAGS)", func(r *imaptest.Raw) {
+		s := string(r.Bytes)
+		if !strings.Contains(s, " FETCH ") {
+			return
+		}
+		var uid string
+		var flags []string
+		f := strings.Fields(strings.NewReplacer("(", " ( ", ")", " ) ").Replace(s))
+		for i := 0; i < len(f); i++ {
+			switch f[i] {
+			case "UID":
+				uid = f[i+1]
+			case "FLAGS":
+				for j := i + 2; j < len(f) && f[j] != ")"; j++ {
+					if f[j] != `\Recent` {
+						flags = append(flags, f[j])
+					}
+				}
+			}
+		}
+		slices.Sort(flags)
+		out = append(out, uid+" "+strings.Join(flags, " "))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		return compareUIDs(strings.Fields(a)[0], strings.Fields(b)[0])
+	})
+	return out
+}
+
+func compareUIDs(a, b string) int {
+	if len(a) != len(b) {
+		return len(a) - len(b)
+	}
+	return strings.Compare(a, b)
+}
+
+func firstDiff(a, b []string) string {
+	for i := range max(len(a), len(b)) {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			return "  before: " + x + "\n  after:  " + y
+		}
+	}
+	return ""
+}
