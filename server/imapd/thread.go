@@ -214,7 +214,7 @@ func (c *Conn) threadReferences(cmd *Command, args []Value, uid bool) error {
 	}
 	mb := c.sel.mb
 	k := threadKey{mailbox: mb.ID, uidValidity: mb.UIDValidity, program: fmt.Sprintf("%#v", node)}
-	b, err := c.srv.threads.thread(k, uids, keys, nums, []byte("THREAD"))
+	b, err := c.srv.threads.thread(k, uids, c.sel.view.Top(), keys, nums, []byte("THREAD"))
 	if errors.Is(err, errThreadGone) && fromView {
 		// A message found was deleted meanwhile (no keys): threaded
 		// without it, and without the cache.

@@ -527,8 +527,9 @@ var errThreadGone = errors.New("imapd: a found message is gone")
 // thread appends the threads of the messages found (uids, ascending) to
 // b, numbered by nums (by index); keys reads the keys of uids[from:]. It
 // reuses or updates the kept threading of k when it can, and keeps the
-// one it made.
-func (tc *threadCache) thread(k threadKey, uids []uint32, keys func(from int) ([]*store.SortMsg, error), nums []uint32, b []byte) ([]byte, error) {
+// one it made. top is the highest UID the session was ever told of
+// (View.Top).
+func (tc *threadCache) thread(k threadKey, uids []uint32, top uint32, keys func(from int) ([]*store.SortMsg, error), nums []uint32, b []byte) ([]byte, error) {
 	e := tc.entry(k)
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -566,9 +567,13 @@ func (tc *threadCache) thread(k threadKey, uids []uint32, keys func(from int) ([
 		}
 		own := newThreadState()
 		own.add(ks, uids)
-		if st != nil && len(uids) < len(st.uids) && slices.Equal(uids, st.uids[:len(uids)]) {
-			// This session has not seen the newest of the kept messages
-			// yet: the kept threading stays for the sessions that have.
+		if st != nil && len(uids) < len(st.uids) && slices.Equal(uids, st.uids[:len(uids)]) && st.uids[len(uids)] > top {
+			// This session has not been told of the newest of the kept
+			// messages yet: the kept threading stays for the sessions
+			// that have. (Told of them and without them, the session
+			// saw them go, expunged or no longer found: its threading
+			// is the newer. Kept, the stale one made every THREAD
+			// thread from scratch until the next new message.)
 			return own.write(b, nums), nil
 		}
 		st, e.st = own, own

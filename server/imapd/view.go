@@ -42,7 +42,8 @@ type View struct {
 	pendMS    map[uint32]int64 // the mod-sequence of each pendFlags entry (CONDSTORE)
 	told      map[uint32]int64 // flags this session already reported, by modseq
 	modseq    int64
-	sentRec   int // last RECENT count announced
+	sentRec   int    // last RECENT count announced
+	top       uint32 // the highest UID the client was ever told of
 
 	// The store's flags of every message in uids (as of the cursor), when
 	// the snapshot carried them: FETCH (FLAGS) after a sync is answered from
@@ -223,8 +224,15 @@ func NewView(uids, recent []uint32, modseq int64) *View {
 		v.recent[u] = true
 	}
 	v.sentRec = len(v.recent)
+	if len(uids) > 0 {
+		v.top = uids[len(uids)-1]
+	}
 	return v
 }
+
+// Top is the highest UID the client was ever told of (EXPUNGEs do not
+// lower it): a UID up to it that the view lacks is gone for this session.
+func (v *View) Top() uint32 { return v.top }
 
 // ModSeq is the cursor for the next store.ChangesSince.
 func (v *View) ModSeq() int64 { return v.modseq }
@@ -455,6 +463,7 @@ func (v *View) Flush(allowExpunge bool) []Update {
 		// New UIDs are above every UID the mailbox ever had (never reused).
 		n := len(v.uids)
 		v.uids = append(v.uids, v.pendNew...)
+		v.top = max(v.top, v.pendNew[len(v.pendNew)-1])
 		if v.ids != nil {
 			for _, u := range v.pendNew {
 				v.ids = append(v.ids, v.newID[u])
