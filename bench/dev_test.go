@@ -28,7 +28,8 @@ import (
 // the same schema reuse it. DECIMAIL_DEV_PROFILE=file writes a CPU profile
 // of the measured lines (server and client share this process), e.g.
 // DECIMAIL_DEV_LINES=HeaderListing,FetchUIDFlags for the prefetch;
-// DECIMAIL_DEV_SAMPLES=1 logs every measured value, not only the median.
+// DECIMAIL_DEV_SAMPLES=1 logs every measured value, not only the median;
+// DECIMAIL_DEV_SERVE=1 measures a separate `decimail serve` process.
 func TestDevLines(t *testing.T) {
 	want := os.Getenv("DECIMAIL_DEV_LINES")
 	if want == "" {
@@ -104,6 +105,20 @@ func TestDevLines(t *testing.T) {
 		}
 	}
 	keys := strings.Split(want, ",")
+	if os.Getenv("DECIMAIL_DEV_SERVE") != "" {
+		// The lines against a separate `decimail serve` process on the same
+		// database, as the comparison's durable section measures.
+		p, err := StartServe(ctx, o.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		tg := p.Target
+		tg.User, tg.Pass = e.User, e.Pass
+		sep := *e
+		sep.Target = &tg
+		e = &sep
+	}
 	if !slices.Contains(keys, "SMTP") {
 		msgs = nil // as Compare: the lines are measured without the corpus held
 		letGo()

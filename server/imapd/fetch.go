@@ -264,6 +264,16 @@ func (f *fetcher) fromView(uids []uint32) error {
 	}
 	f.w.Lock()
 	defer f.w.Unlock()
+	if len(others) == 0 && slices.Equal(uids, v.UIDs()) {
+		// The whole view (1:*, a resync): walked by index, without a
+		// search for each message's flags and sequence number.
+		for i, u := range uids {
+			if err := f.rowSeq(&store.FetchRow{UID: u, Flags: v.FlagsAt(i, true)}, uint32(i+1)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for _, u := range uids {
 		fl, ok := v.Flags(u)
 		if of, other := others[u]; other {
@@ -394,6 +404,11 @@ func (f *fetcher) row(r *store.FetchRow) error {
 	if seq == 0 {
 		return nil
 	}
+	return f.rowSeq(r, seq)
+}
+
+// rowSeq is row of the message at sequence number seq.
+func (f *fetcher) rowSeq(r *store.FetchRow, seq uint32) error {
 	f.got = append(f.got, r.UID)
 	if f.req.changedSince >= 0 && r.ModSeq <= f.req.changedSince {
 		return nil // "only returned for messages that have a mod-sequence bigger than" it (rfc7162.txt:871-875)

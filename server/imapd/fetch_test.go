@@ -426,3 +426,20 @@ func drain(b *testing.B, c *imaptest.TestClient, cmd string) int {
 	}
 	return n
 }
+
+// BenchmarkFetchFlagsAll: UID FETCH 1:* (UID FLAGS) of 2,000 messages, a
+// client's resync, answered from the view (fetcher.fromView); the
+// responses are read as lines, not parsed.
+func BenchmarkFetchFlagsAll(b *testing.B) {
+	e := newEnv(b)
+	benchFill(e, 2000)
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		if err := c.Stream("UID FETCH 1:* (UID FLAGS)", func(*imaptest.Raw) { n++ }); err != nil || n != 2000 {
+			b.Fatalf("%d responses, %v", n, err)
+		}
+	}
+}

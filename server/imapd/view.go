@@ -158,9 +158,7 @@ func (v *View) Flags(uid uint32) (f store.Flags, ok bool) {
 	if !found {
 		return f, false
 	}
-	b := v.fbits[i]
-	return store.Flags{Seen: b&fSeen != 0, Answered: b&fAnswered != 0, Flagged: b&fFlagged != 0,
-		Deleted: b&fDeleted != 0, Draft: b&fDraft != 0, Keywords: v.kw[uid]}, true
+	return v.FlagsAt(i, true), true
 }
 
 // FlagsAt is Flags of the message at index i (sequence number i+1), for
