@@ -1,6 +1,7 @@
 #!/bin/sh
-# make bench-compare: Decimail side by side with a private Dovecot on the same
-# corpus, in one run; prints the table and rewrites bench/RESULTS.md.
+# make bench-compare-10k (and, with settings, -100k; make bench-compare runs
+# both): Decimail side by side with a private Dovecot on the same corpus, in
+# one run; prints the table and rewrites bench/RESULTS.md.
 # DECIMAIL_BENCH_SIZES=1000,10000 picks the corpus sizes (default 10000).
 set -eu
 GO=${GO:-go}

@@ -29,11 +29,12 @@ func benchSizes(def ...int) []int {
 	return out
 }
 
-// TestCompare is `make bench-compare`: the side-by-side run (10,000
-// messages unless DECIMAIL_BENCH_SIZES says otherwise). DECIMAIL_BENCH_QUICK=1
-// runs only the IMAP lines (both sections), DECIMAIL_BENCH_LINES=Key,... only
-// those lines. It prints the table
-// and rewrites RESULTS.md (DECIMAIL_BENCH_RESULTS names another file).
+// TestCompare is `make bench-compare-10k` (`make bench-compare` runs it,
+// then bench-compare-100k): the side-by-side run (10,000 messages unless
+// DECIMAIL_BENCH_SIZES says otherwise). DECIMAIL_BENCH_QUICK=1 runs only
+// the IMAP lines (both sections), DECIMAIL_BENCH_LINES=Key,... only those
+// lines. It prints the table and rewrites RESULTS.md
+// (DECIMAIL_BENCH_RESULTS names another file).
 func TestCompare(t *testing.T) {
 	if !*compareFlag {
 		t.Skip("side-by-side comparison: go test ./bench -run TestCompare -compare -timeout 60m (make bench-compare)")
