@@ -160,6 +160,15 @@ func (c *Conn) fetchUIDs(uids []uint32, req *fetchRequest, uid bool) error {
 			}
 		}
 	}
+	read := uids
+	if len(uids) > 1 && !setSeen && textOnly(req.cols(setSeen)) {
+		// Several messages' texts: those the process's text cache holds
+		// are served from it, the others read together below.
+		var err error
+		if read, err = f.fromTextCache(uids); err != nil {
+			return err
+		}
+	}
 	// A message the client still has but the mailbox no longer holds (it
 	// left a view, by this session's STORE or another's; or another
 	// session expunged it, not yet announced) is served from the message
@@ -169,7 +178,10 @@ func (c *Conn) fetchUIDs(uids []uint32, req *fetchRequest, uid bool) error {
 	// read of the store's changes finds it, and it is served after the
 	// others (FETCH responses may come in any order).
 	f.w.Lock()
-	err := c.Store().FetchHeld(c.Ctx(), s.mb.Box(), uids, s.view.Gone(uids, false), req.cols(setSeen), f.row)
+	var err error
+	if len(read) > 0 {
+		err = c.Store().FetchHeld(c.Ctx(), s.mb.Box(), read, s.view.Gone(read, false), req.cols(setSeen), f.row)
+	}
 	if err == nil && len(f.got) < len(uids) {
 		known := s.view.Gone(uids, false)
 		if err = c.syncSelected(true); err == nil {
@@ -194,6 +206,34 @@ func (c *Conn) fetchUIDs(uids []uint32, req *fetchRequest, uid bool) error {
 		return err
 	}
 	return f.served(uids)
+}
+
+// fromTextCache serves the messages of uids whose texts the process's text
+// cache holds (store.CachedText, by the id the view keeps) and returns the
+// others, to be read. A FETCH of the same messages' bodies by a second
+// client (phone and desktop both downloading new mail), or after a client
+// read them one by one, costs no read of Postgres.
+func (f *fetcher) fromTextCache(uids []uint32) ([]uint32, error) {
+	v, b := f.c.sel.view, f.c.sel.mb.Box()
+	var rest []uint32
+	f.w.Lock()
+	defer f.w.Unlock()
+	for _, u := range uids {
+		id := v.ID(u)
+		if id == 0 {
+			rest = append(rest, u)
+			continue
+		}
+		h, body, ok := f.c.Store().CachedText(b, id)
+		if !ok {
+			rest = append(rest, u)
+			continue
+		}
+		if err := f.row(&store.FetchRow{UID: u, MessageID: id, Header: h, Body: body}); err != nil {
+			return nil, err
+		}
+	}
+	return rest, nil
 }
 
 // textOnly: the items need the message's header or body and nothing else.

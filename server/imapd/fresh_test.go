@@ -177,6 +177,59 @@ func TestFetchTextNoRoundTrip(t *testing.T) {
 	}
 }
 
+// A FETCH of several messages' texts serves those the process's text cache
+// holds from it and reads only the others (fetcher.fromTextCache): the
+// same responses as the store's read, with the cached ones first; all
+// cached, no round trip. An item beyond the text (here RFC822.SIZE) reads
+// them all from the store, as before.
+func TestFetchTextsFromCache(t *testing.T) {
+	e := newEnv(t)
+	deliverN(e, "INBOX", 4)
+	c := e.dial()
+	c.OK("SELECT INBOX")
+	c.OK("NOOP")
+	asStrings := func(rs []*imaptest.Resp) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.String())
+		}
+		return out
+	}
+	const items = "(BODY.PEEK[] BODY.PEEK[HEADER.FIELDS (Subject)] BINARY.PEEK[1])"
+	// Nothing cached: the store's read, the reference.
+	ref := asStrings(c.OK("FETCH 1:4 " + items))
+	if len(ref) != 4 {
+		t.Fatalf("reference: %d responses", len(ref))
+	}
+	c.OK("FETCH 2 BODY.PEEK[]")
+	c.OK("FETCH 4 BODY.PEEK[]")
+	before := e.st.RoundTrips()
+	got := asStrings(c.OK("FETCH 1:4 " + items))
+	if n := e.st.RoundTrips() - before; n == 0 {
+		t.Fatalf("two of four texts cached: no round trip for the others")
+	}
+	if want := []string{ref[1], ref[3], ref[0], ref[2]}; !slices.Equal(got, want) {
+		t.Fatalf("two of four cached:\n got  %q\n want %q", got, want)
+	}
+	// Now all four are cached (the one-message reads cached 2 and 4; 1 and
+	// 3 by a one-message read each).
+	c.OK("FETCH 1 BODY.PEEK[]")
+	c.OK("FETCH 3 BODY.PEEK[]")
+	before = e.st.RoundTrips()
+	got = asStrings(c.OK("UID FETCH 1:4 " + items))
+	if n := e.st.RoundTrips() - before; n != 0 {
+		t.Fatalf("all four texts cached: %d round trips", n)
+	}
+	if len(got) != 4 || got[0] != strings.Replace(ref[0], "FETCH (", "FETCH (UID 1 ", 1) {
+		t.Fatalf("all cached, UID FETCH:\n got  %q\n want %q first", got, ref[0])
+	}
+	before = e.st.RoundTrips()
+	c.OK("FETCH 1:4 (BODY.PEEK[] RFC822.SIZE)")
+	if n := e.st.RoundTrips() - before; n == 0 {
+		t.Fatalf("a FETCH with RFC822.SIZE was answered from the text cache")
+	}
+}
+
 // A FETCH of flags and unchanging data, what a client lists a mailbox
 // with, is answered from the view and the process's cache
 // (store.FetchMeta) without a round trip once read, and says what the

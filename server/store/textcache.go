@@ -56,3 +56,17 @@ func (s *Store) FetchText(ctx context.Context, b Box, id int64) (header, body []
 	s.texts.put(b.userID, id, &cachedText{header: header, body: body})
 	return header, body, nil
 }
+
+// CachedText is FetchText's answer when the process's text cache holds the
+// message (ok), without reading Postgres: a FETCH of several messages'
+// texts serves those from here and reads the others together.
+func (s *Store) CachedText(b Box, id int64) (header, body []byte, ok bool) {
+	if b.check() != nil {
+		return nil, nil, false
+	}
+	t, ok := s.texts.get(b.userID, id)
+	if !ok {
+		return nil, nil, false
+	}
+	return t.header, t.body, true
+}
