@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"decimail/internal/imaptest"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // Every line leaves INBOX as it found it: the same messages with the same
@@ -64,8 +66,8 @@ func TestLinesLeaveInboxAsFound(t *testing.T) {
 				t.Fatalf("%s: %s: %v", e.Name, l.Key, err)
 			}
 			if after := inboxState(t, e); !slices.Equal(after, before) {
-				t.Fatalf("%s: %s left INBOX with %d messages (before: %d), or other flags:\n%s",
-					e.Name, l.Key, len(after), len(before), firstDiff(before, after))
+				t.Fatalf("%s: %s left INBOX with %d messages (before: %d), or other flags (-before +after):\n%s",
+					e.Name, l.Key, len(after), len(before), cmp.Diff(before, after))
 			}
 		}
 	}
@@ -138,20 +140,4 @@ func compareUIDs(a, b string) int {
 		return len(a) - len(b)
 	}
 	return strings.Compare(a, b)
-}
-
-func firstDiff(a, b []string) string {
-	for i := range max(len(a), len(b)) {
-		var x, y string
-		if i < len(a) {
-			x = a[i]
-		}
-		if i < len(b) {
-			y = b[i]
-		}
-		if x != y {
-			return "  before: " + x + "\n  after:  " + y
-		}
-	}
-	return ""
 }

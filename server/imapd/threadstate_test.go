@@ -82,11 +82,7 @@ func TestThreadStateAdd(t *testing.T) {
 // the unit of maxThreadEntries), and checks the bound's estimate.
 func TestThreadStateBytes(t *testing.T) {
 	items := synthThreadItems(100_000, 2)
-	ks := make([]*store.SortMsg, len(items))
-	uids := make([]uint32, len(items))
-	for j, m := range items {
-		ks[j], uids[j] = m.SortMsg, m.UID
-	}
+	ks, uids := threadInputs(items)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -107,11 +103,7 @@ func TestThreadStateBytes(t *testing.T) {
 // least recently used first, and one bigger than the bound is not kept.
 func TestThreadCacheBound(t *testing.T) {
 	items := synthThreadItems(1000, 3)
-	ks := make([]*store.SortMsg, len(items))
-	uids := make([]uint32, len(items))
-	for j, m := range items {
-		ks[j], uids[j] = m.SortMsg, m.UID
-	}
+	ks, uids := threadInputs(items)
 	keys := func(n int) func(int) ([]*store.SortMsg, error) {
 		return func(from int) ([]*store.SortMsg, error) { return ks[from:n], nil }
 	}
@@ -176,11 +168,7 @@ func TestThreadCacheBound(t *testing.T) {
 // the kept threading as it is.
 func TestThreadCacheNewestExpunged(t *testing.T) {
 	items := synthThreadItems(200, 5)
-	ks := make([]*store.SortMsg, len(items))
-	uids := make([]uint32, len(items))
-	for j, m := range items {
-		ks[j], uids[j] = m.SortMsg, m.UID
-	}
+	ks, uids := threadInputs(items)
 	tc := &threadCache{}
 	k := threadKey{mailbox: 1, uidValidity: 1, program: "ALL"}
 	var from []int
