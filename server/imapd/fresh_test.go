@@ -137,6 +137,15 @@ func converge(t *testing.T, e *testEnv, c *imaptest.TestClient, other *store.Sto
 // well before its periodic read (pollFallback).
 const convergeWithin = 2500 * time.Millisecond
 
+// respStrings is the responses as the server wrote them.
+func respStrings(rs []*imaptest.Resp) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.String())
+	}
+	return out
+}
+
 // flagLines renders FETCH responses without \Recent (which only the
 // session that claimed a message sees).
 func flagLines(rs []*imaptest.Resp) []string {
@@ -188,23 +197,16 @@ func TestFetchTextsFromCache(t *testing.T) {
 	c := e.dial()
 	c.OK("SELECT INBOX")
 	c.OK("NOOP")
-	asStrings := func(rs []*imaptest.Resp) []string {
-		var out []string
-		for _, r := range rs {
-			out = append(out, r.String())
-		}
-		return out
-	}
 	const items = "(BODY.PEEK[] BODY.PEEK[HEADER.FIELDS (Subject)] BINARY.PEEK[1])"
 	// Nothing cached: the store's read, the reference.
-	ref := asStrings(c.OK("FETCH 1:4 " + items))
+	ref := respStrings(c.OK("FETCH 1:4 " + items))
 	if len(ref) != 4 {
 		t.Fatalf("reference: %d responses", len(ref))
 	}
 	c.OK("FETCH 2 BODY.PEEK[]")
 	c.OK("FETCH 4 BODY.PEEK[]")
 	before := e.st.RoundTrips()
-	got := asStrings(c.OK("FETCH 1:4 " + items))
+	got := respStrings(c.OK("FETCH 1:4 " + items))
 	if n := e.st.RoundTrips() - before; n == 0 {
 		t.Fatalf("two of four texts cached: no round trip for the others")
 	}
@@ -216,7 +218,7 @@ func TestFetchTextsFromCache(t *testing.T) {
 	c.OK("FETCH 1 BODY.PEEK[]")
 	c.OK("FETCH 3 BODY.PEEK[]")
 	before = e.st.RoundTrips()
-	got = asStrings(c.OK("UID FETCH 1:4 " + items))
+	got = respStrings(c.OK("UID FETCH 1:4 " + items))
 	if n := e.st.RoundTrips() - before; n != 0 {
 		t.Fatalf("all four texts cached: %d round trips", n)
 	}
@@ -252,17 +254,10 @@ func TestFetchMetaNoRoundTrip(t *testing.T) {
 		}
 		return out
 	}
-	asStrings := func(rs []*imaptest.Resp) []string {
-		var out []string
-		for _, r := range rs {
-			out = append(out, r.String())
-		}
-		return out
-	}
-	want := strip(asStrings(ref))
-	first := asStrings(c.OK("FETCH 1:3 (" + items + ")"))
+	want := strip(respStrings(ref))
+	first := respStrings(c.OK("FETCH 1:3 (" + items + ")"))
 	before := e.st.RoundTrips()
-	again := asStrings(c.OK("FETCH 1:3 (" + items + ")"))
+	again := respStrings(c.OK("FETCH 1:3 (" + items + ")"))
 	if n := e.st.RoundTrips() - before; n != 0 {
 		t.Fatalf("FETCH of cached data: %d round trips", n)
 	}
@@ -272,7 +267,7 @@ func TestFetchMetaNoRoundTrip(t *testing.T) {
 	other := e.dial()
 	other.OK("SELECT INBOX")
 	other.OK(`STORE 2 +FLAGS.SILENT (\Flagged)`)
-	got := asStrings(c.OK("FETCH 2 (" + items + ")"))
+	got := respStrings(c.OK("FETCH 2 (" + items + ")"))
 	if len(got) == 0 || !strings.Contains(got[0], `\Flagged`) {
 		t.Fatalf("another session's flag change is missing: %q", got)
 	}
@@ -298,21 +293,14 @@ func TestFetchMetaOfDeliveredNoRoundTrip(t *testing.T) {
 	other.OK(fmt.Sprintf("APPEND INBOX {%d+}\r\n%s", len(plain), plain))
 	c.OK("NOOP")
 	const items = "UID FLAGS RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE BODY"
-	asStrings := func(rs []*imaptest.Resp) []string {
-		var out []string
-		for _, r := range rs {
-			out = append(out, r.String())
-		}
-		return out
-	}
 	before := e.st.RoundTrips()
-	got := asStrings(c.OK("FETCH 1:2 (" + items + ")"))
+	got := respStrings(c.OK("FETCH 1:2 (" + items + ")"))
 	if n := e.st.RoundTrips() - before; n != 0 {
 		t.Fatalf("FETCH of just delivered messages: %d round trips", n)
 	}
 	// With EMAILID the store's read answers (not IsMeta): the reference.
 	var want []string
-	for _, l := range asStrings(c.OK("FETCH 1:2 (" + items + " EMAILID)")) {
+	for _, l := range respStrings(c.OK("FETCH 1:2 (" + items + " EMAILID)")) {
 		if i := strings.Index(l, " EMAILID ("); i >= 0 {
 			l = l[:i] + ")"
 		}
