@@ -445,17 +445,11 @@ func threadAfterAppend(e *Env, c *imaptest.Client) ([]float64, error) {
 // appendedUID is the UID of an APPEND's "OK [APPENDUID validity uid]"
 // (UIDPLUS, rfc4315.txt:148-160: both servers have it).
 func appendedUID(done *imaptest.Resp) (string, error) {
-	const code = "[APPENDUID "
-	s := done.Raw
-	i := strings.Index(s, code)
-	if done.Status != "OK" || i < 0 {
-		return "", fmt.Errorf("APPEND: %s, want OK [APPENDUID ...]", s)
+	u, ok := appendUIDOf([]byte(done.Raw))
+	if done.Status != "OK" || !ok {
+		return "", fmt.Errorf("APPEND: %s, want OK [APPENDUID validity uid]", done.Raw)
 	}
-	f := strings.Fields(strings.SplitN(s[i+len(code):], "]", 2)[0])
-	if len(f) != 2 {
-		return "", fmt.Errorf("APPEND: %s, want OK [APPENDUID validity uid]", s)
-	}
-	return f[1], nil
+	return strconv.FormatUint(uint64(u), 10), nil
 }
 
 // restore undoes a STORE (untimed): UID STORE set op, the set cut into

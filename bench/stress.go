@@ -188,17 +188,24 @@ var appendUIDCode = []byte("[APPENDUID ")
 
 // noteAppend adds the UID of an APPEND's "[APPENDUID validity uid]".
 func (s *stressSession) noteAppend(line []byte) {
+	if u, ok := appendUIDOf(line); ok {
+		s.live.add(u)
+	}
+}
+
+// appendUIDOf is the UID of a tagged line's "[APPENDUID validity uid]"
+// (one message appended).
+func appendUIDOf(line []byte) (uint32, bool) {
 	i := bytes.Index(line, appendUIDCode)
 	if i < 0 {
-		return
+		return 0, false
 	}
 	f := bytes.Fields(line[i+len(appendUIDCode):])
 	if len(f) < 2 {
-		return
+		return 0, false
 	}
-	if u, err := strconv.ParseUint(string(bytes.TrimRight(f[1], "]")), 10, 32); err == nil {
-		s.live.add(uint32(u))
-	}
+	u, err := strconv.ParseUint(string(bytes.TrimRight(f[1], "]")), 10, 32)
+	return uint32(u), err == nil
 }
 
 // do sends cmd and reads to its tagged response, passing untagged ones to

@@ -44,8 +44,8 @@ func (s *Store) FetchText(ctx context.Context, b Box, id int64) (header, body []
 	if err := b.check(); err != nil {
 		return nil, nil, err
 	}
-	if t, ok := s.texts.get(b.userID, id); ok {
-		return t.header, t.body, nil
+	if h, body, ok := s.CachedText(b, id); ok {
+		return h, body, nil
 	}
 	err = s.pool.QueryRow(ctx, `SELECT header, body FROM messages WHERE id = $1 AND user_id = $2`, id, b.userID).Scan(&header, &body)
 	if errors.Is(err, pgx.ErrNoRows) {
