@@ -241,6 +241,13 @@ func measureLines(envO, envD *Env, suffix string, logf func(string, ...any)) []R
 		if len(only) > 0 && !only[l.Key] {
 			continue
 		}
+		if envD != nil {
+			// The lines that read messages not read before take the same
+			// ones on both servers (the durable section's env of ours is
+			// new, Dovecot's the fast section's).
+			envO.next = max(envO.next, envD.next)
+			envD.next = envO.next
+		}
 		ro := Measure(envO, l)
 		var rd Result
 		if envD != nil {

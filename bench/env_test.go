@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +65,51 @@ func TestFmtSamples(t *testing.T) {
 	long := make([]float64, 100)
 	if got := strings.Count(fmtSamples(long), " ") + 1; got != 40 {
 		t.Errorf("fmtSamples of 100: %d values, want 40", got)
+	}
+}
+
+// The first-read lines take messages no line read: not the sample's (the
+// lines before them read those), never one twice, and the same ones on
+// both servers' envs (the same N).
+func TestTakeUnread(t *testing.T) {
+	e := &Env{N: 10000}
+	e.draw()
+	in := map[int]bool{}
+	for _, s := range e.sample {
+		in[s] = true
+	}
+	if len(in)+len(e.unread) != e.N {
+		t.Fatalf("%d sampled and %d unread of %d messages", len(in), len(e.unread), e.N)
+	}
+	for i := range 24 {
+		got, err := e.takeUnread()
+		if err != nil || len(got) != 200 {
+			t.Fatalf("take %d: %d messages, %v", i, len(got), err)
+		}
+		for _, s := range got {
+			if s < 1 || s > e.N || in[s] {
+				t.Fatalf("take %d: %d is read already, or no message", i, s)
+			}
+			in[s] = true
+		}
+	}
+	d := &Env{N: 10000}
+	d.draw()
+	if !slices.Equal(d.unread, e.unread) || !slices.Equal(d.sample, e.sample) {
+		t.Error("two envs of one size draw different messages")
+	}
+	small := &Env{N: 300}
+	small.draw()
+	got, err := small.takeUnread()
+	if err != nil || len(got) == 0 || len(got) > len(small.unread)/24 {
+		t.Errorf("300 messages: took %d of %d unread, %v", len(got), len(small.unread), err)
+	}
+	for range 30 {
+		if _, err = small.takeUnread(); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		t.Error("300 messages: takeUnread never ran out")
 	}
 }

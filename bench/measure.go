@@ -32,6 +32,24 @@ type Env struct {
 	unseen      string   // UID set of the initially unseen INBOX messages
 	seen        string
 	sample      []int // 200 random sequence numbers
+	// unread is every other sequence number, shuffled: the lines that read
+	// messages no line read before take the next ones (next).
+	unread []int
+	next   int
+}
+
+// takeUnread returns the next k sequence numbers no line has read the text
+// of: 200, or fewer in a small test mailbox (two lines of 6 runs take them
+// in each of two sections, 4,800 of a 10k mailbox; measureLines keeps both
+// servers at the same place).
+func (e *Env) takeUnread() ([]int, error) {
+	k := min(200, len(e.unread)/24)
+	if k == 0 || e.next+k > len(e.unread) {
+		return nil, fmt.Errorf("only %d messages left unread, want %d", len(e.unread)-e.next, k)
+	}
+	s := e.unread[e.next : e.next+k]
+	e.next += k
+	return s, nil
 }
 
 // Folders and Views are the extra mailboxes every Env gets (200 in total,
@@ -140,7 +158,6 @@ func newEnv(t *Target, msgs []Message) *Env {
 // (c has INBOX selected).
 func (e *Env) scan(c *imaptest.Client) error {
 	var err error
-	n := e.N
 	if e.unseen, err = searchSet(c, "UID SEARCH UNSEEN"); err != nil {
 		return err
 	}
@@ -155,11 +172,26 @@ func (e *Env) scan(c *imaptest.Client) error {
 	if err != nil {
 		return err
 	}
-	r := rand.New(rand.NewPCG(42, 42))
-	for range 200 {
-		e.sample = append(e.sample, 1+r.IntN(n))
-	}
+	e.draw()
 	return nil
+}
+
+// draw picks the sample (200 random sequence numbers, the same on both
+// servers) and orders the others for takeUnread.
+func (e *Env) draw() {
+	r := rand.New(rand.NewPCG(42, 42))
+	in := map[int]bool{}
+	e.sample, e.unread, e.next = nil, nil, 0
+	for range 200 {
+		s := 1 + r.IntN(e.N)
+		e.sample = append(e.sample, s)
+		in[s] = true
+	}
+	for _, s := range r.Perm(e.N) {
+		if !in[s+1] {
+			e.unread = append(e.unread, s+1)
+		}
+	}
 }
 
 // listName extracts the mailbox name of a LIST response (quoted or atom;
@@ -286,6 +318,33 @@ func IMAPLines() []Line {
 				set[i] = strconv.Itoa(s)
 			}
 			return timed(c, "FETCH "+strings.Join(set, ",")+" BODY.PEEK[]", "FETCH", -1)
+		}},
+		// A first download: messages neither server's process read before,
+		// as a client's first sync or a newly opened folder does (the two
+		// lines above re-read one sample, from caches both sides keep).
+		{Name: "BODY.PEEK[] of 200 messages not read before, one command each", Key: "BodyPeekUnreadOneByOne", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			msgs, err := e.takeUnread()
+			if err != nil {
+				return nil, err
+			}
+			t0 := time.Now()
+			for _, s := range msgs {
+				if k, err := count(c, fmt.Sprintf("FETCH %d BODY.PEEK[]", s), "FETCH"); err != nil || k != 1 {
+					return nil, fmt.Errorf("FETCH %d BODY.PEEK[]: %d responses, %v", s, k, err)
+				}
+			}
+			return ms(time.Since(t0)), nil
+		}},
+		{Name: "BODY.PEEK[] of 200 messages not read before, in one FETCH", Key: "BodyPeekUnreadBatched", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
+			msgs, err := e.takeUnread()
+			if err != nil {
+				return nil, err
+			}
+			set := make([]string, len(msgs))
+			for i, s := range msgs {
+				set[i] = strconv.Itoa(s)
+			}
+			return timed(c, "FETCH "+strings.Join(set, ",")+" BODY.PEEK[]", "FETCH", len(msgs))
 		}},
 		{Name: "UID SEARCH SUBJECT " + MarkerWords[1], Key: "SearchSubject", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH SUBJECT "+MarkerWords[1])
