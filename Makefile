@@ -68,7 +68,7 @@ bench-compare-10k:
 ## bench-compare-100k: the lines of a large mailbox (issue 15's and the listings)
 ## at 100,000 messages, both servers, fast and durable; rewrites bench/RESULTS-100k.md
 ## (about 25 minutes: loading 100,000 messages twice dominates)
-BENCH_100K_LINES = HeaderListing,FetchUIDFlags,BodyPeek200OneByOne,SelectInbox,NoopRoundTrip,StatusOneByOne,StartupUnpipelined,SearchSubjectCommon,SearchFromCommon,StoreSeen,StoreSeenSilent,StoreUnseen,StoreUnseenSilent,IdleNotify
+BENCH_100K_LINES = HeaderListing,FetchUIDFlags,BodyPeek200OneByOne,BodyPeekUnreadOneByOne,BodyPeekUnreadBatched,SelectInbox,NoopRoundTrip,StatusOneByOne,StartupUnpipelined,SearchSubjectCommon,SearchFromCommon,StoreSeen,StoreSeenSilent,StoreUnseen,StoreUnseenSilent,IdleNotify
 bench-compare-100k:
 	DECIMAIL_BENCH_SIZES=100000 DECIMAIL_BENCH_QUICK=1 DECIMAIL_BENCH_LINES=$(BENCH_100K_LINES) \
 		DECIMAIL_BENCH_RESULTS=RESULTS-100k.md GO=$(GO) sh bench/compare.sh
