@@ -145,7 +145,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 	// measured: it is made again, the same, where it is needed next.
 	msgs = nil
 	letGo()
-	rep.Rows = append(rep.Rows, measureLines(envO, envD, "", logf)...)
+	rep.Rows = append(rep.Rows, measureLines(envO, envD, "", logf, nil)...)
 	corpus := func() []Message { return Corpus(cfg.N, cfg.Seed) }
 	if cfg.Durable {
 		rows, err := durableLines(ctx, corpus, envD, logf)
@@ -228,8 +228,10 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 }
 
 // measureLines puts both envs through IMAPLines, one line at a time for both
-// (envD may be nil); suffix marks the rows' names.
-func measureLines(envO, envD *Env, suffix string, logf func(string, ...any)) []Row {
+// (envD may be nil); suffix marks the rows' names. probe (may be nil) says
+// what ours' database did meanwhile (checkpoints); when it changed during a
+// line, the log has that and the line's samples in the order measured.
+func measureLines(envO, envD *Env, suffix string, logf func(string, ...any), probe func() string) []Row {
 	var rows []Row
 	only := map[string]bool{}
 	for _, k := range strings.Split(os.Getenv("DECIMAIL_BENCH_LINES"), ",") {
@@ -248,7 +250,16 @@ func measureLines(envO, envD *Env, suffix string, logf func(string, ...any)) []R
 			envO.next = max(envO.next, envD.next)
 			envD.next = envO.next
 		}
+		var before string
+		if probe != nil {
+			before = probe()
+		}
 		ro := Measure(envO, l)
+		if probe != nil {
+			if after := probe(); after != before {
+				logf("%-90s during ours: %s → %s; samples in run order %s", l.Key+suffix, before, after, fmtSamples(ro.InOrder))
+			}
+		}
 		var rd Result
 		if envD != nil {
 			rd = Measure(envD, l)
@@ -315,6 +326,17 @@ func settle(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
+// checkpoints describes the checkpoints the cluster started so far: after
+// one begins, the first change of each page writes the whole page to the
+// WAL, so a STORE run right after one costs more (bench/ANALYSIS.md).
+func checkpoints(ctx context.Context, pool *pgxpool.Pool) string {
+	var timed, req int64
+	if err := pool.QueryRow(ctx, `SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter`).Scan(&timed, &req); err != nil {
+		return "checkpoints unknown (" + err.Error() + ")"
+	}
+	return fmt.Sprintf("checkpoints timed %d, requested %d", timed, req)
+}
+
 // letGo returns the memory of a dropped corpus to the system before lines
 // are measured.
 func letGo() {
@@ -374,7 +396,7 @@ func durableLines(ctx context.Context, corpus func() []Message, envD *Env, logf 
 	}
 	msgs = nil
 	letGo()
-	return measureLines(env, envD, DurableSuffix, logf), nil
+	return measureLines(env, envD, DurableSuffix, logf, func() string { return checkpoints(ctx, st.Pool()) }), nil
 }
 
 // errNote is err as a parenthesised suffix of a note, or "".

@@ -141,3 +141,27 @@ func compareUIDs(a, b string) int {
 	}
 	return strings.Compare(a, b)
 }
+
+// The durable section's probe sees a checkpoint: the log then places the
+// line's slow runs against it (bench/ANALYSIS.md, the 100k +FLAGS row).
+func TestCheckpointsProbe(t *testing.T) {
+	ctx := context.Background()
+	o, err := StartOurs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	before := checkpoints(ctx, o.Store.Pool())
+	if !strings.HasPrefix(before, "checkpoints timed ") {
+		t.Fatalf("probe: %s", before)
+	}
+	if again := checkpoints(ctx, o.Store.Pool()); again != before {
+		t.Errorf("no checkpoint, yet the probe changed: %s → %s", before, again)
+	}
+	if _, err := o.Store.Pool().Exec(ctx, "CHECKPOINT"); err != nil {
+		t.Fatal(err)
+	}
+	if after := checkpoints(ctx, o.Store.Pool()); after == before {
+		t.Errorf("after a CHECKPOINT the probe still says %s", after)
+	}
+}

@@ -740,6 +740,7 @@ func idleLatency(e *Env, _ *imaptest.Client) ([]float64, error) {
 type Result struct {
 	Values  map[string]float64 // stat -> value
 	Samples []float64          // every measured value, sorted
+	InOrder []float64          // the same, in the order measured
 	Err     error
 }
 
@@ -776,8 +777,9 @@ func Measure(e *Env, l Line) Result {
 		}
 		samples = append(samples, v...)
 	}
+	inOrder := slices.Clone(samples)
 	slices.Sort(samples)
-	r := Result{Values: map[string]float64{}, Samples: samples}
+	r := Result{Values: map[string]float64{}, Samples: samples, InOrder: inOrder}
 	for _, s := range stats {
 		switch s {
 		case "median", "p50":
