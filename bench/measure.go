@@ -275,6 +275,29 @@ func timed(c *imaptest.Client, cmd, word string, want int) ([]float64, error) {
 	return ms(d), nil
 }
 
+// bodiesEach times a FETCH n BODY.PEEK[] of each message, one command after
+// another.
+func bodiesEach(c *imaptest.Client, seqs []int) ([]float64, error) {
+	t0 := time.Now()
+	for _, s := range seqs {
+		if k, err := count(c, fmt.Sprintf("FETCH %d BODY.PEEK[]", s), "FETCH"); err != nil || k != 1 {
+			return nil, fmt.Errorf("FETCH %d BODY.PEEK[]: %d responses, %v", s, k, err)
+		}
+	}
+	return ms(time.Since(t0)), nil
+}
+
+// bodiesTogether times one FETCH of the messages' BODY.PEEK[] (want: the
+// responses it must give, < 0 any number; the sample may name a message
+// twice).
+func bodiesTogether(c *imaptest.Client, seqs []int, want int) ([]float64, error) {
+	set := make([]string, len(seqs))
+	for i, s := range seqs {
+		set[i] = strconv.Itoa(s)
+	}
+	return timed(c, "FETCH "+strings.Join(set, ",")+" BODY.PEEK[]", "FETCH", want)
+}
+
 func timedSearch(c *imaptest.Client, cmd string) ([]float64, error) {
 	t0 := time.Now()
 	n, err := searchCount(c, cmd)
@@ -304,20 +327,10 @@ func IMAPLines() []Line {
 			return timed(c, "FETCH 1:* (UID FLAGS)", "FETCH", n(e))
 		}},
 		{Name: "BODY.PEEK[] of 200 random messages, one command each", Key: "BodyPeek200OneByOne", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
-			t0 := time.Now()
-			for _, s := range e.sample {
-				if k, err := count(c, fmt.Sprintf("FETCH %d BODY.PEEK[]", s), "FETCH"); err != nil || k != 1 {
-					return nil, fmt.Errorf("FETCH %d BODY.PEEK[]: %d responses, %v", s, k, err)
-				}
-			}
-			return ms(time.Since(t0)), nil
+			return bodiesEach(c, e.sample)
 		}},
 		{Name: "BODY.PEEK[] of the same 200 in one FETCH", Key: "BodyPeek200Batched", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
-			set := make([]string, len(e.sample))
-			for i, s := range e.sample {
-				set[i] = strconv.Itoa(s)
-			}
-			return timed(c, "FETCH "+strings.Join(set, ",")+" BODY.PEEK[]", "FETCH", -1)
+			return bodiesTogether(c, e.sample, -1)
 		}},
 		// A first download: messages neither server's process read before,
 		// as a client's first sync or a newly opened folder does (the two
@@ -327,24 +340,14 @@ func IMAPLines() []Line {
 			if err != nil {
 				return nil, err
 			}
-			t0 := time.Now()
-			for _, s := range msgs {
-				if k, err := count(c, fmt.Sprintf("FETCH %d BODY.PEEK[]", s), "FETCH"); err != nil || k != 1 {
-					return nil, fmt.Errorf("FETCH %d BODY.PEEK[]: %d responses, %v", s, k, err)
-				}
-			}
-			return ms(time.Since(t0)), nil
+			return bodiesEach(c, msgs)
 		}},
 		{Name: "BODY.PEEK[] of 200 messages not read before, in one FETCH", Key: "BodyPeekUnreadBatched", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			msgs, err := e.takeUnread()
 			if err != nil {
 				return nil, err
 			}
-			set := make([]string, len(msgs))
-			for i, s := range msgs {
-				set[i] = strconv.Itoa(s)
-			}
-			return timed(c, "FETCH "+strings.Join(set, ",")+" BODY.PEEK[]", "FETCH", len(msgs))
+			return bodiesTogether(c, msgs, len(msgs))
 		}},
 		{Name: "UID SEARCH SUBJECT " + MarkerWords[1], Key: "SearchSubject", Runs: 5, Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
 			return timedSearch(c, "UID SEARCH SUBJECT "+MarkerWords[1])
