@@ -328,7 +328,9 @@ func settle(ctx context.Context, pool *pgxpool.Pool) error {
 
 // checkpoints describes the checkpoints the cluster started so far: after
 // one begins, the first change of each page writes the whole page to the
-// WAL, so a STORE run right after one costs more (bench/ANALYSIS.md).
+// WAL, so a STORE run right after one costs more (bench/ANALYSIS.md). The
+// checkpointer reports its counters when a checkpoint ends, and may be a
+// moment late: one ending as a line ends may show in the next line's log.
 func checkpoints(ctx context.Context, pool *pgxpool.Pool) string {
 	var timed, req int64
 	if err := pool.QueryRow(ctx, `SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter`).Scan(&timed, &req); err != nil {
