@@ -179,6 +179,12 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	// No JIT: ILIKE's planner cost (schema 0001) puts text searches above
 	// jit_above_cost, and compiling them took 20-25 ms of a 27 ms SEARCH.
 	cfg.ConnConfig.RuntimeParams["jit"] = "off"
+	// No parallel query: a worker is a process Postgres starts for the
+	// query, and starting one cost 25 ms of a 35 ms UID SEARCH FROM
+	// example.org (1,660 hits of 10,000), which ran in 6 ms without
+	// (bench/ANALYSIS.md). A mail server's queries are many and small, and
+	// its sessions already keep the cores busy.
+	cfg.ConnConfig.RuntimeParams["max_parallel_workers_per_gather"] = "0"
 	trips := new(atomic.Int64)
 	cfg.ConnConfig.Tracer = sqlTracer{print: os.Getenv("DECIMAIL_SQL_TRACE") != "", n: trips}
 	c, err := pgx.ConnectConfig(ctx, cfg.ConnConfig.Copy())
