@@ -29,7 +29,12 @@ import (
 // of the measured lines (server and client share this process), e.g.
 // DECIMAIL_DEV_LINES=HeaderListing,FetchUIDFlags for the prefetch;
 // DECIMAIL_DEV_SAMPLES=1 logs every measured value, not only the median;
-// DECIMAIL_DEV_SERVE=1 measures a separate `decimail serve` process.
+// DECIMAIL_DEV_SERVE=1 measures a separate `decimail serve` process;
+// DECIMAIL_DEV_OTHERS=k first gives the database k more accounts o1…ok,
+// each with its own corpus of n messages and the same folders and views
+// (those already there are kept), so that the lines of account u run in a
+// database of many accounts, as production's is (with DECIMAIL_DEV_DB, a
+// copy of the one-account database: CREATE DATABASE … TEMPLATE …).
 func TestDevLines(t *testing.T) {
 	want := os.Getenv("DECIMAIL_DEV_LINES")
 	if want == "" {
@@ -104,6 +109,11 @@ func TestDevLines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if k, _ := strconv.Atoi(os.Getenv("DECIMAIL_DEV_OTHERS")); k > 0 {
+		if err := loadOthers(ctx, t, o, n, k); err != nil {
+			t.Fatal(err)
+		}
+	}
 	keys := strings.Split(want, ",")
 	if os.Getenv("DECIMAIL_DEV_SERVE") != "" {
 		// The lines against a separate `decimail serve` process on the same
@@ -138,7 +148,7 @@ func TestDevLines(t *testing.T) {
 		r := Measure(e, l)
 		t.Logf("%-24s %v %v", l.Key, r.Values, r.Err)
 		if os.Getenv("DECIMAIL_DEV_SAMPLES") != "" {
-			t.Logf("%-24s samples (sorted) %.2f", l.Key, r.Samples)
+			t.Logf("%-24s samples (sorted) %.2f; in order %.2f", l.Key, r.Samples, r.InOrder)
 		}
 	}
 	if slices.Contains(keys, "SMTP") {
@@ -169,4 +179,36 @@ func TestDevLines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// loadOthers gives o's database accounts o1…ok that it lacks, each with a
+// corpus of n messages (seeds 2…k+1) and the folders and views Prepare
+// makes, through the store and IMAP as account u's were.
+func loadOthers(ctx context.Context, t *testing.T, o *Ours, n, k int) error {
+	for i := 1; i <= k; i++ {
+		name := fmt.Sprintf("o%d", i)
+		if _, err := o.Store.UserByName(ctx, name); err == nil {
+			continue
+		}
+		t0 := time.Now()
+		u, err := o.Store.CreateUser(ctx, name, "pw")
+		if err != nil {
+			return err
+		}
+		msgs := Corpus(n, uint64(i+1))
+		if err := LoadStore(ctx, o.Store, u.ID, "INBOX", msgs); err != nil {
+			return err
+		}
+		tg := o.Target
+		tg.User, tg.Pass = name, "pw"
+		if _, err := Prepare(&tg, msgs, func(mb, def string) error {
+			_, err := o.Store.DefineMailbox(ctx, u.ID, mb, def)
+			return err
+		}); err != nil {
+			return err
+		}
+		t.Logf("account %s: %d messages in %v", name, n, time.Since(t0).Round(time.Second))
+	}
+	_, err := o.Store.Pool().Exec(ctx, "VACUUM ANALYZE")
+	return err
 }
