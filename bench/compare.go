@@ -145,7 +145,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 	// measured: it is made again, the same, where it is needed next.
 	msgs = nil
 	letGo()
-	rep.Rows = append(rep.Rows, measureLines(envO, envD, "", logf, nil)...)
+	rep.Rows = append(rep.Rows, measureLines(envO, envD, "", logf, func() string { return activity(ctx, ours.Store.Pool()) })...)
 	corpus := func() []Message { return Corpus(cfg.N, cfg.Seed) }
 	if cfg.Durable {
 		rows, err := durableLines(ctx, corpus, envD, logf)
@@ -229,7 +229,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 
 // measureLines puts both envs through IMAPLines, one line at a time for both
 // (envD may be nil); suffix marks the rows' names. probe (may be nil) says
-// what ours' database did meanwhile (checkpoints); when it changed during a
+// what ours' database did meanwhile (activity); when it changed during a
 // line, the log has that and the line's samples in the order measured.
 func measureLines(envO, envD *Env, suffix string, logf func(string, ...any), probe func() string) []Row {
 	var rows []Row
@@ -339,6 +339,24 @@ func checkpoints(ctx context.Context, pool *pgxpool.Pool) string {
 	return fmt.Sprintf("checkpoints timed %d, requested %d", timed, req)
 }
 
+// autovacuums counts the runs of autovacuum and autoanalyze on the
+// database's tables so far: one during a line competes with it for the
+// machine's two cores and for the rows it changes (the 10k +FLAGS row of
+// one run had 3 of 5 samples 20 ms slower, bench/ANALYSIS.md). Like the
+// checkpointer, a worker reports its counts when it is done.
+func autovacuums(ctx context.Context, pool *pgxpool.Pool) string {
+	var n int64
+	if err := pool.QueryRow(ctx, `SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_user_tables`).Scan(&n); err != nil {
+		return "autovacuum runs unknown (" + err.Error() + ")"
+	}
+	return fmt.Sprintf("autovacuum runs %d", n)
+}
+
+// activity is the probe of both sections: checkpoints and autovacuum runs.
+func activity(ctx context.Context, pool *pgxpool.Pool) string {
+	return checkpoints(ctx, pool) + "; " + autovacuums(ctx, pool)
+}
+
 // letGo returns the memory of a dropped corpus to the system before lines
 // are measured.
 func letGo() {
@@ -398,7 +416,7 @@ func durableLines(ctx context.Context, corpus func() []Message, envD *Env, logf 
 	}
 	msgs = nil
 	letGo()
-	return measureLines(env, envD, DurableSuffix, logf, func() string { return checkpoints(ctx, st.Pool()) }), nil
+	return measureLines(env, envD, DurableSuffix, logf, func() string { return activity(ctx, st.Pool()) }), nil
 }
 
 // errNote is err as a parenthesised suffix of a note, or "".

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -169,5 +170,10 @@ func TestCheckpointsProbe(t *testing.T) {
 	}
 	if after == before {
 		t.Errorf("10 s after a CHECKPOINT the probe still says %s", after)
+	}
+	// Both sections' probe says the autovacuum runs too (a count, not an
+	// error: pg_stat_user_tables is read on the store's connection).
+	if a := activity(ctx, o.Store.Pool()); !regexp.MustCompile(`^checkpoints timed \d+, requested \d+; autovacuum runs \d+$`).MatchString(a) {
+		t.Errorf("probe: %s", a)
 	}
 }
