@@ -314,13 +314,10 @@ const DurableSuffix = " [durable, separate process]"
 // measured: Postgres's dirty buffers (CHECKPOINT) and the system's dirty
 // pages (sync(2): a maildir just written, a cluster's files). Measured in
 // the middle of that, a durable COMMIT waited behind the load's writes:
-// IDLE p99 41 ms at 100,000 messages (bench/ANALYSIS.md). pool is nil for
-// a server without Postgres.
+// IDLE p99 41 ms at 100,000 messages (bench/ANALYSIS.md).
 func settle(ctx context.Context, pool *pgxpool.Pool) error {
-	if pool != nil {
-		if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
-			return err
-		}
+	if _, err := pool.Exec(ctx, "CHECKPOINT"); err != nil {
+		return err
 	}
 	syscall.Sync()
 	return nil
