@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -137,34 +138,54 @@ func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held 
 	if cols.Flags || cols.ModSeq || cols.Size || held.Len() > 0 { // (a held message deleted since has no flags row)
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
-	chunks := chunkUIDs(uids, fetchChunkRows)
-	if (cols.Header || cols.Body || cols.Preview == PreviewMake) && len(uids) > 1 { // (a preview made from the message reads it)
-		var err error
-		if chunks, err = s.chunkBySize(ctx, mailboxID, uids, held); err != nil {
-			return err
-		}
+	// Text is read a chunk of about fetchChunkBytes at a time, the chunk
+	// chosen in the same query: the rows up to the one whose text would
+	// pass the budget (a running sum of the sizes; the texts of the rows
+	// left out are not read, a TOASTed value is only read when it is
+	// sent), and the next query starts after the last UID returned.
+	bySize := (cols.Header || cols.Body || cols.Preview == PreviewMake) && len(uids) > 1 // (a preview made from the message reads it)
+	if bySize && !strings.Contains(from, "JOIN message_flags f") {
+		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
 	var rows []FetchRow
-	for _, chunk := range chunks {
+	for rest := uids; len(rest) > 0; {
+		chunk := rest
+		if !bySize {
+			chunk = rest[:min(len(rest), fetchChunkRows)]
+		}
 		rows = rows[:0]
 		cond, args, want := uidCond(chunk, n)
+		q := `SELECT ` + strings.Join(sel, ", ") + ` FROM ` + from + `
+			WHERE ` + where + cond + ` ORDER BY mm.uid`
+		if bySize {
+			// Of the first fetchChunkRows rows, those whose texts with
+			// the ones before add up to fetchChunkBytes, and at least one.
+			q = fmt.Sprintf(`SELECT * FROM (SELECT x.*, sum(x.chunk_size) OVER (ORDER BY x.uid ROWS UNBOUNDED PRECEDING) - x.chunk_size AS chunk_before
+				FROM (SELECT %s, f.size AS chunk_size FROM %s WHERE %s%s ORDER BY mm.uid LIMIT %d) x) c
+				WHERE c.chunk_before = 0 OR c.chunk_before + c.chunk_size <= %d ORDER BY c.uid`,
+				strings.Join(sel, ", "), from, where, cond, fetchChunkRows, fetchChunkBytes)
+		}
+		last := int64(-1)
 		err := func() error {
-			q, err := s.pool.Query(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+`
-				WHERE `+where+cond+` ORDER BY mm.uid`, append(margs[:len(margs):len(margs)], args...)...)
+			q, err := s.pool.Query(ctx, q, append(margs[:len(margs):len(margs)], args...)...)
 			if err != nil {
 				return err
 			}
 			defer q.Close()
 			for q.Next() {
 				var r FetchRow
-				var uid int64
+				var uid, size, before int64
 				dst := []any{&uid}
 				for _, c := range used {
 					dst = append(dst, c.ptr(&r)...)
 				}
+				if bySize {
+					dst = append(dst, &size, &before)
+				}
 				if err := q.Scan(dst...); err != nil {
 					return err
 				}
+				last = uid
 				if r.UID = uint32(uid); want != nil && !want[r.UID] {
 					continue
 				}
@@ -188,53 +209,16 @@ func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held 
 			}
 			rows[i] = FetchRow{} // the text is written: let it go
 		}
+		switch {
+		case !bySize:
+			rest = rest[len(chunk):]
+		case last < 0:
+			rest = nil // no row left in the set
+		default:
+			rest = rest[sort.Search(len(rest), func(i int) bool { return int64(rest[i]) > last }):]
+		}
 	}
 	return nil
-}
-
-// chunkUIDs splits ascending uids into runs of at most n.
-func chunkUIDs(uids []uint32, n int) [][]uint32 {
-	var out [][]uint32
-	for len(uids) > n {
-		out = append(out, uids[:n])
-		uids = uids[n:]
-	}
-	return append(out, uids)
-}
-
-// chunkBySize splits uids into chunks of about fetchChunkBytes of message
-// text, reading the sizes in one query.
-func (s *Store) chunkBySize(ctx context.Context, mailboxID int64, uids []uint32, held Held) ([][]uint32, error) {
-	from, margs, n, where := members(mailboxID, held)
-	cond, args, want := uidCond(uids, n)
-	q, err := s.pool.Query(ctx, `SELECT mm.uid, f.size FROM `+from+`
-		JOIN message_flags f ON f.message_id = mm.message_id
-		WHERE `+where+cond+` ORDER BY mm.uid`, append(margs, args...)...)
-	if err != nil {
-		return nil, wrap("fetch sizes", err)
-	}
-	defer q.Close()
-	var out [][]uint32
-	var cur []uint32
-	var bytes, rows int
-	for q.Next() {
-		var uid int64
-		var size int
-		if err := q.Scan(&uid, &size); err != nil {
-			return nil, wrap("fetch sizes", err)
-		}
-		if want != nil && !want[uint32(uid)] {
-			continue
-		}
-		if len(cur) > 0 && (bytes+size > fetchChunkBytes || rows == fetchChunkRows) {
-			out, cur, bytes, rows = append(out, cur), nil, 0, 0
-		}
-		cur, bytes, rows = append(cur, uint32(uid)), bytes+size, rows+1
-	}
-	if len(cur) > 0 {
-		out = append(out, cur)
-	}
-	return out, wrap("fetch sizes", q.Err())
 }
 
 var zones sync.Map // offset -> *time.Location
