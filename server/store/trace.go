@@ -25,6 +25,22 @@ type sqlTracer struct {
 // answered without one (issue 15).
 func (s *Store) RoundTrips() int64 { return s.trips.Load() }
 
+// WithRoundTrips returns a context whose statements and batches sent to
+// Postgres are also counted in n: a test counts one call's round trips, not
+// those of the store's background work (the indexer) meanwhile.
+func WithRoundTrips(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, countKey{}, n)
+}
+
+type countKey struct{}
+
+// counted adds a round trip to the counter of ctx, if it has one.
+func counted(ctx context.Context) {
+	if n, ok := ctx.Value(countKey{}).(*atomic.Int64); ok {
+		n.Add(1)
+	}
+}
+
 type traceKey struct{}
 
 type traceStart struct {
@@ -34,6 +50,7 @@ type traceStart struct {
 
 func (t sqlTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
 	t.n.Add(1)
+	counted(ctx)
 	if !t.print {
 		return ctx
 	}
@@ -60,6 +77,7 @@ func traceLine(start time.Time, err error, prefix, sql string) {
 
 func (t sqlTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
 	t.n.Add(1)
+	counted(ctx)
 	if !t.print {
 		return ctx
 	}
