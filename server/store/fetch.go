@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -147,8 +148,12 @@ func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held 
 	if bySize && !strings.Contains(from, "JOIN message_flags f") {
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
+	rest := uids
+	if bySize && !slices.IsSorted(uids) { // (the next chunk starts after the last UID read)
+		rest = slices.Sorted(slices.Values(uids))
+	}
 	var rows []FetchRow
-	for rest := uids; len(rest) > 0; {
+	for len(rest) > 0 {
 		chunk := rest
 		if !bySize {
 			chunk = rest[:min(len(rest), fetchChunkRows)]
