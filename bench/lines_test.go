@@ -144,8 +144,9 @@ func compareUIDs(a, b string) int {
 	return strings.Compare(a, b)
 }
 
-// The durable section's probe sees a checkpoint: the log then places the
-// line's slow runs against it (bench/ANALYSIS.md, the 100k +FLAGS row).
+// The comparison's probe (both sections) sees a checkpoint: the log then
+// places the line's slow runs against it (bench/ANALYSIS.md, the 100k
+// +FLAGS row).
 func TestCheckpointsProbe(t *testing.T) {
 	ctx := context.Background()
 	o, err := StartOurs(ctx)

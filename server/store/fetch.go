@@ -132,20 +132,17 @@ func (s *Store) fetch(ctx context.Context, mailboxID int64, uids []uint32, held 
 	}
 	// Join only what the items need: FETCH (UID FLAGS) or (UID RFC822.SIZE
 	// FLAGS) never touches the wide message rows.
-	from, margs, n, where := members(mailboxID, held)
-	if cols.IDs || cols.Preview != PreviewNone || cols.InternalDate || cols.Envelope || cols.BodyStructure || cols.BodySimple || cols.Header || cols.Body {
-		from += " JOIN messages m ON m.id = mm.message_id"
-	}
-	if cols.Flags || cols.ModSeq || cols.Size || held.Len() > 0 { // (a held message deleted since has no flags row)
-		from += " JOIN message_flags f ON f.message_id = mm.message_id"
-	}
 	// Text is read a chunk of about fetchChunkBytes at a time, the chunk
 	// chosen in the same query: the rows up to the one whose text would
 	// pass the budget (a running sum of the sizes; the texts of the rows
 	// left out are not read, a TOASTed value is only read when it is
 	// sent), and the next query starts after the last UID returned.
 	bySize := (cols.Header || cols.Body || cols.Preview == PreviewMake) && len(uids) > 1 // (a preview made from the message reads it)
-	if bySize && !strings.Contains(from, "JOIN message_flags f") {
+	from, margs, n, where := members(mailboxID, held)
+	if cols.IDs || cols.Preview != PreviewNone || cols.InternalDate || cols.Envelope || cols.BodyStructure || cols.BodySimple || cols.Header || cols.Body {
+		from += " JOIN messages m ON m.id = mm.message_id"
+	}
+	if cols.Flags || cols.ModSeq || cols.Size || held.Len() > 0 || bySize { // (a held message deleted since has no flags row; f.size chunks the texts)
 		from += " JOIN message_flags f ON f.message_id = mm.message_id"
 	}
 	rest := uids
