@@ -219,6 +219,10 @@ func BenchmarkSMTPDelivery(b *testing.B) {
 // `decimail serve` process and reports its memory growth (PSS ≈ RSS for one
 // process) per connection. The account is empty but for IdleBox, or holds
 // DECIMAIL_BENCH_IDLE_LOAD corpus messages and the Prepare mailboxes.
+// DECIMAIL_BENCH_IDLE_PROFILE=dir saves the server's heap and goroutine
+// profiles (net/http/pprof) there while the connections are held. It also
+// reports the CPU the server uses while they are held (ms a second) and
+// its OS threads.
 func BenchmarkIdleMemory(b *testing.B) {
 	ctx := context.Background()
 	var o *Ours
@@ -234,16 +238,35 @@ func BenchmarkIdleMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	p, err := StartServe(ctx, o.DSN)
+	var pids func() []int
+	var args []string
+	var cpu float64
+	var threads int
+	held := []func() error{func() error {
+		cpu, threads = IdleLoad(pids(), 5*time.Second)
+		return nil
+	}}
+	if dir := os.Getenv("DECIMAIL_BENCH_IDLE_PROFILE"); dir != "" {
+		addr, err := freeLoopback()
+		if err != nil {
+			b.Fatal(err)
+		}
+		args = append(args, "-pprof", addr)
+		held = append(held, func() error { return saveProfiles(addr, dir, "heap", "goroutine") })
+	}
+	p, err := StartServe(ctx, o.DSN, args...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer p.Close()
+	pids = p.PIDs
 	for b.Loop() {
-		kib, err := MemoryPerIdle(&p.Target, p.PIDs, 2000)
+		kib, err := MemoryPerIdle(&p.Target, p.PIDs, 2000, held...)
 		if err != nil {
 			b.Fatalf("%v\nserver log:\n%s", err, p.Log())
 		}
 		b.ReportMetric(kib, "KiB/conn")
+		b.ReportMetric(cpu, "cpu-ms/s")
+		b.ReportMetric(float64(threads), "threads")
 	}
 }

@@ -191,21 +191,35 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 	if cfg.IdleConns > 0 {
 		row := Row{Name: fmt.Sprintf("memory per idle IDLE connection (ours: %d held, separate `decimail serve` process; Dovecot: %d held)",
 			cfg.IdleConns, cfg.DovecotIdleConns), Stat: "PSS delta", Unit: "KiB/conn", Goal: "≤ 64 KiB"}
+		// While they are held: the CPU the servers use, per 1,000 idle
+		// connections (an idle session should cost none).
+		cpu := Row{Name: fmt.Sprintf("CPU while the idle IDLE connections are held (5 s; ours: %d, Dovecot: %d), per 1,000 connections",
+			cfg.IdleConns, cfg.DovecotIdleConns), Stat: "mean", Unit: "ms CPU/s", Goal: "≤ 10 ms"}
+		load := func(pids func() []int, conns int, v *float64, threads *int) func() error {
+			return func() error {
+				ms, n := IdleLoad(pids(), 5*time.Second)
+				*v, *threads = ms*1000/float64(conns), n
+				return nil
+			}
+		}
+		var oursThreads, dovThreads int
 		p, err := StartServe(ctx, ours.DSN)
 		if err == nil {
-			row.Ours, err = MemoryPerIdle(&p.Target, p.PIDs, cfg.IdleConns)
+			row.Ours, err = MemoryPerIdle(&p.Target, p.PIDs, cfg.IdleConns, load(p.PIDs, cfg.IdleConns, &cpu.Ours, &oursThreads))
 			if err != nil {
 				logf("decimail serve log:\n%s", p.Log())
 			}
 			p.Close()
 		}
-		row.OursErr = errString(err)
+		row.OursErr, cpu.OursErr = errString(err), errString(err)
 		if envD != nil && cfg.DovecotIdleConns > 0 {
-			v, err := MemoryPerIdle(&dov.Target, dov.PIDs, cfg.DovecotIdleConns)
+			v, err := MemoryPerIdle(&dov.Target, dov.PIDs, cfg.DovecotIdleConns, load(dov.PIDs, cfg.DovecotIdleConns, &cpu.Dovecot, &dovThreads))
 			row.Dovecot, row.DovecotErr = v, errString(err)
+			cpu.DovecotErr = row.DovecotErr
 		}
-		rep.Rows = append(rep.Rows, row)
+		rep.Rows = append(rep.Rows, row, cpu)
 		logf("memory: ours %.1f KiB/conn (%s), dovecot %.1f KiB/conn (%s)", row.Ours, row.OursErr, row.Dovecot, row.DovecotErr)
+		logf("idle CPU per 1,000 connections: ours %.2f ms/s (%d threads), dovecot %.2f ms/s (%d threads)", cpu.Ours, oursThreads, cpu.Dovecot, dovThreads)
 	}
 	if cfg.Stress != nil {
 		sc := *cfg.Stress
@@ -510,9 +524,10 @@ func num(v float64, err string) string {
 	}
 }
 
-// cell is one value of a row: a count (unit "errors") shows 0, not "—".
+// cell is one value of a row: a count (unit "errors") or a CPU use shows
+// 0, not "—".
 func cell(r Row, v float64, err string) string {
-	if r.Unit == "errors" && err == "" {
+	if (r.Unit == "errors" || r.Unit == "ms CPU/s" && v == 0) && err == "" {
 		return fmt.Sprintf("%.0f", v)
 	}
 	return num(v, err)

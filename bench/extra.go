@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -198,8 +201,10 @@ func StartServe(ctx context.Context, dsn string, args ...string) (*Process, erro
 // MemoryPerIdle opens conns connections to t (LOGIN, SELECT IdleBox, IDLE)
 // and returns the growth of the server processes' memory per connection
 // in KiB: PSS summed over pids() (for one Go process PSS ≈ RSS; for a
-// forking server it splits shared pages fairly).
-func MemoryPerIdle(t *Target, pids func() []int, conns int) (float64, error) {
+// forking server it splits shared pages fairly). The whileHeld functions run
+// after the measure, while the connections are still open (e.g. to save
+// the server's heap profile).
+func MemoryPerIdle(t *Target, pids func() []int, conns int, whileHeld ...func() error) (float64, error) {
 	open := func() (*imaptest.Client, error) {
 		c, err := Login(t.Addr, t.User, t.Pass)
 		if err != nil {
@@ -267,6 +272,11 @@ func MemoryPerIdle(t *Target, pids func() []int, conns int) (float64, error) {
 	}
 	time.Sleep(2 * time.Second)
 	after := PSS(pids())
+	for _, f := range whileHeld {
+		if err := f(); err != nil {
+			return 0, err
+		}
+	}
 	return float64(after-before) / float64(conns), nil
 }
 
@@ -299,4 +309,80 @@ func SelfCPU() float64 {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// freeLoopback returns a loopback address with a port free at the time of
+// the call, for a flag of a process started next (-pprof, -admin).
+func freeLoopback() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// saveProfiles saves the named net/http/pprof profiles of the server whose
+// -pprof listens on addr into dir as <name>.pprof (heap: gc=1 first, so it
+// counts live memory).
+func saveProfiles(addr, dir string, names ...string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, n := range names {
+		q := ""
+		if n == "heap" {
+			q = "?gc=1"
+		}
+		resp, err := http.Get("http://" + addr + "/debug/pprof/" + n + q)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("pprof %s: %s", n, resp.Status)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n+".pprof"), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IdleLoad measures the processes pids over d: the CPU they used (ms of
+// CPU per second of wall time, user + system) and their OS threads at the
+// end. A server holding idle connections should use neither.
+func IdleLoad(pids []int, d time.Duration) (cpuMsPerSec float64, threads int) {
+	ticks := func() (t float64) {
+		for _, p := range pids {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+			if err != nil {
+				continue
+			}
+			s := string(b)
+			f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+			var u, k float64
+			fmt.Sscan(f[11], &u)
+			fmt.Sscan(f[12], &k)
+			t += u + k
+		}
+		return t
+	}
+	t0, w0 := ticks(), time.Now()
+	time.Sleep(d)
+	cpu := (ticks() - t0) * 10 / time.Since(w0).Seconds() // USER_HZ ticks → ms
+	for _, p := range pids {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", p))
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
+				threads += n
+			}
+		}
+	}
+	return cpu, threads
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -646,17 +645,13 @@ func CompareStress(ctx context.Context, cfg StressConfig) ([]Row, []string, erro
 	}
 	var args []string
 	if cfg.Diagnose != nil {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		var err error
+		if cfg.Diagnose.pprofAddr, err = freeLoopback(); err != nil {
 			return nil, nil, err
 		}
-		cfg.Diagnose.pprofAddr = l.Addr().String()
-		l.Close()
-		if l, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		if cfg.Diagnose.adminAddr, err = freeLoopback(); err != nil {
 			return nil, nil, err
 		}
-		cfg.Diagnose.adminAddr = l.Addr().String()
-		l.Close()
 		args = append(args, "-pprof", cfg.Diagnose.pprofAddr, "-admin", cfg.Diagnose.adminAddr)
 	}
 	p, err := d.Serve(ctx, args...)

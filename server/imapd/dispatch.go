@@ -33,6 +33,9 @@ type cmdSpec struct {
 	states stateSet
 	ext    string // capability that must be enabled, e.g. "MOVE"; "" for base
 	fn     func(c *Conn, cmd *Command) error
+	// readsClient: the handler waits on a read of the client (IDLE's DONE),
+	// which ends when the client goes away, so no hangup watch runs.
+	readsClient bool
 }
 
 // commands is filled by init functions only and read-only afterwards.
@@ -84,7 +87,10 @@ func (c *Conn) execute(cmd *Command) error {
 		c.observe(cmd.Name, st.Kind, start)
 		return nil
 	}
-	stop := c.watchHangup()
+	stop := func() {}
+	if !spec.readsClient {
+		stop = c.watchHangup()
+	}
 	c.sentModSeq, c.seqCriteria = 0, false
 	err := c.call(spec, cmd)
 	stop()

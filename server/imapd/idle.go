@@ -6,7 +6,7 @@ import (
 )
 
 func init() {
-	register("IDLE", cmdSpec{states: authenticated, ext: "IDLE", fn: cmdIdle})
+	register("IDLE", cmdSpec{states: authenticated, ext: "IDLE", fn: cmdIdle, readsClient: true})
 }
 
 // idlePoll is how often an idling session reads the store without a

@@ -63,6 +63,9 @@ type Server struct {
 	perIP    map[string]int   // open connections per peer address
 	memPerIP map[string]int64 // literal bytes in memory per peer address
 	wg       sync.WaitGroup
+	// hangupPolls counts the hangup watch's looks at a connection
+	// (hangup_linux.go).
+	hangupPolls atomic.Uint64
 
 	orders  sharedOrders // SORT's orders shared between sessions (sortorder.go)
 	threads threadCache  // THREAD REFERENCES threadings kept (threadstate.go)
