@@ -29,6 +29,7 @@ import (
 // of the measured lines (server and client share this process), e.g.
 // DECIMAIL_DEV_LINES=HeaderListing,FetchUIDFlags for the prefetch;
 // DECIMAIL_DEV_SAMPLES=1 logs every measured value, not only the median;
+// DECIMAIL_DEV_RUNS=n measures each line n times (a profile's worth);
 // DECIMAIL_DEV_SERVE=1 measures a separate `decimail serve` process;
 // DECIMAIL_DEV_OTHERS=k first gives the database k more accounts o1…ok,
 // each with its own corpus of n messages and the same folders and views
@@ -144,6 +145,9 @@ func TestDevLines(t *testing.T) {
 	for _, l := range IMAPLines() {
 		if want != "all" && !slices.Contains(keys, l.Key) {
 			continue
+		}
+		if n, _ := strconv.Atoi(os.Getenv("DECIMAIL_DEV_RUNS")); n > 0 {
+			l.Runs = n
 		}
 		r := Measure(e, l)
 		t.Logf("%-24s %v %v", l.Key, r.Values, r.Err)
