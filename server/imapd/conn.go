@@ -86,6 +86,7 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
+	nc = fastIO(nc)
 	c := &Conn{srv: s, cfg: s.config(), nc: nc, peer: nc, isTLS: isTLS}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.id = s.sessions.Add(1)
