@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"decimail/internal/rawio"
 	"decimail/server/store"
 )
 
@@ -86,7 +87,7 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
-	nc = fastIO(nc)
+	nc = rawio.Wrap(nc)
 	c := &Conn{srv: s, cfg: s.config(), nc: nc, peer: nc, isTLS: isTLS}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.id = s.sessions.Add(1)

@@ -35,6 +35,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/semaphore"
 
+	"decimail/internal/rawio"
 	"decimail/schema"
 )
 
@@ -185,6 +186,16 @@ func Open(ctx context.Context, dsn string, o Options) (*Store, error) {
 	// (bench/ANALYSIS.md). A mail server's queries are many and small, and
 	// its sessions already keep the cores busy.
 	cfg.ConnConfig.RuntimeParams["max_parallel_workers_per_gather"] = "0"
+	// Raw reads and writes on the connections' sockets (internal/rawio):
+	// a query one at a time costs no wake-up of Go's monitor thread.
+	dial := cfg.ConnConfig.DialFunc
+	cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return rawio.Wrap(nc), nil
+	}
 	trips := new(atomic.Int64)
 	cfg.ConnConfig.Tracer = sqlTracer{print: os.Getenv("DECIMAIL_SQL_TRACE") != "", n: trips}
 	c, err := pgx.ConnectConfig(ctx, cfg.ConnConfig.Copy())

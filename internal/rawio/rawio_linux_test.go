@@ -1,4 +1,4 @@
-package imapd
+package rawio
 
 import (
 	"bytes"
@@ -7,21 +7,27 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// rawPair returns an accepted connection made by wrap (the server's side)
-// and the client's side of a loopback TCP connection.
-func rawPair(t *testing.T, wrap func(net.Conn) net.Conn) (srv net.Conn, cli *net.TCPConn) {
+// pair returns an accepted connection made by wrap (the server's side)
+// and the client's side of a loopback connection over network ("tcp",
+// "unix").
+func pair(t *testing.T, network string, wrap func(net.Conn) net.Conn) (srv net.Conn, cli net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "s")
+	}
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial(network, ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,24 +36,35 @@ func rawPair(t *testing.T, wrap func(net.Conn) net.Conn) (srv net.Conn, cli *net
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close(); s.Close() })
-	return wrap(s), c.(*net.TCPConn)
+	return wrap(s), c
 }
 
 // The raw reads and writes behave as net.Conn's do: the same bytes, the
 // same errors (EOF, deadlines, a closed connection, a reset), checked on
 // both so that a difference shows as a failure of one.
 func TestRawIO(t *testing.T) {
-	if s, _ := rawPair(t, fastIO); s.(*rawIO) == nil {
-		t.Fatal("fastIO does not wrap a TCP connection")
+	if s, _ := pair(t, "tcp", Wrap); s.(*Conn) == nil {
+		t.Fatal("Wrap does not wrap a TCP connection")
 	}
-	if p, _ := net.Pipe(); fastIO(p) != p {
-		t.Fatal("fastIO wrapped a connection that is not TCP")
+	if s, _ := pair(t, "unix", Wrap); s.(*Conn) == nil {
+		t.Fatal("Wrap does not wrap a Unix socket connection")
+	}
+	if p, _ := net.Pipe(); Wrap(p) != p {
+		t.Fatal("Wrap wrapped a connection that is not a socket")
 	}
 	for _, k := range []struct {
-		name string
-		wrap func(net.Conn) net.Conn
-	}{{"net.Conn", func(c net.Conn) net.Conn { return c }}, {"raw", fastIO}} {
+		name, network string
+		wrap          func(net.Conn) net.Conn
+	}{
+		{"net.Conn over tcp", "tcp", func(c net.Conn) net.Conn { return c }},
+		{"raw over tcp", "tcp", Wrap},
+		{"net.Conn over unix", "unix", func(c net.Conn) net.Conn { return c }},
+		{"raw over unix", "unix", Wrap},
+	} {
 		t.Run(k.name, func(t *testing.T) {
+			rawPair := func(t *testing.T, wrap func(net.Conn) net.Conn) (net.Conn, net.Conn) {
+				return pair(t, k.network, wrap)
+			}
 			t.Run("bytes both ways, past the socket buffers", func(t *testing.T) {
 				s, c := rawPair(t, k.wrap)
 				big := make([]byte, 16<<20)
@@ -76,7 +93,7 @@ func TestRawIO(t *testing.T) {
 					for i := 0; i < len(big); i += 100_000 {
 						c.Write(big[i:min(i+100_000, len(big))])
 					}
-					c.CloseWrite()
+					c.(interface{ CloseWrite() error }).CloseWrite()
 				}()
 				b, err := io.ReadAll(s)
 				if err != nil || !bytes.Equal(b, big) {
@@ -119,7 +136,9 @@ func TestRawIO(t *testing.T) {
 			})
 			t.Run("reset by the client", func(t *testing.T) {
 				s, c := rawPair(t, k.wrap)
-				c.SetLinger(0)
+				if tc, ok := c.(*net.TCPConn); ok {
+					tc.SetLinger(0)
+				}
 				c.Write([]byte("x"))
 				c.Close()
 				time.Sleep(50 * time.Millisecond)

@@ -1,0 +1,9 @@
+//go:build !linux
+
+// Package rawio: raw reads and writes are Linux's (rawio_linux.go).
+package rawio
+
+import "net"
+
+// Wrap returns nc.
+func Wrap(nc net.Conn) net.Conn { return nc }
