@@ -7,3 +7,6 @@ import "net"
 
 // Wrap returns nc.
 func Wrap(nc net.Conn) net.Conn { return nc }
+
+// Listener returns ln.
+func Listener(ln net.Listener) net.Listener { return ln }

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"decimail/internal/rawio"
 	"decimail/server/store"
 )
 
@@ -87,7 +86,6 @@ type Conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, isTLS bool) *Conn {
-	nc = rawio.Wrap(nc)
 	c := &Conn{srv: s, cfg: s.config(), nc: nc, peer: nc, isTLS: isTLS}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.id = s.sessions.Add(1)

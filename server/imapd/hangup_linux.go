@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"crypto/tls"
 	"sync"
 	"syscall"
 	"time"
@@ -28,7 +29,11 @@ const (
 // stops at 10,000). Commands that read the client themselves (IDLE) are
 // not watched (cmdSpec.readsClient).
 func (c *Conn) watchHangup() (stop func()) {
-	sc, ok := c.peer.(syscall.Conn)
+	peer := c.peer
+	if tc, ok := peer.(*tls.Conn); ok {
+		peer = tc.NetConn() // IMAPS: the FIN is the TCP connection's
+	}
+	sc, ok := peer.(syscall.Conn)
 	if !ok {
 		return func() {}
 	}

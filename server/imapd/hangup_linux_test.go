@@ -1,7 +1,9 @@
 package imapd
 
 import (
+	"crypto/tls"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -114,5 +116,37 @@ func TestHangupWatchHoldsNoThread(t *testing.T) {
 	testwait.For(t, 10*time.Second, "every statement to be cancelled after its client left", func() (bool, string) {
 		m := waiting(t, e.st)
 		return m == 0, fmt.Sprintf("%d backends still waiting", m)
+	})
+}
+
+// On IMAPS too (the watch looks at the TCP connection under TLS): a client
+// that leaves while its command waits gets its statement cancelled.
+func TestHangupCancelsStatementIMAPS(t *testing.T) {
+	e := newEnv(t)
+	e.deliver("INBOX", testMsg("one"), store.Flags{})
+	srv := New(Config{AuthFailDelay: time.Millisecond, TLS: selfSignedTLS(t)}, e.st, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.ServeTLS(ln)
+	t.Cleanup(func() { srv.Close() })
+	nc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := imaptest.NewTest(t, nc)
+	c.OK("LOGIN u pw")
+	c.OK("SELECT INBOX")
+	blockMessages(t, e.st)
+	c.Send("f FETCH 1 (FLAGS RFC822.SIZE ENVELOPE)")
+	testwait.For(t, 10*time.Second, "the FETCH to wait on the lock", func() (bool, string) {
+		n := waiting(t, e.st)
+		return n == 1, fmt.Sprintf("%d backends waiting", n)
+	})
+	c.Close()
+	testwait.For(t, 10*time.Second, "the FETCH's statement to be cancelled after the client left", func() (bool, string) {
+		n := waiting(t, e.st)
+		return n == 0, fmt.Sprintf("%d backends still waiting", n)
 	})
 }

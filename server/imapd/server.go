@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"decimail/internal/rawio"
 	"decimail/server/store"
 )
 
@@ -94,14 +95,16 @@ func newServer(cfg Config, auth authenticator, log *slog.Logger) *Server {
 }
 
 // Serve accepts plain connections (STARTTLS-capable when cfg.TLS is set).
-func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+// Its sessions read and write the socket with raw system calls
+// (internal/rawio), as ServeTLS's do under TLS.
+func (s *Server) Serve(ln net.Listener) error { return s.serve(rawio.Listener(ln), false) }
 
 // ServeTLS accepts implicit-TLS connections (port 993); cfg.TLS is required.
 func (s *Server) ServeTLS(ln net.Listener) error {
 	if s.cfg.TLS == nil {
 		return errors.New("imapd: ServeTLS without a TLS config")
 	}
-	return s.serve(tls.NewListener(ln, s.cfg.TLS), true)
+	return s.serve(tls.NewListener(rawio.Listener(ln), s.cfg.TLS), true)
 }
 
 func (s *Server) serve(ln net.Listener, isTLS bool) error {
