@@ -238,28 +238,29 @@ func BenchmarkIdleMemory(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	var pids func() []int
 	var args []string
-	var cpu float64
-	var threads int
-	held := []func() error{func() error {
-		cpu, threads = IdleLoad(pids(), 5*time.Second)
-		return nil
-	}}
-	if dir := os.Getenv("DECIMAIL_BENCH_IDLE_PROFILE"); dir != "" {
-		addr, err := freeLoopback()
-		if err != nil {
+	dir, pprofAddr := os.Getenv("DECIMAIL_BENCH_IDLE_PROFILE"), ""
+	if dir != "" {
+		var err error
+		if pprofAddr, err = freeLoopback(); err != nil {
 			b.Fatal(err)
 		}
-		args = append(args, "-pprof", addr)
-		held = append(held, func() error { return saveProfiles(addr, dir, "heap", "goroutine") })
+		args = append(args, "-pprof", pprofAddr)
 	}
 	p, err := StartServe(ctx, o.DSN, args...)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	pids = p.PIDs
+	var cpu float64
+	var threads int
+	held := []func() error{func() error {
+		cpu, threads = IdleLoad(p.PIDs(), 5*time.Second)
+		return nil
+	}}
+	if dir != "" {
+		held = append(held, func() error { return saveProfiles(pprofAddr, dir, "heap", "goroutine") })
+	}
 	for b.Loop() {
 		kib, err := MemoryPerIdle(&p.Target, p.PIDs, 2000, held...)
 		if err != nil {

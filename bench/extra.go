@@ -286,22 +286,30 @@ func CPUOf(comm string) float64 {
 	ds, _ := os.ReadDir("/proc")
 	var ticks float64
 	for _, d := range ds {
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
+		if c, t, ok := procStat(d.Name()); ok && c == comm {
+			ticks += t
 		}
-		s := string(b)
-		i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if i < 0 || j < i || s[i+1:j] != comm {
-			continue
-		}
-		f := strings.Fields(s[j+2:])
-		var u, k float64
-		fmt.Sscan(f[11], &u)
-		fmt.Sscan(f[12], &k)
-		ticks += u + k
 	}
 	return ticks / 100 // USER_HZ
+}
+
+// procStat reads /proc/pid/stat: the command name and the user + system
+// CPU in clock ticks (USER_HZ, 100 a second).
+func procStat(pid string) (comm string, ticks float64, ok bool) {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return "", 0, false
+	}
+	s := string(b)
+	i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if i < 0 || j < i {
+		return "", 0, false
+	}
+	f := strings.Fields(s[j+2:])
+	var u, k float64
+	fmt.Sscan(f[11], &u)
+	fmt.Sscan(f[12], &k)
+	return s[i+1 : j], u + k, true
 }
 
 // SelfCPU is this process's user+system CPU seconds.
@@ -359,16 +367,8 @@ func saveProfiles(addr, dir string, names ...string) error {
 func IdleLoad(pids []int, d time.Duration) (cpuMsPerSec float64, threads int) {
 	ticks := func() (t float64) {
 		for _, p := range pids {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
-			if err != nil {
-				continue
-			}
-			s := string(b)
-			f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-			var u, k float64
-			fmt.Sscan(f[11], &u)
-			fmt.Sscan(f[12], &k)
-			t += u + k
+			_, pt, _ := procStat(strconv.Itoa(p))
+			t += pt
 		}
 		return t
 	}
