@@ -118,6 +118,13 @@ func TestHangupCancelsStatement(t *testing.T) {
 	e := newEnv(t)
 	e.deliver("INBOX", testMsg("one"), store.Flags{})
 	c := e.dial()
+	expectHangupCancels(t, e, c)
+}
+
+// expectHangupCancels has logged-in c send a FETCH that waits on a lock,
+// then leave: the FETCH's statement must be cancelled.
+func expectHangupCancels(t *testing.T, e *testEnv, c *imaptest.TestClient) {
+	t.Helper()
 	c.OK("SELECT INBOX")
 	blockMessages(t, e.st)
 	c.Send("f FETCH 1 (FLAGS RFC822.SIZE ENVELOPE)")

@@ -137,16 +137,5 @@ func TestHangupCancelsStatementIMAPS(t *testing.T) {
 	}
 	c := imaptest.NewTest(t, nc)
 	c.OK("LOGIN u pw")
-	c.OK("SELECT INBOX")
-	blockMessages(t, e.st)
-	c.Send("f FETCH 1 (FLAGS RFC822.SIZE ENVELOPE)")
-	testwait.For(t, 10*time.Second, "the FETCH to wait on the lock", func() (bool, string) {
-		n := waiting(t, e.st)
-		return n == 1, fmt.Sprintf("%d backends waiting", n)
-	})
-	c.Close()
-	testwait.For(t, 10*time.Second, "the FETCH's statement to be cancelled after the client left", func() (bool, string) {
-		n := waiting(t, e.st)
-		return n == 0, fmt.Sprintf("%d backends still waiting", n)
-	})
+	expectHangupCancels(t, e, c)
 }
