@@ -74,7 +74,15 @@ type Options struct {
 	Compress bool
 	// StartTimeout bounds the wait for the IMAP port; default 15s.
 	StartTimeout time.Duration
+	// Virtual are saved-search mailboxes of the virtual plugin (Dovecot's
+	// peer of Decimail's views): name → an IMAP SEARCH program over INBOX.
+	// They are in the namespace VirtualPrefix, which LIST "" "*" does not
+	// list (list = no), so that the other mailboxes and LIST are as without.
+	Virtual map[string]string
 }
+
+// VirtualPrefix is the namespace of Options.Virtual: "Virtual/NAME".
+const VirtualPrefix = "Virtual/"
 
 // Server is a running private Dovecot.
 type Server struct {
@@ -165,8 +173,26 @@ func (o *Options) config(dir, port string) string {
 		}
 	}
 	line("}")
+	if len(o.Virtual) > 0 {
+		// Each mailbox is DIR/virtual/NAME/dovecot-virtual (its backend
+		// mailbox, then its search); Dovecot keeps its index beside it.
+		line("namespace virtual {")
+		line("  prefix = %s", VirtualPrefix)
+		line("  separator = /")
+		line("  location = virtual:%s/virtual", dir)
+		line("  list = no")
+		line("  subscriptions = no")
+		line("}")
+	}
+	var plugins []string
 	if o.Compress {
-		line("mail_plugins = $mail_plugins zlib")
+		plugins = append(plugins, "zlib")
+	}
+	if len(o.Virtual) > 0 {
+		plugins = append(plugins, "virtual")
+	}
+	if len(plugins) > 0 {
+		line("mail_plugins = $mail_plugins %s", strings.Join(plugins, " "))
 	}
 	if o.MaxUserIPConnections > 0 || o.Compress {
 		line("protocol imap {")
@@ -224,6 +250,9 @@ func Start(o Options) (*Server, error) {
 		return fail(err)
 	}
 	if err := os.Chown(mail, uid, gid); err != nil && os.Geteuid() == 0 {
+		return fail(err)
+	}
+	if err := writeVirtual(filepath.Join(dir, "virtual"), o.Virtual, uid, gid); err != nil {
 		return fail(err)
 	}
 	var users strings.Builder
@@ -322,5 +351,34 @@ func (s *Server) Close() {
 			s.out.Close()
 		}
 		os.RemoveAll(s.Dir)
+	})
+}
+
+// writeVirtual writes the virtual mailboxes' definitions under root, owned
+// by the mail user (Dovecot writes their indexes there).
+func writeVirtual(root string, virtual map[string]string, uid, gid int) error {
+	if len(virtual) == 0 {
+		return nil
+	}
+	for name, search := range virtual {
+		if name == "" || strings.ContainsAny(name, "/\n") || name[0] == '.' || strings.ContainsAny(search, "\r\n") {
+			return fmt.Errorf("dovecot: virtual mailbox %q %q: want a plain name and a one-line search", name, search)
+		}
+		d := filepath.Join(root, name)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(d, "dovecot-virtual"), []byte("INBOX\n  "+search+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	return filepath.WalkDir(root, func(p string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Chown(p, uid, gid)
 	})
 }

@@ -211,3 +211,98 @@ func tree(pid int) []proc {
 	}
 	return out
 }
+
+// TestVirtualMailboxes: Options.Virtual are saved searches over INBOX that
+// follow its flag changes (the benchmarks' like-for-like peer of views), and
+// LIST "" "*" does not show them.
+func TestVirtualMailboxes(t *testing.T) {
+	if err := Installed(); err != nil {
+		t.Skip(err)
+	}
+	s, err := Start(Options{Name: "decimail-dovecot-test", Accounts: []Account{{User: "alice", Pass: "secret"}},
+		Virtual: map[string]string{"unread": "UNSEEN", "golang": `UNSEEN HEADER List-Id "golang"`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(c)
+	r.ReadString('\n')
+	n := 0
+	// cmd sends one command and returns its untagged lines; it fails the
+	// test unless the command succeeds.
+	cmd := func(line string) []string {
+		t.Helper()
+		n++
+		tag := fmt.Sprintf("t%d", n)
+		fmt.Fprintf(c, "%s %s\r\n", tag, line)
+		var untagged []string
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", line, err, s.Log())
+			}
+			l = strings.TrimSpace(l)
+			if strings.HasPrefix(l, tag+" ") {
+				if !strings.HasPrefix(l, tag+" OK") {
+					t.Fatalf("%s: %s\n%s", line, l, s.Log())
+				}
+				return untagged
+			}
+			untagged = append(untagged, l)
+		}
+	}
+	cmd("LOGIN alice secret")
+	for i, m := range []struct{ flags, list string }{{`(\Seen)`, "golang"}, {"()", "golang"}, {"()", "other"}} {
+		msg := fmt.Sprintf("From: a@example.com\r\nSubject: %d\r\nList-Id: <%s.example.com>\r\n\r\nbody\r\n", i, m.list)
+		cmd(fmt.Sprintf("APPEND INBOX %s {%d+}\r\n%s", m.flags, len(msg), msg))
+	}
+	status := func(name string) string {
+		t.Helper()
+		got := cmd("STATUS " + name + " (MESSAGES)")
+		if len(got) != 1 {
+			t.Fatalf("STATUS %s: %q", name, got)
+		}
+		return got[0]
+	}
+	want := func(name, messages string) {
+		t.Helper()
+		if got := status(VirtualPrefix + name); !strings.HasSuffix(got, "(MESSAGES "+messages+")") {
+			t.Errorf("STATUS %s%s: %q, want MESSAGES %s", VirtualPrefix, name, got, messages)
+		}
+	}
+	want("unread", "2")
+	want("golang", "1")
+	cmd("SELECT INBOX")
+	cmd(`STORE 1:* -FLAGS (\Seen)`)
+	want("unread", "3")
+	want("golang", "2")
+	cmd(`STORE 1:2 +FLAGS (\Seen)`)
+	want("unread", "1")
+	want("golang", "0")
+	for _, l := range cmd(`LIST "" "*"`) {
+		if strings.Contains(l, VirtualPrefix) {
+			t.Errorf("LIST \"\" \"*\" lists a virtual mailbox: %s", l)
+		}
+	}
+}
+
+// TestVirtualBadName: a virtual mailbox's name is one path element, its
+// search one line; Start refuses others and leaves nothing behind.
+func TestVirtualBadName(t *testing.T) {
+	if err := Installed(); err != nil {
+		t.Skip(err)
+	}
+	for _, v := range []map[string]string{{"a/b": "ALL"}, {"..": "ALL"}, {"x": "ALL\nINBOX"}} {
+		s, err := Start(Options{Name: "decimail-dovecot-test", Virtual: v})
+		if err == nil {
+			s.Close()
+			t.Errorf("Start with Virtual %q: no error", v)
+		}
+	}
+}
