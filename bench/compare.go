@@ -123,7 +123,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*Report, error) {
 	if rep.DovecotVer == "" {
 		rep.Notes = append(rep.Notes, "Dovecot is not installed: only our column is measured.")
 	} else {
-		if dov, err = StartDovecot(); err != nil {
+		if dov, err = StartDovecot(VirtualViews(msgs)); err != nil {
 			return nil, err
 		}
 		defer dov.Close()
@@ -611,6 +611,8 @@ func WriteMarkdown(w io.Writer, reps []*Report) {
 - Both get the same %d folders (CREATE + COPY of 50 messages each) and %d more mailboxes: on Decimail query mailboxes
   (DefineMailbox: FROM one correspondent, HEADER List-Id, UNSEEN HEADER List-Id), on Dovecot folders holding
   what the same SEARCH finds (UID COPY). Plus the defaults (Decimail: 6 folders + 3 views; Dovecot: INBOX) and IdleBox.
+  Dovecot also has the same views as saved searches over INBOX of its virtual plugin, in a namespace LIST does not
+  list (Virtual/, opened once before the lines); only the line that says so reads them, in place of the copies.
 - Every IMAP line runs over a real loopback socket with the raw path of the shared client (internal/imaptest:
   Stream) that frames literals and parses nothing else; each line runs on a fresh logged-in session with INBOX selected, once untimed (warm-up:
   both servers' caches), then N times; the table shows the median. Lines run alternately on both servers so

@@ -40,14 +40,23 @@ type Dovecot struct {
 func DovecotVersion() string { return dovecot.Version() }
 
 // StartDovecot starts a private Dovecot with one account u/pw in a temporary
-// directory; Stop ends it and removes the directory.
-func StartDovecot() (*Dovecot, error) {
-	srv, err := dovecot.Start(dovecotOptions)
+// directory; Stop ends it and removes the directory. virtual (may be nil:
+// VirtualViews) are saved searches over INBOX as virtual-plugin mailboxes.
+func StartDovecot(virtual map[string]string) (*Dovecot, error) {
+	o := dovecotOptions
+	o.Virtual = virtual
+	srv, err := dovecot.Start(o)
 	if err != nil {
 		return nil, err
 	}
 	d := &Dovecot{Dir: srv.Dir, srv: srv}
 	d.Addr = srv.Addr
+	if len(virtual) > 0 {
+		d.Virtual = map[string]string{}
+		for name := range virtual {
+			d.Virtual[name] = dovecot.VirtualPrefix + name
+		}
+	}
 	d.NotifyAddr, d.Name, d.User, d.Pass = d.Addr, "dovecot", "u", "pw"
 	d.Target.Stop = d.Close
 	return d, nil

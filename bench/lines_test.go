@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"regexp"
 	"slices"
@@ -42,7 +43,7 @@ func TestLinesLeaveInboxAsFound(t *testing.T) {
 	}
 	envs := []*Env{envO}
 	if _, err := os.Stat(DovecotBinary); err == nil {
-		d, err := StartDovecot()
+		d, err := StartDovecot(VirtualViews(msgs))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,6 +58,9 @@ func TestLinesLeaveInboxAsFound(t *testing.T) {
 		envs = append(envs, envD)
 	} else {
 		t.Log("dovecot not installed: ours only")
+	}
+	if len(envs) == 2 {
+		sameViews(t, envs[0], envs[1])
 	}
 	for _, e := range envs {
 		before := inboxState(t, e)
@@ -73,6 +77,74 @@ func TestLinesLeaveInboxAsFound(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sameViews: Dovecot's virtual-plugin views (StoreUnseenThenStatusVirtual's
+// peer) hold what ours hold, as the line reads them: STATUS of each after
+// loading, and after UID STORE 1:* -FLAGS (\Seen) (which the flag-terms
+// views follow), and after the flags are restored.
+func sameViews(t *testing.T, ours, dov *Env) {
+	t.Helper()
+	if len(dov.Virtual) != Views {
+		t.Fatalf("dovecot has %d virtual views, want %d", len(dov.Virtual), Views)
+	}
+	login := func(e *Env) *imaptest.Client {
+		c, err := Login(e.Addr, e.User, e.Pass)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Stream("SELECT INBOX", nil); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	co, cd := login(ours), login(dov)
+	defer co.Close()
+	defer cd.Close()
+	status := func(c *imaptest.Client, name string) string {
+		var got string
+		if err := c.Stream("STATUS "+name+" (MESSAGES UNSEEN)", func(r *imaptest.Raw) {
+			if s := string(r.Bytes); strings.HasPrefix(s, "* STATUS ") {
+				got = strings.TrimSpace(s[strings.LastIndexByte(s, '('):])
+			}
+		}); err != nil || got == "" {
+			t.Fatalf("STATUS %s: %q %v", name, got, err)
+		}
+		return got
+	}
+	compare := func(when string) {
+		t.Helper()
+		nonEmpty := 0
+		for i := range Views {
+			name := fmt.Sprintf("v%03d", i)
+			o, d := status(co, name), status(cd, dov.Virtual[name])
+			if o != d {
+				t.Errorf("%s: ours %s %s, dovecot %s %s", when, name, o, dov.Virtual[name], d)
+			}
+			if !strings.HasPrefix(o, "(MESSAGES 0 ") {
+				nonEmpty++
+			}
+		}
+		if nonEmpty < Views/2 {
+			t.Errorf("%s: only %d of %d views hold a message", when, nonEmpty, Views)
+		}
+	}
+	compare("loaded")
+	for _, c := range []*imaptest.Client{co, cd} {
+		if err := c.Stream(`UID STORE 1:* -FLAGS.SILENT (\Seen)`, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compare(`after -FLAGS (\Seen)`)
+	for _, e := range []struct {
+		c *imaptest.Client
+		e *Env
+	}{{co, ours}, {cd, dov}} {
+		if err := restore(e.c, nil, ` +FLAGS.SILENT (\Seen)`, e.e.seen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compare("restored")
 }
 
 // runOnce runs a line as Measure does, with one run after the warm-up.

@@ -33,7 +33,7 @@ func TestLoaders(t *testing.T) {
 		t.Log("dovecot not installed: skipping its loader check")
 		return
 	}
-	d, err := StartDovecot()
+	d, err := StartDovecot(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -78,6 +79,18 @@ func ViewDefinition(msgs []Message, i int) string {
 	}
 }
 
+// VirtualViews are the views Prepare defines (name → SEARCH program over
+// INBOX), for Dovecot's virtual plugin (StartDovecot): its saved-search
+// mailboxes are brought up to date when read, as ours are after a large flag
+// change (the like-for-like peer of StoreUnseenThenStatusVirtual).
+func VirtualViews(msgs []Message) map[string]string {
+	v := map[string]string{}
+	for i := range Views {
+		v[fmt.Sprintf("v%03d", i)] = ViewDefinition(msgs, i)
+	}
+	return v
+}
+
 // Prepare creates the folders (IMAP CREATE + UID COPY), the views (define
 // is nil for a server without query mailboxes: then each becomes a folder
 // filled by UID COPY of what SEARCH finds for the definition) and IdleBox;
@@ -127,6 +140,13 @@ func Prepare(t *Target, msgs []Message, define func(name, def string) error) (*E
 	}
 	if err := c.Stream("CREATE IdleBox", nil); err != nil {
 		return nil, err
+	}
+	// A virtual mailbox's index is built when it is first opened: not in a
+	// line's warm-up.
+	for _, name := range slices.Sorted(maps.Values(t.Virtual)) {
+		if err := c.Stream("STATUS "+name+" (MESSAGES UIDNEXT UNSEEN)", nil); err != nil {
+			return nil, err
+		}
 	}
 	return e, e.scan(c)
 }
@@ -418,18 +438,12 @@ func IMAPLines() []Line {
 		// to the reader is counted. Before each run the flags are restored
 		// and the views read, so every run's STORE moves 16,000 memberships.
 		{Name: `UID STORE 1:* -FLAGS (\Seen), then STATUS of every mailbox one at a time (both timed)`, Key: "StoreUnseenThenStatus", Runs: 5,
-			Run: func(e *Env, c *imaptest.Client) ([]float64, error) {
-				t0 := time.Now()
-				if _, err := timed(c, `UID STORE 1:* -FLAGS (\Seen)`, "FETCH", -1); err != nil {
-					return nil, err
-				}
-				err := statusEach(c, e.Mailboxes)
-				d := ms(time.Since(t0))
-				if err = restore(c, err, ` +FLAGS.SILENT (\Seen)`, e.seen); err != nil {
-					return nil, err
-				}
-				return d, statusEach(c, e.Mailboxes)
-			}},
+			Run: storeThenStatus(false)},
+		// The same on Dovecot with its views as virtual-plugin mailboxes
+		// (Target.Virtual) instead of folders holding copies: both servers
+		// then bring a view up to date when it is read.
+		{Name: `UID STORE 1:* -FLAGS (\Seen), then STATUS of every mailbox one at a time; Dovecot's views are virtual-plugin mailboxes (both timed)`,
+			Key: "StoreUnseenThenStatusVirtual", Runs: 5, Run: storeThenStatus(true)},
 		{Name: "start-up: connect + LOGIN + LIST + STATUS of every mailbox (pipelined)", Key: "StartupStatus", Runs: 5, Goal: "ratio ≤ 1.0", Run: startup},
 		{Name: "start-up: connect + LOGIN + LIST RETURN (STATUS) (LIST-STATUS)", Key: "StartupListStatus", Runs: 5, Run: startupListStatus},
 		{Name: "50 concurrent clients: connect + LOGIN + SELECT INBOX (wall time)", Key: "Concurrent50Open", Runs: 3, Run: concurrentOpen},
@@ -572,6 +586,34 @@ func startup(e *Env, _ *imaptest.Client) ([]float64, error) {
 
 // statusEach sends STATUS for each mailbox, waiting for each answer before
 // the next command, as a client that does not pipeline does.
+// storeThenStatus times UID STORE 1:* -FLAGS (\Seen) and then a STATUS of
+// every mailbox, one at a time; the restore (and its views' catch-up, by a
+// STATUS of each) is not timed. virtual: the views are read as Dovecot's
+// virtual-plugin mailboxes where the target has them.
+func storeThenStatus(virtual bool) func(e *Env, c *imaptest.Client) ([]float64, error) {
+	return func(e *Env, c *imaptest.Client) ([]float64, error) {
+		names := e.Mailboxes
+		if virtual && e.Virtual != nil {
+			names = slices.Clone(names)
+			for i, n := range names {
+				if v, ok := e.Virtual[n]; ok {
+					names[i] = v
+				}
+			}
+		}
+		t0 := time.Now()
+		if _, err := timed(c, `UID STORE 1:* -FLAGS (\Seen)`, "FETCH", -1); err != nil {
+			return nil, err
+		}
+		err := statusEach(c, names)
+		d := ms(time.Since(t0))
+		if err = restore(c, err, ` +FLAGS.SILENT (\Seen)`, e.seen); err != nil {
+			return nil, err
+		}
+		return d, statusEach(c, names)
+	}
+}
+
 func statusEach(c *imaptest.Client, names []string) error {
 	if len(names) < Folders+Views {
 		return fmt.Errorf("%d mailboxes", len(names))

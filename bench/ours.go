@@ -22,6 +22,10 @@ type Target struct {
 	NotifyAddr string // a second server process on the same mail (cross-process IDLE); may equal Addr
 	User, Pass string
 	Stop       func()
+	// Virtual maps a view's name to the same view as a mailbox of Dovecot's
+	// virtual plugin (VirtualViews), for the line that compares views with
+	// their like-for-like peer; nil on ours, whose views are the views.
+	Virtual map[string]string
 }
 
 // Ours is Decimail on a fresh database: one imapd per store, two stores (two
