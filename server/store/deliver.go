@@ -251,6 +251,8 @@ func (m *pending) delivered() []Delivered {
 // deliverPending prepares the messages' copies and stores them in one
 // transaction (deliverTx), retrying when the user's mailboxes changed.
 func (s *Store) deliverPending(ctx context.Context, ms []*pending, q *Outbound) (qid int64, err error) {
+	s.delivering.Add(1)
+	defer s.delivering.Add(-1)
 	defer func() {
 		if err != nil {
 			for _, m := range ms {

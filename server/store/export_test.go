@@ -121,3 +121,6 @@ func (s *Store) CatchUps() int64 { return s.catchUps.Load() }
 // FlagsSinceSQL is flagsSinceSQL: the flags rows of user u changed since,
 // passing over logged statements within lo..hi.
 func FlagsSinceSQL(u, since, lo, hi string) string { return flagsSinceSQL(u, since, lo, hi) }
+
+// IndexQuiet is how long deliveries pause before the indexer runs.
+const IndexQuiet = indexQuiet

@@ -146,6 +146,7 @@ type Store struct {
 	views        sync.Map      // user id -> *viewsCache, the views deliveries match (deliver.go)
 	sinceIndex   atomic.Int64  // deliveries since the indexer's last complete pass (indexer.go)
 	lastDelivery atomic.Int64  // its time, Unix nanoseconds
+	delivering   atomic.Int64  // deliveries in progress (deliverPending): not a pause for the indexer
 	wake         chan struct{} // wakes the indexer
 	indexerDone  chan struct{}
 	indexPassed  atomic.Pointer[func(indexed int)] // tests: called after each indexer pass (export_test.go)
