@@ -584,8 +584,6 @@ func startup(e *Env, _ *imaptest.Client) ([]float64, error) {
 	return ms(d), nil
 }
 
-// statusEach sends STATUS for each mailbox, waiting for each answer before
-// the next command, as a client that does not pipeline does.
 // storeThenStatus times UID STORE 1:* -FLAGS (\Seen) and then a STATUS of
 // every mailbox, one at a time; the restore (and its views' catch-up, by a
 // STATUS of each) is not timed. virtual: the views are read as Dovecot's
@@ -614,6 +612,8 @@ func storeThenStatus(virtual bool) func(e *Env, c *imaptest.Client) ([]float64, 
 	}
 }
 
+// statusEach sends STATUS for each mailbox, waiting for each answer before
+// the next command, as a client that does not pipeline does.
 func statusEach(c *imaptest.Client, names []string) error {
 	if len(names) < Folders+Views {
 		return fmt.Errorf("%d mailboxes", len(names))
