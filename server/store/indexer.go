@@ -9,7 +9,8 @@ import (
 // extracting and merging the trigrams of header_text and body_text was half
 // of its Postgres CPU. The indexer indexes the text in batches, off the
 // delivery path:
-//   - once deliveries pause for indexQuiet, so a burst is stored at full speed;
+//   - once deliveries pause for indexQuiet with none in progress, so a burst
+//     is stored at full speed;
 //   - at once when this process has delivered IndexBacklog messages since its
 //     last pass, so during a long burst the unindexed rows, which a search
 //     reads without the trigram indexes, stay bounded;
@@ -47,11 +48,9 @@ func (s *Store) delivered() {
 // indexWait is how much longer the indexer waits: 0 once deliveries have
 // paused for indexQuiet with none in progress, or when the backlog is
 // IndexBacklog messages. A delivery in progress is not a pause, however
-// long it takes: a burst's delivery that waited 300 ms (behind a commit, or
-// the insert that merges a full GIN pending list) let a pass of the indexer
-// (a batch and six pending-list merges, about half a second of Postgres
-// CPU) run inside the burst, and the 400-message SMTP line fell below its
-// goal (bench/ANALYSIS.md).
+// long it waits (behind a commit, or the insert that merges a full GIN
+// pending list): otherwise a pass (a batch and six pending-list merges,
+// about half a second of Postgres CPU) could start inside a burst.
 func (s *Store) indexWait() time.Duration {
 	if s.sinceIndex.Load() >= IndexBacklog {
 		return 0
