@@ -1158,10 +1158,9 @@ func TestZeroBoxRefused(t *testing.T) {
 
 // TestIndexerWaitsForDeliveryInProgress: a delivery in progress is not a
 // pause, however long it waits. A burst's delivery that waited 300 ms (here:
-// behind a lock on the user, as behind a slow commit) let the indexer run a
-// pass, half a second of Postgres CPU, inside the burst (the SMTP line of
-// bench/RESULTS.md fell below its goal). The indexer indexes once the
-// delivery is done and the quiet time has passed.
+// behind a lock on the user, as behind a slow commit) let the indexer start
+// a pass, half a second of Postgres CPU, inside the burst. The indexer
+// indexes once the delivery is done and the quiet time has passed.
 func TestIndexerWaitsForDeliveryInProgress(t *testing.T) {
 	s, u := newStore(t)
 	ctx := context.Background()
