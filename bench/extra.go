@@ -163,13 +163,11 @@ func StartServe(ctx context.Context, dsn string, args ...string) (*Process, erro
 			return nil, fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeLoopback()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	addr := l.Addr().String()
-	l.Close()
 	cmd := exec.Command(bin, append([]string{"serve", "-imap", addr, "-smtp", "", "-submission", ""}, args...)...)
 	cmd.Env = append(os.Environ(), "DECIMAIL_DATABASE_URL="+dsn, "DECIMAIL_SPOOL="+filepath.Join(dir, "spool"))
 	logf, err := os.Create(filepath.Join(dir, "serve.log"))
